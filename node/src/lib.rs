@@ -1,0 +1,10 @@
+//! The Raft key-value node that faultline tests.
+//!
+//! - [`raft`]: the pure Raft core (no I/O, no clock), in the shape of etcd's
+//!   raft: `tick`, `step`, `propose` in, a `Ready` out.
+//! - [`sim`]: a deterministic in-memory cluster that checks the Raft safety
+//!   properties after every step; the tests and the core benchmark use it.
+#![deny(missing_docs)]
+
+pub mod raft;
+pub mod sim;

@@ -1,0 +1,120 @@
+//! The core's settings, in ticks.
+
+use thiserror::Error;
+
+/// The settings of one Raft server. Times are in ticks; the node turns
+/// milliseconds into ticks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Lower bound of the randomized election timeout (inclusive). Default 150.
+    pub election_timeout_min: u64,
+    /// Upper bound of the randomized election timeout (inclusive). Default 300.
+    pub election_timeout_max: u64,
+    /// Interval between a leader's heartbeats. Default 50.
+    pub heartbeat_interval: u64,
+    /// Campaign with a pre-vote round first (thesis §9.6). Default off.
+    pub pre_vote: bool,
+    /// A leader steps down when it has not heard from a majority within an
+    /// election timeout, and followers ignore votes while they hear from a
+    /// leader. Default off.
+    pub check_quorum: bool,
+    /// The most entries one AppendEntries carries. Default 256.
+    pub max_entries_per_message: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            election_timeout_min: 150,
+            election_timeout_max: 300,
+            heartbeat_interval: 50,
+            pre_vote: false,
+            check_quorum: false,
+            max_entries_per_message: 256,
+        }
+    }
+}
+
+/// A setting that cannot work.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// min > max, or zero.
+    #[error("election timeout range {min}..{max} is empty or zero")]
+    EmptyElectionRange {
+        /// Lower bound.
+        min: u64,
+        /// Upper bound.
+        max: u64,
+    },
+    /// The heartbeat must come well before followers time out.
+    #[error(
+        "heartbeat interval {heartbeat} must be shorter than the election timeout minimum {min}"
+    )]
+    HeartbeatTooSlow {
+        /// Heartbeat interval.
+        heartbeat: u64,
+        /// Election timeout minimum.
+        min: u64,
+    },
+    /// Zero heartbeat or zero batch.
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+}
+
+impl Config {
+    /// Check the cross-field constraints.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.election_timeout_min == 0 || self.election_timeout_min > self.election_timeout_max {
+            return Err(ConfigError::EmptyElectionRange {
+                min: self.election_timeout_min,
+                max: self.election_timeout_max,
+            });
+        }
+        if self.heartbeat_interval == 0 {
+            return Err(ConfigError::Zero("heartbeat interval"));
+        }
+        if self.max_entries_per_message == 0 {
+            return Err(ConfigError::Zero("max entries per message"));
+        }
+        if self.heartbeat_interval >= self.election_timeout_min {
+            return Err(ConfigError::HeartbeatTooSlow {
+                heartbeat: self.heartbeat_interval,
+                min: self.election_timeout_min,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_rejects_impossible_settings() {
+        let ok = Config::default();
+        assert_eq!(ok.validate(), Ok(()));
+        let c = Config {
+            election_timeout_min: 300,
+            election_timeout_max: 150,
+            ..ok.clone()
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::EmptyElectionRange { .. })
+        ));
+        let c = Config {
+            heartbeat_interval: 150,
+            ..ok.clone()
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::HeartbeatTooSlow { .. })
+        ));
+        let c = Config {
+            heartbeat_interval: 0,
+            ..ok
+        };
+        assert!(matches!(c.validate(), Err(ConfigError::Zero(_))));
+    }
+}

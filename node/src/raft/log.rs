@@ -1,0 +1,143 @@
+//! The in-memory view of the Raft log, and which part of it is not yet durable.
+
+use super::types::Entry;
+
+/// The log as the core sees it. Indexes start at 1; index 0 is the empty
+/// prefix with term 0.
+///
+/// Invariant: `entries[i].index == i + 1`.
+#[derive(Debug, Default)]
+pub struct RaftLog {
+    entries: Vec<Entry>,
+    /// The lowest index whose durable copy may differ from memory (every index
+    /// from here on must be rewritten by the next persist).
+    /// Invariant: `1 <= unstable_from <= last_index() + 1`.
+    unstable_from: u64,
+    /// The last index that is durable (as of the last `take_unstable`).
+    persisted_last: u64,
+}
+
+/// Log changes that must reach stable storage.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LogWrite {
+    /// Remove every stored entry with index >= this before appending.
+    pub truncate_from: Option<u64>,
+    /// The entries to append, in order.
+    pub entries: Vec<Entry>,
+}
+
+impl RaftLog {
+    /// A log restored from storage; all of it is durable.
+    pub fn restore(entries: Vec<Entry>) -> Self {
+        debug_assert!(entries
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.index == i as u64 + 1));
+        let last = entries.len() as u64;
+        RaftLog {
+            entries,
+            unstable_from: last + 1,
+            persisted_last: last,
+        }
+    }
+
+    /// Index of the last entry (0 when empty).
+    pub fn last_index(&self) -> u64 {
+        self.entries.len() as u64
+    }
+
+    /// Term of the last entry (0 when empty).
+    pub fn last_term(&self) -> u64 {
+        self.entries.last().map_or(0, |e| e.term)
+    }
+
+    /// Term of the entry at `index`: `Some(0)` for index 0, `None` past the end.
+    pub fn term(&self, index: u64) -> Option<u64> {
+        if index == 0 {
+            return Some(0);
+        }
+        self.entries.get(index as usize - 1).map(|e| e.term)
+    }
+
+    /// The entry at `index`, if present.
+    pub fn entry(&self, index: u64) -> Option<&Entry> {
+        if index == 0 {
+            return None;
+        }
+        self.entries.get(index as usize - 1)
+    }
+
+    /// Up to `max` entries from `from` on.
+    pub fn slice(&self, from: u64, max: usize) -> Vec<Entry> {
+        let start = (from.max(1) - 1) as usize;
+        if start >= self.entries.len() {
+            return Vec::new();
+        }
+        let end = (start + max).min(self.entries.len());
+        self.entries[start..end].to_vec()
+    }
+
+    /// Entries `from..=to`.
+    pub fn range(&self, from: u64, to: u64) -> Vec<Entry> {
+        if from > to {
+            return Vec::new();
+        }
+        self.slice(from, (to - from + 1) as usize)
+    }
+
+    /// The first index holding `term`, searching down from `index` (for the
+    /// conflict hint): the start of the run of `term` that contains `index`.
+    pub fn first_index_of_term_at(&self, index: u64) -> u64 {
+        let Some(t) = self.term(index) else {
+            return self.last_index() + 1;
+        };
+        let mut i = index;
+        while i > 1 && self.term(i - 1) == Some(t) {
+            i -= 1;
+        }
+        i
+    }
+
+    /// The last index at or below `upto` whose entry has `term`, if any.
+    pub fn last_index_of_term(&self, term: u64, upto: u64) -> Option<u64> {
+        let mut i = upto.min(self.last_index());
+        while i > 0 {
+            let t = self.term(i)?;
+            if t == term {
+                return Some(i);
+            }
+            if t < term {
+                return None;
+            }
+            i -= 1;
+        }
+        None
+    }
+
+    /// Append one entry at the end.
+    pub fn push(&mut self, entry: Entry) {
+        debug_assert_eq!(entry.index, self.last_index() + 1);
+        self.entries.push(entry);
+    }
+
+    /// Remove every entry with index >= `from`.
+    pub fn truncate(&mut self, from: u64) {
+        self.entries.truncate((from.max(1) - 1) as usize);
+        self.unstable_from = self.unstable_from.min(from);
+    }
+
+    /// What has changed since the last call, to be persisted; afterwards the
+    /// whole log counts as durable.
+    pub fn take_unstable(&mut self) -> LogWrite {
+        let last = self.last_index();
+        let from = self.unstable_from.min(last + 1);
+        let truncate_from = (from <= self.persisted_last).then_some(from);
+        let entries = self.range(from, last);
+        self.unstable_from = last + 1;
+        self.persisted_last = last;
+        LogWrite {
+            truncate_from,
+            entries,
+        }
+    }
+}

@@ -1,0 +1,771 @@
+//! The pure Raft core: no I/O, no clock, no threads.
+//!
+//! Inputs are [`Raft::tick`], [`Raft::step`] and [`Raft::propose`]; after any
+//! of them the caller takes a [`Ready`] with [`Raft::take_ready`], persists its
+//! hard state and log changes, sends `messages` at once and
+//! `persisted_messages` only after the persist is durable, then applies
+//! `committed` in order. Randomness (the election timeout) comes from a seeded
+//! RNG, so a simulation that drives several cores replays exactly from a seed.
+//!
+//! The role logic follows the paper: [`Raft::step`] settles terms first and
+//! then hands the message to `step_leader`, `step_candidate` or `step_follower`.
+
+pub mod config;
+pub mod log;
+pub mod progress;
+pub mod quorum;
+pub mod types;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+pub use config::{Config, ConfigError};
+pub use log::{LogWrite, RaftLog};
+pub use progress::{Progress, ProgressState};
+pub use quorum::{Configuration, VoteResult};
+pub use types::{ConflictHint, Entry, EntryData, HardState, Message, MessageBody, NodeId};
+
+/// A server's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Follows a leader (or waits for one).
+    Follower,
+    /// Running a pre-vote round; its term has not changed yet.
+    PreCandidate,
+    /// Campaigning in its own new term.
+    Candidate,
+    /// The leader of its term.
+    Leader,
+}
+
+/// Why a proposal was refused. The proposal certainly did not enter the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProposeError {
+    /// This server is not the leader; `leader` is its best guess.
+    NotLeader {
+        /// The leader this server last heard from in its current term.
+        leader: Option<NodeId>,
+    },
+}
+
+/// Everything the caller must do after an input.
+#[derive(Debug, Default)]
+pub struct Ready {
+    /// The new hard state, when it changed; persist before `persisted_messages`.
+    pub hard_state: Option<HardState>,
+    /// Log changes to persist before `persisted_messages`.
+    pub log: LogWrite,
+    /// Messages that may leave at once (a leader's AppendEntries: the leader
+    /// counts its own entry only once this Ready is handled).
+    pub messages: Vec<Message>,
+    /// Messages that may only leave after the persist above is durable: votes
+    /// and AppendEntries answers promise something about stable storage.
+    pub persisted_messages: Vec<Message>,
+    /// Newly committed entries to apply, in index order.
+    pub committed: Vec<Entry>,
+}
+
+impl Ready {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.hard_state.is_none()
+            && self.log.truncate_from.is_none()
+            && self.log.entries.is_empty()
+            && self.messages.is_empty()
+            && self.persisted_messages.is_empty()
+            && self.committed.is_empty()
+    }
+}
+
+/// A snapshot of a server's volatile and persistent state, for status requests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// The server.
+    pub id: NodeId,
+    /// Its role.
+    pub role: Role,
+    /// Its current term.
+    pub term: u64,
+    /// Whom it voted for in `term`.
+    pub vote: Option<NodeId>,
+    /// The leader it knows of in `term`.
+    pub leader: Option<NodeId>,
+    /// Highest index known committed.
+    pub commit_index: u64,
+    /// Highest index handed out for applying.
+    pub applied_index: u64,
+    /// Index of its last log entry.
+    pub last_log_index: u64,
+    /// Term of its last log entry.
+    pub last_log_term: u64,
+    /// The voters of its configuration.
+    pub voters: Vec<NodeId>,
+}
+
+/// One Raft server's state machine.
+pub struct Raft {
+    id: NodeId,
+    config: Config,
+    conf: Configuration,
+    /// Persistent: latest term seen, vote in that term.
+    hard: HardState,
+    hard_dirty: bool,
+    log: RaftLog,
+    /// Highest index known committed. Invariant: `applied <= commit <= log.last_index()`.
+    commit: u64,
+    /// Highest index handed to the caller in `Ready::committed`.
+    applied: u64,
+    role: Role,
+    leader: Option<NodeId>,
+    /// Ticks since the last reset: of the election timer (follower,
+    /// candidate) or of the check-quorum round (leader).
+    election_elapsed: u64,
+    /// Ticks since the leader's last heartbeat.
+    heartbeat_elapsed: u64,
+    /// This term's election timeout, drawn from the configured range.
+    randomized_timeout: u64,
+    /// Answers in the current (pre-)election.
+    votes: HashMap<NodeId, bool>,
+    /// Leader only: one entry per other voter.
+    progress: BTreeMap<NodeId, Progress>,
+    rng: ChaCha8Rng,
+    messages: Vec<Message>,
+    persisted_messages: Vec<Message>,
+}
+
+impl Raft {
+    /// A server restored from its stable state (`hard` and `entries` as last
+    /// persisted; both empty for a new server). Panics if `config` does not
+    /// validate or `id` is not a voter: callers validate user input first.
+    pub fn new(
+        id: NodeId,
+        config: Config,
+        conf: Configuration,
+        hard: HardState,
+        entries: Vec<Entry>,
+        seed: u64,
+    ) -> Self {
+        if let Err(e) = config.validate() {
+            panic!("invalid Raft config: {e}");
+        }
+        let mut raft = Raft {
+            id,
+            config,
+            conf,
+            hard,
+            hard_dirty: false,
+            log: RaftLog::restore(entries),
+            commit: 0,
+            applied: 0,
+            role: Role::Follower,
+            leader: None,
+            election_elapsed: 0,
+            heartbeat_elapsed: 0,
+            randomized_timeout: 0,
+            votes: HashMap::new(),
+            progress: BTreeMap::new(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            messages: Vec::new(),
+            persisted_messages: Vec::new(),
+        };
+        raft.reset_randomized_timeout();
+        raft
+    }
+
+    // ---- accessors ----------------------------------------------------
+
+    /// This server's id.
+    pub fn id(&self) -> &NodeId {
+        &self.id
+    }
+    /// Current role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    /// Current term.
+    pub fn term(&self) -> u64 {
+        self.hard.term
+    }
+    /// The leader known in the current term.
+    pub fn leader(&self) -> Option<&NodeId> {
+        self.leader.as_ref()
+    }
+    /// Commit index.
+    pub fn commit_index(&self) -> u64 {
+        self.commit
+    }
+    /// The log.
+    pub fn log(&self) -> &RaftLog {
+        &self.log
+    }
+    /// The hard state (term and vote).
+    pub fn hard_state(&self) -> &HardState {
+        &self.hard
+    }
+    /// The voting configuration.
+    pub fn configuration(&self) -> &Configuration {
+        &self.conf
+    }
+    /// The leader's view of a follower.
+    pub fn progress(&self, id: &str) -> Option<&Progress> {
+        self.progress.get(id)
+    }
+
+    /// A snapshot for status requests.
+    pub fn status(&self) -> Status {
+        Status {
+            id: self.id.clone(),
+            role: self.role,
+            term: self.hard.term,
+            vote: self.hard.vote.clone(),
+            leader: self.leader.clone(),
+            commit_index: self.commit,
+            applied_index: self.applied,
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+            voters: self.conf.voters().into_iter().collect(),
+        }
+    }
+
+    // ---- inputs -------------------------------------------------------
+
+    /// Advance logical time by one tick.
+    pub fn tick(&mut self) {
+        self.election_elapsed += 1;
+        match self.role {
+            Role::Leader => {
+                self.heartbeat_elapsed += 1;
+                if self.election_elapsed >= self.config.election_timeout_min {
+                    self.election_elapsed = 0;
+                    if self.config.check_quorum && !self.quorum_active() {
+                        self.become_follower(self.hard.term, None);
+                        return;
+                    }
+                }
+                if self.heartbeat_elapsed >= self.config.heartbeat_interval {
+                    self.heartbeat_elapsed = 0;
+                    self.broadcast_heartbeat();
+                }
+            }
+            _ => {
+                if self.election_elapsed >= self.randomized_timeout && self.conf.contains(&self.id)
+                {
+                    self.start_election();
+                }
+            }
+        }
+    }
+
+    /// Append a command to the log if this server is the leader. Returns the
+    /// entry's (index, term); the command is applied once `Ready::committed`
+    /// hands it out.
+    pub fn propose(&mut self, command: Vec<u8>) -> Result<(u64, u64), ProposeError> {
+        if self.role != Role::Leader {
+            return Err(ProposeError::NotLeader {
+                leader: self.leader.clone(),
+            });
+        }
+        let index = self.append_own(EntryData::Command(command));
+        self.broadcast_append();
+        self.maybe_commit();
+        Ok((index, self.hard.term))
+    }
+
+    /// Handle a message from another server.
+    pub fn step(&mut self, msg: Message) {
+        if msg.to != self.id {
+            return;
+        }
+        let term = self.hard.term;
+        if msg.term > term {
+            match &msg.body {
+                MessageBody::RequestVote { pre_vote, .. } => {
+                    if self.in_lease() {
+                        // Check-quorum: while we hear from a live leader, a
+                        // disruptive candidate is ignored (thesis §4.2.3).
+                        return;
+                    }
+                    if !pre_vote {
+                        self.become_follower(msg.term, None);
+                    }
+                }
+                // A granted pre-vote answer carries the term we would run in.
+                MessageBody::RequestVoteResponse {
+                    pre_vote: true,
+                    granted: true,
+                } => {}
+                MessageBody::AppendEntries { .. } => {
+                    self.become_follower(msg.term, Some(msg.from.clone()));
+                }
+                _ => self.become_follower(msg.term, None),
+            }
+        } else if msg.term < term {
+            // Stale sender: answer requests with our term so it steps down.
+            match msg.body {
+                MessageBody::AppendEntries { prev_log_index, .. } => {
+                    self.send(
+                        msg.from,
+                        MessageBody::AppendEntriesResponse {
+                            success: false,
+                            match_index: 0,
+                            reject_index: prev_log_index,
+                            hint: None,
+                        },
+                    );
+                }
+                MessageBody::RequestVote { pre_vote, .. } => {
+                    self.send(
+                        msg.from,
+                        MessageBody::RequestVoteResponse {
+                            granted: false,
+                            pre_vote,
+                        },
+                    );
+                }
+                _ => {}
+            }
+            return;
+        }
+
+        if let MessageBody::RequestVote {
+            last_log_index,
+            last_log_term,
+            pre_vote,
+        } = msg.body
+        {
+            self.handle_request_vote(msg.from, msg.term, last_log_index, last_log_term, pre_vote);
+            return;
+        }
+        match self.role {
+            Role::Leader => self.step_leader(msg),
+            Role::Candidate | Role::PreCandidate => self.step_candidate(msg),
+            Role::Follower => self.step_follower(msg),
+        }
+    }
+
+    /// Hand over everything the caller must do; afterwards the core counts
+    /// the log and hard state as persisted and the committed entries as applied.
+    pub fn take_ready(&mut self) -> Ready {
+        let hard_state = std::mem::take(&mut self.hard_dirty).then(|| self.hard.clone());
+        let log = self.log.take_unstable();
+        let committed = self.log.range(self.applied + 1, self.commit);
+        self.applied = self.commit;
+        Ready {
+            hard_state,
+            log,
+            messages: std::mem::take(&mut self.messages),
+            persisted_messages: std::mem::take(&mut self.persisted_messages),
+            committed,
+        }
+    }
+
+    // ---- roles --------------------------------------------------------
+
+    fn step_leader(&mut self, msg: Message) {
+        let MessageBody::AppendEntriesResponse {
+            success,
+            match_index,
+            reject_index,
+            hint,
+        } = msg.body
+        else {
+            // Another leader in our own term cannot exist (election safety);
+            // a vote answer after we won is old news.
+            return;
+        };
+        let last_index = self.log.last_index();
+        let Some(pr) = self.progress.get_mut(&msg.from) else {
+            return;
+        };
+        pr.recent_active = true;
+        if success {
+            if pr.on_success(match_index) {
+                self.maybe_commit();
+            }
+        } else {
+            let next = match hint {
+                Some(ConflictHint {
+                    term: Some(t),
+                    first_index,
+                }) => self
+                    .log
+                    .last_index_of_term(t, reject_index)
+                    .map_or(first_index, |i| i + 1),
+                Some(ConflictHint {
+                    term: None,
+                    first_index,
+                }) => first_index,
+                None => reject_index,
+            };
+            let pr = self.progress.get_mut(&msg.from).expect("checked above");
+            if !pr.on_reject(reject_index, next) {
+                return;
+            }
+        }
+        let pr = &self.progress[&msg.from];
+        if pr.next_index <= last_index || !success {
+            self.send_append(msg.from);
+        }
+    }
+
+    fn step_candidate(&mut self, msg: Message) {
+        match msg.body {
+            MessageBody::AppendEntries { .. } => {
+                // A leader of our term exists: it won (paper §5.2).
+                self.become_follower(msg.term, Some(msg.from.clone()));
+                self.handle_append_entries(msg);
+            }
+            MessageBody::RequestVoteResponse { granted, pre_vote } => {
+                if pre_vote != (self.role == Role::PreCandidate) {
+                    return; // an answer to the other kind of round
+                }
+                self.votes.insert(msg.from, granted);
+                match self.conf.vote_result(&self.votes) {
+                    VoteResult::Won if self.role == Role::PreCandidate => self.campaign(),
+                    VoteResult::Won => self.become_leader(),
+                    VoteResult::Lost => self.become_follower(self.hard.term, None),
+                    VoteResult::Pending => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn step_follower(&mut self, msg: Message) {
+        if let MessageBody::AppendEntries { .. } = msg.body {
+            self.election_elapsed = 0;
+            self.leader = Some(msg.from.clone());
+            self.handle_append_entries(msg);
+        }
+    }
+
+    // ---- rules --------------------------------------------------------
+
+    /// RequestVote receiver (Figure 2): grant when the candidate's log is at
+    /// least as up-to-date as ours and we have not voted for another in this term.
+    fn handle_request_vote(
+        &mut self,
+        from: NodeId,
+        term: u64,
+        last_index: u64,
+        last_term: u64,
+        pre_vote: bool,
+    ) {
+        let up_to_date = last_term > self.log.last_term()
+            || (last_term == self.log.last_term() && last_index >= self.log.last_index());
+        // etcd's rule: a repeated vote for the same candidate, a fresh vote
+        // when we know no leader, or a pre-vote for a later term.
+        let can_vote = self.hard.vote.as_ref() == Some(&from)
+            || (self.hard.vote.is_none() && self.leader.is_none())
+            || (pre_vote && term > self.hard.term);
+        // Pre-vote: refuse while a leader was heard within a timeout (thesis §9.6).
+        let recently_led = pre_vote
+            && self.leader.is_some()
+            && self.election_elapsed < self.config.election_timeout_min;
+        let granted = can_vote && up_to_date && !recently_led;
+        if granted && !pre_vote {
+            self.hard.vote = Some(from.clone());
+            self.hard_dirty = true;
+            self.election_elapsed = 0;
+        }
+        // A granted pre-vote answer carries the proposed term; everything
+        // else carries ours.
+        let reply_term = if pre_vote && granted {
+            term
+        } else {
+            self.hard.term
+        };
+        self.persisted_messages.push(Message {
+            from: self.id.clone(),
+            to: from,
+            term: reply_term,
+            body: MessageBody::RequestVoteResponse { granted, pre_vote },
+        });
+    }
+
+    /// AppendEntries receiver (Figure 2), with the conflict hint for fast back-off.
+    fn handle_append_entries(&mut self, msg: Message) {
+        let MessageBody::AppendEntries {
+            prev_log_index,
+            prev_log_term,
+            entries,
+            leader_commit,
+        } = msg.body
+        else {
+            return;
+        };
+        let reply = |success, match_index, hint| MessageBody::AppendEntriesResponse {
+            success,
+            match_index,
+            reject_index: prev_log_index,
+            hint,
+        };
+        // Reply false if the log does not contain an entry at prevLogIndex
+        // whose term matches prevLogTerm.
+        match self.log.term(prev_log_index) {
+            None => {
+                let hint = ConflictHint {
+                    term: None,
+                    first_index: self.log.last_index() + 1,
+                };
+                self.send_persisted(msg.from, reply(false, 0, Some(hint)));
+                return;
+            }
+            Some(t) if t != prev_log_term => {
+                let hint = ConflictHint {
+                    term: Some(t),
+                    first_index: self.log.first_index_of_term_at(prev_log_index),
+                };
+                self.send_persisted(msg.from, reply(false, 0, Some(hint)));
+                return;
+            }
+            Some(_) => {}
+        }
+        // If an existing entry conflicts with a new one (same index, different
+        // term), delete it and all that follow; append entries not already in the log.
+        let last_new = prev_log_index + entries.len() as u64;
+        for entry in entries {
+            match self.log.term(entry.index) {
+                Some(t) if t == entry.term => continue,
+                Some(_) => {
+                    assert!(
+                        entry.index > self.commit,
+                        "{}: leader {} asked to overwrite committed entry {} (commit {})",
+                        self.id,
+                        msg.from,
+                        entry.index,
+                        self.commit
+                    );
+                    self.log.truncate(entry.index);
+                    self.log.push(entry);
+                }
+                None => self.log.push(entry),
+            }
+        }
+        // commitIndex = min(leaderCommit, index of last new entry): only what
+        // this message proved to match the leader.
+        let new_commit = leader_commit.min(last_new);
+        if new_commit > self.commit {
+            self.commit = new_commit;
+        }
+        self.send_persisted(msg.from, reply(true, last_new, None));
+    }
+
+    fn start_election(&mut self) {
+        if self.config.pre_vote {
+            self.pre_campaign();
+        } else {
+            self.campaign();
+        }
+    }
+
+    fn pre_campaign(&mut self) {
+        self.role = Role::PreCandidate;
+        self.leader = None;
+        self.election_elapsed = 0;
+        self.reset_randomized_timeout();
+        self.votes.clear();
+        self.votes.insert(self.id.clone(), true);
+        self.request_votes(self.hard.term + 1, true);
+    }
+
+    /// Become candidate: increment the term, vote for self, ask the others.
+    fn campaign(&mut self) {
+        self.role = Role::Candidate;
+        self.hard.term += 1;
+        self.hard.vote = Some(self.id.clone());
+        self.hard_dirty = true;
+        self.leader = None;
+        self.election_elapsed = 0;
+        self.reset_randomized_timeout();
+        self.votes.clear();
+        self.votes.insert(self.id.clone(), true);
+        self.request_votes(self.hard.term, false);
+    }
+
+    fn request_votes(&mut self, term: u64, pre_vote: bool) {
+        if self.conf.vote_result(&self.votes) == VoteResult::Won {
+            if pre_vote {
+                self.campaign();
+            } else {
+                self.become_leader();
+            }
+            return;
+        }
+        let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
+        for peer in self.conf.voters() {
+            if peer == self.id {
+                continue;
+            }
+            // A vote request promises our term and self-vote are durable.
+            self.persisted_messages.push(Message {
+                from: self.id.clone(),
+                to: peer,
+                term,
+                body: MessageBody::RequestVote {
+                    last_log_index,
+                    last_log_term,
+                    pre_vote,
+                },
+            });
+        }
+    }
+
+    fn become_follower(&mut self, term: u64, leader: Option<NodeId>) {
+        if term > self.hard.term {
+            self.hard.term = term;
+            self.hard.vote = None;
+            self.hard_dirty = true;
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.election_elapsed = 0;
+        self.progress.clear();
+        self.votes.clear();
+        self.reset_randomized_timeout();
+    }
+
+    fn become_leader(&mut self) {
+        self.role = Role::Leader;
+        self.leader = Some(self.id.clone());
+        self.election_elapsed = 0;
+        self.heartbeat_elapsed = 0;
+        let next = self.log.last_index() + 1;
+        self.progress = self
+            .conf
+            .voters()
+            .into_iter()
+            .filter(|p| *p != self.id)
+            .map(|p| (p, Progress::new(next)))
+            .collect();
+        // A new leader appends a no-op of its own term at once, so that it
+        // can commit everything before it (paper §8).
+        self.append_own(EntryData::Noop);
+        self.broadcast_append();
+        self.maybe_commit();
+    }
+
+    fn append_own(&mut self, data: EntryData) -> u64 {
+        let index = self.log.last_index() + 1;
+        self.log.push(Entry {
+            term: self.hard.term,
+            index,
+            data,
+        });
+        index
+    }
+
+    /// Commit the highest index stored on a majority, but only when its entry
+    /// is of the current term (paper §5.4.2, Figure 8).
+    fn maybe_commit(&mut self) {
+        let last = self.log.last_index();
+        let n = self.conf.committed_index(|id| {
+            if *id == self.id {
+                last
+            } else {
+                self.progress.get(id).map_or(0, |p| p.match_index)
+            }
+        });
+        if n > self.commit && self.log.term(n) == Some(self.hard.term) {
+            self.commit = n;
+        }
+    }
+
+    fn quorum_active(&mut self) -> bool {
+        let mut active: BTreeSet<NodeId> = BTreeSet::new();
+        active.insert(self.id.clone());
+        for (id, pr) in self.progress.iter_mut() {
+            if std::mem::take(&mut pr.recent_active) {
+                active.insert(id.clone());
+            }
+        }
+        self.conf.is_quorum(&active)
+    }
+
+    fn in_lease(&self) -> bool {
+        self.config.check_quorum
+            && self.leader.is_some()
+            && self.election_elapsed < self.config.election_timeout_min
+    }
+
+    fn broadcast_append(&mut self) {
+        let peers: Vec<NodeId> = self.progress.keys().cloned().collect();
+        for p in peers {
+            if self.progress[&p].can_send() {
+                self.send_append(p);
+            }
+        }
+    }
+
+    fn broadcast_heartbeat(&mut self) {
+        let peers: Vec<NodeId> = self.progress.keys().cloned().collect();
+        for p in peers {
+            // A heartbeat also re-sends a probe that may have been lost.
+            self.progress.get_mut(&p).expect("listed").probe_sent = false;
+            self.send_append(p);
+        }
+    }
+
+    fn send_append(&mut self, to: NodeId) {
+        let Some(pr) = self.progress.get_mut(&to) else {
+            return;
+        };
+        let prev_log_index = pr.next_index - 1;
+        let prev_log_term = self
+            .log
+            .term(prev_log_index)
+            .expect("next_index <= last_index + 1");
+        let entries = self
+            .log
+            .slice(pr.next_index, self.config.max_entries_per_message);
+        match pr.state {
+            ProgressState::Replicate => {
+                if let Some(last) = entries.last() {
+                    pr.next_index = last.index + 1;
+                }
+            }
+            ProgressState::Probe => pr.probe_sent = true,
+        }
+        let leader_commit = self.commit;
+        self.send(
+            to,
+            MessageBody::AppendEntries {
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            },
+        );
+    }
+
+    fn send(&mut self, to: NodeId, body: MessageBody) {
+        self.messages.push(Message {
+            from: self.id.clone(),
+            to,
+            term: self.hard.term,
+            body,
+        });
+    }
+
+    fn send_persisted(&mut self, to: NodeId, body: MessageBody) {
+        self.persisted_messages.push(Message {
+            from: self.id.clone(),
+            to,
+            term: self.hard.term,
+            body,
+        });
+    }
+
+    fn reset_randomized_timeout(&mut self) {
+        self.randomized_timeout = self
+            .rng
+            .gen_range(self.config.election_timeout_min..=self.config.election_timeout_max);
+    }
+}
+
+#[cfg(test)]
+mod tests;

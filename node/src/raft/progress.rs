@@ -1,0 +1,80 @@
+//! What a leader knows about each follower's log.
+
+/// How the leader sends to one follower.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgressState {
+    /// The match point is unknown: send one AppendEntries at a time and wait
+    /// for its answer (or the next heartbeat) before sending another.
+    Probe,
+    /// The follower matches up to `match_index`: stream new entries as they
+    /// come, advancing `next_index` optimistically.
+    Replicate,
+}
+
+/// The leader's view of one follower.
+///
+/// Invariant: `match_index < next_index`.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// The highest index known to be replicated on the follower.
+    pub match_index: u64,
+    /// The index of the next entry to send.
+    pub next_index: u64,
+    /// How to send.
+    pub state: ProgressState,
+    /// In `Probe`: a probe is outstanding; wait before sending another.
+    pub probe_sent: bool,
+    /// Heard from since the last check-quorum round.
+    pub recent_active: bool,
+}
+
+impl Progress {
+    /// A follower about which nothing is known yet; `next_index` starts just
+    /// past the leader's last entry (Raft paper, Figure 2).
+    pub fn new(next_index: u64) -> Self {
+        Progress {
+            match_index: 0,
+            next_index,
+            state: ProgressState::Probe,
+            probe_sent: false,
+            recent_active: false,
+        }
+    }
+
+    /// Whether the leader may send an AppendEntries now.
+    pub fn can_send(&self) -> bool {
+        match self.state {
+            ProgressState::Probe => !self.probe_sent,
+            ProgressState::Replicate => true,
+        }
+    }
+
+    /// Record a successful append up to `index`; returns whether it was news.
+    pub fn on_success(&mut self, index: u64) -> bool {
+        self.probe_sent = false;
+        self.state = ProgressState::Replicate;
+        if index > self.match_index {
+            self.match_index = index;
+            self.next_index = self.next_index.max(index + 1);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Record a rejection of `reject_index` and move `next_index` back to
+    /// `hint_next` (clamped to stay above the match point and to move back).
+    /// Returns false when the rejection is stale and was ignored.
+    pub fn on_reject(&mut self, reject_index: u64, hint_next: u64) -> bool {
+        if reject_index < self.match_index {
+            return false; // answers an older message; we already know more
+        }
+        if self.state == ProgressState::Probe && reject_index + 1 != self.next_index {
+            return false; // not the probe we are waiting for
+        }
+        self.next_index = hint_next.min(reject_index).max(self.match_index + 1);
+        self.state = ProgressState::Probe;
+        self.probe_sent = false;
+        true
+    }
+}

@@ -1,0 +1,749 @@
+//! Unit tests of single rules, named after the sentence of the paper they check.
+
+use super::*;
+
+fn ids(n: usize) -> Vec<NodeId> {
+    (1..=n).map(|i| format!("n{i}")).collect()
+}
+
+fn new_raft(id: &str, n: usize) -> Raft {
+    new_raft_with(
+        id,
+        n,
+        Config {
+            election_timeout_min: 10,
+            election_timeout_max: 20,
+            heartbeat_interval: 3,
+            ..Config::default()
+        },
+    )
+}
+
+fn new_raft_with(id: &str, n: usize, config: Config) -> Raft {
+    Raft::new(
+        id.into(),
+        config,
+        Configuration::new(ids(n)),
+        HardState::default(),
+        Vec::new(),
+        1,
+    )
+}
+
+fn entries(terms: &[u64]) -> Vec<Entry> {
+    terms
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Entry {
+            term: *t,
+            index: i as u64 + 1,
+            data: EntryData::Command(vec![i as u8]),
+        })
+        .collect()
+}
+
+fn msg(from: &str, to: &str, term: u64, body: MessageBody) -> Message {
+    Message {
+        from: from.into(),
+        to: to.into(),
+        term,
+        body,
+    }
+}
+
+fn vote_req(from: &str, to: &str, term: u64, last_log_index: u64, last_log_term: u64) -> Message {
+    msg(
+        from,
+        to,
+        term,
+        MessageBody::RequestVote {
+            last_log_index,
+            last_log_term,
+            pre_vote: false,
+        },
+    )
+}
+
+fn all_messages(rd: &Ready) -> Vec<Message> {
+    rd.messages
+        .iter()
+        .chain(rd.persisted_messages.iter())
+        .cloned()
+        .collect()
+}
+
+fn elect(r: &mut Raft) {
+    for _ in 0..40 {
+        r.tick();
+        if r.role() == Role::Candidate {
+            break;
+        }
+    }
+    let term = r.term();
+    let rd = r.take_ready();
+    for m in all_messages(&rd) {
+        r.step(msg(
+            &m.to,
+            r.id().clone().as_str(),
+            term,
+            MessageBody::RequestVoteResponse {
+                granted: true,
+                pre_vote: false,
+            },
+        ));
+    }
+    assert_eq!(r.role(), Role::Leader);
+}
+
+#[test]
+fn followers_start_an_election_when_the_timeout_elapses() {
+    let mut r = new_raft("n1", 3);
+    for _ in 0..20 {
+        r.tick();
+    }
+    assert_eq!(r.role(), Role::Candidate);
+    assert_eq!(r.term(), 1);
+    let rd = r.take_ready();
+    assert_eq!(
+        rd.hard_state,
+        Some(HardState {
+            term: 1,
+            vote: Some("n1".into())
+        })
+    );
+    // Vote requests promise the persisted self-vote: they wait for the persist.
+    assert!(rd.messages.is_empty());
+    assert_eq!(rd.persisted_messages.len(), 2);
+}
+
+#[test]
+fn a_candidate_wins_with_votes_from_a_majority() {
+    let mut r = new_raft("n1", 5);
+    elect(&mut r);
+    // A new leader appends a no-op entry of its term at once.
+    assert_eq!(r.log().last_index(), 1);
+    assert_eq!(r.log().entry(1).unwrap().data, EntryData::Noop);
+}
+
+#[test]
+fn each_server_votes_for_at_most_one_candidate_per_term() {
+    let mut r = new_raft("n1", 3);
+    r.step(vote_req("n2", "n1", 1, 0, 0));
+    r.step(vote_req("n3", "n1", 1, 0, 0));
+    let rd = r.take_ready();
+    let granted: Vec<_> = rd
+        .persisted_messages
+        .iter()
+        .map(|m| {
+            matches!(
+                m.body,
+                MessageBody::RequestVoteResponse { granted: true, .. }
+            )
+        })
+        .collect();
+    assert_eq!(granted, vec![true, false]);
+    assert_eq!(rd.hard_state.unwrap().vote, Some("n2".into()));
+}
+
+#[test]
+fn a_vote_is_granted_only_if_the_candidate_log_is_at_least_as_up_to_date() {
+    let mut r = Raft::new(
+        "n1".into(),
+        Config {
+            election_timeout_min: 10,
+            election_timeout_max: 20,
+            heartbeat_interval: 3,
+            ..Config::default()
+        },
+        Configuration::new(ids(3)),
+        HardState {
+            term: 3,
+            vote: None,
+        },
+        entries(&[1, 2, 3]),
+        1,
+    );
+    // (last index, last term, term, expect granted)
+    let cases = [
+        (3, 2, 4, false),
+        (2, 3, 5, false),
+        (3, 3, 6, true),
+        (1, 4, 7, true),
+    ];
+    for (li, lt, term, want) in cases {
+        r.step(vote_req("n2", "n1", term, li, lt));
+        let rd = r.take_ready();
+        let got = matches!(
+            rd.persisted_messages[0].body,
+            MessageBody::RequestVoteResponse { granted: true, .. }
+        );
+        assert_eq!(got, want, "candidate log ({li}, {lt}) in term {term}");
+    }
+}
+
+#[test]
+fn a_higher_term_in_any_message_turns_the_receiver_into_a_follower() {
+    let mut r = new_raft("n1", 3);
+    elect(&mut r);
+    let t = r.term();
+    r.step(msg(
+        "n2",
+        "n1",
+        t + 5,
+        MessageBody::AppendEntriesResponse {
+            success: false,
+            match_index: 0,
+            reject_index: 0,
+            hint: None,
+        },
+    ));
+    assert_eq!(r.role(), Role::Follower);
+    assert_eq!(r.term(), t + 5);
+    assert_eq!(r.hard_state().vote, None);
+}
+
+#[test]
+fn requests_with_a_stale_term_are_rejected_with_the_current_term() {
+    let mut r = Raft::new(
+        "n1".into(),
+        Config {
+            election_timeout_min: 10,
+            election_timeout_max: 20,
+            heartbeat_interval: 3,
+            ..Config::default()
+        },
+        Configuration::new(ids(3)),
+        HardState {
+            term: 5,
+            vote: None,
+        },
+        Vec::new(),
+        1,
+    );
+    r.step(msg(
+        "n2",
+        "n1",
+        3,
+        MessageBody::AppendEntries {
+            prev_log_index: 0,
+            prev_log_term: 0,
+            entries: entries(&[3]),
+            leader_commit: 1,
+        },
+    ));
+    let rd = r.take_ready();
+    assert!(rd.log.entries.is_empty());
+    let m = &all_messages(&rd)[0];
+    assert_eq!(m.term, 5);
+    assert!(matches!(
+        m.body,
+        MessageBody::AppendEntriesResponse { success: false, .. }
+    ));
+    r.step(vote_req("n2", "n1", 4, 10, 4));
+    let rd = r.take_ready();
+    assert!(matches!(
+        all_messages(&rd)[0].body,
+        MessageBody::RequestVoteResponse { granted: false, .. }
+    ));
+}
+
+#[test]
+fn append_entries_is_rejected_when_prev_log_term_does_not_match_with_a_conflict_hint() {
+    let mut r = Raft::new(
+        "n1".into(),
+        Config {
+            election_timeout_min: 10,
+            election_timeout_max: 20,
+            heartbeat_interval: 3,
+            ..Config::default()
+        },
+        Configuration::new(ids(3)),
+        HardState {
+            term: 4,
+            vote: None,
+        },
+        entries(&[1, 2, 2, 2]),
+        1,
+    );
+    r.step(msg(
+        "n2",
+        "n1",
+        4,
+        MessageBody::AppendEntries {
+            prev_log_index: 4,
+            prev_log_term: 3,
+            entries: vec![],
+            leader_commit: 0,
+        },
+    ));
+    let rd = r.take_ready();
+    match &rd.persisted_messages[0].body {
+        MessageBody::AppendEntriesResponse {
+            success,
+            reject_index,
+            hint,
+            ..
+        } => {
+            assert!(!success);
+            assert_eq!(*reject_index, 4);
+            assert_eq!(
+                hint,
+                &Some(ConflictHint {
+                    term: Some(2),
+                    first_index: 2
+                })
+            );
+        }
+        b => panic!("unexpected {b:?}"),
+    }
+    // Shorter log: the hint is our last index + 1.
+    r.step(msg(
+        "n2",
+        "n1",
+        4,
+        MessageBody::AppendEntries {
+            prev_log_index: 9,
+            prev_log_term: 4,
+            entries: vec![],
+            leader_commit: 0,
+        },
+    ));
+    let rd = r.take_ready();
+    assert!(matches!(
+        &rd.persisted_messages[0].body,
+        MessageBody::AppendEntriesResponse {
+            hint: Some(ConflictHint {
+                term: None,
+                first_index: 5
+            }),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_conflicting_suffix_is_deleted_and_new_entries_appended() {
+    let mut r = Raft::new(
+        "n1".into(),
+        Config {
+            election_timeout_min: 10,
+            election_timeout_max: 20,
+            heartbeat_interval: 3,
+            ..Config::default()
+        },
+        Configuration::new(ids(3)),
+        HardState {
+            term: 4,
+            vote: None,
+        },
+        entries(&[1, 2, 2, 2]),
+        1,
+    );
+    let new = vec![
+        Entry {
+            term: 3,
+            index: 3,
+            data: EntryData::Noop,
+        },
+        Entry {
+            term: 3,
+            index: 4,
+            data: EntryData::Noop,
+        },
+        Entry {
+            term: 3,
+            index: 5,
+            data: EntryData::Noop,
+        },
+    ];
+    r.step(msg(
+        "n2",
+        "n1",
+        4,
+        MessageBody::AppendEntries {
+            prev_log_index: 2,
+            prev_log_term: 2,
+            entries: new.clone(),
+            leader_commit: 5,
+        },
+    ));
+    let rd = r.take_ready();
+    assert_eq!(rd.log.truncate_from, Some(3));
+    assert_eq!(rd.log.entries, new);
+    // commitIndex = min(leaderCommit, index of last new entry)
+    assert_eq!(r.commit_index(), 5);
+    // A reordered, older copy of a prefix does not truncate anything.
+    r.step(msg(
+        "n2",
+        "n1",
+        4,
+        MessageBody::AppendEntries {
+            prev_log_index: 2,
+            prev_log_term: 2,
+            entries: new[..1].to_vec(),
+            leader_commit: 3,
+        },
+    ));
+    let rd = r.take_ready();
+    assert_eq!(rd.log, LogWrite::default());
+    assert_eq!(r.log().last_index(), 5);
+}
+
+#[test]
+fn commit_only_counts_from_what_the_message_proved_to_match() {
+    // The follower holds stale entries past the match point; leader_commit
+    // must not commit them.
+    let mut r = Raft::new(
+        "n1".into(),
+        Config {
+            election_timeout_min: 10,
+            election_timeout_max: 20,
+            heartbeat_interval: 3,
+            ..Config::default()
+        },
+        Configuration::new(ids(3)),
+        HardState {
+            term: 4,
+            vote: None,
+        },
+        entries(&[1, 1, 2, 2]),
+        1,
+    );
+    r.step(msg(
+        "n2",
+        "n1",
+        4,
+        MessageBody::AppendEntries {
+            prev_log_index: 2,
+            prev_log_term: 1,
+            entries: vec![],
+            leader_commit: 4,
+        },
+    ));
+    assert_eq!(r.commit_index(), 2);
+}
+
+#[test]
+fn a_leader_commits_only_entries_of_its_current_term_by_counting_replicas() {
+    // Figure 8: an entry of an earlier term stored on a majority is not
+    // committed by counting; it is committed only with an entry of the current term.
+    let config = Config {
+        election_timeout_min: 10,
+        election_timeout_max: 20,
+        heartbeat_interval: 3,
+        ..Config::default()
+    };
+    let mut r = Raft::new(
+        "n1".into(),
+        config,
+        Configuration::new(ids(3)),
+        HardState {
+            term: 2,
+            vote: None,
+        },
+        entries(&[1, 2]),
+        1,
+    );
+    elect(&mut r); // term 3, no-op at index 3
+    let t = r.term();
+    assert_eq!(r.log().last_index(), 3);
+    // n2 acknowledges index 2 (term 2): a majority stores it, but it is of an older term.
+    r.step(msg(
+        "n2",
+        "n1",
+        t,
+        MessageBody::AppendEntriesResponse {
+            success: true,
+            match_index: 2,
+            reject_index: 0,
+            hint: None,
+        },
+    ));
+    assert_eq!(r.commit_index(), 0);
+    // n2 acknowledges the no-op of the current term: everything up to it commits.
+    r.step(msg(
+        "n2",
+        "n1",
+        t,
+        MessageBody::AppendEntriesResponse {
+            success: true,
+            match_index: 3,
+            reject_index: 0,
+            hint: None,
+        },
+    ));
+    assert_eq!(r.commit_index(), 3);
+}
+
+#[test]
+fn the_leader_backs_off_next_index_using_the_conflict_hint() {
+    let config = Config {
+        election_timeout_min: 10,
+        election_timeout_max: 20,
+        heartbeat_interval: 3,
+        ..Config::default()
+    };
+    let mut r = Raft::new(
+        "n1".into(),
+        config,
+        Configuration::new(ids(3)),
+        HardState {
+            term: 5,
+            vote: None,
+        },
+        entries(&[1, 1, 1, 4, 4, 5, 5]),
+        1,
+    );
+    elect(&mut r);
+    r.take_ready();
+    let t = r.term();
+    assert_eq!(r.progress("n2").unwrap().next_index, 8);
+    // Follower has term 2 at index 8 starting at 4: the leader has no term 2, so it jumps to 4.
+    r.step(msg(
+        "n2",
+        "n1",
+        t,
+        MessageBody::AppendEntriesResponse {
+            success: false,
+            match_index: 0,
+            reject_index: 7,
+            hint: Some(ConflictHint {
+                term: Some(2),
+                first_index: 4,
+            }),
+        },
+    ));
+    assert_eq!(r.progress("n2").unwrap().next_index, 4);
+    let rd = r.take_ready();
+    assert!(matches!(
+        &rd.messages[0].body,
+        MessageBody::AppendEntries {
+            prev_log_index: 3,
+            ..
+        }
+    ));
+    // A shorter follower log: jump to its end.
+    r.step(msg(
+        "n3",
+        "n1",
+        t,
+        MessageBody::AppendEntriesResponse {
+            success: false,
+            match_index: 0,
+            reject_index: 7,
+            hint: Some(ConflictHint {
+                term: None,
+                first_index: 2,
+            }),
+        },
+    ));
+    assert_eq!(r.progress("n3").unwrap().next_index, 2);
+    // The follower holds term 4 where the leader has it: resume after the leader's last term-4 entry.
+    let mut r2 = Raft::new(
+        "n1".into(),
+        Config {
+            election_timeout_min: 10,
+            election_timeout_max: 20,
+            heartbeat_interval: 3,
+            ..Config::default()
+        },
+        Configuration::new(ids(3)),
+        HardState {
+            term: 5,
+            vote: None,
+        },
+        entries(&[1, 1, 1, 4, 4, 5, 5]),
+        1,
+    );
+    elect(&mut r2);
+    let t2 = r2.term();
+    r2.step(msg(
+        "n2",
+        "n1",
+        t2,
+        MessageBody::AppendEntriesResponse {
+            success: false,
+            match_index: 0,
+            reject_index: 7,
+            hint: Some(ConflictHint {
+                term: Some(4),
+                first_index: 4,
+            }),
+        },
+    ));
+    assert_eq!(r2.progress("n2").unwrap().next_index, 6);
+}
+
+#[test]
+fn a_stale_rejection_does_not_move_next_index_back() {
+    let mut r = new_raft("n1", 3);
+    elect(&mut r);
+    let t = r.term();
+    r.step(msg(
+        "n2",
+        "n1",
+        t,
+        MessageBody::AppendEntriesResponse {
+            success: true,
+            match_index: 1,
+            reject_index: 0,
+            hint: None,
+        },
+    ));
+    let before = r.progress("n2").unwrap().clone();
+    r.step(msg(
+        "n2",
+        "n1",
+        t,
+        MessageBody::AppendEntriesResponse {
+            success: false,
+            match_index: 0,
+            reject_index: 0,
+            hint: Some(ConflictHint {
+                term: None,
+                first_index: 1,
+            }),
+        },
+    ));
+    assert_eq!(r.progress("n2").unwrap().next_index, before.next_index);
+    assert_eq!(r.progress("n2").unwrap().match_index, 1);
+}
+
+#[test]
+fn proposals_are_refused_by_followers_with_a_leader_hint() {
+    let mut r = new_raft("n1", 3);
+    r.step(msg(
+        "n2",
+        "n1",
+        1,
+        MessageBody::AppendEntries {
+            prev_log_index: 0,
+            prev_log_term: 0,
+            entries: vec![],
+            leader_commit: 0,
+        },
+    ));
+    assert_eq!(
+        r.propose(b"x".to_vec()),
+        Err(ProposeError::NotLeader {
+            leader: Some("n2".into())
+        })
+    );
+}
+
+#[test]
+fn a_pre_candidate_does_not_change_its_term() {
+    let config = Config {
+        election_timeout_min: 10,
+        election_timeout_max: 20,
+        heartbeat_interval: 3,
+        pre_vote: true,
+        ..Config::default()
+    };
+    let mut r = new_raft_with("n1", 3, config);
+    for _ in 0..20 {
+        r.tick();
+    }
+    assert_eq!(r.role(), Role::PreCandidate);
+    assert_eq!(r.term(), 0);
+    let rd = r.take_ready();
+    assert!(rd.hard_state.is_none());
+    assert!(rd
+        .persisted_messages
+        .iter()
+        .all(|m| m.term == 1 && matches!(m.body, MessageBody::RequestVote { pre_vote: true, .. })));
+    r.step(msg(
+        "n2",
+        "n1",
+        1,
+        MessageBody::RequestVoteResponse {
+            granted: true,
+            pre_vote: true,
+        },
+    ));
+    assert_eq!(r.role(), Role::Candidate);
+    assert_eq!(r.term(), 1);
+}
+
+#[test]
+fn a_follower_that_hears_from_a_leader_refuses_pre_votes() {
+    let config = Config {
+        election_timeout_min: 10,
+        election_timeout_max: 20,
+        heartbeat_interval: 3,
+        pre_vote: true,
+        ..Config::default()
+    };
+    let mut r = new_raft_with("n1", 3, config);
+    r.step(msg(
+        "n2",
+        "n1",
+        1,
+        MessageBody::AppendEntries {
+            prev_log_index: 0,
+            prev_log_term: 0,
+            entries: vec![],
+            leader_commit: 0,
+        },
+    ));
+    r.take_ready();
+    r.step(msg(
+        "n3",
+        "n1",
+        2,
+        MessageBody::RequestVote {
+            last_log_index: 5,
+            last_log_term: 1,
+            pre_vote: true,
+        },
+    ));
+    let rd = r.take_ready();
+    assert!(matches!(
+        rd.persisted_messages[0].body,
+        MessageBody::RequestVoteResponse {
+            granted: false,
+            pre_vote: true
+        }
+    ));
+    assert_eq!(r.term(), 1);
+}
+
+#[test]
+fn with_check_quorum_a_leader_that_hears_no_majority_steps_down() {
+    let config = Config {
+        election_timeout_min: 10,
+        election_timeout_max: 20,
+        heartbeat_interval: 3,
+        check_quorum: true,
+        ..Config::default()
+    };
+    let mut r = new_raft_with("n1", 3, config);
+    elect(&mut r);
+    for _ in 0..10 {
+        r.tick();
+    }
+    assert_eq!(r.role(), Role::Follower);
+}
+
+#[test]
+fn without_check_quorum_an_isolated_leader_stays_leader() {
+    let mut r = new_raft("n1", 3);
+    elect(&mut r);
+    for _ in 0..100 {
+        r.tick();
+    }
+    assert_eq!(r.role(), Role::Leader);
+}
+
+#[test]
+fn a_single_server_elects_itself_and_commits_alone() {
+    let mut r = new_raft("n1", 1);
+    for _ in 0..20 {
+        r.tick();
+    }
+    assert_eq!(r.role(), Role::Leader);
+    let (i, _) = r.propose(b"x".to_vec()).unwrap();
+    assert_eq!(r.commit_index(), i);
+    let rd = r.take_ready();
+    assert_eq!(rd.committed.len(), 2);
+}

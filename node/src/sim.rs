@@ -1,0 +1,591 @@
+//! A deterministic in-memory cluster of Raft cores, for tests and the core
+//! benchmark.
+//!
+//! Every message goes through a simulated network driven by one seeded RNG:
+//! it can be dropped, duplicated, delayed (and so reordered), or blocked by a
+//! partition. Nodes can crash and restart from exactly what they persisted.
+//! After every input the cluster checks the five Raft safety properties and
+//! panics, naming the seed, the moment one fails:
+//! election safety, leader append-only, log matching, leader completeness and
+//! state-machine safety (plus monotonic terms, one vote per term, and
+//! committed entries never changing).
+//!
+//! ```
+//! use faultline_node::sim::Cluster;
+//! use faultline_node::raft::Config;
+//! let mut c = Cluster::new(3, Cluster::fast_config(), 7);
+//! let leader = c.run_until_leader(1_000).expect("a leader");
+//! let (index, _) = c.propose(&leader, b"x".to_vec()).unwrap();
+//! assert!(c.run_until(1_000, |c| c.committed_everywhere(index)));
+//! ```
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::raft::{
+    Config, Configuration, Entry, EntryData, HardState, Message, NodeId, ProposeError, Raft, Ready,
+    Role,
+};
+
+/// How the simulated network treats each message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetConfig {
+    /// Probability that a message is lost.
+    pub drop: f64,
+    /// Probability that a message is delivered twice.
+    pub duplicate: f64,
+    /// Fewest ticks a message takes.
+    pub delay_min: u64,
+    /// Most ticks a message takes; a spread between min and max reorders.
+    pub delay_max: u64,
+}
+
+impl NetConfig {
+    /// Every message arrives after one tick, in order.
+    pub fn reliable() -> Self {
+        NetConfig {
+            drop: 0.0,
+            duplicate: 0.0,
+            delay_min: 1,
+            delay_max: 1,
+        }
+    }
+}
+
+/// One simulated server: its core (absent while crashed) and its stable storage.
+struct SimNode {
+    raft: Option<Raft>,
+    hard: HardState,
+    log: Vec<Entry>,
+    /// `chain[i]` is a hash of the persisted log's prefix `1..=i`; `chain[0] = 0`.
+    chain: Vec<u64>,
+    /// What the state machine has applied since the last restart.
+    applied: Vec<Entry>,
+    /// Role and term after the last input, for the append-only check.
+    last_role: (Role, u64),
+    /// Highest commit index seen since the last restart.
+    last_commit: u64,
+    restarts: u64,
+}
+
+/// Counters of what the network did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetStats {
+    /// Messages the nodes sent.
+    pub sent: u64,
+    /// Messages delivered (duplicates count twice).
+    pub delivered: u64,
+    /// Messages lost to `drop`, partitions or crashed receivers.
+    pub dropped: u64,
+}
+
+/// The global record the safety checks compare each node against.
+#[derive(Default)]
+struct Invariants {
+    /// Election safety: the one leader of each term.
+    leaders: HashMap<u64, NodeId>,
+    /// Log matching: the prefix hash of every (index, term) ever stored.
+    prefixes: HashMap<(u64, u64), u64>,
+    /// The committed prefix, as chain hashes: `committed[i - 1]` covers `1..=i`.
+    committed: Vec<u64>,
+    /// For leader completeness: the highest commit index observed in each term.
+    commit_seen_in_term: BTreeMap<u64, u64>,
+    /// State-machine safety: what was applied at each index.
+    applied: Vec<(u64, EntryData)>,
+}
+
+/// A cluster of Raft cores on a simulated network.
+pub struct Cluster {
+    ids: Vec<NodeId>,
+    nodes: BTreeMap<NodeId, SimNode>,
+    config: Config,
+    conf: Configuration,
+    now: u64,
+    next_seq: u64,
+    /// In-flight messages by (delivery time, sequence number).
+    in_flight: BTreeMap<(u64, u64), Message>,
+    rng: ChaCha8Rng,
+    seed: u64,
+    /// The network's behaviour; change it at any time.
+    pub net: NetConfig,
+    blocked: HashSet<(NodeId, NodeId)>,
+    inv: Invariants,
+    /// What the network did so far.
+    pub stats: NetStats,
+}
+
+fn chain_hash(prev: u64, e: &Entry) -> u64 {
+    // FNV-1a over (prev, term, index, data): cheap and good enough to tell
+    // prefixes apart in tests.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ prev;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    eat(&e.term.to_le_bytes());
+    eat(&e.index.to_le_bytes());
+    match &e.data {
+        EntryData::Noop => eat(&[0]),
+        EntryData::Command(c) => {
+            eat(&[1]);
+            eat(c);
+        }
+    }
+    h
+}
+
+impl Cluster {
+    /// Timeouts that make simulated elections quick: 10..20 ticks, heartbeat 3.
+    pub fn fast_config() -> Config {
+        Config {
+            election_timeout_min: 10,
+            election_timeout_max: 20,
+            heartbeat_interval: 3,
+            ..Config::default()
+        }
+    }
+
+    /// `n` fresh servers `n1..nN` with `config`, on a reliable network.
+    pub fn new(n: usize, config: Config, seed: u64) -> Self {
+        let ids: Vec<NodeId> = (1..=n).map(|i| format!("n{i}")).collect();
+        let conf = Configuration::new(ids.iter().cloned());
+        let mut c = Cluster {
+            ids: ids.clone(),
+            nodes: BTreeMap::new(),
+            config,
+            conf,
+            now: 0,
+            next_seq: 0,
+            in_flight: BTreeMap::new(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            seed,
+            net: NetConfig::reliable(),
+            blocked: HashSet::new(),
+            inv: Invariants::default(),
+            stats: NetStats::default(),
+        };
+        for id in ids {
+            let node = SimNode {
+                raft: None,
+                hard: HardState::default(),
+                log: Vec::new(),
+                chain: vec![0],
+                applied: Vec::new(),
+                last_role: (Role::Follower, 0),
+                last_commit: 0,
+                restarts: 0,
+            };
+            c.nodes.insert(id.clone(), node);
+            c.boot(&id);
+        }
+        c
+    }
+
+    /// The seed this cluster replays from.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The servers' ids.
+    pub fn ids(&self) -> &[NodeId] {
+        &self.ids
+    }
+
+    /// Ticks since the start.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// The core of a live server.
+    pub fn raft(&self, id: &str) -> Option<&Raft> {
+        self.nodes.get(id).and_then(|n| n.raft.as_ref())
+    }
+
+    /// What a server persisted.
+    pub fn persisted_log(&self, id: &str) -> &[Entry] {
+        &self.nodes[id].log
+    }
+
+    /// What a server's state machine applied since its last restart.
+    pub fn applied(&self, id: &str) -> &[Entry] {
+        &self.nodes[id].applied
+    }
+
+    /// Whether the server is up.
+    pub fn is_up(&self, id: &str) -> bool {
+        self.raft(id).is_some()
+    }
+
+    fn boot(&mut self, id: &str) {
+        let seed = self
+            .seed
+            .wrapping_mul(1_000_003)
+            .wrapping_add(self.rng.gen::<u64>());
+        let node = self.nodes.get_mut(id).expect("known id");
+        node.raft = Some(Raft::new(
+            id.to_string(),
+            self.config.clone(),
+            self.conf.clone(),
+            node.hard.clone(),
+            node.log.clone(),
+            seed,
+        ));
+        node.applied.clear();
+        node.last_commit = 0;
+        node.last_role = (Role::Follower, node.hard.term);
+    }
+
+    /// Stop a server at once; its stable storage stays.
+    pub fn crash(&mut self, id: &str) {
+        if let Some(n) = self.nodes.get_mut(id) {
+            n.raft = None;
+        }
+    }
+
+    /// Start a crashed server again from its stable storage.
+    pub fn restart(&mut self, id: &str) {
+        if self.nodes.get(id).is_some_and(|n| n.raft.is_none()) {
+            self.nodes.get_mut(id).expect("known").restarts += 1;
+            self.boot(id);
+        }
+    }
+
+    /// Block every message from `from` to `to`.
+    pub fn cut_one_way(&mut self, from: &str, to: &str) {
+        self.blocked.insert((from.to_string(), to.to_string()));
+    }
+
+    /// Block both directions between `a` and `b`.
+    pub fn cut(&mut self, a: &str, b: &str) {
+        self.cut_one_way(a, b);
+        self.cut_one_way(b, a);
+    }
+
+    /// Cut `id` off from everyone.
+    pub fn isolate(&mut self, id: &str) {
+        for other in self.ids.clone() {
+            if other != id {
+                self.cut(id, &other);
+            }
+        }
+    }
+
+    /// Split the cluster into groups that cannot talk to each other.
+    pub fn partition(&mut self, groups: &[&[&str]]) {
+        for (i, g) in groups.iter().enumerate() {
+            for h in &groups[i + 1..] {
+                for a in g.iter() {
+                    for b in h.iter() {
+                        self.cut(a, b);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Remove every partition.
+    pub fn heal(&mut self) {
+        self.blocked.clear();
+    }
+
+    /// Propose a command at `id` and process the result.
+    pub fn propose(&mut self, id: &str, command: Vec<u8>) -> Result<(u64, u64), ProposeError> {
+        let Some(raft) = self.nodes.get_mut(id).and_then(|n| n.raft.as_mut()) else {
+            return Err(ProposeError::NotLeader { leader: None });
+        };
+        let r = raft.propose(command);
+        self.process(id);
+        r
+    }
+
+    /// Advance time by one tick: tick every live server, then deliver every
+    /// message due by now.
+    pub fn tick(&mut self) {
+        self.now += 1;
+        for id in self.ids.clone() {
+            if let Some(raft) = self.nodes.get_mut(&id).and_then(|n| n.raft.as_mut()) {
+                raft.tick();
+                self.process(&id);
+            }
+        }
+        while let Some(entry) = self.in_flight.first_entry() {
+            if entry.key().0 > self.now {
+                break;
+            }
+            let msg = entry.remove();
+            self.deliver(msg);
+        }
+    }
+
+    /// Tick until `pred` holds (true) or `max_ticks` pass (false).
+    pub fn run_until(&mut self, max_ticks: u64, mut pred: impl FnMut(&Cluster) -> bool) -> bool {
+        for _ in 0..max_ticks {
+            if pred(self) {
+                return true;
+            }
+            self.tick();
+        }
+        pred(self)
+    }
+
+    /// Tick `n` times.
+    pub fn run(&mut self, n: u64) {
+        for _ in 0..n {
+            self.tick();
+        }
+    }
+
+    /// The live leader of the highest term, if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.nodes
+            .iter()
+            .filter_map(|(id, n)| n.raft.as_ref().map(|r| (id, r)))
+            .filter(|(_, r)| r.role() == Role::Leader)
+            .max_by_key(|(_, r)| r.term())
+            .map(|(id, _)| id.clone())
+    }
+
+    /// Tick until some server leads and a majority of live servers follow it
+    /// in its term, or give up after `max_ticks`.
+    pub fn run_until_leader(&mut self, max_ticks: u64) -> Option<NodeId> {
+        let ok = self.run_until(max_ticks, |c| c.stable_leader().is_some());
+        if ok {
+            self.stable_leader()
+        } else {
+            None
+        }
+    }
+
+    /// A leader that a majority acknowledges in its term.
+    pub fn stable_leader(&self) -> Option<NodeId> {
+        let l = self.leader()?;
+        let term = self.raft(&l)?.term();
+        let followers = self
+            .nodes
+            .values()
+            .filter_map(|n| n.raft.as_ref())
+            .filter(|r| r.term() == term && r.leader() == Some(&l))
+            .count();
+        (followers >= crate::raft::quorum::majority(self.ids.len())).then_some(l)
+    }
+
+    /// Whether every live server has committed `index`.
+    pub fn committed_everywhere(&self, index: u64) -> bool {
+        self.nodes
+            .values()
+            .filter_map(|n| n.raft.as_ref())
+            .all(|r| r.commit_index() >= index)
+    }
+
+    /// Whether any server has committed `index`.
+    pub fn committed_anywhere(&self, index: u64) -> bool {
+        self.inv.committed.len() as u64 >= index
+    }
+
+    fn deliver(&mut self, msg: Message) {
+        let to = msg.to.clone();
+        let Some(raft) = self.nodes.get_mut(&to).and_then(|n| n.raft.as_mut()) else {
+            self.stats.dropped += 1;
+            return;
+        };
+        self.stats.delivered += 1;
+        raft.step(msg);
+        self.process(&to);
+    }
+
+    fn send(&mut self, msg: Message) {
+        self.stats.sent += 1;
+        if self.blocked.contains(&(msg.from.clone(), msg.to.clone()))
+            || self.rng.gen_bool(self.net.drop)
+        {
+            self.stats.dropped += 1;
+            return;
+        }
+        let copies = if self.rng.gen_bool(self.net.duplicate) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let delay = self
+                .rng
+                .gen_range(self.net.delay_min..=self.net.delay_max.max(self.net.delay_min));
+            self.next_seq += 1;
+            self.in_flight
+                .insert((self.now + delay, self.next_seq), msg.clone());
+        }
+    }
+
+    fn fail(&self, what: String) -> ! {
+        panic!(
+            "safety violation at tick {}: {what}\nreplay: seed {} (FAULTLINE_SEED={} cargo test -p faultline-node)",
+            self.now, self.seed, self.seed
+        );
+    }
+
+    /// Persist, send and apply a server's Ready, checking every property.
+    fn process(&mut self, id: &str) {
+        let ready: Ready = match self.nodes.get_mut(id).and_then(|n| n.raft.as_mut()) {
+            Some(r) => r.take_ready(),
+            None => return,
+        };
+        self.persist(id, &ready);
+        for m in ready.messages.into_iter().chain(ready.persisted_messages) {
+            self.send(m);
+        }
+        for e in ready.committed {
+            self.check_apply(id, &e);
+            self.nodes.get_mut(id).expect("known").applied.push(e);
+        }
+        self.check_after(id);
+    }
+
+    fn persist(&mut self, id: &str, ready: &Ready) {
+        let node = self.nodes.get_mut(id).expect("known");
+        let raft = node.raft.as_ref().expect("live");
+        let (role, term) = (raft.role(), raft.term());
+        let mut problems = Vec::new();
+        if let Some(hs) = &ready.hard_state {
+            if hs.term < node.hard.term {
+                problems.push(format!(
+                    "{id}: term went back from {} to {}",
+                    node.hard.term, hs.term
+                ));
+            }
+            if hs.term == node.hard.term && node.hard.vote.is_some() && hs.vote != node.hard.vote {
+                problems.push(format!(
+                    "{id}: voted twice in term {}: {:?} then {:?}",
+                    hs.term, node.hard.vote, hs.vote
+                ));
+            }
+            node.hard = hs.clone();
+        }
+        if let Some(from) = ready.log.truncate_from {
+            if node.last_role == (Role::Leader, term) && role == Role::Leader {
+                problems.push(format!(
+                    "leader append-only: leader {id} of term {term} truncated its log from {from}"
+                ));
+            }
+            node.log.truncate((from - 1) as usize);
+            node.chain.truncate(from as usize);
+        }
+        for e in &ready.log.entries {
+            if e.index != node.log.len() as u64 + 1 {
+                problems.push(format!(
+                    "{id}: appended index {} after {}",
+                    e.index,
+                    node.log.len()
+                ));
+            }
+            let h = chain_hash(*node.chain.last().expect("chain[0]"), e);
+            node.chain.push(h);
+            node.log.push(e.clone());
+            match self.inv.prefixes.get(&(e.index, e.term)) {
+                Some(prev) if *prev != h => problems.push(format!(
+                    "log matching: {id} holds ({}, term {}) with a prefix that differs from another server's",
+                    e.index, e.term
+                )),
+                Some(_) => {}
+                None => {
+                    self.inv.prefixes.insert((e.index, e.term), h);
+                }
+            }
+        }
+        if let Some(p) = problems.into_iter().next() {
+            self.fail(p);
+        }
+    }
+
+    fn check_apply(&mut self, id: &str, e: &Entry) {
+        let node = &self.nodes[id];
+        let expected_index = node.applied.last().map_or(0, |a| a.index) + 1;
+        if e.index != expected_index {
+            self.fail(format!(
+                "{id} applied index {} out of order (expected {expected_index})",
+                e.index
+            ));
+        }
+        let i = e.index as usize;
+        if i <= self.inv.applied.len() {
+            let (t, d) = &self.inv.applied[i - 1];
+            if *t != e.term || *d != e.data {
+                self.fail(format!(
+                    "state-machine safety: {id} applied ({}, term {}) where another server applied term {t}",
+                    e.index, e.term
+                ));
+            }
+        } else {
+            self.inv.applied.push((e.term, e.data.clone()));
+        }
+    }
+
+    fn check_after(&mut self, id: &str) {
+        let node = self.nodes.get_mut(id).expect("known");
+        let Some(raft) = node.raft.as_ref() else {
+            return;
+        };
+        let (role, term, commit) = (raft.role(), raft.term(), raft.commit_index());
+        node.last_role = (role, term);
+        let mut problems = Vec::new();
+        if commit < node.last_commit {
+            problems.push(format!(
+                "{id}: commit index went back from {} to {commit}",
+                node.last_commit
+            ));
+        }
+        node.last_commit = commit;
+        let chain = node.chain.clone();
+        if chain.len() as u64 != raft.log().last_index() + 1 {
+            problems.push(format!("{id}: persisted log and core log differ in length"));
+        }
+        // Committed entries never change.
+        let known = self.inv.committed.len();
+        let c = commit as usize;
+        if c > 0 {
+            let upto = c.min(known);
+            if upto > 0 && chain.get(upto) != Some(&self.inv.committed[upto - 1]) {
+                problems.push(format!(
+                    "{id}: committed prefix up to {upto} differs from the cluster's"
+                ));
+            } else if c > known {
+                self.inv.committed.extend_from_slice(&chain[known + 1..=c]);
+            }
+            let seen = self.inv.commit_seen_in_term.entry(term).or_insert(0);
+            *seen = (*seen).max(commit);
+        }
+        if role == Role::Leader {
+            match self.inv.leaders.get(&term) {
+                Some(other) if other != id => problems.push(format!(
+                    "election safety: {other} and {id} both lead term {term}"
+                )),
+                Some(_) => {}
+                None => {
+                    self.inv.leaders.insert(term, id.to_string());
+                }
+            }
+            // Leader completeness: everything committed in an earlier term is
+            // in this leader's log.
+            if let Some(&must) = self
+                .inv
+                .commit_seen_in_term
+                .range(..term)
+                .map(|(_, c)| c)
+                .max()
+            {
+                let m = must as usize;
+                if chain.len() <= m || chain[m] != self.inv.committed[m - 1] {
+                    problems.push(format!(
+                        "leader completeness: leader {id} of term {term} lacks committed entries up to {must}"
+                    ));
+                }
+            }
+        }
+        if let Some(p) = problems.into_iter().next() {
+            self.fail(p);
+        }
+    }
+}
