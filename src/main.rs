@@ -1,1 +1,72 @@
-//! placeholder
+//! The `faultline` command line. It parses flags and wires the crates
+//! together; the logic lives in the crates.
+
+mod bench;
+mod cluster_cmd;
+mod kv;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// faultline: a Jepsen-style fault-injection test bench for Raft clusters.
+#[derive(Debug, Parser)]
+#[command(name = "faultline", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Talk to one node: status, get, put, cas.
+    Kv(kv::KvArgs),
+    /// Start a local cluster in the foreground; Ctrl-C tears it down.
+    Cluster(cluster_cmd::ClusterArgs),
+    /// Measure performance: the node, the pure Raft core.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("faultline: error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Cmd::Kv(a) => kv::run(a).await,
+            Cmd::Cluster(a) => cluster_cmd::run(a).await,
+            Cmd::Bench(a) => bench::run(a).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("faultline: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Where the `faultline-node` binary is: `$FAULTLINE_NODE_BIN`, else next to
+/// this executable.
+pub fn node_binary() -> anyhow::Result<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("FAULTLINE_NODE_BIN") {
+        return Ok(p.into());
+    }
+    let exe = std::env::current_exe()?;
+    let bin = exe.with_file_name("faultline-node");
+    anyhow::ensure!(
+        bin.exists(),
+        "cannot find the faultline-node binary next to {} (build it with `cargo build --release`, or set FAULTLINE_NODE_BIN)",
+        exe.display()
+    );
+    Ok(bin)
+}

@@ -6,5 +6,11 @@
 //!   properties after every step; the tests and the core benchmark use it.
 #![deny(missing_docs)]
 
+pub mod cli;
+pub mod client;
+pub mod kv;
+pub mod protocol;
 pub mod raft;
+pub mod server;
 pub mod sim;
+pub mod storage;

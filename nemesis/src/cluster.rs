@@ -1,0 +1,249 @@
+//! A local cluster of `faultline-node` processes on free loopback ports.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use faultline_node::client::Client;
+use faultline_node::protocol::{ClientRequest, ClientResponse, NodeStatus};
+
+use crate::process::{free_port, NodeProcess, NodeSpec, ProcState};
+
+/// What to start.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    /// How many nodes (ids `n1..nN`).
+    pub nodes: usize,
+    /// The run directory: node data in `nodes/<id>/`, logs in `nodes/<id>.log`.
+    pub dir: PathBuf,
+    /// The `faultline-node` binary.
+    pub node_bin: PathBuf,
+    /// Flags passed to every node (timeouts and such).
+    pub node_args: Vec<String>,
+}
+
+/// The addresses of one node.
+#[derive(Clone, Debug)]
+pub struct NodeAddrs {
+    /// The node's id.
+    pub id: String,
+    /// Where it accepts peer traffic.
+    pub listen: SocketAddr,
+    /// Where it accepts clients.
+    pub client: SocketAddr,
+}
+
+/// Allocate ids and free loopback ports for `n` nodes.
+pub fn allocate(n: usize) -> anyhow::Result<Vec<NodeAddrs>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut port = || -> anyhow::Result<u16> {
+        for _ in 0..100 {
+            let p = free_port().context("finding a free port on 127.0.0.1")?;
+            if seen.insert(p) {
+                return Ok(p);
+            }
+        }
+        bail!("could not find enough free ports on 127.0.0.1")
+    };
+    (1..=n)
+        .map(|i| {
+            Ok(NodeAddrs {
+                id: format!("n{i}"),
+                listen: SocketAddr::from(([127, 0, 0, 1], port()?)),
+                client: SocketAddr::from(([127, 0, 0, 1], port()?)),
+            })
+        })
+        .collect()
+}
+
+/// A running cluster; dropping it kills every node.
+pub struct LocalCluster {
+    nodes: Vec<NodeProcess>,
+    dir: PathBuf,
+}
+
+impl LocalCluster {
+    /// Start `spec.nodes` nodes that talk to each other directly.
+    pub fn start(spec: &ClusterSpec) -> anyhow::Result<Self> {
+        let addrs = allocate(spec.nodes)?;
+        let links: HashMap<(String, String), SocketAddr> = addrs
+            .iter()
+            .flat_map(|a| {
+                addrs
+                    .iter()
+                    .filter(move |b| b.id != a.id)
+                    .map(move |b| ((a.id.clone(), b.id.clone()), b.listen))
+            })
+            .collect();
+        Self::start_with_links(spec, &addrs, &links)
+    }
+
+    /// Start nodes at `addrs`, where node `i` reaches peer `j` at `links[(i, j)]`
+    /// (a proxy's address, in a faultline run).
+    pub fn start_with_links(
+        spec: &ClusterSpec,
+        addrs: &[NodeAddrs],
+        links: &HashMap<(String, String), SocketAddr>,
+    ) -> anyhow::Result<Self> {
+        let nodes_dir = spec.dir.join("nodes");
+        std::fs::create_dir_all(&nodes_dir)
+            .with_context(|| format!("creating {}", nodes_dir.display()))?;
+        let mut cluster = LocalCluster {
+            nodes: Vec::new(),
+            dir: spec.dir.clone(),
+        };
+        for a in addrs {
+            let peers = addrs
+                .iter()
+                .filter(|b| b.id != a.id)
+                .map(|b| {
+                    let via = links
+                        .get(&(a.id.clone(), b.id.clone()))
+                        .copied()
+                        .unwrap_or(b.listen);
+                    (b.id.clone(), via)
+                })
+                .collect();
+            let node_spec = NodeSpec {
+                id: a.id.clone(),
+                listen: a.listen,
+                client: a.client,
+                peers,
+                data_dir: nodes_dir.join(&a.id),
+                log_file: nodes_dir.join(format!("{}.log", a.id)),
+                extra_args: spec.node_args.clone(),
+            };
+            let p = NodeProcess::start(&spec.node_bin, node_spec)
+                .with_context(|| format!("starting node {}", a.id))?;
+            cluster.nodes.push(p);
+        }
+        Ok(cluster)
+    }
+
+    /// The run directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The node ids, in order.
+    pub fn ids(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.id().to_string()).collect()
+    }
+
+    /// A node's client address.
+    pub fn client_addr(&self, id: &str) -> Option<SocketAddr> {
+        self.nodes
+            .iter()
+            .find(|n| n.id() == id)
+            .map(|n| n.spec().client)
+    }
+
+    /// Every node's client address, in order.
+    pub fn client_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.nodes
+            .iter()
+            .map(|n| (n.id().to_string(), n.spec().client))
+            .collect()
+    }
+
+    /// A node's process, to crash, pause or restart it.
+    pub fn node_mut(&mut self, id: &str) -> Option<&mut NodeProcess> {
+        self.nodes.iter_mut().find(|n| n.id() == id)
+    }
+
+    /// Every node's process.
+    pub fn nodes_mut(&mut self) -> &mut [NodeProcess] {
+        &mut self.nodes
+    }
+
+    /// The pids of every live node process.
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().filter_map(|n| n.pid()).collect()
+    }
+
+    /// Ask one node for its status.
+    pub async fn status(&self, id: &str, timeout: Duration) -> anyhow::Result<NodeStatus> {
+        let addr = self
+            .client_addr(id)
+            .with_context(|| format!("no node {id}"))?;
+        status_at(addr, timeout).await
+    }
+
+    /// Wait until every running node answers its status request.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        for i in 0..self.nodes.len() {
+            let id = self.nodes[i].id().to_string();
+            loop {
+                if self.nodes[i].state() == ProcState::Down {
+                    bail!(
+                        "node {id} exited during start-up; see {}",
+                        self.nodes[i].spec().log_file.display()
+                    );
+                }
+                if self.status(&id, Duration::from_millis(500)).await.is_ok() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("node {id} did not answer its status request within {timeout:?}");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Wait until a majority of nodes name the same leader in the same term,
+    /// and that leader says it leads; returns its id.
+    pub async fn wait_leader(&self, timeout: Duration) -> anyhow::Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.current_leader().await {
+                return Ok(l);
+            }
+            if Instant::now() > deadline {
+                bail!("no leader elected within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The leader a majority agrees on right now, if any.
+    pub async fn current_leader(&self) -> Option<String> {
+        let mut votes: HashMap<(String, u64), usize> = HashMap::new();
+        let mut leaders = Vec::new();
+        for id in self.ids() {
+            if let Ok(s) = self.status(&id, Duration::from_millis(300)).await {
+                if let Some(l) = &s.leader {
+                    *votes.entry((l.clone(), s.term)).or_default() += 1;
+                }
+                if s.role == "leader" {
+                    leaders.push((id, s.term));
+                }
+            }
+        }
+        let majority = self.nodes.len() / 2 + 1;
+        leaders
+            .into_iter()
+            .find(|(id, term)| votes.get(&(id.clone(), *term)).copied().unwrap_or(0) >= majority)
+            .map(|(id, _)| id)
+    }
+
+    /// Kill every node (SIGKILL) and reap it.
+    pub fn shutdown(&mut self) {
+        for n in &mut self.nodes {
+            n.kill();
+        }
+    }
+}
+
+/// Ask the node at `addr` for its status.
+pub async fn status_at(addr: SocketAddr, timeout: Duration) -> anyhow::Result<NodeStatus> {
+    let c = Client::connect(addr, timeout).await?;
+    match c.call(ClientRequest::Status).await? {
+        ClientResponse::Status(s) => Ok(s),
+        other => bail!("unexpected answer to a status request: {other:?}"),
+    }
+}

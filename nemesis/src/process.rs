@@ -1,0 +1,221 @@
+//! One `faultline-node` OS process: start, stop, crash, restart, pause, resume.
+//!
+//! Each node runs in its own process group, so a signal reaches the node and
+//! anything it might start. The child also gets `PR_SET_PDEATHSIG = SIGKILL`,
+//! so it dies with the controller even if the controller is killed before it
+//! can clean up. Dropping a [`NodeProcess`] kills and reaps it (a paused one
+//! too: SIGKILL ends a stopped process).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How to start one node.
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    /// The node's id.
+    pub id: String,
+    /// Its peer address.
+    pub listen: SocketAddr,
+    /// Its client address.
+    pub client: SocketAddr,
+    /// Where it reaches each peer (in a faultline run: the proxy of that link).
+    pub peers: Vec<(String, SocketAddr)>,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    /// Its log file (stdout and stderr, appended across restarts).
+    pub log_file: PathBuf,
+    /// Further flags (timeouts and such).
+    pub extra_args: Vec<String>,
+}
+
+/// The state of a node process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcState {
+    /// Running.
+    Running,
+    /// Stopped with SIGSTOP.
+    Paused,
+    /// Not running (killed, stopped, or exited).
+    Down,
+}
+
+/// A node process under the controller's hand.
+pub struct NodeProcess {
+    spec: NodeSpec,
+    bin: PathBuf,
+    child: Option<Child>,
+    paused: bool,
+}
+
+fn signal_group(pid: u32, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: kill(2) with a negative pid signals the process group; no memory is touched.
+    let r = unsafe { libc::kill(-(pid as libc::pid_t), sig) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+impl NodeProcess {
+    /// Start the node described by `spec` with the binary `bin`.
+    pub fn start(bin: &Path, spec: NodeSpec) -> io::Result<Self> {
+        let mut p = NodeProcess {
+            spec,
+            bin: bin.to_path_buf(),
+            child: None,
+            paused: false,
+        };
+        p.spawn()?;
+        Ok(p)
+    }
+
+    fn spawn(&mut self) -> io::Result<()> {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.spec.log_file)?;
+        let log2: File = log.try_clone()?;
+        let s = &self.spec;
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--id")
+            .arg(&s.id)
+            .arg("--listen")
+            .arg(s.listen.to_string())
+            .arg("--client")
+            .arg(s.client.to_string())
+            .arg("--data-dir")
+            .arg(&s.data_dir);
+        for (id, addr) in &s.peers {
+            cmd.arg("--peer").arg(format!("{id}={addr}"));
+        }
+        cmd.args(&s.extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2))
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| {
+            io::Error::new(e.kind(), format!("starting {}: {e}", self.bin.display()))
+        })?;
+        self.child = Some(child);
+        self.paused = false;
+        Ok(())
+    }
+
+    /// The node's spec.
+    pub fn spec(&self) -> &NodeSpec {
+        &self.spec
+    }
+
+    /// The node's id.
+    pub fn id(&self) -> &str {
+        &self.spec.id
+    }
+
+    /// The OS process id, while running or paused.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Whether the process is running, paused or down (an exit is noticed here).
+    pub fn state(&mut self) -> ProcState {
+        match self.child.as_mut() {
+            None => ProcState::Down,
+            Some(c) => match c.try_wait() {
+                Ok(Some(_)) => {
+                    self.child = None;
+                    ProcState::Down
+                }
+                _ if self.paused => ProcState::Paused,
+                _ => ProcState::Running,
+            },
+        }
+    }
+
+    /// Crash: SIGKILL the process group and reap it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = signal_group(c.id(), libc::SIGKILL);
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.paused = false;
+    }
+
+    /// Stop politely: SIGTERM, wait up to `grace`, then SIGKILL.
+    pub fn stop(&mut self, grace: Duration) {
+        if let Some(c) = self.child.as_mut() {
+            let pid = c.id();
+            if self.paused {
+                let _ = signal_group(pid, libc::SIGCONT);
+            }
+            let _ = signal_group(pid, libc::SIGTERM);
+            let deadline = Instant::now() + grace;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    self.child = None;
+                    self.paused = false;
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        self.kill();
+    }
+
+    /// Start again on the same data directory (kills first if still running).
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.kill();
+        self.spawn()
+    }
+
+    /// Pause with SIGSTOP.
+    pub fn pause(&mut self) -> io::Result<()> {
+        if let Some(c) = &self.child {
+            signal_group(c.id(), libc::SIGSTOP)?;
+            self.paused = true;
+        }
+        Ok(())
+    }
+
+    /// Resume with SIGCONT.
+    pub fn resume(&mut self) -> io::Result<()> {
+        if let Some(c) = &self.child {
+            signal_group(c.id(), libc::SIGCONT)?;
+        }
+        self.paused = false;
+        Ok(())
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Whether a process with this pid exists (and is not a zombie of ours).
+pub fn process_exists(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> io::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}

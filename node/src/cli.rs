@@ -1,0 +1,284 @@
+//! The `faultline-node` command line: flags in milliseconds, turned into a
+//! [`NodeConfig`] in ticks and validated before anything starts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::raft;
+use crate::server::{self, NodeConfig};
+use crate::storage::SyncMode;
+
+/// An inclusive range of milliseconds written `A..B` (or a single `A`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MillisRange {
+    /// Lower bound.
+    pub min: u64,
+    /// Upper bound.
+    pub max: u64,
+}
+
+impl FromStr for MillisRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let num = |t: &str| {
+            t.trim()
+                .trim_end_matches("ms")
+                .parse::<u64>()
+                .map_err(|_| format!("'{t}' is not a whole number of milliseconds"))
+        };
+        let (min, max) = match s.split_once("..") {
+            Some((a, b)) => (num(a)?, num(b.trim_start_matches('='))?),
+            None => {
+                let v = num(s)?;
+                (v, v)
+            }
+        };
+        if min == 0 || min > max {
+            return Err(format!(
+                "'{s}' is an empty range: write MIN..MAX with 0 < MIN <= MAX"
+            ));
+        }
+        Ok(MillisRange { min, max })
+    }
+}
+
+impl std::fmt::Display for MillisRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}..{}", self.min, self.max)
+    }
+}
+
+fn parse_peer(s: &str) -> Result<(String, SocketAddr), String> {
+    let (id, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}' is not ID=ADDR"))?;
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|_| format!("'{addr}' is not an IP:PORT address"))?;
+    Ok((id.to_string(), addr))
+}
+
+/// The flags of `faultline-node`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "faultline-node",
+    version,
+    about = "A Raft key-value node (the system faultline tests)"
+)]
+pub struct NodeArgs {
+    /// This node's id, e.g. n1.
+    #[arg(long)]
+    pub id: String,
+    /// Address for peer (Raft) traffic.
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// Address for client traffic.
+    #[arg(long)]
+    pub client: SocketAddr,
+    /// Another voter and where to reach it, as ID=IP:PORT; repeat per peer.
+    #[arg(long = "peer", value_parser = parse_peer)]
+    pub peers: Vec<(String, SocketAddr)>,
+    /// Directory for the log and the term/vote record (created if missing).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Randomized election timeout range, milliseconds.
+    #[arg(long, default_value = "150..300")]
+    pub election_timeout: MillisRange,
+    /// Leader heartbeat interval, milliseconds.
+    #[arg(long, default_value_t = 50)]
+    pub heartbeat: u64,
+    /// Campaign with a pre-vote round first.
+    #[arg(long)]
+    pub pre_vote: bool,
+    /// Leaders step down without a majority's contact; followers ignore
+    /// vote requests while they hear from a leader.
+    #[arg(long)]
+    pub check_quorum: bool,
+    /// Length of one Raft tick, milliseconds (timeouts are rounded to ticks).
+    #[arg(long, default_value_t = 5)]
+    pub tick: u64,
+    /// How long a client request may wait for its entry to commit, milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub request_timeout: u64,
+    /// One fsync per log entry instead of one per batch (for benchmarks).
+    #[arg(long)]
+    pub no_group_commit: bool,
+    /// Seed for the election-timeout RNG (random when absent).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+fn loopback(addr: &SocketAddr, what: &str) -> Result<(), String> {
+    if addr.ip().is_loopback() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} {addr} is not a loopback address: faultline keeps all traffic on 127.0.0.0/8"
+        ))
+    }
+}
+
+impl NodeArgs {
+    /// Turn the flags into a validated configuration.
+    pub fn to_config(&self) -> Result<NodeConfig, String> {
+        loopback(&self.listen, "--listen")?;
+        loopback(&self.client, "--client")?;
+        for (id, addr) in &self.peers {
+            loopback(addr, &format!("--peer {id}"))?;
+            if *id == self.id {
+                return Err(format!("--peer {id} names this node itself"));
+            }
+        }
+        if self.tick == 0 {
+            return Err("--tick must be at least 1 ms".into());
+        }
+        let ticks = |ms: u64| ms.div_ceil(self.tick).max(1);
+        let raft = raft::Config {
+            election_timeout_min: ticks(self.election_timeout.min),
+            election_timeout_max: ticks(self.election_timeout.max),
+            heartbeat_interval: ticks(self.heartbeat),
+            pre_vote: self.pre_vote,
+            check_quorum: self.check_quorum,
+            ..raft::Config::default()
+        };
+        raft.validate().map_err(|e| {
+            format!(
+                "{e} (in ticks of {} ms: --election-timeout {} --heartbeat {})",
+                self.tick, self.election_timeout, self.heartbeat
+            )
+        })?;
+        Ok(NodeConfig {
+            id: self.id.clone(),
+            listen: self.listen,
+            client: self.client,
+            peers: self.peers.clone(),
+            data_dir: self.data_dir.clone(),
+            raft,
+            tick: Duration::from_millis(self.tick),
+            request_timeout: Duration::from_millis(self.request_timeout.max(1)),
+            sync: if self.no_group_commit {
+                SyncMode::PerEntry
+            } else {
+                SyncMode::GroupCommit
+            },
+            seed: self.seed,
+        })
+    }
+}
+
+/// Log role changes and warnings as JSON lines on stderr.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FAULTLINE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The whole `faultline-node` program: exit 0 after a clean shutdown
+/// (SIGTERM, SIGINT), 2 for bad flags, 1 for anything that stops the node.
+pub fn main() -> ExitCode {
+    let args = NodeArgs::parse();
+    let config = match args.to_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("faultline-node: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("faultline-node: error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(server::run(config, shutdown_signal()));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("faultline-node: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse_and_reject_empty_ones() {
+        assert_eq!(
+            "150..300".parse::<MillisRange>(),
+            Ok(MillisRange { min: 150, max: 300 })
+        );
+        assert_eq!(
+            "150ms..300ms".parse::<MillisRange>(),
+            Ok(MillisRange { min: 150, max: 300 })
+        );
+        assert_eq!(
+            "200".parse::<MillisRange>(),
+            Ok(MillisRange { min: 200, max: 200 })
+        );
+        assert!("300..150".parse::<MillisRange>().is_err());
+        assert!("0..10".parse::<MillisRange>().is_err());
+        assert!("a..b".parse::<MillisRange>().is_err());
+    }
+
+    #[test]
+    fn flags_are_validated_before_anything_starts() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec![
+                "faultline-node",
+                "--id",
+                "n1",
+                "--listen",
+                "127.0.0.1:1",
+                "--client",
+                "127.0.0.1:2",
+                "--data-dir",
+                "/tmp/x",
+            ];
+            argv.extend_from_slice(extra);
+            NodeArgs::try_parse_from(argv)
+                .map_err(|e| e.to_string())
+                .and_then(|a| a.to_config().map(|_| ()))
+        };
+        assert!(parse(&[]).is_ok());
+        assert!(parse(&["--heartbeat", "200"])
+            .unwrap_err()
+            .contains("heartbeat"));
+        assert!(parse(&["--peer", "n2=10.0.0.1:5"])
+            .unwrap_err()
+            .contains("loopback"));
+        assert!(parse(&["--peer", "n2"]).is_err());
+        assert!(parse(&["--peer", "n1=127.0.0.1:9"])
+            .unwrap_err()
+            .contains("itself"));
+    }
+}

@@ -1,0 +1,123 @@
+//! An async client for the node's client protocol. Requests on one
+//! connection are multiplexed by id, so many may be outstanding at once.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use thiserror::Error;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use crate::protocol::{self, ClientEnvelope, ClientReply, ClientRequest, ClientResponse};
+
+/// Why a call got no answer from the node.
+#[derive(Debug, Error)]
+pub enum CallError {
+    /// Could not connect: the request was never sent (a definite failure).
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// The node.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The connection broke after the request may have been sent (unknown outcome).
+    #[error("connection to {0} lost")]
+    ConnectionLost(SocketAddr),
+    /// No answer in time (unknown outcome).
+    #[error("no answer from {0} in time")]
+    Timeout(SocketAddr),
+}
+
+impl CallError {
+    /// Whether the request certainly did not reach the node.
+    pub fn is_definite(&self) -> bool {
+        matches!(self, CallError::Connect { .. })
+    }
+}
+
+type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<ClientResponse>>>>;
+
+/// A connection to one node.
+pub struct Client {
+    addr: SocketAddr,
+    next_id: AtomicU64,
+    tx: mpsc::UnboundedSender<ClientEnvelope>,
+    waiters: Waiters,
+    timeout: Duration,
+}
+
+impl Client {
+    /// Connect to the node at `addr`; every call waits at most `timeout`.
+    pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Client, CallError> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| CallError::Connect {
+                addr,
+                source: std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"),
+            })?
+            .map_err(|source| CallError::Connect { addr, source })?;
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        let waiters: Waiters = Arc::default();
+        let (tx, mut rx) = mpsc::unbounded_channel::<ClientEnvelope>();
+        tokio::spawn(async move {
+            let mut out = FramedWrite::new(write, protocol::codec());
+            while let Some(env) = rx.recv().await {
+                if out.send(protocol::encode(&env)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let w = waiters.clone();
+        tokio::spawn(async move {
+            let mut frames = FramedRead::new(read, protocol::codec());
+            while let Some(Ok(frame)) = frames.next().await {
+                let Ok(reply) = protocol::decode::<ClientReply>(&frame) else {
+                    break;
+                };
+                if let Some(waiter) = w.lock().expect("not poisoned").remove(&reply.id) {
+                    let _ = waiter.send(reply.response);
+                }
+            }
+            // Connection gone: wake every waiter (their senders drop).
+            w.lock().expect("not poisoned").clear();
+        });
+        Ok(Client {
+            addr,
+            next_id: AtomicU64::new(1),
+            tx,
+            waiters,
+            timeout,
+        })
+    }
+
+    /// The node's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Send one request and wait for its answer.
+    pub async fn call(&self, request: ClientRequest) -> Result<ClientResponse, CallError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.waiters.lock().expect("not poisoned").insert(id, tx);
+        if self.tx.send(ClientEnvelope { id, request }).is_err() {
+            self.waiters.lock().expect("not poisoned").remove(&id);
+            return Err(CallError::ConnectionLost(self.addr));
+        }
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(_)) => Err(CallError::ConnectionLost(self.addr)),
+            Err(_) => {
+                self.waiters.lock().expect("not poisoned").remove(&id);
+                Err(CallError::Timeout(self.addr))
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! The key-value state machine: registers keyed by strings holding `i64`.
+//!
+//! Every command carries a [`RequestId`]; a command whose id was applied
+//! before is not applied again. That matters because a forwarded request
+//! crosses the faulty network and may be duplicated on the way: without the
+//! check, a late duplicate of `write 5` could overwrite a newer write.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+/// Identifies one client request across forwarding and duplication.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RequestId {
+    /// Random per node process start, so restarts never reuse ids.
+    pub session: u64,
+    /// Counter within the session.
+    pub seq: u64,
+}
+
+/// An operation on the registers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Read a register (goes through the log, so it is linearizable).
+    Get {
+        /// The register.
+        key: String,
+    },
+    /// Overwrite a register.
+    Put {
+        /// The register.
+        key: String,
+        /// The new value.
+        value: i64,
+    },
+    /// Set `key` to `new` only if it holds `expected`.
+    Cas {
+        /// The register.
+        key: String,
+        /// The value it must hold.
+        expected: i64,
+        /// The value to store.
+        new: i64,
+    },
+}
+
+/// A command as it sits in the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// Who asked.
+    pub id: RequestId,
+    /// What to do.
+    pub command: Command,
+}
+
+/// The result of applying a command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Done; for `Get` the value read, for `Put`/`Cas` the value now stored.
+    Value(Option<i64>),
+    /// The cas did not match: nothing changed.
+    CasMismatch {
+        /// What the register held.
+        actual: Option<i64>,
+    },
+    /// This request id was applied before; this copy changed nothing.
+    Duplicate,
+}
+
+/// The registers.
+#[derive(Debug, Default)]
+pub struct Store {
+    registers: HashMap<String, i64>,
+    applied: HashSet<RequestId>,
+}
+
+impl Store {
+    /// Apply one committed command.
+    pub fn apply(&mut self, p: &Proposal) -> Outcome {
+        if !self.applied.insert(p.id) {
+            return Outcome::Duplicate;
+        }
+        match &p.command {
+            Command::Get { key } => Outcome::Value(self.registers.get(key).copied()),
+            Command::Put { key, value } => {
+                self.registers.insert(key.clone(), *value);
+                Outcome::Value(Some(*value))
+            }
+            Command::Cas { key, expected, new } => {
+                let actual = self.registers.get(key).copied();
+                if actual == Some(*expected) {
+                    self.registers.insert(key.clone(), *new);
+                    Outcome::Value(Some(*new))
+                } else {
+                    Outcome::CasMismatch { actual }
+                }
+            }
+        }
+    }
+
+    /// The current value of `key`, without going through the log.
+    pub fn local_read(&self, key: &str) -> Option<i64> {
+        self.registers.get(key).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(seq: u64, command: Command) -> Proposal {
+        Proposal {
+            id: RequestId { session: 1, seq },
+            command,
+        }
+    }
+
+    #[test]
+    fn registers_read_write_and_cas() {
+        let mut s = Store::default();
+        let k = || "k".to_string();
+        assert_eq!(
+            s.apply(&p(1, Command::Get { key: k() })),
+            Outcome::Value(None)
+        );
+        assert_eq!(
+            s.apply(&p(2, Command::Put { key: k(), value: 3 })),
+            Outcome::Value(Some(3))
+        );
+        assert_eq!(
+            s.apply(&p(
+                3,
+                Command::Cas {
+                    key: k(),
+                    expected: 4,
+                    new: 5
+                }
+            )),
+            Outcome::CasMismatch { actual: Some(3) }
+        );
+        assert_eq!(
+            s.apply(&p(
+                4,
+                Command::Cas {
+                    key: k(),
+                    expected: 3,
+                    new: 5
+                }
+            )),
+            Outcome::Value(Some(5))
+        );
+        assert_eq!(
+            s.apply(&p(5, Command::Get { key: k() })),
+            Outcome::Value(Some(5))
+        );
+    }
+
+    #[test]
+    fn a_duplicated_request_is_applied_once() {
+        let mut s = Store::default();
+        let put = |seq, value| {
+            p(
+                seq,
+                Command::Put {
+                    key: "k".into(),
+                    value,
+                },
+            )
+        };
+        s.apply(&put(1, 5));
+        s.apply(&put(2, 6));
+        assert_eq!(s.apply(&put(1, 5)), Outcome::Duplicate);
+        assert_eq!(s.local_read("k"), Some(6));
+    }
+}

@@ -1,0 +1,202 @@
+//! The wire protocol: length-delimited frames (tokio-util's codec, 4-byte
+//! big-endian length) holding bincode-encoded messages, for both the peer
+//! link and the client link. The proxy in nemesis/ reads the same framing.
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use thiserror::Error;
+use tokio_util::codec::LengthDelimitedCodec;
+
+use crate::kv::{Outcome, Proposal};
+use crate::raft::{Message, NodeId, Status};
+
+/// The largest frame accepted on any link; a larger one closes the connection.
+pub const MAX_FRAME: usize = 16 << 20;
+
+/// The frame codec used on every link.
+pub fn codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_FRAME)
+        .new_codec()
+}
+
+/// A frame that could not be decoded.
+#[derive(Debug, Error)]
+#[error("malformed frame: {0}")]
+pub struct DecodeError(String);
+
+/// Encode a message into a frame body.
+pub fn encode<T: Serialize>(value: &T) -> bytes::Bytes {
+    bincode::serialize(value)
+        .expect("protocol types always serialize")
+        .into()
+}
+
+/// Decode a frame body.
+pub fn decode<T: DeserializeOwned>(frame: &[u8]) -> Result<T, DecodeError> {
+    bincode::deserialize(frame).map_err(|e| DecodeError(e.to_string()))
+}
+
+/// What travels between two nodes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum PeerFrame {
+    /// A Raft message.
+    Raft(Message),
+    /// A follower hands a client request to the leader it knows.
+    Forward {
+        /// The follower that holds the client's connection.
+        origin: NodeId,
+        /// The follower's handle for the answer.
+        id: u64,
+        /// The request.
+        proposal: Proposal,
+    },
+    /// The leader's answer to a [`PeerFrame::Forward`].
+    ForwardReply {
+        /// The follower's handle.
+        id: u64,
+        /// The outcome.
+        result: Result<Outcome, ClientError>,
+    },
+}
+
+/// A client's request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientRequest {
+    /// Read a register, linearizably.
+    Get {
+        /// The register.
+        key: String,
+    },
+    /// Write a register.
+    Put {
+        /// The register.
+        key: String,
+        /// The value.
+        value: i64,
+    },
+    /// Compare-and-set a register.
+    Cas {
+        /// The register.
+        key: String,
+        /// The value it must hold.
+        expected: i64,
+        /// The value to store.
+        new: i64,
+    },
+    /// The node's Raft status (answered locally, not through the log).
+    Status,
+}
+
+/// A client request with its id (answers may come back in any order).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClientEnvelope {
+    /// Chosen by the client, echoed in the reply.
+    pub id: u64,
+    /// The request.
+    pub request: ClientRequest,
+}
+
+/// The node's answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClientReply {
+    /// The request's id.
+    pub id: u64,
+    /// The outcome.
+    pub response: ClientResponse,
+}
+
+/// The outcome of a client request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientResponse {
+    /// Done: the value read, or the value now stored.
+    Ok(Option<i64>),
+    /// A cas whose expected value did not match: certainly not applied.
+    CasMismatch {
+        /// What the register held.
+        actual: Option<i64>,
+    },
+    /// The node's status.
+    Status(NodeStatus),
+    /// The request did not complete; see [`ClientError::is_definite`].
+    Error(ClientError),
+}
+
+/// The status a node reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// The node.
+    pub id: NodeId,
+    /// `follower`, `precandidate`, `candidate` or `leader`.
+    pub role: String,
+    /// Current term.
+    pub term: u64,
+    /// The leader it knows in `term`.
+    pub leader: Option<NodeId>,
+    /// Commit index.
+    pub commit_index: u64,
+    /// Applied index.
+    pub applied_index: u64,
+    /// Last log index.
+    pub last_log_index: u64,
+    /// Voters of its configuration.
+    pub voters: Vec<NodeId>,
+}
+
+impl From<Status> for NodeStatus {
+    fn from(s: Status) -> Self {
+        NodeStatus {
+            id: s.id,
+            role: serde_json::to_value(s.role)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            term: s.term,
+            leader: s.leader,
+            commit_index: s.commit_index,
+            applied_index: s.applied_index,
+            last_log_index: s.last_log_index,
+            voters: s.voters,
+        }
+    }
+}
+
+/// Why a request did not complete.
+///
+/// Definite errors (the request certainly had no effect): `NotLeader`,
+/// `NoLeader`, `BadRequest`. Every other error leaves the outcome unknown: the
+/// command may have been, or may yet be, applied. A workload maps definite
+/// errors to `fail` and unknown ones to `info`.
+#[derive(Clone, Debug, PartialEq, Eq, Error, Serialize, Deserialize)]
+pub enum ClientError {
+    /// The node that got the forwarded request is not the leader; nothing was proposed.
+    #[error("not the leader (leader hint: {leader:?}); not proposed")]
+    NotLeader {
+        /// Its guess.
+        leader: Option<NodeId>,
+    },
+    /// The node knows no leader to forward to; nothing was proposed.
+    #[error("no leader known; not proposed")]
+    NoLeader,
+    /// The request could not be understood; nothing was proposed.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// No answer within the request timeout; the outcome is unknown.
+    #[error("timed out; the outcome is unknown")]
+    Timeout,
+    /// The leader lost leadership before the entry committed; unknown.
+    #[error("leadership lost before commit; the outcome is unknown")]
+    LeadershipLost,
+    /// The node is shutting down; unknown.
+    #[error("node shutting down; the outcome is unknown")]
+    ShuttingDown,
+}
+
+impl ClientError {
+    /// Whether the request certainly had no effect.
+    pub fn is_definite(&self) -> bool {
+        matches!(
+            self,
+            ClientError::NotLeader { .. } | ClientError::NoLeader | ClientError::BadRequest(_)
+        )
+    }
+}

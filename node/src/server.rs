@@ -1,0 +1,557 @@
+//! The node process: the Raft core driven by a tokio runtime.
+//!
+//! One task (the Raft loop) owns the core, the storage and the state
+//! machine. Everything else talks to it through one channel: the peer
+//! listener (frames from other nodes), the client listener (requests), and a
+//! ticker. After each batch of inputs the loop takes the core's Ready,
+//! persists it with one fsync (group commit: every proposal that arrived in
+//! the batch shares it), sends the messages, applies committed entries and
+//! answers the clients whose entries they were.
+//!
+//! Each peer has an outbound task that keeps a TCP connection to the peer's
+//! address (in a faultline run, the proxy of that link) and reconnects with
+//! back-off; messages that cannot be sent are dropped, which Raft tolerates.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use crate::kv::{Command, Outcome, Proposal, RequestId, Store};
+use crate::protocol::{
+    self, ClientEnvelope, ClientError, ClientReply, ClientRequest, ClientResponse, NodeStatus,
+    PeerFrame,
+};
+use crate::raft::{self, Configuration, EntryData, NodeId, Raft, Role};
+use crate::storage::{Storage, SyncMode};
+
+/// Everything a node needs to run.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This node's id.
+    pub id: NodeId,
+    /// Where to accept peer connections.
+    pub listen: SocketAddr,
+    /// Where to accept client connections.
+    pub client: SocketAddr,
+    /// The other voters and where to reach them.
+    pub peers: Vec<(NodeId, SocketAddr)>,
+    /// Where the log and metadata live.
+    pub data_dir: PathBuf,
+    /// The core's settings, in ticks.
+    pub raft: raft::Config,
+    /// The length of one tick.
+    pub tick: Duration,
+    /// How long a client request may wait for its entry to commit.
+    pub request_timeout: Duration,
+    /// Group commit or one fsync per entry.
+    pub sync: SyncMode,
+    /// Seed for the election-timeout RNG (random when absent).
+    pub seed: Option<u64>,
+}
+
+/// Where an answer goes.
+enum ReplyTo {
+    /// A client connection on this node.
+    Client {
+        tx: mpsc::UnboundedSender<ClientReply>,
+        id: u64,
+    },
+    /// A follower that forwarded the request.
+    Peer { origin: NodeId, id: u64 },
+}
+
+/// An input to the Raft loop.
+enum Event {
+    Peer(PeerFrame),
+    Client {
+        request: ClientRequest,
+        reply: ReplyTo,
+    },
+}
+
+/// A proposal waiting for its entry to be applied.
+struct Pending {
+    term: u64,
+    reply: ReplyTo,
+    deadline: Instant,
+}
+
+/// Run a node until `shutdown` resolves or storage fails.
+pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let peer_listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding the peer address {}", config.listen))?;
+    let client_listener = TcpListener::bind(config.client)
+        .await
+        .with_context(|| format!("binding the client address {}", config.client))?;
+    serve(config, peer_listener, client_listener, shutdown).await
+}
+
+/// Run a node on listeners the caller bound (tests bind `127.0.0.1:0`).
+pub async fn serve(
+    config: NodeConfig,
+    peer_listener: TcpListener,
+    client_listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let dir = config.data_dir.clone();
+    let sync = config.sync;
+    let (storage, recovered) = tokio::task::spawn_blocking(move || Storage::open(&dir, sync))
+        .await
+        .context("storage task")?
+        .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
+    tracing::info!(
+        id = %config.id,
+        term = recovered.hard_state.term,
+        entries = recovered.entries.len(),
+        "recovered from {}",
+        config.data_dir.display()
+    );
+    let voters =
+        std::iter::once(config.id.clone()).chain(config.peers.iter().map(|(p, _)| p.clone()));
+    let seed = config.seed.unwrap_or_else(rand::random);
+    let raft = Raft::new(
+        config.id.clone(),
+        config.raft.clone(),
+        Configuration::new(voters),
+        recovered.hard_state,
+        recovered.entries,
+        seed,
+    );
+
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(accept_peers(peer_listener, events_tx.clone()));
+    tasks.spawn(accept_clients(client_listener, events_tx.clone()));
+    let mut outbound = HashMap::new();
+    for (peer, addr) in &config.peers {
+        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        tasks.spawn(send_to_peer(peer.clone(), *addr, rx));
+        outbound.insert(peer.clone(), tx);
+    }
+    let mut node = NodeLoop {
+        raft,
+        storage,
+        store: Store::default(),
+        pending: BTreeMap::new(),
+        forwards: HashMap::new(),
+        next_forward: 0,
+        session: rand::random(),
+        next_seq: 0,
+        outbound,
+        config,
+        last_soft: (Role::Follower, 0, None),
+    };
+    let result = node.run(events_rx, shutdown).await;
+    node.fail_all(ClientError::ShuttingDown);
+    tasks.abort_all();
+    result
+}
+
+/// Messages queued for one peer before new ones are dropped.
+const OUTBOUND_QUEUE: usize = 8192;
+/// Inputs handled in one batch before the Ready is processed.
+const BATCH: usize = 4096;
+
+struct NodeLoop {
+    raft: Raft,
+    storage: Storage,
+    store: Store,
+    /// Leader: proposals by log index.
+    pending: BTreeMap<u64, Pending>,
+    /// Follower: requests forwarded to the leader, by forward id.
+    forwards: HashMap<u64, (ReplyTo, Instant)>,
+    next_forward: u64,
+    session: u64,
+    next_seq: u64,
+    outbound: HashMap<NodeId, mpsc::Sender<PeerFrame>>,
+    config: NodeConfig,
+    last_soft: (Role, u64, Option<NodeId>),
+}
+
+impl NodeLoop {
+    async fn run(
+        &mut self,
+        mut events: mpsc::UnboundedReceiver<Event>,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        tokio::pin!(shutdown);
+        let mut ticker = tokio::time::interval(self.config.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_tick = Instant::now();
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                _ = ticker.tick() => {
+                    // Count real time, so that a node resumed after SIGSTOP
+                    // sees its timers expired, as a real paused server would.
+                    let elapsed = last_tick.elapsed();
+                    let ticks = (elapsed.as_nanos() / self.config.tick.as_nanos().max(1)) as u64;
+                    for _ in 0..ticks.min(100_000) {
+                        self.raft.tick();
+                    }
+                    last_tick += self.config.tick * ticks as u32;
+                    self.expire(Instant::now());
+                }
+                ev = events.recv() => match ev {
+                    Some(ev) => self.handle(ev),
+                    None => return Ok(()),
+                },
+            }
+            for _ in 0..BATCH {
+                match events.try_recv() {
+                    Ok(ev) => self.handle(ev),
+                    Err(_) => break,
+                }
+            }
+            self.process_ready()?;
+        }
+    }
+
+    fn handle(&mut self, ev: Event) {
+        match ev {
+            Event::Peer(PeerFrame::Raft(m)) => self.raft.step(m),
+            Event::Peer(PeerFrame::Forward {
+                origin,
+                id,
+                proposal,
+            }) => {
+                self.propose(proposal, ReplyTo::Peer { origin, id });
+            }
+            Event::Peer(PeerFrame::ForwardReply { id, result }) => {
+                if let Some((reply, _)) = self.forwards.remove(&id) {
+                    self.answer(reply, result);
+                }
+            }
+            Event::Client { request, reply } => self.client_request(request, reply),
+        }
+    }
+
+    fn client_request(&mut self, request: ClientRequest, reply: ReplyTo) {
+        let command = match request {
+            ClientRequest::Status => {
+                let status = NodeStatus::from(self.raft.status());
+                self.send_reply(reply, ClientResponse::Status(status));
+                return;
+            }
+            ClientRequest::Get { key } => Command::Get { key },
+            ClientRequest::Put { key, value } => Command::Put { key, value },
+            ClientRequest::Cas { key, expected, new } => Command::Cas { key, expected, new },
+        };
+        self.next_seq += 1;
+        let proposal = Proposal {
+            id: RequestId {
+                session: self.session,
+                seq: self.next_seq,
+            },
+            command,
+        };
+        if self.raft.role() == Role::Leader {
+            self.propose(proposal, reply);
+            return;
+        }
+        match self.raft.leader().cloned() {
+            Some(leader) if leader != self.config.id => {
+                self.next_forward += 1;
+                let id = self.next_forward;
+                let frame = PeerFrame::Forward {
+                    origin: self.config.id.clone(),
+                    id,
+                    proposal,
+                };
+                self.forwards
+                    .insert(id, (reply, Instant::now() + self.config.request_timeout));
+                self.send_peer(&leader, frame);
+            }
+            _ => self.answer(reply, Err(ClientError::NoLeader)),
+        }
+    }
+
+    fn propose(&mut self, proposal: Proposal, reply: ReplyTo) {
+        let bytes = bincode::serialize(&proposal).expect("proposals always serialize");
+        match self.raft.propose(bytes) {
+            Ok((index, term)) => {
+                let deadline = Instant::now() + self.config.request_timeout;
+                self.pending.insert(
+                    index,
+                    Pending {
+                        term,
+                        reply,
+                        deadline,
+                    },
+                );
+            }
+            Err(raft::ProposeError::NotLeader { leader }) => {
+                self.answer(reply, Err(ClientError::NotLeader { leader }));
+            }
+        }
+    }
+
+    fn answer(&mut self, reply: ReplyTo, result: Result<Outcome, ClientError>) {
+        match reply {
+            ReplyTo::Peer { origin, id } => {
+                self.send_peer(&origin, PeerFrame::ForwardReply { id, result })
+            }
+            reply => {
+                let response = match result {
+                    Ok(Outcome::Value(v)) => ClientResponse::Ok(v),
+                    Ok(Outcome::CasMismatch { actual }) => ClientResponse::CasMismatch { actual },
+                    // The first copy of this request was applied and answered
+                    // already; this one changed nothing and is not news.
+                    Ok(Outcome::Duplicate) => ClientResponse::Error(ClientError::Timeout),
+                    Err(e) => ClientResponse::Error(e),
+                };
+                self.send_reply(reply, response);
+            }
+        }
+    }
+
+    fn send_reply(&self, reply: ReplyTo, response: ClientResponse) {
+        match reply {
+            ReplyTo::Client { tx, id } => {
+                let _ = tx.send(ClientReply { id, response });
+            }
+            ReplyTo::Peer { origin, id } => {
+                let result = match response {
+                    ClientResponse::Error(e) => Err(e),
+                    _ => Err(ClientError::BadRequest("status cannot be forwarded".into())),
+                };
+                self.send_peer(&origin, PeerFrame::ForwardReply { id, result });
+            }
+        }
+    }
+
+    fn send_peer(&self, peer: &str, frame: PeerFrame) {
+        if let Some(tx) = self.outbound.get(peer) {
+            // A full queue means the peer is unreachable: drop, as a network would.
+            let _ = tx.try_send(frame);
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        let late: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(i, _)| *i)
+            .collect();
+        for i in late {
+            let p = self.pending.remove(&i).expect("listed");
+            self.answer(p.reply, Err(ClientError::Timeout));
+        }
+        let late: Vec<u64> = self
+            .forwards
+            .iter()
+            .filter(|(_, (_, d))| *d <= now)
+            .map(|(i, _)| *i)
+            .collect();
+        for i in late {
+            let (reply, _) = self.forwards.remove(&i).expect("listed");
+            self.answer(reply, Err(ClientError::Timeout));
+        }
+    }
+
+    fn fail_all(&mut self, err: ClientError) {
+        for (_, p) in std::mem::take(&mut self.pending) {
+            self.answer(p.reply, Err(err.clone()));
+        }
+        for (_, (reply, _)) in std::mem::take(&mut self.forwards) {
+            self.answer(reply, Err(err.clone()));
+        }
+    }
+
+    fn process_ready(&mut self) -> anyhow::Result<()> {
+        let rd = self.raft.take_ready();
+        if rd.hard_state.is_some() || rd.log.truncate_from.is_some() || !rd.log.entries.is_empty() {
+            // fsync blocks this worker; let the runtime move other tasks off it.
+            let storage = &mut self.storage;
+            tokio::task::block_in_place(|| storage.persist(rd.hard_state.as_ref(), &rd.log))
+                .context(
+                    "storage failed; the node stops rather than answer what it cannot make durable",
+                )?;
+        }
+        for m in rd.messages.into_iter().chain(rd.persisted_messages) {
+            let to = m.to.clone();
+            self.send_peer(&to, PeerFrame::Raft(m));
+        }
+        for entry in rd.committed {
+            let outcome = match &entry.data {
+                EntryData::Noop => None,
+                EntryData::Command(bytes) => match bincode::deserialize::<Proposal>(bytes) {
+                    Ok(p) => Some(self.store.apply(&p)),
+                    Err(e) => {
+                        tracing::error!(index = entry.index, "undecodable command in the log: {e}");
+                        None
+                    }
+                },
+            };
+            if let Some(p) = self.pending.remove(&entry.index) {
+                let result = match outcome {
+                    // Our entry committed at this index.
+                    Some(o) if p.term == entry.term => Ok(o),
+                    // Another leader's entry took the index, so ours did not
+                    // commit there; we still say unknown rather than fail,
+                    // which is always safe for the checker.
+                    _ => Err(ClientError::LeadershipLost),
+                };
+                self.answer(p.reply, result);
+            }
+        }
+        let soft = (
+            self.raft.role(),
+            self.raft.term(),
+            self.raft.leader().cloned(),
+        );
+        if soft != self.last_soft {
+            if soft.0 != Role::Leader && !self.pending.is_empty() {
+                // Entries we proposed may or may not survive the next leader.
+                let pending = std::mem::take(&mut self.pending);
+                for (_, p) in pending {
+                    self.answer(p.reply, Err(ClientError::LeadershipLost));
+                }
+            }
+            tracing::info!(
+                target: "faultline::role",
+                id = %self.config.id,
+                role = ?soft.0,
+                term = soft.1,
+                leader = soft.2.as_deref().unwrap_or(""),
+                "role changed"
+            );
+            self.last_soft = soft;
+        }
+        Ok(())
+    }
+}
+
+async fn accept_peers(listener: TcpListener, events: mpsc::UnboundedSender<Event>) {
+    loop {
+        let Ok((stream, addr)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let events = events.clone();
+        tokio::spawn(async move {
+            let mut frames = FramedRead::new(stream, protocol::codec());
+            while let Some(frame) = frames.next().await {
+                let frame = match frame {
+                    Ok(f) => f,
+                    Err(e) => {
+                        tracing::warn!(peer = %addr, "closing peer connection: {e}");
+                        return;
+                    }
+                };
+                match protocol::decode::<PeerFrame>(&frame) {
+                    Ok(f) => {
+                        if events.send(Event::Peer(f)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(peer = %addr, "closing peer connection: {e}");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn accept_clients(listener: TcpListener, events: mpsc::UnboundedSender<Event>) {
+    loop {
+        let Ok((stream, addr)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let events = events.clone();
+        tokio::spawn(async move {
+            let (read, write) = stream.into_split();
+            let (tx, mut rx) = mpsc::unbounded_channel::<ClientReply>();
+            let writer = tokio::spawn(async move {
+                let mut out = FramedWrite::new(write, protocol::codec());
+                while let Some(reply) = rx.recv().await {
+                    if out.send(protocol::encode(&reply)).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            let mut frames = FramedRead::new(read, protocol::codec());
+            while let Some(frame) = frames.next().await {
+                let env = match frame
+                    .map_err(|e| e.to_string())
+                    .and_then(|f| protocol::decode::<ClientEnvelope>(&f).map_err(|e| e.to_string()))
+                {
+                    Ok(env) => env,
+                    Err(e) => {
+                        tracing::warn!(client = %addr, "closing client connection: {e}");
+                        break;
+                    }
+                };
+                let reply = ReplyTo::Client {
+                    tx: tx.clone(),
+                    id: env.id,
+                };
+                if events
+                    .send(Event::Client {
+                        request: env.request,
+                        reply,
+                    })
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            drop(tx);
+            // Let answers already on their way reach the client.
+            let _ = writer.await;
+        });
+    }
+}
+
+async fn send_to_peer(peer: NodeId, addr: SocketAddr, mut rx: mpsc::Receiver<PeerFrame>) {
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let stream = match TcpStream::connect(addr).await {
+            Ok(s) => s,
+            Err(_) => {
+                // Unreachable: drop what queued up meanwhile and retry later.
+                while rx.try_recv().is_ok() {}
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(10);
+        let _ = stream.set_nodelay(true);
+        let mut out = FramedWrite::new(stream, protocol::codec());
+        loop {
+            let Some(frame) = rx.recv().await else { return };
+            let mut batch = vec![frame];
+            while let Ok(f) = rx.try_recv() {
+                batch.push(f);
+                if batch.len() >= 256 {
+                    break;
+                }
+            }
+            let mut failed = false;
+            for f in &batch {
+                if out.feed(protocol::encode(f)).await.is_err() {
+                    failed = true;
+                    break;
+                }
+            }
+            if failed || SinkExt::<bytes::Bytes>::flush(&mut out).await.is_err() {
+                tracing::debug!(%peer, "peer connection lost; reconnecting");
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,472 @@
+//! Durable storage for one node: an append-only log file and a metadata
+//! record (term and vote), both checksummed.
+//!
+//! Log record: `len: u32 LE | crc32(len ‖ payload): u32 LE | payload` where
+//! the payload is the bincode encoding of an [`Entry`]. Appends write every
+//! entry of a Ready with one `write` and one fsync (group commit); truncating
+//! a conflicting suffix cuts the file at the first removed record.
+//!
+//! On open, a damaged record at the tail (a crash in the middle of a write)
+//! is cut off and logged; a damaged record followed by any intact record is
+//! corruption of data that was once acknowledged, and opening fails with the
+//! file and byte offset: committed entries are never silently dropped.
+//!
+//! The metadata record is replaced atomically: written to `meta.tmp`,
+//! fsynced, renamed over `meta`, and the directory fsynced.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::raft::{Entry, HardState, LogWrite};
+
+const HEADER: usize = 8;
+/// The largest record accepted (an entry is a small command).
+pub const MAX_RECORD: usize = 64 << 20;
+
+/// A storage failure. Every one is fatal to the node: it must not answer
+/// anything it cannot make durable.
+#[derive(Debug, Error)]
+pub enum StorageError {
+    /// The operating system refused.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A record that was once complete no longer checks out.
+    #[error("{path}: corrupt record at byte offset {offset}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Where the bad record starts.
+        offset: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StorageError {
+    let path = path.to_path_buf();
+    move |source| StorageError::Io { op, path, source }
+}
+
+/// How appends reach the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    /// All entries of one Ready share one fsync.
+    GroupCommit,
+    /// One write and one fsync per entry (for the benchmark's comparison).
+    PerEntry,
+}
+
+/// What was found when opening a data directory.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The last persisted term and vote.
+    pub hard_state: HardState,
+    /// The persisted log.
+    pub entries: Vec<Entry>,
+    /// Bytes cut off a torn tail, if any (already logged).
+    pub torn_tail: Option<(u64, u64)>,
+}
+
+/// The open storage of one node.
+pub struct Storage {
+    dir: PathBuf,
+    log_path: PathBuf,
+    log: File,
+    /// `offsets[i]` is where the record of entry `i + 1` starts.
+    offsets: Vec<u64>,
+    /// The file's length: where the next record goes.
+    end: u64,
+    mode: SyncMode,
+    /// Scratch buffer reused for appends.
+    buf: Vec<u8>,
+}
+
+fn encode_record(entry: &Entry, out: &mut Vec<u8>) {
+    let payload = bincode::serialize(entry).expect("entries always serialize");
+    let len = (payload.len() as u32).to_le_bytes();
+    let mut h = crc32fast::Hasher::new();
+    h.update(&len);
+    h.update(&payload);
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&h.finalize().to_le_bytes());
+    out.extend_from_slice(&payload);
+}
+
+/// Parse one record at `at`: the payload range, or why it is not a record.
+fn parse_record(data: &[u8], at: usize) -> Result<(usize, usize), String> {
+    if data.len() - at < HEADER {
+        return Err(format!(
+            "{} bytes where a record header needs {HEADER}",
+            data.len() - at
+        ));
+    }
+    let len = u32::from_le_bytes(data[at..at + 4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(data[at + 4..at + 8].try_into().expect("4 bytes"));
+    if len > MAX_RECORD {
+        return Err(format!(
+            "record length {len} exceeds the maximum {MAX_RECORD}"
+        ));
+    }
+    let start = at + HEADER;
+    if data.len() - start < len {
+        return Err(format!(
+            "record of {len} bytes runs past the end of the file"
+        ));
+    }
+    let mut h = crc32fast::Hasher::new();
+    h.update(&data[at..at + 4]);
+    h.update(&data[start..start + len]);
+    if h.finalize() != crc {
+        return Err("checksum mismatch".into());
+    }
+    Ok((start, start + len))
+}
+
+/// Whether any intact record starts anywhere after `from`.
+fn intact_record_after(data: &[u8], from: usize) -> Option<usize> {
+    (from + 1..data.len().saturating_sub(HEADER - 1)).find(|&p| {
+        parse_record(data, p).is_ok_and(|(s, e)| bincode::deserialize::<Entry>(&data[s..e]).is_ok())
+    })
+}
+
+impl Storage {
+    /// Open (creating if needed) the storage in `dir` and recover its state.
+    pub fn open(dir: &Path, mode: SyncMode) -> Result<(Storage, Recovered), StorageError> {
+        fs::create_dir_all(dir).map_err(io_err("creating directory", dir))?;
+        let hard_state = read_meta(&dir.join("meta"))?;
+        let log_path = dir.join("log");
+        let mut log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&log_path)
+            .map_err(io_err("opening", &log_path))?;
+        let mut data = Vec::new();
+        log.read_to_end(&mut data)
+            .map_err(io_err("reading", &log_path))?;
+
+        let mut entries = Vec::new();
+        let mut offsets = Vec::new();
+        let mut at = 0usize;
+        let mut torn_tail = None;
+        while at < data.len() {
+            let parsed = parse_record(&data, at).and_then(|(s, e)| {
+                let entry: Entry = bincode::deserialize(&data[s..e])
+                    .map_err(|e| format!("undecodable entry: {e}"))?;
+                if entry.index != entries.len() as u64 + 1 {
+                    return Err(format!(
+                        "entry index {} where {} was expected",
+                        entry.index,
+                        entries.len() + 1
+                    ));
+                }
+                Ok((entry, e))
+            });
+            match parsed {
+                Ok((entry, end)) => {
+                    offsets.push(at as u64);
+                    entries.push(entry);
+                    at = end;
+                }
+                Err(reason) => {
+                    if let Some(next) = intact_record_after(&data, at) {
+                        return Err(StorageError::Corrupt {
+                            path: log_path,
+                            offset: at as u64,
+                            reason: format!("{reason} (an intact record follows at offset {next})"),
+                        });
+                    }
+                    let cut = (data.len() - at) as u64;
+                    tracing::warn!(
+                        file = %log_path.display(),
+                        offset = at,
+                        bytes = cut,
+                        %reason,
+                        "cutting off a torn record at the tail of the log (a crash during a write)"
+                    );
+                    log.set_len(at as u64)
+                        .map_err(io_err("truncating", &log_path))?;
+                    log.sync_all().map_err(io_err("syncing", &log_path))?;
+                    torn_tail = Some((at as u64, cut));
+                    data.truncate(at);
+                    break;
+                }
+            }
+        }
+        sync_dir(dir)?;
+        let storage = Storage {
+            dir: dir.to_path_buf(),
+            log_path,
+            log,
+            offsets,
+            end: data.len() as u64,
+            mode,
+            buf: Vec::new(),
+        };
+        Ok((
+            storage,
+            Recovered {
+                hard_state,
+                entries,
+                torn_tail,
+            },
+        ))
+    }
+
+    /// Make `hard` (when given) and the log changes durable.
+    pub fn persist(
+        &mut self,
+        hard: Option<&HardState>,
+        write: &LogWrite,
+    ) -> Result<(), StorageError> {
+        if let Some(from) = write.truncate_from {
+            let keep = (from.max(1) - 1) as usize;
+            if keep < self.offsets.len() {
+                self.end = self.offsets[keep];
+                self.offsets.truncate(keep);
+                self.log
+                    .set_len(self.end)
+                    .map_err(io_err("truncating", &self.log_path))?;
+                if write.entries.is_empty() {
+                    self.log
+                        .sync_data()
+                        .map_err(io_err("syncing", &self.log_path))?;
+                }
+            }
+        }
+        match self.mode {
+            SyncMode::GroupCommit => {
+                if !write.entries.is_empty() {
+                    self.buf.clear();
+                    let mut at = self.end;
+                    for e in &write.entries {
+                        let before = self.buf.len();
+                        encode_record(e, &mut self.buf);
+                        self.offsets.push(at);
+                        at += (self.buf.len() - before) as u64;
+                    }
+                    self.log
+                        .write_all_at(&self.buf, self.end)
+                        .map_err(io_err("writing", &self.log_path))?;
+                    self.end = at;
+                    self.log
+                        .sync_data()
+                        .map_err(io_err("syncing", &self.log_path))?;
+                }
+            }
+            SyncMode::PerEntry => {
+                for e in &write.entries {
+                    self.buf.clear();
+                    encode_record(e, &mut self.buf);
+                    self.log
+                        .write_all_at(&self.buf, self.end)
+                        .map_err(io_err("writing", &self.log_path))?;
+                    self.offsets.push(self.end);
+                    self.end += self.buf.len() as u64;
+                    self.log
+                        .sync_data()
+                        .map_err(io_err("syncing", &self.log_path))?;
+                }
+            }
+        }
+        if let Some(h) = hard {
+            write_meta(&self.dir, h)?;
+        }
+        Ok(())
+    }
+
+    /// Number of entries stored.
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    /// Whether no entry is stored.
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("syncing directory", dir))
+}
+
+fn read_meta(path: &Path) -> Result<HardState, StorageError> {
+    let data = match fs::read(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HardState::default()),
+        Err(e) => return Err(io_err("reading", path)(e)),
+    };
+    let corrupt = |reason: String| StorageError::Corrupt {
+        path: path.to_path_buf(),
+        offset: 0,
+        reason,
+    };
+    let (s, e) = parse_record(&data, 0).map_err(corrupt)?;
+    if e != data.len() {
+        return Err(corrupt(format!(
+            "{} trailing bytes after the record",
+            data.len() - e
+        )));
+    }
+    bincode::deserialize(&data[s..e])
+        .map_err(|e| corrupt(format!("undecodable term and vote: {e}")))
+}
+
+fn write_meta(dir: &Path, hard: &HardState) -> Result<(), StorageError> {
+    let payload = bincode::serialize(hard).expect("hard state always serializes");
+    let len = (payload.len() as u32).to_le_bytes();
+    let mut h = crc32fast::Hasher::new();
+    h.update(&len);
+    h.update(&payload);
+    let mut rec = Vec::with_capacity(HEADER + payload.len());
+    rec.extend_from_slice(&len);
+    rec.extend_from_slice(&h.finalize().to_le_bytes());
+    rec.extend_from_slice(&payload);
+    let tmp = dir.join("meta.tmp");
+    let path = dir.join("meta");
+    {
+        let f = File::create(&tmp).map_err(io_err("creating", &tmp))?;
+        f.write_all_at(&rec, 0).map_err(io_err("writing", &tmp))?;
+        f.sync_all().map_err(io_err("syncing", &tmp))?;
+    }
+    fs::rename(&tmp, &path).map_err(io_err("renaming", &path))?;
+    sync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::EntryData;
+
+    fn entry(index: u64, term: u64) -> Entry {
+        Entry {
+            term,
+            index,
+            data: EntryData::Command(format!("value-{index}").into_bytes()),
+        }
+    }
+
+    fn fill(dir: &Path, n: u64) {
+        let (mut s, _) = Storage::open(dir, SyncMode::GroupCommit).unwrap();
+        let entries: Vec<Entry> = (1..=n).map(|i| entry(i, 1)).collect();
+        s.persist(
+            Some(&HardState {
+                term: 3,
+                vote: Some("n2".into()),
+            }),
+            &LogWrite {
+                truncate_from: None,
+                entries,
+            },
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn entries_and_hard_state_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        fill(dir.path(), 10);
+        let (_, r) = Storage::open(dir.path(), SyncMode::GroupCommit).unwrap();
+        assert_eq!(r.entries.len(), 10);
+        assert_eq!(r.entries[9], entry(10, 1));
+        assert_eq!(
+            r.hard_state,
+            HardState {
+                term: 3,
+                vote: Some("n2".into())
+            }
+        );
+        assert!(r.torn_tail.is_none());
+    }
+
+    #[test]
+    fn truncation_removes_the_suffix_durably() {
+        let dir = tempfile::tempdir().unwrap();
+        fill(dir.path(), 10);
+        {
+            let (mut s, _) = Storage::open(dir.path(), SyncMode::PerEntry).unwrap();
+            s.persist(
+                None,
+                &LogWrite {
+                    truncate_from: Some(4),
+                    entries: vec![entry(4, 2), entry(5, 2)],
+                },
+            )
+            .unwrap();
+        }
+        let (s, r) = Storage::open(dir.path(), SyncMode::GroupCommit).unwrap();
+        assert_eq!(s.len(), 5);
+        assert_eq!(r.entries[3].term, 2);
+        assert_eq!(r.entries[4], entry(5, 2));
+    }
+
+    #[test]
+    fn garbage_over_the_tail_is_cut_off_and_the_rest_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        fill(dir.path(), 10);
+        let path = dir.path().join("log");
+        let len = fs::metadata(&path).unwrap().len();
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(&[0xAB; 7], len - 7).unwrap();
+        // And a half-written record after it.
+        f.write_all_at(&[5, 0, 0], len).unwrap();
+        drop(f);
+        let (_, r) = Storage::open(dir.path(), SyncMode::GroupCommit).unwrap();
+        assert_eq!(r.entries.len(), 9, "only the damaged last record is lost");
+        assert!(r.torn_tail.is_some());
+        // The cut is durable: reopening finds a clean log.
+        let (_, r) = Storage::open(dir.path(), SyncMode::GroupCommit).unwrap();
+        assert_eq!(r.entries.len(), 9);
+        assert!(r.torn_tail.is_none());
+    }
+
+    #[test]
+    fn garbage_in_the_middle_stops_with_the_file_and_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        fill(dir.path(), 10);
+        let path = dir.path().join("log");
+        let (s, _) = Storage::open(dir.path(), SyncMode::GroupCommit).unwrap();
+        let third = s.offsets[2];
+        drop(s);
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(&[0xFF; 12], third + 3).unwrap();
+        drop(f);
+        let err = Storage::open(dir.path(), SyncMode::GroupCommit)
+            .err()
+            .expect("must refuse");
+        let msg = err.to_string();
+        assert!(msg.contains("log"), "{msg}");
+        assert!(msg.contains(&format!("offset {third}")), "{msg}");
+        // Nothing was cut: the file is as it was.
+        assert!(fs::metadata(&path).unwrap().len() > third + 100);
+    }
+
+    #[test]
+    fn a_corrupt_meta_record_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        fill(dir.path(), 1);
+        let path = dir.path().join("meta");
+        let mut data = fs::read(&path).unwrap();
+        let last = data.len() - 1;
+        data[last] ^= 0xFF;
+        fs::write(&path, data).unwrap();
+        let err = Storage::open(dir.path(), SyncMode::GroupCommit)
+            .err()
+            .expect("must refuse");
+        assert!(err.to_string().contains("meta"), "{err}");
+    }
+}

@@ -1,0 +1,89 @@
+//! `faultline cluster`: a local cluster in the foreground, for exploring the
+//! node by hand with `faultline kv`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use faultline_nemesis::cluster::{ClusterSpec, LocalCluster};
+use faultline_node::cli::MillisRange;
+
+/// `faultline cluster` flags.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Directory for data and logs (default: a new directory under store/cluster/).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Randomized election timeout range, milliseconds.
+    #[arg(long, default_value = "150..300")]
+    election_timeout: MillisRange,
+    /// Leader heartbeat interval, milliseconds.
+    #[arg(long, default_value_t = 50)]
+    heartbeat: u64,
+    /// Enable pre-vote on every node.
+    #[arg(long)]
+    pre_vote: bool,
+    /// Enable check-quorum on every node.
+    #[arg(long)]
+    check_quorum: bool,
+}
+
+/// Run `faultline cluster`.
+pub async fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        (1..=9).contains(&args.nodes),
+        "--nodes must be between 1 and 9"
+    );
+    let dir = match args.dir {
+        Some(d) => d,
+        None => {
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs();
+            PathBuf::from("store")
+                .join("cluster")
+                .join(stamp.to_string())
+        }
+    };
+    let mut node_args = vec![
+        "--election-timeout".to_string(),
+        args.election_timeout.to_string(),
+        "--heartbeat".to_string(),
+        args.heartbeat.to_string(),
+    ];
+    if args.pre_vote {
+        node_args.push("--pre-vote".into());
+    }
+    if args.check_quorum {
+        node_args.push("--check-quorum".into());
+    }
+    let spec = ClusterSpec {
+        nodes: args.nodes,
+        dir: dir.clone(),
+        node_bin: crate::node_binary()?,
+        node_args,
+    };
+    let mut cluster = LocalCluster::start(&spec)?;
+    cluster.wait_ready(Duration::from_secs(20)).await?;
+    println!(
+        "cluster of {} nodes; data and logs in {}",
+        args.nodes,
+        dir.display()
+    );
+    for (id, addr) in cluster.client_addrs() {
+        println!("  {id}  client {addr}   try: faultline kv --node {addr} status");
+    }
+    match cluster.wait_leader(Duration::from_secs(20)).await {
+        Ok(l) => println!("leader: {l}"),
+        Err(e) => println!("no leader yet: {e}"),
+    }
+    println!("Ctrl-C stops every node.");
+    tokio::signal::ctrl_c().await?;
+    cluster.shutdown();
+    println!("stopped.");
+    Ok(ExitCode::SUCCESS)
+}
