@@ -34,6 +34,24 @@ enum BenchWhat {
         #[arg(long, default_value_t = 3)]
         nodes: usize,
     },
+    /// The checker on generated histories: 10k/100k/1M operations x 1/100/1000
+    /// keys x 5/20/50 processes, 1 % info, plus the hard single-key cases;
+    /// each case in its own process so peak memory is its own.
+    Check {
+        /// Only the 10k and 100k rows and the hard cases.
+        #[arg(long)]
+        quick: bool,
+    },
+    /// (internal) one case of `bench check`.
+    #[command(hide = true)]
+    CheckOne {
+        ops: usize,
+        keys: usize,
+        processes: usize,
+        info: f64,
+        #[arg(action = clap::ArgAction::Set)]
+        stale: bool,
+    },
     /// Proposals committed per second through a 3-node in-memory cluster of
     /// the pure Raft core (no I/O).
     Core {
@@ -52,6 +70,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             nodes,
         } => bench_node(duration, clients, nodes).await?,
         BenchWhat::Core { proposals } => bench_core(proposals),
+        BenchWhat::Check { quick } => bench_check(quick)?,
+        BenchWhat::CheckOne {
+            ops,
+            keys,
+            processes,
+            info,
+            stale,
+        } => check_one(ops, keys, processes, info, stale)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -203,4 +229,114 @@ fn bench_core(proposals: u64) {
         "faultline bench core: {proposals} proposals committed on 3 in-memory nodes in {secs:.2} s = {:.0} proposals/s (with every safety check on)",
         proposals as f64 / secs
     );
+}
+
+fn bench_check(quick: bool) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let mut cases: Vec<(usize, usize, usize, f64, bool)> = Vec::new();
+    let sizes: &[usize] = if quick {
+        &[10_000, 100_000]
+    } else {
+        &[10_000, 100_000, 1_000_000]
+    };
+    for &ops in sizes {
+        for keys in [1, 100, 1000] {
+            for procs in [5, 20, 50] {
+                cases.push((ops, keys, procs, 0.01, false));
+            }
+        }
+    }
+    // The hard cases: one key, few percent info, both verdicts.
+    for ops in [1_200, 5_000, 20_000] {
+        for stale in [false, true] {
+            cases.push((ops, 1, 10, 0.03, stale));
+        }
+    }
+    cases.push((100_000, 1, 10, 0.01, false));
+    cases.push((100_000, 1, 10, 0.01, true));
+    println!("faultline bench check: generated register histories (read/write/cas, unique values), checked from a file");
+    println!(
+        "{:>9} {:>5} {:>5} {:>5} {:>6} {:>10} {:>12} {:>10} {:>9}",
+        "ops", "keys", "procs", "info", "stale", "verdict", "ops/s", "seconds", "peak MiB"
+    );
+    for (ops, keys, procs, info, stale) in cases {
+        let out = std::process::Command::new(&exe)
+            .args([
+                "bench",
+                "check-one",
+                &ops.to_string(),
+                &keys.to_string(),
+                &procs.to_string(),
+                &info.to_string(),
+            ])
+            .arg(if stale { "true" } else { "false" })
+            .output()?;
+        let line = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            anyhow::bail!(
+                "bench case failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        print!("{line}");
+    }
+    Ok(())
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn check_one(
+    ops: usize,
+    keys: usize,
+    processes: usize,
+    info: f64,
+    stale: bool,
+) -> anyhow::Result<()> {
+    use faultline_checker::gen::{generate, GenConfig};
+    let dir = tempdir_under_store("bench-check")?;
+    let path = dir.join("history.jsonl");
+    {
+        let f = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        let cfg = GenConfig {
+            ops,
+            keys,
+            processes,
+            info_rate: info,
+            stale_read: stale,
+            seed: 7,
+            ..GenConfig::default()
+        };
+        generate(&cfg, f)?;
+    }
+    let start = Instant::now();
+    let history = crate::check_cmd::load(&path, crate::check_cmd::Format::Jsonl)?;
+    let report = faultline_checker::check_history(&history, &faultline_checker::Options::default());
+    let secs = start.elapsed().as_secs_f64();
+    drop(history);
+    let verdict = match report.valid {
+        faultline_checker::Verdict::Linearizable => "valid",
+        faultline_checker::Verdict::NotLinearizable => "INVALID",
+        faultline_checker::Verdict::Unknown => "unknown",
+    };
+    println!(
+        "{:>9} {:>5} {:>5} {:>4.0}% {:>6} {:>10} {:>12.0} {:>10.3} {:>9.0}",
+        ops,
+        keys,
+        processes,
+        info * 100.0,
+        stale,
+        verdict,
+        ops as f64 / secs,
+        secs,
+        peak_rss_mib()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }

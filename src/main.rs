@@ -2,6 +2,7 @@
 //! together; the logic lives in the crates.
 
 mod bench;
+mod check_cmd;
 mod cluster_cmd;
 mod kv;
 
@@ -19,6 +20,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// Check a history for linearizability (exit 0 yes, 1 no, 3 unknown, 2 bad input).
+    Check(check_cmd::CheckArgs),
     /// Talk to one node: status, get, put, cas.
     Kv(kv::KvArgs),
     /// Start a local cluster in the foreground; Ctrl-C tears it down.
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async {
         match cli.command {
+            Cmd::Check(a) => check_cmd::run(a),
             Cmd::Kv(a) => kv::run(a).await,
             Cmd::Cluster(a) => cluster_cmd::run(a).await,
             Cmd::Bench(a) => bench::run(a).await,

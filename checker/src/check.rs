@@ -1,0 +1,367 @@
+//! Checking a whole history: per-key decomposition (P-compositionality),
+//! keys in parallel across the machine's cores, a time and memory budget,
+//! and counterexamples with a one-sentence explanation.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::history::{History, Op, OpKind};
+use crate::model::{Model, Register};
+use crate::register::{self, Refutation};
+use crate::search::{self, Budget, GiveUp, SearchResult};
+
+/// How much a check may spend.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Wall-clock budget for the whole history; keys not decided by then are `unknown`.
+    pub budget: Duration,
+    /// Memory budget for the search caches, bytes, shared by the worker threads.
+    pub max_memory: u64,
+    /// Worker threads (default: the machine's cores).
+    pub threads: usize,
+    /// Use the register's structure before searching (on by default; off to
+    /// test that both paths agree).
+    pub fast_path: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            budget: Duration::from_secs(60),
+            max_memory: 1 << 30,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            fast_path: true,
+        }
+    }
+}
+
+/// Bytes one cached configuration costs, with the hash table's overhead.
+const BYTES_PER_CONFIG: u64 = 80;
+
+/// The verdict for a key or a history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Some order of the operations explains every result.
+    Linearizable,
+    /// No order does.
+    NotLinearizable,
+    /// The budget ran out first.
+    Unknown,
+}
+
+impl Serialize for Verdict {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Verdict::Linearizable => s.serialize_bool(true),
+            Verdict::NotLinearizable => s.serialize_bool(false),
+            Verdict::Unknown => s.serialize_str("unknown"),
+        }
+    }
+}
+
+/// Why a key's history is not linearizable.
+#[derive(Clone, Debug, Serialize)]
+pub struct Counterexample {
+    /// One sentence.
+    pub explanation: String,
+    /// How many operations the longest linearizable prefix holds.
+    pub prefix_len: usize,
+    /// Its last operations (at most 20), in linearization order.
+    pub prefix_tail: Vec<Op>,
+    /// The operations that could not be linearized after the prefix.
+    pub failing: Vec<Op>,
+    /// The operations concurrent with them.
+    pub concurrent: Vec<Op>,
+    /// Everything above, for drawing a timeline (one lane per process).
+    pub timeline: Vec<Op>,
+}
+
+/// The result for one key.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyResult {
+    /// The key.
+    pub key: String,
+    /// Operations on it (fails excluded).
+    pub ops: usize,
+    /// The verdict.
+    pub valid: Verdict,
+    /// How it was decided: `precheck`, `zones` or `search`.
+    pub method: &'static str,
+    /// For an unknown verdict: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For a failed one: the counterexample.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counterexample: Option<Counterexample>,
+    /// Milliseconds spent.
+    pub elapsed_ms: f64,
+}
+
+/// The result for a whole history.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// `true`, `false` or `"unknown"`.
+    pub valid: Verdict,
+    /// Operations (fails included).
+    pub ops: usize,
+    /// Keys.
+    pub keys: usize,
+    /// Keys that are not linearizable, with counterexamples.
+    pub failures: Vec<KeyResult>,
+    /// Keys whose verdict is unknown, with reasons.
+    pub unknown: Vec<KeyResult>,
+    /// Milliseconds spent.
+    pub elapsed_ms: f64,
+}
+
+/// Check every key of `history` against the register model.
+pub fn check_history(history: &History, opts: &Options) -> Report {
+    let start = Instant::now();
+    let deadline = start + opts.budget;
+    let keys = history.by_key();
+    let threads = opts.threads.max(1).min(keys.len().max(1));
+    let max_configs = (opts.max_memory / BYTES_PER_CONFIG / threads as u64).max(1024) as usize;
+    let budget = Budget {
+        deadline,
+        max_configs,
+    };
+    // Largest keys first, so one huge key does not start last.
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(keys[i].1.len()));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<KeyResult>>> = Mutex::new(vec![None; keys.len()]);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&i) = order.get(k) else { break };
+                let (key, ops) = &keys[i];
+                let r = check_key(key, ops.clone(), budget, opts.fast_path);
+                results.lock().expect("no panics while locked")[i] = Some(r);
+            });
+        }
+    });
+    let results: Vec<KeyResult> = results
+        .into_inner()
+        .expect("not poisoned")
+        .into_iter()
+        .flatten()
+        .collect();
+    let failures: Vec<KeyResult> = results
+        .iter()
+        .filter(|r| r.valid == Verdict::NotLinearizable)
+        .cloned()
+        .collect();
+    let unknown: Vec<KeyResult> = results
+        .iter()
+        .filter(|r| r.valid == Verdict::Unknown)
+        .cloned()
+        .collect();
+    let valid = if !failures.is_empty() {
+        Verdict::NotLinearizable
+    } else if !unknown.is_empty() {
+        Verdict::Unknown
+    } else {
+        Verdict::Linearizable
+    };
+    Report {
+        valid,
+        ops: history.ops.len(),
+        keys: keys.len(),
+        failures,
+        unknown,
+        elapsed_ms: ms(start),
+    }
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Check one key's operations (fails already removed).
+pub fn check_key(key: &str, ops: Vec<Op>, budget: Budget, fast_path: bool) -> KeyResult {
+    let start = Instant::now();
+    let n = ops.len();
+    let mut unique = false;
+    let (prepared, method) = if fast_path {
+        let p = register::prepare(ops.clone(), key);
+        if let Some(r) = p.refutation {
+            let method = if p.ops.iter().all(|o| o.kind != OpKind::Cas) && r.ops.len() > 2 {
+                "zones"
+            } else {
+                "precheck"
+            };
+            return KeyResult {
+                key: key.to_string(),
+                ops: n,
+                valid: Verdict::NotLinearizable,
+                method,
+                reason: None,
+                counterexample: Some(from_refutation(&ops, r)),
+                elapsed_ms: ms(start),
+            };
+        }
+        unique = p.unique_values;
+        (p.ops, "search")
+    } else {
+        (ops.clone(), "search")
+    };
+    let (valid, reason, counterexample) = match search::check(&Register, &prepared, budget, unique)
+    {
+        SearchResult::Linearizable => (Verdict::Linearizable, None, None),
+        SearchResult::Unknown(g) => {
+            let why = match g {
+                GiveUp::Time => format!(
+                    "the time budget ran out while searching {} operations (raise --budget-secs)",
+                    prepared.len()
+                ),
+                GiveUp::Memory { configs } => format!(
+                    "the memory budget ran out after caching {configs} configurations of {} operations (raise --max-memory-mb)",
+                    prepared.len()
+                ),
+            };
+            (Verdict::Unknown, Some(why), None)
+        }
+        SearchResult::NotLinearizable(f) => (
+            Verdict::NotLinearizable,
+            None,
+            Some(from_failure(key, &prepared, &ops, f)),
+        ),
+    };
+    KeyResult {
+        key: key.to_string(),
+        ops: n,
+        valid,
+        method,
+        reason,
+        counterexample,
+        elapsed_ms: ms(start),
+    }
+}
+
+fn original(ops: &[Op], id: usize) -> Option<Op> {
+    ops.iter().find(|o| o.id == id).cloned()
+}
+
+fn concurrent_with(ops: &[Op], failing: &[Op]) -> Vec<Op> {
+    let ids: Vec<usize> = failing.iter().map(|o| o.id).collect();
+    let mut out: Vec<Op> = ops
+        .iter()
+        .filter(|o| !ids.contains(&o.id))
+        .filter(|o| failing.iter().any(|f| o.call < f.ret && f.call < o.ret))
+        .take(50)
+        .cloned()
+        .collect();
+    out.sort_by_key(|o| o.call);
+    out
+}
+
+fn timeline(prefix_tail: &[Op], failing: &[Op], concurrent: &[Op]) -> Vec<Op> {
+    let mut all: Vec<Op> = prefix_tail
+        .iter()
+        .chain(failing)
+        .chain(concurrent)
+        .cloned()
+        .collect();
+    all.sort_by_key(|o| (o.call, o.id));
+    all.dedup_by_key(|o| o.id);
+    all
+}
+
+fn from_refutation(ops: &[Op], r: Refutation) -> Counterexample {
+    let failing: Vec<Op> = r.ops.iter().filter_map(|&id| original(ops, id)).collect();
+    let concurrent = concurrent_with(ops, &failing);
+    let tl = timeline(&[], &failing, &concurrent);
+    Counterexample {
+        explanation: r.explanation,
+        prefix_len: 0,
+        prefix_tail: vec![],
+        failing,
+        concurrent,
+        timeline: tl,
+    }
+}
+
+fn secs(t: Option<u64>) -> String {
+    t.map_or("(no time)".to_string(), |t| {
+        format!("{:.3} s", t as f64 / 1e9)
+    })
+}
+
+fn from_failure(key: &str, prepared: &[Op], all: &[Op], f: search::Failure) -> Counterexample {
+    let prefix: Vec<&Op> = f.prefix.iter().map(|&i| &prepared[i]).collect();
+    let mut state = Register.init();
+    let mut last_writer: Option<&Op> = None;
+    for op in &prefix {
+        if let Some(s) = Register.step(&state, op) {
+            if op.kind != OpKind::Read {
+                last_writer = Some(op);
+            }
+            state = s;
+        }
+    }
+    let stuck = &prepared[f.stuck];
+    let stuck_orig = original(all, stuck.id).unwrap_or_else(|| stuck.clone());
+    let held = Register.describe(&state);
+    let explanation = match stuck.kind {
+        OpKind::Read => {
+            let got = stuck.result.map_or("null".to_string(), |v| v.to_string());
+            // The last write of the prefix holds a value other than the one
+            // read, and it finished before the read started: a stale read.
+            match last_writer {
+                Some(w) if w.ret < stuck.call && w.writes() != stuck.result => format!(
+                    "read of {key} returned {got} at {}, but {} completed at {} (before the read began) and nothing wrote {got} after it",
+                    secs(stuck_orig.ret_time),
+                    w.describe(),
+                    secs(original(all, w.id).and_then(|o| o.ret_time))
+                ),
+                _ => format!(
+                    "read of {key} returned {got} at {}, but no order of the operations lets it: after the longest linearizable prefix ({} operations) the register held {held}",
+                    secs(stuck_orig.ret_time),
+                    prefix.len()
+                ),
+            }
+        }
+        OpKind::Cas => format!(
+            "{} on {key} succeeded at {}, but no order of the operations lets it: after the longest linearizable prefix ({} operations) the register held {held}",
+            stuck.describe(),
+            secs(stuck_orig.ret_time),
+            prefix.len()
+        ),
+        OpKind::Write => format!(
+            "{} on {key}, completed at {}, cannot be placed in any order consistent with the reads around it (the register held {held} after the longest linearizable prefix of {} operations)",
+            stuck.describe(),
+            secs(stuck_orig.ret_time),
+            prefix.len()
+        ),
+    };
+    let prefix_tail: Vec<Op> = prefix
+        .iter()
+        .rev()
+        .take(20)
+        .rev()
+        .filter_map(|o| original(all, o.id))
+        .collect();
+    let failing = vec![stuck_orig];
+    let mut concurrent: Vec<Op> = f
+        .pending
+        .iter()
+        .filter_map(|&i| original(all, prepared[i].id))
+        .collect();
+    concurrent.extend(concurrent_with(all, &failing));
+    concurrent.sort_by_key(|o| (o.call, o.id));
+    concurrent.dedup_by_key(|o| o.id);
+    concurrent.truncate(50);
+    let tl = timeline(&prefix_tail, &failing, &concurrent);
+    Counterexample {
+        explanation,
+        prefix_len: prefix.len(),
+        prefix_tail,
+        failing,
+        concurrent,
+        timeline: tl,
+    }
+}

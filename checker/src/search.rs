@@ -1,0 +1,344 @@
+//! The general search, in the manner of Wing & Gong and Lowe ("Testing for
+//! linearizability", 2017): depth-first over the history's calls in
+//! real-time order, linearizing a call only when it is minimal (no pending
+//! return precedes it), with a cache of (set of linearized calls, model
+//! state) so that no configuration is explored twice, and backtracking.
+//!
+//! The set of linearized calls is represented by a 128-bit Zobrist hash (an
+//! XOR of one random number per call) instead of a bitset, so a cache entry
+//! costs a few dozen bytes whatever the history's length.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use crate::history::{Op, Outcome, NEVER};
+use crate::model::Model;
+
+/// Limits on one search.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    /// Give up at this instant.
+    pub deadline: Instant,
+    /// Give up when the cache holds this many configurations.
+    pub max_configs: usize,
+}
+
+/// Why a search gave up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GiveUp {
+    /// Out of time.
+    Time,
+    /// Out of memory budget.
+    Memory {
+        /// Configurations cached.
+        configs: usize,
+    },
+}
+
+/// What the search found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SearchResult {
+    /// A linearization exists.
+    Linearizable,
+    /// None exists.
+    NotLinearizable(Failure),
+    /// The budget ran out.
+    Unknown(GiveUp),
+}
+
+/// The deepest point the search reached before every order failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The longest linearizable prefix found: indexes into the ops, in order.
+    pub prefix: Vec<usize>,
+    /// The operation whose completion came before it could be linearized
+    /// after that prefix.
+    pub stuck: usize,
+    /// Calls that were pending (invoked, not linearized) at that point.
+    pub pending: Vec<usize>,
+}
+
+#[derive(Clone, Copy)]
+struct Node {
+    op: usize,
+    is_call: bool,
+    prev: usize,
+    next: usize,
+    /// For a call: the index of its return node.
+    ret: usize,
+}
+
+const HEAD: usize = 0;
+const NIL: usize = usize::MAX;
+
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+struct Search<'a, M: Model> {
+    model: &'a M,
+    ops: &'a [Op],
+    nodes: Vec<Node>,
+    zobrist: Vec<u128>,
+    /// With pruning: how many unlinearized ops require each state.
+    required: Option<std::collections::HashMap<M::State, usize>>,
+}
+
+/// Check `ops` (one key's operations; `fail` ones already removed) against `model`.
+///
+/// With `states_never_recur` (a register whose written values are unique),
+/// an operation that leaves the current state is not tried while some
+/// unlinearized operation still requires that state (see
+/// [`Model::requires`]): the state can never come back, so that branch
+/// could only fail. This keeps valid histories with many concurrent
+/// processes from wandering into dead ends.
+pub fn check<M: Model>(
+    model: &M,
+    ops: &[Op],
+    budget: Budget,
+    states_never_recur: bool,
+) -> SearchResult {
+    let s = Search::new(model, ops, states_never_recur);
+    match s.run(budget, None) {
+        Run::Done => SearchResult::Linearizable,
+        Run::GaveUp(g) => SearchResult::Unknown(g),
+        Run::Failed { best_step } => {
+            // Replay up to the step that reached the deepest prefix, and take
+            // its picture (cheaper than copying the stack at every new depth).
+            let s = Search::new(model, ops, states_never_recur);
+            match s.run(budget, Some(best_step)) {
+                Run::Snapshot(f) => SearchResult::NotLinearizable(f),
+                _ => SearchResult::NotLinearizable(Failure {
+                    prefix: vec![],
+                    stuck: 0,
+                    pending: vec![],
+                }),
+            }
+        }
+        Run::Snapshot(_) => unreachable!("no snapshot requested"),
+    }
+}
+
+enum Run {
+    Done,
+    Failed { best_step: u64 },
+    GaveUp(GiveUp),
+    Snapshot(Failure),
+}
+
+impl<'a, M: Model> Search<'a, M> {
+    fn new(model: &'a M, ops: &'a [Op], prune: bool) -> Self {
+        // Events: (position, is return, op). Info ops return after everything.
+        let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(ops.len() * 2);
+        for (i, op) in ops.iter().enumerate() {
+            events.push((op.call, false, i));
+            let ret = if op.outcome == Outcome::Info {
+                NEVER
+            } else {
+                op.ret
+            };
+            events.push((ret, true, i));
+        }
+        // Calls sort before returns at the same position (tightened returns
+        // can tie); infos keep their op order after everything.
+        events.sort_unstable_by_key(|&(p, r, i)| (p, r, i));
+        let mut nodes = Vec::with_capacity(events.len() + 1);
+        nodes.push(Node {
+            op: NIL,
+            is_call: false,
+            prev: NIL,
+            next: NIL,
+            ret: NIL,
+        });
+        let mut ret_node = vec![NIL; ops.len()];
+        for (k, &(_, is_ret, op)) in events.iter().enumerate() {
+            let idx = k + 1;
+            nodes.push(Node {
+                op,
+                is_call: !is_ret,
+                prev: idx - 1,
+                next: if k + 1 < events.len() { idx + 1 } else { NIL },
+                ret: NIL,
+            });
+            if is_ret {
+                ret_node[op] = idx;
+            }
+        }
+        nodes[HEAD].next = if events.is_empty() { NIL } else { 1 };
+        for n in nodes.iter_mut().skip(1) {
+            if n.is_call {
+                n.ret = ret_node[n.op];
+            }
+        }
+        let mut seed = 0x5EED_u64 ^ ops.len() as u64;
+        let zobrist = (0..ops.len())
+            .map(|_| ((splitmix(&mut seed) as u128) << 64) | splitmix(&mut seed) as u128)
+            .collect();
+        let required = prune.then(|| {
+            let mut m = std::collections::HashMap::new();
+            for op in ops {
+                if let Some(st) = model.requires(op) {
+                    *m.entry(st).or_insert(0usize) += 1;
+                }
+            }
+            m
+        });
+        Search {
+            model,
+            ops,
+            nodes,
+            zobrist,
+            required,
+        }
+    }
+
+    /// Whether linearizing `op` (moving `state` to `next`) leaves behind an
+    /// operation that needed `state`.
+    fn strands_others(&self, op: &Op, state: &M::State, next: &M::State) -> bool {
+        let Some(req) = &self.required else {
+            return false;
+        };
+        if next == state {
+            return false;
+        }
+        let waiting = req.get(state).copied().unwrap_or(0);
+        let mine = usize::from(self.model.requires(op).as_ref() == Some(state));
+        waiting > mine
+    }
+
+    fn take(&mut self, op: &Op, delta: isize) {
+        if let Some(req) = self.required.as_mut() {
+            if let Some(st) = self.model.requires(op) {
+                let c = req.entry(st).or_insert(0);
+                *c = (*c as isize + delta) as usize;
+            }
+        }
+    }
+
+    fn lift(&mut self, call: usize) {
+        let ret = self.nodes[call].ret;
+        for n in [call, ret] {
+            let (p, q) = (self.nodes[n].prev, self.nodes[n].next);
+            self.nodes[p].next = q;
+            if q != NIL {
+                self.nodes[q].prev = p;
+            }
+        }
+    }
+
+    fn unlift(&mut self, call: usize) {
+        let ret = self.nodes[call].ret;
+        for n in [ret, call] {
+            let (p, q) = (self.nodes[n].prev, self.nodes[n].next);
+            self.nodes[p].next = n;
+            if q != NIL {
+                self.nodes[q].prev = n;
+            }
+        }
+    }
+
+    fn is_info_return(&self, n: usize) -> bool {
+        let node = &self.nodes[n];
+        !node.is_call && self.ops[node.op].outcome == Outcome::Info
+    }
+
+    fn run(mut self, budget: Budget, snapshot_at: Option<u64>) -> Run {
+        let mut state = self.model.init();
+        let mut hash: u128 = 0;
+        let mut cache: HashSet<(u128, M::State)> = HashSet::new();
+        // (call node, state before it)
+        let mut stack: Vec<(usize, M::State)> = Vec::new();
+        let mut entry = self.nodes[HEAD].next;
+        let (mut best_depth, mut best_step) = (0usize, 0u64);
+        let mut step: u64 = 0;
+        loop {
+            step += 1;
+            if snapshot_at == Some(step) {
+                return Run::Snapshot(self.snapshot(&stack, entry));
+            }
+            if step.is_multiple_of(4096) {
+                if std::time::Instant::now() > budget.deadline {
+                    return Run::GaveUp(GiveUp::Time);
+                }
+                if cache.len() > budget.max_configs {
+                    return Run::GaveUp(GiveUp::Memory {
+                        configs: cache.len(),
+                    });
+                }
+            }
+            if entry == NIL || self.is_info_return(entry) {
+                // Every ok operation is linearized; the rest are infos that
+                // may take effect later or never.
+                return Run::Done;
+            }
+            let node = self.nodes[entry];
+            if node.is_call {
+                let op = &self.ops[node.op];
+                if let Some(next_state) = self
+                    .model
+                    .step(&state, op)
+                    .filter(|n| !self.strands_others(op, &state, n))
+                {
+                    let next_hash = hash ^ self.zobrist[node.op];
+                    if cache.insert((next_hash, next_state.clone())) {
+                        self.take(op, -1);
+                        stack.push((entry, std::mem::replace(&mut state, next_state)));
+                        hash = next_hash;
+                        self.lift(entry);
+                        if stack.len() > best_depth {
+                            best_depth = stack.len();
+                            // The picture is taken at the start of the next step.
+                            best_step = step + 1;
+                        }
+                        entry = self.nodes[HEAD].next;
+                        continue;
+                    }
+                }
+                entry = node.next;
+            } else {
+                // A return whose call is not linearized: backtrack.
+                let Some((call, prev_state)) = stack.pop() else {
+                    return Run::Failed {
+                        best_step: best_step.max(1),
+                    };
+                };
+                state = prev_state;
+                let op = self.nodes[call].op;
+                hash ^= self.zobrist[op];
+                self.take(&self.ops[op], 1);
+                self.unlift(call);
+                entry = self.nodes[call].next;
+            }
+        }
+    }
+
+    fn snapshot(&self, stack: &[(usize, M::State)], _entry: usize) -> Failure {
+        let prefix: Vec<usize> = stack.iter().map(|(c, _)| self.nodes[*c].op).collect();
+        // The first pending return in the list is the operation that could
+        // not be placed; the calls before it were the candidates.
+        let mut pending = Vec::new();
+        let mut stuck = None;
+        let mut n = self.nodes[HEAD].next;
+        while n != NIL {
+            let node = self.nodes[n];
+            if node.is_call {
+                pending.push(node.op);
+            } else {
+                stuck = Some(node.op);
+                break;
+            }
+            n = node.next;
+        }
+        let stuck = stuck.unwrap_or_else(|| pending.first().copied().unwrap_or(0));
+        pending.retain(|&p| p != stuck);
+        Failure {
+            prefix,
+            stuck,
+            pending,
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! `faultline check FILE`: the linearizability verdict for a history.
+//!
+//! Exit status (HISTORY.md): 0 linearizable, 1 not linearizable, 2 bad usage
+//! or a malformed file, 3 unknown (the search ran out of its budget).
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use faultline_checker::history::Op;
+use faultline_checker::{check_history, read_edn, read_jsonl, History, Options, Report, Verdict};
+
+/// Input formats.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Format {
+    /// JSON Lines as in HISTORY.md.
+    Jsonl,
+    /// Jepsen/Knossos EDN.
+    Edn,
+}
+
+/// `faultline check` flags.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The history file.
+    file: PathBuf,
+    /// Print one JSON object on standard output.
+    #[arg(long)]
+    json: bool,
+    /// The file's format.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    format: Format,
+    /// Time budget for the whole check, seconds; undecided keys are "unknown".
+    #[arg(long, default_value_t = 60)]
+    budget_secs: u64,
+    /// Memory budget for the search, MiB.
+    #[arg(long, default_value_t = 1024)]
+    max_memory_mb: u64,
+    /// Worker threads (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// Read a history file in the given format; errors name the file and line.
+pub fn load(path: &std::path::Path, format: Format) -> anyhow::Result<History> {
+    let shown = path.display();
+    let result = match format {
+        Format::Jsonl => {
+            let f = File::open(path).map_err(|e| anyhow::anyhow!("cannot open {shown}: {e}"))?;
+            read_jsonl(BufReader::with_capacity(1 << 20, f))
+        }
+        Format::Edn => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {shown}: {e}"))?;
+            read_edn(&text)
+        }
+    };
+    result.map_err(|e| anyhow::anyhow!("{shown}: {e}"))
+}
+
+/// Run `faultline check`.
+pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let history = load(&args.file, args.format)?;
+    let mut opts = Options {
+        budget: Duration::from_secs(args.budget_secs),
+        max_memory: args.max_memory_mb.saturating_mul(1 << 20),
+        ..Options::default()
+    };
+    if let Some(t) = args.threads {
+        anyhow::ensure!(t > 0, "--threads must be at least 1");
+        opts.threads = t;
+    }
+    let report = check_history(&history, &opts);
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", render_text(&args.file.display().to_string(), &report));
+    }
+    Ok(ExitCode::from(exit_code(report.valid)))
+}
+
+/// The exit status for a verdict.
+pub fn exit_code(v: Verdict) -> u8 {
+    match v {
+        Verdict::Linearizable => 0,
+        Verdict::NotLinearizable => 1,
+        Verdict::Unknown => 3,
+    }
+}
+
+fn span(o: &Op) -> String {
+    let end = o
+        .ret_time
+        .map_or("…".to_string(), |t| format!("{:.3} s", t as f64 / 1e9));
+    format!(
+        "process {} {} [{:.3} s – {end}] (line {})",
+        o.process,
+        o.describe(),
+        o.call_time as f64 / 1e9,
+        o.line
+    )
+}
+
+/// The report as text.
+pub fn render_text(name: &str, r: &Report) -> String {
+    let mut s = String::new();
+    let verdict = match r.valid {
+        Verdict::Linearizable => "linearizable".to_string(),
+        Verdict::NotLinearizable => format!(
+            "NOT linearizable ({} of {} keys fail)",
+            r.failures.len(),
+            r.keys
+        ),
+        Verdict::Unknown => format!("UNKNOWN ({} of {} keys undecided)", r.unknown.len(), r.keys),
+    };
+    s.push_str(&format!(
+        "{name}: {} operations on {} keys: {verdict} ({:.0} ms)\n",
+        r.ops, r.keys, r.elapsed_ms
+    ));
+    for f in &r.failures {
+        let Some(c) = &f.counterexample else { continue };
+        s.push_str(&format!("  key {}: {}\n", f.key, c.explanation));
+        if c.prefix_len > 0 {
+            s.push_str(&format!(
+                "    longest linearizable prefix: {} operations, ending with:\n",
+                c.prefix_len
+            ));
+            for o in c
+                .prefix_tail
+                .iter()
+                .rev()
+                .take(3)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+            {
+                s.push_str(&format!("      {}\n", span(o)));
+            }
+        }
+        for o in &c.failing {
+            s.push_str(&format!("    could not linearize: {}\n", span(o)));
+        }
+        for o in c.concurrent.iter().take(8) {
+            s.push_str(&format!("    concurrent: {}\n", span(o)));
+        }
+    }
+    for u in &r.unknown {
+        s.push_str(&format!(
+            "  key {}: unknown: {}\n",
+            u.key,
+            u.reason.as_deref().unwrap_or("")
+        ));
+    }
+    s
+}
