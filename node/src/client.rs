@@ -69,7 +69,16 @@ impl Client {
         tokio::spawn(async move {
             let mut out = FramedWrite::new(write, protocol::codec());
             while let Some(env) = rx.recv().await {
-                if out.send(protocol::encode(&env)).await.is_err() {
+                let mut batch = vec![env];
+                while let Ok(e) = rx.try_recv() {
+                    batch.push(e);
+                }
+                for e in &batch {
+                    if out.feed(protocol::encode(e)).await.is_err() {
+                        return;
+                    }
+                }
+                if SinkExt::<bytes::Bytes>::flush(&mut out).await.is_err() {
                     return;
                 }
             }

@@ -370,6 +370,13 @@ impl NodeLoop {
 
     fn process_ready(&mut self) -> anyhow::Result<()> {
         let rd = self.raft.take_ready();
+        // A leader's appends may leave before its own fsync (Raft thesis
+        // §10.2.1): followers write in parallel with the leader, and the
+        // leader counts its own entry only after this function returns.
+        for m in rd.messages {
+            let to = m.to.clone();
+            self.send_peer(&to, PeerFrame::Raft(m));
+        }
         if rd.hard_state.is_some() || rd.log.truncate_from.is_some() || !rd.log.entries.is_empty() {
             // fsync blocks this worker; let the runtime move other tasks off it.
             let storage = &mut self.storage;
@@ -378,7 +385,7 @@ impl NodeLoop {
                     "storage failed; the node stops rather than answer what it cannot make durable",
                 )?;
         }
-        for m in rd.messages.into_iter().chain(rd.persisted_messages) {
+        for m in rd.persisted_messages {
             let to = m.to.clone();
             self.send_peer(&to, PeerFrame::Raft(m));
         }
@@ -477,8 +484,19 @@ async fn accept_clients(listener: TcpListener, events: mpsc::UnboundedSender<Eve
             let (tx, mut rx) = mpsc::unbounded_channel::<ClientReply>();
             let writer = tokio::spawn(async move {
                 let mut out = FramedWrite::new(write, protocol::codec());
+                // Write every reply that is ready, then flush once: one
+                // syscall for a batch of answers under load.
                 while let Some(reply) = rx.recv().await {
-                    if out.send(protocol::encode(&reply)).await.is_err() {
+                    let mut batch = vec![reply];
+                    while let Ok(r) = rx.try_recv() {
+                        batch.push(r);
+                    }
+                    for r in &batch {
+                        if out.feed(protocol::encode(r)).await.is_err() {
+                            return;
+                        }
+                    }
+                    if SinkExt::<bytes::Bytes>::flush(&mut out).await.is_err() {
                         return;
                     }
                 }

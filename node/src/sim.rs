@@ -524,7 +524,10 @@ impl Cluster {
     }
 
     fn check_after(&mut self, id: &str) {
-        let node = self.nodes.get_mut(id).expect("known");
+        // Split the borrows: the node (read and a few fields written) and
+        // the global record.
+        let Cluster { nodes, inv, .. } = self;
+        let node = nodes.get_mut(id).expect("known");
         let Some(raft) = node.raft.as_ref() else {
             return;
         };
@@ -538,33 +541,33 @@ impl Cluster {
             ));
         }
         node.last_commit = commit;
-        let chain = node.chain.clone();
+        let chain = &node.chain;
         if chain.len() as u64 != raft.log().last_index() + 1 {
             problems.push(format!("{id}: persisted log and core log differ in length"));
         }
         // Committed entries never change.
-        let known = self.inv.committed.len();
+        let known = inv.committed.len();
         let c = commit as usize;
         if c > 0 {
             let upto = c.min(known);
-            if upto > 0 && chain.get(upto) != Some(&self.inv.committed[upto - 1]) {
+            if upto > 0 && chain.get(upto) != Some(&inv.committed[upto - 1]) {
                 problems.push(format!(
                     "{id}: committed prefix up to {upto} differs from the cluster's"
                 ));
             } else if c > known {
-                self.inv.committed.extend_from_slice(&chain[known + 1..=c]);
+                inv.committed.extend_from_slice(&chain[known + 1..=c]);
             }
-            let seen = self.inv.commit_seen_in_term.entry(term).or_insert(0);
+            let seen = inv.commit_seen_in_term.entry(term).or_insert(0);
             *seen = (*seen).max(commit);
         }
         if role == Role::Leader {
-            match self.inv.leaders.get(&term) {
+            match inv.leaders.get(&term) {
                 Some(other) if other != id => problems.push(format!(
                     "election safety: {other} and {id} both lead term {term}"
                 )),
                 Some(_) => {}
                 None => {
-                    self.inv.leaders.insert(term, id.to_string());
+                    inv.leaders.insert(term, id.to_string());
                 }
             }
             // Leader completeness: everything committed in an earlier term is

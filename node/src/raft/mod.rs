@@ -135,6 +135,9 @@ pub struct Raft {
     rng: ChaCha8Rng,
     messages: Vec<Message>,
     persisted_messages: Vec<Message>,
+    /// Proposals were appended since the last Ready: replicate them then, so
+    /// a batch of proposals goes out as one AppendEntries per follower.
+    replicate_pending: bool,
 }
 
 impl Raft {
@@ -171,6 +174,7 @@ impl Raft {
             rng: ChaCha8Rng::seed_from_u64(seed),
             messages: Vec::new(),
             persisted_messages: Vec::new(),
+            replicate_pending: false,
         };
         raft.reset_randomized_timeout();
         raft
@@ -270,7 +274,7 @@ impl Raft {
             });
         }
         let index = self.append_own(EntryData::Command(command));
-        self.broadcast_append();
+        self.replicate_pending = true;
         self.maybe_commit();
         Ok((index, self.hard.term))
     }
@@ -350,6 +354,9 @@ impl Raft {
     /// Hand over everything the caller must do; afterwards the core counts
     /// the log and hard state as persisted and the committed entries as applied.
     pub fn take_ready(&mut self) -> Ready {
+        if std::mem::take(&mut self.replicate_pending) && self.role == Role::Leader {
+            self.broadcast_append();
+        }
         let hard_state = std::mem::take(&mut self.hard_dirty).then(|| self.hard.clone());
         let log = self.log.take_unstable();
         let committed = self.log.range(self.applied + 1, self.commit);

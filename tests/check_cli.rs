@@ -1,0 +1,108 @@
+//! `faultline check` as a user runs it: exit codes, messages, --json, EDN.
+
+use std::process::Command;
+
+fn faultline(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+const VALID: &str = r#"{"time":1200,"process":0,"type":"invoke","f":"write","key":"k1","value":3,"node":"n1"}
+{"time":1500,"process":1,"type":"invoke","f":"read","key":"k1","value":null,"node":"n2"}
+{"time":5300,"process":0,"type":"ok","f":"write","key":"k1","value":3,"node":"n1"}
+{"time":6100,"process":1,"type":"ok","f":"read","key":"k1","value":3,"node":"n2"}
+{"time":7000,"process":"nemesis","type":"info","f":"start-partition","value":[["n1"],["n2","n3"]]}
+{"time":7400,"process":2,"type":"invoke","f":"cas","key":"k1","value":[3,4],"node":"n1"}
+{"time":1007400,"process":2,"type":"info","f":"cas","key":"k1","value":[3,4],"node":"n1","error":"timeout"}
+"#;
+
+const STALE: &str = r#"{"time":1000000000,"process":0,"type":"invoke","f":"write","key":"k3","value":7}
+{"time":1010000000,"process":0,"type":"ok","f":"write","key":"k3","value":7}
+{"time":1050000000,"process":0,"type":"invoke","f":"write","key":"k3","value":9}
+{"time":1100000000,"process":0,"type":"ok","f":"write","key":"k3","value":9}
+{"time":1150000000,"process":1,"type":"invoke","f":"read","key":"k3","value":null}
+{"time":1204000000,"process":1,"type":"ok","f":"read","key":"k3","value":7}
+"#;
+
+#[test]
+fn a_linearizable_history_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(&dir, "h.jsonl", VALID);
+    let (code, out, _) = faultline(&["check", &f]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("linearizable"), "{out}");
+    let (code, out, _) = faultline(&["check", &f, "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["valid"], serde_json::json!(true));
+}
+
+#[test]
+fn a_stale_read_exits_1_and_explains_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(&dir, "h.jsonl", STALE);
+    let (code, out, _) = faultline(&["check", &f]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("read of k3 returned 7 at 1.204 s, but write 9 completed at 1.100 s (before the read began)"),
+        "{out}"
+    );
+    let (code, out, _) = faultline(&["check", &f, "--json"]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["valid"], serde_json::json!(false));
+    assert_eq!(v["failures"][0]["key"], "k3");
+    assert!(!v["failures"][0]["counterexample"]["timeline"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn bad_input_exits_2_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        &dir,
+        "bad.jsonl",
+        &format!("{}{{\"time\":9999999,\"process\":5,\"type\":\"ok\"", VALID),
+    );
+    let (code, _, err) = faultline(&["check", &f]);
+    assert_eq!(code, 2);
+    assert!(err.contains("line 8: not valid JSON"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let (code, _, err) = faultline(&["check", "/nonexistent/history.jsonl"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("cannot open /nonexistent/history.jsonl"),
+        "{err}"
+    );
+    let (code, _, _) = faultline(&["check", &f, "--format", "xml"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn jepsen_edn_histories_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        &dir,
+        "h.edn",
+        "{:process 0 :type :invoke :f :write :value 1}\n{:process 0 :type :ok :f :write :value 1}\n\
+         {:process 1 :type :invoke :f :read :value nil}\n{:process 1 :type :ok :f :read :value 2}\n",
+    );
+    let (code, out, _) = faultline(&["check", &f, "--format", "edn"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("no operation ever wrote 2"), "{out}");
+}
