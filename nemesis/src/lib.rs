@@ -1,10 +1,20 @@
-//! Cluster control for faultline: the node processes, (later) the proxy on
-//! every link, and the fault schedules.
+//! Cluster control for faultline: the node processes, the proxy on every
+//! link, the faults, and the schedules that inject them.
 //!
 //! - [`process`]: one `faultline-node` OS process in its own process group.
 //! - [`cluster`]: N of them on free loopback ports, waiting until each
 //!   answers its status request, torn down on drop.
+//! - [`proxy`]: one proxy per directed link, acting on whole frames: pass,
+//!   drop, delay, duplicate, reorder, block; per-link seeded RNG and counters.
+//! - [`network`]: all links of a cluster, and partitions built from them.
+//! - [`fault`]: the fault kinds, their names and validation.
+//! - [`testbed`]: cluster + network, applying and healing faults, and the
+//!   seeded schedule of fault and quiet periods.
 #![deny(missing_docs)]
 
 pub mod cluster;
+pub mod fault;
+pub mod network;
 pub mod process;
+pub mod proxy;
+pub mod testbed;

@@ -1,0 +1,330 @@
+//! Fault kinds: what a fault does when it starts, and how it heals.
+//!
+//! Names, as given to `--nemesis` (comma-separated to combine):
+//!
+//! | name | fault |
+//! |---|---|
+//! | `partition-node` | isolate one random node |
+//! | `partition-leader` | isolate the current leader |
+//! | `partition-halves` (or `partition`) | random majority / minority halves |
+//! | `partition-bridge` | two halves and one node that sees both |
+//! | `partition-ring` | each node sees its neighbours only: overlapping majorities |
+//! | `one-way-in` | the leader can send but not receive |
+//! | `one-way-out` | the leader can receive but not send |
+//! | `loss[:P]` | drop each message with probability P (default 0.2) |
+//! | `delay[:MS[:JITTER]]` | delay each message by MS plus up to JITTER ms (default 100:50) |
+//! | `duplicate[:P]` | deliver each message twice with probability P (default 0.2) |
+//! | `reorder[:P]` | hold back each message with probability P (default 0.3) |
+//! | `pause`, `pause-leader`, `pause-minority` | SIGSTOP a random node, the leader, a minority; SIGCONT at heal |
+//! | `crash`, `crash-leader`, `crash-minority`, `crash-all` | SIGKILL, and restart on the same data at heal |
+//!
+//! `loss`, `delay`, `duplicate`, `reorder`, `pause` and `crash` take a target
+//! suffix: `@all` (the default for message faults), `@leader`, `@node` (a
+//! random node, the default for pause and crash), `@minority`, or a node id
+//! such as `@n2`. Message faults on a target apply to every link touching it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Which nodes a fault hits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// Every node (every link).
+    All,
+    /// The leader at the moment the fault starts.
+    Leader,
+    /// One node chosen at random (from the run's seed).
+    RandomNode,
+    /// A random minority (at most (n-1)/2 nodes).
+    Minority,
+    /// A named node.
+    Node(String),
+}
+
+/// A fault kind with its parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Fault {
+    /// Isolate one random node.
+    PartitionNode,
+    /// Isolate the leader.
+    PartitionLeader,
+    /// Random majority/minority halves.
+    PartitionHalves,
+    /// Two halves and a bridge node that sees both.
+    PartitionBridge,
+    /// Each node sees only its ring neighbours.
+    PartitionRing,
+    /// The leader can send but not receive.
+    OneWayIn,
+    /// The leader can receive but not send.
+    OneWayOut,
+    /// Message loss.
+    Loss {
+        /// Probability.
+        p: f64,
+        /// Whose links.
+        target: Target,
+    },
+    /// Message delay.
+    Delay {
+        /// Base delay, ms.
+        ms: u64,
+        /// Extra random delay up to this, ms.
+        jitter_ms: u64,
+        /// Whose links.
+        target: Target,
+    },
+    /// Message duplication.
+    Duplicate {
+        /// Probability.
+        p: f64,
+        /// Whose links.
+        target: Target,
+    },
+    /// Message reordering.
+    Reorder {
+        /// Probability of holding a message back.
+        p: f64,
+        /// Whose links.
+        target: Target,
+    },
+    /// SIGSTOP, then SIGCONT at heal.
+    Pause {
+        /// Whom.
+        target: Target,
+    },
+    /// SIGKILL, then restart on the same data at heal.
+    Crash {
+        /// Whom.
+        target: Target,
+    },
+}
+
+impl Fault {
+    /// The family name used in history events (`partition`, `loss`, ...).
+    pub fn family(&self) -> &'static str {
+        match self {
+            Fault::PartitionNode
+            | Fault::PartitionLeader
+            | Fault::PartitionHalves
+            | Fault::PartitionBridge
+            | Fault::PartitionRing
+            | Fault::OneWayIn
+            | Fault::OneWayOut => "partition",
+            Fault::Loss { .. } => "loss",
+            Fault::Delay { .. } => "delay",
+            Fault::Duplicate { .. } => "duplicate",
+            Fault::Reorder { .. } => "reorder",
+            Fault::Pause { .. } => "pause",
+            Fault::Crash { .. } => "crash",
+        }
+    }
+
+    /// Check the fault against a cluster of `n` nodes named `n1..nN`.
+    pub fn validate(&self, n: usize) -> Result<(), String> {
+        let prob = |p: f64, what: &str| {
+            if (0.0..=1.0).contains(&p) {
+                Ok(())
+            } else {
+                Err(format!("{what} probability {p} is not between 0 and 1"))
+            }
+        };
+        let target = |t: &Target| match t {
+            Target::Node(id) => {
+                let ok = id.strip_prefix('n').and_then(|k| k.parse::<usize>().ok()).is_some_and(|k| (1..=n).contains(&k));
+                if ok {
+                    Ok(())
+                } else {
+                    Err(format!("target @{id} is not a node of this {n}-node cluster (n1..n{n})"))
+                }
+            }
+            Target::Minority if n < 3 => Err(format!("a {n}-node cluster has no non-empty minority")),
+            _ => Ok(()),
+        };
+        match self {
+            Fault::PartitionNode | Fault::PartitionLeader | Fault::OneWayIn | Fault::OneWayOut if n < 2 => {
+                Err(format!("{self} needs at least 2 nodes; the cluster has {n}"))
+            }
+            Fault::PartitionHalves | Fault::PartitionRing if n < 3 => Err(format!("{self} needs at least 3 nodes; the cluster has {n}")),
+            Fault::PartitionBridge if n < 5 => Err(format!("{self} needs at least 5 nodes; the cluster has {n}")),
+            Fault::Loss { p, target: t } | Fault::Duplicate { p, target: t } | Fault::Reorder { p, target: t } => {
+                prob(*p, self.family())?;
+                target(t)
+            }
+            Fault::Delay { target: t, .. } | Fault::Pause { target: t } | Fault::Crash { target: t } => target(t),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn target_str(t: &Target) -> String {
+    match t {
+        Target::All => "all".into(),
+        Target::Leader => "leader".into(),
+        Target::RandomNode => "node".into(),
+        Target::Minority => "minority".into(),
+        Target::Node(id) => id.clone(),
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::PartitionNode => write!(f, "partition-node"),
+            Fault::PartitionLeader => write!(f, "partition-leader"),
+            Fault::PartitionHalves => write!(f, "partition-halves"),
+            Fault::PartitionBridge => write!(f, "partition-bridge"),
+            Fault::PartitionRing => write!(f, "partition-ring"),
+            Fault::OneWayIn => write!(f, "one-way-in"),
+            Fault::OneWayOut => write!(f, "one-way-out"),
+            Fault::Loss { p, target } => write!(f, "loss:{p}@{}", target_str(target)),
+            Fault::Delay { ms, jitter_ms, target } => write!(f, "delay:{ms}:{jitter_ms}@{}", target_str(target)),
+            Fault::Duplicate { p, target } => write!(f, "duplicate:{p}@{}", target_str(target)),
+            Fault::Reorder { p, target } => write!(f, "reorder:{p}@{}", target_str(target)),
+            Fault::Pause { target: Target::Leader } => write!(f, "pause-leader"),
+            Fault::Pause { target: Target::Minority } => write!(f, "pause-minority"),
+            Fault::Pause { target } => write!(f, "pause@{}", target_str(target)),
+            Fault::Crash { target: Target::Leader } => write!(f, "crash-leader"),
+            Fault::Crash { target: Target::Minority } => write!(f, "crash-minority"),
+            Fault::Crash { target: Target::All } => write!(f, "crash-all"),
+            Fault::Crash { target } => write!(f, "crash@{}", target_str(target)),
+        }
+    }
+}
+
+impl FromStr for Fault {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Fault, String> {
+        let s = s.trim();
+        let (body, target) = match s.split_once('@') {
+            Some((b, t)) => {
+                let t = match t {
+                    "all" => Target::All,
+                    "leader" => Target::Leader,
+                    "node" => Target::RandomNode,
+                    "minority" => Target::Minority,
+                    id if !id.is_empty() => Target::Node(id.to_string()),
+                    _ => return Err(format!("'{s}': empty target after @")),
+                };
+                (b, Some(t))
+            }
+            None => (s, None),
+        };
+        let mut parts = body.split(':');
+        let name = parts.next().unwrap_or("");
+        let args: Vec<&str> = parts.collect();
+        let num = |i: usize, default: f64| -> Result<f64, String> {
+            match args.get(i) {
+                None => Ok(default),
+                Some(a) => a.parse::<f64>().map_err(|_| format!("'{s}': '{a}' is not a number")),
+            }
+        };
+        let ms = |i: usize, default: u64| -> Result<u64, String> {
+            match args.get(i) {
+                None => Ok(default),
+                Some(a) => a.trim_end_matches("ms").parse::<u64>().map_err(|_| format!("'{s}': '{a}' is not a whole number of milliseconds")),
+            }
+        };
+        let no_args = |f: Fault| -> Result<Fault, String> {
+            if !args.is_empty() || target.is_some() {
+                return Err(format!("'{s}': {name} takes no parameters or target"));
+            }
+            Ok(f)
+        };
+        let node_target = |t: Option<Target>, d: Target| t.unwrap_or(d);
+        let fault = match name {
+            "partition-node" => no_args(Fault::PartitionNode)?,
+            "partition-leader" => no_args(Fault::PartitionLeader)?,
+            "partition" | "partition-halves" => no_args(Fault::PartitionHalves)?,
+            "partition-bridge" => no_args(Fault::PartitionBridge)?,
+            "partition-ring" => no_args(Fault::PartitionRing)?,
+            "one-way-in" => no_args(Fault::OneWayIn)?,
+            "one-way-out" => no_args(Fault::OneWayOut)?,
+            "loss" => Fault::Loss { p: num(0, 0.2)?, target: node_target(target, Target::All) },
+            "delay" => Fault::Delay { ms: ms(0, 100)?, jitter_ms: ms(1, 50)?, target: node_target(target, Target::All) },
+            "duplicate" => Fault::Duplicate { p: num(0, 0.2)?, target: node_target(target, Target::All) },
+            "reorder" => Fault::Reorder { p: num(0, 0.3)?, target: node_target(target, Target::All) },
+            "pause" => Fault::Pause { target: node_target(target, Target::RandomNode) },
+            "pause-leader" => no_args(Fault::Pause { target: Target::Leader })?,
+            "pause-minority" => no_args(Fault::Pause { target: Target::Minority })?,
+            "crash" | "kill" => Fault::Crash { target: node_target(target, Target::RandomNode) },
+            "crash-leader" => no_args(Fault::Crash { target: Target::Leader })?,
+            "crash-minority" => no_args(Fault::Crash { target: Target::Minority })?,
+            "crash-all" => no_args(Fault::Crash { target: Target::All })?,
+            other => {
+                return Err(format!(
+                    "unknown fault '{other}' (known: partition-node, partition-leader, partition-halves, partition-bridge, partition-ring, \
+                     one-way-in, one-way-out, loss, delay, duplicate, reorder, pause, pause-leader, pause-minority, crash, crash-leader, \
+                     crash-minority, crash-all)"
+                ))
+            }
+        };
+        if matches!(fault, Fault::Loss { .. } | Fault::Delay { .. } | Fault::Duplicate { .. } | Fault::Reorder { .. })
+            && args.len() > if name == "delay" { 2 } else { 1 }
+        {
+            return Err(format!("'{s}': too many parameters"));
+        }
+        Ok(fault)
+    }
+}
+
+/// Parse a comma-separated list of faults, validated for `n` nodes.
+pub fn parse_list(list: &str, n: usize) -> Result<Vec<Fault>, String> {
+    let faults: Vec<Fault> = list.split(',').filter(|s| !s.trim().is_empty()).map(str::parse).collect::<Result<_, _>>()?;
+    for f in &faults {
+        f.validate(n)?;
+    }
+    Ok(faults)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_and_print_back() {
+        for s in [
+            "partition-node",
+            "partition-leader",
+            "partition-halves",
+            "partition-bridge",
+            "partition-ring",
+            "one-way-in",
+            "one-way-out",
+            "loss:0.2@all",
+            "delay:100:50@all",
+            "duplicate:0.2@leader",
+            "reorder:0.3@n2",
+            "pause@node",
+            "pause-leader",
+            "pause-minority",
+            "crash-leader",
+            "crash-minority",
+            "crash-all",
+            "crash@n1",
+        ] {
+            let f: Fault = s.parse().unwrap();
+            assert_eq!(f.to_string(), s);
+        }
+        assert_eq!("partition".parse::<Fault>().unwrap(), Fault::PartitionHalves);
+        assert_eq!("loss".parse::<Fault>().unwrap(), Fault::Loss { p: 0.2, target: Target::All });
+    }
+
+    #[test]
+    fn impossible_settings_are_refused() {
+        let err = |s: &str, n: usize| parse_list(s, n).unwrap_err();
+        assert!(err("flood", 3).contains("unknown fault 'flood'"));
+        assert!(err("loss:1.5", 3).contains("not between 0 and 1"));
+        assert!(err("partition-leader", 1).contains("at least 2 nodes"));
+        assert!(err("partition-bridge", 3).contains("at least 5"));
+        assert!(err("crash@n7", 3).contains("not a node"));
+        assert!(err("loss:x", 3).contains("not a number"));
+        assert!(err("pause-leader:3", 3).contains("takes no parameters"));
+        assert!(parse_list("partition-leader,pause-leader,loss:0.2", 3).is_ok());
+    }
+}

@@ -1,0 +1,278 @@
+//! The per-link proxy: one per directed link i→j, inside the controller.
+//!
+//! Node i is told that peer j lives at the proxy's address. The proxy reads
+//! whole length-delimited frames (the node's framing) and decides for each
+//! message, by the link's current [`LinkRules`] and the link's own seeded
+//! RNG, whether to pass it, drop it, delay it, duplicate it or hold it back
+//! so that later messages overtake it. A blocked link drops every message
+//! silently while its TCP connections stay up, as with a cut cable.
+//!
+//! Rules change at runtime without reconnecting anything. Node i only ever
+//! writes on its connection to j (j answers on its own connection to i,
+//! through the proxy of link j→i), so one direction per link is all there is.
+
+use std::collections::BinaryHeap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+/// What a link does to each message. The default passes everything at once.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LinkRules {
+    /// Drop every message (a partition).
+    pub blocked: bool,
+    /// Probability of dropping a message.
+    pub loss: f64,
+    /// Fixed delay added to every message.
+    pub delay: Duration,
+    /// Extra random delay, uniform in `0..=jitter`.
+    pub jitter: Duration,
+    /// Probability of delivering a message twice.
+    pub duplicate: f64,
+    /// Probability of holding a message back (uniform 5..50 ms more), so
+    /// that messages sent after it arrive first.
+    pub reorder: f64,
+}
+
+impl LinkRules {
+    /// Every message passes at once.
+    pub fn pass() -> Self {
+        LinkRules::default()
+    }
+}
+
+/// Messages queued on a link before new ones are dropped (a paused or
+/// stalled receiver must not make the controller's memory grow without bound).
+const LINK_QUEUE: usize = 16_384;
+
+/// What a link did so far.
+#[derive(Debug, Default)]
+pub struct LinkCounters {
+    passed: AtomicU64,
+    dropped: AtomicU64,
+    duplicated: AtomicU64,
+    delayed: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// A snapshot of a link's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkStats {
+    /// Sender.
+    pub from: String,
+    /// Receiver.
+    pub to: String,
+    /// Messages delivered (duplicates count twice).
+    pub passed: u64,
+    /// Messages dropped (loss, partition, full queue, receiver down).
+    pub dropped: u64,
+    /// Messages duplicated.
+    pub duplicated: u64,
+    /// Messages delivered later than they arrived (delay, jitter, reorder).
+    pub delayed: u64,
+    /// Bytes delivered.
+    pub bytes: u64,
+}
+
+/// One directed link's proxy.
+pub struct Link {
+    from: String,
+    to: String,
+    addr: SocketAddr,
+    rules: Mutex<LinkRules>,
+    rng: Mutex<ChaCha8Rng>,
+    counters: LinkCounters,
+}
+
+impl Link {
+    /// Where node `from` must send to reach node `to`.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The link's current rules.
+    pub fn rules(&self) -> LinkRules {
+        self.rules.lock().expect("not poisoned").clone()
+    }
+
+    /// Replace the link's rules; applies to the next message.
+    pub fn set_rules(&self, rules: LinkRules) {
+        *self.rules.lock().expect("not poisoned") = rules;
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> LinkStats {
+        let c = &self.counters;
+        LinkStats {
+            from: self.from.clone(),
+            to: self.to.clone(),
+            passed: c.passed.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            duplicated: c.duplicated.load(Ordering::Relaxed),
+            delayed: c.delayed.load(Ordering::Relaxed),
+            bytes: c.bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Decide what happens to one message: the delays of each copy to deliver
+    /// (empty: dropped).
+    fn decide(&self) -> Vec<Duration> {
+        let rules = self.rules();
+        let mut rng = self.rng.lock().expect("not poisoned");
+        if rules.blocked || (rules.loss > 0.0 && rng.gen_bool(rules.loss.min(1.0))) {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return Vec::new();
+        }
+        let copies = if rules.duplicate > 0.0 && rng.gen_bool(rules.duplicate.min(1.0)) {
+            self.counters.duplicated.fetch_add(1, Ordering::Relaxed);
+            2
+        } else {
+            1
+        };
+        (0..copies)
+            .map(|_| {
+                let mut d = rules.delay;
+                if !rules.jitter.is_zero() {
+                    d += Duration::from_micros(rng.gen_range(0..=rules.jitter.as_micros() as u64));
+                }
+                if rules.reorder > 0.0 && rng.gen_bool(rules.reorder.min(1.0)) {
+                    d += Duration::from_millis(rng.gen_range(5..=50));
+                }
+                d
+            })
+            .collect()
+    }
+}
+
+/// Start the proxy for link `from`→`to`, forwarding to `upstream` (the
+/// receiver's real peer address). `seed` fixes the link's decisions.
+pub async fn start_link(from: &str, to: &str, upstream: SocketAddr, seed: u64) -> std::io::Result<Arc<Link>> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let link = Arc::new(Link {
+        from: from.to_string(),
+        to: to.to_string(),
+        addr: listener.local_addr()?,
+        rules: Mutex::new(LinkRules::pass()),
+        rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
+        counters: LinkCounters::default(),
+    });
+    let (tx, rx) = mpsc::channel::<(Instant, Bytes)>(LINK_QUEUE);
+    tokio::spawn(deliver(link.clone(), upstream, rx));
+    let l = link.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(receive(l.clone(), stream, tx.clone()));
+        }
+    });
+    Ok(link)
+}
+
+async fn receive(link: Arc<Link>, stream: TcpStream, tx: mpsc::Sender<(Instant, Bytes)>) {
+    let mut frames = FramedRead::new(stream, faultline_node::protocol::codec());
+    while let Some(Ok(frame)) = frames.next().await {
+        let frame = frame.freeze();
+        let now = Instant::now();
+        for d in link.decide() {
+            if !d.is_zero() {
+                link.counters.delayed.fetch_add(1, Ordering::Relaxed);
+            }
+            if tx.try_send((now + d, frame.clone())).is_err() {
+                link.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// A message waiting for its delivery time; the heap pops the earliest.
+struct Due(Instant, u64, Bytes);
+
+impl PartialEq for Due {
+    fn eq(&self, o: &Self) -> bool {
+        (self.0, self.1) == (o.0, o.1)
+    }
+}
+impl Eq for Due {}
+impl PartialOrd for Due {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Due {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (o.0, o.1).cmp(&(self.0, self.1))
+    }
+}
+
+async fn deliver(link: Arc<Link>, upstream: SocketAddr, mut rx: mpsc::Receiver<(Instant, Bytes)>) {
+    let mut heap: BinaryHeap<Due> = BinaryHeap::new();
+    let mut seq = 0u64;
+    let mut out: Option<FramedWrite<TcpStream, tokio_util::codec::LengthDelimitedCodec>> = None;
+    let mut retry_at = Instant::now();
+    loop {
+        // Wait for the next message or the next delivery time.
+        let next_due = heap.peek().map(|d| d.0);
+        tokio::select! {
+            m = rx.recv() => match m {
+                Some((at, b)) => { seq += 1; heap.push(Due(at, seq, b)); }
+                None => return,
+            },
+            _ = async { match next_due { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {}
+        }
+        while let Ok((at, b)) = rx.try_recv() {
+            seq += 1;
+            heap.push(Due(at, seq, b));
+        }
+        let now = Instant::now();
+        let mut wrote = false;
+        while heap.peek().is_some_and(|d| d.0 <= now) {
+            let Due(_, _, bytes) = heap.pop().expect("peeked");
+            if out.is_none() && now >= retry_at {
+                match tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(upstream)).await {
+                    Ok(Ok(s)) => {
+                        let _ = s.set_nodelay(true);
+                        out = Some(FramedWrite::new(s, faultline_node::protocol::codec()));
+                    }
+                    _ => retry_at = now + Duration::from_millis(50),
+                }
+            }
+            let Some(w) = out.as_mut() else {
+                // The receiver is down: the message is lost, as on a network.
+                link.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            let n = bytes.len() as u64;
+            let fed = tokio::time::timeout(Duration::from_secs(1), w.feed(bytes)).await;
+            if !matches!(fed, Ok(Ok(()))) {
+                link.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                out = None;
+                continue;
+            }
+            wrote = true;
+            link.counters.passed.fetch_add(1, Ordering::Relaxed);
+            link.counters.bytes.fetch_add(n, Ordering::Relaxed);
+        }
+        if wrote {
+            if let Some(w) = out.as_mut() {
+                // A receiver that stopped reading (paused) must not stall the
+                // link forever: give up on the connection after a while.
+                let flushed = tokio::time::timeout(Duration::from_secs(1), SinkExt::<Bytes>::flush(w)).await;
+                if !matches!(flushed, Ok(Ok(()))) {
+                    out = None;
+                }
+            }
+        }
+    }
+}
