@@ -42,6 +42,16 @@ enum BenchWhat {
         #[arg(long)]
         quick: bool,
     },
+    /// The latency a healthy link proxy adds per message, and the messages/s
+    /// one proxy carries, side by side with a direct connection.
+    Proxy {
+        /// Messages for the latency measurement (one in flight at a time).
+        #[arg(long, default_value_t = 20_000)]
+        pings: u32,
+        /// Messages for the throughput measurement (as fast as possible).
+        #[arg(long, default_value_t = 500_000)]
+        messages: u32,
+    },
     /// (internal) one case of `bench check`.
     #[command(hide = true)]
     CheckOne {
@@ -71,6 +81,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         } => bench_node(duration, clients, nodes).await?,
         BenchWhat::Core { proposals } => bench_core(proposals),
         BenchWhat::Check { quick } => bench_check(quick)?,
+        BenchWhat::Proxy { pings, messages } => bench_proxy(pings, messages).await?,
         BenchWhat::CheckOne {
             ops,
             keys,
@@ -338,5 +349,105 @@ fn check_one(
         peak_rss_mib()
     );
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// A receiver that reports each frame's arrival on a channel.
+async fn frame_sink() -> anyhow::Result<(
+    std::net::SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<(Instant, u32)>,
+)> {
+    use futures::StreamExt;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let _ = s.set_nodelay(true);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut f =
+                    tokio_util::codec::FramedRead::new(s, faultline_node::protocol::codec());
+                while let Some(Ok(frame)) = f.next().await {
+                    let n = u32::from_be_bytes(frame[..4].try_into().unwrap_or([0; 4]));
+                    if tx.send((Instant::now(), n)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok((addr, rx))
+}
+
+struct PathFigures {
+    hist: Histogram<u64>,
+    per_sec: f64,
+}
+
+async fn measure_path(via_proxy: bool, pings: u32, messages: u32) -> anyhow::Result<PathFigures> {
+    use futures::SinkExt;
+    let (sink, mut rx) = frame_sink().await?;
+    let target = if via_proxy {
+        let link = faultline_nemesis::proxy::start_link("a", "b", sink, 1).await?;
+        let addr = link.addr();
+        std::mem::forget(link); // its tasks live for the rest of the bench
+        addr
+    } else {
+        sink
+    };
+    let stream = tokio::net::TcpStream::connect(target).await?;
+    stream.set_nodelay(true)?;
+    let mut out = tokio_util::codec::FramedWrite::new(stream, faultline_node::protocol::codec());
+    // A realistic message: a heartbeat-sized frame.
+    let frame = |i: u32| {
+        let mut v = i.to_be_bytes().to_vec();
+        v.resize(64, 0);
+        bytes::Bytes::from(v)
+    };
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).expect("valid bounds");
+    for i in 0..pings {
+        let t = Instant::now();
+        out.send(frame(i)).await?;
+        let (at, _) = rx.recv().await.context("sink closed")?;
+        let _ = hist.record(at.duration_since(t).as_micros().max(1) as u64);
+    }
+    let t = Instant::now();
+    for i in 0..messages {
+        out.feed(frame(i)).await?;
+    }
+    SinkExt::<bytes::Bytes>::flush(&mut out).await?;
+    let mut got = 0;
+    while got < messages {
+        tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .context("messages lost")?
+            .context("sink closed")?;
+        got += 1;
+    }
+    Ok(PathFigures {
+        hist,
+        per_sec: messages as f64 / t.elapsed().as_secs_f64(),
+    })
+}
+
+async fn bench_proxy(pings: u32, messages: u32) -> anyhow::Result<()> {
+    println!("faultline bench proxy: {pings} one-at-a-time messages for latency, {messages} back-to-back for throughput (64-byte frames)");
+    let direct = measure_path(false, pings, messages).await?;
+    let proxied = measure_path(true, pings, messages).await?;
+    for (name, f) in [("direct", &direct), ("via proxy", &proxied)] {
+        println!(
+            "{name:>10}: one-way p50 {:>5} us  p99 {:>5} us  max {:>6} us   {:>9.0} messages/s",
+            f.hist.value_at_quantile(0.5),
+            f.hist.value_at_quantile(0.99),
+            f.hist.max(),
+            f.per_sec
+        );
+    }
+    println!(
+        "added by the proxy: p50 {} us, p99 {} us",
+        proxied.hist.value_at_quantile(0.5) as i64 - direct.hist.value_at_quantile(0.5) as i64,
+        proxied.hist.value_at_quantile(0.99) as i64 - direct.hist.value_at_quantile(0.99) as i64
+    );
     Ok(())
 }

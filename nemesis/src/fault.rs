@@ -135,27 +135,46 @@ impl Fault {
         };
         let target = |t: &Target| match t {
             Target::Node(id) => {
-                let ok = id.strip_prefix('n').and_then(|k| k.parse::<usize>().ok()).is_some_and(|k| (1..=n).contains(&k));
+                let ok = id
+                    .strip_prefix('n')
+                    .and_then(|k| k.parse::<usize>().ok())
+                    .is_some_and(|k| (1..=n).contains(&k));
                 if ok {
                     Ok(())
                 } else {
-                    Err(format!("target @{id} is not a node of this {n}-node cluster (n1..n{n})"))
+                    Err(format!(
+                        "target @{id} is not a node of this {n}-node cluster (n1..n{n})"
+                    ))
                 }
             }
-            Target::Minority if n < 3 => Err(format!("a {n}-node cluster has no non-empty minority")),
+            Target::Minority if n < 3 => {
+                Err(format!("a {n}-node cluster has no non-empty minority"))
+            }
             _ => Ok(()),
         };
         match self {
-            Fault::PartitionNode | Fault::PartitionLeader | Fault::OneWayIn | Fault::OneWayOut if n < 2 => {
-                Err(format!("{self} needs at least 2 nodes; the cluster has {n}"))
+            Fault::PartitionNode | Fault::PartitionLeader | Fault::OneWayIn | Fault::OneWayOut
+                if n < 2 =>
+            {
+                Err(format!(
+                    "{self} needs at least 2 nodes; the cluster has {n}"
+                ))
             }
-            Fault::PartitionHalves | Fault::PartitionRing if n < 3 => Err(format!("{self} needs at least 3 nodes; the cluster has {n}")),
-            Fault::PartitionBridge if n < 5 => Err(format!("{self} needs at least 5 nodes; the cluster has {n}")),
-            Fault::Loss { p, target: t } | Fault::Duplicate { p, target: t } | Fault::Reorder { p, target: t } => {
+            Fault::PartitionHalves | Fault::PartitionRing if n < 3 => Err(format!(
+                "{self} needs at least 3 nodes; the cluster has {n}"
+            )),
+            Fault::PartitionBridge if n < 5 => Err(format!(
+                "{self} needs at least 5 nodes; the cluster has {n}"
+            )),
+            Fault::Loss { p, target: t }
+            | Fault::Duplicate { p, target: t }
+            | Fault::Reorder { p, target: t } => {
                 prob(*p, self.family())?;
                 target(t)
             }
-            Fault::Delay { target: t, .. } | Fault::Pause { target: t } | Fault::Crash { target: t } => target(t),
+            Fault::Delay { target: t, .. }
+            | Fault::Pause { target: t }
+            | Fault::Crash { target: t } => target(t),
             _ => Ok(()),
         }
     }
@@ -182,15 +201,29 @@ impl fmt::Display for Fault {
             Fault::OneWayIn => write!(f, "one-way-in"),
             Fault::OneWayOut => write!(f, "one-way-out"),
             Fault::Loss { p, target } => write!(f, "loss:{p}@{}", target_str(target)),
-            Fault::Delay { ms, jitter_ms, target } => write!(f, "delay:{ms}:{jitter_ms}@{}", target_str(target)),
+            Fault::Delay {
+                ms,
+                jitter_ms,
+                target,
+            } => write!(f, "delay:{ms}:{jitter_ms}@{}", target_str(target)),
             Fault::Duplicate { p, target } => write!(f, "duplicate:{p}@{}", target_str(target)),
             Fault::Reorder { p, target } => write!(f, "reorder:{p}@{}", target_str(target)),
-            Fault::Pause { target: Target::Leader } => write!(f, "pause-leader"),
-            Fault::Pause { target: Target::Minority } => write!(f, "pause-minority"),
+            Fault::Pause {
+                target: Target::Leader,
+            } => write!(f, "pause-leader"),
+            Fault::Pause {
+                target: Target::Minority,
+            } => write!(f, "pause-minority"),
             Fault::Pause { target } => write!(f, "pause@{}", target_str(target)),
-            Fault::Crash { target: Target::Leader } => write!(f, "crash-leader"),
-            Fault::Crash { target: Target::Minority } => write!(f, "crash-minority"),
-            Fault::Crash { target: Target::All } => write!(f, "crash-all"),
+            Fault::Crash {
+                target: Target::Leader,
+            } => write!(f, "crash-leader"),
+            Fault::Crash {
+                target: Target::Minority,
+            } => write!(f, "crash-minority"),
+            Fault::Crash {
+                target: Target::All,
+            } => write!(f, "crash-all"),
             Fault::Crash { target } => write!(f, "crash@{}", target_str(target)),
         }
     }
@@ -221,13 +254,18 @@ impl FromStr for Fault {
         let num = |i: usize, default: f64| -> Result<f64, String> {
             match args.get(i) {
                 None => Ok(default),
-                Some(a) => a.parse::<f64>().map_err(|_| format!("'{s}': '{a}' is not a number")),
+                Some(a) => a
+                    .parse::<f64>()
+                    .map_err(|_| format!("'{s}': '{a}' is not a number")),
             }
         };
         let ms = |i: usize, default: u64| -> Result<u64, String> {
             match args.get(i) {
                 None => Ok(default),
-                Some(a) => a.trim_end_matches("ms").parse::<u64>().map_err(|_| format!("'{s}': '{a}' is not a whole number of milliseconds")),
+                Some(a) => a
+                    .trim_end_matches("ms")
+                    .parse::<u64>()
+                    .map_err(|_| format!("'{s}': '{a}' is not a whole number of milliseconds")),
             }
         };
         let no_args = |f: Fault| -> Result<Fault, String> {
@@ -264,8 +302,13 @@ impl FromStr for Fault {
                 ))
             }
         };
-        if matches!(fault, Fault::Loss { .. } | Fault::Delay { .. } | Fault::Duplicate { .. } | Fault::Reorder { .. })
-            && args.len() > if name == "delay" { 2 } else { 1 }
+        if matches!(
+            fault,
+            Fault::Loss { .. }
+                | Fault::Delay { .. }
+                | Fault::Duplicate { .. }
+                | Fault::Reorder { .. }
+        ) && args.len() > if name == "delay" { 2 } else { 1 }
         {
             return Err(format!("'{s}': too many parameters"));
         }
@@ -275,7 +318,11 @@ impl FromStr for Fault {
 
 /// Parse a comma-separated list of faults, validated for `n` nodes.
 pub fn parse_list(list: &str, n: usize) -> Result<Vec<Fault>, String> {
-    let faults: Vec<Fault> = list.split(',').filter(|s| !s.trim().is_empty()).map(str::parse).collect::<Result<_, _>>()?;
+    let faults: Vec<Fault> = list
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
     for f in &faults {
         f.validate(n)?;
     }
@@ -311,8 +358,17 @@ mod tests {
             let f: Fault = s.parse().unwrap();
             assert_eq!(f.to_string(), s);
         }
-        assert_eq!("partition".parse::<Fault>().unwrap(), Fault::PartitionHalves);
-        assert_eq!("loss".parse::<Fault>().unwrap(), Fault::Loss { p: 0.2, target: Target::All });
+        assert_eq!(
+            "partition".parse::<Fault>().unwrap(),
+            Fault::PartitionHalves
+        );
+        assert_eq!(
+            "loss".parse::<Fault>().unwrap(),
+            Fault::Loss {
+                p: 0.2,
+                target: Target::All
+            }
+        );
     }
 
     #[test]

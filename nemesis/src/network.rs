@@ -30,17 +30,24 @@ impl Network {
         for a in nodes {
             for b in nodes {
                 if a.id != b.id {
-                    let link = start_link(&a.id, &b.id, b.listen, link_seed(seed, &a.id, &b.id)).await?;
+                    let link =
+                        start_link(&a.id, &b.id, b.listen, link_seed(seed, &a.id, &b.id)).await?;
                     links.insert((a.id.clone(), b.id.clone()), link);
                 }
             }
         }
-        Ok(Network { links, ids: nodes.iter().map(|n| n.id.clone()).collect() })
+        Ok(Network {
+            links,
+            ids: nodes.iter().map(|n| n.id.clone()).collect(),
+        })
     }
 
     /// Where node `from` reaches node `to`, for every link.
     pub fn addresses(&self) -> std::collections::HashMap<(String, String), SocketAddr> {
-        self.links.iter().map(|(k, l)| (k.clone(), l.addr())).collect()
+        self.links
+            .iter()
+            .map(|(k, l)| (k.clone(), l.addr()))
+            .collect()
     }
 
     /// The node ids.

@@ -52,8 +52,10 @@ impl LinkRules {
     }
 }
 
-/// Messages queued on a link before new ones are dropped (a paused or
-/// stalled receiver must not make the controller's memory grow without bound).
+/// Messages queued on a link before the proxy stops reading from the sender
+/// (a paused or stalled receiver must not make the controller's memory grow
+/// without bound; the sender's own queue then fills and it drops, as a node
+/// does when a peer is unreachable).
 const LINK_QUEUE: usize = 16_384;
 
 /// What a link did so far.
@@ -157,7 +159,12 @@ impl Link {
 
 /// Start the proxy for link `from`→`to`, forwarding to `upstream` (the
 /// receiver's real peer address). `seed` fixes the link's decisions.
-pub async fn start_link(from: &str, to: &str, upstream: SocketAddr, seed: u64) -> std::io::Result<Arc<Link>> {
+pub async fn start_link(
+    from: &str,
+    to: &str,
+    upstream: SocketAddr,
+    seed: u64,
+) -> std::io::Result<Arc<Link>> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let link = Arc::new(Link {
         from: from.to_string(),
@@ -172,7 +179,9 @@ pub async fn start_link(from: &str, to: &str, upstream: SocketAddr, seed: u64) -
     let l = link.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             tokio::spawn(receive(l.clone(), stream, tx.clone()));
         }
@@ -189,7 +198,9 @@ async fn receive(link: Arc<Link>, stream: TcpStream, tx: mpsc::Sender<(Instant, 
             if !d.is_zero() {
                 link.counters.delayed.fetch_add(1, Ordering::Relaxed);
             }
-            if tx.try_send((now + d, frame.clone())).is_err() {
+            // A full queue pushes back on the sender's TCP connection rather
+            // than dropping: a healthy link must not lose messages.
+            if tx.send((now + d, frame.clone())).await.is_err() {
                 link.counters.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -240,7 +251,9 @@ async fn deliver(link: Arc<Link>, upstream: SocketAddr, mut rx: mpsc::Receiver<(
         while heap.peek().is_some_and(|d| d.0 <= now) {
             let Due(_, _, bytes) = heap.pop().expect("peeked");
             if out.is_none() && now >= retry_at {
-                match tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(upstream)).await {
+                match tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(upstream))
+                    .await
+                {
                     Ok(Ok(s)) => {
                         let _ = s.set_nodelay(true);
                         out = Some(FramedWrite::new(s, faultline_node::protocol::codec()));
@@ -268,7 +281,8 @@ async fn deliver(link: Arc<Link>, upstream: SocketAddr, mut rx: mpsc::Receiver<(
             if let Some(w) = out.as_mut() {
                 // A receiver that stopped reading (paused) must not stall the
                 // link forever: give up on the connection after a while.
-                let flushed = tokio::time::timeout(Duration::from_secs(1), SinkExt::<Bytes>::flush(w)).await;
+                let flushed =
+                    tokio::time::timeout(Duration::from_secs(1), SinkExt::<Bytes>::flush(w)).await;
                 if !matches!(flushed, Ok(Ok(()))) {
                     out = None;
                 }

@@ -74,7 +74,9 @@ impl Testbed {
     /// Start proxies and nodes, and wait until every node answers.
     pub async fn start(spec: &TestbedSpec) -> anyhow::Result<Testbed> {
         let addrs = allocate(spec.nodes)?;
-        let net = Network::start(&addrs, spec.seed).await.context("starting the link proxies")?;
+        let net = Network::start(&addrs, spec.seed)
+            .await
+            .context("starting the link proxies")?;
         let cspec = ClusterSpec {
             nodes: spec.nodes,
             dir: spec.dir.clone(),
@@ -83,7 +85,11 @@ impl Testbed {
         };
         let mut cluster = LocalCluster::start_with_links(&cspec, &addrs, &net.addresses())?;
         cluster.wait_ready(Duration::from_secs(30)).await?;
-        Ok(Testbed { cluster, net, rng: ChaCha8Rng::seed_from_u64(spec.seed ^ 0x4E3E_5155) })
+        Ok(Testbed {
+            cluster,
+            net,
+            rng: ChaCha8Rng::seed_from_u64(spec.seed ^ 0x4E3E_5155),
+        })
     }
 
     /// The leader, asked of every node now: the one a majority follows, else
@@ -162,7 +168,9 @@ impl Testbed {
                 let bridge = s[n - 1].clone();
                 let a: BTreeSet<String> = s[..half].iter().cloned().collect();
                 let b: BTreeSet<String> = s[half..n - 1].iter().cloned().collect();
-                self.net.block_where(|x, y| (a.contains(x) && b.contains(y)) || (b.contains(x) && a.contains(y)));
+                self.net.block_where(|x, y| {
+                    (a.contains(x) && b.contains(y)) || (b.contains(x) && a.contains(y))
+                });
                 let value = json!({"halves": [a, b], "bridge": bridge});
                 (vec![bridge], value)
             }
@@ -170,13 +178,20 @@ impl Testbed {
                 let ring = self.shuffled();
                 let majority = n / 2 + 1;
                 let reach = majority / 2; // each node sees `reach` neighbours on each side
-                let reach = if 2 * reach + 1 < majority { reach + 1 } else { reach };
+                let reach = if 2 * reach + 1 < majority {
+                    reach + 1
+                } else {
+                    reach
+                };
                 let pos = |id: &str| ring.iter().position(|x| x == id).unwrap_or(0);
                 self.net.block_where(|x, y| {
                     let d = pos(x).abs_diff(pos(y));
                     d.min(n - d) > reach
                 });
-                (ring.clone(), json!({"ring": ring, "each_sees_neighbours": reach}))
+                (
+                    ring.clone(),
+                    json!({"ring": ring, "each_sees_neighbours": reach}),
+                )
             }
             Fault::OneWayIn | Fault::OneWayOut => {
                 let leader = match self.leader().await {
@@ -184,7 +199,8 @@ impl Testbed {
                     None => self.random_node(),
                 };
                 let inbound = matches!(fault, Fault::OneWayIn);
-                self.net.block_where(|x, y| if inbound { y == leader } else { x == leader });
+                self.net
+                    .block_where(|x, y| if inbound { y == leader } else { x == leader });
                 let others: Vec<String> = ids.iter().filter(|i| **i != leader).cloned().collect();
                 let value = if inbound {
                     json!({"cut_from": others, "cut_to": [leader.clone()]})
@@ -194,15 +210,24 @@ impl Testbed {
                 (vec![leader], value)
             }
             Fault::Loss { p, target } => self.message_fault(target, |r| r.loss = *p).await,
-            Fault::Delay { ms, jitter_ms, target } => {
-                let (ms, jitter) = (Duration::from_millis(*ms), Duration::from_millis(*jitter_ms));
+            Fault::Delay {
+                ms,
+                jitter_ms,
+                target,
+            } => {
+                let (ms, jitter) = (
+                    Duration::from_millis(*ms),
+                    Duration::from_millis(*jitter_ms),
+                );
                 self.message_fault(target, |r| {
                     r.delay = ms;
                     r.jitter = jitter;
                 })
                 .await
             }
-            Fault::Duplicate { p, target } => self.message_fault(target, |r| r.duplicate = *p).await,
+            Fault::Duplicate { p, target } => {
+                self.message_fault(target, |r| r.duplicate = *p).await
+            }
             Fault::Reorder { p, target } => self.message_fault(target, |r| r.reorder = *p).await,
             Fault::Pause { target } => {
                 let nodes = self.resolve(target).await;
@@ -223,10 +248,19 @@ impl Testbed {
                 (nodes.clone(), json!(nodes))
             }
         };
-        Ok(Applied { fault: fault.clone(), name: fault.to_string(), nodes, value })
+        Ok(Applied {
+            fault: fault.clone(),
+            name: fault.to_string(),
+            nodes,
+            value,
+        })
     }
 
-    async fn message_fault(&mut self, target: &Target, f: impl Fn(&mut LinkRules)) -> (Vec<String>, Value) {
+    async fn message_fault(
+        &mut self,
+        target: &Target,
+        f: impl Fn(&mut LinkRules),
+    ) -> (Vec<String>, Value) {
         let nodes: BTreeSet<String> = self.resolve(target).await.into_iter().collect();
         self.net.update_touching(&nodes, f);
         let nodes: Vec<String> = nodes.into_iter().collect();
@@ -261,7 +295,9 @@ impl Testbed {
         for p in self.cluster.nodes_mut() {
             match p.state() {
                 ProcState::Paused => p.resume().with_context(|| format!("resuming {}", p.id()))?,
-                ProcState::Down => p.restart().with_context(|| format!("restarting {}", p.id()))?,
+                ProcState::Down => p
+                    .restart()
+                    .with_context(|| format!("restarting {}", p.id()))?,
                 ProcState::Running => {}
             }
         }
@@ -313,7 +349,11 @@ pub fn plan(cfg: &ScheduleConfig, time_limit: Duration) -> Vec<PlannedFault> {
     let mut t = 0u64;
     let mut turn = 0usize;
     let scale = |rng: &mut ChaCha8Rng, secs: f64| -> u64 {
-        let f = if cfg.random { rng.gen_range(0.5..1.5) } else { 1.0 };
+        let f = if cfg.random {
+            rng.gen_range(0.5..1.5)
+        } else {
+            1.0
+        };
         (secs * f * 1000.0).max(1.0) as u64
     };
     loop {
@@ -322,9 +362,17 @@ pub fn plan(cfg: &ScheduleConfig, time_limit: Duration) -> Vec<PlannedFault> {
         if t + d > limit {
             break;
         }
-        let fault = if cfg.random { cfg.faults[rng.gen_range(0..cfg.faults.len())].clone() } else { cfg.faults[turn % cfg.faults.len()].clone() };
+        let fault = if cfg.random {
+            cfg.faults[rng.gen_range(0..cfg.faults.len())].clone()
+        } else {
+            cfg.faults[turn % cfg.faults.len()].clone()
+        };
         turn += 1;
-        out.push(PlannedFault { start_ms: t, end_ms: t + d, fault });
+        out.push(PlannedFault {
+            start_ms: t,
+            end_ms: t + d,
+            fault,
+        });
         t += d;
     }
     out
@@ -354,7 +402,12 @@ pub struct ExecutedFault {
 pub type EventSink<'a> = &'a (dyn Fn(&str, Value) + Sync);
 
 /// Run `plan` against the testbed, timed from `start`. Returns what ran.
-pub async fn run_schedule(tb: &mut Testbed, plan: &[PlannedFault], start: Instant, sink: EventSink<'_>) -> Vec<ExecutedFault> {
+pub async fn run_schedule(
+    tb: &mut Testbed,
+    plan: &[PlannedFault],
+    start: Instant,
+    sink: EventSink<'_>,
+) -> Vec<ExecutedFault> {
     let mut ran = Vec::new();
     let at = |ms: u64| tokio::time::Instant::from_std(start + Duration::from_millis(ms));
     for p in plan {
@@ -376,10 +429,16 @@ pub async fn run_schedule(tb: &mut Testbed, plan: &[PlannedFault], start: Instan
             }
         };
         let (start_f, stop_f) = applied.event_names();
-        sink(start_f, json!({"fault": applied.name, "nodes": applied.nodes, "detail": applied.value}));
+        sink(
+            start_f,
+            json!({"fault": applied.name, "nodes": applied.nodes, "detail": applied.value}),
+        );
         tokio::time::sleep_until(at(p.end_ms)).await;
         let error = tb.heal(&applied).await.err().map(|e| format!("{e:#}"));
-        sink(stop_f, json!({"fault": applied.name, "nodes": applied.nodes}));
+        sink(
+            stop_f,
+            json!({"fault": applied.name, "nodes": applied.nodes}),
+        );
         ran.push(ExecutedFault {
             name: applied.name.clone(),
             family: p.fault.family().into(),
@@ -400,7 +459,12 @@ mod tests {
     #[test]
     fn plans_repeat_from_their_seed_and_end_before_the_limit() {
         let cfg = ScheduleConfig {
-            faults: vec![Fault::PartitionLeader, Fault::Pause { target: Target::Leader }],
+            faults: vec![
+                Fault::PartitionLeader,
+                Fault::Pause {
+                    target: Target::Leader,
+                },
+            ],
             fault_secs: 5.0,
             quiet_secs: 5.0,
             random: true,
@@ -409,12 +473,37 @@ mod tests {
         let a = plan(&cfg, Duration::from_secs(60));
         assert_eq!(a, plan(&cfg, Duration::from_secs(60)));
         assert!(!a.is_empty());
-        assert!(a.iter().all(|p| p.end_ms <= 60_000 && p.start_ms < p.end_ms));
+        assert!(a
+            .iter()
+            .all(|p| p.end_ms <= 60_000 && p.start_ms < p.end_ms));
         assert!(a.windows(2).all(|w| w[0].end_ms < w[1].start_ms));
-        let other = plan(&ScheduleConfig { seed: 43, ..cfg.clone() }, Duration::from_secs(60));
+        let other = plan(
+            &ScheduleConfig {
+                seed: 43,
+                ..cfg.clone()
+            },
+            Duration::from_secs(60),
+        );
         assert_ne!(a, other);
-        let fixed = plan(&ScheduleConfig { random: false, ..cfg }, Duration::from_secs(30));
-        assert_eq!(fixed.iter().map(|p| (p.start_ms, p.end_ms)).collect::<Vec<_>>(), vec![(5000, 10000), (15000, 20000), (25000, 30000)]);
-        assert_eq!(fixed[1].fault, Fault::Pause { target: Target::Leader });
+        let fixed = plan(
+            &ScheduleConfig {
+                random: false,
+                ..cfg
+            },
+            Duration::from_secs(30),
+        );
+        assert_eq!(
+            fixed
+                .iter()
+                .map(|p| (p.start_ms, p.end_ms))
+                .collect::<Vec<_>>(),
+            vec![(5000, 10000), (15000, 20000), (25000, 30000)]
+        );
+        assert_eq!(
+            fixed[1].fault,
+            Fault::Pause {
+                target: Target::Leader
+            }
+        );
     }
 }

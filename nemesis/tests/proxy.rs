@@ -26,7 +26,9 @@ async fn sink() -> (std::net::SocketAddr, Arc<Mutex<Vec<u32>>>) {
             tokio::spawn(async move {
                 let mut f = FramedRead::new(s, faultline_node::protocol::codec());
                 while let Some(Ok(frame)) = f.next().await {
-                    g.lock().unwrap().push(u32::from_be_bytes(frame[..4].try_into().unwrap()));
+                    g.lock()
+                        .unwrap()
+                        .push(u32::from_be_bytes(frame[..4].try_into().unwrap()));
                 }
             });
         }
@@ -41,7 +43,9 @@ async fn send_through(rules: LinkRules, n: u32) -> (Vec<u32>, faultline_nemesis:
     let s = TcpStream::connect(link.addr()).await.unwrap();
     let mut out = FramedWrite::new(s, faultline_node::protocol::codec());
     for i in 0..n {
-        out.send(Bytes::from(i.to_be_bytes().to_vec())).await.unwrap();
+        out.send(Bytes::from(i.to_be_bytes().to_vec()))
+            .await
+            .unwrap();
     }
     // Every message is accounted for once delivered or dropped.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -51,7 +55,10 @@ async fn send_through(rules: LinkRules, n: u32) -> (Vec<u32>, faultline_nemesis:
         if st.dropped + st.passed - st.duplicated == n as u64 && received == st.passed {
             break;
         }
-        assert!(Instant::now() < deadline, "messages unaccounted for: {st:?}, received {received}");
+        assert!(
+            Instant::now() < deadline,
+            "messages unaccounted for: {st:?}, received {received}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let v = got.lock().unwrap().clone();
@@ -68,16 +75,37 @@ fn within(observed: u64, n: u64, p: f64) -> bool {
 #[tokio::test]
 async fn loss_matches_its_probability() {
     let n = 5000;
-    let (got, st) = send_through(LinkRules { loss: 0.2, ..LinkRules::pass() }, n).await;
-    assert!(within(st.dropped, n as u64, 0.2), "dropped {} of {n}", st.dropped);
+    let (got, st) = send_through(
+        LinkRules {
+            loss: 0.2,
+            ..LinkRules::pass()
+        },
+        n,
+    )
+    .await;
+    assert!(
+        within(st.dropped, n as u64, 0.2),
+        "dropped {} of {n}",
+        st.dropped
+    );
     assert_eq!(got.len() as u64, n as u64 - st.dropped);
-    assert!(got.windows(2).all(|w| w[0] < w[1]), "loss alone keeps order");
+    assert!(
+        got.windows(2).all(|w| w[0] < w[1]),
+        "loss alone keeps order"
+    );
 }
 
 #[tokio::test]
 async fn duplication_matches_its_probability() {
     let n = 5000;
-    let (got, st) = send_through(LinkRules { duplicate: 0.1, ..LinkRules::pass() }, n).await;
+    let (got, st) = send_through(
+        LinkRules {
+            duplicate: 0.1,
+            ..LinkRules::pass()
+        },
+        n,
+    )
+    .await;
     let dups = got.len() as u64 - n as u64;
     assert_eq!(dups, st.duplicated);
     assert!(within(dups, n as u64, 0.1), "duplicated {dups} of {n}");
@@ -86,7 +114,14 @@ async fn duplication_matches_its_probability() {
 #[tokio::test]
 async fn reordering_matches_its_probability() {
     let n = 4000;
-    let (got, st) = send_through(LinkRules { reorder: 0.3, ..LinkRules::pass() }, n).await;
+    let (got, st) = send_through(
+        LinkRules {
+            reorder: 0.3,
+            ..LinkRules::pass()
+        },
+        n,
+    )
+    .await;
     assert_eq!(got.len(), n as usize);
     // A held-back message arrives after some later one.
     let mut max = 0u32;
@@ -97,23 +132,40 @@ async fn reordering_matches_its_probability() {
         }
         max = max.max(x);
     }
-    assert!(late <= st.delayed, "every late message was held back: late {late}, held {}", st.delayed);
+    assert!(
+        late <= st.delayed,
+        "every late message was held back: late {late}, held {}",
+        st.delayed
+    );
     // Held messages that nothing overtook are not late; allow for a few.
-    assert!(within(st.delayed, n as u64, 0.3), "held {} of {n}", st.delayed);
+    assert!(
+        within(st.delayed, n as u64, 0.3),
+        "held {} of {n}",
+        st.delayed
+    );
     // Most held messages are overtaken (a loaded machine may send slowly
     // enough that a few are not).
-    assert!(late as f64 >= st.delayed as f64 * 0.5, "late {late}, held {}", st.delayed);
+    assert!(
+        late as f64 >= st.delayed as f64 * 0.5,
+        "late {late}, held {}",
+        st.delayed
+    );
 }
 
 #[tokio::test]
 async fn delay_holds_every_message_at_least_the_base() {
     let (upstream, got) = sink().await;
     let link = start_link("a", "b", upstream, 1).await.unwrap();
-    link.set_rules(LinkRules { delay: Duration::from_millis(200), ..LinkRules::pass() });
+    link.set_rules(LinkRules {
+        delay: Duration::from_millis(200),
+        ..LinkRules::pass()
+    });
     let s = TcpStream::connect(link.addr()).await.unwrap();
     let mut out = FramedWrite::new(s, faultline_node::protocol::codec());
     let t = Instant::now();
-    out.send(Bytes::from(1u32.to_be_bytes().to_vec())).await.unwrap();
+    out.send(Bytes::from(1u32.to_be_bytes().to_vec()))
+        .await
+        .unwrap();
     while got.lock().unwrap().is_empty() {
         assert!(t.elapsed() < Duration::from_secs(30));
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -127,9 +179,14 @@ async fn a_blocked_link_drops_silently_and_heals_without_reconnecting() {
     let link = start_link("a", "b", upstream, 1).await.unwrap();
     let s = TcpStream::connect(link.addr()).await.unwrap();
     let mut out = FramedWrite::new(s, faultline_node::protocol::codec());
-    link.set_rules(LinkRules { blocked: true, ..LinkRules::pass() });
+    link.set_rules(LinkRules {
+        blocked: true,
+        ..LinkRules::pass()
+    });
     for i in 0..100u32 {
-        out.send(Bytes::from(i.to_be_bytes().to_vec())).await.unwrap();
+        out.send(Bytes::from(i.to_be_bytes().to_vec()))
+            .await
+            .unwrap();
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     while link.stats().dropped < 100 {
@@ -138,7 +195,9 @@ async fn a_blocked_link_drops_silently_and_heals_without_reconnecting() {
     }
     link.set_rules(LinkRules::pass());
     // Same connection, still up: the next message goes through.
-    out.send(Bytes::from(1000u32.to_be_bytes().to_vec())).await.unwrap();
+    out.send(Bytes::from(1000u32.to_be_bytes().to_vec()))
+        .await
+        .unwrap();
     while got.lock().unwrap().is_empty() {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;

@@ -1,0 +1,228 @@
+//! Faults on real node processes behind the link proxies. Every wait polls
+//! with a generous deadline; every process is gone when a test ends.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use faultline_nemesis::fault::{Fault, Target};
+use faultline_nemesis::process::process_exists;
+use faultline_nemesis::testbed::{Testbed, TestbedSpec};
+use faultline_node::client::Client;
+use faultline_node::protocol::{ClientRequest, ClientResponse};
+
+const DEADLINE: Duration = Duration::from_secs(40);
+
+fn spec(dir: &std::path::Path, seed: u64) -> TestbedSpec {
+    TestbedSpec {
+        nodes: 3,
+        dir: dir.to_path_buf(),
+        node_bin: PathBuf::from(env!("CARGO_BIN_EXE_faultline-node")),
+        node_args: vec![
+            "--election-timeout".into(),
+            "300..600".into(),
+            "--heartbeat".into(),
+            "50".into(),
+        ],
+        seed,
+    }
+}
+
+async fn until<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn put(tb: &Testbed, id: &str, key: &str, value: i64) -> bool {
+    let Some(addr) = tb.cluster.client_addr(id) else {
+        return false;
+    };
+    let Ok(c) = Client::connect(addr, Duration::from_secs(3)).await else {
+        return false;
+    };
+    matches!(
+        c.call(ClientRequest::Put {
+            key: key.into(),
+            value
+        })
+        .await,
+        Ok(ClientResponse::Ok(_))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolating_the_leader_elects_a_new_one_and_the_old_one_steps_down_after_heal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tb = Testbed::start(&spec(dir.path(), 1)).await.unwrap();
+    let old = tb.cluster.wait_leader(DEADLINE).await.unwrap();
+    let applied = tb.apply(&Fault::PartitionLeader).await.unwrap();
+    assert_eq!(applied.nodes, vec![old.clone()]);
+    until("a new leader in the majority", || async {
+        tb.cluster.current_leader().await.is_some_and(|l| l != old)
+    })
+    .await;
+    let new = tb.cluster.current_leader().await.unwrap();
+    until("a write through the new leader", || put(&tb, &new, "k", 1)).await;
+    tb.heal(&applied).await.unwrap();
+    until("the old leader steps down and follows", || async {
+        tb.cluster
+            .status(&old, Duration::from_secs(1))
+            .await
+            .is_ok_and(|s| {
+                s.role == "follower"
+                    && s.leader.is_some()
+                    && s.leader.as_deref() != Some(old.as_str())
+            })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_node_resumes_and_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tb = Testbed::start(&spec(dir.path(), 2)).await.unwrap();
+    let leader = tb.cluster.wait_leader(DEADLINE).await.unwrap();
+    let victim = tb.cluster.ids().into_iter().find(|i| *i != leader).unwrap();
+    let applied = tb
+        .apply(&Fault::Pause {
+            target: Target::Node(victim.clone()),
+        })
+        .await
+        .unwrap();
+    assert!(
+        tb.cluster
+            .status(&victim, Duration::from_millis(500))
+            .await
+            .is_err(),
+        "a paused node does not answer"
+    );
+    for i in 0..10 {
+        let key = format!("p{i}");
+        until("a write while one node is paused", || {
+            put(&tb, &leader, &key, i)
+        })
+        .await;
+    }
+    let target = tb
+        .cluster
+        .status(&leader, Duration::from_secs(2))
+        .await
+        .unwrap()
+        .commit_index;
+    tb.heal(&applied).await.unwrap();
+    until("the resumed node catches up", || async {
+        tb.cluster
+            .status(&victim, Duration::from_secs(1))
+            .await
+            .is_ok_and(|s| s.applied_index >= target)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_node_restarts_with_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tb = Testbed::start(&spec(dir.path(), 3)).await.unwrap();
+    let leader = tb.cluster.wait_leader(DEADLINE).await.unwrap();
+    for i in 0..5 {
+        let key = format!("c{i}");
+        until("a write", || put(&tb, &leader, &key, i)).await;
+    }
+    let victim = tb.cluster.ids().into_iter().find(|i| *i != leader).unwrap();
+    let before = tb
+        .cluster
+        .status(&victim, Duration::from_secs(2))
+        .await
+        .unwrap();
+    let applied = tb
+        .apply(&Fault::Crash {
+            target: Target::Node(victim.clone()),
+        })
+        .await
+        .unwrap();
+    assert!(tb
+        .cluster
+        .status(&victim, Duration::from_millis(500))
+        .await
+        .is_err());
+    tb.heal(&applied).await.unwrap();
+    until("the restarted node answers with its log", || async {
+        tb.cluster
+            .status(&victim, Duration::from_secs(1))
+            .await
+            .is_ok_and(|s| s.last_log_index >= before.last_log_index)
+    })
+    .await;
+    let log =
+        std::fs::read_to_string(dir.path().join("nodes").join(format!("{victim}.log"))).unwrap();
+    assert!(log.matches("recovered from").count() >= 2, "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_way_cut_is_one_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tb = Testbed::start(&spec(dir.path(), 4)).await.unwrap();
+    let leader = tb.cluster.wait_leader(DEADLINE).await.unwrap();
+    let applied = tb.apply(&Fault::OneWayIn).await.unwrap();
+    assert_eq!(applied.nodes, vec![leader.clone()]);
+    let other = tb.cluster.ids().into_iter().find(|i| *i != leader).unwrap();
+    let out_before = tb.net.link(&leader, &other).unwrap().stats();
+    let in_before = tb.net.link(&other, &leader).unwrap().stats();
+    until(
+        "heartbeats still flow out while answers are dropped",
+        || async {
+            let out = tb.net.link(&leader, &other).unwrap().stats();
+            let inn = tb.net.link(&other, &leader).unwrap().stats();
+            out.passed > out_before.passed + 5
+                && inn.dropped > in_before.dropped + 5
+                && inn.passed == in_before.passed
+        },
+    )
+    .await;
+    // The followers still hear the leader, so they do not elect another.
+    let s = tb
+        .cluster
+        .status(&other, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(s.leader.as_deref(), Some(leader.as_str()));
+    tb.heal(&applied).await.unwrap();
+    until("a write after the heal", || put(&tb, &leader, "w", 1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_process_outlives_the_testbed_even_paused_or_after_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tb = Testbed::start(&spec(dir.path(), 5)).await.unwrap();
+    let ids = tb.cluster.ids();
+    tb.apply(&Fault::Pause {
+        target: Target::Node(ids[0].clone()),
+    })
+    .await
+    .unwrap();
+    let pids = tb.cluster.pids();
+    assert_eq!(pids.len(), 3);
+    drop(tb);
+    for p in pids {
+        assert!(!process_exists(p), "process {p} survived");
+    }
+    // A panic while the testbed is alive still tears it down.
+    let dir2 = tempfile::tempdir().unwrap();
+    let tb = Testbed::start(&spec(dir2.path(), 6)).await.unwrap();
+    let pids = tb.cluster.pids();
+    let r = tokio::task::spawn_blocking(move || {
+        let _held = tb;
+        panic!("boom");
+    })
+    .await;
+    assert!(r.is_err());
+    for p in pids {
+        assert!(!process_exists(p), "process {p} survived a panic");
+    }
+}
