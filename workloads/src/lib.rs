@@ -1,5 +1,14 @@
 //! Workloads for faultline: concurrent clients that drive a cluster and
-//! record every invocation and completion in a history file (HISTORY.md).
+//! record every invocation and completion, in the format of HISTORY.md.
 //!
-//! Empty for now: this crate is filled by the workload issue. Until then the
-//! node's own client (`faultline_node::client`) is the way to talk to a node.
+//! - [`recorder`]: one time-ordered stream of events to `history.jsonl`,
+//!   shared by the workload and the nemesis.
+//! - [`outcome`]: how a client's answer maps to `ok`, `fail` or `info`.
+//! - [`register`]: the read/write/cas register workload and its final reads.
+//! - [`fake`]: an in-process stand-in node, healthy or broken, for tests and benchmarks.
+#![deny(missing_docs)]
+
+pub mod fake;
+pub mod outcome;
+pub mod recorder;
+pub mod register;

@@ -1,0 +1,99 @@
+//! How a client's answer becomes a history outcome. This mapping is what
+//! keeps the checker honest, so it is spelled out here:
+//!
+//! | what the client saw | recorded | why |
+//! |---|---|---|
+//! | `Ok(v)` | `ok` | the node confirmed the operation took effect |
+//! | `CasMismatch` | `fail` | the cas was applied and compared false: nothing changed |
+//! | `NotLeader`, `NoLeader`, `BadRequest` | `fail` | rejected before it was proposed |
+//! | cannot connect | `fail` | the request was never sent |
+//! | `Timeout`, `LeadershipLost`, `ShuttingDown` | `info` | proposed, outcome unknown |
+//! | no answer in time, connection lost after sending | `info` | it may have arrived and been applied |
+//!
+//! Anything uncertain is `info`, never `fail`: a wrong `fail` would let the
+//! checker assume a write never happened and cry wolf when it shows up; a
+//! wrong `ok` would hide lost writes.
+
+use faultline_node::client::CallError;
+use faultline_node::protocol::ClientResponse;
+
+/// The outcome of one operation, as recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Took effect; for a read, the value read.
+    Ok(Option<i64>),
+    /// Certainly did not take effect.
+    Fail(String),
+    /// Unknown.
+    Info(String),
+}
+
+/// Map a client call's result to an outcome.
+pub fn classify(result: Result<ClientResponse, CallError>) -> Outcome {
+    match result {
+        Ok(ClientResponse::Ok(v)) => Outcome::Ok(v),
+        Ok(ClientResponse::CasMismatch { actual }) => Outcome::Fail(format!(
+            "cas mismatch: the register held {}",
+            actual.map_or("null".into(), |v| v.to_string())
+        )),
+        Ok(ClientResponse::Error(e)) if e.is_definite() => Outcome::Fail(e.to_string()),
+        Ok(ClientResponse::Error(e)) => Outcome::Info(e.to_string()),
+        Ok(ClientResponse::Status(_)) => Outcome::Info("unexpected status answer".into()),
+        Err(e) if e.is_definite() => Outcome::Fail(e.to_string()),
+        Err(e) => Outcome::Info(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faultline_node::protocol::ClientError;
+
+    #[test]
+    fn uncertain_outcomes_are_info_never_fail() {
+        let addr = "127.0.0.1:1".parse().unwrap();
+        assert!(matches!(
+            classify(Err(CallError::Timeout(addr))),
+            Outcome::Info(_)
+        ));
+        assert!(matches!(
+            classify(Err(CallError::ConnectionLost(addr))),
+            Outcome::Info(_)
+        ));
+        assert!(matches!(
+            classify(Ok(ClientResponse::Error(ClientError::Timeout))),
+            Outcome::Info(_)
+        ));
+        assert!(matches!(
+            classify(Ok(ClientResponse::Error(ClientError::LeadershipLost))),
+            Outcome::Info(_)
+        ));
+        assert!(matches!(
+            classify(Ok(ClientResponse::Error(ClientError::ShuttingDown))),
+            Outcome::Info(_)
+        ));
+        assert!(matches!(
+            classify(Ok(ClientResponse::Error(ClientError::NoLeader))),
+            Outcome::Fail(_)
+        ));
+        assert!(matches!(
+            classify(Ok(ClientResponse::Error(ClientError::NotLeader {
+                leader: None
+            }))),
+            Outcome::Fail(_)
+        ));
+        assert!(matches!(
+            classify(Ok(ClientResponse::CasMismatch { actual: Some(1) })),
+            Outcome::Fail(_)
+        ));
+        assert_eq!(
+            classify(Ok(ClientResponse::Ok(Some(3)))),
+            Outcome::Ok(Some(3))
+        );
+        let refused = CallError::Connect {
+            addr,
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        assert!(matches!(classify(Err(refused)), Outcome::Fail(_)));
+    }
+}

@@ -1,0 +1,400 @@
+//! The register workload: read / write / cas on K keys from N concurrent
+//! logical processes, every written value unique per key, every invocation
+//! and completion recorded; then a final read of every key.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use faultline_node::client::Client;
+use faultline_node::protocol::ClientRequest;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::outcome::{classify, Outcome};
+use crate::recorder::{Event, Process, Recorder};
+
+/// How keys are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyDist {
+    /// Every key equally likely.
+    Uniform,
+    /// Zipfian (s = 1): a few hot keys.
+    Zipf,
+}
+
+/// The workload's settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RegisterConfig {
+    /// Number of keys (`k0..k{K-1}`).
+    pub keys: usize,
+    /// Concurrent logical processes.
+    pub concurrency: usize,
+    /// Target operations per second over all processes (0: as fast as possible).
+    pub rate: f64,
+    /// Shares of read, write and cas.
+    pub mix: (f64, f64, f64),
+    /// Key distribution.
+    pub key_dist: KeyDist,
+    /// Each process picks a random node per operation instead of sticking
+    /// to one (round-robin by process number).
+    pub random_node: bool,
+    /// Per-operation timeout.
+    pub timeout: Duration,
+    /// Seed of the operation stream.
+    pub seed: u64,
+}
+
+impl Default for RegisterConfig {
+    fn default() -> Self {
+        RegisterConfig {
+            keys: 5,
+            concurrency: 10,
+            rate: 200.0,
+            mix: (0.5, 0.3, 0.2),
+            key_dist: KeyDist::Uniform,
+            random_node: false,
+            timeout: Duration::from_secs(1),
+            seed: 1,
+        }
+    }
+}
+
+impl RegisterConfig {
+    /// Check the settings.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.keys == 0 {
+            return Err("--keys must be at least 1".into());
+        }
+        if self.concurrency == 0 {
+            return Err("--concurrency must be at least 1".into());
+        }
+        if self.rate < 0.0 || !self.rate.is_finite() {
+            return Err(format!("--rate {} is not a non-negative number", self.rate));
+        }
+        let (r, w, c) = self.mix;
+        if r < 0.0 || w < 0.0 || c < 0.0 || r + w + c <= 0.0 {
+            return Err("the read/write/cas mix must be non-negative and not all zero".into());
+        }
+        Ok(())
+    }
+}
+
+/// Counts of outcomes so far (for progress displays).
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// ok completions.
+    pub ok: AtomicU64,
+    /// fail completions.
+    pub fail: AtomicU64,
+    /// info completions.
+    pub info: AtomicU64,
+}
+
+/// The register workload against a set of nodes.
+pub struct RegisterWorkload {
+    config: RegisterConfig,
+    nodes: Vec<(String, SocketAddr)>,
+    recorder: Recorder,
+    next_process: Arc<AtomicU64>,
+    /// Per key: the last value handed out, so every write is unique.
+    values: Arc<Vec<AtomicI64>>,
+    /// Outcome counts.
+    pub counts: Arc<Counts>,
+}
+
+#[derive(Clone, Copy)]
+enum OpKind {
+    Read,
+    Write(i64),
+    Cas(i64, i64),
+}
+
+impl RegisterWorkload {
+    /// A workload against `nodes` (id, client address), recording to `recorder`.
+    pub fn new(
+        config: RegisterConfig,
+        nodes: Vec<(String, SocketAddr)>,
+        recorder: Recorder,
+    ) -> Self {
+        let values = Arc::new((0..config.keys).map(|_| AtomicI64::new(0)).collect());
+        RegisterWorkload {
+            next_process: Arc::new(AtomicU64::new(config.concurrency as u64)),
+            config,
+            nodes,
+            recorder,
+            values,
+            counts: Arc::default(),
+        }
+    }
+
+    /// Run the processes until `until`; returns when every process has
+    /// finished its last operation.
+    pub async fn run(&self, until: Instant) {
+        let mut tasks = Vec::new();
+        for slot in 0..self.config.concurrency {
+            let ctx = ProcessCtx {
+                config: self.config.clone(),
+                nodes: self.nodes.clone(),
+                recorder: self.recorder.clone(),
+                next_process: self.next_process.clone(),
+                values: self.values.clone(),
+                counts: self.counts.clone(),
+                rng: ChaCha8Rng::seed_from_u64(
+                    self.config
+                        .seed
+                        .wrapping_mul(1_000_003)
+                        .wrapping_add(slot as u64),
+                ),
+            };
+            tasks.push(tokio::spawn(ctx.run(slot, until)));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// The final phase: read every key through fresh processes, retrying on
+    /// errors until each read is ok or `deadline` passes. Returns the keys
+    /// that could not be read.
+    pub async fn final_reads(&self, deadline: Instant) -> Vec<String> {
+        let mut missing = Vec::new();
+        let mut clients: Vec<Option<Client>> = (0..self.nodes.len()).map(|_| None).collect();
+        for k in 0..self.config.keys {
+            let key = format!("k{k}");
+            let mut attempt = 0usize;
+            loop {
+                if Instant::now() >= deadline {
+                    missing.push(key.clone());
+                    break;
+                }
+                let process = self.next_process.fetch_add(1, Ordering::Relaxed);
+                let n = (k + attempt) % self.nodes.len();
+                attempt += 1;
+                let (node, addr) = self.nodes[n].clone();
+                if clients[n].is_none() {
+                    clients[n] = Client::connect(addr, self.config.timeout).await.ok();
+                }
+                let outcome = execute(
+                    &self.recorder,
+                    &mut clients[n],
+                    addr,
+                    &node,
+                    process,
+                    &key,
+                    OpKind::Read,
+                    self.config.timeout,
+                )
+                .await;
+                count(&self.counts, &outcome);
+                if let Outcome::Ok(_) = outcome {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        missing
+    }
+}
+
+fn count(c: &Counts, o: &Outcome) {
+    match o {
+        Outcome::Ok(_) => c.ok.fetch_add(1, Ordering::Relaxed),
+        Outcome::Fail(_) => c.fail.fetch_add(1, Ordering::Relaxed),
+        Outcome::Info(_) => c.info.fetch_add(1, Ordering::Relaxed),
+    };
+}
+
+struct ProcessCtx {
+    config: RegisterConfig,
+    nodes: Vec<(String, SocketAddr)>,
+    recorder: Recorder,
+    next_process: Arc<AtomicU64>,
+    values: Arc<Vec<AtomicI64>>,
+    counts: Arc<Counts>,
+    rng: ChaCha8Rng,
+}
+
+impl ProcessCtx {
+    fn pick_key(&mut self) -> usize {
+        let k = self.config.keys;
+        match self.config.key_dist {
+            KeyDist::Uniform => self.rng.gen_range(0..k),
+            KeyDist::Zipf => {
+                // Inverse-CDF sampling of a Zipf(1) distribution over k keys.
+                let h: f64 = (1..=k).map(|i| 1.0 / i as f64).sum();
+                let mut x = self.rng.gen::<f64>() * h;
+                for i in 1..=k {
+                    x -= 1.0 / i as f64;
+                    if x <= 0.0 {
+                        return i - 1;
+                    }
+                }
+                k - 1
+            }
+        }
+    }
+
+    fn pick_op(&mut self, key: usize) -> OpKind {
+        let (r, w, c) = self.config.mix;
+        let x = self.rng.gen::<f64>() * (r + w + c);
+        if x < r {
+            OpKind::Read
+        } else {
+            let new = self.values[key].fetch_add(1, Ordering::Relaxed) + 1;
+            if x < r + w {
+                OpKind::Write(new)
+            } else {
+                // Expect the latest value handed out before ours: often the
+                // register's value, so a fair share of cas succeed.
+                OpKind::Cas((new - 1 - self.rng.gen_range(0..2)).max(1), new)
+            }
+        }
+    }
+
+    async fn run(mut self, slot: usize, until: Instant) {
+        let mut process = slot as u64;
+        let interval = if self.config.rate > 0.0 {
+            Some(Duration::from_secs_f64(
+                self.config.concurrency as f64 / self.config.rate,
+            ))
+        } else {
+            None
+        };
+        let mut clients: Vec<Option<Client>> = (0..self.nodes.len()).map(|_| None).collect();
+        // Spread the first operations over one interval.
+        let mut next =
+            Instant::now() + interval.map_or(Duration::ZERO, |i| i.mul_f64(self.rng.gen::<f64>()));
+        while Instant::now() < until {
+            if let Some(i) = interval {
+                if next > Instant::now() {
+                    tokio::time::sleep_until(next.into()).await;
+                }
+                next += i;
+                if next < Instant::now() {
+                    next = Instant::now();
+                }
+                if Instant::now() >= until {
+                    break;
+                }
+            }
+            let n = if self.config.random_node {
+                self.rng.gen_range(0..self.nodes.len())
+            } else {
+                slot % self.nodes.len()
+            };
+            let (node, addr) = self.nodes[n].clone();
+            let key = self.pick_key();
+            let op = self.pick_op(key);
+            if clients[n].is_none() {
+                clients[n] = Client::connect(addr, self.config.timeout).await.ok();
+            }
+            let outcome = execute(
+                &self.recorder,
+                &mut clients[n],
+                addr,
+                &node,
+                process,
+                &format!("k{key}"),
+                op,
+                self.config.timeout,
+            )
+            .await;
+            count(&self.counts, &outcome);
+            match outcome {
+                Outcome::Info(_) => {
+                    // The operation may still be in flight: this process is
+                    // retired and a fresh one takes its place.
+                    process = self.next_process.fetch_add(1, Ordering::Relaxed);
+                    clients[n] = None;
+                }
+                Outcome::Fail(_) if interval.is_none() => {
+                    // Unlimited rate: do not spin on a node that refuses.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Record the invoke, run the operation, record the completion.
+#[allow(clippy::too_many_arguments)]
+async fn execute(
+    recorder: &Recorder,
+    client: &mut Option<Client>,
+    addr: SocketAddr,
+    node: &str,
+    process: u64,
+    key: &str,
+    op: OpKind,
+    timeout: Duration,
+) -> Outcome {
+    let (f, value, request) = match op {
+        OpKind::Read => (
+            "read",
+            Value::Null,
+            ClientRequest::Get {
+                key: key.to_string(),
+            },
+        ),
+        OpKind::Write(v) => (
+            "write",
+            json!(v),
+            ClientRequest::Put {
+                key: key.to_string(),
+                value: v,
+            },
+        ),
+        OpKind::Cas(e, n) => (
+            "cas",
+            json!([e, n]),
+            ClientRequest::Cas {
+                key: key.to_string(),
+                expected: e,
+                new: n,
+            },
+        ),
+    };
+    let event = |kind: &'static str, value: Value, error: Option<String>| Event {
+        process: Process::Client(process),
+        kind,
+        f: f.to_string(),
+        key: Some(key.to_string()),
+        value,
+        node: Some(node.to_string()),
+        error,
+    };
+    recorder.record(&event("invoke", value.clone(), None));
+    let outcome = match client {
+        Some(c) => classify(c.call(request).await),
+        None => match Client::connect(addr, timeout).await {
+            Ok(c) => {
+                let o = classify(c.call(request).await);
+                *client = Some(c);
+                o
+            }
+            Err(e) => classify(Err(e)),
+        },
+    };
+    match &outcome {
+        Outcome::Ok(v) => {
+            let value = if f == "read" { json!(v) } else { value };
+            recorder.record(&event("ok", value, None));
+        }
+        Outcome::Fail(e) => {
+            recorder.record(&event("fail", value, Some(e.clone())));
+        }
+        Outcome::Info(e) => {
+            recorder.record(&event("info", value, Some(e.clone())));
+        }
+    }
+    if matches!(outcome, Outcome::Info(_)) {
+        *client = None;
+    }
+    outcome
+}
