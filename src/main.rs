@@ -2,9 +2,11 @@
 //! together; the logic lives in the crates.
 
 mod bench;
+mod campaign;
 mod check_cmd;
 mod cluster_cmd;
 mod kv;
+mod run;
 
 use std::process::ExitCode;
 
@@ -20,6 +22,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// The built-in demo campaign (a few minutes); prints where its report is.
+    Demo(campaign::DemoArgs),
+    /// One test run: a cluster, a workload, faults on a schedule, a verdict and a report.
+    Run(campaign::RunArgs),
+    /// A matrix of timeout settings x faults x repeats from a TOML file.
+    Campaign(campaign::CampaignArgs),
+    /// Rebuild a run's or a campaign's HTML from its stored files.
+    Report(campaign::ReportArgs),
     /// Check a history for linearizability (exit 0 yes, 1 no, 3 unknown, 2 bad input).
     Check(check_cmd::CheckArgs),
     /// Talk to one node: status, get, put, cas.
@@ -45,6 +55,10 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Cmd::Check(a) => check_cmd::run(a),
+            Cmd::Demo(a) => campaign::demo_cmd(a).await,
+            Cmd::Run(a) => campaign::run_cmd(a).await,
+            Cmd::Campaign(a) => campaign::campaign_cmd(a).await,
+            Cmd::Report(a) => campaign::report_cmd(a),
             Cmd::Kv(a) => kv::run(a).await,
             Cmd::Cluster(a) => cluster_cmd::run(a).await,
             Cmd::Bench(a) => bench::run(a).await,

@@ -113,6 +113,33 @@ pub struct NodeArgs {
     pub seed: Option<u64>,
 }
 
+/// The core's settings from timeouts in milliseconds, validated: the
+/// election timeout range must be non-empty and longer than the heartbeat,
+/// in whole ticks of `tick_ms`.
+pub fn raft_config(
+    election: MillisRange,
+    heartbeat_ms: u64,
+    tick_ms: u64,
+    pre_vote: bool,
+    check_quorum: bool,
+) -> Result<raft::Config, String> {
+    if tick_ms == 0 {
+        return Err("--tick must be at least 1 ms".into());
+    }
+    let ticks = |ms: u64| ms.div_ceil(tick_ms).max(1);
+    let raft = raft::Config {
+        election_timeout_min: ticks(election.min),
+        election_timeout_max: ticks(election.max),
+        heartbeat_interval: ticks(heartbeat_ms),
+        pre_vote,
+        check_quorum,
+        ..raft::Config::default()
+    };
+    raft.validate()
+        .map_err(|e| format!("{e} (in ticks of {tick_ms} ms: election timeout {election} ms, heartbeat {heartbeat_ms} ms)"))?;
+    Ok(raft)
+}
+
 fn loopback(addr: &SocketAddr, what: &str) -> Result<(), String> {
     if addr.ip().is_loopback() {
         Ok(())
@@ -134,24 +161,13 @@ impl NodeArgs {
                 return Err(format!("--peer {id} names this node itself"));
             }
         }
-        if self.tick == 0 {
-            return Err("--tick must be at least 1 ms".into());
-        }
-        let ticks = |ms: u64| ms.div_ceil(self.tick).max(1);
-        let raft = raft::Config {
-            election_timeout_min: ticks(self.election_timeout.min),
-            election_timeout_max: ticks(self.election_timeout.max),
-            heartbeat_interval: ticks(self.heartbeat),
-            pre_vote: self.pre_vote,
-            check_quorum: self.check_quorum,
-            ..raft::Config::default()
-        };
-        raft.validate().map_err(|e| {
-            format!(
-                "{e} (in ticks of {} ms: --election-timeout {} --heartbeat {})",
-                self.tick, self.election_timeout, self.heartbeat
-            )
-        })?;
+        let raft = raft_config(
+            self.election_timeout,
+            self.heartbeat,
+            self.tick,
+            self.pre_vote,
+            self.check_quorum,
+        )?;
         Ok(NodeConfig {
             id: self.id.clone(),
             listen: self.listen,

@@ -425,6 +425,14 @@ impl NodeLoop {
                     self.answer(p.reply, Err(ClientError::LeadershipLost));
                 }
             }
+            if soft.2 != self.last_soft.2 && !self.forwards.is_empty() {
+                // Requests forwarded to the previous leader may never be
+                // answered; tell their clients now (outcome unknown) rather
+                // than at the timeout, so they can move on to the new leader.
+                for (_, (reply, _)) in std::mem::take(&mut self.forwards) {
+                    self.answer(reply, Err(ClientError::LeadershipLost));
+                }
+            }
             tracing::info!(
                 target: "faultline::role",
                 id = %self.config.id,
