@@ -361,7 +361,7 @@ pub fn grouped_bars(
         .flatten()
         .copied()
         .fold(0.0f64, f64::max)
-        * 1.2
+        * 1.35
         + 1e-9;
     let root = SVGBackend::new(path, (1000, 380)).into_drawing_area();
     root.fill(&WHITE)?;

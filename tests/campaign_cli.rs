@@ -1,0 +1,287 @@
+//! Campaigns and reports as a user runs them: a 2-setting x 2-fault
+//! campaign of short runs, its pages and plots; a stored history with a
+//! known anomaly; and `faultline report` reproducing the pages.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn faultline(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Tags open and close in order (void elements excepted), and nothing is
+/// left open: enough to catch broken markup and unescaped strings.
+fn assert_well_formed_html(path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.starts_with("<!DOCTYPE html>"), "{}", path.display());
+    let void = ["meta", "br", "img", "hr", "input", "link"];
+    let mut stack: Vec<String> = Vec::new();
+    let mut rest = text.as_str();
+    // Skip script and style bodies.
+    while let Some(i) = rest.find('<') {
+        rest = &rest[i + 1..];
+        if rest.starts_with("!DOCTYPE") || rest.starts_with("!--") {
+            continue;
+        }
+        let end = rest
+            .find('>')
+            .unwrap_or_else(|| panic!("unclosed tag in {}", path.display()));
+        let tag = &rest[..end];
+        let closing = tag.starts_with('/');
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_lowercase();
+        rest = &rest[end + 1..];
+        if name.is_empty() || void.contains(&name.as_str()) || tag.ends_with('/') {
+            continue;
+        }
+        if closing {
+            let top = stack.pop().unwrap_or_default();
+            assert_eq!(top, name, "mismatched </{name}> in {}", path.display());
+        } else {
+            stack.push(name.clone());
+            if name == "script" || name == "style" {
+                let close = format!("</{name}>");
+                let j = rest.find(&close).expect("closed");
+                rest = &rest[j..];
+            }
+        }
+    }
+    assert!(stack.is_empty(), "unclosed {stack:?} in {}", path.display());
+}
+
+fn assert_valid_svg(path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let doc = roxmltree::Document::parse(&text)
+        .unwrap_or_else(|e| panic!("{} is not valid XML: {e}", path.display()));
+    assert_eq!(
+        doc.root_element().tag_name().name(),
+        "svg",
+        "{}",
+        path.display()
+    );
+}
+
+fn svgs_in(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "svg"))
+        .collect()
+}
+
+const CAMPAIGN: &str = r#"
+name = "ci"
+repeats = 1
+faults = ["partition-leader", "pause-leader"]
+[run]
+nodes = 3
+time_limit = 4
+fault_interval = 1
+keys = 3
+concurrency = 4
+rate = 60
+seed = 3
+[[setting]]
+name = "fast"
+election_timeout = "100..200"
+heartbeat = 30
+[[setting]]
+name = "prevote"
+election_timeout = "300..600"
+heartbeat = 60
+pre_vote = true
+check_quorum = true
+"#;
+
+#[test]
+fn a_small_campaign_produces_every_page_and_plot_and_report_reproduces_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ci.toml");
+    std::fs::write(&file, CAMPAIGN).unwrap();
+    let store = dir.path().join("store");
+    let (code, out, err) = faultline(&[
+        "campaign",
+        file.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "stdout {out}\nstderr {err}");
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(summary["valid"], serde_json::json!(true));
+    assert_eq!(summary["runs"], 4);
+    let camp = PathBuf::from(summary["campaign"].as_str().unwrap());
+    assert!(
+        store.join("latest").join("index.html").exists(),
+        "store/latest points to the campaign"
+    );
+    let page = std::fs::read_to_string(camp.join("index.html")).unwrap();
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(camp.join("campaign.json")).unwrap())
+            .unwrap();
+    let runs = index["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    assert_well_formed_html(&camp.join("index.html"));
+    for p in svgs_in(&camp) {
+        assert_valid_svg(&p);
+    }
+    assert!(svgs_in(&camp).len() >= 3);
+    for r in runs {
+        let d = r["dir"].as_str().unwrap();
+        assert!(
+            page.contains(&format!("href=\"{d}/index.html\"")),
+            "{d} missing from the campaign page"
+        );
+        let run = camp.join(d);
+        for f in [
+            "history.jsonl",
+            "results.json",
+            "schedule.json",
+            "spec.json",
+            "index.html",
+            "nodes/n1.log",
+        ] {
+            assert!(run.join(f).exists(), "{d}/{f} missing");
+        }
+        assert_well_formed_html(&run.join("index.html"));
+        let svgs = svgs_in(&run);
+        assert_eq!(svgs.len(), 4, "{d}: {svgs:?}");
+        for p in svgs {
+            assert_valid_svg(&p);
+        }
+        // The stored history passes the checker on its own.
+        let (code, out, _) = faultline(&["check", run.join("history.jsonl").to_str().unwrap()]);
+        assert_eq!(code, 0, "{out}");
+    }
+    // faultline report rebuilds the same pages from the stored files.
+    let before = std::fs::read_to_string(camp.join("index.html")).unwrap();
+    let run0 = camp.join(runs[0]["dir"].as_str().unwrap());
+    let run_before = std::fs::read_to_string(run0.join("index.html")).unwrap();
+    std::fs::remove_file(camp.join("index.html")).unwrap();
+    std::fs::remove_file(run0.join("index.html")).unwrap();
+    std::fs::remove_file(run0.join("latency.svg")).unwrap();
+    let (code, out, err) = faultline(&["report", camp.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("index.html"));
+    assert_eq!(
+        std::fs::read_to_string(camp.join("index.html")).unwrap(),
+        before
+    );
+    assert_eq!(
+        std::fs::read_to_string(run0.join("index.html")).unwrap(),
+        run_before
+    );
+    assert!(run0.join("latency.svg").exists());
+}
+
+#[test]
+fn a_stored_history_with_an_anomaly_is_reported_not_linearizable_with_its_counterexample() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(
+        run.join("history.jsonl"),
+        r#"{"time":1000000,"process":0,"type":"invoke","f":"write","key":"k1","value":1}
+{"time":2000000,"process":0,"type":"ok","f":"write","key":"k1","value":1}
+{"time":3000000,"process":"nemesis","type":"info","f":"start-partition","value":{"fault":"partition-leader","nodes":["n1"]}}
+{"time":4000000,"process":0,"type":"invoke","f":"write","key":"k1","value":2}
+{"time":5000000,"process":0,"type":"ok","f":"write","key":"k1","value":2}
+{"time":6000000,"process":1,"type":"invoke","f":"read","key":"k1","value":null}
+{"time":7000000,"process":1,"type":"ok","f":"read","key":"k1","value":1}
+{"time":8000000,"process":"nemesis","type":"info","f":"stop-partition","value":{"fault":"partition-leader","nodes":["n1"]}}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        run.join("spec.json"),
+        r#"{"setting":"<b>x</b>","time_limit_s":0.01}"#,
+    )
+    .unwrap();
+    let (code, out, err) = faultline(&["report", run.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    let page = std::fs::read_to_string(run.join("index.html")).unwrap();
+    assert!(page.contains("NOT LINEARIZABLE"));
+    assert!(page.contains("Counterexample on key k1"));
+    assert!(page.contains("#c81e1e"), "the failing operation is drawn");
+    assert!(!page.contains("<b>x</b>"), "strings from files are escaped");
+    assert!(page.contains("&lt;b&gt;x&lt;/b&gt;"));
+    assert_well_formed_html(&run.join("index.html"));
+    for p in svgs_in(&run) {
+        assert_valid_svg(&p);
+    }
+}
+
+#[test]
+fn bad_settings_are_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let s = store.to_str().unwrap();
+    for (args, want) in [
+        (
+            vec!["run", "--election-timeout", "300..100", "--store", s],
+            "empty range",
+        ),
+        (
+            vec![
+                "run",
+                "--election-timeout",
+                "100..200",
+                "--heartbeat",
+                "150",
+                "--store",
+                s,
+            ],
+            "heartbeat",
+        ),
+        (
+            vec!["run", "--nemesis", "meteor", "--store", s],
+            "unknown fault 'meteor'",
+        ),
+        (
+            vec!["run", "--nemesis", "loss:1.5", "--store", s],
+            "not between 0 and 1",
+        ),
+        (
+            vec![
+                "run",
+                "--nodes",
+                "1",
+                "--nemesis",
+                "partition-leader",
+                "--store",
+                s,
+            ],
+            "at least 2 nodes",
+        ),
+    ] {
+        let (code, _, err) = faultline(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    assert!(
+        !store.exists() || std::fs::read_dir(&store).unwrap().count() == 0,
+        "nothing was started or stored"
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "faults = [\"partition-leader\"]\n[[setting]]\nname = \"a\"\nheartbeat = \"x\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = faultline(&["campaign", bad.to_str().unwrap(), "--store", s]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bad.toml"), "{err}");
+}
