@@ -38,10 +38,22 @@ enum Cmd {
     Cluster(cluster_cmd::ClusterArgs),
     /// Measure performance: the node, the pure Raft core.
     Bench(bench::BenchArgs),
+    /// Run one Raft node (the same as the `faultline-node` binary; flags as there).
+    #[command(hide = true, disable_help_flag = true)]
+    Node {
+        /// The node's flags.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Cmd::Node { args } = &cli.command {
+        // The node runs its own runtime; hand it the flags as its own argv.
+        let argv = std::iter::once("faultline-node".to_string()).chain(args.iter().cloned());
+        return faultline_node::cli::main_from(argv);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -62,6 +74,7 @@ fn main() -> ExitCode {
             Cmd::Kv(a) => kv::run(a).await,
             Cmd::Cluster(a) => cluster_cmd::run(a).await,
             Cmd::Bench(a) => bench::run(a).await,
+            Cmd::Node { .. } => unreachable!("handled before the runtime starts"),
         }
     });
     match result {
@@ -73,18 +86,21 @@ fn main() -> ExitCode {
     }
 }
 
-/// Where the `faultline-node` binary is: `$FAULTLINE_NODE_BIN`, else next to
-/// this executable.
-pub fn node_binary() -> anyhow::Result<std::path::PathBuf> {
+/// How to run a node: `$FAULTLINE_NODE_BIN` if set, else the
+/// `faultline-node` binary next to this executable, else this executable's
+/// own `node` subcommand (so `cargo run -- demo` works without building the
+/// node binary separately).
+pub fn node_binary() -> anyhow::Result<faultline_nemesis::process::NodeCommand> {
     if let Some(p) = std::env::var_os("FAULTLINE_NODE_BIN") {
-        return Ok(p.into());
+        return Ok(std::path::PathBuf::from(p).into());
     }
     let exe = std::env::current_exe()?;
     let bin = exe.with_file_name("faultline-node");
-    anyhow::ensure!(
-        bin.exists(),
-        "cannot find the faultline-node binary next to {} (build it with `cargo build --release`, or set FAULTLINE_NODE_BIN)",
-        exe.display()
-    );
-    Ok(bin)
+    if bin.exists() {
+        return Ok(bin.into());
+    }
+    Ok(faultline_nemesis::process::NodeCommand {
+        program: exe,
+        args: vec!["node".into()],
+    })
 }

@@ -18,7 +18,7 @@ fn spec(dir: &std::path::Path) -> ClusterSpec {
     ClusterSpec {
         nodes: 3,
         dir: dir.to_path_buf(),
-        node_bin: PathBuf::from(env!("CARGO_BIN_EXE_faultline-node")),
+        node_bin: PathBuf::from(env!("CARGO_BIN_EXE_faultline-node")).into(),
         node_args: vec![
             "--election-timeout".into(),
             "300..600".into(),

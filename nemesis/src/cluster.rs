@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use faultline_node::client::Client;
 use faultline_node::protocol::{ClientRequest, ClientResponse, NodeStatus};
 
-use crate::process::{free_port, NodeProcess, NodeSpec, ProcState};
+use crate::process::{free_port, NodeCommand, NodeProcess, NodeSpec, ProcState};
 
 /// What to start.
 #[derive(Clone, Debug)]
@@ -18,8 +18,8 @@ pub struct ClusterSpec {
     pub nodes: usize,
     /// The run directory: node data in `nodes/<id>/`, logs in `nodes/<id>.log`.
     pub dir: PathBuf,
-    /// The `faultline-node` binary.
-    pub node_bin: PathBuf,
+    /// How to run a node (the `faultline-node` binary).
+    pub node_bin: NodeCommand,
     /// Flags passed to every node (timeouts and such).
     pub node_args: Vec<String>,
 }

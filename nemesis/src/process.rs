@@ -10,9 +10,28 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// The program that runs a node: `faultline-node`, or any program followed
+/// by fixed leading arguments (`faultline node`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeCommand {
+    /// The executable.
+    pub program: PathBuf,
+    /// Arguments before the node's own flags.
+    pub args: Vec<String>,
+}
+
+impl From<PathBuf> for NodeCommand {
+    fn from(program: PathBuf) -> Self {
+        NodeCommand {
+            program,
+            args: Vec::new(),
+        }
+    }
+}
 
 /// How to start one node.
 #[derive(Clone, Debug)]
@@ -47,7 +66,7 @@ pub enum ProcState {
 /// A node process under the controller's hand.
 pub struct NodeProcess {
     spec: NodeSpec,
-    bin: PathBuf,
+    bin: NodeCommand,
     child: Option<Child>,
     paused: bool,
 }
@@ -64,10 +83,10 @@ fn signal_group(pid: u32, sig: libc::c_int) -> io::Result<()> {
 
 impl NodeProcess {
     /// Start the node described by `spec` with the binary `bin`.
-    pub fn start(bin: &Path, spec: NodeSpec) -> io::Result<Self> {
+    pub fn start(bin: &NodeCommand, spec: NodeSpec) -> io::Result<Self> {
         let mut p = NodeProcess {
             spec,
-            bin: bin.to_path_buf(),
+            bin: bin.clone(),
             child: None,
             paused: false,
         };
@@ -82,8 +101,9 @@ impl NodeProcess {
             .open(&self.spec.log_file)?;
         let log2: File = log.try_clone()?;
         let s = &self.spec;
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg("--id")
+        let mut cmd = Command::new(&self.bin.program);
+        cmd.args(&self.bin.args)
+            .arg("--id")
             .arg(&s.id)
             .arg("--listen")
             .arg(s.listen.to_string())
@@ -109,7 +129,10 @@ impl NodeProcess {
             });
         }
         let child = cmd.spawn().map_err(|e| {
-            io::Error::new(e.kind(), format!("starting {}: {e}", self.bin.display()))
+            io::Error::new(
+                e.kind(),
+                format!("starting {}: {e}", self.bin.program.display()),
+            )
         })?;
         self.child = Some(child);
         self.paused = false;

@@ -25,8 +25,8 @@ pub struct TestbedSpec {
     pub nodes: usize,
     /// The run directory.
     pub dir: PathBuf,
-    /// The `faultline-node` binary.
-    pub node_bin: PathBuf,
+    /// How to run a node (the `faultline-node` binary).
+    pub node_bin: crate::process::NodeCommand,
     /// Flags for every node.
     pub node_args: Vec<String>,
     /// Seeds the links' decisions and the nemesis' choices.

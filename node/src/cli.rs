@@ -201,7 +201,18 @@ pub fn init_logging() {
 /// The whole `faultline-node` program: exit 0 after a clean shutdown
 /// (SIGTERM, SIGINT), 2 for bad flags, 1 for anything that stops the node.
 pub fn main() -> ExitCode {
-    let args = NodeArgs::parse();
+    main_from(std::env::args())
+}
+
+/// [`main`] with the given argv (the first item is the program name).
+pub fn main_from(argv: impl IntoIterator<Item = String>) -> ExitCode {
+    let args = match NodeArgs::try_parse_from(argv) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
     let config = match args.to_config() {
         Ok(c) => c,
         Err(e) => {
