@@ -52,6 +52,23 @@ enum BenchWhat {
         #[arg(long, default_value_t = 500_000)]
         messages: u32,
     },
+    /// The workload generator and history recorder against an in-process
+    /// stand-in node that answers at once: operations per second recorded.
+    Workload {
+        /// Seconds.
+        #[arg(long, default_value_t = 5)]
+        duration: u64,
+        /// Concurrent client processes.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+    /// Analysis and report of a generated 1 M-operation history (results.json,
+    /// four plots, index.html).
+    Report {
+        /// Operations in the history.
+        #[arg(long, default_value_t = 1_000_000)]
+        ops: usize,
+    },
     /// (internal) one case of `bench check`.
     #[command(hide = true)]
     CheckOne {
@@ -82,6 +99,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         BenchWhat::Core { proposals } => bench_core(proposals),
         BenchWhat::Check { quick } => bench_check(quick)?,
         BenchWhat::Proxy { pings, messages } => bench_proxy(pings, messages).await?,
+        BenchWhat::Workload {
+            duration,
+            concurrency,
+        } => bench_workload(duration, concurrency).await?,
+        BenchWhat::Report { ops } => bench_report(ops)?,
         BenchWhat::CheckOne {
             ops,
             keys,
@@ -449,5 +471,67 @@ async fn bench_proxy(pings: u32, messages: u32) -> anyhow::Result<()> {
         proxied.hist.value_at_quantile(0.5) as i64 - direct.hist.value_at_quantile(0.5) as i64,
         proxied.hist.value_at_quantile(0.99) as i64 - direct.hist.value_at_quantile(0.99) as i64
     );
+    Ok(())
+}
+
+async fn bench_workload(secs: u64, concurrency: usize) -> anyhow::Result<()> {
+    use faultline_workloads::fake::{serve, Behavior};
+    use faultline_workloads::recorder::Recorder;
+    use faultline_workloads::register::{RegisterConfig, RegisterWorkload};
+    let addr = serve(Behavior::Immediate).await?;
+    let dir = tempdir_under_store("bench-workload")?;
+    let path = dir.join("history.jsonl");
+    let rec = Recorder::create(&path, Instant::now())?;
+    let config = RegisterConfig {
+        keys: 100,
+        concurrency,
+        rate: 0.0,
+        ..RegisterConfig::default()
+    };
+    let w = RegisterWorkload::new(config, vec![("n1".into(), addr)], rec.clone());
+    let t = Instant::now();
+    w.run(Instant::now() + Duration::from_secs(secs)).await;
+    let elapsed = t.elapsed().as_secs_f64();
+    rec.finish()?;
+    let ops = w.counts.ok.load(std::sync::atomic::Ordering::Relaxed)
+        + w.counts.fail.load(std::sync::atomic::Ordering::Relaxed)
+        + w.counts.info.load(std::sync::atomic::Ordering::Relaxed);
+    let bytes = std::fs::metadata(&path)?.len();
+    println!(
+        "faultline bench workload: {concurrency} processes against an in-process node that answers at once: {ops} operations in {elapsed:.1} s = {:.0} ops/s recorded ({} events, {:.1} MB of history)",
+        ops as f64 / elapsed,
+        rec.count(),
+        bytes as f64 / 1e6
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn bench_report(ops: usize) -> anyhow::Result<()> {
+    use faultline_checker::gen::{generate, GenConfig};
+    let dir = tempdir_under_store("bench-report")?;
+    {
+        let f = std::io::BufWriter::new(std::fs::File::create(dir.join("history.jsonl"))?);
+        generate(
+            &GenConfig {
+                ops,
+                keys: 100,
+                processes: 20,
+                info_rate: 0.01,
+                seed: 3,
+                ..GenConfig::default()
+            },
+            f,
+        )?;
+    }
+    let t = Instant::now();
+    let r = faultline_results::write_run_report(&dir, &faultline_checker::Options::default())?;
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "faultline bench report: analysis and report of a {ops}-operation history (100 keys, 20 processes): {secs:.1} s (verdict {:?}, {} KB of HTML and SVG)",
+        r.valid,
+        ["index.html", "latency.svg", "throughput.svg", "quantiles.svg", "leaders.svg"].iter().filter_map(|f| std::fs::metadata(dir.join(f)).ok()).map(|m| m.len()).sum::<u64>() / 1024
+    );
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

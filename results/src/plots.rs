@@ -19,6 +19,8 @@ const OK: RGBColor = RGBColor(46, 139, 87);
 const FAIL: RGBColor = RGBColor(230, 145, 0);
 const INFO: RGBColor = RGBColor(200, 30, 30);
 const SHADE: RGBColor = RGBColor(120, 120, 200);
+/// Most points drawn per outcome in the latency scatter.
+const MAX_POINTS: usize = 20_000;
 
 /// Colours for a series (settings in a campaign, nodes in a timeline).
 pub const PALETTE: [RGBColor; 8] = [
@@ -112,12 +114,21 @@ pub fn latency(path: &Path, h: &History, windows: &[FaultWindow], end_s: f64) ->
         (Outcome::Info, "info"),
     ] {
         let color = outcome_color(outcome);
-        let pts: Vec<(f64, f64, OpKind)> = h
+        let all: Vec<(f64, f64, OpKind)> = h
             .ops
             .iter()
             .filter(|o| o.outcome == outcome)
             .filter_map(|o| latency_ms(o).map(|l| (secs(o.call_time), l, o.kind)))
             .collect();
+        // A browser chokes on millions of points: draw at most MAX_POINTS
+        // per outcome, every k-th one, and say so in the legend.
+        let k = all.len().div_ceil(MAX_POINTS).max(1);
+        let pts: Vec<(f64, f64, OpKind)> = all.iter().step_by(k).copied().collect();
+        let label = if k > 1 {
+            format!("{label} ({}, 1 in {k} drawn)", all.len())
+        } else {
+            format!("{label} ({})", all.len())
+        };
         chart
             .draw_series(pts.iter().map(
                 |&(x, y, k)| -> DynElement<'static, SVGBackend, (f64, f64)> {
@@ -130,7 +141,7 @@ pub fn latency(path: &Path, h: &History, windows: &[FaultWindow], end_s: f64) ->
                     }
                 },
             ))?
-            .label(format!("{label} ({})", pts.len()))
+            .label(label)
             .legend(move |(x, y)| Circle::new((x + 5, y), 4, color.filled()));
     }
     chart
