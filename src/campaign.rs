@@ -95,6 +95,12 @@ pub struct Setting {
     /// Check-quorum.
     #[serde(default)]
     pub check_quorum: bool,
+    /// UNSAFE: a known-bug variant of the node (see the README).
+    #[serde(default)]
+    pub unsafe_bug: Option<String>,
+    /// Fault kinds for this setting only (default: the campaign's).
+    #[serde(default)]
+    pub faults: Option<Vec<String>>,
 }
 
 fn d_election() -> String {
@@ -115,6 +121,9 @@ impl Setting {
         }
         if self.check_quorum {
             s.push_str(", check-quorum");
+        }
+        if let Some(b) = &self.unsafe_bug {
+            s.push_str(&format!(", UNSAFE bug {b}"));
         }
         s
     }
@@ -151,10 +160,27 @@ impl CampaignConfig {
         toml::from_str(DEMO).expect("the built-in demo campaign parses")
     }
 
+    /// Every fault kind of the campaign, in order of first appearance
+    /// (the campaign's list is used only by settings without their own).
+    fn all_faults(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for s in &self.settings {
+            for f in s.faults.as_ref().unwrap_or(&self.faults) {
+                if !out.contains(f) {
+                    out.push(f.clone());
+                }
+            }
+        }
+        out
+    }
+
     /// Every run's spec, validated, with its setting, fault and repeat.
     fn runs(&self) -> anyhow::Result<Vec<(RunSpec, String, usize)>> {
         anyhow::ensure!(!self.settings.is_empty(), "the campaign has no [[setting]]");
-        anyhow::ensure!(!self.faults.is_empty(), "the campaign has no faults");
+        anyhow::ensure!(
+            !self.faults.is_empty() || self.settings.iter().all(|s| s.faults.is_some()),
+            "the campaign has no faults"
+        );
         anyhow::ensure!(self.repeats >= 1, "repeats must be at least 1");
         let mut names = std::collections::HashSet::new();
         for s in &self.settings {
@@ -163,7 +189,7 @@ impl CampaignConfig {
         let mut out = Vec::new();
         let mut i = 0u64;
         for s in &self.settings {
-            for f in &self.faults {
+            for f in s.faults.as_ref().unwrap_or(&self.faults) {
                 for r in 1..=self.repeats {
                     let spec = RunSpec {
                         setting: s.name.clone(),
@@ -182,6 +208,7 @@ impl CampaignConfig {
                         check_quorum: s.check_quorum,
                         seed: self.run.seed + i,
                         op_timeout_ms: self.run.op_timeout,
+                        unsafe_bug: s.unsafe_bug.iter().cloned().collect(),
                     };
                     spec.validate()
                         .with_context(|| format!("setting '{}', fault '{f}'", s.name))?;
@@ -284,7 +311,7 @@ pub async fn run_campaign(
                 description: s.describe(),
             })
             .collect(),
-        faults: config.faults.clone(),
+        faults: config.all_faults(),
         runs: runs
             .iter()
             .map(|(spec, fault, r)| CampaignRun {
@@ -432,6 +459,11 @@ pub struct RunArgs {
     /// Client timeout per operation, ms.
     #[arg(long, default_value_t = 1000)]
     op_timeout: u64,
+    /// UNSAFE: run the nodes with a known bug, to see faultline catch it
+    /// (stale-read, forget-vote, commit-old-term, volatile-log,
+    /// skip-prev-check, ack-before-commit).
+    #[arg(long)]
+    unsafe_bug: Option<String>,
     /// Where runs are stored.
     #[arg(long, default_value = "store")]
     store: PathBuf,
@@ -476,6 +508,8 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             heartbeat: a.heartbeat,
             pre_vote: a.pre_vote,
             check_quorum: a.check_quorum,
+            unsafe_bug: a.unsafe_bug.clone(),
+            faults: None,
         }],
     };
     run_campaign(&config, "run", &a.store, a.json).await

@@ -56,6 +56,9 @@ pub struct RunSpec {
     pub seed: u64,
     /// Per-operation client timeout, ms.
     pub op_timeout_ms: u64,
+    /// UNSAFE known-bug variants the nodes run with (empty: the correct node).
+    #[serde(default)]
+    pub unsafe_bug: Vec<String>,
 }
 
 impl RunSpec {
@@ -91,6 +94,10 @@ impl RunSpec {
         self.register_config()
             .validate()
             .map_err(|e| anyhow::anyhow!(e))?;
+        for b in &self.unsafe_bug {
+            b.parse::<faultline_node::bugs::UnsafeBug>()
+                .map_err(|e| anyhow::anyhow!("--unsafe-bug: {e}"))?;
+        }
         parse_list(&self.nemesis, self.nodes).map_err(|e| anyhow::anyhow!("--nemesis: {e}"))
     }
 
@@ -122,6 +129,10 @@ impl RunSpec {
         }
         if self.check_quorum {
             a.push("--check-quorum".into());
+        }
+        for b in &self.unsafe_bug {
+            a.push("--unsafe-bug".into());
+            a.push(b.clone());
         }
         a
     }

@@ -111,6 +111,11 @@ pub struct NodeArgs {
     /// Seed for the election-timeout RNG (random when absent).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// UNSAFE: switch on a known bug, for testing the bench (stale-read,
+    /// forget-vote, commit-old-term, volatile-log, skip-prev-check,
+    /// ack-before-commit; see the README). Repeatable.
+    #[arg(long = "unsafe-bug", value_name = "NAME")]
+    pub unsafe_bugs: Vec<crate::bugs::UnsafeBug>,
 }
 
 /// The core's settings from timeouts in milliseconds, validated: the
@@ -161,13 +166,19 @@ impl NodeArgs {
                 return Err(format!("--peer {id} names this node itself"));
             }
         }
-        let raft = raft_config(
+        let mut raft = raft_config(
             self.election_timeout,
             self.heartbeat,
             self.tick,
             self.pre_vote,
             self.check_quorum,
         )?;
+        raft.unsafe_commit_old_term = self
+            .unsafe_bugs
+            .contains(&crate::bugs::UnsafeBug::CommitOldTerm);
+        raft.unsafe_skip_prev_check = self
+            .unsafe_bugs
+            .contains(&crate::bugs::UnsafeBug::SkipPrevCheck);
         Ok(NodeConfig {
             id: self.id.clone(),
             listen: self.listen,
@@ -183,6 +194,7 @@ impl NodeArgs {
                 SyncMode::GroupCommit
             },
             seed: self.seed,
+            bugs: self.unsafe_bugs.clone(),
         })
     }
 }

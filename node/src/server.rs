@@ -24,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
+use crate::bugs::UnsafeBug;
 use crate::kv::{Command, Outcome, Proposal, RequestId, Store};
 use crate::protocol::{
     self, ClientEnvelope, ClientError, ClientReply, ClientRequest, ClientResponse, NodeStatus,
@@ -55,6 +56,8 @@ pub struct NodeConfig {
     pub sync: SyncMode,
     /// Seed for the election-timeout RNG (random when absent).
     pub seed: Option<u64>,
+    /// UNSAFE known-bug variants switched on (empty for a correct node).
+    pub bugs: Vec<crate::bugs::UnsafeBug>,
 }
 
 /// Where an answer goes.
@@ -108,6 +111,20 @@ pub async fn serve(
         .await
         .context("storage task")?
         .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
+    // UNSAFE volatile-log: nothing survives a restart.
+    let recovered = if config.bugs.contains(&UnsafeBug::VolatileLog) {
+        crate::storage::Recovered {
+            hard_state: Default::default(),
+            entries: Vec::new(),
+            torn_tail: None,
+        }
+    } else {
+        recovered
+    };
+    if !config.bugs.is_empty() {
+        let names: Vec<&str> = config.bugs.iter().map(|b| b.name()).collect();
+        tracing::warn!(id = %config.id, bugs = %names.join(","), "UNSAFE known-bug variants are on");
+    }
     tracing::info!(
         id = %config.id,
         term = recovered.hard_state.term,
@@ -117,7 +134,14 @@ pub async fn serve(
     );
     let voters =
         std::iter::once(config.id.clone()).chain(config.peers.iter().map(|(p, _)| p.clone()));
-    let seed = config.seed.unwrap_or_else(rand::random);
+    // Every node of a run gets the same --seed; mix in the node's id so their
+    // election timeouts differ (identical streams would split every vote).
+    let seed = match config.seed {
+        Some(s) => config.id.bytes().fold(s ^ 0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+        }),
+        None => rand::random(),
+    };
     let raft = Raft::new(
         config.id.clone(),
         config.raft.clone(),
@@ -242,6 +266,12 @@ impl NodeLoop {
                 self.send_reply(reply, ClientResponse::Status(status));
                 return;
             }
+            // UNSAFE stale-read: answer from local state, no log, no leadership check.
+            ClientRequest::Get { key } if self.config.bugs.contains(&UnsafeBug::StaleRead) => {
+                let v = self.store.local_read(&key);
+                self.send_reply(reply, ClientResponse::Ok(v));
+                return;
+            }
             ClientRequest::Get { key } => Command::Get { key },
             ClientRequest::Put { key, value } => Command::Put { key, value },
             ClientRequest::Cas { key, expected, new } => Command::Cas { key, expected, new },
@@ -277,7 +307,19 @@ impl NodeLoop {
 
     fn propose(&mut self, proposal: Proposal, reply: ReplyTo) {
         let bytes = bincode::serialize(&proposal).expect("proposals always serialize");
+        let early_ack = match &proposal.command {
+            Command::Put { value, .. }
+                if self.config.bugs.contains(&UnsafeBug::AckBeforeCommit) =>
+            {
+                Some(*value)
+            }
+            _ => None,
+        };
         match self.raft.propose(bytes) {
+            Ok((_, _)) if early_ack.is_some() => {
+                // UNSAFE ack-before-commit: acknowledge once it is in our own log.
+                self.answer(reply, Ok(Outcome::Value(early_ack)));
+            }
             Ok((index, term)) => {
                 let deadline = Instant::now() + self.config.request_timeout;
                 self.pending.insert(
@@ -380,10 +422,29 @@ impl NodeLoop {
         if rd.hard_state.is_some() || rd.log.truncate_from.is_some() || !rd.log.entries.is_empty() {
             // fsync blocks this worker; let the runtime move other tasks off it.
             let storage = &mut self.storage;
-            tokio::task::block_in_place(|| storage.persist(rd.hard_state.as_ref(), &rd.log))
-                .context(
-                    "storage failed; the node stops rather than answer what it cannot make durable",
-                )?;
+            let bugs = &self.config.bugs;
+            // UNSAFE forget-vote: the term is stored, the vote is not.
+            let hard = rd.hard_state.as_ref().map(|h| {
+                if bugs.contains(&UnsafeBug::ForgetVote) {
+                    raft::HardState {
+                        term: h.term,
+                        vote: None,
+                    }
+                } else {
+                    h.clone()
+                }
+            });
+            let volatile = bugs.contains(&UnsafeBug::VolatileLog);
+            tokio::task::block_in_place(|| {
+                if volatile {
+                    Ok(()) // UNSAFE volatile-log: nothing reaches the disk.
+                } else {
+                    storage.persist(hard.as_ref(), &rd.log)
+                }
+            })
+            .context(
+                "storage failed; the node stops rather than answer what it cannot make durable",
+            )?;
         }
         for m in rd.persisted_messages {
             let to = m.to.clone();

@@ -20,6 +20,13 @@ pub struct Config {
     pub check_quorum: bool,
     /// The most entries one AppendEntries carries. Default 256.
     pub max_entries_per_message: usize,
+    /// UNSAFE, for testing the bench (`--unsafe-bug commit-old-term`): a
+    /// leader commits entries of earlier terms by counting replicas (the
+    /// bug of the Raft paper's Figure 8). Default off.
+    pub unsafe_commit_old_term: bool,
+    /// UNSAFE (`--unsafe-bug skip-prev-check`): a follower accepts
+    /// AppendEntries whose prevLogTerm does not match its log. Default off.
+    pub unsafe_skip_prev_check: bool,
 }
 
 impl Default for Config {
@@ -31,6 +38,8 @@ impl Default for Config {
             pre_vote: false,
             check_quorum: false,
             max_entries_per_message: 256,
+            unsafe_commit_old_term: false,
+            unsafe_skip_prev_check: false,
         }
     }
 }

@@ -522,7 +522,8 @@ impl Raft {
                 self.send_persisted(msg.from, reply(false, 0, Some(hint)));
                 return;
             }
-            Some(t) if t != prev_log_term => {
+            // UNSAFE variant: accept whatever the term at prevLogIndex.
+            Some(t) if t != prev_log_term && !self.config.unsafe_skip_prev_check => {
                 let hint = ConflictHint {
                     term: Some(t),
                     first_index: self.log.first_index_of_term_at(prev_log_index),
@@ -538,6 +539,11 @@ impl Raft {
         for entry in entries {
             match self.log.term(entry.index) {
                 Some(t) if t == entry.term => continue,
+                // UNSAFE variant: a mismatched log may now "conflict" below
+                // the commit point; the buggy follower keeps its entry.
+                Some(_) if self.config.unsafe_skip_prev_check && entry.index <= self.commit => {
+                    continue
+                }
                 Some(_) => {
                     assert!(
                         entry.index > self.commit,
@@ -677,7 +683,10 @@ impl Raft {
                 self.progress.get(id).map_or(0, |p| p.match_index)
             }
         });
-        if n > self.commit && self.log.term(n) == Some(self.hard.term) {
+        // UNSAFE variant: count replicas for entries of any term.
+        let current_term =
+            self.log.term(n) == Some(self.hard.term) || self.config.unsafe_commit_old_term;
+        if n > self.commit && current_term {
             self.commit = n;
         }
     }

@@ -1,0 +1,83 @@
+//! Known-bug variants of the node: small, clearly fenced deviations from
+//! correct Raft, switched on with `faultline-node --unsafe-bug NAME`, so
+//! that faultline can show it catches the classic mistakes Jepsen found in
+//! real Raft systems. None is on unless asked for; every place that deviates
+//! names its variant in a comment starting with "UNSAFE".
+
+use std::fmt;
+use std::str::FromStr;
+
+/// One deliberate bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnsafeBug {
+    /// Every node answers reads from its own state machine at once, without
+    /// going through the log or confirming it still leads. A partitioned old
+    /// leader, or a follower that has not applied the latest writes yet,
+    /// returns values that were already overwritten: stale reads.
+    StaleRead,
+    /// `votedFor` is not persisted (the term is). A node that crashes after
+    /// voting and restarts in the same term can vote again, for another
+    /// candidate: two leaders in one term, whose logs diverge at the same
+    /// index and term, and committed writes can be lost.
+    ForgetVote,
+    /// A leader commits an entry of an earlier term as soon as a majority
+    /// stores it, the bug the Raft paper's Figure 8 warns against: a later
+    /// leader can overwrite such an "committed" entry, losing an
+    /// acknowledged write.
+    CommitOldTerm,
+    /// Nothing is persisted: the log, the term and the vote live in memory.
+    /// A node restarted after a crash comes back empty; when a majority
+    /// restarts, acknowledged writes are gone (lost writes, reads of null).
+    VolatileLog,
+    /// A follower accepts AppendEntries without checking that its entry at
+    /// prevLogIndex has prevLogTerm. Stale entries from an old leader stay
+    /// in its log under newer ones, its state machine applies them, and once
+    /// it leads it serves and replicates them: divergent state.
+    SkipPrevCheck,
+    /// The leader acknowledges a write as soon as it is in its own log,
+    /// before a majority stores it. A leader cut off from the majority
+    /// acknowledges writes that a new leader then overwrites: lost writes.
+    AckBeforeCommit,
+}
+
+/// Every variant, in the order the docs list them.
+pub const ALL: [UnsafeBug; 6] = [
+    UnsafeBug::StaleRead,
+    UnsafeBug::ForgetVote,
+    UnsafeBug::CommitOldTerm,
+    UnsafeBug::VolatileLog,
+    UnsafeBug::SkipPrevCheck,
+    UnsafeBug::AckBeforeCommit,
+];
+
+impl UnsafeBug {
+    /// The variant's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            UnsafeBug::StaleRead => "stale-read",
+            UnsafeBug::ForgetVote => "forget-vote",
+            UnsafeBug::CommitOldTerm => "commit-old-term",
+            UnsafeBug::VolatileLog => "volatile-log",
+            UnsafeBug::SkipPrevCheck => "skip-prev-check",
+            UnsafeBug::AckBeforeCommit => "ack-before-commit",
+        }
+    }
+}
+
+impl fmt::Display for UnsafeBug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for UnsafeBug {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ALL.into_iter().find(|b| b.name() == s).ok_or_else(|| {
+            format!(
+                "unknown bug '{s}' (known: {})",
+                ALL.iter().map(|b| b.name()).collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
+}
