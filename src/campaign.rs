@@ -255,6 +255,88 @@ pre_vote = true
 check_quorum = true
 "#;
 
+/// The bug hunt: every known-bug variant under the faults most likely to
+/// expose it, and the correct node under all of them.
+pub const BUG_HUNT: &str = r#"
+name = "bug-hunt"
+repeats = 5
+faults = []
+
+[run]
+nodes = 3
+time_limit = 20
+fault_interval = 2
+keys = 10
+concurrency = 10
+rate = 150
+seed = 100
+
+[[setting]]
+name = "correct"
+faults = ["partition-leader", "crash-all", "partition-halves,crash-leader", "crash-minority,partition-leader"]
+
+[[setting]]
+name = "stale-read"
+unsafe_bug = "stale-read"
+faults = ["partition-leader"]
+
+[[setting]]
+name = "ack-before-commit"
+unsafe_bug = "ack-before-commit"
+faults = ["partition-leader"]
+
+[[setting]]
+name = "volatile-log"
+unsafe_bug = "volatile-log"
+faults = ["crash-all"]
+
+[[setting]]
+name = "forget-vote"
+unsafe_bug = "forget-vote"
+faults = ["crash-minority,partition-leader"]
+
+[[setting]]
+name = "commit-old-term"
+unsafe_bug = "commit-old-term"
+faults = ["partition-halves,crash-leader"]
+
+[[setting]]
+name = "skip-prev-check"
+unsafe_bug = "skip-prev-check"
+faults = ["partition-leader,partition-halves"]
+"#;
+
+/// The short bug hunt that CI runs: the cheapest exposures that trigger
+/// every time, and the correct node under the same faults.
+pub const BUG_HUNT_CI: &str = r#"
+name = "bug-hunt-ci"
+repeats = 1
+faults = []
+
+[run]
+nodes = 3
+time_limit = 6
+fault_interval = 1.5
+keys = 10
+concurrency = 10
+rate = 150
+seed = 7
+
+[[setting]]
+name = "correct"
+faults = ["partition-leader", "crash-all"]
+
+[[setting]]
+name = "stale-read"
+unsafe_bug = "stale-read"
+faults = ["partition-leader"]
+
+[[setting]]
+name = "volatile-log"
+unsafe_bug = "volatile-log"
+faults = ["crash-all"]
+"#;
+
 fn slug(s: &str) -> String {
     s.chars()
         .map(|c| {
@@ -309,6 +391,7 @@ pub async fn run_campaign(
             .map(|s| CampaignSetting {
                 name: s.name.clone(),
                 description: s.describe(),
+                unsafe_bug: s.unsafe_bug.clone(),
             })
             .collect(),
         faults: config.all_faults(),
@@ -519,7 +602,13 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
 #[derive(Debug, Args)]
 pub struct CampaignArgs {
     /// The campaign file (TOML; see the README).
-    file: PathBuf,
+    #[arg(required_unless_present = "preset", conflicts_with = "preset")]
+    file: Option<PathBuf>,
+    /// A built-in campaign instead of a file: demo, bug-hunt (every known-bug
+    /// variant and the correct node, 5 repeats, about 20 minutes) or
+    /// bug-hunt-ci (the short version CI runs).
+    #[arg(long)]
+    preset: Option<String>,
     /// Where runs are stored.
     #[arg(long, default_value = "store")]
     store: PathBuf,
@@ -528,17 +617,36 @@ pub struct CampaignArgs {
     json: bool,
 }
 
-/// Run `faultline campaign FILE`.
+/// Run `faultline campaign FILE` or `faultline campaign --preset NAME`.
 pub async fn campaign_cmd(a: CampaignArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&a.file)
-        .with_context(|| format!("cannot read {}", a.file.display()))?;
-    let config: CampaignConfig = toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {}", a.file.display(), e.to_string().trim()))?;
-    let name = config.name.clone().unwrap_or_else(|| {
-        a.file
-            .file_stem()
-            .map_or("campaign".into(), |s| s.to_string_lossy().into_owned())
-    });
+    let (config, name): (CampaignConfig, String) = match (&a.file, a.preset.as_deref()) {
+        (_, Some(p)) => {
+            let text = match p {
+                "demo" => DEMO,
+                "bug-hunt" => BUG_HUNT,
+                "bug-hunt-ci" => BUG_HUNT_CI,
+                other => {
+                    anyhow::bail!("unknown preset '{other}' (known: demo, bug-hunt, bug-hunt-ci)")
+                }
+            };
+            (
+                toml::from_str(text).expect("built-in campaigns parse"),
+                p.to_string(),
+            )
+        }
+        (Some(file), None) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let config: CampaignConfig = toml::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.to_string().trim()))?;
+            let name = config.name.clone().unwrap_or_else(|| {
+                file.file_stem()
+                    .map_or("campaign".into(), |s| s.to_string_lossy().into_owned())
+            });
+            (config, name)
+        }
+        (None, None) => anyhow::bail!("give a campaign file or --preset"),
+    };
     run_campaign(&config, &name, &a.store, a.json).await
 }
 

@@ -114,3 +114,11 @@ impl Network {
         self.links.values().map(|l| l.stats()).collect()
     }
 }
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        for l in self.links.values() {
+            l.stop();
+        }
+    }
+}

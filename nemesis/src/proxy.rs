@@ -95,6 +95,8 @@ pub struct Link {
     rules: Mutex<LinkRules>,
     rng: Mutex<ChaCha8Rng>,
     counters: LinkCounters,
+    /// The link's accept and delivery tasks, ended by [`Link::stop`].
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl Link {
@@ -111,6 +113,13 @@ impl Link {
     /// Replace the link's rules; applies to the next message.
     pub fn set_rules(&self, rules: LinkRules) {
         *self.rules.lock().expect("not poisoned") = rules;
+    }
+
+    /// Stop the link's tasks (its listener closes).
+    pub fn stop(&self) {
+        for t in self.tasks.lock().expect("not poisoned").drain(..) {
+            t.abort();
+        }
     }
 
     /// A snapshot of the counters.
@@ -173,11 +182,12 @@ pub async fn start_link(
         rules: Mutex::new(LinkRules::pass()),
         rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
         counters: LinkCounters::default(),
+        tasks: Mutex::new(Vec::new()),
     });
     let (tx, rx) = mpsc::channel::<(Instant, Bytes)>(LINK_QUEUE);
-    tokio::spawn(deliver(link.clone(), upstream, rx));
+    let delivery = tokio::spawn(deliver(link.clone(), upstream, rx));
     let l = link.clone();
-    tokio::spawn(async move {
+    let accept = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
@@ -186,6 +196,10 @@ pub async fn start_link(
             tokio::spawn(receive(l.clone(), stream, tx.clone()));
         }
     });
+    link.tasks
+        .lock()
+        .expect("not poisoned")
+        .extend([delivery.abort_handle(), accept.abort_handle()]);
     Ok(link)
 }
 

@@ -73,6 +73,22 @@ impl Applied {
 impl Testbed {
     /// Start proxies and nodes, and wait until every node answers.
     pub async fn start(spec: &TestbedSpec) -> anyhow::Result<Testbed> {
+        // A port found free can be taken by another program before the node
+        // binds it; the node then exits at once. Try again on fresh ports.
+        let mut last_err = None;
+        for _ in 0..3 {
+            match Self::start_once(spec).await {
+                Ok(tb) => return Ok(tb),
+                Err(e) => {
+                    tracing::warn!("starting the testbed failed, retrying on other ports: {e:#}");
+                    last_err = Some(e);
+                }
+            }
+        }
+        Err(last_err.expect("three attempts"))
+    }
+
+    async fn start_once(spec: &TestbedSpec) -> anyhow::Result<Testbed> {
         let addrs = allocate(spec.nodes)?;
         let net = Network::start(&addrs, spec.seed)
             .await

@@ -407,3 +407,41 @@ fn randomized_safety_over_many_seeds() {
         }
     }
 }
+
+/// The known-bug variant `skip-prev-check` is a real safety bug: the same
+/// randomized runs find a violation of the Raft properties within a few
+/// hundred seeds (so the checks above are not vacuous).
+#[test]
+fn the_skip_prev_check_variant_breaks_safety_in_simulation() {
+    let found = (0..500u64).find(|&seed| {
+        std::panic::catch_unwind(|| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let config = Config {
+                unsafe_skip_prev_check: true,
+                max_entries_per_message: 2,
+                ..Cluster::fast_config()
+            };
+            let mut c = Cluster::new(5, config, seed);
+            c.net = NetConfig {
+                drop: 0.1,
+                duplicate: 0.05,
+                delay_min: 1,
+                delay_max: 6,
+            };
+            let ids = c.ids().to_vec();
+            for v in 0..60u32 {
+                match rng.gen_range(0..6) {
+                    0 => c.isolate(&ids[rng.gen_range(0..5)]),
+                    1 => c.heal(),
+                    _ => {}
+                }
+                if let Some(l) = c.leader() {
+                    let _ = c.propose(&l, v.to_le_bytes().to_vec());
+                }
+                c.run(rng.gen_range(1..20));
+            }
+        })
+        .is_err()
+    });
+    assert!(found.is_some(), "no violation found in 500 seeds");
+}

@@ -436,6 +436,8 @@ pub struct RunRow {
     pub p99_ms: f64,
     /// ok/fail/info.
     pub counts: (u64, u64, u64),
+    /// When the first operation that could not be linearized completed, s.
+    pub first_anomaly_s: Option<f64>,
 }
 
 fn verdict_word(v: Verdict) -> &'static str {
@@ -446,13 +448,64 @@ fn verdict_word(v: Verdict) -> &'static str {
     }
 }
 
+/// Per setting: how often runs of a known-bug variant were caught, and how
+/// often the correct node passed.
+fn bug_hunt_table(settings: &[crate::CampaignSetting], rows: &[RunRow]) -> String {
+    let mut b = String::from(
+        "<h2>Bug hunt</h2><p class=\"small\">Each UNSAFE variant should be caught (not linearizable) in its runs; the correct node should never be.</p>\
+         <table class=\"sortable\"><thead><tr><th class=\"l\">setting</th><th class=\"l\">variant</th><th>runs</th><th>caught</th><th>rate %</th><th>first anomaly (s into the run)</th><th class=\"l\">counterexample</th></tr></thead><tbody>",
+    );
+    for s in settings {
+        let runs: Vec<&RunRow> = rows.iter().filter(|r| r.setting == s.name).collect();
+        let caught: Vec<&&RunRow> = runs
+            .iter()
+            .filter(|r| r.valid == Verdict::NotLinearizable)
+            .collect();
+        let first = caught
+            .iter()
+            .filter_map(|r| r.first_anomaly_s)
+            .fold(f64::INFINITY, f64::min);
+        let link = caught.first().map_or(String::from("–"), |r| {
+            format!("<a href=\"{}/index.html\">{}</a>", esc(&r.dir), esc(&r.dir))
+        });
+        let rate = if runs.is_empty() {
+            0.0
+        } else {
+            caught.len() as f64 * 100.0 / runs.len() as f64
+        };
+        let (variant, good) = match &s.unsafe_bug {
+            Some(v) => (v.clone(), rate >= 90.0),
+            None => ("none (correct node)".to_string(), caught.is_empty()),
+        };
+        let _ = write!(
+            b,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td class=\"{}\">{}</td><td>{:.0}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+            esc(&s.name),
+            esc(&variant),
+            runs.len(),
+            if good { "good" } else { "poor" },
+            caught.len(),
+            rate,
+            if first.is_finite() { format!("{first:.1}") } else { "–".into() },
+            link
+        );
+    }
+    b.push_str("</tbody></table>");
+    b
+}
+
 /// The campaign page.
 pub fn campaign_page(
     name: &str,
-    settings: &[(String, String)],
+    all_settings: &[crate::CampaignSetting],
     faults: &[String],
     rows: &[RunRow],
 ) -> String {
+    let settings: Vec<(String, String)> = all_settings
+        .iter()
+        .map(|s| (s.name.clone(), s.description.clone()))
+        .collect();
+    let settings = settings.as_slice();
     let mut b = String::new();
     let _ = write!(b, "<h1>faultline campaign: {}</h1>", esc(name));
     let bad = rows
@@ -477,6 +530,9 @@ pub fn campaign_page(
         )
     };
     b.push_str(&verdict_banner(v, &why));
+    if all_settings.iter().any(|s| s.unsafe_bug.is_some()) {
+        b.push_str(&bug_hunt_table(all_settings, rows));
+    }
     b.push_str("<h2>Settings</h2>");
     let srows: Vec<Vec<String>> = settings
         .iter()

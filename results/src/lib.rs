@@ -104,6 +104,9 @@ pub struct CampaignSetting {
     pub name: String,
     /// Its timeouts, in words.
     pub description: String,
+    /// The UNSAFE known-bug variant its nodes run, if any (a bug hunt).
+    #[serde(default)]
+    pub unsafe_bug: Option<String>,
 }
 
 /// One run of a campaign, as stored in `campaign.json`.
@@ -190,6 +193,16 @@ fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<html::RunRow> {
         recovery_ms: recovery,
         p99_ms: v["latency"]["all"]["p99"].as_f64().unwrap_or(0.0),
         counts: counts.unwrap_or_default(),
+        first_anomaly_s: v["checker"]["failures"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| {
+                let op = &f["counterexample"]["failing"][0];
+                op["ret_time"].as_u64().or(op["call_time"].as_u64())
+            })
+            .min()
+            .map(|ns| ns as f64 / 1e9),
     })
 }
 
@@ -264,14 +277,9 @@ pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
         &collect(&|r| r.p99_ms),
     )
     .map_err(err)?;
-    let described: Vec<(String, String)> = index
-        .settings
-        .iter()
-        .map(|s| (s.name.clone(), s.description.clone()))
-        .collect();
     std::fs::write(
         dir.join("index.html"),
-        html::campaign_page(&index.name, &described, &index.faults, &rows),
+        html::campaign_page(&index.name, &index.settings, &index.faults, &rows),
     )
     .context("writing the campaign's index.html")?;
     let invalid_runs: Vec<String> = rows
@@ -324,14 +332,9 @@ pub fn write_campaign_report_partial(dir: &Path, done: usize) -> anyhow::Result<
         .iter()
         .map(|r| run_row(dir, r))
         .collect::<anyhow::Result<_>>()?;
-    let described: Vec<(String, String)> = index
-        .settings
-        .iter()
-        .map(|s| (s.name.clone(), s.description.clone()))
-        .collect();
     std::fs::write(
         dir.join("index.html"),
-        html::campaign_page(&index.name, &described, &index.faults, &rows),
+        html::campaign_page(&index.name, &index.settings, &index.faults, &rows),
     )?;
     Ok(())
 }
