@@ -29,6 +29,15 @@ pub struct SharedRun {
     /// Random schedule (default false: alternate).
     #[serde(default)]
     pub random_schedule: bool,
+    /// Shares of read, write and cas (default [50, 30, 20]).
+    #[serde(default = "crate::run::default_mix")]
+    pub mix: [f64; 3],
+    /// Key choice: "uniform" or "zipf" (default uniform).
+    #[serde(default = "d_key_dist")]
+    pub key_dist: faultline_workloads::register::KeyDist,
+    /// Clients pick a random node per operation (default: stick to one).
+    #[serde(default)]
+    pub random_node: bool,
     /// Keys (default 5).
     #[serde(default = "d_keys")]
     pub keys: usize,
@@ -46,6 +55,9 @@ pub struct SharedRun {
     pub op_timeout: u64,
 }
 
+fn d_key_dist() -> faultline_workloads::register::KeyDist {
+    faultline_workloads::register::KeyDist::Uniform
+}
 fn d_nodes() -> usize {
     3
 }
@@ -209,6 +221,9 @@ impl CampaignConfig {
                         seed: self.run.seed + i,
                         op_timeout_ms: self.run.op_timeout,
                         unsafe_bug: s.unsafe_bug.iter().cloned().collect(),
+                        mix: self.run.mix,
+                        key_dist: self.run.key_dist,
+                        random_node: self.run.random_node,
                     };
                     spec.validate()
                         .with_context(|| format!("setting '{}', fault '{f}'", s.name))?;
@@ -515,6 +530,15 @@ pub struct RunArgs {
     /// Keys (independent registers).
     #[arg(long, default_value_t = 5)]
     keys: usize,
+    /// Shares of read, write and cas operations, READ,WRITE,CAS.
+    #[arg(long, default_value = "50,30,20", value_parser = crate::run::parse_mix)]
+    mix: [f64; 3],
+    /// Key choice: uniform, or zipf (a few hot keys).
+    #[arg(long, default_value = "uniform", value_parser = parse_key_dist)]
+    key_dist: faultline_workloads::register::KeyDist,
+    /// Clients pick a random node per operation instead of sticking to one.
+    #[arg(long)]
+    random_node: bool,
     /// Concurrent client processes.
     #[arg(long, default_value_t = 10)]
     concurrency: usize,
@@ -555,6 +579,14 @@ pub struct RunArgs {
     json: bool,
 }
 
+fn parse_key_dist(s: &str) -> Result<faultline_workloads::register::KeyDist, String> {
+    match s {
+        "uniform" => Ok(faultline_workloads::register::KeyDist::Uniform),
+        "zipf" | "zipfian" => Ok(faultline_workloads::register::KeyDist::Zipf),
+        other => Err(format!("'{other}' is not uniform or zipf")),
+    }
+}
+
 /// Run `faultline run`: a one-run campaign.
 pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
     let seed = a.seed.unwrap_or_else(|| {
@@ -579,6 +611,9 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             time_limit: a.time_limit,
             fault_interval: a.fault_interval,
             random_schedule: a.random_schedule,
+            mix: a.mix,
+            key_dist: a.key_dist,
+            random_node: a.random_node,
             keys: a.keys,
             concurrency: a.concurrency,
             rate: a.rate,

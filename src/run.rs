@@ -56,6 +56,15 @@ pub struct RunSpec {
     pub seed: u64,
     /// Per-operation client timeout, ms.
     pub op_timeout_ms: u64,
+    /// Shares of read, write and cas operations.
+    #[serde(default = "default_mix")]
+    pub mix: [f64; 3],
+    /// How clients choose keys.
+    #[serde(default = "default_key_dist")]
+    pub key_dist: KeyDist,
+    /// Clients pick a random node per operation instead of sticking to one.
+    #[serde(default)]
+    pub random_node: bool,
     /// UNSAFE known-bug variants the nodes run with (empty: the correct node).
     #[serde(default)]
     pub unsafe_bug: Vec<String>,
@@ -106,7 +115,9 @@ impl RunSpec {
             keys: self.keys,
             concurrency: self.concurrency,
             rate: self.rate,
-            key_dist: KeyDist::Uniform,
+            key_dist: self.key_dist,
+            mix: (self.mix[0], self.mix[1], self.mix[2]),
+            random_node: self.random_node,
             timeout: Duration::from_millis(self.op_timeout_ms),
             seed: self.seed,
             ..RegisterConfig::default()
@@ -135,6 +146,33 @@ impl RunSpec {
             a.push(b.clone());
         }
         a
+    }
+}
+
+/// The default operation mix: 50 % reads, 30 % writes, 20 % cas.
+pub fn default_mix() -> [f64; 3] {
+    [0.5, 0.3, 0.2]
+}
+
+fn default_key_dist() -> KeyDist {
+    KeyDist::Uniform
+}
+
+/// Parse `R,W,C` shares of reads, writes and cas (any positive scale).
+pub fn parse_mix(s: &str) -> Result<[f64; 3], String> {
+    let parts: Vec<f64> = s
+        .split(',')
+        .map(|p| {
+            p.trim()
+                .parse::<f64>()
+                .map_err(|_| format!("'{p}' in --mix {s} is not a number"))
+        })
+        .collect::<Result<_, _>>()?;
+    match parts.as_slice() {
+        [r, w, c] if *r >= 0.0 && *w >= 0.0 && *c >= 0.0 && r + w + c > 0.0 => Ok([*r, *w, *c]),
+        _ => Err(format!(
+            "--mix {s}: give three non-negative shares READ,WRITE,CAS, not all zero"
+        )),
     }
 }
 
