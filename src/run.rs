@@ -120,7 +120,6 @@ impl RunSpec {
             random_node: self.random_node,
             timeout: Duration::from_millis(self.op_timeout_ms),
             seed: self.seed,
-            ..RegisterConfig::default()
         }
     }
 
