@@ -59,6 +59,21 @@ enum KvOp {
     },
 }
 
+/// Exit code, JSON and text for a request that did not complete: 4 when it
+/// certainly did not happen, 3 when its outcome is unknown.
+fn failed(definite: bool, e: &dyn std::fmt::Display) -> (u8, serde_json::Value, String) {
+    let (code, kind) = if definite {
+        (4, "definite")
+    } else {
+        (3, "unknown")
+    };
+    (
+        code,
+        serde_json::json!({"error": e.to_string(), "outcome": kind}),
+        format!("error: {e}"),
+    )
+}
+
 /// Run `faultline kv`.
 pub async fn run(args: KvArgs) -> anyhow::Result<ExitCode> {
     let request = match &args.op {
@@ -80,19 +95,7 @@ pub async fn run(args: KvArgs) -> anyhow::Result<ExitCode> {
         Err(e) => Err(e),
     };
     let (code, json, text) = match result {
-        Err(e) => {
-            let code = if e.is_definite() { 4 } else { 3 };
-            let kind = if e.is_definite() {
-                "definite"
-            } else {
-                "unknown"
-            };
-            (
-                code,
-                serde_json::json!({"error": e.to_string(), "outcome": kind}),
-                format!("error: {e}"),
-            )
-        }
+        Err(e) => failed(e.is_definite(), &e),
         Ok(ClientResponse::Status(s)) => {
             let text = format!(
                 "id {} role {} term {} leader {} commit {} applied {} last_log {} voters {}",
@@ -123,19 +126,7 @@ pub async fn run(args: KvArgs) -> anyhow::Result<ExitCode> {
                 format!("cas failed: the register holds {held}"),
             )
         }
-        Ok(ClientResponse::Error(e)) => {
-            let code = if e.is_definite() { 4 } else { 3 };
-            let kind = if e.is_definite() {
-                "definite"
-            } else {
-                "unknown"
-            };
-            (
-                code,
-                serde_json::json!({"error": e.to_string(), "outcome": kind}),
-                format!("error: {e}"),
-            )
-        }
+        Ok(ClientResponse::Error(e)) => failed(e.is_definite(), &e),
     };
     if args.json {
         println!("{json}");

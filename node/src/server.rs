@@ -518,19 +518,12 @@ async fn accept_peers(listener: TcpListener, events: mpsc::UnboundedSender<Event
         tokio::spawn(async move {
             let mut frames = FramedRead::new(stream, protocol::codec());
             while let Some(frame) = frames.next().await {
-                let frame = match frame {
-                    Ok(f) => f,
-                    Err(e) => {
-                        tracing::warn!(peer = %addr, "closing peer connection: {e}");
-                        return;
-                    }
-                };
-                match protocol::decode::<PeerFrame>(&frame) {
-                    Ok(f) => {
-                        if events.send(Event::Peer(f)).is_err() {
-                            return;
-                        }
-                    }
+                let decoded = frame
+                    .map_err(|e| e.to_string())
+                    .and_then(|f| protocol::decode::<PeerFrame>(&f).map_err(|e| e.to_string()));
+                match decoded {
+                    Ok(f) if events.send(Event::Peer(f)).is_ok() => {}
+                    Ok(_) => return,
                     Err(e) => {
                         tracing::warn!(peer = %addr, "closing peer connection: {e}");
                         return;
