@@ -522,8 +522,11 @@ async fn accept_peers(listener: TcpListener, events: mpsc::UnboundedSender<Event
                     .map_err(|e| e.to_string())
                     .and_then(|f| protocol::decode::<PeerFrame>(&f).map_err(|e| e.to_string()));
                 match decoded {
-                    Ok(f) if events.send(Event::Peer(f)).is_ok() => {}
-                    Ok(_) => return,
+                    Ok(f) => {
+                        if events.send(Event::Peer(f)).is_err() {
+                            return;
+                        }
+                    }
                     Err(e) => {
                         tracing::warn!(peer = %addr, "closing peer connection: {e}");
                         return;
