@@ -233,8 +233,9 @@ pub fn main_from(argv: impl IntoIterator<Item = String>) -> ExitCode {
         }
     };
     init_logging();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: the Raft loop, the listeners and the peer links share it,
+    // which on a loaded machine costs less than hopping between workers.
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -420,7 +420,6 @@ impl NodeLoop {
             self.send_peer(&to, PeerFrame::Raft(m));
         }
         if rd.hard_state.is_some() || rd.log.truncate_from.is_some() || !rd.log.entries.is_empty() {
-            // fsync blocks this worker; let the runtime move other tasks off it.
             let storage = &mut self.storage;
             let bugs = &self.config.bugs;
             // UNSAFE forget-vote: the term is stored, the vote is not.
@@ -435,14 +434,14 @@ impl NodeLoop {
                 }
             });
             let volatile = bugs.contains(&UnsafeBug::VolatileLog);
-            tokio::task::block_in_place(|| {
-                if volatile {
-                    Ok(()) // UNSAFE volatile-log: nothing reaches the disk.
-                } else {
-                    storage.persist(hard.as_ref(), &rd.log)
-                }
-            })
-            .context(
+            // The fsync blocks the node's one thread on purpose: nothing may
+            // be answered before it, and batching during it is group commit.
+            let persisted = if volatile {
+                Ok(()) // UNSAFE volatile-log: nothing reaches the disk.
+            } else {
+                storage.persist(hard.as_ref(), &rd.log)
+            };
+            persisted.context(
                 "storage failed; the node stops rather than answer what it cannot make durable",
             )?;
         }
