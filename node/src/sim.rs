@@ -151,6 +151,13 @@ impl Cluster {
 
     /// `n` fresh servers `n1..nN` with `config`, on a reliable network.
     pub fn new(n: usize, config: Config, seed: u64) -> Self {
+        Self::with_state(config, seed, vec![(HardState::default(), Vec::new()); n])
+    }
+
+    /// Servers `n1..nN` that start from the given persisted term, vote and
+    /// log (for hand-built scenarios such as the paper's Figure 8).
+    pub fn with_state(config: Config, seed: u64, states: Vec<(HardState, Vec<Entry>)>) -> Self {
+        let n = states.len();
         let ids: Vec<NodeId> = (1..=n).map(|i| format!("n{i}")).collect();
         let conf = Configuration::new(ids.iter().cloned());
         let mut c = Cluster {
@@ -168,12 +175,27 @@ impl Cluster {
             inv: Invariants::default(),
             stats: NetStats::default(),
         };
-        for id in ids {
+        for (id, (hard, log)) in ids.into_iter().zip(states) {
+            let mut chain = vec![0];
+            for e in &log {
+                let h = chain_hash(*chain.last().expect("chain[0]"), e);
+                chain.push(h);
+                if c.inv
+                    .prefixes
+                    .insert((e.index, e.term), h)
+                    .is_some_and(|prev| prev != h)
+                {
+                    panic!(
+                        "the given logs break log matching at ({}, {})",
+                        e.index, e.term
+                    );
+                }
+            }
             let node = SimNode {
                 raft: None,
-                hard: HardState::default(),
-                log: Vec::new(),
-                chain: vec![0],
+                hard,
+                log,
+                chain,
                 applied: Vec::new(),
                 last_role: (Role::Follower, 0),
                 last_commit: 0,
@@ -252,6 +274,13 @@ impl Cluster {
             self.nodes.get_mut(id).expect("known").restarts += 1;
             self.boot(id);
         }
+    }
+
+    /// Lose every message `id` sent that has not arrived yet.
+    pub fn drop_in_flight_from(&mut self, id: &str) {
+        let before = self.in_flight.len();
+        self.in_flight.retain(|_, m| m.from != id);
+        self.stats.dropped += (before - self.in_flight.len()) as u64;
     }
 
     /// Block every message from `from` to `to`.
