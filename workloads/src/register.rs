@@ -176,9 +176,6 @@ impl RegisterWorkload {
                 let n = (k + attempt) % self.nodes.len();
                 attempt += 1;
                 let (node, addr) = self.nodes[n].clone();
-                if clients[n].is_none() {
-                    clients[n] = Client::connect(addr, self.config.timeout).await.ok();
-                }
                 let outcome = execute(
                     &self.recorder,
                     &mut clients[n],
@@ -290,9 +287,6 @@ impl ProcessCtx {
             let (node, addr) = self.nodes[n].clone();
             let key = self.pick_key();
             let op = self.pick_op(key);
-            if clients[n].is_none() {
-                clients[n] = Client::connect(addr, self.config.timeout).await.ok();
-            }
             let outcome = execute(
                 &self.recorder,
                 &mut clients[n],
