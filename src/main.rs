@@ -36,7 +36,7 @@ enum Cmd {
     Kv(kv::KvArgs),
     /// Start a local cluster in the foreground; Ctrl-C tears it down.
     Cluster(cluster_cmd::ClusterArgs),
-    /// Measure performance: the node, the pure Raft core.
+    /// Measure performance: node, core, check, proxy, workload, report.
     Bench(bench::BenchArgs),
     /// Run one Raft node (the same as the `faultline-node` binary; flags as there).
     #[command(hide = true, disable_help_flag = true)]
