@@ -411,39 +411,27 @@ pub fn compute(
     for r in status {
         let t = r.t_ms as f64 / 1000.0;
         for (id, s) in &r.nodes {
-            let leading = s.as_ref().filter(|s| s.role == "leader").map(|s| s.term);
-            match (open.get_mut(id), leading) {
-                (Some(span), Some(term)) if span.term == term => span.end_s = t,
-                (Some(_), _) => {
-                    let span = open.remove(id).expect("present");
-                    elections.spans.push(span);
-                    if let Some(term) = leading {
-                        open.insert(
-                            id.clone(),
-                            LeaderSpan {
-                                node: id.clone(),
-                                term,
-                                start_s: t,
-                                end_s: t,
-                            },
-                        );
-                    }
-                }
-                (None, Some(term)) => {
-                    open.insert(
-                        id.clone(),
-                        LeaderSpan {
-                            node: id.clone(),
-                            term,
-                            start_s: t,
-                            end_s: t,
-                        },
-                    );
-                }
-                (None, None) => {}
-            }
             if let Some(s) = s {
                 elections.max_term = elections.max_term.max(s.term);
+            }
+            let leading = s.as_ref().filter(|s| s.role == "leader").map(|s| s.term);
+            // A span goes on while the node leads in the same term; any
+            // change closes it, and leading again opens a new one.
+            if let Some(span) = open.get_mut(id) {
+                if leading == Some(span.term) {
+                    span.end_s = t;
+                    continue;
+                }
+                elections.spans.extend(open.remove(id));
+            }
+            if let Some(term) = leading {
+                let span = LeaderSpan {
+                    node: id.clone(),
+                    term,
+                    start_s: t,
+                    end_s: t,
+                };
+                open.insert(id.clone(), span);
             }
         }
     }

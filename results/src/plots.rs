@@ -46,6 +46,22 @@ fn outcome_color(o: Outcome) -> RGBColor {
     }
 }
 
+/// The series legend, in the same place and style on every plot.
+fn legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>) -> DrawResult<()>
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    CT: plotters::coord::CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
 /// Shade every fault window between `y0` and `y1` and label it.
 fn shade<DB: DrawingBackend>(
     chart: &mut ChartContext<
@@ -144,12 +160,7 @@ pub fn latency(path: &Path, h: &History, windows: &[FaultWindow], end_s: f64) ->
             .label(label)
             .legend(move |(x, y)| Circle::new((x + 5, y), 4, color.filled()));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
+    legend(&mut chart)?;
     root.present()?;
     Ok(())
 }
@@ -207,12 +218,7 @@ pub fn throughput(path: &Path, h: &History, windows: &[FaultWindow], end_s: f64)
                 PathElement::new(vec![(x, y), (x + 15, y)], color.stroke_width(2))
             });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
+    legend(&mut chart)?;
     root.present()?;
     Ok(())
 }
@@ -284,12 +290,7 @@ pub fn quantiles(path: &Path, h: &History, windows: &[FaultWindow], end_s: f64) 
                 PathElement::new(vec![(x, y), (x + 15, y)], color.stroke_width(2))
             });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
+    legend(&mut chart)?;
     root.present()?;
     Ok(())
 }
@@ -430,12 +431,7 @@ pub fn grouped_bars(
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
         chart.draw_series(whiskers)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
+    legend(&mut chart)?;
     root.present()?;
     Ok(())
 }
