@@ -3,7 +3,15 @@
 //! Exit status: 0 done; 1 a cas whose expected value did not match (nothing
 //! changed); 2 bad usage; 3 the outcome is unknown (timed out, leadership
 //! lost: the write may or may not have happened); 4 the request certainly
-//! did not happen (no leader known, cannot connect).
+//! did not happen (no leader known, cannot connect, a membership change
+//! refused).
+//!
+//! `add-member` and `remove-member` send the change to the node, which
+//! forwards it to the leader; once its first configuration entry commits,
+//! they poll the same node until its configuration shows the change complete
+//! (learners caught up, the joint configuration and then the final one
+//! committed), at most `--wait` seconds. Ask a node that stays in the
+//! cluster: a removed node may never hear of its own removal.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -11,7 +19,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use faultline_node::client::Client;
-use faultline_node::protocol::{ClientRequest, ClientResponse};
+use faultline_node::protocol::{ClientRequest, ClientResponse, MembersInfo};
 
 /// `faultline kv` flags.
 #[derive(Debug, Args)]
@@ -25,6 +33,10 @@ pub struct KvArgs {
     /// How long to wait for the answer, milliseconds.
     #[arg(long, default_value_t = 5000, global = true)]
     timeout: u64,
+    /// add-member / remove-member: how long to wait for the whole change to
+    /// complete, seconds.
+    #[arg(long, default_value_t = 30, global = true)]
+    wait: u64,
     #[command(subcommand)]
     op: KvOp,
 }
@@ -57,6 +69,107 @@ enum KvOp {
         #[arg(allow_negative_numbers = true)]
         new: i64,
     },
+    /// The cluster configuration as the node knows it.
+    Members,
+    /// Add servers: ID PEER_ADDR, repeated for several at once. Start each
+    /// new node first with --join. Waits until they are voters.
+    AddMember {
+        /// ID PEER_ADDR [ID PEER_ADDR ...]
+        #[arg(required = true, num_args = 2.., value_names = ["ID", "PEER_ADDR"])]
+        pairs: Vec<String>,
+    },
+    /// Remove voters (several at once allowed). Waits until the change is complete.
+    RemoveMember {
+        /// The servers to remove.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+}
+
+/// Text for a configuration.
+fn members_text(m: &MembersInfo) -> String {
+    let mut s = format!(
+        "config entry {} ({}{})\nvoters {}",
+        m.config_index,
+        if m.committed {
+            "committed"
+        } else {
+            "not committed yet"
+        },
+        if m.changing {
+            ", change in progress"
+        } else {
+            ""
+        },
+        m.voters.join(",")
+    );
+    if !m.outgoing.is_empty() {
+        s.push_str(&format!("\nold voters (joint) {}", m.outgoing.join(",")));
+    }
+    if !m.learners.is_empty() {
+        s.push_str(&format!("\nlearners {}", m.learners.join(",")));
+    }
+    if !m.removing.is_empty() {
+        s.push_str(&format!("\nremoving {}", m.removing.join(",")));
+    }
+    s.push_str(&format!("\nleader {}", m.leader.as_deref().unwrap_or("-")));
+    s
+}
+
+/// Whether `m` shows the change finished: committed, no transition, the
+/// added servers voting and the removed ones gone.
+fn change_done(m: &MembersInfo, add: &[(String, String)], remove: &[String]) -> bool {
+    m.committed
+        && !m.changing
+        && add.iter().all(|(id, _)| m.voters.contains(id))
+        && remove.iter().all(|id| !m.voters.contains(id))
+}
+
+/// Send a membership change and wait for it to complete.
+async fn change_members(
+    args: &KvArgs,
+    add: Vec<(String, String)>,
+    remove: Vec<String>,
+) -> (u8, serde_json::Value, String) {
+    let timeout = Duration::from_millis(args.timeout);
+    let request = ClientRequest::ChangeMembers {
+        add: add.clone(),
+        remove: remove.clone(),
+    };
+    let first = match Client::connect(args.node, timeout).await {
+        Ok(c) => c.call(request).await,
+        Err(e) => Err(e),
+    };
+    let index = match first {
+        Ok(ClientResponse::Changed { index }) => index,
+        Ok(ClientResponse::Error(e)) => return failed(e.is_definite(), &e),
+        Err(e) => return failed(e.is_definite(), &e),
+        Ok(other) => return failed(false, &format!("unexpected answer {other:?}")),
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(args.wait);
+    let mut last = None;
+    while std::time::Instant::now() < deadline {
+        if let Ok(c) = Client::connect(args.node, timeout).await {
+            if let Ok(ClientResponse::Members(m)) = c.call(ClientRequest::Members).await {
+                if change_done(&m, &add, &remove) {
+                    let text = format!("change complete\n{}", members_text(&m));
+                    let mut json = serde_json::to_value(&m).unwrap_or_default();
+                    json["first_entry"] = index.into();
+                    return (0, json, text);
+                }
+                last = Some(m);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = last.map_or("no answer".into(), |m| members_text(&m).replace('\n', "; "));
+    failed(
+        false,
+        &format!(
+            "the change's first entry committed at index {index}, but it was not complete within {} s (last seen: {seen}); it may still complete",
+            args.wait
+        ),
+    )
 }
 
 /// Exit code, JSON and text for a request that did not complete: 4 when it
@@ -77,19 +190,64 @@ fn failed(definite: bool, e: &dyn std::fmt::Display) -> (u8, serde_json::Value, 
 /// Run `faultline kv`.
 pub async fn run(args: KvArgs) -> anyhow::Result<ExitCode> {
     let request = match &args.op {
-        KvOp::Status => ClientRequest::Status,
-        KvOp::Get { key } => ClientRequest::Get { key: key.clone() },
-        KvOp::Put { key, value } => ClientRequest::Put {
+        KvOp::Status => Some(ClientRequest::Status),
+        KvOp::Members => Some(ClientRequest::Members),
+        KvOp::Get { key } => Some(ClientRequest::Get { key: key.clone() }),
+        KvOp::Put { key, value } => Some(ClientRequest::Put {
             key: key.clone(),
             value: *value,
-        },
-        KvOp::Cas { key, expected, new } => ClientRequest::Cas {
+        }),
+        KvOp::Cas { key, expected, new } => Some(ClientRequest::Cas {
             key: key.clone(),
             expected: *expected,
             new: *new,
-        },
+        }),
+        KvOp::AddMember { .. } | KvOp::RemoveMember { .. } => None,
     };
     let timeout = Duration::from_millis(args.timeout);
+    let (code, json, text) = match &request {
+        Some(request) => single(&args, request.clone(), timeout).await?,
+        None => {
+            let (add, remove) = match &args.op {
+                KvOp::AddMember { pairs } => {
+                    if pairs.len() % 2 != 0 {
+                        eprintln!("faultline kv: error: add-member takes ID PEER_ADDR pairs; got an odd number of words");
+                        return Ok(ExitCode::from(2));
+                    }
+                    let mut add = Vec::new();
+                    for p in pairs.chunks(2) {
+                        match p[1].parse::<SocketAddr>() {
+                            Ok(a) if a.ip().is_loopback() => add.push((p[0].clone(), p[1].clone())),
+                            _ => {
+                                eprintln!("faultline kv: error: peer address '{}' of {} is not a loopback IP:PORT", p[1], p[0]);
+                                return Ok(ExitCode::from(2));
+                            }
+                        }
+                    }
+                    (add, Vec::new())
+                }
+                KvOp::RemoveMember { ids } => (Vec::new(), ids.clone()),
+                _ => unreachable!("every other op is a single request"),
+            };
+            change_members(&args, add, remove).await
+        }
+    };
+    if args.json {
+        println!("{json}");
+    } else if code >= 3 {
+        eprintln!("faultline kv: {text}");
+    } else {
+        println!("{text}");
+    }
+    Ok(ExitCode::from(code))
+}
+
+/// One request, one answer.
+async fn single(
+    args: &KvArgs,
+    request: ClientRequest,
+    timeout: Duration,
+) -> anyhow::Result<(u8, serde_json::Value, String)> {
     let result = match Client::connect(args.node, timeout).await {
         Ok(c) => c.call(request).await,
         Err(e) => Err(e),
@@ -126,14 +284,13 @@ pub async fn run(args: KvArgs) -> anyhow::Result<ExitCode> {
                 format!("cas failed: the register holds {held}"),
             )
         }
+        Ok(ClientResponse::Members(m)) => (0, serde_json::to_value(&m)?, members_text(&m)),
+        Ok(ClientResponse::Changed { index }) => (
+            0,
+            serde_json::json!({"ok": true, "index": index}),
+            format!("committed at {index}"),
+        ),
         Ok(ClientResponse::Error(e)) => failed(e.is_definite(), &e),
     };
-    if args.json {
-        println!("{json}");
-    } else if code >= 3 {
-        eprintln!("faultline kv: {text}");
-    } else {
-        println!("{text}");
-    }
-    Ok(ExitCode::from(code))
+    Ok((code, json, text))
 }

@@ -38,16 +38,24 @@ pub enum UnsafeBug {
     /// before a majority stores it. A leader cut off from the majority
     /// acknowledges writes that a new leader then overwrites: lost writes.
     AckBeforeCommit,
+    /// A membership change is a single configuration entry: the new voters
+    /// take over at once, with no learner catch-up and no joint
+    /// configuration. When the change adds or removes more than one server,
+    /// a majority of the old configuration and a majority of the new one
+    /// need not overlap: a leader cut off with the new servers commits on
+    /// its own while the old servers elect another leader (split brain).
+    OneStepMembership,
 }
 
 /// Every variant, in the order the docs list them.
-pub const ALL: [UnsafeBug; 6] = [
+pub const ALL: [UnsafeBug; 7] = [
     UnsafeBug::StaleRead,
     UnsafeBug::ForgetVote,
     UnsafeBug::CommitOldTerm,
     UnsafeBug::VolatileLog,
     UnsafeBug::SkipPrevCheck,
     UnsafeBug::AckBeforeCommit,
+    UnsafeBug::OneStepMembership,
 ];
 
 impl UnsafeBug {
@@ -60,6 +68,7 @@ impl UnsafeBug {
             UnsafeBug::VolatileLog => "volatile-log",
             UnsafeBug::SkipPrevCheck => "skip-prev-check",
             UnsafeBug::AckBeforeCommit => "ack-before-commit",
+            UnsafeBug::OneStepMembership => "one-step-membership",
         }
     }
 }

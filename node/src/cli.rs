@@ -80,9 +80,19 @@ pub struct NodeArgs {
     /// Address for client traffic.
     #[arg(long)]
     pub client: SocketAddr,
-    /// Another voter and where to reach it, as ID=IP:PORT; repeat per peer.
+    /// Another server and where to reach it, as ID=IP:PORT; repeat per peer.
+    /// A peer listed here is reached at this address even when the cluster's
+    /// configuration records another one for it.
     #[arg(long = "peer", value_parser = parse_peer)]
     pub peers: Vec<(String, SocketAddr)>,
+    /// The initial voters, comma-separated (default: this node and every
+    /// --peer). Used until the log holds a configuration.
+    #[arg(long, value_delimiter = ',', conflicts_with = "join")]
+    pub voters: Vec<String>,
+    /// Start outside the cluster, with no configuration: the node waits to
+    /// be added (`faultline kv add-member`) and votes for nobody meanwhile.
+    #[arg(long)]
+    pub join: bool,
     /// Directory for the log and the term/vote record (created if missing).
     #[arg(long)]
     pub data_dir: PathBuf,
@@ -113,7 +123,7 @@ pub struct NodeArgs {
     pub seed: Option<u64>,
     /// UNSAFE: switch on a known bug, for testing the bench (stale-read,
     /// forget-vote, commit-old-term, volatile-log, skip-prev-check,
-    /// ack-before-commit; see the README). Repeatable.
+    /// ack-before-commit, one-step-membership; see the README). Repeatable.
     #[arg(long = "unsafe-bug", value_name = "NAME")]
     pub unsafe_bugs: Vec<crate::bugs::UnsafeBug>,
 }
@@ -179,11 +189,31 @@ impl NodeArgs {
         raft.unsafe_skip_prev_check = self
             .unsafe_bugs
             .contains(&crate::bugs::UnsafeBug::SkipPrevCheck);
+        raft.unsafe_one_step_membership = self
+            .unsafe_bugs
+            .contains(&crate::bugs::UnsafeBug::OneStepMembership);
+        let voters: Vec<String> = if self.join {
+            Vec::new()
+        } else if self.voters.is_empty() {
+            std::iter::once(self.id.clone())
+                .chain(self.peers.iter().map(|(p, _)| p.clone()))
+                .collect()
+        } else {
+            for v in &self.voters {
+                if *v != self.id && !self.peers.iter().any(|(p, _)| p == v) {
+                    return Err(format!(
+                        "--voters names {v}, which is neither this node nor a --peer"
+                    ));
+                }
+            }
+            self.voters.clone()
+        };
         Ok(NodeConfig {
             id: self.id.clone(),
             listen: self.listen,
             client: self.client,
             peers: self.peers.clone(),
+            voters,
             data_dir: self.data_dir.clone(),
             raft,
             tick: Duration::from_millis(self.tick),
@@ -320,5 +350,10 @@ mod tests {
         assert!(parse(&["--peer", "n1=127.0.0.1:9"])
             .unwrap_err()
             .contains("itself"));
+        assert!(parse(&["--peer", "n2=127.0.0.1:9", "--voters", "n1,n3"])
+            .unwrap_err()
+            .contains("neither this node nor a --peer"));
+        assert!(parse(&["--peer", "n2=127.0.0.1:9", "--voters", "n1,n2"]).is_ok());
+        assert!(parse(&["--join", "--voters", "n1"]).is_err());
     }
 }

@@ -65,6 +65,11 @@ pub enum Outcome {
     },
     /// This request id was applied before; this copy changed nothing.
     Duplicate,
+    /// A membership change's first configuration entry committed at `index`.
+    Membership {
+        /// The entry's log index.
+        index: u64,
+    },
 }
 
 /// The registers.

@@ -6,8 +6,10 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use thiserror::Error;
 use tokio_util::codec::LengthDelimitedCodec;
 
+use std::collections::BTreeMap;
+
 use crate::kv::{Outcome, Proposal};
-use crate::raft::{Message, NodeId, Status};
+use crate::raft::{Membership, MembershipChange, Message, NodeId, Status};
 
 /// The largest frame accepted on any link; a larger one closes the connection.
 pub const MAX_FRAME: usize = 16 << 20;
@@ -50,6 +52,15 @@ pub enum PeerFrame {
         /// The request.
         proposal: Proposal,
     },
+    /// A follower hands a membership change to the leader it knows.
+    ForwardChange {
+        /// The follower that holds the client's connection.
+        origin: NodeId,
+        /// The follower's handle for the answer.
+        id: u64,
+        /// The change.
+        change: MembershipChange,
+    },
     /// The leader's answer to a [`PeerFrame::Forward`].
     ForwardReply {
         /// The follower's handle.
@@ -85,6 +96,17 @@ pub enum ClientRequest {
     },
     /// The node's Raft status (answered locally, not through the log).
     Status,
+    /// The latest configuration this node knows (answered locally).
+    Members,
+    /// Add and remove servers (through the leader; answered once the change's
+    /// first configuration entry commits; the leader then carries the change
+    /// through its joint and final steps).
+    ChangeMembers {
+        /// New servers and their peer addresses.
+        add: Vec<(NodeId, String)>,
+        /// Voters to remove (or learners to drop from a change in progress).
+        remove: Vec<NodeId>,
+    },
 }
 
 /// A client request with its id (answers may come back in any order).
@@ -117,6 +139,13 @@ pub enum ClientResponse {
     },
     /// The node's status.
     Status(NodeStatus),
+    /// The configuration as this node knows it.
+    Members(MembersInfo),
+    /// The change's first configuration entry committed at this index.
+    Changed {
+        /// Its log index.
+        index: u64,
+    },
     /// The request did not complete; see [`ClientError::is_definite`].
     Error(ClientError),
 }
@@ -138,8 +167,66 @@ pub struct NodeStatus {
     pub applied_index: u64,
     /// Last log index.
     pub last_log_index: u64,
-    /// Voters of its configuration.
+    /// Voters of its configuration (the new voters while joint).
     pub voters: Vec<NodeId>,
+    /// While a change is joint: the old voters.
+    #[serde(default)]
+    pub outgoing: Vec<NodeId>,
+    /// Servers catching up before they vote.
+    #[serde(default)]
+    pub learners: Vec<NodeId>,
+    /// Index of the latest configuration entry (0: the initial one).
+    #[serde(default)]
+    pub config_index: u64,
+}
+
+/// A configuration as one node knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembersInfo {
+    /// The node that answered.
+    pub id: NodeId,
+    /// The leader it knows.
+    pub leader: Option<NodeId>,
+    /// Index of the configuration entry (0: the initial configuration).
+    pub config_index: u64,
+    /// Whether this node knows that entry to be committed.
+    pub committed: bool,
+    /// Whether a change is under way (learners, or joint).
+    pub changing: bool,
+    /// The voters (the new ones while joint).
+    pub voters: Vec<NodeId>,
+    /// While joint: the old voters.
+    pub outgoing: Vec<NodeId>,
+    /// Servers catching up.
+    pub learners: Vec<NodeId>,
+    /// Voters that the change in progress will remove.
+    pub removing: Vec<NodeId>,
+    /// Recorded peer addresses of members added by a change.
+    pub addresses: BTreeMap<NodeId, String>,
+}
+
+impl MembersInfo {
+    /// The view of node `id` whose latest configuration entry is at `index`.
+    pub fn new(
+        id: NodeId,
+        leader: Option<NodeId>,
+        m: &Membership,
+        index: u64,
+        commit: u64,
+    ) -> Self {
+        MembersInfo {
+            id,
+            leader,
+            config_index: index,
+            committed: index <= commit,
+            changing: m.in_transition(),
+            voters: m.config.incoming.iter().cloned().collect(),
+            outgoing: m.config.outgoing.iter().cloned().collect(),
+            learners: m.learners.iter().cloned().collect(),
+            removing: m.removing.iter().cloned().collect(),
+            addresses: m.addresses.clone(),
+        }
+    }
 }
 
 impl From<Status> for NodeStatus {
@@ -156,6 +243,9 @@ impl From<Status> for NodeStatus {
             applied_index: s.applied_index,
             last_log_index: s.last_log_index,
             voters: s.voters,
+            outgoing: s.outgoing,
+            learners: s.learners,
+            config_index: s.config_index,
         }
     }
 }
@@ -189,6 +279,10 @@ pub enum ClientError {
     /// The node is shutting down; unknown.
     #[error("node shutting down; the outcome is unknown")]
     ShuttingDown,
+    /// The leader refused a membership change (another is in progress, or
+    /// it makes no sense); nothing changed.
+    #[error("membership change refused: {0}")]
+    ChangeRefused(String),
 }
 
 impl ClientError {
@@ -196,7 +290,10 @@ impl ClientError {
     pub fn is_definite(&self) -> bool {
         matches!(
             self,
-            ClientError::NotLeader { .. } | ClientError::NoLeader | ClientError::BadRequest(_)
+            ClientError::NotLeader { .. }
+                | ClientError::NoLeader
+                | ClientError::BadRequest(_)
+                | ClientError::ChangeRefused(_)
         )
     }
 }

@@ -27,10 +27,10 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use crate::bugs::UnsafeBug;
 use crate::kv::{Command, Outcome, Proposal, RequestId, Store};
 use crate::protocol::{
-    self, ClientEnvelope, ClientError, ClientReply, ClientRequest, ClientResponse, NodeStatus,
-    PeerFrame,
+    self, ClientEnvelope, ClientError, ClientReply, ClientRequest, ClientResponse, MembersInfo,
+    NodeStatus, PeerFrame,
 };
-use crate::raft::{self, Configuration, EntryData, NodeId, Raft, Role};
+use crate::raft::{self, Configuration, EntryData, MembershipChange, NodeId, Raft, Role};
 use crate::storage::{Storage, SyncMode};
 
 /// Everything a node needs to run.
@@ -42,8 +42,11 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// Where to accept client connections.
     pub client: SocketAddr,
-    /// The other voters and where to reach them.
+    /// The other servers and where to reach them (these addresses win over
+    /// the ones a configuration entry records).
     pub peers: Vec<(NodeId, SocketAddr)>,
+    /// The initial voters (empty for a node that joins an existing cluster).
+    pub voters: Vec<NodeId>,
     /// Where the log and metadata live.
     pub data_dir: PathBuf,
     /// The core's settings, in ticks.
@@ -132,8 +135,6 @@ pub async fn serve(
         "recovered from {}",
         config.data_dir.display()
     );
-    let voters =
-        std::iter::once(config.id.clone()).chain(config.peers.iter().map(|(p, _)| p.clone()));
     // Every node of a run gets the same --seed; mix in the node's id so their
     // election timeouts differ (identical streams would split every vote).
     let seed = match config.seed {
@@ -145,7 +146,7 @@ pub async fn serve(
     let raft = Raft::new(
         config.id.clone(),
         config.raft.clone(),
-        Configuration::new(voters),
+        Configuration::new(config.voters.iter().cloned()),
         recovered.hard_state,
         recovered.entries,
         seed,
@@ -155,12 +156,6 @@ pub async fn serve(
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(accept_peers(peer_listener, events_tx.clone()));
     tasks.spawn(accept_clients(client_listener, events_tx.clone()));
-    let mut outbound = HashMap::new();
-    for (peer, addr) in &config.peers {
-        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
-        tasks.spawn(send_to_peer(peer.clone(), *addr, rx));
-        outbound.insert(peer.clone(), tx);
-    }
     let mut node = NodeLoop {
         raft,
         storage,
@@ -170,12 +165,19 @@ pub async fn serve(
         next_forward: 0,
         session: rand::random(),
         next_seq: 0,
-        outbound,
+        outbound: HashMap::new(),
+        links: tokio::task::JoinSet::new(),
+        peers_for_config: None,
         config,
         last_soft: (Role::Follower, 0, None),
     };
+    for (peer, addr) in node.config.peers.clone() {
+        node.connect_peer(peer, addr);
+    }
+    node.ensure_peers();
     let result = node.run(events_rx, shutdown).await;
     node.fail_all(ClientError::ShuttingDown);
+    node.links.abort_all();
     tasks.abort_all();
     result
 }
@@ -197,11 +199,46 @@ struct NodeLoop {
     session: u64,
     next_seq: u64,
     outbound: HashMap<NodeId, mpsc::Sender<PeerFrame>>,
+    /// The outbound peer tasks.
+    links: tokio::task::JoinSet<()>,
+    /// The configuration entry whose members have outbound links.
+    peers_for_config: Option<u64>,
     config: NodeConfig,
     last_soft: (Role, u64, Option<NodeId>),
 }
 
 impl NodeLoop {
+    fn connect_peer(&mut self, peer: NodeId, addr: SocketAddr) {
+        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        self.links.spawn(send_to_peer(peer.clone(), addr, rx));
+        self.outbound.insert(peer, tx);
+    }
+
+    /// Open links to members that a configuration entry added, at the
+    /// address it records (unless `--peer` named one).
+    fn ensure_peers(&mut self) {
+        let index = self.raft.membership_index();
+        if self.peers_for_config == Some(index) {
+            return;
+        }
+        self.peers_for_config = Some(index);
+        let m = self.raft.membership().clone();
+        for id in m.members() {
+            if id == self.config.id || self.outbound.contains_key(&id) {
+                continue;
+            }
+            match m.addresses.get(&id).map(|a| a.parse::<SocketAddr>()) {
+                Some(Ok(addr)) if addr.ip().is_loopback() => self.connect_peer(id, addr),
+                Some(_) => {
+                    tracing::warn!(%id, "member has no usable loopback address; not connecting")
+                }
+                None => {
+                    tracing::warn!(%id, "no address known for member; start this node with --peer {id}=ADDR")
+                }
+            }
+        }
+    }
+
     async fn run(
         &mut self,
         mut events: mpsc::UnboundedReceiver<Event>,
@@ -237,6 +274,7 @@ impl NodeLoop {
                 }
             }
             self.process_ready()?;
+            self.ensure_peers();
         }
     }
 
@@ -249,6 +287,9 @@ impl NodeLoop {
                 proposal,
             }) => {
                 self.propose(proposal, ReplyTo::Peer { origin, id });
+            }
+            Event::Peer(PeerFrame::ForwardChange { origin, id, change }) => {
+                self.propose_change(change, ReplyTo::Peer { origin, id });
             }
             Event::Peer(PeerFrame::ForwardReply { id, result }) => {
                 if let Some((reply, _)) = self.forwards.remove(&id) {
@@ -264,6 +305,36 @@ impl NodeLoop {
             ClientRequest::Status => {
                 let status = NodeStatus::from(self.raft.status());
                 self.send_reply(reply, ClientResponse::Status(status));
+                return;
+            }
+            ClientRequest::Members => {
+                let info = MembersInfo::new(
+                    self.config.id.clone(),
+                    self.raft.leader().cloned(),
+                    self.raft.membership(),
+                    self.raft.membership_index(),
+                    self.raft.commit_index(),
+                );
+                self.send_reply(reply, ClientResponse::Members(info));
+                return;
+            }
+            ClientRequest::ChangeMembers { add, remove } => {
+                let mut change = MembershipChange::default();
+                for (id, addr) in add {
+                    match addr.parse::<SocketAddr>() {
+                        Ok(a) if a.ip().is_loopback() => {
+                            change.add.insert(id, addr);
+                        }
+                        _ => {
+                            let e =
+                                format!("peer address '{addr}' of {id} is not a loopback IP:PORT");
+                            self.answer(reply, Err(ClientError::BadRequest(e)));
+                            return;
+                        }
+                    }
+                }
+                change.remove = remove.into_iter().collect();
+                self.route_change(change, reply);
                 return;
             }
             // UNSAFE stale-read: answer from local state, no log, no leadership check.
@@ -305,6 +376,59 @@ impl NodeLoop {
         }
     }
 
+    /// Propose a membership change here if leading, else forward it.
+    fn route_change(&mut self, change: MembershipChange, reply: ReplyTo) {
+        if self.raft.role() == Role::Leader {
+            self.propose_change(change, reply);
+            return;
+        }
+        match self.raft.leader().cloned() {
+            Some(leader) if leader != self.config.id => {
+                self.next_forward += 1;
+                let id = self.next_forward;
+                let frame = PeerFrame::ForwardChange {
+                    origin: self.config.id.clone(),
+                    id,
+                    change,
+                };
+                self.forwards
+                    .insert(id, (reply, Instant::now() + self.config.request_timeout));
+                self.send_peer(&leader, frame);
+            }
+            _ => self.answer(reply, Err(ClientError::NoLeader)),
+        }
+    }
+
+    fn propose_change(&mut self, change: MembershipChange, reply: ReplyTo) {
+        match self.raft.propose_membership(&change) {
+            Ok(index) => {
+                tracing::info!(
+                    target: "faultline::membership",
+                    id = %self.config.id,
+                    index,
+                    membership = %self.raft.membership().describe(),
+                    "membership change proposed"
+                );
+                let deadline = Instant::now() + self.config.request_timeout;
+                let term = self.raft.term();
+                self.pending.insert(
+                    index,
+                    Pending {
+                        term,
+                        reply,
+                        deadline,
+                    },
+                );
+            }
+            Err(raft::ProposeError::NotLeader { leader }) => {
+                self.answer(reply, Err(ClientError::NotLeader { leader }));
+            }
+            Err(raft::ProposeError::Membership(e)) => {
+                self.answer(reply, Err(ClientError::ChangeRefused(e.to_string())));
+            }
+        }
+    }
+
     fn propose(&mut self, proposal: Proposal, reply: ReplyTo) {
         let bytes = bincode::serialize(&proposal).expect("proposals always serialize");
         let early_ack = match &proposal.command {
@@ -334,6 +458,9 @@ impl NodeLoop {
             Err(raft::ProposeError::NotLeader { leader }) => {
                 self.answer(reply, Err(ClientError::NotLeader { leader }));
             }
+            Err(raft::ProposeError::Membership(e)) => {
+                self.answer(reply, Err(ClientError::BadRequest(e.to_string())));
+            }
         }
     }
 
@@ -346,6 +473,7 @@ impl NodeLoop {
                 let response = match result {
                     Ok(Outcome::Value(v)) => ClientResponse::Ok(v),
                     Ok(Outcome::CasMismatch { actual }) => ClientResponse::CasMismatch { actual },
+                    Ok(Outcome::Membership { index }) => ClientResponse::Changed { index },
                     // The first copy of this request was applied and answered
                     // already; this one changed nothing and is not news.
                     Ok(Outcome::Duplicate) => ClientResponse::Error(ClientError::Timeout),
@@ -452,6 +580,16 @@ impl NodeLoop {
         for entry in rd.committed {
             let outcome = match &entry.data {
                 EntryData::Noop => None,
+                EntryData::Config(m) => {
+                    tracing::info!(
+                        target: "faultline::membership",
+                        id = %self.config.id,
+                        index = entry.index,
+                        membership = %m.describe(),
+                        "configuration committed"
+                    );
+                    Some(Outcome::Membership { index: entry.index })
+                }
                 EntryData::Command(bytes) => match bincode::deserialize::<Proposal>(bytes) {
                     Ok(p) => Some(self.store.apply(&p)),
                     Err(e) => {

@@ -25,8 +25,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::raft::{
-    Config, Configuration, Entry, EntryData, HardState, Message, NodeId, ProposeError, Raft, Ready,
-    Role,
+    Config, Configuration, Entry, EntryData, HardState, MembershipChange, Message, NodeId,
+    ProposeError, Raft, Ready, Role,
 };
 
 /// How the simulated network treats each message.
@@ -57,6 +57,8 @@ impl NetConfig {
 /// One simulated server: its core (absent while crashed) and its stable storage.
 struct SimNode {
     raft: Option<Raft>,
+    /// The configuration it boots with until its log holds one.
+    initial: Configuration,
     hard: HardState,
     log: Vec<Entry>,
     /// `chain[i]` is a hash of the persisted log's prefix `1..=i`; `chain[0] = 0`.
@@ -134,6 +136,10 @@ fn chain_hash(prev: u64, e: &Entry) -> u64 {
             eat(&[1]);
             eat(c);
         }
+        EntryData::Config(m) => {
+            eat(&[2]);
+            eat(&bincode::serialize(m).expect("a membership serializes"));
+        }
     }
     h
 }
@@ -193,6 +199,7 @@ impl Cluster {
             }
             let node = SimNode {
                 raft: None,
+                initial: c.conf.clone(),
                 hard,
                 log,
                 chain,
@@ -251,7 +258,7 @@ impl Cluster {
         node.raft = Some(Raft::new(
             id.to_string(),
             self.config.clone(),
-            self.conf.clone(),
+            node.initial.clone(),
             node.hard.clone(),
             node.log.clone(),
             seed,
@@ -259,6 +266,42 @@ impl Cluster {
         node.applied.clear();
         node.last_commit = 0;
         node.last_role = (Role::Follower, node.hard.term);
+    }
+
+    /// Start a fresh server `id` that knows no configuration: it waits to be
+    /// added to the cluster (see [`Cluster::propose_membership`]).
+    pub fn add_server(&mut self, id: &str) {
+        assert!(!self.nodes.contains_key(id), "{id} exists already");
+        self.ids.push(id.to_string());
+        self.nodes.insert(
+            id.to_string(),
+            SimNode {
+                raft: None,
+                initial: Configuration::default(),
+                hard: HardState::default(),
+                log: Vec::new(),
+                chain: vec![0],
+                applied: Vec::new(),
+                last_role: (Role::Follower, 0),
+                last_commit: 0,
+                restarts: 0,
+            },
+        );
+        self.boot(id);
+    }
+
+    /// Ask `id` to change the membership, and process the result.
+    pub fn propose_membership(
+        &mut self,
+        id: &str,
+        change: &MembershipChange,
+    ) -> Result<u64, ProposeError> {
+        let Some(raft) = self.nodes.get_mut(id).and_then(|n| n.raft.as_mut()) else {
+            return Err(ProposeError::NotLeader { leader: None });
+        };
+        let r = raft.propose_membership(change);
+        self.process(id);
+        r
     }
 
     /// Stop a server at once; its stable storage stays.
@@ -389,17 +432,19 @@ impl Cluster {
         }
     }
 
-    /// A leader that a majority acknowledges in its term.
+    /// A leader that a quorum of its configuration acknowledges in its term.
     pub fn stable_leader(&self) -> Option<NodeId> {
         let l = self.leader()?;
-        let term = self.raft(&l)?.term();
-        let followers = self
+        let leader = self.raft(&l)?;
+        let term = leader.term();
+        let followers: std::collections::BTreeSet<NodeId> = self
             .nodes
-            .values()
-            .filter_map(|n| n.raft.as_ref())
-            .filter(|r| r.term() == term && r.leader() == Some(&l))
-            .count();
-        (followers >= crate::raft::quorum::majority(self.ids.len())).then_some(l)
+            .iter()
+            .filter_map(|(id, n)| n.raft.as_ref().map(|r| (id, r)))
+            .filter(|(_, r)| r.term() == term && r.leader() == Some(&l))
+            .map(|(id, _)| id.clone())
+            .collect();
+        leader.configuration().is_quorum(&followers).then_some(l)
     }
 
     /// Whether every live server has committed `index`.

@@ -51,7 +51,9 @@ pub async fn serve(behavior: Behavior) -> std::io::Result<SocketAddr> {
                         ClientRequest::Cas { key, expected, new } => {
                             Command::Cas { key, expected, new }
                         }
-                        ClientRequest::Status => continue,
+                        ClientRequest::Status
+                        | ClientRequest::Members
+                        | ClientRequest::ChangeMembers { .. } => continue,
                     };
                     let outcome = store.lock().expect("store").apply(&Proposal {
                         id: RequestId { session, seq: n },
@@ -60,7 +62,7 @@ pub async fn serve(behavior: Behavior) -> std::io::Result<SocketAddr> {
                     let response = match outcome {
                         KvOutcome::Value(v) => ClientResponse::Ok(v),
                         KvOutcome::CasMismatch { actual } => ClientResponse::CasMismatch { actual },
-                        KvOutcome::Duplicate => continue,
+                        KvOutcome::Duplicate | KvOutcome::Membership { .. } => continue,
                     };
                     match behavior {
                         Behavior::CloseAfterReceive => return,

@@ -38,7 +38,9 @@ pub fn classify(result: Result<ClientResponse, CallError>) -> Outcome {
         )),
         Ok(ClientResponse::Error(e)) if e.is_definite() => Outcome::Fail(e.to_string()),
         Ok(ClientResponse::Error(e)) => Outcome::Info(e.to_string()),
-        Ok(ClientResponse::Status(_)) => Outcome::Info("unexpected status answer".into()),
+        Ok(
+            ClientResponse::Status(_) | ClientResponse::Members(_) | ClientResponse::Changed { .. },
+        ) => Outcome::Info("unexpected answer to a register operation".into()),
         Err(e) if e.is_definite() => Outcome::Fail(e.to_string()),
         Err(e) => Outcome::Info(e.to_string()),
     }

@@ -27,6 +27,10 @@ pub struct Config {
     /// UNSAFE (`--unsafe-bug skip-prev-check`): a follower accepts
     /// AppendEntries whose prevLogTerm does not match its log. Default off.
     pub unsafe_skip_prev_check: bool,
+    /// UNSAFE (`--unsafe-bug one-step-membership`): a membership change is
+    /// one configuration entry, with no learner catch-up and no joint
+    /// configuration. Default off.
+    pub unsafe_one_step_membership: bool,
 }
 
 impl Default for Config {
@@ -40,6 +44,7 @@ impl Default for Config {
             max_entries_per_message: 256,
             unsafe_commit_old_term: false,
             unsafe_skip_prev_check: false,
+            unsafe_one_step_membership: false,
         }
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod log;
+pub mod membership;
 pub mod progress;
 pub mod quorum;
 pub mod types;
@@ -24,6 +25,7 @@ use serde::Serialize;
 
 pub use config::{Config, ConfigError};
 pub use log::{LogWrite, RaftLog};
+pub use membership::{ChangeError, Membership, MembershipChange};
 pub use progress::{Progress, ProgressState};
 pub use quorum::{Configuration, VoteResult};
 pub use types::{ConflictHint, Entry, EntryData, HardState, Message, MessageBody, NodeId};
@@ -50,6 +52,9 @@ pub enum ProposeError {
         /// The leader this server last heard from in its current term.
         leader: Option<NodeId>,
     },
+    /// The membership change was refused (another is in progress, or it
+    /// makes no sense).
+    Membership(ChangeError),
 }
 
 /// Everything the caller must do after an input.
@@ -102,15 +107,26 @@ pub struct Status {
     pub last_log_index: u64,
     /// Term of its last log entry.
     pub last_log_term: u64,
-    /// The voters of its configuration.
+    /// The voters of its configuration (the new voters while joint).
     pub voters: Vec<NodeId>,
+    /// While a change is joint: the old voters, whose majority also counts.
+    pub outgoing: Vec<NodeId>,
+    /// Servers catching up before they become voters.
+    pub learners: Vec<NodeId>,
+    /// Index of the latest configuration entry (0: the initial configuration).
+    pub config_index: u64,
 }
 
 /// One Raft server's state machine.
 pub struct Raft {
     id: NodeId,
     config: Config,
-    conf: Configuration,
+    /// The configuration this server started with, before any in its log.
+    initial: Membership,
+    /// The configuration entries in the log, in index order.
+    conf_entries: Vec<(u64, Membership)>,
+    /// The latest configuration in the log, committed or not (else `initial`).
+    membership: Membership,
     /// Persistent: latest term seen, vote in that term.
     hard: HardState,
     hard_dirty: bool,
@@ -142,8 +158,10 @@ pub struct Raft {
 
 impl Raft {
     /// A server restored from its stable state (`hard` and `entries` as last
-    /// persisted; both empty for a new server). Panics if `config` does not
-    /// validate or `id` is not a voter: callers validate user input first.
+    /// persisted; both empty for a new server). `conf` is the configuration
+    /// to use until the log holds one: the initial voters, or empty for a
+    /// server that joins an existing cluster (it waits to be added). Panics
+    /// if `config` does not validate: callers validate user input first.
     pub fn new(
         id: NodeId,
         config: Config,
@@ -158,7 +176,9 @@ impl Raft {
         let mut raft = Raft {
             id,
             config,
-            conf,
+            initial: Membership::from_config(conf.clone()),
+            conf_entries: Vec::new(),
+            membership: Membership::from_config(conf),
             hard,
             hard_dirty: false,
             log: RaftLog::restore(entries),
@@ -176,6 +196,16 @@ impl Raft {
             persisted_messages: Vec::new(),
             replicate_pending: false,
         };
+        raft.conf_entries = raft
+            .log
+            .range(1, raft.log.last_index())
+            .into_iter()
+            .filter_map(|e| match e.data {
+                EntryData::Config(m) => Some((e.index, m)),
+                _ => None,
+            })
+            .collect();
+        raft.refresh_membership();
         raft.reset_randomized_timeout();
         raft
     }
@@ -212,7 +242,15 @@ impl Raft {
     }
     /// The voting configuration.
     pub fn configuration(&self) -> &Configuration {
-        &self.conf
+        &self.membership.config
+    }
+    /// The latest configuration in the log, with learners and addresses.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+    /// Index of the latest configuration entry (0 for the initial one).
+    pub fn membership_index(&self) -> u64 {
+        self.conf_entries.last().map_or(0, |(i, _)| *i)
     }
     /// The leader's view of a follower.
     pub fn progress(&self, id: &str) -> Option<&Progress> {
@@ -231,7 +269,10 @@ impl Raft {
             applied_index: self.applied,
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
-            voters: self.conf.voters().into_iter().collect(),
+            voters: self.membership.config.incoming.iter().cloned().collect(),
+            outgoing: self.membership.config.outgoing.iter().cloned().collect(),
+            learners: self.membership.learners.iter().cloned().collect(),
+            config_index: self.membership_index(),
         }
     }
 
@@ -256,7 +297,8 @@ impl Raft {
                 }
             }
             _ => {
-                if self.election_elapsed >= self.randomized_timeout && self.conf.contains(&self.id)
+                if self.election_elapsed >= self.randomized_timeout
+                    && self.membership.config.contains(&self.id)
                 {
                     self.start_election();
                 }
@@ -279,6 +321,38 @@ impl Raft {
         Ok((index, self.hard.term))
     }
 
+    /// Start a membership change if this server is the leader; returns the
+    /// index of its first configuration entry. The leader proposes the later
+    /// steps (joint, then final) by itself as each one commits.
+    pub fn propose_membership(&mut self, change: &MembershipChange) -> Result<u64, ProposeError> {
+        if self.role != Role::Leader {
+            return Err(ProposeError::NotLeader {
+                leader: self.leader.clone(),
+            });
+        }
+        let busy = |s: &str| Err(ProposeError::Membership(ChangeError::InProgress(s.into())));
+        // A change must not race one that an earlier leader left
+        // uncommitted: first commit an entry of our own term (the no-op).
+        if self.log.term(self.commit) != Some(self.hard.term) {
+            return busy(
+                "the new leader has not committed an entry of its term yet; retry shortly",
+            );
+        }
+        if self.membership_index() > self.commit {
+            return busy(
+                "the previous configuration entry is not committed yet; one change at a time",
+            );
+        }
+        let next = self
+            .membership
+            .begin(change, self.config.unsafe_one_step_membership)
+            .map_err(ProposeError::Membership)?;
+        let index = self.append_own(EntryData::Config(next));
+        self.replicate_pending = true;
+        self.maybe_commit();
+        Ok(index)
+    }
+
     /// Handle a message from another server.
     pub fn step(&mut self, msg: Message) {
         if msg.to != self.id {
@@ -288,9 +362,11 @@ impl Raft {
         if msg.term > term {
             match &msg.body {
                 MessageBody::RequestVote { pre_vote, .. } => {
-                    if self.in_lease() {
-                        // Check-quorum: while we hear from a live leader, a
-                        // disruptive candidate is ignored (thesis §4.2.3).
+                    if self.in_lease() || (!pre_vote && self.hears_leader()) {
+                        // While we hear from a live leader, a candidate is
+                        // ignored: it cannot be needed yet, and it may be a
+                        // removed server that would disrupt the cluster
+                        // (paper §6, thesis §4.2.3).
                         return;
                     }
                     if !pre_vote {
@@ -354,6 +430,7 @@ impl Raft {
     /// Hand over everything the caller must do; afterwards the core counts
     /// the log and hard state as persisted and the committed entries as applied.
     pub fn take_ready(&mut self) -> Ready {
+        self.advance_membership();
         if std::mem::take(&mut self.replicate_pending) && self.role == Role::Leader {
             self.broadcast_append();
         }
@@ -413,7 +490,11 @@ impl Raft {
                 return;
             }
         }
-        let pr = &self.progress[&msg.from];
+        // Committing may have removed us (a leader outside the new
+        // configuration steps down) or the follower.
+        let Some(pr) = self.progress.get(&msg.from) else {
+            return;
+        };
         if pr.next_index <= last_index || !success {
             self.send_append(msg.from);
         }
@@ -431,7 +512,7 @@ impl Raft {
                     return; // an answer to the other kind of round
                 }
                 self.votes.insert(msg.from, granted);
-                match self.conf.vote_result(&self.votes) {
+                match self.membership.config.vote_result(&self.votes) {
                     VoteResult::Won if self.role == Role::PreCandidate => self.campaign(),
                     VoteResult::Won => self.become_leader(),
                     VoteResult::Lost => self.become_follower(self.hard.term, None),
@@ -553,10 +634,10 @@ impl Raft {
                         entry.index,
                         self.commit
                     );
-                    self.log.truncate(entry.index);
-                    self.log.push(entry);
+                    self.truncate_log(entry.index);
+                    self.push_entry(entry);
                 }
-                None => self.log.push(entry),
+                None => self.push_entry(entry),
             }
         }
         // commitIndex = min(leaderCommit, index of last new entry): only what
@@ -601,7 +682,7 @@ impl Raft {
     }
 
     fn request_votes(&mut self, term: u64, pre_vote: bool) {
-        if self.conf.vote_result(&self.votes) == VoteResult::Won {
+        if self.membership.config.vote_result(&self.votes) == VoteResult::Won {
             if pre_vote {
                 self.campaign();
             } else {
@@ -610,7 +691,7 @@ impl Raft {
             return;
         }
         let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
-        for peer in self.conf.voters() {
+        for peer in self.membership.config.voters() {
             if peer == self.id {
                 continue;
             }
@@ -649,8 +730,8 @@ impl Raft {
         self.heartbeat_elapsed = 0;
         let next = self.log.last_index() + 1;
         self.progress = self
-            .conf
-            .voters()
+            .membership
+            .members()
             .into_iter()
             .filter(|p| *p != self.id)
             .map(|p| (p, Progress::new(next)))
@@ -664,7 +745,7 @@ impl Raft {
 
     fn append_own(&mut self, data: EntryData) -> u64 {
         let index = self.log.last_index() + 1;
-        self.log.push(Entry {
+        self.push_entry(Entry {
             term: self.hard.term,
             index,
             data,
@@ -672,11 +753,91 @@ impl Raft {
         index
     }
 
+    /// Append to the log; a configuration entry takes effect at once.
+    fn push_entry(&mut self, entry: Entry) {
+        let conf = match &entry.data {
+            EntryData::Config(m) => Some((entry.index, m.clone())),
+            _ => None,
+        };
+        self.log.push(entry);
+        if let Some(c) = conf {
+            self.conf_entries.push(c);
+            self.refresh_membership();
+        }
+    }
+
+    /// Cut the log from `from`; a configuration entry cut off is undone.
+    fn truncate_log(&mut self, from: u64) {
+        self.log.truncate(from);
+        if self.membership_index() >= from {
+            self.conf_entries.retain(|(i, _)| *i < from);
+            self.refresh_membership();
+        }
+    }
+
+    /// Use the latest configuration in the log; a leader starts or stops
+    /// replicating to the servers that joined or left.
+    fn refresh_membership(&mut self) {
+        self.membership = match self.conf_entries.last() {
+            Some((_, m)) => m.clone(),
+            None => self.initial.clone(),
+        };
+        if self.role == Role::Leader {
+            let members = self.membership.members();
+            self.progress.retain(|id, _| members.contains(id));
+            let next = self.log.last_index() + 1;
+            for id in members {
+                if id != self.id {
+                    self.progress
+                        .entry(id)
+                        .or_insert_with(|| Progress::new(next));
+                }
+            }
+        }
+    }
+
+    /// Leader: propose the next step of a change once the current step is
+    /// committed (and its learners have caught up).
+    fn advance_membership(&mut self) {
+        if self.role != Role::Leader || !self.membership.in_transition() {
+            return;
+        }
+        if self.membership_index() > self.commit {
+            return;
+        }
+        let commit = self.commit;
+        let caught_up = self.membership.learners.iter().all(|l| {
+            self.progress
+                .get(l)
+                .is_some_and(|p| p.match_index >= commit)
+        });
+        if !caught_up {
+            return;
+        }
+        if let Some(next) = self.membership.next_step() {
+            self.append_own(EntryData::Config(next));
+            self.replicate_pending = true;
+            self.maybe_commit();
+        }
+    }
+
+    /// Whether this server hears from a current leader (or is one): a
+    /// follower that heard its leader within the minimum election timeout.
+    fn hears_leader(&self) -> bool {
+        match self.role {
+            Role::Leader => true,
+            Role::Follower => {
+                self.leader.is_some() && self.election_elapsed < self.config.election_timeout_min
+            }
+            _ => false,
+        }
+    }
+
     /// Commit the highest index stored on a majority, but only when its entry
     /// is of the current term (paper §5.4.2, Figure 8).
     fn maybe_commit(&mut self) {
         let last = self.log.last_index();
-        let n = self.conf.committed_index(|id| {
+        let n = self.membership.config.committed_index(|id| {
             if *id == self.id {
                 last
             } else {
@@ -688,6 +849,11 @@ impl Raft {
             self.log.term(n) == Some(self.hard.term) || self.config.unsafe_commit_old_term;
         if n > self.commit && current_term {
             self.commit = n;
+            // A leader that the committed configuration removed steps down;
+            // the remaining servers elect a leader among themselves.
+            if !self.membership.config.contains(&self.id) && self.membership_index() <= n {
+                self.become_follower(self.hard.term, None);
+            }
         }
     }
 
@@ -699,7 +865,7 @@ impl Raft {
                 active.insert(id.clone());
             }
         }
-        self.conf.is_quorum(&active)
+        self.membership.config.is_quorum(&active)
     }
 
     fn in_lease(&self) -> bool {

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use serde::{Deserialize, Serialize};
+
 use super::types::NodeId;
 
 /// The outcome of an election so far.
@@ -65,7 +67,7 @@ pub fn is_quorum(voters: &BTreeSet<NodeId>, active: &BTreeSet<NodeId>) -> bool {
 /// The cluster's voting configuration. During a joint-consensus change both
 /// `incoming` and `outgoing` are set and every decision needs a majority of
 /// each; otherwise `outgoing` is empty.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Configuration {
     /// The voters of the new (or only) configuration.
     pub incoming: BTreeSet<NodeId>,

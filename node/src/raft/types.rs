@@ -14,6 +14,8 @@ pub enum EntryData {
     Noop,
     /// An opaque state-machine command; the core never looks inside.
     Command(Vec<u8>),
+    /// A cluster configuration; a server uses the latest one in its log.
+    Config(super::membership::Membership),
 }
 
 /// One log entry.
