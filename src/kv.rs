@@ -116,15 +116,6 @@ fn members_text(m: &MembersInfo) -> String {
     s
 }
 
-/// Whether `m` shows the change finished: committed, no transition, the
-/// added servers voting and the removed ones gone.
-fn change_done(m: &MembersInfo, add: &[(String, String)], remove: &[String]) -> bool {
-    m.committed
-        && !m.changing
-        && add.iter().all(|(id, _)| m.voters.contains(id))
-        && remove.iter().all(|id| !m.voters.contains(id))
-}
-
 /// Send a membership change and wait for it to complete.
 async fn change_members(
     args: &KvArgs,
@@ -151,7 +142,8 @@ async fn change_members(
     while std::time::Instant::now() < deadline {
         if let Ok(c) = Client::connect(args.node, timeout).await {
             if let Ok(ClientResponse::Members(m)) = c.call(ClientRequest::Members).await {
-                if change_done(&m, &add, &remove) {
+                let added: Vec<String> = add.iter().map(|(id, _)| id.clone()).collect();
+                if m.shows_done(&added, &remove) {
                     let text = format!("change complete\n{}", members_text(&m));
                     let mut json = serde_json::to_value(&m).unwrap_or_default();
                     json["first_entry"] = index.into();

@@ -192,6 +192,7 @@ pub async fn run_one(
     std::fs::write(dir.join("spec.json"), serde_json::to_vec_pretty(spec)?)?;
     let mut tb = Testbed::start(&TestbedSpec {
         nodes: spec.nodes,
+        spares: faults.iter().map(Fault::spares_needed).max().unwrap_or(0),
         dir: dir.to_path_buf(),
         node_bin: crate::node_binary()?,
         node_args: spec.node_args(),
@@ -209,7 +210,7 @@ pub async fn run_one(
     let addrs = tb.cluster.client_addrs();
     let stop_polling = Arc::new(AtomicBool::new(false));
     let poller = tokio::spawn(poll_status(
-        addrs.clone(),
+        tb.cluster.all_client_addrs(),
         dir.join("status.jsonl"),
         start,
         stop_polling.clone(),
@@ -311,6 +312,7 @@ async fn poll_status(
                     role: s.role,
                     term: s.term,
                     leader: s.leader,
+                    voters: s.voters,
                 }),
             )
         });

@@ -15,6 +15,7 @@ const DEADLINE: Duration = Duration::from_secs(40);
 fn spec(dir: &std::path::Path, seed: u64) -> TestbedSpec {
     TestbedSpec {
         nodes: 3,
+        spares: 0,
         dir: dir.to_path_buf(),
         node_bin: PathBuf::from(env!("CARGO_BIN_EXE_faultline-node")).into(),
         node_args: vec![

@@ -7,14 +7,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use faultline_node::client::Client;
-use faultline_node::protocol::{ClientRequest, ClientResponse, NodeStatus};
+use faultline_node::protocol::{ClientRequest, ClientResponse, MembersInfo, NodeStatus};
 
 use crate::process::{free_port, NodeCommand, NodeProcess, NodeSpec, ProcState};
 
 /// What to start.
 #[derive(Clone, Debug)]
 pub struct ClusterSpec {
-    /// How many nodes (ids `n1..nN`).
+    /// How many nodes start as the initial voters (ids `n1..nN`); any further
+    /// addresses given to [`LocalCluster::start_with_links`] are spare slots,
+    /// not started, that membership changes can fill.
     pub nodes: usize,
     /// The run directory: node data in `nodes/<id>/`, logs in `nodes/<id>.log`.
     pub dir: PathBuf,
@@ -61,6 +63,9 @@ pub fn allocate(n: usize) -> anyhow::Result<Vec<NodeAddrs>> {
 /// A running cluster; dropping it kills every node.
 pub struct LocalCluster {
     nodes: Vec<NodeProcess>,
+    /// Per slot: whether it is in use (a member, or joining). Spare slots
+    /// and removed servers are not.
+    active: Vec<bool>,
     dir: PathBuf,
 }
 
@@ -92,9 +97,15 @@ impl LocalCluster {
             .with_context(|| format!("creating {}", nodes_dir.display()))?;
         let mut cluster = LocalCluster {
             nodes: Vec::new(),
+            active: Vec::new(),
             dir: spec.dir.clone(),
         };
-        for a in addrs {
+        let voters: Vec<String> = addrs
+            .iter()
+            .take(spec.nodes)
+            .map(|a| a.id.clone())
+            .collect();
+        for (slot, a) in addrs.iter().enumerate() {
             let peers = addrs
                 .iter()
                 .filter(|b| b.id != a.id)
@@ -114,10 +125,20 @@ impl LocalCluster {
                 data_dir: nodes_dir.join(&a.id),
                 log_file: nodes_dir.join(format!("{}.log", a.id)),
                 extra_args: spec.node_args.clone(),
+                voters: if addrs.len() > spec.nodes {
+                    voters.clone()
+                } else {
+                    Vec::new()
+                },
             };
-            let p = NodeProcess::start(&spec.node_bin, node_spec)
-                .with_context(|| format!("starting node {}", a.id))?;
+            let p = if slot < spec.nodes {
+                NodeProcess::start(&spec.node_bin, node_spec)
+                    .with_context(|| format!("starting node {}", a.id))?
+            } else {
+                NodeProcess::not_started(&spec.node_bin, node_spec)
+            };
             cluster.nodes.push(p);
+            cluster.active.push(slot < spec.nodes);
         }
         Ok(cluster)
     }
@@ -127,9 +148,44 @@ impl LocalCluster {
         &self.dir
     }
 
-    /// The node ids, in order.
+    /// The ids of the slots in use (members, or joining), in order.
     pub fn ids(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .zip(&self.active)
+            .filter(|(_, a)| **a)
+            .map(|(n, _)| n.id().to_string())
+            .collect()
+    }
+
+    /// Every slot's id, spare ones included.
+    pub fn slot_ids(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.id().to_string()).collect()
+    }
+
+    /// The slots not in use, in order.
+    pub fn free_slots(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .zip(&self.active)
+            .filter(|(_, a)| !**a)
+            .map(|(n, _)| n.id().to_string())
+            .collect()
+    }
+
+    /// Mark a slot in use or free.
+    pub fn set_active(&mut self, id: &str, active: bool) {
+        if let Some(i) = self.nodes.iter().position(|n| n.id() == id) {
+            self.active[i] = active;
+        }
+    }
+
+    /// A node's peer address.
+    pub fn listen_addr(&self, id: &str) -> Option<SocketAddr> {
+        self.nodes
+            .iter()
+            .find(|n| n.id() == id)
+            .map(|n| n.spec().listen)
     }
 
     /// A node's client address.
@@ -140,8 +196,18 @@ impl LocalCluster {
             .map(|n| n.spec().client)
     }
 
-    /// Every node's client address, in order.
+    /// The client address of every slot in use, in order.
     pub fn client_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.nodes
+            .iter()
+            .zip(&self.active)
+            .filter(|(_, a)| **a)
+            .map(|(n, _)| (n.id().to_string(), n.spec().client))
+            .collect()
+    }
+
+    /// Every slot's client address, spare ones included.
+    pub fn all_client_addrs(&self) -> Vec<(String, SocketAddr)> {
         self.nodes
             .iter()
             .map(|n| (n.id().to_string(), n.spec().client))
@@ -153,9 +219,13 @@ impl LocalCluster {
         self.nodes.iter_mut().find(|n| n.id() == id)
     }
 
-    /// Every node's process.
-    pub fn nodes_mut(&mut self) -> &mut [NodeProcess] {
-        &mut self.nodes
+    /// The processes of the slots in use.
+    pub fn nodes_mut(&mut self) -> impl Iterator<Item = &mut NodeProcess> {
+        self.nodes
+            .iter_mut()
+            .zip(&self.active)
+            .filter(|(_, a)| **a)
+            .map(|(n, _)| n)
     }
 
     /// The pids of every live node process.
@@ -175,6 +245,9 @@ impl LocalCluster {
     pub async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         for i in 0..self.nodes.len() {
+            if !self.active[i] {
+                continue;
+            }
             let id = self.nodes[i].id().to_string();
             loop {
                 if self.nodes[i].state() == ProcState::Down {
@@ -224,7 +297,7 @@ impl LocalCluster {
                 }
             }
         }
-        let majority = self.nodes.len() / 2 + 1;
+        let majority = self.ids().len() / 2 + 1;
         leaders
             .into_iter()
             .find(|(id, term)| votes.get(&(id.clone(), *term)).copied().unwrap_or(0) >= majority)
@@ -236,6 +309,15 @@ impl LocalCluster {
         for n in &mut self.nodes {
             n.kill();
         }
+    }
+}
+
+/// Ask the node at `addr` for its configuration.
+pub async fn members_at(addr: SocketAddr, timeout: Duration) -> anyhow::Result<MembersInfo> {
+    let c = Client::connect(addr, timeout).await?;
+    match c.call(ClientRequest::Members).await? {
+        ClientResponse::Members(m) => Ok(m),
+        other => bail!("unexpected answer to a members request: {other:?}"),
     }
 }
 

@@ -17,7 +17,12 @@
 //! | `reorder[:P]` | hold back each message with probability P (default 0.3) |
 //! | `pause`, `pause-leader`, `pause-minority` | SIGSTOP a random node, the leader, a minority; SIGCONT at heal |
 //! | `crash`, `crash-leader`, `crash-minority`, `crash-all` | SIGKILL, and restart on the same data at heal |
+//! | `membership` | remove a random voter (the leader too, sometimes) by a membership change and stop it; at heal, start a fresh node (empty data directory) in a free slot and add it |
+//! | `membership-split` | cut the leader off together with two fresh nodes and ask it to add both; with joint consensus its side cannot commit; at heal, drop them again |
 //!
+//! Membership faults need spare slots: a run that uses them starts with two
+//! (ids after the initial nodes, e.g. `n4`, `n5`), wired through proxies like
+//! every other node.
 //! `loss`, `delay`, `duplicate`, `reorder`, `pause` and `crash` take a target
 //! suffix: `@all` (the default for message faults), `@leader`, `@node` (a
 //! random node, the default for pause and crash), `@minority`, or a node id
@@ -102,6 +107,10 @@ pub enum Fault {
         /// Whom.
         target: Target,
     },
+    /// Remove a random voter, then add a fresh node at heal.
+    Membership,
+    /// Isolate the leader with two fresh nodes and ask it to add them.
+    MembershipSplit,
 }
 
 impl Fault {
@@ -121,6 +130,16 @@ impl Fault {
             Fault::Reorder { .. } => "reorder",
             Fault::Pause { .. } => "pause",
             Fault::Crash { .. } => "crash",
+            Fault::Membership | Fault::MembershipSplit => "membership",
+        }
+    }
+
+    /// How many spare node slots the fault needs.
+    pub fn spares_needed(&self) -> usize {
+        match self {
+            Fault::Membership => 1,
+            Fault::MembershipSplit => 2,
+            _ => 0,
         }
     }
 
@@ -161,6 +180,12 @@ impl Fault {
                 ))
             }
             Fault::PartitionHalves | Fault::PartitionRing if n < 3 => Err(format!(
+                "{self} needs at least 3 nodes; the cluster has {n}"
+            )),
+            Fault::Membership if n < 2 => Err(format!(
+                "{self} needs at least 2 nodes; the cluster has {n}"
+            )),
+            Fault::MembershipSplit if n < 3 => Err(format!(
                 "{self} needs at least 3 nodes; the cluster has {n}"
             )),
             Fault::PartitionBridge if n < 5 => Err(format!(
@@ -225,6 +250,8 @@ impl fmt::Display for Fault {
                 target: Target::All,
             } => write!(f, "crash-all"),
             Fault::Crash { target } => write!(f, "crash@{}", target_str(target)),
+            Fault::Membership => write!(f, "membership"),
+            Fault::MembershipSplit => write!(f, "membership-split"),
         }
     }
 }
@@ -294,11 +321,13 @@ impl FromStr for Fault {
             "crash-leader" => no_args(Fault::Crash { target: Target::Leader })?,
             "crash-minority" => no_args(Fault::Crash { target: Target::Minority })?,
             "crash-all" => no_args(Fault::Crash { target: Target::All })?,
+            "membership" => no_args(Fault::Membership)?,
+            "membership-split" => no_args(Fault::MembershipSplit)?,
             other => {
                 return Err(format!(
                     "unknown fault '{other}' (known: partition-node, partition-leader, partition-halves, partition-bridge, partition-ring, \
                      one-way-in, one-way-out, loss, delay, duplicate, reorder, pause, pause-leader, pause-minority, crash, crash-leader, \
-                     crash-minority, crash-all)"
+                     crash-minority, crash-all, membership, membership-split)"
                 ))
             }
         };
@@ -354,6 +383,8 @@ mod tests {
             "crash-minority",
             "crash-all",
             "crash@n1",
+            "membership",
+            "membership-split",
         ] {
             let f: Fault = s.parse().unwrap();
             assert_eq!(f.to_string(), s);

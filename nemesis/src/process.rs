@@ -50,6 +50,8 @@ pub struct NodeSpec {
     pub log_file: PathBuf,
     /// Further flags (timeouts and such).
     pub extra_args: Vec<String>,
+    /// The initial voters (`--voters`); empty to let the node use itself and its peers.
+    pub voters: Vec<String>,
 }
 
 /// The state of a node process.
@@ -69,6 +71,8 @@ pub struct NodeProcess {
     bin: NodeCommand,
     child: Option<Child>,
     paused: bool,
+    /// Start with `--join` (outside the configuration) instead of `--voters`.
+    join: bool,
 }
 
 fn signal_group(pid: u32, sig: libc::c_int) -> io::Result<()> {
@@ -84,14 +88,39 @@ fn signal_group(pid: u32, sig: libc::c_int) -> io::Result<()> {
 impl NodeProcess {
     /// Start the node described by `spec` with the binary `bin`.
     pub fn start(bin: &NodeCommand, spec: NodeSpec) -> io::Result<Self> {
-        let mut p = NodeProcess {
+        let mut p = Self::not_started(bin, spec);
+        p.spawn()?;
+        Ok(p)
+    }
+
+    /// A node that is not running yet (a spare that may join later).
+    pub fn not_started(bin: &NodeCommand, spec: NodeSpec) -> Self {
+        NodeProcess {
             spec,
             bin: bin.clone(),
             child: None,
             paused: false,
-        };
-        p.spawn()?;
-        Ok(p)
+            join: false,
+        }
+    }
+
+    /// Start a new server in this slot: kill whatever runs, wipe the data
+    /// directory, and start with `--join`, outside the configuration, to be
+    /// added by a membership change.
+    pub fn start_fresh(&mut self) -> io::Result<()> {
+        self.kill();
+        match std::fs::remove_dir_all(&self.spec.data_dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("wiping {}: {e}", self.spec.data_dir.display()),
+                ))
+            }
+        }
+        self.join = true;
+        self.spawn()
     }
 
     fn spawn(&mut self) -> io::Result<()> {
@@ -113,6 +142,11 @@ impl NodeProcess {
             .arg(&s.data_dir);
         for (id, addr) in &s.peers {
             cmd.arg("--peer").arg(format!("{id}={addr}"));
+        }
+        if self.join {
+            cmd.arg("--join");
+        } else if !s.voters.is_empty() {
+            cmd.arg("--voters").arg(s.voters.join(","));
         }
         cmd.args(&s.extra_args)
             .stdin(Stdio::null())

@@ -12,7 +12,12 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::cluster::{allocate, ClusterSpec, LocalCluster};
+use crate::cluster::{allocate, members_at, ClusterSpec, LocalCluster};
+use faultline_node::client::Client;
+use faultline_node::protocol::{ClientError, ClientRequest, ClientResponse, MembersInfo};
+
+/// How long one step of a membership fault may take.
+const MEMBERSHIP_DEADLINE: Duration = Duration::from_secs(20);
 use crate::fault::{Fault, Target};
 use crate::network::Network;
 use crate::process::ProcState;
@@ -21,8 +26,11 @@ use crate::proxy::LinkRules;
 /// What to start.
 #[derive(Clone, Debug)]
 pub struct TestbedSpec {
-    /// Number of nodes.
+    /// Number of nodes (the initial voters).
     pub nodes: usize,
+    /// Spare slots for membership faults: wired through proxies, started
+    /// only when a membership change adds them.
+    pub spares: usize,
     /// The run directory.
     pub dir: PathBuf,
     /// How to run a node (the `faultline-node` binary).
@@ -40,6 +48,8 @@ pub struct Testbed {
     /// The proxies.
     pub net: Network,
     rng: ChaCha8Rng,
+    /// The slot a membership fault freed last (reused last).
+    last_removed: Option<String>,
 }
 
 /// A fault as it was applied: what to undo at heal, and what to record.
@@ -58,6 +68,11 @@ pub struct Applied {
 impl Applied {
     /// History `f` of the start and the end of this fault.
     pub fn event_names(&self) -> (&'static str, &'static str) {
+        match self.fault {
+            Fault::Membership => return ("remove-node", "add-node"),
+            Fault::MembershipSplit => return ("start-membership-split", "stop-membership-split"),
+            _ => {}
+        }
         match self.fault.family() {
             "partition" => ("start-partition", "stop-partition"),
             "loss" => ("start-loss", "stop-loss"),
@@ -89,7 +104,7 @@ impl Testbed {
     }
 
     async fn start_once(spec: &TestbedSpec) -> anyhow::Result<Testbed> {
-        let addrs = allocate(spec.nodes)?;
+        let addrs = allocate(spec.nodes + spec.spares)?;
         let net = Network::start(&addrs, spec.seed)
             .await
             .context("starting the link proxies")?;
@@ -105,6 +120,7 @@ impl Testbed {
             cluster,
             net,
             rng: ChaCha8Rng::seed_from_u64(spec.seed ^ 0x4E3E_5155),
+            last_removed: None,
         })
     }
 
@@ -263,6 +279,77 @@ impl Testbed {
                 }
                 (nodes.clone(), json!(nodes))
             }
+            Fault::Membership => {
+                if ids.len() < 2 {
+                    anyhow::bail!(
+                        "membership: only {} node(s) left; not removing any",
+                        ids.len()
+                    );
+                }
+                let victim = self.random_node();
+                let info = self
+                    .change_members(Vec::new(), vec![victim.clone()], MEMBERSHIP_DEADLINE)
+                    .await
+                    .with_context(|| format!("removing {victim}"))?;
+                if let Some(p) = self.cluster.node_mut(&victim) {
+                    p.kill();
+                }
+                self.cluster.set_active(&victim, false);
+                self.last_removed = Some(victim.clone());
+                (
+                    vec![victim.clone()],
+                    json!({"removed": victim, "voters": info.voters, "config_index": info.config_index}),
+                )
+            }
+            Fault::MembershipSplit => {
+                let free = self.cluster.free_slots();
+                if free.len() < 2 {
+                    anyhow::bail!(
+                        "membership-split needs two free node slots; {} free ({})",
+                        free.len(),
+                        free.join(",")
+                    );
+                }
+                let leader = self.leader().await.context("no leader to cut off")?;
+                let fresh: Vec<String> = free[..2].to_vec();
+                for s in &fresh {
+                    self.start_fresh(s).await?;
+                }
+                let mut side = vec![leader.clone()];
+                side.extend(fresh.iter().cloned());
+                let others: Vec<String> = ids.iter().filter(|i| **i != leader).cloned().collect();
+                let groups = vec![sorted(side.clone()), others];
+                self.net.partition(&groups);
+                // Ask the cut-off leader to grow the cluster by both at once.
+                let add: Vec<(String, String)> = fresh
+                    .iter()
+                    .filter_map(|s| Some((s.clone(), self.cluster.listen_addr(s)?.to_string())))
+                    .collect();
+                let answer = match self.cluster.client_addr(&leader) {
+                    Some(addr) => match Client::connect(addr, Duration::from_secs(1)).await {
+                        Ok(c) => match c
+                            .call(ClientRequest::ChangeMembers {
+                                add,
+                                remove: Vec::new(),
+                            })
+                            .await
+                        {
+                            Ok(ClientResponse::Changed { index }) => {
+                                format!("committed at {index}")
+                            }
+                            Ok(ClientResponse::Error(e)) => e.to_string(),
+                            Ok(other) => format!("{other:?}"),
+                            Err(e) => e.to_string(),
+                        },
+                        Err(e) => e.to_string(),
+                    },
+                    None => "leader has no client address".into(),
+                };
+                (
+                    side,
+                    json!({"leader": leader, "fresh": fresh, "groups": groups, "answer": answer}),
+                )
+            }
         };
         Ok(Applied {
             fault: fault.clone(),
@@ -283,8 +370,9 @@ impl Testbed {
         (nodes.clone(), json!(nodes))
     }
 
-    /// End a fault.
-    pub async fn heal(&mut self, applied: &Applied) -> anyhow::Result<()> {
+    /// End a fault. Returns what the history's end event records beyond the
+    /// fault's name (`null` for most faults; the added node for `membership`).
+    pub async fn heal(&mut self, applied: &Applied) -> anyhow::Result<Value> {
         match applied.fault {
             Fault::Pause { .. } => {
                 for id in &applied.nodes {
@@ -300,9 +388,209 @@ impl Testbed {
                     }
                 }
             }
+            Fault::Membership => {
+                let mut free = self.cluster.free_slots();
+                // Reuse the slot just freed only when there is no other.
+                if free.len() > 1 {
+                    free.retain(|s| Some(s) != self.last_removed.as_ref());
+                }
+                let slot = free
+                    .first()
+                    .cloned()
+                    .context("membership: no free node slot")?;
+                self.start_fresh(&slot).await?;
+                let addr = self
+                    .cluster
+                    .listen_addr(&slot)
+                    .context("slot without address")?
+                    .to_string();
+                if let Err(e) = self
+                    .change_members(vec![(slot.clone(), addr)], Vec::new(), MEMBERSHIP_DEADLINE)
+                    .await
+                {
+                    // Leave the slot free rather than half-joined.
+                    let _ = self
+                        .change_members(Vec::new(), vec![slot.clone()], Duration::from_secs(5))
+                        .await;
+                    if let Some(p) = self.cluster.node_mut(&slot) {
+                        p.kill();
+                    }
+                    self.cluster.set_active(&slot, false);
+                    return Err(e.context(format!("adding {slot}")));
+                }
+                let voters = self.leader_members().await.map(|m| m.voters);
+                return Ok(json!({"added": slot, "voters": voters}));
+            }
+            Fault::MembershipSplit => {
+                self.net.heal();
+                let fresh: Vec<String> = applied.nodes[1..].to_vec();
+                // Let the cluster settle, then take out whichever fresh node got in.
+                let deadline = Instant::now() + MEMBERSHIP_DEADLINE;
+                let mut view = None;
+                while Instant::now() < deadline {
+                    if let Some(m) = self.leader_members().await {
+                        let settled = m.committed && !m.changing;
+                        view = Some(m);
+                        if settled {
+                            break;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                let remove: Vec<String> = view
+                    .map(|m| {
+                        fresh
+                            .iter()
+                            .filter(|s| m.voters.contains(s) || m.learners.contains(s))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let result = if remove.is_empty() {
+                    Ok(())
+                } else {
+                    self.change_members(Vec::new(), remove, MEMBERSHIP_DEADLINE)
+                        .await
+                        .map(|_| ())
+                };
+                for s in &fresh {
+                    if let Some(p) = self.cluster.node_mut(s) {
+                        p.kill();
+                    }
+                    self.cluster.set_active(s, false);
+                }
+                result.context("dropping the fresh nodes again")?;
+            }
             _ => self.net.heal(),
         }
-        Ok(())
+        Ok(Value::Null)
+    }
+
+    /// Start a new server (empty data directory, `--join`) in a free slot
+    /// and wait until it answers.
+    async fn start_fresh(&mut self, slot: &str) -> anyhow::Result<()> {
+        let p = self
+            .cluster
+            .node_mut(slot)
+            .with_context(|| format!("no slot {slot}"))?;
+        p.start_fresh()
+            .with_context(|| format!("starting {slot}"))?;
+        self.cluster.set_active(slot, true);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if self
+                .cluster
+                .status(slot, Duration::from_millis(300))
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("the fresh node {slot} did not answer within 15 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The configuration as the leader knows it.
+    async fn leader_members(&self) -> Option<MembersInfo> {
+        let l = self.leader().await?;
+        let addr = self.cluster.client_addr(&l)?;
+        members_at(addr, Duration::from_millis(500)).await.ok()
+    }
+
+    /// Change the membership through whichever node will take the request,
+    /// and wait until a node shows the change complete. Retries while
+    /// another change is in progress, there is no leader, or an accepted
+    /// change was lost with its leader.
+    pub async fn change_members(
+        &self,
+        add: Vec<(String, String)>,
+        remove: Vec<String>,
+        within: Duration,
+    ) -> anyhow::Result<MembersInfo> {
+        let deadline = Instant::now() + within;
+        let added: Vec<String> = add.iter().map(|(id, _)| id.clone()).collect();
+        // Nodes to ask: the ones that stay.
+        let askable = |ids: Vec<String>| -> Vec<String> {
+            ids.into_iter()
+                .filter(|i| !remove.contains(i) && !added.contains(i))
+                .collect()
+        };
+        let mut last_error = String::from("no node answered");
+        while Instant::now() < deadline {
+            let mut order = askable(self.cluster.ids());
+            if let Some(l) = self.leader().await {
+                if let Some(pos) = order.iter().position(|i| *i == l) {
+                    order.swap(0, pos);
+                }
+            }
+            // Has it happened already (an earlier answer was lost)?
+            for id in &order {
+                if let Some(addr) = self.cluster.client_addr(id) {
+                    if let Ok(m) = members_at(addr, Duration::from_millis(500)).await {
+                        if m.shows_done(&added, &remove) {
+                            return Ok(m);
+                        }
+                        break;
+                    }
+                }
+            }
+            let mut accepted = false;
+            for id in &order {
+                let Some(addr) = self.cluster.client_addr(id) else {
+                    continue;
+                };
+                let request = ClientRequest::ChangeMembers {
+                    add: add.clone(),
+                    remove: remove.clone(),
+                };
+                let answer = match Client::connect(addr, Duration::from_secs(3)).await {
+                    Ok(c) => c.call(request).await,
+                    Err(e) => Err(e),
+                };
+                match answer {
+                    Ok(ClientResponse::Changed { .. }) => {
+                        accepted = true;
+                        break;
+                    }
+                    Ok(ClientResponse::Error(ClientError::ChangeRefused(msg)))
+                        if msg.contains("already a member") || msg.contains("is not a member") =>
+                    {
+                        // An earlier attempt went through: wait for it below.
+                        accepted = true;
+                        break;
+                    }
+                    Ok(ClientResponse::Error(ClientError::ChangeRefused(msg)))
+                        if !msg.contains("in progress")
+                            && !msg.contains("retry")
+                            && !msg.contains("not committed yet") =>
+                    {
+                        anyhow::bail!("the cluster refused the change: {msg}");
+                    }
+                    Ok(ClientResponse::Error(e)) => last_error = format!("{id}: {e}"),
+                    Ok(other) => last_error = format!("{id}: unexpected answer {other:?}"),
+                    Err(e) => last_error = format!("{id}: {e}"),
+                }
+            }
+            if accepted {
+                // Wait for the later steps, or for the change to vanish (its
+                // leader lost it), in which case ask again.
+                while Instant::now() < deadline {
+                    match self.leader_members().await {
+                        Some(m) if m.shows_done(&added, &remove) => return Ok(m),
+                        Some(m) if m.committed && !m.changing => break,
+                        Some(m) => last_error = format!("change under way: {m:?}"),
+                        None => last_error = "no leader".into(),
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            } else {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        anyhow::bail!("the change did not complete within {within:?} (last: {last_error})")
     }
 
     /// Heal the network, resume paused nodes, restart dead ones.
@@ -450,11 +738,18 @@ pub async fn run_schedule(
             json!({"fault": applied.name, "nodes": applied.nodes, "detail": applied.value}),
         );
         tokio::time::sleep_until(at(p.end_ms)).await;
-        let error = tb.heal(&applied).await.err().map(|e| format!("{e:#}"));
-        sink(
-            stop_f,
-            json!({"fault": applied.name, "nodes": applied.nodes}),
-        );
+        let (detail, error) = match tb.heal(&applied).await {
+            Ok(v) => (v, None),
+            Err(e) => (Value::Null, Some(format!("{e:#}"))),
+        };
+        let mut event = json!({"fault": applied.name, "nodes": applied.nodes});
+        if !detail.is_null() {
+            event["detail"] = detail;
+        }
+        if let Some(e) = &error {
+            event["error"] = json!(e);
+        }
+        sink(stop_f, event);
         ran.push(ExecutedFault {
             name: applied.name.clone(),
             family: p.fault.family().into(),

@@ -206,6 +206,15 @@ pub struct MembersInfo {
 }
 
 impl MembersInfo {
+    /// Whether this view shows a change finished: committed, no transition,
+    /// the added servers voting and the removed ones gone.
+    pub fn shows_done(&self, added: &[String], removed: &[String]) -> bool {
+        self.committed
+            && !self.changing
+            && added.iter().all(|id| self.voters.contains(id))
+            && removed.iter().all(|id| !self.voters.contains(id))
+    }
+
     /// The view of node `id` whose latest configuration entry is at `index`.
     pub fn new(
         id: NodeId,

@@ -136,6 +136,10 @@ pub struct NodeSample {
     pub term: u64,
     /// The leader it follows.
     pub leader: Option<String>,
+    /// The voters of its configuration (absent in older files: then every
+    /// polled node counts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub voters: Vec<String>,
 }
 
 /// One polling round: every node's answer (absent: did not answer).
@@ -156,12 +160,21 @@ impl StatusRound {
             if s.role != "leader" {
                 continue;
             }
+            // A majority of the leader's voters follow it (of every polled
+            // node when the poll did not record voters).
+            let counts = |o: &str| s.voters.is_empty() || s.voters.iter().any(|v| v == o);
             let followers = self
                 .nodes
-                .values()
-                .flatten()
+                .iter()
+                .filter(|(oid, _)| counts(oid))
+                .filter_map(|(_, o)| o.as_ref())
                 .filter(|o| o.term == s.term && o.leader.as_deref() == Some(id.as_str()))
                 .count();
+            let n = if s.voters.is_empty() {
+                n
+            } else {
+                s.voters.len()
+            };
             if followers > n / 2 {
                 return Some((id.clone(), s.term));
             }
