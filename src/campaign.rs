@@ -288,7 +288,7 @@ seed = 100
 
 [[setting]]
 name = "correct"
-faults = ["partition-leader", "crash-all", "partition-halves,crash-leader", "crash-minority,partition-leader"]
+faults = ["partition-leader", "crash-all", "partition-halves,crash-leader", "crash-minority,partition-leader", "membership-split,membership"]
 
 [[setting]]
 name = "stale-read"
@@ -319,6 +319,11 @@ faults = ["partition-halves,crash-leader"]
 name = "skip-prev-check"
 unsafe_bug = "skip-prev-check"
 faults = ["partition-leader,partition-halves"]
+
+[[setting]]
+name = "one-step-membership"
+unsafe_bug = "one-step-membership"
+faults = ["membership-split"]
 "#;
 
 /// The short bug hunt that CI runs: the cheapest exposures that trigger
@@ -339,7 +344,7 @@ seed = 7
 
 [[setting]]
 name = "correct"
-faults = ["partition-leader", "crash-all"]
+faults = ["partition-leader", "crash-all", "membership-split,membership"]
 
 [[setting]]
 name = "stale-read"
@@ -350,6 +355,11 @@ faults = ["partition-leader"]
 name = "volatile-log"
 unsafe_bug = "volatile-log"
 faults = ["crash-all"]
+
+[[setting]]
+name = "one-step-membership"
+unsafe_bug = "one-step-membership"
+faults = ["membership-split"]
 "#;
 
 fn slug(s: &str) -> String {
@@ -568,7 +578,7 @@ pub struct RunArgs {
     op_timeout: u64,
     /// UNSAFE: run the nodes with a known bug, to see faultline catch it
     /// (stale-read, forget-vote, commit-old-term, volatile-log,
-    /// skip-prev-check, ack-before-commit).
+    /// skip-prev-check, ack-before-commit, one-step-membership).
     #[arg(long)]
     unsafe_bug: Option<String>,
     /// Where runs are stored.

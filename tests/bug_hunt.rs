@@ -2,7 +2,11 @@
 //! and the correct node must pass under the same faults. The exposures are
 //! chosen to trigger every time: stale-read under leader isolation (the old
 //! leader and lagging followers answer from local state), volatile-log under
-//! a crash of every node (acknowledged writes vanish, reads return null).
+//! a crash of every node (acknowledged writes vanish, reads return null),
+//! one-step-membership under membership-split (the cut-off leader grows the
+//! cluster by two fresh nodes in one step and commits with them alone, while
+//! the old majority elects another leader: split brain). The correct node
+//! also runs the membership faults.
 
 use std::process::Command;
 
@@ -33,7 +37,7 @@ fn known_bugs_are_caught_and_the_correct_node_passes() {
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(camp.join("results.json")).unwrap()).unwrap();
     let runs = results["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 4);
+    assert_eq!(runs.len(), 6);
     for r in runs {
         let setting = r["setting"].as_str().unwrap();
         let valid = &r["valid"];

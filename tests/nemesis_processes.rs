@@ -227,3 +227,53 @@ async fn no_process_outlives_the_testbed_even_paused_or_after_a_panic() {
         assert!(!process_exists(p), "process {p} survived a panic");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_membership_fault_removes_a_voter_and_adds_a_fresh_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tb = Testbed::start(&TestbedSpec {
+        spares: 1,
+        ..spec(dir.path(), 6)
+    })
+    .await
+    .unwrap();
+    assert_eq!(tb.cluster.ids(), vec!["n1", "n2", "n3"]);
+    assert_eq!(tb.cluster.free_slots(), vec!["n4"]);
+    let leader = tb.cluster.wait_leader(DEADLINE).await.unwrap();
+    until("a first write", || put(&tb, &leader, "m", 1)).await;
+    let applied = tb.apply(&Fault::Membership).await.unwrap();
+    let removed = applied.nodes[0].clone();
+    assert_eq!(applied.value["removed"], serde_json::json!(removed));
+    let voters: Vec<String> = serde_json::from_value(applied.value["voters"].clone()).unwrap();
+    assert_eq!(voters.len(), 2);
+    assert!(!voters.contains(&removed));
+    assert!(!tb.cluster.ids().contains(&removed), "its slot is free");
+    assert!(
+        tb.cluster
+            .status(&removed, Duration::from_millis(500))
+            .await
+            .is_err(),
+        "the removed node is stopped"
+    );
+    let detail = tb.heal(&applied).await.unwrap();
+    let added = detail["added"].as_str().unwrap().to_string();
+    assert_eq!(added, "n4", "the free slot other than the one just freed");
+    let voters: Vec<String> = serde_json::from_value(detail["voters"].clone()).unwrap();
+    assert_eq!(voters.len(), 3);
+    assert!(voters.contains(&added));
+    // The fresh node holds the data written before it existed.
+    let target = tb.cluster.wait_leader(DEADLINE).await.unwrap();
+    let commit = tb
+        .cluster
+        .status(&target, Duration::from_secs(2))
+        .await
+        .unwrap()
+        .commit_index;
+    until("the added node catches up", || async {
+        tb.cluster
+            .status(&added, Duration::from_secs(1))
+            .await
+            .is_ok_and(|s| s.applied_index >= commit && s.voters.contains(&added))
+    })
+    .await;
+}

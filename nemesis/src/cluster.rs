@@ -72,7 +72,15 @@ pub struct LocalCluster {
 impl LocalCluster {
     /// Start `spec.nodes` nodes that talk to each other directly.
     pub fn start(spec: &ClusterSpec) -> anyhow::Result<Self> {
-        let addrs = allocate(spec.nodes)?;
+        Self::start_with_spares(spec, 0)
+    }
+
+    /// Start `spec.nodes` nodes that talk to each other directly, plus
+    /// `spares` slots that every node knows (`--peer`) but that are not
+    /// started: [`NodeProcess::start_fresh`] one, then add it by a
+    /// membership change.
+    pub fn start_with_spares(spec: &ClusterSpec, spares: usize) -> anyhow::Result<Self> {
+        let addrs = allocate(spec.nodes + spares)?;
         let links: HashMap<(String, String), SocketAddr> = addrs
             .iter()
             .flat_map(|a| {
