@@ -326,6 +326,33 @@ unsafe_bug = "one-step-membership"
 faults = ["membership-split"]
 "#;
 
+/// Membership changes under faults: the correct node under the membership
+/// nemesis alone and combined with partitions, crashes and pauses, and the
+/// one-step-membership variant under the fault that exposes it.
+pub const MEMBERSHIP: &str = r#"
+name = "membership"
+repeats = 2
+faults = []
+
+[run]
+nodes = 3
+time_limit = 20
+fault_interval = 2
+keys = 10
+concurrency = 10
+rate = 150
+seed = 300
+
+[[setting]]
+name = "correct"
+faults = ["membership", "membership-split", "membership,partition-halves", "membership,crash-minority", "membership-split,pause-leader"]
+
+[[setting]]
+name = "one-step-membership"
+unsafe_bug = "one-step-membership"
+faults = ["membership-split"]
+"#;
+
 /// The short bug hunt that CI runs: the cheapest exposures that trigger
 /// every time, and the correct node under the same faults.
 pub const BUG_HUNT_CI: &str = r#"
@@ -650,8 +677,9 @@ pub struct CampaignArgs {
     #[arg(required_unless_present = "preset", conflicts_with = "preset")]
     file: Option<PathBuf>,
     /// A built-in campaign instead of a file: demo, bug-hunt (every known-bug
-    /// variant and the correct node, 5 repeats, about 20 minutes) or
-    /// bug-hunt-ci (the short version CI runs).
+    /// variant and the correct node, 5 repeats, about 20 minutes),
+    /// bug-hunt-ci (the short version CI runs) or membership (membership
+    /// changes under faults, about 5 minutes).
     #[arg(long)]
     preset: Option<String>,
     /// Where runs are stored.
@@ -670,8 +698,11 @@ pub async fn campaign_cmd(a: CampaignArgs) -> anyhow::Result<ExitCode> {
                 "demo" => DEMO,
                 "bug-hunt" => BUG_HUNT,
                 "bug-hunt-ci" => BUG_HUNT_CI,
+                "membership" => MEMBERSHIP,
                 other => {
-                    anyhow::bail!("unknown preset '{other}' (known: demo, bug-hunt, bug-hunt-ci)")
+                    anyhow::bail!(
+                        "unknown preset '{other}' (known: demo, bug-hunt, bug-hunt-ci, membership)"
+                    )
                 }
             };
             (
@@ -742,5 +773,24 @@ pub fn report_cmd(a: ReportArgs) -> anyhow::Result<ExitCode> {
             "{} holds neither campaign.json nor history.jsonl",
             dir.display()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_campaign_parses_and_validates() {
+        for (name, text) in [
+            ("demo", DEMO),
+            ("bug-hunt", BUG_HUNT),
+            ("bug-hunt-ci", BUG_HUNT_CI),
+            ("membership", MEMBERSHIP),
+        ] {
+            let c: CampaignConfig = toml::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let runs = c.runs().unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            assert!(!runs.is_empty(), "{name}");
+        }
     }
 }

@@ -224,7 +224,7 @@ pub struct FaultWindow {
 }
 
 /// Pair start and stop events (`start-X`/`stop-X`, `pause`/`resume`,
-/// `kill`/`restart`) into windows, in start order.
+/// `kill`/`restart`, `remove-node`/`add-node`) into windows, in start order.
 pub fn fault_windows(h: &History, end: u64) -> Vec<FaultWindow> {
     let mut open: Vec<FaultWindow> = Vec::new();
     let mut done = Vec::new();
@@ -245,8 +245,10 @@ pub fn fault_windows(h: &History, end: u64) -> Vec<FaultWindow> {
                     .collect()
             })
             .unwrap_or_default();
-        let is_start = e.f.starts_with("start-") || e.f == "pause" || e.f == "kill";
-        let is_stop = e.f.starts_with("stop-") || e.f == "resume" || e.f == "restart";
+        let is_start =
+            e.f.starts_with("start-") || matches!(e.f.as_str(), "pause" | "kill" | "remove-node");
+        let is_stop =
+            e.f.starts_with("stop-") || matches!(e.f.as_str(), "resume" | "restart" | "add-node");
         if is_start {
             open.push(FaultWindow {
                 name,
@@ -491,5 +493,35 @@ pub fn compute(
         faults,
         elections,
         links,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nemesis_events_pair_into_windows_including_membership_changes() {
+        let jsonl = r#"{"time":1000,"process":"nemesis","type":"info","f":"remove-node","value":{"fault":"membership","nodes":["n2"]}}
+{"time":2000,"process":"nemesis","type":"info","f":"start-partition","value":{"fault":"partition-leader","nodes":["n1"]}}
+{"time":3000,"process":"nemesis","type":"info","f":"add-node","value":{"fault":"membership","nodes":["n2"],"detail":{"added":"n4"}}}
+{"time":4000,"process":"nemesis","type":"info","f":"stop-partition","value":{"fault":"partition-leader","nodes":["n1"]}}
+{"time":5000,"process":"nemesis","type":"info","f":"kill","value":{"fault":"crash-leader","nodes":["n3"]}}
+"#;
+        let h = faultline_checker::history::read_jsonl(jsonl.as_bytes()).unwrap();
+        let w = fault_windows(&h, 9000);
+        let got: Vec<(&str, u64, u64)> = w
+            .iter()
+            .map(|w| (w.name.as_str(), w.start, w.end))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("membership", 1000, 3000),
+                ("partition-leader", 2000, 4000),
+                ("crash-leader", 5000, 9000),
+            ]
+        );
+        assert_eq!(w[0].nodes, vec!["n2"]);
     }
 }
