@@ -113,6 +113,31 @@ pub struct Setting {
     /// Fault kinds for this setting only (default: the campaign's).
     #[serde(default)]
     pub faults: Option<Vec<String>>,
+    /// Workload and cluster shape for this setting only (default: the
+    /// campaign's `[run]`): a bug may need its own exposure.
+    #[serde(default)]
+    pub nodes: Option<usize>,
+    /// Keys for this setting only.
+    #[serde(default)]
+    pub keys: Option<usize>,
+    /// Client processes for this setting only.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// Target ops/s for this setting only.
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// Client timeout per operation, ms, for this setting only.
+    #[serde(default)]
+    pub op_timeout: Option<u64>,
+    /// Shares of read, write and cas for this setting only.
+    #[serde(default)]
+    pub mix: Option<[f64; 3]>,
+    /// Seconds per run for this setting only.
+    #[serde(default)]
+    pub time_limit: Option<f64>,
+    /// Seconds per fault and per quiet period for this setting only.
+    #[serde(default)]
+    pub fault_interval: Option<f64>,
 }
 
 fn d_election() -> String {
@@ -205,23 +230,23 @@ impl CampaignConfig {
                 for r in 1..=self.repeats {
                     let spec = RunSpec {
                         setting: s.name.clone(),
-                        nodes: self.run.nodes,
+                        nodes: s.nodes.unwrap_or(self.run.nodes),
                         nemesis: f.clone(),
-                        fault_interval_s: self.run.fault_interval,
+                        fault_interval_s: s.fault_interval.unwrap_or(self.run.fault_interval),
                         random_schedule: self.run.random_schedule,
                         workload: "register".into(),
-                        keys: self.run.keys,
-                        concurrency: self.run.concurrency,
-                        rate: self.run.rate,
-                        time_limit_s: self.run.time_limit,
+                        keys: s.keys.unwrap_or(self.run.keys),
+                        concurrency: s.concurrency.unwrap_or(self.run.concurrency),
+                        rate: s.rate.unwrap_or(self.run.rate),
+                        time_limit_s: s.time_limit.unwrap_or(self.run.time_limit),
                         election_timeout: s.election_timeout.clone(),
                         heartbeat_ms: s.heartbeat,
                         pre_vote: s.pre_vote,
                         check_quorum: s.check_quorum,
                         seed: self.run.seed + i,
-                        op_timeout_ms: self.run.op_timeout,
+                        op_timeout_ms: s.op_timeout.unwrap_or(self.run.op_timeout),
                         unsafe_bug: s.unsafe_bug.iter().cloned().collect(),
-                        mix: self.run.mix,
+                        mix: s.mix.unwrap_or(self.run.mix),
                         key_dist: self.run.key_dist,
                         random_node: self.run.random_node,
                     };
@@ -315,10 +340,36 @@ name = "commit-old-term"
 unsafe_bug = "commit-old-term"
 faults = ["partition-halves,crash-leader"]
 
+# The old leader, cut off while its clients keep proposing, gets a long
+# uncommitted tail; a later leader (the first one is crashed meanwhile) probes
+# it far past that tail, and the buggy follower accepts at the tail's end,
+# keeping its stale entries in place of committed ones. Five nodes so that a
+# majority survives both faults; many keys so that the lost writes are not
+# overwritten before a divergent node leads or the final reads see them.
 [[setting]]
 name = "skip-prev-check"
 unsafe_bug = "skip-prev-check"
-faults = ["partition-leader,partition-halves"]
+faults = ["partition-leader+crash-leader"]
+nodes = 5
+keys = 1000
+concurrency = 30
+op_timeout = 100
+rate = 300
+mix = [60, 20, 20]
+time_limit = 40
+fault_interval = 3
+
+[[setting]]
+name = "correct-5-nodes"
+faults = ["partition-leader+crash-leader"]
+nodes = 5
+keys = 1000
+concurrency = 30
+op_timeout = 100
+rate = 300
+mix = [60, 20, 20]
+time_limit = 40
+fault_interval = 3
 
 [[setting]]
 name = "one-step-membership"
@@ -665,6 +716,14 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             check_quorum: a.check_quorum,
             unsafe_bug: a.unsafe_bug.clone(),
             faults: None,
+            nodes: None,
+            keys: None,
+            concurrency: None,
+            rate: None,
+            op_timeout: None,
+            mix: None,
+            time_limit: None,
+            fault_interval: None,
         }],
     };
     run_campaign(&config, "run", &a.store, a.json).await

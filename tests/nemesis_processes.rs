@@ -277,3 +277,33 @@ async fn the_membership_fault_removes_a_voter_and_adds_a_fresh_node() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_combined_fault_applies_every_part_and_heals_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tb = Testbed::start(&spec(dir.path(), 7)).await.unwrap();
+    let leader = tb.cluster.wait_leader(DEADLINE).await.unwrap();
+    let fault: Fault = "partition-leader+crash@n1".parse().unwrap();
+    let applied = tb.apply(&fault).await.unwrap();
+    assert_eq!(applied.parts.len(), 2);
+    assert_eq!(applied.parts[0].nodes, vec![leader.clone()]);
+    assert!(applied.nodes.contains(&"n1".to_string()));
+    assert!(
+        tb.cluster
+            .status("n1", Duration::from_millis(500))
+            .await
+            .is_err(),
+        "n1 is down"
+    );
+    tb.heal(&applied).await.unwrap();
+    until("every node is back and follows one leader", || async {
+        tb.cluster.current_leader().await.is_some()
+            && futures::future::join_all(
+                ["n1", "n2", "n3"].map(|id| tb.cluster.status(id, Duration::from_secs(1))),
+            )
+            .await
+            .iter()
+            .all(|s| s.is_ok())
+    })
+    .await;
+}

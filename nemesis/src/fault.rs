@@ -20,6 +20,11 @@
 //! | `membership` | remove a random voter (the leader too, sometimes) by a membership change and stop it; at heal, start a fresh node (empty data directory) in a free slot and add it |
 //! | `membership-split` | cut the leader off together with two fresh nodes and ask it to add both; with joint consensus its side cannot commit; at heal, drop them again |
 //!
+//! `A+B` (e.g. `partition-leader+crash-leader`) runs the parts together: the
+//! fault's time is split into equal slices, part k starts at the start of
+//! slice k (so a later part sees what the earlier ones caused, such as a new
+//! leader), and every part heals at the end, the last one first.
+//!
 //! Membership faults need spare slots: a run that uses them starts with two
 //! (ids after the initial nodes, e.g. `n4`, `n5`), wired through proxies like
 //! every other node.
@@ -111,6 +116,11 @@ pub enum Fault {
     Membership,
     /// Isolate the leader with two fresh nodes and ask it to add them.
     MembershipSplit,
+    /// Several faults at once, started one after another and healed together.
+    Combined {
+        /// The parts, in starting order.
+        parts: Vec<Fault>,
+    },
 }
 
 impl Fault {
@@ -131,6 +141,7 @@ impl Fault {
             Fault::Pause { .. } => "pause",
             Fault::Crash { .. } => "crash",
             Fault::Membership | Fault::MembershipSplit => "membership",
+            Fault::Combined { .. } => "combined",
         }
     }
 
@@ -139,6 +150,7 @@ impl Fault {
         match self {
             Fault::Membership => 1,
             Fault::MembershipSplit => 2,
+            Fault::Combined { parts } => parts.iter().map(Fault::spares_needed).sum(),
             _ => 0,
         }
     }
@@ -182,6 +194,12 @@ impl Fault {
             Fault::PartitionHalves | Fault::PartitionRing if n < 3 => Err(format!(
                 "{self} needs at least 3 nodes; the cluster has {n}"
             )),
+            Fault::Combined { parts } => {
+                if parts.len() < 2 {
+                    return Err(format!("'{self}': a combined fault has at least two parts"));
+                }
+                parts.iter().try_for_each(|p| p.validate(n))
+            }
             Fault::Membership if n < 2 => Err(format!(
                 "{self} needs at least 2 nodes; the cluster has {n}"
             )),
@@ -252,6 +270,10 @@ impl fmt::Display for Fault {
             Fault::Crash { target } => write!(f, "crash@{}", target_str(target)),
             Fault::Membership => write!(f, "membership"),
             Fault::MembershipSplit => write!(f, "membership-split"),
+            Fault::Combined { parts } => {
+                let names: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
+                write!(f, "{}", names.join("+"))
+            }
         }
     }
 }
@@ -261,6 +283,19 @@ impl FromStr for Fault {
 
     fn from_str(s: &str) -> Result<Fault, String> {
         let s = s.trim();
+        if s.contains('+') {
+            let parts = s
+                .split('+')
+                .map(|p| {
+                    if p.trim().is_empty() {
+                        Err(format!("'{s}': empty part around '+'"))
+                    } else {
+                        p.parse::<Fault>()
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(Fault::Combined { parts });
+        }
         let (body, target) = match s.split_once('@') {
             Some((b, t)) => {
                 let t = match t {
@@ -385,6 +420,8 @@ mod tests {
             "crash@n1",
             "membership",
             "membership-split",
+            "partition-leader+crash-leader",
+            "loss:0.2@all+pause-leader",
         ] {
             let f: Fault = s.parse().unwrap();
             assert_eq!(f.to_string(), s);
@@ -413,5 +450,8 @@ mod tests {
         assert!(err("loss:x", 3).contains("not a number"));
         assert!(err("pause-leader:3", 3).contains("takes no parameters"));
         assert!(parse_list("partition-leader,pause-leader,loss:0.2", 3).is_ok());
+        assert!(err("partition-leader+", 3).contains("empty part"));
+        assert!(err("partition-leader+crash@n9", 3).contains("not a node"));
+        assert!(parse_list("partition-leader+crash-leader,pause", 5).is_ok());
     }
 }

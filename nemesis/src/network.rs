@@ -50,6 +50,15 @@ impl Network {
             .collect()
     }
 
+    /// Deliver to node `to` at `addr` from now on, on every link into it.
+    pub fn set_upstream(&self, to: &str, addr: SocketAddr) {
+        for ((_, t), l) in &self.links {
+            if t == to {
+                l.set_upstream(addr);
+            }
+        }
+    }
+
     /// The node ids.
     pub fn ids(&self) -> &[String] {
         &self.ids

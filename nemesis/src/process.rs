@@ -178,6 +178,12 @@ impl NodeProcess {
         &self.spec
     }
 
+    /// Move the node to other ports (takes effect at the next start).
+    pub fn set_addrs(&mut self, listen: SocketAddr, client: SocketAddr) {
+        self.spec.listen = listen;
+        self.spec.client = client;
+    }
+
     /// The node's id.
     pub fn id(&self) -> &str {
         &self.spec.id

@@ -97,6 +97,9 @@ pub struct Link {
     counters: LinkCounters,
     /// The link's accept and delivery tasks, ended by [`Link::stop`].
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// The receiver's real peer address (it moves when the receiver is
+    /// restarted on other ports).
+    upstream: Mutex<SocketAddr>,
 }
 
 impl Link {
@@ -113,6 +116,15 @@ impl Link {
     /// Replace the link's rules; applies to the next message.
     pub fn set_rules(&self, rules: LinkRules) {
         *self.rules.lock().expect("not poisoned") = rules;
+    }
+
+    /// Deliver to `addr` from now on (the receiver moved to another port).
+    pub fn set_upstream(&self, addr: SocketAddr) {
+        *self.upstream.lock().expect("not poisoned") = addr;
+    }
+
+    fn upstream(&self) -> SocketAddr {
+        *self.upstream.lock().expect("not poisoned")
     }
 
     /// Stop the link's tasks (its listener closes).
@@ -183,9 +195,10 @@ pub async fn start_link(
         rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
         counters: LinkCounters::default(),
         tasks: Mutex::new(Vec::new()),
+        upstream: Mutex::new(upstream),
     });
     let (tx, rx) = mpsc::channel::<(Instant, Bytes)>(LINK_QUEUE);
-    let delivery = tokio::spawn(deliver(link.clone(), upstream, rx));
+    let delivery = tokio::spawn(deliver(link.clone(), rx));
     let l = link.clone();
     let accept = tokio::spawn(async move {
         loop {
@@ -241,10 +254,11 @@ impl Ord for Due {
     }
 }
 
-async fn deliver(link: Arc<Link>, upstream: SocketAddr, mut rx: mpsc::Receiver<(Instant, Bytes)>) {
+async fn deliver(link: Arc<Link>, mut rx: mpsc::Receiver<(Instant, Bytes)>) {
     let mut heap: BinaryHeap<Due> = BinaryHeap::new();
     let mut seq = 0u64;
     let mut out: Option<FramedWrite<TcpStream, tokio_util::codec::LengthDelimitedCodec>> = None;
+    let mut connected_to = link.upstream();
     let mut retry_at = Instant::now();
     loop {
         // Wait for the next message or the next delivery time.
@@ -262,6 +276,11 @@ async fn deliver(link: Arc<Link>, upstream: SocketAddr, mut rx: mpsc::Receiver<(
         }
         let now = Instant::now();
         let mut wrote = false;
+        let upstream = link.upstream();
+        if upstream != connected_to {
+            out = None;
+            connected_to = upstream;
+        }
         while heap.peek().is_some_and(|d| d.0 <= now) {
             let Due(_, _, bytes) = heap.pop().expect("peeked");
             if out.is_none() && now >= retry_at {

@@ -2,6 +2,7 @@
 //! the faults applied to it, and the schedule that alternates faults and quiet.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,7 @@ use faultline_node::protocol::{ClientError, ClientRequest, ClientResponse, Membe
 const MEMBERSHIP_DEADLINE: Duration = Duration::from_secs(20);
 use crate::fault::{Fault, Target};
 use crate::network::Network;
-use crate::process::ProcState;
+use crate::process::{free_port, ProcState};
 use crate::proxy::LinkRules;
 
 /// What to start.
@@ -63,6 +64,9 @@ pub struct Applied {
     pub nodes: Vec<String>,
     /// What the history records as the event's value.
     pub value: Value,
+    /// For a combined fault: its parts as applied, in order.
+    #[serde(skip)]
+    pub parts: Vec<Applied>,
 }
 
 impl Applied {
@@ -173,6 +177,9 @@ impl Testbed {
 
     /// Start a fault.
     pub async fn apply(&mut self, fault: &Fault) -> anyhow::Result<Applied> {
+        if let Fault::Combined { parts } = fault {
+            return self.apply_parts(fault, parts).await;
+        }
         let ids = self.cluster.ids();
         let n = ids.len();
         let (nodes, value) = match fault {
@@ -350,12 +357,41 @@ impl Testbed {
                     json!({"leader": leader, "fresh": fresh, "groups": groups, "answer": answer}),
                 )
             }
+            Fault::Combined { .. } => unreachable!("handled above"),
         };
         Ok(Applied {
             fault: fault.clone(),
             name: fault.to_string(),
             nodes,
             value,
+            parts: Vec::new(),
+        })
+    }
+
+    /// Start every part of a combined fault now, in order (the schedule
+    /// staggers them instead; see [`run_schedule`]).
+    async fn apply_parts(&mut self, fault: &Fault, parts: &[Fault]) -> anyhow::Result<Applied> {
+        let mut applied: Vec<Applied> = Vec::new();
+        for p in parts {
+            match Box::pin(self.apply(p)).await {
+                Ok(a) => applied.push(a),
+                Err(e) => {
+                    for a in applied.iter().rev() {
+                        let _ = Box::pin(self.heal(a)).await;
+                    }
+                    return Err(e.context(format!("starting {p}")));
+                }
+            }
+        }
+        let mut nodes: Vec<String> = applied.iter().flat_map(|a| a.nodes.clone()).collect();
+        nodes.sort();
+        nodes.dedup();
+        Ok(Applied {
+            fault: fault.clone(),
+            name: fault.to_string(),
+            nodes,
+            value: Value::Array(applied.iter().map(|a| a.value.clone()).collect()),
+            parts: applied,
         })
     }
 
@@ -373,6 +409,23 @@ impl Testbed {
     /// End a fault. Returns what the history's end event records beyond the
     /// fault's name (`null` for most faults; the added node for `membership`).
     pub async fn heal(&mut self, applied: &Applied) -> anyhow::Result<Value> {
+        if !applied.parts.is_empty() {
+            // The last part first; every part is healed even if one fails.
+            let mut first_err = None;
+            let mut details = Vec::new();
+            for a in applied.parts.iter().rev() {
+                match Box::pin(self.heal(a)).await {
+                    Ok(v) => details.push(v),
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+            return match first_err {
+                Some(e) => Err(e),
+                None => Ok(Value::Array(details)),
+            };
+        }
         match applied.fault {
             Fault::Pause { .. } => {
                 for id in &applied.nodes {
@@ -383,9 +436,9 @@ impl Testbed {
             }
             Fault::Crash { .. } => {
                 for id in &applied.nodes {
-                    if let Some(p) = self.cluster.node_mut(id) {
-                        p.restart().with_context(|| format!("restarting {id}"))?;
-                    }
+                    self.launch(id, false)
+                        .await
+                        .with_context(|| format!("restarting {id}"))?;
                 }
             }
             Fault::Membership => {
@@ -469,28 +522,57 @@ impl Testbed {
     /// Start a new server (empty data directory, `--join`) in a free slot
     /// and wait until it answers.
     async fn start_fresh(&mut self, slot: &str) -> anyhow::Result<()> {
-        let p = self
-            .cluster
-            .node_mut(slot)
-            .with_context(|| format!("no slot {slot}"))?;
-        p.start_fresh()
-            .with_context(|| format!("starting {slot}"))?;
         self.cluster.set_active(slot, true);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if self
+        self.launch(slot, true).await
+    }
+
+    /// Start the node in `slot` (fresh: on an empty data directory, to join)
+    /// and wait until it answers as itself. Its ports were found free when
+    /// the testbed started, but another program may have taken one since
+    /// (a spare slot waits long): if the node exits at start-up, it moves to
+    /// new free ports, and the links into it follow.
+    async fn launch(&mut self, slot: &str, fresh: bool) -> anyhow::Result<()> {
+        let mut last = String::new();
+        for attempt in 0..3 {
+            if attempt > 0 {
+                let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+                let client = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+                tracing::warn!(%slot, %listen, %client, "node could not start on its ports ({last}); moving it");
+                if let Some(p) = self.cluster.node_mut(slot) {
+                    p.set_addrs(listen, client);
+                }
+                self.net.set_upstream(slot, listen);
+            }
+            let p = self
                 .cluster
-                .status(slot, Duration::from_millis(300))
-                .await
-                .is_ok()
-            {
-                return Ok(());
+                .node_mut(slot)
+                .with_context(|| format!("no slot {slot}"))?;
+            if fresh { p.start_fresh() } else { p.restart() }
+                .with_context(|| format!("starting {slot}"))?;
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                let down = self
+                    .cluster
+                    .node_mut(slot)
+                    .is_none_or(|p| p.state() == ProcState::Down);
+                if down {
+                    last = "it exited at start-up".into();
+                    break;
+                }
+                // The answer must come from this node, not from another
+                // program that took its client port.
+                if let Ok(s) = self.cluster.status(slot, Duration::from_millis(300)).await {
+                    if s.id == slot {
+                        return Ok(());
+                    }
+                }
+                if Instant::now() > deadline {
+                    anyhow::bail!("{slot} did not answer within 15 s");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            if Instant::now() > deadline {
-                anyhow::bail!("the fresh node {slot} did not answer within 15 s");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        anyhow::bail!("{slot} could not start: {last}")
     }
 
     /// The configuration as the leader knows it.
@@ -715,50 +797,65 @@ pub async fn run_schedule(
     let mut ran = Vec::new();
     let at = |ms: u64| tokio::time::Instant::from_std(start + Duration::from_millis(ms));
     for p in plan {
-        tokio::time::sleep_until(at(p.start_ms)).await;
-        let started = start.elapsed().as_millis() as u64;
-        let applied = match tb.apply(&p.fault).await {
-            Ok(a) => a,
-            Err(e) => {
-                ran.push(ExecutedFault {
-                    name: p.fault.to_string(),
-                    family: p.fault.family().into(),
+        // A combined fault starts its parts one slice apart and heals them
+        // together at the end, the last first.
+        let parts: Vec<Fault> = match &p.fault {
+            Fault::Combined { parts } => parts.clone(),
+            f => vec![f.clone()],
+        };
+        let slice = (p.end_ms - p.start_ms) / parts.len() as u64;
+        let mut active: Vec<(Applied, u64)> = Vec::new();
+        for (k, part) in parts.iter().enumerate() {
+            tokio::time::sleep_until(at(p.start_ms + k as u64 * slice)).await;
+            let started = start.elapsed().as_millis() as u64;
+            match tb.apply(part).await {
+                Ok(applied) => {
+                    let (start_f, _) = applied.event_names();
+                    sink(
+                        start_f,
+                        json!({"fault": applied.name, "nodes": applied.nodes, "detail": applied.value}),
+                    );
+                    active.push((applied, started));
+                }
+                Err(e) => ran.push(ExecutedFault {
+                    name: part.to_string(),
+                    family: part.family().into(),
                     start_ms: started,
                     end_ms: started,
                     nodes: vec![],
                     value: Value::Null,
                     error: Some(format!("{e:#}")),
-                });
-                continue;
+                }),
             }
-        };
-        let (start_f, stop_f) = applied.event_names();
-        sink(
-            start_f,
-            json!({"fault": applied.name, "nodes": applied.nodes, "detail": applied.value}),
-        );
+        }
         tokio::time::sleep_until(at(p.end_ms)).await;
-        let (detail, error) = match tb.heal(&applied).await {
-            Ok(v) => (v, None),
-            Err(e) => (Value::Null, Some(format!("{e:#}"))),
-        };
-        let mut event = json!({"fault": applied.name, "nodes": applied.nodes});
-        if !detail.is_null() {
-            event["detail"] = detail;
+        let mut healed = Vec::new();
+        for (applied, started) in active.into_iter().rev() {
+            let (_, stop_f) = applied.event_names();
+            let (detail, error) = match tb.heal(&applied).await {
+                Ok(v) => (v, None),
+                Err(e) => (Value::Null, Some(format!("{e:#}"))),
+            };
+            let mut event = json!({"fault": applied.name, "nodes": applied.nodes});
+            if !detail.is_null() {
+                event["detail"] = detail;
+            }
+            if let Some(e) = &error {
+                event["error"] = json!(e);
+            }
+            sink(stop_f, event);
+            healed.push(ExecutedFault {
+                name: applied.name.clone(),
+                family: applied.fault.family().into(),
+                start_ms: started,
+                end_ms: start.elapsed().as_millis() as u64,
+                nodes: applied.nodes,
+                value: applied.value,
+                error,
+            });
         }
-        if let Some(e) = &error {
-            event["error"] = json!(e);
-        }
-        sink(stop_f, event);
-        ran.push(ExecutedFault {
-            name: applied.name.clone(),
-            family: p.fault.family().into(),
-            start_ms: started,
-            end_ms: start.elapsed().as_millis() as u64,
-            nodes: applied.nodes,
-            value: applied.value,
-            error,
-        });
+        healed.reverse();
+        ran.extend(healed);
     }
     ran
 }
