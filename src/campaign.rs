@@ -162,6 +162,27 @@ impl Setting {
         if let Some(b) = &self.unsafe_bug {
             s.push_str(&format!(", UNSAFE bug {b}"));
         }
+        // Run overrides, so the page says what differs from [run].
+        let mut extra = |name: &str, v: Option<String>| {
+            if let Some(v) = v {
+                s.push_str(&format!(", {name} {v}"));
+            }
+        };
+        extra("nodes", self.nodes.map(|v| v.to_string()));
+        extra("keys", self.keys.map(|v| v.to_string()));
+        extra("clients", self.concurrency.map(|v| v.to_string()));
+        extra("rate", self.rate.map(|v| format!("{v} ops/s")));
+        extra("op timeout", self.op_timeout.map(|v| format!("{v} ms")));
+        extra(
+            "mix",
+            self.mix
+                .map(|m| format!("{}/{}/{} read/write/cas", m[0], m[1], m[2])),
+        );
+        extra("time limit", self.time_limit.map(|v| format!("{v} s")));
+        extra(
+            "fault interval",
+            self.fault_interval.map(|v| format!("{v} s")),
+        );
         s
     }
 }

@@ -258,6 +258,13 @@ async fn single(
                 s.last_log_index,
                 s.voters.join(",")
             );
+            let mut text = text;
+            if !s.outgoing.is_empty() {
+                text.push_str(&format!(" old_voters {}", s.outgoing.join(",")));
+            }
+            if !s.learners.is_empty() {
+                text.push_str(&format!(" learners {}", s.learners.join(",")));
+            }
             (0, serde_json::to_value(&s)?, text)
         }
         Ok(ClientResponse::Ok(v)) => {
