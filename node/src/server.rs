@@ -359,21 +359,11 @@ impl NodeLoop {
             self.propose(proposal, reply);
             return;
         }
-        match self.raft.leader().cloned() {
-            Some(leader) if leader != self.config.id => {
-                self.next_forward += 1;
-                let id = self.next_forward;
-                let frame = PeerFrame::Forward {
-                    origin: self.config.id.clone(),
-                    id,
-                    proposal,
-                };
-                self.forwards
-                    .insert(id, (reply, Instant::now() + self.config.request_timeout));
-                self.send_peer(&leader, frame);
-            }
-            _ => self.answer(reply, Err(ClientError::NoLeader)),
-        }
+        self.forward(reply, |origin, id| PeerFrame::Forward {
+            origin,
+            id,
+            proposal,
+        });
     }
 
     /// Propose a membership change here if leading, else forward it.
@@ -382,17 +372,24 @@ impl NodeLoop {
             self.propose_change(change, reply);
             return;
         }
+        self.forward(reply, |origin, id| PeerFrame::ForwardChange {
+            origin,
+            id,
+            change,
+        });
+    }
+
+    /// Hand a request to the leader this node knows (`frame` gets this node's
+    /// id and the forward's handle; the answer comes back as a
+    /// `ForwardReply`), or answer that no leader is known.
+    fn forward(&mut self, reply: ReplyTo, frame: impl FnOnce(NodeId, u64) -> PeerFrame) {
         match self.raft.leader().cloned() {
             Some(leader) if leader != self.config.id => {
                 self.next_forward += 1;
                 let id = self.next_forward;
-                let frame = PeerFrame::ForwardChange {
-                    origin: self.config.id.clone(),
-                    id,
-                    change,
-                };
                 self.forwards
                     .insert(id, (reply, Instant::now() + self.config.request_timeout));
+                let frame = frame(self.config.id.clone(), id);
                 self.send_peer(&leader, frame);
             }
             _ => self.answer(reply, Err(ClientError::NoLeader)),
