@@ -406,24 +406,25 @@ impl NodeLoop {
                     membership = %self.raft.membership().describe(),
                     "membership change proposed"
                 );
-                let deadline = Instant::now() + self.config.request_timeout;
                 let term = self.raft.term();
-                self.pending.insert(
-                    index,
-                    Pending {
-                        term,
-                        reply,
-                        deadline,
-                    },
-                );
+                self.await_commit(index, term, reply);
             }
-            Err(raft::ProposeError::NotLeader { leader }) => {
-                self.answer(reply, Err(ClientError::NotLeader { leader }));
-            }
-            Err(raft::ProposeError::Membership(e)) => {
-                self.answer(reply, Err(ClientError::ChangeRefused(e.to_string())));
-            }
+            Err(e) => self.answer(reply, Err(refused(e))),
         }
+    }
+
+    /// Answer `reply` once the entry at `index` of `term` is applied (or
+    /// when the request times out or leadership is lost).
+    fn await_commit(&mut self, index: u64, term: u64, reply: ReplyTo) {
+        let deadline = Instant::now() + self.config.request_timeout;
+        self.pending.insert(
+            index,
+            Pending {
+                term,
+                reply,
+                deadline,
+            },
+        );
     }
 
     fn propose(&mut self, proposal: Proposal, reply: ReplyTo) {
@@ -441,23 +442,8 @@ impl NodeLoop {
                 // UNSAFE ack-before-commit: acknowledge once it is in our own log.
                 self.answer(reply, Ok(Outcome::Value(early_ack)));
             }
-            Ok((index, term)) => {
-                let deadline = Instant::now() + self.config.request_timeout;
-                self.pending.insert(
-                    index,
-                    Pending {
-                        term,
-                        reply,
-                        deadline,
-                    },
-                );
-            }
-            Err(raft::ProposeError::NotLeader { leader }) => {
-                self.answer(reply, Err(ClientError::NotLeader { leader }));
-            }
-            Err(raft::ProposeError::Membership(e)) => {
-                self.answer(reply, Err(ClientError::BadRequest(e.to_string())));
-            }
+            Ok((index, term)) => self.await_commit(index, term, reply),
+            Err(e) => self.answer(reply, Err(refused(e))),
         }
     }
 
@@ -639,6 +625,14 @@ impl NodeLoop {
             self.last_soft = soft;
         }
         Ok(())
+    }
+}
+
+/// The client's view of a proposal the core refused (nothing entered the log).
+fn refused(e: raft::ProposeError) -> ClientError {
+    match e {
+        raft::ProposeError::NotLeader { leader } => ClientError::NotLeader { leader },
+        raft::ProposeError::Membership(e) => ClientError::ChangeRefused(e.to_string()),
     }
 }
 
