@@ -67,6 +67,10 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         node_bin: crate::node_binary()?,
         node_args,
     };
+    // Listen for Ctrl-C before anything starts: a signal that arrives while
+    // nodes start (or right after the prompt) is then queued, not fatal, and
+    // the nodes are still stopped below.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut cluster = LocalCluster::start(&spec)?;
     cluster.wait_ready(Duration::from_secs(20)).await?;
     println!(
@@ -82,7 +86,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         Err(e) => println!("no leader yet: {e}"),
     }
     println!("Ctrl-C stops every node.");
-    tokio::signal::ctrl_c().await?;
+    interrupt.recv().await;
     cluster.shutdown();
     println!("stopped.");
     Ok(ExitCode::SUCCESS)
