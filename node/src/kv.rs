@@ -5,7 +5,7 @@
 //! crosses the faulty network and may be duplicated on the way: without the
 //! check, a late duplicate of `write 5` could overwrite a newer write.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -72,17 +72,37 @@ pub enum Outcome {
     },
 }
 
+/// Request ids remembered per session for spotting duplicates. A copy of
+/// a request that arrives after this many later requests of its session were
+/// applied counts as a duplicate too (its client was told the outcome is
+/// unknown long before), which keeps the memory bounded.
+pub const DEDUP_WINDOW: usize = 4096;
+/// Sessions remembered; the one applied least recently is forgotten first.
+pub const DEDUP_SESSIONS: usize = 1024;
+
+/// The recent request ids of one session.
+#[derive(Debug, Default)]
+struct Session {
+    /// Every seq at or below this counts as applied.
+    floor: u64,
+    /// Applied seqs above `floor`, at most `DEDUP_WINDOW`.
+    seen: BTreeSet<u64>,
+    /// Apply count when this session was last used (to forget the oldest).
+    last_used: u64,
+}
+
 /// The registers.
 #[derive(Debug, Default)]
 pub struct Store {
     registers: HashMap<String, i64>,
-    applied: HashSet<RequestId>,
+    sessions: HashMap<u64, Session>,
+    applied_count: u64,
 }
 
 impl Store {
     /// Apply one committed command.
     pub fn apply(&mut self, p: &Proposal) -> Outcome {
-        if !self.applied.insert(p.id) {
+        if !self.first_time(p.id) {
             return Outcome::Duplicate;
         }
         match &p.command {
@@ -101,6 +121,33 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// Record `id` as applied; false when it was (or counts as) applied before.
+    /// Deterministic: every server applies the same log the same way.
+    fn first_time(&mut self, id: RequestId) -> bool {
+        self.applied_count += 1;
+        if !self.sessions.contains_key(&id.session) && self.sessions.len() >= DEDUP_SESSIONS {
+            let oldest = self
+                .sessions
+                .iter()
+                .min_by_key(|(s, v)| (v.last_used, **s))
+                .map(|(s, _)| *s);
+            if let Some(s) = oldest {
+                self.sessions.remove(&s);
+            }
+        }
+        let session = self.sessions.entry(id.session).or_default();
+        session.last_used = self.applied_count;
+        if id.seq <= session.floor || !session.seen.insert(id.seq) {
+            return false;
+        }
+        if session.seen.len() > DEDUP_WINDOW {
+            if let Some(lowest) = session.seen.pop_first() {
+                session.floor = lowest;
+            }
+        }
+        true
     }
 
     /// The current value of `key`, without going through the log.
@@ -176,5 +223,36 @@ mod tests {
         s.apply(&put(2, 6));
         assert_eq!(s.apply(&put(1, 5)), Outcome::Duplicate);
         assert_eq!(s.local_read("k"), Some(6));
+    }
+
+    #[test]
+    fn duplicate_detection_survives_reordering_and_stays_bounded() {
+        let mut s = Store::default();
+        let put = |session, seq| Proposal {
+            id: RequestId { session, seq },
+            command: Command::Put {
+                key: "k".into(),
+                value: seq as i64,
+            },
+        };
+        // Out of order within the window: each applies once.
+        assert_eq!(s.apply(&put(1, 3)), Outcome::Value(Some(3)));
+        assert_eq!(s.apply(&put(1, 1)), Outcome::Value(Some(1)));
+        assert_eq!(s.apply(&put(1, 3)), Outcome::Duplicate);
+        let n = DEDUP_WINDOW as u64 * 3;
+        for seq in 4..=n {
+            assert_eq!(s.apply(&put(1, seq)), Outcome::Value(Some(seq as i64)));
+        }
+        assert!(s.sessions[&1].seen.len() <= DEDUP_WINDOW);
+        // A copy from before the window counts as a duplicate (never applied
+        // twice), and so does a recent one.
+        assert_eq!(s.apply(&put(1, 2)), Outcome::Duplicate);
+        assert_eq!(s.apply(&put(1, n)), Outcome::Duplicate);
+        // Sessions beyond the limit: the least recently used is forgotten.
+        for session in 2..=(DEDUP_SESSIONS as u64 + 1) {
+            s.apply(&put(session, 1));
+        }
+        assert_eq!(s.sessions.len(), DEDUP_SESSIONS);
+        assert!(!s.sessions.contains_key(&1));
     }
 }

@@ -3,10 +3,15 @@
 //! One task (the Raft loop) owns the core, the storage and the state
 //! machine. Everything else talks to it through one channel: the peer
 //! listener (frames from other nodes), the client listener (requests), and a
-//! ticker. After each batch of inputs the loop takes the core's Ready,
-//! persists it with one fsync (group commit: every proposal that arrived in
-//! the batch shares it), sends the messages, applies committed entries and
-//! answers the clients whose entries they were.
+//! ticker. After each batch of inputs the loop takes the core's Ready, sends
+//! the messages that may leave at once, applies committed entries, answers
+//! the clients whose entries they were, and hands the Ready's write to the
+//! storage thread. That thread writes in order and folds everything that
+//! queued up during one fsync into the next (group commit); when a write is
+//! durable, the answers that waited for it (votes, append acknowledgements)
+//! go out and the core learns that its own copy counts. The loop never
+//! blocks on the disk, so a leader's fsync, its followers' fsyncs and the
+//! next batch of requests all overlap.
 //!
 //! Each peer has an outbound task that keeps a TCP connection to the peer's
 //! address (in a faultline run, the proxy of that link) and reconnects with
@@ -30,7 +35,7 @@ use crate::protocol::{
     self, ClientEnvelope, ClientError, ClientReply, ClientRequest, ClientResponse, MembersInfo,
     NodeStatus, PeerFrame,
 };
-use crate::raft::{self, Configuration, EntryData, MembershipChange, NodeId, Raft, Role};
+use crate::raft::{self, Configuration, Entry, EntryData, MembershipChange, NodeId, Raft, Role};
 use crate::storage::{Storage, SyncMode};
 
 /// Everything a node needs to run.
@@ -81,6 +86,52 @@ enum Event {
         request: ClientRequest,
         reply: ReplyTo,
     },
+    /// The storage thread made every write up to `seq` durable, or failed.
+    Persisted {
+        seq: u64,
+        result: Result<(), String>,
+    },
+}
+
+/// One Ready's write, for the storage thread.
+struct Write {
+    seq: u64,
+    hard: Option<raft::HardState>,
+    log: raft::LogWrite,
+}
+
+/// A write handed to the storage thread and not yet durable, with what must
+/// wait for it.
+struct InFlight {
+    seq: u64,
+    /// Votes and append answers: they promise what is on disk.
+    messages: Vec<raft::Message>,
+    /// The write's last entry (index, term), reported to the core once durable.
+    last: Option<(u64, u64)>,
+}
+
+/// The storage thread: writes in order, and everything that queued up while
+/// one fsync ran shares the next (group commit).
+fn storage_thread(
+    mut storage: Storage,
+    writes: std::sync::mpsc::Receiver<Write>,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    while let Ok(first) = writes.recv() {
+        let (mut seq, mut hard, mut log) = (first.seq, first.hard, first.log);
+        while let Ok(w) = writes.try_recv() {
+            seq = w.seq;
+            hard = w.hard.or(hard);
+            log.merge(w.log);
+        }
+        let result = storage
+            .persist(hard.as_ref(), &log)
+            .map_err(|e| e.to_string());
+        let failed = result.is_err();
+        if events.send(Event::Persisted { seq, result }).is_err() || failed {
+            return;
+        }
+    }
 }
 
 /// A proposal waiting for its entry to be applied.
@@ -153,12 +204,20 @@ pub async fn serve(
     );
 
     let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let (writes_tx, writes_rx) = std::sync::mpsc::channel();
+    let storage_events = events_tx.clone();
+    std::thread::Builder::new()
+        .name("storage".into())
+        .spawn(move || storage_thread(storage, writes_rx, storage_events))
+        .context("starting the storage thread")?;
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(accept_peers(peer_listener, events_tx.clone()));
     tasks.spawn(accept_clients(client_listener, events_tx.clone()));
     let mut node = NodeLoop {
         raft,
-        storage,
+        writes: writes_tx,
+        in_flight: Default::default(),
+        next_write: 0,
         store: Store::default(),
         pending: BTreeMap::new(),
         forwards: HashMap::new(),
@@ -189,7 +248,11 @@ const BATCH: usize = 4096;
 
 struct NodeLoop {
     raft: Raft,
-    storage: Storage,
+    /// To the storage thread.
+    writes: std::sync::mpsc::Sender<Write>,
+    /// Writes not yet durable, oldest first.
+    in_flight: std::collections::VecDeque<InFlight>,
+    next_write: u64,
     store: Store,
     /// Leader: proposals by log index.
     pending: BTreeMap<u64, Pending>,
@@ -263,13 +326,13 @@ impl NodeLoop {
                     self.expire(Instant::now());
                 }
                 ev = events.recv() => match ev {
-                    Some(ev) => self.handle(ev),
+                    Some(ev) => self.handle(ev)?,
                     None => return Ok(()),
                 },
             }
             for _ in 0..BATCH {
                 match events.try_recv() {
-                    Ok(ev) => self.handle(ev),
+                    Ok(ev) => self.handle(ev)?,
                     Err(_) => break,
                 }
             }
@@ -278,8 +341,19 @@ impl NodeLoop {
         }
     }
 
-    fn handle(&mut self, ev: Event) {
+    fn handle(&mut self, ev: Event) -> anyhow::Result<()> {
         match ev {
+            Event::Persisted { seq, result } => {
+                if let Err(e) = result {
+                    anyhow::bail!(
+                        "storage failed; the node stops rather than answer what it cannot make durable: {e}"
+                    );
+                }
+                while self.in_flight.front().is_some_and(|w| w.seq <= seq) {
+                    let w = self.in_flight.pop_front().expect("checked");
+                    self.persisted(w);
+                }
+            }
             Event::Peer(PeerFrame::Raft(m)) => self.raft.step(m),
             Event::Peer(PeerFrame::Forward {
                 origin,
@@ -297,6 +371,19 @@ impl NodeLoop {
                 }
             }
             Event::Client { request, reply } => self.client_request(request, reply),
+        }
+        Ok(())
+    }
+
+    /// A write is durable: what waited for it may go, and a leader may now
+    /// count its own copy of the entries.
+    fn persisted(&mut self, w: InFlight) {
+        for m in w.messages {
+            let to = m.to.clone();
+            self.send_peer(&to, PeerFrame::Raft(m));
+        }
+        if let Some((index, term)) = w.last {
+            self.raft.on_persisted(index, term);
         }
     }
 
@@ -522,76 +609,61 @@ impl NodeLoop {
     }
 
     fn process_ready(&mut self) -> anyhow::Result<()> {
-        let rd = self.raft.take_ready();
-        // A leader's appends may leave before its own fsync (Raft thesis
-        // §10.2.1): followers write in parallel with the leader, and the
-        // leader counts its own entry only after this function returns.
+        let rd = self.raft.take_ready_async();
+        // A leader's appends leave before its own write is durable (Raft
+        // thesis §10.2.1): followers write in parallel with the leader, and
+        // the core counts the leader's own copy only once its write is done.
         for m in rd.messages {
             let to = m.to.clone();
             self.send_peer(&to, PeerFrame::Raft(m));
         }
-        if rd.hard_state.is_some() || rd.log.truncate_from.is_some() || !rd.log.entries.is_empty() {
-            let storage = &mut self.storage;
-            let bugs = &self.config.bugs;
+        // Committed entries are on a majority's disks: apply them now.
+        self.apply_committed(rd.committed);
+        let has_write =
+            rd.hard_state.is_some() || rd.log.truncate_from.is_some() || !rd.log.entries.is_empty();
+        let last = rd.log.entries.last().map(|e| (e.index, e.term));
+        if !has_write || self.config.bugs.contains(&UnsafeBug::VolatileLog) {
+            // Nothing new to write (or, UNSAFE volatile-log, nothing ever
+            // reaches the disk): the answers wait only for earlier writes.
+            let w = InFlight {
+                seq: 0,
+                messages: rd.persisted_messages,
+                last,
+            };
+            match self.in_flight.back_mut() {
+                Some(prev) => {
+                    prev.messages.extend(w.messages);
+                    prev.last = w.last.or(prev.last);
+                }
+                None => self.persisted(w),
+            }
+        } else {
             // UNSAFE forget-vote: the term is stored, the vote is not.
-            let hard = rd.hard_state.as_ref().map(|h| {
-                if bugs.contains(&UnsafeBug::ForgetVote) {
+            let hard = rd.hard_state.map(|h| {
+                if self.config.bugs.contains(&UnsafeBug::ForgetVote) {
                     raft::HardState {
                         term: h.term,
                         vote: None,
                     }
                 } else {
-                    h.clone()
+                    h
                 }
             });
-            let volatile = bugs.contains(&UnsafeBug::VolatileLog);
-            // The fsync blocks the node's one thread on purpose: nothing may
-            // be answered before it, and batching during it is group commit.
-            let persisted = if volatile {
-                Ok(()) // UNSAFE volatile-log: nothing reaches the disk.
-            } else {
-                storage.persist(hard.as_ref(), &rd.log)
-            };
-            persisted.context(
-                "storage failed; the node stops rather than answer what it cannot make durable",
-            )?;
-        }
-        for m in rd.persisted_messages {
-            let to = m.to.clone();
-            self.send_peer(&to, PeerFrame::Raft(m));
-        }
-        for entry in rd.committed {
-            let outcome = match &entry.data {
-                EntryData::Noop => None,
-                EntryData::Config(m) => {
-                    tracing::info!(
-                        target: "faultline::membership",
-                        id = %self.config.id,
-                        index = entry.index,
-                        membership = %m.describe(),
-                        "configuration committed"
-                    );
-                    Some(Outcome::Membership { index: entry.index })
-                }
-                EntryData::Command(bytes) => match bincode::deserialize::<Proposal>(bytes) {
-                    Ok(p) => Some(self.store.apply(&p)),
-                    Err(e) => {
-                        tracing::error!(index = entry.index, "undecodable command in the log: {e}");
-                        None
-                    }
-                },
-            };
-            if let Some(p) = self.pending.remove(&entry.index) {
-                let result = match outcome {
-                    // Our entry committed at this index.
-                    Some(o) if p.term == entry.term => Ok(o),
-                    // Another leader's entry took the index, so ours did not
-                    // commit there; we still say unknown rather than fail,
-                    // which is always safe for the checker.
-                    _ => Err(ClientError::LeadershipLost),
-                };
-                self.answer(p.reply, result);
-            }
+            self.next_write += 1;
+            let seq = self.next_write;
+            self.writes
+                .send(Write {
+                    seq,
+                    hard,
+                    log: rd.log,
+                })
+                .ok()
+                .context("the storage thread stopped")?;
+            self.in_flight.push_back(InFlight {
+                seq,
+                messages: rd.persisted_messages,
+                last,
+            });
         }
         let soft = (
             self.raft.role(),
@@ -625,6 +697,44 @@ impl NodeLoop {
             self.last_soft = soft;
         }
         Ok(())
+    }
+
+    /// Apply committed entries to the state machine and answer the clients
+    /// whose entries they were.
+    fn apply_committed(&mut self, entries: Vec<Entry>) {
+        for entry in entries {
+            let outcome = match &entry.data {
+                EntryData::Noop => None,
+                EntryData::Config(m) => {
+                    tracing::info!(
+                        target: "faultline::membership",
+                        id = %self.config.id,
+                        index = entry.index,
+                        membership = %m.describe(),
+                        "configuration committed"
+                    );
+                    Some(Outcome::Membership { index: entry.index })
+                }
+                EntryData::Command(bytes) => match bincode::deserialize::<Proposal>(bytes) {
+                    Ok(p) => Some(self.store.apply(&p)),
+                    Err(e) => {
+                        tracing::error!(index = entry.index, "undecodable command in the log: {e}");
+                        None
+                    }
+                },
+            };
+            if let Some(p) = self.pending.remove(&entry.index) {
+                let result = match outcome {
+                    // Our entry committed at this index.
+                    Some(o) if p.term == entry.term => Ok(o),
+                    // Another leader's entry took the index, so ours did not
+                    // commit there; we still say unknown rather than fail,
+                    // which is always safe for the checker.
+                    _ => Err(ClientError::LeadershipLost),
+                };
+                self.answer(p.reply, result);
+            }
+        }
     }
 }
 

@@ -42,6 +42,33 @@ pub struct NetConfig {
     pub delay_max: u64,
 }
 
+/// How the simulated disks write.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum DiskMode {
+    /// Each Ready is durable before the next input (`Raft::take_ready`).
+    #[default]
+    Synchronous,
+    /// Writes complete in order, each up to `max_delay` ticks after it was
+    /// issued, while the server goes on (`Raft::take_ready_async`, as the
+    /// real node does). A crash loses the writes not yet complete.
+    Background {
+        /// Most ticks a write takes.
+        max_delay: u64,
+    },
+}
+
+/// A write issued and not yet durable.
+struct PendingWrite {
+    due: u64,
+    hard: Option<HardState>,
+    truncate_from: Option<u64>,
+    entries: Vec<Entry>,
+    /// Sent once the write is durable.
+    messages: Vec<Message>,
+    /// Its last entry, reported to the core once durable.
+    last: Option<(u64, u64)>,
+}
+
 impl NetConfig {
     /// Every message arrives after one tick, in order.
     pub fn reliable() -> Self {
@@ -59,10 +86,16 @@ struct SimNode {
     raft: Option<Raft>,
     /// The configuration it boots with until its log holds one.
     initial: Configuration,
+    /// Durable: what a restart finds.
     hard: HardState,
     log: Vec<Entry>,
-    /// `chain[i]` is a hash of the persisted log's prefix `1..=i`; `chain[0] = 0`.
+    /// The term and vote as last handed out for writing.
+    issued_hard: HardState,
+    /// `chain[i]` is a hash of the prefix `1..=i` of the log as handed out
+    /// for writing (the core's log); `chain[0] = 0`.
     chain: Vec<u64>,
+    /// Writes not yet durable, oldest first.
+    writes: std::collections::VecDeque<PendingWrite>,
     /// What the state machine has applied since the last restart.
     applied: Vec<Entry>,
     /// Role and term after the last input, for the append-only check.
@@ -112,6 +145,8 @@ pub struct Cluster {
     seed: u64,
     /// The network's behaviour; change it at any time.
     pub net: NetConfig,
+    /// How the disks write; change it at any time.
+    pub disk: DiskMode,
     blocked: HashSet<(NodeId, NodeId)>,
     inv: Invariants,
     /// What the network did so far.
@@ -177,6 +212,7 @@ impl Cluster {
             rng: ChaCha8Rng::seed_from_u64(seed),
             seed,
             net: NetConfig::reliable(),
+            disk: DiskMode::Synchronous,
             blocked: HashSet::new(),
             inv: Invariants::default(),
             stats: NetStats::default(),
@@ -200,9 +236,11 @@ impl Cluster {
             let node = SimNode {
                 raft: None,
                 initial: c.conf.clone(),
+                issued_hard: hard.clone(),
                 hard,
                 log,
                 chain,
+                writes: Default::default(),
                 applied: Vec::new(),
                 last_role: (Role::Follower, 0),
                 last_commit: 0,
@@ -265,6 +303,14 @@ impl Cluster {
         ));
         node.applied.clear();
         node.last_commit = 0;
+        // What was not durable is gone.
+        node.writes.clear();
+        node.issued_hard = node.hard.clone();
+        node.chain = vec![0];
+        for e in &node.log {
+            let h = chain_hash(*node.chain.last().expect("chain[0]"), e);
+            node.chain.push(h);
+        }
         node.last_role = (Role::Follower, node.hard.term);
     }
 
@@ -280,7 +326,9 @@ impl Cluster {
                 initial: Configuration::default(),
                 hard: HardState::default(),
                 log: Vec::new(),
+                issued_hard: HardState::default(),
                 chain: vec![0],
+                writes: Default::default(),
                 applied: Vec::new(),
                 last_role: (Role::Follower, 0),
                 last_commit: 0,
@@ -378,6 +426,9 @@ impl Cluster {
     /// message due by now.
     pub fn tick(&mut self) {
         self.now += 1;
+        for id in self.ids.clone() {
+            self.complete_writes(&id);
+        }
         for id in self.ids.clone() {
             if let Some(raft) = self.nodes.get_mut(&id).and_then(|n| n.raft.as_mut()) {
                 raft.tick();
@@ -501,42 +552,127 @@ impl Cluster {
         );
     }
 
-    /// Persist, send and apply a server's Ready, checking every property.
+    /// Persist (or start writing), send and apply a server's Ready,
+    /// checking every property.
     fn process(&mut self, id: &str) {
+        let background = match self.disk {
+            DiskMode::Synchronous => None,
+            DiskMode::Background { max_delay } => Some(max_delay),
+        };
         let ready: Ready = match self.nodes.get_mut(id).and_then(|n| n.raft.as_mut()) {
+            Some(r) if background.is_some() => r.take_ready_async(),
             Some(r) => r.take_ready(),
             None => return,
         };
-        self.persist(id, &ready);
-        for m in ready.messages.into_iter().chain(ready.persisted_messages) {
+        self.issue(id, &ready);
+        let Ready {
+            hard_state,
+            log,
+            messages,
+            persisted_messages,
+            committed,
+        } = ready;
+        for m in messages {
             self.send(m);
         }
-        for e in ready.committed {
+        for e in committed {
             self.check_apply(id, &e);
             self.nodes.get_mut(id).expect("known").applied.push(e);
+        }
+        let has_write =
+            hard_state.is_some() || log.truncate_from.is_some() || !log.entries.is_empty();
+        let last = log.entries.last().map(|e| (e.index, e.term));
+        let write = PendingWrite {
+            due: 0,
+            hard: hard_state,
+            truncate_from: log.truncate_from,
+            entries: log.entries,
+            messages: persisted_messages,
+            last,
+        };
+        match background {
+            None => self.complete(id, write),
+            Some(max_delay) => {
+                let delay = self.rng.gen_range(0..=max_delay);
+                let node = self.nodes.get_mut(id).expect("known");
+                if !has_write {
+                    // Answers that promise nothing new still wait for the
+                    // writes before them.
+                    match node.writes.back_mut() {
+                        Some(prev) => prev.messages.extend(write.messages),
+                        None => {
+                            for m in write.messages {
+                                self.send(m);
+                            }
+                        }
+                    }
+                } else {
+                    let after = node.writes.back().map_or(0, |w| w.due);
+                    node.writes.push_back(PendingWrite {
+                        due: (self.now + delay).max(after),
+                        ..write
+                    });
+                }
+            }
         }
         self.check_after(id);
     }
 
-    fn persist(&mut self, id: &str, ready: &Ready) {
+    /// Finish the writes of `id` that are due.
+    fn complete_writes(&mut self, id: &str) {
+        loop {
+            let node = self.nodes.get_mut(id).expect("known");
+            if node.raft.is_none() || node.writes.front().is_none_or(|w| w.due > self.now) {
+                return;
+            }
+            let w = node.writes.pop_front().expect("checked");
+            self.complete(id, w);
+            // The core may commit now that its own copy is durable.
+            self.process(id);
+        }
+    }
+
+    /// A write is durable: store it, send what waited for it, tell the core.
+    fn complete(&mut self, id: &str, w: PendingWrite) {
+        let node = self.nodes.get_mut(id).expect("known");
+        if let Some(h) = w.hard {
+            node.hard = h;
+        }
+        if let Some(from) = w.truncate_from {
+            node.log.truncate((from - 1) as usize);
+        }
+        node.log.extend(w.entries);
+        if let (Some((index, term)), Some(raft)) = (w.last, node.raft.as_mut()) {
+            raft.on_persisted(index, term);
+        }
+        for m in w.messages {
+            self.send(m);
+        }
+    }
+
+    /// Check a Ready's write as it is handed out, and track the log it leaves.
+    fn issue(&mut self, id: &str, ready: &Ready) {
         let node = self.nodes.get_mut(id).expect("known");
         let raft = node.raft.as_ref().expect("live");
         let (role, term) = (raft.role(), raft.term());
         let mut problems = Vec::new();
         if let Some(hs) = &ready.hard_state {
-            if hs.term < node.hard.term {
+            if hs.term < node.issued_hard.term {
                 problems.push(format!(
                     "{id}: term went back from {} to {}",
-                    node.hard.term, hs.term
+                    node.issued_hard.term, hs.term
                 ));
             }
-            if hs.term == node.hard.term && node.hard.vote.is_some() && hs.vote != node.hard.vote {
+            if hs.term == node.issued_hard.term
+                && node.issued_hard.vote.is_some()
+                && hs.vote != node.issued_hard.vote
+            {
                 problems.push(format!(
                     "{id}: voted twice in term {}: {:?} then {:?}",
-                    hs.term, node.hard.vote, hs.vote
+                    hs.term, node.issued_hard.vote, hs.vote
                 ));
             }
-            node.hard = hs.clone();
+            node.issued_hard = hs.clone();
         }
         if let Some(from) = ready.log.truncate_from {
             if node.last_role == (Role::Leader, term) && role == Role::Leader {
@@ -544,20 +680,18 @@ impl Cluster {
                     "leader append-only: leader {id} of term {term} truncated its log from {from}"
                 ));
             }
-            node.log.truncate((from - 1) as usize);
             node.chain.truncate(from as usize);
         }
         for e in &ready.log.entries {
-            if e.index != node.log.len() as u64 + 1 {
+            if e.index != node.chain.len() as u64 {
                 problems.push(format!(
                     "{id}: appended index {} after {}",
                     e.index,
-                    node.log.len()
+                    node.chain.len() - 1
                 ));
             }
             let h = chain_hash(*node.chain.last().expect("chain[0]"), e);
             node.chain.push(h);
-            node.log.push(e.clone());
             match self.inv.prefixes.get(&(e.index, e.term)) {
                 Some(prev) if *prev != h => problems.push(format!(
                     "log matching: {id} holds ({}, term {}) with a prefix that differs from another server's",

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use faultline_node::raft::{ChangeError, MembershipChange, ProposeError, Role};
-use faultline_node::sim::{Cluster, NetConfig};
+use faultline_node::sim::{Cluster, DiskMode, NetConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -290,6 +290,11 @@ fn random_run(seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x3E3B);
     let mut c = Cluster::new(3, Cluster::fast_config(), seed);
     c.net = lossy();
+    if rng.gen_bool(0.5) {
+        c.disk = DiskMode::Background {
+            max_delay: rng.gen_range(0..6),
+        };
+    }
     let mut next_id = 4;
     for step in 0..40 {
         // Load.

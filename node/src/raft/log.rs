@@ -26,6 +26,26 @@ pub struct LogWrite {
     pub entries: Vec<Entry>,
 }
 
+impl LogWrite {
+    /// Fold `next`, a later write, into this one, so that one write (and one
+    /// fsync) does both: the result leaves the same log on disk as this write
+    /// followed by `next`.
+    pub fn merge(&mut self, next: LogWrite) {
+        if let Some(t) = next.truncate_from {
+            match self.entries.first().map(|e| e.index) {
+                Some(first) if t > first => {
+                    self.entries.truncate((t - first) as usize);
+                }
+                _ => {
+                    self.entries.clear();
+                    self.truncate_from = Some(self.truncate_from.map_or(t, |f| f.min(t)));
+                }
+            }
+        }
+        self.entries.extend(next.entries);
+    }
+}
+
 impl RaftLog {
     /// A log restored from storage; all of it is durable.
     pub fn restore(entries: Vec<Entry>) -> Self {
@@ -138,6 +158,72 @@ impl RaftLog {
         LogWrite {
             truncate_from,
             entries,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::types::EntryData;
+
+    fn e(index: u64, term: u64) -> Entry {
+        Entry {
+            index,
+            term,
+            data: EntryData::Noop,
+        }
+    }
+
+    fn w(truncate_from: Option<u64>, entries: &[(u64, u64)]) -> LogWrite {
+        LogWrite {
+            truncate_from,
+            entries: entries.iter().map(|&(i, t)| e(i, t)).collect(),
+        }
+    }
+
+    /// Apply writes to a disk image, as storage does.
+    fn apply(disk: &mut Vec<Entry>, write: &LogWrite) {
+        if let Some(t) = write.truncate_from {
+            disk.truncate((t - 1) as usize);
+        }
+        for x in &write.entries {
+            assert_eq!(x.index, disk.len() as u64 + 1, "a gap in {write:?}");
+            disk.push(x.clone());
+        }
+    }
+
+    #[test]
+    fn merged_writes_leave_the_same_log_as_the_writes_in_turn() {
+        let disk = vec![e(1, 1), e(2, 1), e(3, 1)];
+        let cases = [
+            vec![w(None, &[(4, 1)]), w(None, &[(5, 1), (6, 1)])],
+            vec![w(None, &[(4, 1), (5, 1)]), w(Some(5), &[(5, 2)])],
+            vec![w(None, &[(4, 1), (5, 1)]), w(Some(4), &[(4, 2)])],
+            vec![w(None, &[(4, 1)]), w(Some(2), &[(2, 3), (3, 3)])],
+            vec![w(Some(3), &[(3, 2)]), w(Some(2), &[])],
+            vec![w(Some(2), &[]), w(None, &[(2, 2)]), w(Some(2), &[(2, 3)])],
+            vec![
+                w(Some(3), &[(3, 2), (4, 2)]),
+                w(Some(4), &[(4, 3)]),
+                w(None, &[(5, 3)]),
+            ],
+        ];
+        for writes in cases {
+            let mut expected = disk.clone();
+            for x in &writes {
+                apply(&mut expected, x);
+            }
+            let mut merged = LogWrite::default();
+            for x in writes.iter().map(|x| LogWrite {
+                truncate_from: x.truncate_from,
+                entries: x.entries.clone(),
+            }) {
+                merged.merge(x);
+            }
+            let mut got = disk.clone();
+            apply(&mut got, &merged);
+            assert_eq!(got, expected, "{writes:?} merged into {merged:?}");
         }
     }
 }

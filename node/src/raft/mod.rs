@@ -131,6 +131,9 @@ pub struct Raft {
     hard: HardState,
     hard_dirty: bool,
     log: RaftLog,
+    /// Highest log index known to be on this server's disk. A leader counts
+    /// its own copy of an entry towards a majority only up to here.
+    durable: u64,
     /// Highest index known committed. Invariant: `applied <= commit <= log.last_index()`.
     commit: u64,
     /// Highest index handed to the caller in `Ready::committed`.
@@ -182,6 +185,7 @@ impl Raft {
             hard,
             hard_dirty: false,
             log: RaftLog::restore(entries),
+            durable: 0,
             commit: 0,
             applied: 0,
             role: Role::Follower,
@@ -205,6 +209,7 @@ impl Raft {
                 _ => None,
             })
             .collect();
+        raft.durable = raft.log.last_index();
         raft.refresh_membership();
         raft.reset_randomized_timeout();
         raft
@@ -430,6 +435,23 @@ impl Raft {
     /// Hand over everything the caller must do; afterwards the core counts
     /// the log and hard state as persisted and the committed entries as applied.
     pub fn take_ready(&mut self) -> Ready {
+        // The caller persists this Ready before the next input, so the whole
+        // log counts as durable already (a lone leader commits at once).
+        self.durable = self.log.last_index();
+        if self.role == Role::Leader {
+            self.maybe_commit();
+        }
+        self.take_ready_async()
+    }
+
+    /// Like [`Raft::take_ready`], for a caller that persists in the
+    /// background and goes on handing inputs meanwhile: the caller writes
+    /// each Ready's `hard_state` and `log` in order, sends its
+    /// `persisted_messages` only once that write is durable, and then reports
+    /// it with [`Raft::on_persisted`]. Until then a leader does not count its
+    /// own copy of those entries towards a majority. `committed` entries may
+    /// be applied at once: a majority holds them on disk.
+    pub fn take_ready_async(&mut self) -> Ready {
         self.advance_membership();
         if std::mem::take(&mut self.replicate_pending) && self.role == Role::Leader {
             self.broadcast_append();
@@ -444,6 +466,18 @@ impl Raft {
             messages: std::mem::take(&mut self.messages),
             persisted_messages: std::mem::take(&mut self.persisted_messages),
             committed,
+        }
+    }
+
+    /// A write handed out by [`Raft::take_ready_async`] is durable; its last
+    /// entry was (`index`, `term`). Ignored when the log has changed at that
+    /// index since (a truncation cut it off): then that entry is not ours.
+    pub fn on_persisted(&mut self, index: u64, term: u64) {
+        if index > self.durable && self.log.term(index) == Some(term) {
+            self.durable = index;
+            if self.role == Role::Leader {
+                self.maybe_commit();
+            }
         }
     }
 
@@ -769,6 +803,7 @@ impl Raft {
     /// Cut the log from `from`; a configuration entry cut off is undone.
     fn truncate_log(&mut self, from: u64) {
         self.log.truncate(from);
+        self.durable = self.durable.min(from.saturating_sub(1));
         if self.membership_index() >= from {
             self.conf_entries.retain(|(i, _)| *i < from);
             self.refresh_membership();
@@ -836,10 +871,10 @@ impl Raft {
     /// Commit the highest index stored on a majority, but only when its entry
     /// is of the current term (paper §5.4.2, Figure 8).
     fn maybe_commit(&mut self) {
-        let last = self.log.last_index();
+        let own = self.durable.min(self.log.last_index());
         let n = self.membership.config.committed_index(|id| {
             if *id == self.id {
-                last
+                own
             } else {
                 self.progress.get(id).map_or(0, |p| p.match_index)
             }

@@ -445,6 +445,7 @@ fn a_leader_commits_only_entries_of_its_current_term_by_counting_replicas() {
         1,
     );
     elect(&mut r); // term 3, no-op at index 3
+    r.take_ready(); // the no-op is on the leader's disk
     let t = r.term();
     assert_eq!(r.log().last_index(), 3);
     // n2 acknowledges index 2 (term 2): a majority stores it, but it is of an older term.
@@ -743,7 +744,63 @@ fn a_single_server_elects_itself_and_commits_alone() {
     }
     assert_eq!(r.role(), Role::Leader);
     let (i, _) = r.propose(b"x".to_vec()).unwrap();
-    assert_eq!(r.commit_index(), i);
+    // Its one copy counts once the Ready that carries it is handed out (the
+    // caller persists it before the next input).
     let rd = r.take_ready();
+    assert_eq!(r.commit_index(), i);
     assert_eq!(rd.committed.len(), 2);
+}
+
+#[test]
+fn with_background_persistence_a_leader_counts_its_own_entry_only_once_durable() {
+    let mut r = new_raft("n1", 3);
+    elect(&mut r);
+    let t = r.term();
+    let noop = r.take_ready_async();
+    let last = r.log().last_index();
+    let (i, _) = r.propose(b"x".to_vec()).unwrap();
+    let write = r.take_ready_async();
+    assert_eq!(write.log.entries.last().map(|e| e.index), Some(i));
+    let ack = |m| {
+        msg(
+            "n2",
+            "n1",
+            t,
+            MessageBody::AppendEntriesResponse {
+                success: true,
+                match_index: m,
+                reject_index: 0,
+                hint: None,
+            },
+        )
+    };
+    // A follower has both entries, but the leader's own copies are still in
+    // flight: one durable copy of three is no majority.
+    r.step(ack(i));
+    assert_eq!(r.commit_index(), 0);
+    // The no-op's write completes: a majority holds it.
+    assert!(noop.log.entries.iter().any(|e| e.index == last));
+    r.on_persisted(last, t);
+    assert_eq!(r.commit_index(), last);
+    // A report for an entry the log no longer holds is ignored.
+    r.on_persisted(i, t + 1);
+    assert_eq!(r.commit_index(), last);
+    r.on_persisted(i, t);
+    assert_eq!(r.commit_index(), i);
+    assert_eq!(r.take_ready_async().committed.len() as u64, i);
+}
+
+#[test]
+fn with_background_persistence_a_lone_leader_commits_when_its_write_completes() {
+    let mut r = new_raft("n1", 1);
+    for _ in 0..20 {
+        r.tick();
+    }
+    assert_eq!(r.role(), Role::Leader);
+    let (i, t) = r.propose(b"x".to_vec()).unwrap();
+    let rd = r.take_ready_async();
+    assert!(rd.committed.is_empty());
+    assert_eq!(r.commit_index(), 0);
+    r.on_persisted(i, t);
+    assert_eq!(r.commit_index(), i);
 }
