@@ -1,7 +1,6 @@
 //! `faultline bench`: performance figures, printed.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -165,27 +164,13 @@ fn tempdir_under_store(name: &str) -> anyhow::Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-async fn node_mode(
-    dir: &std::path::Path,
-    nodes: usize,
+/// `clients` closed-loop writers against `addr` for `secs` seconds: the
+/// latency histogram (µs), writes acknowledged, errors, seconds taken.
+async fn write_load(
+    addr: std::net::SocketAddr,
     clients: usize,
     secs: u64,
-    per_entry: bool,
-) -> anyhow::Result<NodeFigures> {
-    let mut node_args = vec!["--request-timeout".to_string(), "10000".to_string()];
-    if per_entry {
-        node_args.push("--no-group-commit".into());
-    }
-    let spec = ClusterSpec {
-        nodes,
-        dir: dir.to_path_buf(),
-        node_bin: crate::node_binary()?,
-        node_args,
-    };
-    let mut cluster = LocalCluster::start(&spec)?;
-    cluster.wait_ready(Duration::from_secs(30)).await?;
-    let leader = cluster.wait_leader(Duration::from_secs(30)).await?;
-    let addr = cluster.client_addr(&leader).context("leader address")?;
+) -> anyhow::Result<(Histogram<u64>, u64, u64, f64)> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -197,14 +182,14 @@ async fn node_mode(
             let Ok(client) = Client::connect(addr, Duration::from_secs(10)).await else {
                 return (hist, 0, 1);
             };
-            let client = Arc::new(client);
+            let key = format!("k{c}");
             let mut i = 0i64;
             while Instant::now() < deadline {
                 i += 1;
                 let t = Instant::now();
                 match client
                     .call(ClientRequest::Put {
-                        key: format!("k{c}"),
+                        key: key.clone(),
                         value: i,
                     })
                     .await
@@ -227,7 +212,45 @@ async fn node_mode(
         writes += ok;
         errors += err;
     }
-    let secs = start.elapsed().as_secs_f64();
+    Ok((hist, writes, errors, start.elapsed().as_secs_f64()))
+}
+
+async fn node_mode(
+    dir: &std::path::Path,
+    nodes: usize,
+    clients: usize,
+    secs: u64,
+    per_entry: bool,
+) -> anyhow::Result<NodeFigures> {
+    let mut node_args = vec!["--request-timeout".to_string(), "10000".to_string()];
+    if per_entry {
+        node_args.push("--no-group-commit".into());
+    }
+    let spec = ClusterSpec {
+        nodes,
+        dir: dir.to_path_buf(),
+        node_bin: crate::node_binary()?,
+        node_args,
+    };
+    let mut cluster = LocalCluster::start(&spec)?;
+    cluster.wait_ready(Duration::from_secs(30)).await?;
+    let leader = cluster.wait_leader(Duration::from_secs(30)).await?;
+    let addr = cluster.client_addr(&leader).context("leader address")?;
+    // The load runs on a runtime of its own with one thread: on a machine
+    // whose cores the nodes share, a lean load generator leaves them the CPU
+    // (both modes get the same load generator).
+    let load = std::thread::spawn(move || -> anyhow::Result<(Histogram<u64>, u64, u64, f64)> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the load runtime")?;
+        rt.block_on(write_load(addr, clients, secs))
+    });
+    let (hist, writes, errors, secs) =
+        tokio::task::spawn_blocking(move || load.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("the load thread panicked"))??;
+
     cluster.shutdown();
     Ok(NodeFigures {
         writes,

@@ -35,7 +35,9 @@ use crate::protocol::{
     self, ClientEnvelope, ClientError, ClientReply, ClientRequest, ClientResponse, MembersInfo,
     NodeStatus, PeerFrame,
 };
-use crate::raft::{self, Configuration, Entry, EntryData, MembershipChange, NodeId, Raft, Role};
+use crate::raft::{
+    self, Configuration, Entry, EntryData, MembershipChange, MessageBody, NodeId, Raft, Role,
+};
 use crate::storage::{Storage, SyncMode};
 
 /// Everything a node needs to run.
@@ -336,6 +338,15 @@ impl NodeLoop {
                     Err(_) => break,
                 }
             }
+            // Let the connections that are ready read their requests first,
+            // so that they share this round's messages and write.
+            tokio::task::yield_now().await;
+            for _ in 0..BATCH {
+                match events.try_recv() {
+                    Ok(ev) => self.handle(ev)?,
+                    Err(_) => break,
+                }
+            }
             self.process_ready()?;
             self.ensure_peers();
         }
@@ -349,10 +360,17 @@ impl NodeLoop {
                         "storage failed; the node stops rather than answer what it cannot make durable: {e}"
                     );
                 }
+                let mut done = InFlight {
+                    seq,
+                    messages: Vec::new(),
+                    last: None,
+                };
                 while self.in_flight.front().is_some_and(|w| w.seq <= seq) {
                     let w = self.in_flight.pop_front().expect("checked");
-                    self.persisted(w);
+                    done.messages.extend(w.messages);
+                    done.last = w.last.or(done.last);
                 }
+                self.persisted(done);
             }
             Event::Peer(PeerFrame::Raft(m)) => self.raft.step(m),
             Event::Peer(PeerFrame::Forward {
@@ -378,7 +396,33 @@ impl NodeLoop {
     /// A write is durable: what waited for it may go, and a leader may now
     /// count its own copy of the entries.
     fn persisted(&mut self, w: InFlight) {
-        for m in w.messages {
+        // Several appends often share one fsync; of their successful answers
+        // to the same leader in the same term, the one with the highest
+        // match index says everything the others say.
+        let mut messages = w.messages;
+        let success = |m: &raft::Message| match m.body {
+            MessageBody::AppendEntriesResponse {
+                success: true,
+                match_index,
+                ..
+            } => Some(match_index),
+            _ => None,
+        };
+        let mut best: HashMap<(NodeId, u64), (u64, usize)> = HashMap::new();
+        for (i, m) in messages.iter().enumerate() {
+            if let Some(matched) = success(m) {
+                let b = best.entry((m.to.clone(), m.term)).or_insert((matched, i));
+                if matched >= b.0 {
+                    *b = (matched, i);
+                }
+            }
+        }
+        let mut i = 0;
+        messages.retain(|m| {
+            i += 1;
+            success(m).is_none() || best.get(&(m.to.clone(), m.term)).map(|b| b.1) == Some(i - 1)
+        });
+        for m in messages {
             let to = m.to.clone();
             self.send_peer(&to, PeerFrame::Raft(m));
         }
