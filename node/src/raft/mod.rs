@@ -437,9 +437,12 @@ impl Raft {
     pub fn take_ready(&mut self) -> Ready {
         // The caller persists this Ready before the next input, so the whole
         // log counts as durable already (a lone leader commits at once).
-        self.durable = self.log.last_index();
-        if self.role == Role::Leader {
-            self.maybe_commit();
+        let last = self.log.last_index();
+        if self.durable != last {
+            self.durable = last;
+            if self.role == Role::Leader {
+                self.maybe_commit();
+            }
         }
         self.take_ready_async()
     }
