@@ -674,11 +674,10 @@ impl NodeLoop {
                 messages: rd.persisted_messages,
                 last,
             };
+            // (With volatile-log nothing is ever in flight; without a write
+            // there is no entry to report, so only the answers wait.)
             match self.in_flight.back_mut() {
-                Some(prev) => {
-                    prev.messages.extend(w.messages);
-                    prev.last = w.last.or(prev.last);
-                }
+                Some(prev) => prev.messages.extend(w.messages),
                 None => self.persisted(w),
             }
         } else {
