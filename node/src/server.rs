@@ -223,7 +223,10 @@ pub async fn serve(
         store: Store::default(),
         pending: BTreeMap::new(),
         forwards: HashMap::new(),
-        next_forward: 0,
+        // Random per incarnation: a reply to a request forwarded before a
+        // restart can still arrive after it (the link delays it), and must
+        // not answer a new request that happens to reuse its id.
+        next_forward: rand::random::<u64>() >> 1,
         session: rand::random(),
         next_seq: 0,
         outbound: HashMap::new(),
@@ -258,7 +261,8 @@ struct NodeLoop {
     store: Store,
     /// Leader: proposals by log index.
     pending: BTreeMap<u64, Pending>,
-    /// Follower: requests forwarded to the leader, by forward id.
+    /// Follower: requests forwarded to the leader, by forward id (ids start
+    /// at a random point in each incarnation).
     forwards: HashMap<u64, (ReplyTo, Instant)>,
     next_forward: u64,
     session: u64,
@@ -516,7 +520,7 @@ impl NodeLoop {
     fn forward(&mut self, reply: ReplyTo, frame: impl FnOnce(NodeId, u64) -> PeerFrame) {
         match self.raft.leader().cloned() {
             Some(leader) if leader != self.config.id => {
-                self.next_forward += 1;
+                self.next_forward = self.next_forward.wrapping_add(1);
                 let id = self.next_forward;
                 self.forwards
                     .insert(id, (reply, Instant::now() + self.config.request_timeout));
