@@ -7,7 +7,7 @@
 //! | `partition-node` | isolate one random node |
 //! | `partition-leader` | isolate the current leader |
 //! | `partition-halves` (or `partition`) | random majority / minority halves |
-//! | `partition-bridge` | two halves and one node that sees both |
+//! | `partition-bridge` | two halves and one node that sees both (3+ nodes; `@leader` or `@nX` picks the bridge) |
 //! | `partition-ring` | each node sees its neighbours only: overlapping majorities |
 //! | `one-way-in` | the leader can send but not receive |
 //! | `one-way-out` | the leader can receive but not send |
@@ -17,6 +17,7 @@
 //! | `reorder[:P]` | hold back each message with probability P (default 0.3) |
 //! | `pause`, `pause-leader`, `pause-minority` | SIGSTOP a random node, the leader, a minority; SIGCONT at heal |
 //! | `crash`, `crash-leader`, `crash-minority`, `crash-all` | SIGKILL, and restart on the same data at heal |
+//! | `restart[:MS]` | a crash loop: SIGKILL and restart at once, again every MS ms (default 500) until heal |
 //! | `membership` | remove a random voter (the leader too, sometimes) by a membership change and stop it; at heal, start a fresh node (empty data directory) in a free slot and add it |
 //! | `membership-split` | cut the leader off together with two fresh nodes and ask it to add both; with joint consensus its side cannot commit; at heal, drop them again |
 //!
@@ -28,7 +29,7 @@
 //! Membership faults need spare slots: a run that uses them starts with two
 //! (ids after the initial nodes, e.g. `n4`, `n5`), wired through proxies like
 //! every other node.
-//! `loss`, `delay`, `duplicate`, `reorder`, `pause` and `crash` take a target
+//! `loss`, `delay`, `duplicate`, `reorder`, `pause`, `crash` and `restart` take a target
 //! suffix: `@all` (the default for message faults), `@leader`, `@node` (a
 //! random node, the default for pause and crash), `@minority`, or a node id
 //! such as `@n2`. Message faults on a target apply to every link touching it.
@@ -39,7 +40,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// Which nodes a fault hits.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Target {
     /// Every node (every link).
@@ -47,6 +48,7 @@ pub enum Target {
     /// The leader at the moment the fault starts.
     Leader,
     /// One node chosen at random (from the run's seed).
+    #[default]
     RandomNode,
     /// A random minority (at most (n-1)/2 nodes).
     Minority,
@@ -65,7 +67,11 @@ pub enum Fault {
     /// Random majority/minority halves.
     PartitionHalves,
     /// Two halves and a bridge node that sees both.
-    PartitionBridge,
+    PartitionBridge {
+        /// The bridge (a random node unless named or the leader).
+        #[serde(default)]
+        bridge: Target,
+    },
     /// Each node sees only its ring neighbours.
     PartitionRing,
     /// The leader can send but not receive.
@@ -112,6 +118,14 @@ pub enum Fault {
         /// Whom.
         target: Target,
     },
+    /// A crash loop: SIGKILL and restart at once, again every `every_ms`
+    /// until heal (each restart on the same data).
+    Restart {
+        /// Time from one kill to the next, ms.
+        every_ms: u64,
+        /// Whom (resolved once, when the fault starts).
+        target: Target,
+    },
     /// Remove a random voter, then add a fresh node at heal.
     Membership,
     /// Isolate the leader with two fresh nodes and ask it to add them.
@@ -130,7 +144,7 @@ impl Fault {
             Fault::PartitionNode
             | Fault::PartitionLeader
             | Fault::PartitionHalves
-            | Fault::PartitionBridge
+            | Fault::PartitionBridge { .. }
             | Fault::PartitionRing
             | Fault::OneWayIn
             | Fault::OneWayOut => "partition",
@@ -139,7 +153,7 @@ impl Fault {
             Fault::Duplicate { .. } => "duplicate",
             Fault::Reorder { .. } => "reorder",
             Fault::Pause { .. } => "pause",
-            Fault::Crash { .. } => "crash",
+            Fault::Crash { .. } | Fault::Restart { .. } => "crash",
             Fault::Membership | Fault::MembershipSplit => "membership",
             Fault::Combined { .. } => "combined",
         }
@@ -206,9 +220,30 @@ impl Fault {
             Fault::MembershipSplit if n < 3 => Err(format!(
                 "{self} needs at least 3 nodes; the cluster has {n}"
             )),
-            Fault::PartitionBridge if n < 5 => Err(format!(
-                "{self} needs at least 5 nodes; the cluster has {n}"
-            )),
+            Fault::PartitionBridge { bridge } => {
+                if n < 3 {
+                    return Err(format!(
+                        "{self} needs at least 3 nodes; the cluster has {n}"
+                    ));
+                }
+                match bridge {
+                    Target::All | Target::Minority => Err(format!(
+                        "'{self}': the bridge is one node: @leader, @node or a node id"
+                    )),
+                    t => target(t),
+                }
+            }
+            Fault::Restart {
+                every_ms,
+                target: t,
+            } => {
+                if *every_ms < 50 {
+                    return Err(format!(
+                        "'{self}': restarting more often than every 50 ms leaves the node no time to start"
+                    ));
+                }
+                target(t)
+            }
             Fault::Loss { p, target: t }
             | Fault::Duplicate { p, target: t }
             | Fault::Reorder { p, target: t } => {
@@ -239,7 +274,12 @@ impl fmt::Display for Fault {
             Fault::PartitionNode => write!(f, "partition-node"),
             Fault::PartitionLeader => write!(f, "partition-leader"),
             Fault::PartitionHalves => write!(f, "partition-halves"),
-            Fault::PartitionBridge => write!(f, "partition-bridge"),
+            Fault::PartitionBridge {
+                bridge: Target::RandomNode,
+            } => write!(f, "partition-bridge"),
+            Fault::PartitionBridge { bridge } => {
+                write!(f, "partition-bridge@{}", target_str(bridge))
+            }
             Fault::PartitionRing => write!(f, "partition-ring"),
             Fault::OneWayIn => write!(f, "one-way-in"),
             Fault::OneWayOut => write!(f, "one-way-out"),
@@ -268,6 +308,9 @@ impl fmt::Display for Fault {
                 target: Target::All,
             } => write!(f, "crash-all"),
             Fault::Crash { target } => write!(f, "crash@{}", target_str(target)),
+            Fault::Restart { every_ms, target } => {
+                write!(f, "restart:{every_ms}@{}", target_str(target))
+            }
             Fault::Membership => write!(f, "membership"),
             Fault::MembershipSplit => write!(f, "membership-split"),
             Fault::Combined { parts } => {
@@ -341,7 +384,10 @@ impl FromStr for Fault {
             "partition-node" => no_args(Fault::PartitionNode)?,
             "partition-leader" => no_args(Fault::PartitionLeader)?,
             "partition" | "partition-halves" => no_args(Fault::PartitionHalves)?,
-            "partition-bridge" => no_args(Fault::PartitionBridge)?,
+            "partition-bridge" if args.is_empty() => Fault::PartitionBridge {
+                bridge: node_target(target, Target::RandomNode),
+            },
+            "partition-bridge" => return Err(format!("'{s}': partition-bridge takes no parameters")),
             "partition-ring" => no_args(Fault::PartitionRing)?,
             "one-way-in" => no_args(Fault::OneWayIn)?,
             "one-way-out" => no_args(Fault::OneWayOut)?,
@@ -356,13 +402,15 @@ impl FromStr for Fault {
             "crash-leader" => no_args(Fault::Crash { target: Target::Leader })?,
             "crash-minority" => no_args(Fault::Crash { target: Target::Minority })?,
             "crash-all" => no_args(Fault::Crash { target: Target::All })?,
+            "restart" if args.len() <= 1 => Fault::Restart { every_ms: ms(0, 500)?, target: node_target(target, Target::RandomNode) },
+            "restart" => return Err(format!("'{s}': too many parameters")),
             "membership" => no_args(Fault::Membership)?,
             "membership-split" => no_args(Fault::MembershipSplit)?,
             other => {
                 return Err(format!(
                     "unknown fault '{other}' (known: partition-node, partition-leader, partition-halves, partition-bridge, partition-ring, \
                      one-way-in, one-way-out, loss, delay, duplicate, reorder, pause, pause-leader, pause-minority, crash, crash-leader, \
-                     crash-minority, crash-all, membership, membership-split)"
+                     crash-minority, crash-all, restart, membership, membership-split)"
                 ))
             }
         };
@@ -418,6 +466,10 @@ mod tests {
             "crash-minority",
             "crash-all",
             "crash@n1",
+            "restart:300@leader",
+            "restart:500@node",
+            "partition-bridge@leader",
+            "partition-bridge@n2",
             "membership",
             "membership-split",
             "partition-leader+crash-leader",
@@ -445,7 +497,13 @@ mod tests {
         assert!(err("flood", 3).contains("unknown fault 'flood'"));
         assert!(err("loss:1.5", 3).contains("not between 0 and 1"));
         assert!(err("partition-leader", 1).contains("at least 2 nodes"));
-        assert!(err("partition-bridge", 3).contains("at least 5"));
+        assert!(err("partition-bridge", 2).contains("at least 3"));
+        assert!(parse_list("partition-bridge@leader", 3).is_ok());
+        assert!(err("partition-bridge@all", 3).contains("the bridge is one node"));
+        assert!(err("partition-bridge:3", 3).contains("takes no parameters"));
+        assert!(err("restart:10", 3).contains("more often than every 50 ms"));
+        assert!(err("restart:100:5", 3).contains("too many parameters"));
+        assert!(err("restart@n4", 3).contains("not a node"));
         assert!(err("crash@n7", 3).contains("not a node"));
         assert!(err("loss:x", 3).contains("not a number"));
         assert!(err("pause-leader:3", 3).contains("takes no parameters"));

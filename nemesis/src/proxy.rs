@@ -281,6 +281,14 @@ async fn deliver(link: Arc<Link>, mut rx: mpsc::Receiver<(Instant, Bytes)>) {
             out = None;
             connected_to = upstream;
         }
+        if heap.peek().is_some_and(|d| d.0 <= now)
+            && out.as_ref().is_some_and(|w| closed(w.get_ref()))
+        {
+            // The receiver went away (crashed or restarted) since the last
+            // write: a write now would vanish into the dead connection, so a
+            // message due while the receiver is up again would be lost.
+            out = None;
+        }
         while heap.peek().is_some_and(|d| d.0 <= now) {
             let Due(_, _, bytes) = heap.pop().expect("peeked");
             if out.is_none() && now >= retry_at {
@@ -321,5 +329,16 @@ async fn deliver(link: Arc<Link>, mut rx: mpsc::Receiver<(Instant, Bytes)>) {
                 }
             }
         }
+    }
+}
+
+/// Whether the receiver closed `stream`. It never writes on it, so anything
+/// readable is its end of file (or a reset).
+fn closed(stream: &TcpStream) -> bool {
+    let mut buf = [0u8; 1];
+    match stream.try_read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
     }
 }

@@ -201,12 +201,19 @@ impl Testbed {
                 self.net.partition(&groups);
                 (groups[0].clone(), json!(groups))
             }
-            Fault::PartitionBridge => {
-                let s = self.shuffled();
+            Fault::PartitionBridge { bridge } => {
+                let bridge = match self.resolve(bridge).await.into_iter().next() {
+                    Some(b) => b,
+                    None => self.random_node(),
+                };
+                let s: Vec<String> = self
+                    .shuffled()
+                    .into_iter()
+                    .filter(|i| *i != bridge)
+                    .collect();
                 let half = (n - 1) / 2;
-                let bridge = s[n - 1].clone();
                 let a: BTreeSet<String> = s[..half].iter().cloned().collect();
-                let b: BTreeSet<String> = s[half..n - 1].iter().cloned().collect();
+                let b: BTreeSet<String> = s[half..].iter().cloned().collect();
                 self.net.block_where(|x, y| {
                     (a.contains(x) && b.contains(y)) || (b.contains(x) && a.contains(y))
                 });
@@ -284,6 +291,11 @@ impl Testbed {
                         p.kill();
                     }
                 }
+                (nodes.clone(), json!(nodes))
+            }
+            Fault::Restart { target, .. } => {
+                let nodes = self.resolve(target).await;
+                self.restart_now(&nodes).await?;
                 (nodes.clone(), json!(nodes))
             }
             Fault::Membership => {
@@ -366,6 +378,29 @@ impl Testbed {
             value,
             parts: Vec::new(),
         })
+    }
+
+    /// Kill `nodes` and start them again at once on their data; waits until
+    /// each answers.
+    async fn restart_now(&mut self, nodes: &[String]) -> anyhow::Result<()> {
+        for id in nodes {
+            if let Some(p) = self.cluster.node_mut(id) {
+                p.kill();
+            }
+            self.launch(id, false)
+                .await
+                .with_context(|| format!("restarting {id}"))?;
+        }
+        Ok(())
+    }
+
+    /// One more round of a crash loop ([`Fault::Restart`]): the nodes it hit
+    /// are killed and restarted again. Other faults: nothing to do.
+    pub async fn restart_again(&mut self, applied: &Applied) -> anyhow::Result<()> {
+        if matches!(applied.fault, Fault::Restart { .. }) {
+            self.restart_now(&applied.nodes).await?;
+        }
+        Ok(())
     }
 
     /// Start every part of a combined fault now, in order (the schedule
@@ -805,8 +840,12 @@ pub async fn run_schedule(
         };
         let slice = (p.end_ms - p.start_ms) / parts.len() as u64;
         let mut active: Vec<(Applied, u64)> = Vec::new();
+        // Crash loops among the active parts: (index in `active`, period, next kill).
+        let mut loops: Vec<(usize, u64, u64)> = Vec::new();
         for (k, part) in parts.iter().enumerate() {
-            tokio::time::sleep_until(at(p.start_ms + k as u64 * slice)).await;
+            let part_at = p.start_ms + k as u64 * slice;
+            crash_loops(tb, &active, &mut loops, part_at, start, sink).await;
+            tokio::time::sleep_until(at(part_at)).await;
             let started = start.elapsed().as_millis() as u64;
             match tb.apply(part).await {
                 Ok(applied) => {
@@ -815,6 +854,9 @@ pub async fn run_schedule(
                         start_f,
                         json!({"fault": applied.name, "nodes": applied.nodes, "detail": applied.value}),
                     );
+                    if let Fault::Restart { every_ms, .. } = applied.fault {
+                        loops.push((active.len(), every_ms, started + every_ms));
+                    }
                     active.push((applied, started));
                 }
                 Err(e) => ran.push(ExecutedFault {
@@ -828,6 +870,7 @@ pub async fn run_schedule(
                 }),
             }
         }
+        crash_loops(tb, &active, &mut loops, p.end_ms, start, sink).await;
         tokio::time::sleep_until(at(p.end_ms)).await;
         let mut healed = Vec::new();
         for (applied, started) in active.into_iter().rev() {
@@ -858,6 +901,44 @@ pub async fn run_schedule(
         ran.extend(healed);
     }
     ran
+}
+
+/// Run the crash loops among `active` until `until_ms` (after `start`):
+/// each kills and restarts its nodes whenever its period is up. A restart
+/// that fails is recorded in the history and ends that loop.
+async fn crash_loops(
+    tb: &mut Testbed,
+    active: &[(Applied, u64)],
+    loops: &mut Vec<(usize, u64, u64)>,
+    until_ms: u64,
+    start: Instant,
+    sink: EventSink<'_>,
+) {
+    let at = |ms: u64| tokio::time::Instant::from_std(start + Duration::from_millis(ms));
+    // Bounded: every round moves one loop's next kill forward by its period
+    // (at least 50 ms), so there are at most (until - now) / 50 rounds per loop.
+    while let Some(k) = (0..loops.len())
+        .filter(|&k| loops[k].2 < until_ms)
+        .min_by_key(|&k| loops[k].2)
+    {
+        let (i, every, due) = loops[k];
+        tokio::time::sleep_until(at(due)).await;
+        let applied = &active[i].0;
+        match tb.restart_again(applied).await {
+            Ok(()) => {
+                // A slow start-up pushes the next kill back, not forward.
+                let now = start.elapsed().as_millis() as u64;
+                loops[k].2 = (due + every).max(now + every / 2);
+            }
+            Err(e) => {
+                sink(
+                    "restart",
+                    json!({"fault": applied.name, "nodes": applied.nodes, "error": format!("{e:#}")}),
+                );
+                loops.remove(k);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
