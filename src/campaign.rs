@@ -575,11 +575,22 @@ pub async fn run_campaign(
         bar.set_message(format!(
             "linearizable {ok_runs}, NOT linearizable {bad_runs}, unknown {unknown_runs}"
         ));
-        let verdict = match results.valid {
+        let mut verdict = match results.checker.valid {
             Verdict::Linearizable => "linearizable",
             Verdict::NotLinearizable => "NOT LINEARIZABLE",
             Verdict::Unknown => "unknown",
-        };
+        }
+        .to_string();
+        if let Some(f) = results.findings.first() {
+            verdict.push_str(&format!(
+                "; UNSAFE in the nodes' logs: {}{}",
+                f.message,
+                match results.findings.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more)", n - 1),
+                }
+            ));
+        }
         multi.suspend(|| {
             eprintln!(
                 "[{}/{}] {label}: {verdict}; availability {:.1} %, {:.0} ms without a leader, p99 {:.1} ms",

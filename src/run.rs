@@ -205,6 +205,9 @@ pub async fn run_one(
         .context("the cluster did not elect a first leader")?;
 
     let start = Instant::now();
+    let started_unix_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     let recorder =
         Recorder::create(&dir.join("history.jsonl"), start).context("creating history.jsonl")?;
     let addrs = tb.cluster.client_addrs();
@@ -283,9 +286,13 @@ pub async fn run_one(
     std::fs::write(dir.join("links.json"), serde_json::to_vec_pretty(&links)?)?;
     std::fs::write(
         dir.join("schedule.json"),
-        serde_json::to_vec_pretty(
-            &serde_json::json!({"config": schedule, "planned": plan, "executed": executed}),
-        )?,
+        serde_json::to_vec_pretty(&serde_json::json!({
+            "config": schedule,
+            "planned": plan,
+            "executed": executed,
+            // A string: JSON readers may not keep 64-bit integers exact.
+            "started_unix_ns": started_unix_ns.to_string(),
+        }))?,
     )?;
     faultline_results::write_run_report(dir, &faultline_checker::Options::default())
 }

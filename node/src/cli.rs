@@ -238,6 +238,23 @@ pub fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+    // A node that stops on its own (a broken safety assertion, say) says so
+    // in its log, with a time, where `faultline` looks for it after a run.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(target: "faultline::panic", %location, "panicked: {message}");
+        default_hook(info);
+    }));
 }
 
 /// The whole `faultline-node` program: exit 0 after a clean shutdown

@@ -105,8 +105,13 @@ pub struct Elections {
 pub struct RunResults {
     /// The run's settings as stored.
     pub spec: Value,
-    /// `true`, `false` or `"unknown"`.
+    /// `true`, `false` or `"unknown"`: `false` when the history is not
+    /// linearizable or the nodes' logs show a safety violation.
     pub valid: Verdict,
+    /// Safety violations in the nodes' own logs (two leaders of one term, a
+    /// node that stopped on its own); see [`crate::audit`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<crate::audit::Finding>,
     /// The checker's report (counterexamples included).
     pub checker: Report,
     /// Length of the main phase, seconds.
@@ -308,7 +313,15 @@ pub fn analyze(dir: &Path, check: &Options) -> anyhow::Result<RunResults> {
         .max()
         .unwrap_or(0);
     let end = limit_ns.unwrap_or(last).max(1);
-    Ok(compute(spec, links, &history, &status, checker, end))
+    let mut results = compute(spec, links, &history, &status, checker, end);
+    // The run's wall-clock start places log findings in the run.
+    let started = read_json(&dir.join("schedule.json"))?
+        .and_then(|v| v["started_unix_ns"].as_str()?.parse::<u128>().ok());
+    results.findings = crate::audit::audit(&dir.join("nodes"), started);
+    if !results.findings.is_empty() {
+        results.valid = Verdict::NotLinearizable;
+    }
+    Ok(results)
 }
 
 fn read_json(path: &Path) -> anyhow::Result<Option<Value>> {
@@ -484,6 +497,7 @@ pub fn compute(
     RunResults {
         spec,
         valid: checker.valid,
+        findings: Vec::new(),
         checker,
         duration_s,
         counts,

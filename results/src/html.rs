@@ -206,7 +206,24 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
                 .and_then(|u| u.reason.clone())
                 .unwrap_or_default()
         });
-    b.push_str(&verdict_banner(r.valid, &why));
+    b.push_str(&verdict_banner(r.checker.valid, &why));
+    if !r.findings.is_empty() {
+        let _ = write!(
+            b,
+            "<div class=\"banner bad\"><b>UNSAFE: the nodes' own logs show {} safety violation(s).</b><ul>",
+            r.findings.len()
+        );
+        for f in &r.findings {
+            let _ = write!(
+                b,
+                "<li>{}{}: {}</li>",
+                esc(&f.kind),
+                f.at_s.map_or(String::new(), |s| format!(" at {s:.1} s")),
+                esc(&f.message)
+            );
+        }
+        b.push_str("</ul></div>");
+    }
     b.push_str("<h2>Settings</h2>");
     let rows: Vec<Vec<String>> = r
         .spec

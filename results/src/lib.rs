@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod analysis;
+pub mod audit;
 pub mod html;
 pub mod plots;
 
@@ -201,8 +202,15 @@ fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<html::RunRow> {
                 let op = &f["counterexample"]["failing"][0];
                 op["ret_time"].as_u64().or(op["call_time"].as_u64())
             })
-            .min()
-            .map(|ns| ns as f64 / 1e9),
+            .map(|ns| ns as f64 / 1e9)
+            .chain(
+                v["findings"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f["at_s"].as_f64()),
+            )
+            .min_by(f64::total_cmp),
     })
 }
 

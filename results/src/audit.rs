@@ -1,0 +1,236 @@
+//! Safety checks on the nodes' own logs, beside the history's checker.
+//!
+//! The history shows what clients saw; the nodes' logs (`nodes/*.log`, one
+//! JSON line per event, written by `faultline-node`) show what the servers
+//! did. Two things there are bugs whatever the clients saw:
+//!
+//! - **election safety**: two nodes that each say they became leader of the
+//!   same term (Raft allows at most one leader per term);
+//! - **a node that stopped on its own**: a panic, such as the node's own
+//!   assertion that it was asked to overwrite a committed entry (a state
+//!   machine safety violation caught in the act).
+//!
+//! A node restarted by the nemesis keeps appending to the same log file, so
+//! the whole run is there. Lines that are not JSON (the runtime's own panic
+//! message, say) are skipped: the node logs every panic as JSON first.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One safety violation found in the nodes' logs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// `election-safety` or `node-panic`.
+    pub kind: String,
+    /// The node(s) concerned.
+    pub nodes: Vec<String>,
+    /// Seconds into the run (absent when the run's start time is unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_s: Option<f64>,
+    /// What happened, in one line.
+    pub message: String,
+}
+
+/// Check every `*.log` in `nodes_dir`. `start_unix_ns` is the wall-clock
+/// time of the run's start (to place findings in the run); logs that cannot
+/// be read are skipped (a run without logs has nothing to say here).
+pub fn audit(nodes_dir: &Path, start_unix_ns: Option<u128>) -> Vec<Finding> {
+    let mut files: Vec<_> = std::fs::read_dir(nodes_dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    let texts: Vec<(String, String)> = files
+        .iter()
+        .filter_map(|p| {
+            let id = p.file_stem()?.to_string_lossy().into_owned();
+            Some((id, std::fs::read_to_string(p).ok()?))
+        })
+        .collect();
+    audit_texts(&texts, start_unix_ns)
+}
+
+/// [`audit`] on the logs' texts, as `(node id, text)`.
+pub fn audit_texts(logs: &[(String, String)], start_unix_ns: Option<u128>) -> Vec<Finding> {
+    let at = |ts: Option<u128>| -> Option<f64> {
+        let (t, s) = (ts?, start_unix_ns?);
+        Some((t as f64 - s as f64) / 1e9)
+    };
+    // term -> leaders, each with the first time it said so
+    let mut leaders: BTreeMap<u64, BTreeMap<String, Option<u128>>> = BTreeMap::new();
+    let mut findings = Vec::new();
+    for (file_id, text) in logs {
+        for line in text.lines() {
+            let Ok(v) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            let fields = &v["fields"];
+            let ts = v["timestamp"].as_str().and_then(parse_rfc3339_ns);
+            let id = fields["id"].as_str().unwrap_or(file_id).to_string();
+            match v["target"].as_str() {
+                Some("faultline::role") if fields["role"].as_str() == Some("Leader") => {
+                    if let Some(term) = fields["term"].as_u64() {
+                        let first = leaders.entry(term).or_default().entry(id).or_insert(ts);
+                        if first.is_none() {
+                            *first = ts;
+                        }
+                    }
+                }
+                Some("faultline::panic") => findings.push(Finding {
+                    kind: "node-panic".into(),
+                    nodes: vec![file_id.clone()],
+                    at_s: at(ts),
+                    message: format!(
+                        "{file_id} stopped on its own: {} ({})",
+                        fields["message"].as_str().unwrap_or("panicked"),
+                        fields["location"].as_str().unwrap_or("unknown location")
+                    ),
+                }),
+                _ => {}
+            }
+        }
+    }
+    for (term, ids) in leaders {
+        if ids.len() < 2 {
+            continue;
+        }
+        let mut by_time: Vec<(String, Option<u128>)> = ids.into_iter().collect();
+        by_time.sort_by_key(|(id, t)| (t.unwrap_or(u128::MAX), id.clone()));
+        let second = by_time[1].1;
+        let who: Vec<String> = by_time
+            .iter()
+            .map(|(id, t)| match at(*t) {
+                Some(s) => format!("{id} (at {s:.1} s)"),
+                None => id.clone(),
+            })
+            .collect();
+        findings.push(Finding {
+            kind: "election-safety".into(),
+            nodes: by_time.iter().map(|(id, _)| id.clone()).collect(),
+            at_s: at(second),
+            message: format!(
+                "{} nodes became leader of term {term}: {}",
+                by_time.len(),
+                who.join(", ")
+            ),
+        });
+    }
+    findings.sort_by(|a, b| {
+        a.at_s
+            .unwrap_or(f64::INFINITY)
+            .total_cmp(&b.at_s.unwrap_or(f64::INFINITY))
+    });
+    findings
+}
+
+/// `2026-11-22T07:41:24.747481Z` as nanoseconds since the Unix epoch (UTC
+/// only, as the node writes it).
+pub fn parse_rfc3339_ns(s: &str) -> Option<u128> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut t = hms.splitn(3, ':').map(|x| x.parse::<u64>().ok());
+    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let nanos: u64 = if frac.is_empty() {
+        0
+    } else {
+        if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        format!("{frac:0<9}").parse().ok()?
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = u64::try_from(days).ok()? * 86_400 + hh * 3600 + mm * 60 + ss;
+    Some(u128::from(secs) * 1_000_000_000 + u128::from(nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role(ts: &str, id: &str, role: &str, term: u64) -> String {
+        format!(
+            r#"{{"timestamp":"{ts}","level":"INFO","fields":{{"message":"role changed","id":"{id}","role":"{role}","term":{term},"leader":""}},"target":"faultline::role"}}"#
+        )
+    }
+
+    #[test]
+    fn timestamps_parse_to_unix_time() {
+        assert_eq!(parse_rfc3339_ns("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339_ns("2000-03-01T00:00:01.5Z"),
+            Some(951_868_801_500_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ns("2026-11-22T07:41:24.747481Z"),
+            Some(1_795_333_284_747_481_000)
+        );
+        for bad in [
+            "2026-11-22 07:41:24Z",
+            "2026-13-01T00:00:00Z",
+            "2026-11-22T07:41:24",
+            "x",
+        ] {
+            assert_eq!(parse_rfc3339_ns(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn two_leaders_of_one_term_and_panics_are_found() {
+        let start = parse_rfc3339_ns("2026-11-22T08:00:00Z");
+        let n1 = [
+            role("2026-11-22T08:00:01Z", "n1", "Leader", 1),
+            role("2026-11-22T08:00:05Z", "n1", "Follower", 2),
+            role("2026-11-22T08:00:09Z", "n1", "Leader", 3),
+            "thread 'main' panicked at src/x.rs:1:1: not json".to_string(),
+        ]
+        .join("\n");
+        let n2 = [
+            role("2026-11-22T08:00:06Z", "n2", "Leader", 2),
+            role("2026-11-22T08:00:08Z", "n2", "Leader", 3),
+            r#"{"timestamp":"2026-11-22T08:00:10Z","level":"ERROR","fields":{"message":"panicked: n2: leader n1 asked to overwrite committed entry 7 (commit 9)","location":"node/src/raft/mod.rs:668"},"target":"faultline::panic"}"#.to_string(),
+        ]
+        .join("\n");
+        let n3 = role("2026-11-22T08:00:02Z", "n3", "Follower", 1);
+        let logs = vec![("n1".into(), n1), ("n2".into(), n2), ("n3".into(), n3)];
+        let f = audit_texts(&logs, start);
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert_eq!(f[0].kind, "election-safety");
+        assert_eq!(f[0].nodes, ["n2", "n1"]);
+        assert_eq!(f[0].at_s, Some(9.0));
+        assert!(f[0].message.contains("term 3"), "{}", f[0].message);
+        assert_eq!(f[1].kind, "node-panic");
+        assert_eq!(f[1].at_s, Some(10.0));
+        assert!(f[1].message.contains("overwrite committed entry 7"));
+
+        // One leader per term, no panic: nothing to report.
+        let clean = vec![(
+            "n1".to_string(),
+            [
+                role("2026-11-22T08:00:01Z", "n1", "Leader", 1),
+                role("2026-11-22T08:00:01Z", "n1", "Leader", 1),
+            ]
+            .join("\n"),
+        )];
+        assert!(audit_texts(&clean, start).is_empty());
+    }
+}
