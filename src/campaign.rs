@@ -351,10 +351,30 @@ name = "volatile-log"
 unsafe_bug = "volatile-log"
 faults = ["crash-all"]
 
+# A double vote needs a voter that restarts between two candidates' requests
+# of one term, before the first winner's entries reach it. The leader
+# becomes the bridge between two nodes that cannot hear each other, its
+# links get slow (300 ms each way), then it crashes and restarts every
+# 300 ms: both others campaign in the same term and both need its vote, and
+# each vote it gives takes 600 ms to be followed by the winner's first
+# entry, long enough for a restart to wipe the vote. Slow elections (1-2 s)
+# keep the candidates waiting for those slow answers.
 [[setting]]
 name = "forget-vote"
 unsafe_bug = "forget-vote"
-faults = ["crash-minority,partition-leader"]
+faults = ["partition-bridge@leader+delay:300:0@leader+restart:300@leader"]
+election_timeout = "1000..2000"
+op_timeout = 2000
+time_limit = 40
+fault_interval = 9
+
+[[setting]]
+name = "correct-crash-loop"
+faults = ["partition-bridge@leader+delay:300:0@leader+restart:300@leader"]
+election_timeout = "1000..2000"
+op_timeout = 2000
+time_limit = 40
+fault_interval = 9
 
 [[setting]]
 name = "commit-old-term"

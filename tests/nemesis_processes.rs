@@ -307,3 +307,60 @@ async fn a_combined_fault_applies_every_part_and_heals_them_all() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_keeps_its_halves_apart_and_a_crash_loop_restarts_its_node_again_and_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tb = Testbed::start(&spec(dir.path(), 8)).await.unwrap();
+    let leader = tb.cluster.wait_leader(DEADLINE).await.unwrap();
+
+    // partition-bridge@leader on three nodes: the two followers cannot hear
+    // each other; the leader hears both.
+    let bridge = tb
+        .apply(&"partition-bridge@leader".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(bridge.nodes, vec![leader.clone()]);
+    let others: Vec<String> = tb
+        .cluster
+        .ids()
+        .into_iter()
+        .filter(|i| *i != leader)
+        .collect();
+    let blocked = |a: &str, b: &str| tb.net.link(a, b).unwrap().rules().blocked;
+    assert!(blocked(&others[0], &others[1]) && blocked(&others[1], &others[0]));
+    for o in &others {
+        assert!(!blocked(&leader, o) && !blocked(o, &leader));
+    }
+    tb.heal(&bridge).await.unwrap();
+
+    // restart:200@n2 for 1.5 s: killed and started again every 200 ms.
+    let victim = "n2";
+    let plan = vec![faultline_nemesis::testbed::PlannedFault {
+        start_ms: 0,
+        end_ms: 1500,
+        fault: "restart:200@n2".parse().unwrap(),
+    }];
+    let events = std::sync::Mutex::new(Vec::<String>::new());
+    let sink = |f: &str, _v: serde_json::Value| events.lock().unwrap().push(f.to_string());
+    let ran = faultline_nemesis::testbed::run_schedule(&mut tb, &plan, Instant::now(), &sink).await;
+    assert_eq!(ran.len(), 1);
+    assert_eq!(ran[0].error, None);
+    assert_eq!(*events.lock().unwrap(), ["kill", "restart"]);
+    let log =
+        std::fs::read_to_string(dir.path().join("nodes").join(format!("{victim}.log"))).unwrap();
+    // The first start, the kill at the fault's start, and at least three more
+    // rounds (seven fit in 1.5 s when start-ups are quick).
+    let starts = log.matches("recovered from").count();
+    assert!(starts >= 5, "{victim} started only {starts} times:\n{log}");
+    until("every node is back and follows one leader", || async {
+        tb.cluster.current_leader().await.is_some()
+            && futures::future::join_all(
+                ["n1", "n2", "n3"].map(|id| tb.cluster.status(id, Duration::from_secs(1))),
+            )
+            .await
+            .iter()
+            .all(|s| s.is_ok())
+    })
+    .await;
+}

@@ -469,7 +469,7 @@ fn verdict_word(v: Verdict) -> &'static str {
 /// often the correct node passed.
 fn bug_hunt_table(settings: &[crate::CampaignSetting], rows: &[RunRow]) -> String {
     let mut b = String::from(
-        "<h2>Bug hunt</h2><p class=\"small\">Each UNSAFE variant should be caught (not linearizable) in its runs; the correct node should never be.</p>\
+        "<h2>Bug hunt</h2><p class=\"small\">Each UNSAFE variant should be caught in its runs (not linearizable, or a safety violation in the nodes' logs); the correct node should never be.</p>\
          <table class=\"sortable\"><thead><tr><th class=\"l\">setting</th><th class=\"l\">variant</th><th>runs</th><th>caught</th><th>rate %</th><th>first anomaly (s into the run)</th><th class=\"l\">counterexample</th></tr></thead><tbody>",
     );
     for s in settings {
