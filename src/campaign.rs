@@ -110,6 +110,9 @@ pub struct Setting {
     /// UNSAFE: a known-bug variant of the node (see the README).
     #[serde(default)]
     pub unsafe_bug: Option<String>,
+    /// Most log entries per AppendEntries (the node's default, 256, when absent).
+    #[serde(default)]
+    pub max_append_entries: Option<u64>,
     /// Fault kinds for this setting only (default: the campaign's).
     #[serde(default)]
     pub faults: Option<Vec<String>>,
@@ -158,6 +161,9 @@ impl Setting {
         }
         if self.check_quorum {
             s.push_str(", check-quorum");
+        }
+        if let Some(m) = self.max_append_entries {
+            s.push_str(&format!(", at most {m} entries per AppendEntries"));
         }
         if let Some(b) = &self.unsafe_bug {
             s.push_str(&format!(", UNSAFE bug {b}"));
@@ -270,6 +276,7 @@ impl CampaignConfig {
                         mix: s.mix.unwrap_or(self.run.mix),
                         key_dist: self.run.key_dist,
                         random_node: self.run.random_node,
+                        max_append_entries: s.max_append_entries,
                     };
                     spec.validate()
                         .with_context(|| format!("setting '{}', fault '{f}'", s.name))?;
@@ -376,10 +383,29 @@ op_timeout = 2000
 time_limit = 40
 fault_interval = 9
 
+# The paper's Figure 8, played step by step by the nemesis (see the README):
+# a leader's old entries reach a majority one message before its own new
+# entry (one entry per AppendEntries), and the buggy leader commits them
+# then; a leader elected next without them overwrites them, and the nodes
+# that applied them stop on their assertion, which the log audit reports.
 [[setting]]
 name = "commit-old-term"
 unsafe_bug = "commit-old-term"
-faults = ["partition-halves,crash-leader"]
+faults = ["figure-8"]
+nodes = 5
+max_append_entries = 1
+election_timeout = "800..1600"
+time_limit = 30
+fault_interval = 12
+
+[[setting]]
+name = "correct-figure-8"
+faults = ["figure-8"]
+nodes = 5
+max_append_entries = 1
+election_timeout = "800..1600"
+time_limit = 30
+fault_interval = 12
 
 # The old leader, cut off while its clients keep proposing, gets a long
 # uncommitted tail; a later leader (the first one is crashed meanwhile) probes
@@ -706,6 +732,9 @@ pub struct RunArgs {
     /// Client timeout per operation, ms.
     #[arg(long, default_value_t = 1000)]
     op_timeout: u64,
+    /// Most log entries per AppendEntries (the node's default: 256).
+    #[arg(long)]
+    max_append_entries: Option<u64>,
     /// UNSAFE: run the nodes with a known bug, to see faultline catch it
     /// (stale-read, forget-vote, commit-old-term, volatile-log,
     /// skip-prev-check, ack-before-commit, one-step-membership).
@@ -767,6 +796,7 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             pre_vote: a.pre_vote,
             check_quorum: a.check_quorum,
             unsafe_bug: a.unsafe_bug.clone(),
+            max_append_entries: a.max_append_entries,
             faults: None,
             nodes: None,
             keys: None,

@@ -68,6 +68,9 @@ pub struct RunSpec {
     /// UNSAFE known-bug variants the nodes run with (empty: the correct node).
     #[serde(default)]
     pub unsafe_bug: Vec<String>,
+    /// Most entries per AppendEntries (the node's default when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_append_entries: Option<u64>,
 }
 
 impl RunSpec {
@@ -103,6 +106,13 @@ impl RunSpec {
         self.register_config()
             .validate()
             .map_err(|e| anyhow::anyhow!(e))?;
+        if let Some(m) = self.max_append_entries {
+            anyhow::ensure!(
+                (1..=1_000_000).contains(&m),
+                "setting '{}': max_append_entries must be between 1 and 1000000 (got {m})",
+                self.setting
+            );
+        }
         for b in &self.unsafe_bug {
             b.parse::<faultline_node::bugs::UnsafeBug>()
                 .map_err(|e| anyhow::anyhow!("--unsafe-bug: {e}"))?;
@@ -139,6 +149,10 @@ impl RunSpec {
         }
         if self.check_quorum {
             a.push("--check-quorum".into());
+        }
+        if let Some(m) = self.max_append_entries {
+            a.push("--max-append-entries".into());
+            a.push(m.to_string());
         }
         for b in &self.unsafe_bug {
             a.push("--unsafe-bug".into());

@@ -5,7 +5,8 @@
 //! message, by the link's current [`LinkRules`] and the link's own seeded
 //! RNG, whether to pass it, drop it, delay it, duplicate it or hold it back
 //! so that later messages overtake it. A blocked link drops every message
-//! silently while its TCP connections stay up, as with a cut cable.
+//! silently while its TCP connections stay up, as with a cut cable: also
+//! those still delayed on it when it was cut.
 //!
 //! Rules change at runtime without reconnecting anything. Node i only ever
 //! writes on its connection to j (j answers on its own connection to i,
@@ -289,8 +290,15 @@ async fn deliver(link: Arc<Link>, mut rx: mpsc::Receiver<(Instant, Bytes)>) {
             // message due while the receiver is up again would be lost.
             out = None;
         }
+        // A link cut since a message entered it loses the message, as a cut
+        // cable loses what is on the wire (a delayed message is on the wire).
+        let cut = link.rules().blocked;
         while heap.peek().is_some_and(|d| d.0 <= now) {
             let Due(_, _, bytes) = heap.pop().expect("peeked");
+            if cut {
+                link.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             if out.is_none() && now >= retry_at {
                 match tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(upstream))
                     .await

@@ -15,7 +15,9 @@ use serde_json::{json, Value};
 
 use crate::cluster::{allocate, members_at, ClusterSpec, LocalCluster};
 use faultline_node::client::Client;
-use faultline_node::protocol::{ClientError, ClientRequest, ClientResponse, MembersInfo};
+use faultline_node::protocol::{
+    ClientError, ClientRequest, ClientResponse, MembersInfo, NodeStatus,
+};
 
 /// How long one step of a membership fault may take.
 const MEMBERSHIP_DEADLINE: Duration = Duration::from_secs(20);
@@ -293,6 +295,7 @@ impl Testbed {
                 }
                 (nodes.clone(), json!(nodes))
             }
+            Fault::Figure8 { delay_ms } => self.figure8(Duration::from_millis(*delay_ms)).await?,
             Fault::Restart { target, .. } => {
                 let nodes = self.resolve(target).await;
                 self.restart_now(&nodes).await?;
@@ -378,6 +381,140 @@ impl Testbed {
             value,
             parts: Vec::new(),
         })
+    }
+
+    /// [`Fault::Figure8`], step by step. Returns the nodes left cut off (V
+    /// and F) and what each step saw; a step that waits in vain ends the
+    /// fault with an error (the links stay as they are until the heal).
+    async fn figure8(&mut self, d: Duration) -> anyhow::Result<(Vec<String>, Value)> {
+        const STEP: Duration = Duration::from_secs(15);
+        let l = self
+            .leader()
+            .await
+            .context("figure-8: no leader to start from")?;
+        let t_l = self.cluster.status(&l, Duration::from_secs(1)).await?.term;
+        let mut rest: Vec<String> = self.shuffled().into_iter().filter(|i| *i != l).collect();
+        let f = rest.remove(0);
+        let all: Vec<String> = self.net.ids().to_vec();
+        let shape = |net: &Network, open: &dyn Fn(&str, &str) -> Option<LinkRules>| {
+            for a in &all {
+                for b in &all {
+                    if a != b {
+                        let cut = LinkRules {
+                            blocked: true,
+                            ..LinkRules::pass()
+                        };
+                        net.set(a, b, open(a, b).unwrap_or(cut));
+                    }
+                }
+            }
+        };
+        let slow = LinkRules {
+            delay: d,
+            ..LinkRules::pass()
+        };
+        let pair = |a: &str, b: &str, x: &str, y: &str| (a == x && b == y) || (a == y && b == x);
+        let among =
+            |g: &[String], a: &str, b: &str| g.iter().any(|i| i == a) && g.iter().any(|i| i == b);
+        let lf = [l.clone(), f.clone()];
+
+        // 1. L and F alone: L's clients leave an uncommitted tail on both.
+        shape(&self.net, &|a, b| pair(a, b, &l, &f).then(LinkRules::pass));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+
+        // 2. The other three elect W over slow links; W is cut off the moment
+        // it leads, so its first entry (still on the slow wire) reaches nobody.
+        shape(&self.net, &|a, b| {
+            if pair(a, b, &l, &f) {
+                Some(LinkRules::pass())
+            } else {
+                among(&rest, a, b).then(|| slow.clone())
+            }
+        });
+        let (w, w_status) = self
+            .first_leader(&rest, t_l, STEP)
+            .await
+            .context("figure-8 step 2: the other three elected no leader")?;
+        let pq: Vec<String> = rest.iter().filter(|i| **i != w).cloned().collect();
+        shape(&self.net, &|a, b| {
+            if pair(a, b, &l, &f) {
+                Some(LinkRules::pass())
+            } else {
+                among(&pq, a, b).then(|| slow.clone())
+            }
+        });
+
+        // 3. L, F and P (slow links to P): V, one of L and F, is elected;
+        // P is cut off as soon as V's commit index moves.
+        let (p, q) = (pq[0].clone(), pq[1].clone());
+        shape(&self.net, &|a, b| {
+            if pair(a, b, &l, &f) {
+                Some(LinkRules::pass())
+            } else if pair(a, b, &p, &l) || pair(a, b, &p, &f) {
+                Some(slow.clone())
+            } else {
+                None
+            }
+        });
+        let (v, v_status) = self
+            .first_leader(&lf, w_status.term, STEP)
+            .await
+            .context("figure-8 step 3: neither L nor F was elected with P")?;
+        let deadline = Instant::now() + d * 10 + Duration::from_secs(3);
+        let mut commit = v_status.commit_index;
+        while Instant::now() < deadline {
+            if let Ok(s) = self.cluster.status(&v, Duration::from_millis(100)).await {
+                if s.commit_index > v_status.commit_index {
+                    commit = s.commit_index;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        shape(&self.net, &|a, b| pair(a, b, &l, &f).then(LinkRules::pass));
+
+        // 4. W, P and Q meet again; V and F stay cut off until the heal.
+        let wpq = [w.clone(), p.clone(), q.clone()];
+        shape(&self.net, &|a, b| {
+            (pair(a, b, &l, &f) || among(&wpq, a, b)).then(LinkRules::pass)
+        });
+        let last = self.first_leader(&wpq, v_status.term, STEP).await;
+        let value = json!({
+            "old_leader": l, "follower": f, "first": w, "first_term": w_status.term,
+            "second": v, "second_term": v_status.term, "slow": p,
+            "commit_before": v_status.commit_index, "commit_after": commit,
+            "last": last.as_ref().map(|(id, s)| json!({"leader": id, "term": s.term})),
+        });
+        Ok((sorted(lf.to_vec()), value))
+    }
+
+    /// The first of `ids` to say it leads a term above `above_term`, polled
+    /// every 10 ms for at most `within`.
+    async fn first_leader(
+        &self,
+        ids: &[String],
+        above_term: u64,
+        within: Duration,
+    ) -> Option<(String, NodeStatus)> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            let polls = futures::future::join_all(ids.iter().map(|id| async move {
+                (
+                    id.clone(),
+                    self.cluster.status(id, Duration::from_millis(100)).await,
+                )
+            }))
+            .await;
+            for (id, s) in polls {
+                if let Ok(s) = s {
+                    if s.role == "leader" && s.term > above_term {
+                        return Some((id, s));
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        None
     }
 
     /// Kill `nodes` and start them again at once on their data; waits until

@@ -115,6 +115,10 @@ pub struct NodeArgs {
     /// How long a client request may wait for its entry to commit, milliseconds.
     #[arg(long, default_value_t = 2000)]
     pub request_timeout: u64,
+    /// Most log entries one AppendEntries carries (a longer lag travels in
+    /// several messages).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_append_entries: u64,
     /// One fsync per log entry instead of one per batch (for benchmarks).
     #[arg(long)]
     pub no_group_commit: bool,
@@ -183,6 +187,7 @@ impl NodeArgs {
             self.pre_vote,
             self.check_quorum,
         )?;
+        raft.max_entries_per_message = self.max_append_entries as usize;
         raft.unsafe_commit_old_term = self
             .unsafe_bugs
             .contains(&crate::bugs::UnsafeBug::CommitOldTerm);
