@@ -362,25 +362,26 @@ faults = ["crash-all"]
 # of one term, before the first winner's entries reach it. The leader
 # becomes the bridge between two nodes that cannot hear each other, its
 # links get slow (300 ms each way), then it crashes and restarts every
-# 300 ms: both others campaign in the same term and both need its vote, and
+# 150 ms: both others campaign in the same term and both need its vote, and
 # each vote it gives takes 600 ms to be followed by the winner's first
-# entry, long enough for a restart to wipe the vote. Slow elections (1-2 s)
-# keep the candidates waiting for those slow answers.
+# entry, long enough for a restart to wipe the vote before the other
+# candidate's request (or its retry) arrives. Elections of 1-1.6 s keep the
+# candidates waiting for those slow answers; three rounds in 60 s.
 [[setting]]
 name = "forget-vote"
 unsafe_bug = "forget-vote"
-faults = ["partition-bridge@leader+delay:300:0@leader+restart:300@leader"]
-election_timeout = "1000..2000"
+faults = ["partition-bridge@leader+delay:300:0@leader+restart:150@leader"]
+election_timeout = "1000..1600"
 op_timeout = 2000
-time_limit = 40
+time_limit = 60
 fault_interval = 9
 
 [[setting]]
 name = "correct-crash-loop"
-faults = ["partition-bridge@leader+delay:300:0@leader+restart:300@leader"]
-election_timeout = "1000..2000"
+faults = ["partition-bridge@leader+delay:300:0@leader+restart:150@leader"]
+election_timeout = "1000..1600"
 op_timeout = 2000
-time_limit = 40
+time_limit = 60
 fault_interval = 9
 
 # The paper's Figure 8, played step by step by the nemesis (see the README):

@@ -107,6 +107,8 @@ pub fn audit_texts(logs: &[(String, String)], start_unix_ns: Option<u128>) -> Ve
         let who: Vec<String> = by_time
             .iter()
             .map(|(id, t)| match at(*t) {
+                // The first election happens while the cluster starts.
+                Some(s) if s < 0.0 => format!("{id} (before the run began)"),
                 Some(s) => format!("{id} (at {s:.1} s)"),
                 None => id.clone(),
             })
@@ -221,6 +223,26 @@ mod tests {
         assert_eq!(f[1].kind, "node-panic");
         assert_eq!(f[1].at_s, Some(10.0));
         assert!(f[1].message.contains("overwrite committed entry 7"));
+
+        // A leader elected while the cluster started comes before the run.
+        let early = vec![
+            (
+                "n1".to_string(),
+                role("2026-11-22T07:59:59Z", "n1", "Leader", 1),
+            ),
+            (
+                "n2".to_string(),
+                role("2026-11-22T08:00:04Z", "n2", "Leader", 1),
+            ),
+        ];
+        let f = audit_texts(&early, start);
+        assert_eq!(f[0].at_s, Some(4.0));
+        assert!(
+            f[0].message
+                .contains("n1 (before the run began), n2 (at 4.0 s)"),
+            "{}",
+            f[0].message
+        );
 
         // One leader per term, no panic: nothing to report.
         let clean = vec![(
