@@ -359,30 +359,30 @@ unsafe_bug = "volatile-log"
 faults = ["crash-all"]
 
 # A double vote needs a voter that restarts between two candidates' requests
-# of one term, before the first winner's entries reach it. The leader
-# becomes the bridge between two nodes that cannot hear each other, its
-# links get slow (300 ms each way), then it crashes and restarts every
+# of one term, before the first winner's entries reach it. At once, the
+# leader becomes the bridge between two nodes that cannot hear each other,
+# its links get slow (300 ms each way), and it crashes and restarts every
 # 150 ms: both others campaign in the same term and both need its vote, and
 # each vote it gives takes 600 ms to be followed by the winner's first
 # entry, long enough for a restart to wipe the vote before the other
-# candidate's request (or its retry) arrives. Elections of 1-1.6 s keep the
-# candidates waiting for those slow answers; three rounds in 60 s.
+# candidate's request arrives. Elections of 1-1.6 s keep the candidates
+# waiting for those slow answers; five rounds in 40 s.
 [[setting]]
 name = "forget-vote"
 unsafe_bug = "forget-vote"
-faults = ["partition-bridge@leader+delay:300:0@leader+restart:150@leader"]
+faults = ["partition-bridge@leader&delay:300:0@leader&restart:150@leader"]
 election_timeout = "1000..1600"
 op_timeout = 2000
-time_limit = 60
-fault_interval = 9
+time_limit = 40
+fault_interval = 4
 
 [[setting]]
 name = "correct-crash-loop"
-faults = ["partition-bridge@leader+delay:300:0@leader+restart:150@leader"]
+faults = ["partition-bridge@leader&delay:300:0@leader&restart:150@leader"]
 election_timeout = "1000..1600"
 op_timeout = 2000
-time_limit = 60
-fault_interval = 9
+time_limit = 40
+fault_interval = 4
 
 # The paper's Figure 8, played step by step by the nemesis (see the README):
 # a leader's old entries reach a majority one message before its own new

@@ -25,7 +25,10 @@
 //! `A+B` (e.g. `partition-leader+crash-leader`) runs the parts together: the
 //! fault's time is split into equal slices, part k starts at the start of
 //! slice k (so a later part sees what the earlier ones caused, such as a new
-//! leader), and every part heals at the end, the last one first.
+//! leader), and every part heals at the end, the last one first. `A&B`
+//! starts every part at the fault's start, in order (each part's targets are
+//! resolved as it starts: in `partition-bridge@leader&restart@leader` both
+//! hit the same leader).
 //!
 //! Membership faults need spare slots: a run that uses them starts with two
 //! (ids after the initial nodes, e.g. `n4`, `n5`), wired through proxies like
@@ -151,10 +154,14 @@ pub enum Fault {
         /// Delay on the slow links, ms.
         delay_ms: u64,
     },
-    /// Several faults at once, started one after another and healed together.
+    /// Several faults at once, started one after another (`A+B`) or all at
+    /// the fault's start (`A&B`), and healed together.
     Combined {
         /// The parts, in starting order.
         parts: Vec<Fault>,
+        /// Start every part at once instead of one slice apart.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        together: bool,
     },
 }
 
@@ -186,7 +193,7 @@ impl Fault {
         match self {
             Fault::Membership => 1,
             Fault::MembershipSplit => 2,
-            Fault::Combined { parts } => parts.iter().map(Fault::spares_needed).sum(),
+            Fault::Combined { parts, .. } => parts.iter().map(Fault::spares_needed).sum(),
             _ => 0,
         }
     }
@@ -230,7 +237,7 @@ impl Fault {
             Fault::PartitionHalves | Fault::PartitionRing if n < 3 => Err(format!(
                 "{self} needs at least 3 nodes; the cluster has {n}"
             )),
-            Fault::Combined { parts } => {
+            Fault::Combined { parts, .. } => {
                 if parts.len() < 2 {
                     return Err(format!("'{self}': a combined fault has at least two parts"));
                 }
@@ -349,9 +356,9 @@ impl fmt::Display for Fault {
             Fault::Membership => write!(f, "membership"),
             Fault::MembershipSplit => write!(f, "membership-split"),
             Fault::Figure8 { delay_ms } => write!(f, "figure-8:{delay_ms}"),
-            Fault::Combined { parts } => {
+            Fault::Combined { parts, together } => {
                 let names: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
-                write!(f, "{}", names.join("+"))
+                write!(f, "{}", names.join(if *together { "&" } else { "+" }))
             }
         }
     }
@@ -362,18 +369,26 @@ impl FromStr for Fault {
 
     fn from_str(s: &str) -> Result<Fault, String> {
         let s = s.trim();
-        if s.contains('+') {
+        if s.contains('+') && s.contains('&') {
+            return Err(format!(
+                "'{s}': join parts with '+' (one after another) or '&' (all at once), not both"
+            ));
+        }
+        if let Some(sep) = ['+', '&'].into_iter().find(|c| s.contains(*c)) {
             let parts = s
-                .split('+')
+                .split(sep)
                 .map(|p| {
                     if p.trim().is_empty() {
-                        Err(format!("'{s}': empty part around '+'"))
+                        Err(format!("'{s}': empty part around '{sep}'"))
                     } else {
                         p.parse::<Fault>()
                     }
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            return Ok(Fault::Combined { parts });
+            return Ok(Fault::Combined {
+                parts,
+                together: sep == '&',
+            });
         }
         let (body, target) = match s.split_once('@') {
             Some((b, t)) => {
@@ -513,6 +528,7 @@ mod tests {
             "membership-split",
             "partition-leader+crash-leader",
             "loss:0.2@all+pause-leader",
+            "partition-bridge@leader&delay:300:0@leader&restart:150@leader",
         ] {
             let f: Fault = s.parse().unwrap();
             assert_eq!(f.to_string(), s);
@@ -551,6 +567,8 @@ mod tests {
         assert!(err("pause-leader:3", 3).contains("takes no parameters"));
         assert!(parse_list("partition-leader,pause-leader,loss:0.2", 3).is_ok());
         assert!(err("partition-leader+", 3).contains("empty part"));
+        assert!(err("partition-leader&", 3).contains("empty part around '&'"));
+        assert!(err("partition-leader+pause&crash", 3).contains("not both"));
         assert!(err("partition-leader+crash@n9", 3).contains("not a node"));
         assert!(parse_list("partition-leader+crash-leader,pause", 5).is_ok());
     }

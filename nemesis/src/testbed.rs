@@ -179,7 +179,7 @@ impl Testbed {
 
     /// Start a fault.
     pub async fn apply(&mut self, fault: &Fault) -> anyhow::Result<Applied> {
-        if let Fault::Combined { parts } = fault {
+        if let Fault::Combined { parts, .. } = fault {
             return self.apply_parts(fault, parts).await;
         }
         let ids = self.cluster.ids();
@@ -969,13 +969,17 @@ pub async fn run_schedule(
     let mut ran = Vec::new();
     let at = |ms: u64| tokio::time::Instant::from_std(start + Duration::from_millis(ms));
     for p in plan {
-        // A combined fault starts its parts one slice apart and heals them
+        // A combined fault starts its parts one slice apart (or all at once) and heals them
         // together at the end, the last first.
-        let parts: Vec<Fault> = match &p.fault {
-            Fault::Combined { parts } => parts.clone(),
-            f => vec![f.clone()],
+        let (parts, together): (Vec<Fault>, bool) = match &p.fault {
+            Fault::Combined { parts, together } => (parts.clone(), *together),
+            f => (vec![f.clone()], false),
         };
-        let slice = (p.end_ms - p.start_ms) / parts.len() as u64;
+        let slice = if together {
+            0
+        } else {
+            (p.end_ms - p.start_ms) / parts.len() as u64
+        };
         let mut active: Vec<(Applied, u64)> = Vec::new();
         // Crash loops among the active parts: (index in `active`, period, next kill).
         let mut loops: Vec<(usize, u64, u64)> = Vec::new();

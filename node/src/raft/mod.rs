@@ -306,18 +306,6 @@ impl Raft {
                     && self.membership.config.contains(&self.id)
                 {
                     self.start_election();
-                } else if self.role != Role::Follower {
-                    // Servers retry RPCs that got no answer in time (paper
-                    // §5.1): a voter that was down or lost the request gets
-                    // it again, once per heartbeat interval, rather than only
-                    // with the next election in a later term.
-                    self.heartbeat_elapsed += 1;
-                    if self.heartbeat_elapsed >= self.config.heartbeat_interval {
-                        self.heartbeat_elapsed = 0;
-                        let pre_vote = self.role == Role::PreCandidate;
-                        let term = self.hard.term + u64::from(pre_vote);
-                        self.request_votes(term, pre_vote);
-                    }
                 }
             }
         }
@@ -710,7 +698,6 @@ impl Raft {
         self.role = Role::PreCandidate;
         self.leader = None;
         self.election_elapsed = 0;
-        self.heartbeat_elapsed = 0;
         self.reset_randomized_timeout();
         self.votes.clear();
         self.votes.insert(self.id.clone(), true);
@@ -725,7 +712,6 @@ impl Raft {
         self.hard_dirty = true;
         self.leader = None;
         self.election_elapsed = 0;
-        self.heartbeat_elapsed = 0;
         self.reset_randomized_timeout();
         self.votes.clear();
         self.votes.insert(self.id.clone(), true);
@@ -743,8 +729,7 @@ impl Raft {
         }
         let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
         for peer in self.membership.config.voters() {
-            // Ask each voter that has not answered yet (all of them at first).
-            if peer == self.id || self.votes.contains_key(&peer) {
+            if peer == self.id {
                 continue;
             }
             // A vote request promises our term and self-vote are durable.
