@@ -40,6 +40,20 @@ where
     }
 }
 
+/// Wait until the three nodes answer and follow one leader.
+async fn every_node_back_under_one_leader(tb: &Testbed) {
+    until("every node is back and follows one leader", || async {
+        tb.cluster.current_leader().await.is_some()
+            && futures::future::join_all(
+                ["n1", "n2", "n3"].map(|id| tb.cluster.status(id, Duration::from_secs(1))),
+            )
+            .await
+            .iter()
+            .all(|s| s.is_ok())
+    })
+    .await;
+}
+
 async fn put(tb: &Testbed, id: &str, key: &str, value: i64) -> bool {
     let Some(addr) = tb.cluster.client_addr(id) else {
         return false;
@@ -296,16 +310,7 @@ async fn a_combined_fault_applies_every_part_and_heals_them_all() {
         "n1 is down"
     );
     tb.heal(&applied).await.unwrap();
-    until("every node is back and follows one leader", || async {
-        tb.cluster.current_leader().await.is_some()
-            && futures::future::join_all(
-                ["n1", "n2", "n3"].map(|id| tb.cluster.status(id, Duration::from_secs(1))),
-            )
-            .await
-            .iter()
-            .all(|s| s.is_ok())
-    })
-    .await;
+    every_node_back_under_one_leader(&tb).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,16 +358,7 @@ async fn a_bridge_keeps_its_halves_apart_and_a_crash_loop_restarts_its_node_agai
     // rounds (seven fit in 1.5 s when start-ups are quick).
     let starts = log.matches("recovered from").count();
     assert!(starts >= 5, "{victim} started only {starts} times:\n{log}");
-    until("every node is back and follows one leader", || async {
-        tb.cluster.current_leader().await.is_some()
-            && futures::future::join_all(
-                ["n1", "n2", "n3"].map(|id| tb.cluster.status(id, Duration::from_secs(1))),
-            )
-            .await
-            .iter()
-            .all(|s| s.is_ok())
-    })
-    .await;
+    every_node_back_under_one_leader(&tb).await;
 }
 
 /// Figure 8 on five nodes, with a writer that keeps proposing through every
