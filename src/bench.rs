@@ -29,6 +29,10 @@ enum BenchWhat {
         /// Concurrent clients.
         #[arg(long, default_value_t = 64)]
         clients: usize,
+        /// Connections the clients share, as in etcd's benchmark: client `c`
+        /// sends on connection `c % conns` (each keeps one request in flight).
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
+        conns: u64,
         /// Nodes in the cluster.
         #[arg(long, default_value_t = 3)]
         nodes: usize,
@@ -93,8 +97,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         BenchWhat::Node {
             duration,
             clients,
+            conns,
             nodes,
-        } => bench_node(duration, clients, nodes).await?,
+        } => bench_node(duration, clients, conns as usize, nodes).await?,
         BenchWhat::Core { proposals } => bench_core(proposals),
         BenchWhat::Check { quick } => bench_check(quick)?,
         BenchWhat::Proxy { pings, messages } => bench_proxy(pings, messages).await?,
@@ -121,15 +126,28 @@ struct NodeFigures {
     hist: Histogram<u64>,
 }
 
-async fn bench_node(duration: u64, clients: usize, nodes: usize) -> anyhow::Result<()> {
+async fn bench_node(
+    duration: u64,
+    clients: usize,
+    conns: usize,
+    nodes: usize,
+) -> anyhow::Result<()> {
     let base = tempdir_under_store("bench-node")?;
-    println!("faultline bench node: {nodes} nodes, {clients} clients, {duration} s per mode, fsync on (data in {})", base.display());
-    let group = node_mode(&base.join("group-commit"), nodes, clients, duration, false).await?;
+    let conns = conns.min(clients.max(1));
+    println!("faultline bench node: {nodes} nodes, {clients} clients on {conns} connections, {duration} s per mode, fsync on (data in {})", base.display());
+    let group = node_mode(
+        &base.join("group-commit"),
+        nodes,
+        (clients, conns),
+        duration,
+        false,
+    )
+    .await?;
     print_node("group commit", &group);
     let single = node_mode(
         &base.join("fsync-per-entry"),
         nodes,
-        clients,
+        (clients, conns),
         duration,
         true,
     )
@@ -164,24 +182,31 @@ fn tempdir_under_store(name: &str) -> anyhow::Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-/// `clients` closed-loop writers against `addr` for `secs` seconds: the
-/// latency histogram (µs), writes acknowledged, errors, seconds taken.
+/// `clients` closed-loop writers against `addr` for `secs` seconds, sharing
+/// `conns` connections (client `c` uses connection `c % conns`): the latency
+/// histogram (µs), writes acknowledged, errors, seconds taken.
 async fn write_load(
     addr: std::net::SocketAddr,
     clients: usize,
+    conns: usize,
     secs: u64,
 ) -> anyhow::Result<(Histogram<u64>, u64, u64, f64)> {
+    let mut connections = Vec::new();
+    for _ in 0..conns.max(1) {
+        let client = Client::connect(addr, Duration::from_secs(10))
+            .await
+            .with_context(|| format!("connecting to the leader at {addr}"))?;
+        connections.push(std::sync::Arc::new(client));
+    }
     let deadline = Instant::now() + Duration::from_secs(secs);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
+        let client = connections[c % connections.len()].clone();
         tasks.push(tokio::spawn(async move {
             let mut hist =
                 Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
             let (mut ok, mut err) = (0u64, 0u64);
-            let Ok(client) = Client::connect(addr, Duration::from_secs(10)).await else {
-                return (hist, 0, 1);
-            };
             let key = format!("k{c}");
             let mut i = 0i64;
             while Instant::now() < deadline {
@@ -218,7 +243,7 @@ async fn write_load(
 async fn node_mode(
     dir: &std::path::Path,
     nodes: usize,
-    clients: usize,
+    (clients, conns): (usize, usize),
     secs: u64,
     per_entry: bool,
 ) -> anyhow::Result<NodeFigures> {
@@ -244,7 +269,7 @@ async fn node_mode(
             .enable_all()
             .build()
             .context("starting the load runtime")?;
-        rt.block_on(write_load(addr, clients, secs))
+        rt.block_on(write_load(addr, clients, conns, secs))
     });
     let (hist, writes, errors, secs) =
         tokio::task::spawn_blocking(move || load.join())

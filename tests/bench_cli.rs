@@ -1,0 +1,97 @@
+//! `faultline bench node` end to end on a small load: both modes run on a
+//! real cluster, print their figures and the ratio, and leave no data behind.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Run `faultline ARGS` in `dir`, killed if it is not done in `limit`.
+fn faultline_in(dir: &std::path::Path, args: &[&str], limit: Duration) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("faultline {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The writes/s figure of the line that starts with `mode:`.
+fn writes_per_s(stdout: &str, mode: &str) -> f64 {
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{mode}:")))
+        .unwrap_or_else(|| panic!("no {mode} line in:\n{stdout}"));
+    line.split_whitespace()
+        .find_map(|w| w.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no figure in {line:?}"))
+}
+
+#[test]
+fn bench_node_runs_both_modes_side_by_side_on_shared_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "bench",
+        "node",
+        "--duration",
+        "1",
+        "--clients",
+        "8",
+        "--conns",
+        "2",
+    ];
+    let (code, out, err) = faultline_in(dir.path(), &args, Duration::from_secs(120));
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains("3 nodes, 8 clients on 2 connections, 1 s per mode"),
+        "{out}"
+    );
+    let group = writes_per_s(&out, "group commit");
+    let single = writes_per_s(&out, "fsync per entry");
+    assert!(group > 0.0 && single > 0.0, "{out}");
+    let ratio_line = out
+        .lines()
+        .find(|l| l.starts_with("group commit / fsync per entry:"))
+        .unwrap_or_else(|| panic!("no ratio in:\n{out}"));
+    assert!(ratio_line.ends_with("x writes/s"), "{ratio_line}");
+    // The clusters' data directories are removed afterwards.
+    let left: Vec<_> = walk(&dir.path().join("store/bench-node"));
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn bench_node_refuses_zero_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = faultline_in(
+        dir.path(),
+        &["bench", "node", "--conns", "0"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--conns"), "{err}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for e in entries.flatten() {
+        found.push(e.path());
+    }
+    found
+}
