@@ -297,7 +297,12 @@ pub fn main_from(argv: impl IntoIterator<Item = String>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = rt.block_on(server::run(config, shutdown_signal()));
+    let result = rt.block_on(async {
+        // Both handlers are in place before the node opens anything, so a
+        // SIGTERM or SIGINT at any point after this is a clean shutdown.
+        let shutdown = shutdown_signal()?;
+        server::run(config, shutdown).await
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -307,16 +312,18 @@ pub fn main_from(argv: impl IntoIterator<Item = String>) -> ExitCode {
     }
 }
 
-async fn shutdown_signal() {
+/// Register SIGTERM and SIGINT now; the future ends when either arrives.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use anyhow::Context;
     use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
 #[cfg(test)]
