@@ -265,6 +265,9 @@ async fn single(
             if !s.learners.is_empty() {
                 text.push_str(&format!(" learners {}", s.learners.join(",")));
             }
+            if let Some(ms) = s.leader_heard_ms {
+                text.push_str(&format!(" leader_heard_ms {ms}"));
+            }
             (0, serde_json::to_value(&s)?, text)
         }
         Ok(ClientResponse::Ok(v)) => {

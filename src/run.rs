@@ -334,6 +334,7 @@ async fn poll_status(
                     term: s.term,
                     leader: s.leader,
                     voters: s.voters,
+                    heard_ms: s.leader_heard_ms,
                 }),
             )
         });

@@ -178,6 +178,10 @@ pub struct NodeStatus {
     /// Index of the latest configuration entry (0: the initial one).
     #[serde(default)]
     pub config_index: u64,
+    /// Milliseconds since it last heard from `leader`, to a tick (0 on the
+    /// leader itself; absent without a leader).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_heard_ms: Option<u64>,
 }
 
 /// A configuration as one node knows it.
@@ -238,8 +242,9 @@ impl MembersInfo {
     }
 }
 
-impl From<Status> for NodeStatus {
-    fn from(s: Status) -> Self {
+impl NodeStatus {
+    /// The report of a core's status; `tick` is the length of its tick.
+    pub fn new(s: Status, tick: std::time::Duration) -> Self {
         NodeStatus {
             id: s.id,
             role: serde_json::to_value(s.role)
@@ -255,6 +260,7 @@ impl From<Status> for NodeStatus {
             outgoing: s.outgoing,
             learners: s.learners,
             config_index: s.config_index,
+            leader_heard_ms: s.leader_silence_ticks.map(|t| t * tick.as_millis() as u64),
         }
     }
 }

@@ -438,7 +438,7 @@ impl NodeLoop {
     fn client_request(&mut self, request: ClientRequest, reply: ReplyTo) {
         let command = match request {
             ClientRequest::Status => {
-                let status = NodeStatus::from(self.raft.status());
+                let status = NodeStatus::new(self.raft.status(), self.config.tick);
                 self.send_reply(reply, ClientResponse::Status(status));
                 return;
             }

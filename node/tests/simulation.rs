@@ -72,6 +72,42 @@ fn initial_election() {
 }
 
 #[test]
+fn followers_report_how_long_their_leader_has_been_silent() {
+    let mut c = cluster(3, 4);
+    let l = c.run_until_leader(200).unwrap();
+    c.run(20);
+    let silence = |c: &Cluster, id: &str| c.raft(id).unwrap().status().leader_silence_ticks;
+    assert_eq!(silence(&c, &l), Some(0));
+    let followers: Vec<_> = c.ids().iter().filter(|id| **id != l).cloned().collect();
+    // Heartbeats every 3 ticks (and delivery within a few) keep it short.
+    for f in &followers {
+        let s = silence(&c, f).expect("a follower knows its leader");
+        assert!(s <= 6, "{f} silent for {s} ticks");
+    }
+    // Cut off from the leader, a follower's silence grows tick by tick
+    // until its election timeout (at least 10 ticks) ends its belief.
+    let f = &followers[0];
+    c.isolate(f);
+    c.run(3); // what was already on its way arrives
+    let mut last = silence(&c, f).unwrap();
+    for _ in 0..100 {
+        c.run(1);
+        match silence(&c, f) {
+            Some(s) => {
+                assert_eq!(s, last + 1, "{f} heard from a leader it is cut off from");
+                last = s;
+            }
+            None => break,
+        }
+    }
+    assert!(
+        last >= 9,
+        "{f} gave up its leader after {last} silent ticks"
+    );
+    assert_eq!(silence(&c, f), None);
+}
+
+#[test]
 fn reelection_after_the_leader_is_cut_off() {
     let mut c = cluster(3, 1);
     let old = c.run_until_leader(200).unwrap();

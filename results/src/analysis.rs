@@ -145,6 +145,10 @@ pub struct NodeSample {
     /// polled node counts).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub voters: Vec<String>,
+    /// Milliseconds since it last heard from `leader` (0 on the leader;
+    /// absent without a leader, and in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heard_ms: Option<u64>,
 }
 
 /// One polling round: every node's answer (absent: did not answer).
@@ -157,8 +161,12 @@ pub struct StatusRound {
 }
 
 impl StatusRound {
-    /// The leader a majority of all nodes follows in its term, if it also says it leads.
-    pub fn agreed_leader(&self) -> Option<(String, u64)> {
+    /// The working leader: a node that says it leads and that a majority of
+    /// its voters (itself included) follow in its term and heard from within
+    /// `fresh_ms` (when given; a sample without `heard_ms` counts). A leader
+    /// cut off from the others keeps its followers' belief until their
+    /// election timeouts; their silence tells that it no longer leads.
+    pub fn agreed_leader(&self, fresh_ms: Option<u64>) -> Option<(String, u64)> {
         let n = self.nodes.len();
         for (id, s) in &self.nodes {
             let Some(s) = s else { continue };
@@ -174,6 +182,10 @@ impl StatusRound {
                 .filter(|(oid, _)| counts(oid))
                 .filter_map(|(_, o)| o.as_ref())
                 .filter(|o| o.term == s.term && o.leader.as_deref() == Some(id.as_str()))
+                .filter(|o| match (fresh_ms, o.heard_ms) {
+                    (Some(fresh), Some(heard)) => heard <= fresh,
+                    _ => true,
+                })
                 .count();
             let n = if s.voters.is_empty() {
                 n
@@ -187,6 +199,10 @@ impl StatusRound {
         None
     }
 }
+
+/// Added to two heartbeat intervals before a follower's leader counts as
+/// unheard: ticks, timers and scheduling on a loaded machine are late.
+const FRESH_SLACK_MS: u64 = 50;
 
 fn ms(ns: u64) -> f64 {
     ns as f64 / 1e6
@@ -401,10 +417,15 @@ pub fn compute(
         longest_gap_start_s: gap_start as f64 / 1e9,
     };
 
-    // Leaders from the polls.
+    // Leaders from the polls. A follower counts towards its leader while it
+    // heard from it within two heartbeat intervals (one lost or late
+    // heartbeat is not a lost leader) and one status poll's slack.
+    let fresh_ms = spec["heartbeat_ms"]
+        .as_u64()
+        .map(|hb| 2 * hb + FRESH_SLACK_MS);
     let agreed: Vec<(u64, Option<(String, u64)>)> = status
         .iter()
-        .map(|r| (r.t_ms * 1_000_000, r.agreed_leader()))
+        .map(|r| (r.t_ms * 1_000_000, r.agreed_leader(fresh_ms)))
         .collect();
     let leaderless_between = |from: u64, to: u64| -> f64 {
         let mut total = 0u64;
@@ -537,5 +558,117 @@ mod tests {
             ]
         );
         assert_eq!(w[0].nodes, vec!["n2"]);
+    }
+
+    fn round(t_ms: u64, samples: &[(&str, &str, u64, Option<&str>, Option<u64>)]) -> StatusRound {
+        StatusRound {
+            t_ms,
+            nodes: samples
+                .iter()
+                .map(|(id, role, term, leader, heard_ms)| {
+                    let sample = NodeSample {
+                        role: role.to_string(),
+                        term: *term,
+                        leader: leader.map(str::to_string),
+                        voters: vec!["n1".into(), "n2".into(), "n3".into()],
+                        heard_ms: *heard_ms,
+                    };
+                    (id.to_string(), Some(sample))
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_leader_whose_followers_stopped_hearing_from_it_no_longer_leads() {
+        let fresh = round(
+            0,
+            &[
+                ("n1", "leader", 2, Some("n1"), Some(0)),
+                ("n2", "follower", 2, Some("n1"), Some(40)),
+                ("n3", "follower", 2, Some("n1"), Some(90)),
+            ],
+        );
+        assert_eq!(fresh.agreed_leader(Some(250)), Some(("n1".into(), 2)));
+        // Cut off: both followers still name n1 but have not heard from it.
+        let cut = round(
+            300,
+            &[
+                ("n1", "leader", 2, Some("n1"), Some(0)),
+                ("n2", "follower", 2, Some("n1"), Some(300)),
+                ("n3", "follower", 2, Some("n1"), Some(310)),
+            ],
+        );
+        assert_eq!(cut.agreed_leader(Some(250)), None);
+        // Without a freshness bound (or in files without heard_ms) belief counts.
+        assert_eq!(cut.agreed_leader(None), Some(("n1".into(), 2)));
+        // One fresh follower and the leader make a majority of three.
+        let one = round(
+            400,
+            &[
+                ("n1", "leader", 2, Some("n1"), Some(0)),
+                ("n2", "follower", 2, Some("n1"), Some(20)),
+                ("n3", "follower", 2, Some("n1"), Some(400)),
+            ],
+        );
+        assert_eq!(one.agreed_leader(Some(250)), Some(("n1".into(), 2)));
+    }
+
+    #[test]
+    fn time_without_a_leader_counts_from_the_followers_silence() {
+        let spec = serde_json::json!({"heartbeat_ms": 100});
+        let h = faultline_checker::history::read_jsonl(&b""[..]).unwrap();
+        let led = |t| {
+            round(
+                t,
+                &[
+                    ("n1", "leader", 1, Some("n1"), Some(0)),
+                    ("n2", "follower", 1, Some("n1"), Some(50)),
+                    ("n3", "follower", 1, Some("n1"), Some(50)),
+                ],
+            )
+        };
+        let silent = |t, heard| {
+            round(
+                t,
+                &[
+                    ("n1", "leader", 1, Some("n1"), Some(0)),
+                    ("n2", "follower", 1, Some("n1"), Some(heard)),
+                    ("n3", "follower", 1, Some("n1"), Some(heard)),
+                ],
+            )
+        };
+        let new = |t| {
+            round(
+                t,
+                &[
+                    ("n1", "leader", 1, Some("n1"), Some(0)),
+                    ("n2", "leader", 2, Some("n2"), Some(0)),
+                    ("n3", "follower", 2, Some("n2"), Some(10)),
+                ],
+            )
+        };
+        // Led until 200 ms, then the followers go silent from 300 ms and
+        // elect n2 at 600 ms: 300 ms without a working leader.
+        let status = vec![
+            led(0),
+            led(100),
+            led(200),
+            silent(300, 280),
+            silent(400, 380),
+            silent(500, 480),
+            new(600),
+            new(700),
+        ];
+        let r = compute(
+            spec,
+            Value::Null,
+            &h,
+            &status,
+            faultline_checker::check_history(&h, &faultline_checker::Options::default()),
+            800_000_000,
+        );
+        assert_eq!(r.elections.leaderless_ms, 300.0);
+        assert_eq!(r.elections.leader_changes, 1);
     }
 }

@@ -115,6 +115,9 @@ pub struct Status {
     pub learners: Vec<NodeId>,
     /// Index of the latest configuration entry (0: the initial configuration).
     pub config_index: u64,
+    /// Ticks since it last heard from `leader` (0 on the leader itself; none
+    /// without a leader).
+    pub leader_silence_ticks: Option<u64>,
 }
 
 /// One Raft server's state machine.
@@ -278,6 +281,13 @@ impl Raft {
             outgoing: self.membership.config.outgoing.iter().cloned().collect(),
             learners: self.membership.learners.iter().cloned().collect(),
             config_index: self.membership_index(),
+            // A follower resets its election clock whenever its leader's
+            // AppendEntries arrive, so that clock is the leader's silence.
+            leader_silence_ticks: match (&self.role, &self.leader) {
+                (Role::Leader, _) => Some(0),
+                (_, Some(_)) => Some(self.election_elapsed),
+                (_, None) => None,
+            },
         }
     }
 
