@@ -268,6 +268,9 @@ async fn single(
             if let Some(ms) = s.leader_heard_ms {
                 text.push_str(&format!(" leader_heard_ms {ms}"));
             }
+            if let Some(ms) = s.leading_ms {
+                text.push_str(&format!(" leading_ms {ms}"));
+            }
             (0, serde_json::to_value(&s)?, text)
         }
         Ok(ClientResponse::Ok(v)) => {

@@ -335,6 +335,7 @@ async fn poll_status(
                     leader: s.leader,
                     voters: s.voters,
                     heard_ms: s.leader_heard_ms,
+                    leading_ms: s.leading_ms,
                 }),
             )
         });

@@ -179,9 +179,13 @@ pub struct NodeStatus {
     #[serde(default)]
     pub config_index: u64,
     /// Milliseconds since it last heard from `leader`, to a tick (0 on the
-    /// leader itself; absent without a leader).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// leader itself; none without a leader). Never skipped when empty:
+    /// bincode frames carry every field in order.
+    #[serde(default)]
     pub leader_heard_ms: Option<u64>,
+    /// On a leader: milliseconds since it became leader, to a tick.
+    #[serde(default)]
+    pub leading_ms: Option<u64>,
 }
 
 /// A configuration as one node knows it.
@@ -261,6 +265,7 @@ impl NodeStatus {
             learners: s.learners,
             config_index: s.config_index,
             leader_heard_ms: s.leader_silence_ticks.map(|t| t * tick.as_millis() as u64),
+            leading_ms: s.leading_ticks.map(|t| t * tick.as_millis() as u64),
         }
     }
 }
@@ -310,5 +315,36 @@ impl ClientError {
                 | ClientError::BadRequest(_)
                 | ClientError::ChangeRefused(_)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_without_a_leader_survives_the_wire() {
+        for (heard, leading) in [(None, None), (Some(35), None), (Some(0), Some(1200))] {
+            let status = ClientReply {
+                id: 9,
+                response: ClientResponse::Status(NodeStatus {
+                    id: "n2".into(),
+                    role: "follower".into(),
+                    term: 3,
+                    leader: heard.map(|_| "n1".into()),
+                    commit_index: 4,
+                    applied_index: 4,
+                    last_log_index: 5,
+                    voters: vec!["n1".into(), "n2".into(), "n3".into()],
+                    outgoing: vec![],
+                    learners: vec![],
+                    config_index: 0,
+                    leader_heard_ms: heard,
+                    leading_ms: leading,
+                }),
+            };
+            let back: ClientReply = decode(&encode(&status)).unwrap();
+            assert_eq!(format!("{back:?}"), format!("{status:?}"));
+        }
     }
 }

@@ -78,9 +78,16 @@ fn followers_report_how_long_their_leader_has_been_silent() {
     c.run(20);
     let silence = |c: &Cluster, id: &str| c.raft(id).unwrap().status().leader_silence_ticks;
     assert_eq!(silence(&c, &l), Some(0));
+    // The leader counts the ticks it has led; nobody else says it leads.
+    let led = c.raft(&l).unwrap().status().leading_ticks.unwrap();
+    c.run(5);
+    if c.leader().as_ref() == Some(&l) {
+        assert_eq!(c.raft(&l).unwrap().status().leading_ticks, Some(led + 5));
+    }
     let followers: Vec<_> = c.ids().iter().filter(|id| **id != l).cloned().collect();
     // Heartbeats every 3 ticks (and delivery within a few) keep it short.
     for f in &followers {
+        assert_eq!(c.raft(f).unwrap().status().leading_ticks, None);
         let s = silence(&c, f).expect("a follower knows its leader");
         assert!(s <= 6, "{f} silent for {s} ticks");
     }

@@ -149,6 +149,9 @@ pub struct NodeSample {
     /// absent without a leader, and in older files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heard_ms: Option<u64>,
+    /// On a leader: milliseconds since it became leader (absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leading_ms: Option<u64>,
 }
 
 /// One polling round: every node's answer (absent: did not answer).
@@ -198,6 +201,112 @@ impl StatusRound {
         }
         None
     }
+
+    /// How long ago a majority of `leader`'s voters last heard from it in
+    /// `term`, ms: the silence that the majority's last member reports (the
+    /// leader's own answer counts as 0). None without a majority naming it.
+    fn majority_silence(&self, leader: &str, term: u64) -> Option<u64> {
+        let naming = |s: &&NodeSample| s.term == term && s.leader.as_deref() == Some(leader);
+        let samples: Vec<(&String, &NodeSample)> = self
+            .nodes
+            .iter()
+            .filter_map(|(id, s)| s.as_ref().filter(naming).map(|s| (id, s)))
+            .collect();
+        let voters = samples
+            .iter()
+            .map(|(_, s)| &s.voters)
+            .find(|v| !v.is_empty());
+        let n = voters.map_or(self.nodes.len(), Vec::len);
+        let mut silences: Vec<u64> = samples
+            .iter()
+            .filter(|(id, _)| voters.is_none_or(|v| v.contains(id)))
+            .map(|(id, s)| {
+                if *id == leader {
+                    0
+                } else {
+                    s.heard_ms.unwrap_or(0)
+                }
+            })
+            .collect();
+        silences.sort_unstable();
+        silences.get(n / 2).copied()
+    }
+}
+
+/// The stretches without a working leader, ns, between the first and the
+/// last status poll; `agreed` is each poll's working leader. A leader works
+/// from when it became leader (`leading_ms`, but not before the poll ahead
+/// of the one that first shows it) for as long as the polls show it working;
+/// at the first poll that does not, the silences its followers report say
+/// when a majority last heard from it, and it worked until a heartbeat after
+/// that (even if polls in between still counted it). Polls without
+/// silences (`heartbeat_ms` unknown, older files) end it at that poll.
+fn leaderless_gaps(
+    status: &[StatusRound],
+    agreed: &[(u64, Option<(String, u64)>)],
+    heartbeat_ms: Option<u64>,
+) -> Vec<(u64, u64)> {
+    const MS: u64 = 1_000_000;
+    // The current working leader: who, since when, and the last poll that
+    // showed it working (its time, its index).
+    let mut current: Option<(&(String, u64), u64, u64, usize)> = None;
+    let mut worked: Vec<(u64, u64)> = Vec::new();
+    for (i, (t, l)) in agreed.iter().enumerate() {
+        let t = *t;
+        if let (Some((who, _, last, last_i)), Some(x)) = (&mut current, l) {
+            if *who == x {
+                (*last, *last_i) = (t, i);
+                continue;
+            }
+        }
+        if let Some(((id, term), since, last, last_i)) = current.take() {
+            // The silences of this poll, or (its followers gone to another
+            // leader) of the last poll that showed it working.
+            let until = match heartbeat_ms {
+                None => t,
+                Some(hb) => [(t, i), (last, last_i)]
+                    .iter()
+                    .find_map(|&(at, k)| {
+                        status[k]
+                            .majority_silence(id, *term)
+                            .map(|silent| (at + hb * MS).saturating_sub(silent * MS))
+                    })
+                    .unwrap_or(last)
+                    .clamp(since, t),
+            };
+            worked.push((since, until));
+        }
+        if let Some(x) = l {
+            let leading = status[i]
+                .nodes
+                .get(&x.0)
+                .and_then(|s| s.as_ref())
+                .and_then(|s| s.leading_ms)
+                .unwrap_or(0);
+            let before = if i > 0 { agreed[i - 1].0 } else { t };
+            current = Some((x, t.saturating_sub(leading * MS).max(before), t, i));
+        }
+    }
+    if let Some((_, since, last, _)) = current {
+        worked.push((since, last));
+    }
+    // The complement of the union of `worked` over the polled time.
+    let (Some(first), Some(end)) = (agreed.first().map(|a| a.0), agreed.last().map(|a| a.0)) else {
+        return Vec::new();
+    };
+    worked.sort_unstable();
+    let mut gaps = Vec::new();
+    let mut covered_to = first;
+    for (a, b) in worked {
+        if a > covered_to {
+            gaps.push((covered_to, a));
+        }
+        covered_to = covered_to.max(b);
+    }
+    if end > covered_to {
+        gaps.push((covered_to, end));
+    }
+    gaps
 }
 
 /// Added to two heartbeat intervals before a follower's leader counts as
@@ -427,16 +536,12 @@ pub fn compute(
         .iter()
         .map(|r| (r.t_ms * 1_000_000, r.agreed_leader(fresh_ms)))
         .collect();
+    let gaps = leaderless_gaps(status, &agreed, spec["heartbeat_ms"].as_u64());
     let leaderless_between = |from: u64, to: u64| -> f64 {
-        let mut total = 0u64;
-        for w in agreed.windows(2) {
-            let (t0, l0) = (&w[0].0, &w[0].1);
-            let t1 = w[1].0;
-            let (a, b) = ((*t0).max(from), t1.min(to));
-            if l0.is_none() && b > a {
-                total += b - a;
-            }
-        }
+        let total: u64 = gaps
+            .iter()
+            .map(|&(a, b)| b.min(to).saturating_sub(a.max(from)))
+            .sum();
         ms(total)
     };
     let mut elections = Elections {
@@ -572,6 +677,7 @@ mod tests {
                         leader: leader.map(str::to_string),
                         voters: vec!["n1".into(), "n2".into(), "n3".into()],
                         heard_ms: *heard_ms,
+                        leading_ms: None,
                     };
                     (id.to_string(), Some(sample))
                 })
@@ -639,26 +745,34 @@ mod tests {
             )
         };
         let new = |t| {
-            round(
+            let mut r = round(
                 t,
                 &[
                     ("n1", "leader", 1, Some("n1"), Some(0)),
                     ("n2", "leader", 2, Some("n2"), Some(0)),
                     ("n3", "follower", 2, Some("n2"), Some(10)),
                 ],
-            )
+            );
+            if let Some(Some(n2)) = r.nodes.get_mut("n2") {
+                n2.leading_ms = Some(30);
+            }
+            r
         };
-        // Led until 200 ms, then the followers go silent from 300 ms and
-        // elect n2 at 600 ms: 300 ms without a working leader.
+        // Heard at 150 ms for the last time: the polls at 300 and 400 ms
+        // still count n1 (silences 150, 250: within two heartbeats and
+        // 50 ms), the one at 500 ms does not, and its silences put the end
+        // a heartbeat after 150 ms. n2 leads from 670 ms (30 ms before the
+        // poll at 700): 420 ms without a working leader.
         let status = vec![
             led(0),
             led(100),
             led(200),
-            silent(300, 280),
-            silent(400, 380),
-            silent(500, 480),
-            new(600),
+            silent(300, 150),
+            silent(400, 250),
+            silent(500, 350),
+            silent(600, 450),
             new(700),
+            new(800),
         ];
         let r = compute(
             spec,
@@ -666,9 +780,71 @@ mod tests {
             &h,
             &status,
             faultline_checker::check_history(&h, &faultline_checker::Options::default()),
-            800_000_000,
+            900_000_000,
         );
-        assert_eq!(r.elections.leaderless_ms, 300.0);
+        assert_eq!(r.elections.leaderless_ms, 420.0);
         assert_eq!(r.elections.leader_changes, 1);
+        // Older files (no heartbeat, no silences): poll by poll, as before.
+        let plain: Vec<StatusRound> = status
+            .iter()
+            .cloned()
+            .map(|mut r| {
+                for s in r.nodes.values_mut().flatten() {
+                    s.heard_ms = None;
+                    s.leading_ms = None;
+                }
+                r
+            })
+            .collect();
+        let r = compute(
+            serde_json::json!({}),
+            Value::Null,
+            &h,
+            &plain,
+            faultline_checker::check_history(&h, &faultline_checker::Options::default()),
+            900_000_000,
+        );
+        assert_eq!(r.elections.leaderless_ms, 0.0);
+    }
+
+    #[test]
+    fn a_leader_whose_followers_moved_on_ended_when_they_last_heard_from_it() {
+        // Heartbeats every 50 ms; n1 is cut off at about 960 ms. At 1100 ms
+        // its followers still count it (silence 140 <= 150), at 1200 ms they
+        // follow n2, leader for 45 ms: without a leader from a heartbeat
+        // after 960 ms to 1155 ms.
+        let spec = serde_json::json!({"heartbeat_ms": 50});
+        let h = faultline_checker::history::read_jsonl(&b""[..]).unwrap();
+        let old = |t, heard| {
+            round(
+                t,
+                &[
+                    ("n1", "leader", 1, Some("n1"), Some(0)),
+                    ("n2", "follower", 1, Some("n1"), Some(heard)),
+                    ("n3", "follower", 1, Some("n1"), Some(heard)),
+                ],
+            )
+        };
+        let mut new = round(
+            1200,
+            &[
+                ("n1", "leader", 1, Some("n1"), Some(0)),
+                ("n2", "leader", 2, Some("n2"), Some(0)),
+                ("n3", "follower", 2, Some("n2"), Some(20)),
+            ],
+        );
+        if let Some(Some(n2)) = new.nodes.get_mut("n2") {
+            n2.leading_ms = Some(45);
+        }
+        let status = vec![old(1000, 15), old(1100, 140), new];
+        let r = compute(
+            spec,
+            Value::Null,
+            &h,
+            &status,
+            faultline_checker::check_history(&h, &faultline_checker::Options::default()),
+            1_300_000_000,
+        );
+        assert_eq!(r.elections.leaderless_ms, 145.0);
     }
 }

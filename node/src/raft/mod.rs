@@ -118,6 +118,8 @@ pub struct Status {
     /// Ticks since it last heard from `leader` (0 on the leader itself; none
     /// without a leader).
     pub leader_silence_ticks: Option<u64>,
+    /// On a leader: ticks since it became leader.
+    pub leading_ticks: Option<u64>,
 }
 
 /// One Raft server's state machine.
@@ -146,6 +148,8 @@ pub struct Raft {
     /// Ticks since the last reset: of the election timer (follower,
     /// candidate) or of the check-quorum round (leader).
     election_elapsed: u64,
+    /// Ticks since this server became leader (while it leads).
+    leading_ticks: u64,
     /// Ticks since the leader's last heartbeat.
     heartbeat_elapsed: u64,
     /// This term's election timeout, drawn from the configured range.
@@ -194,6 +198,7 @@ impl Raft {
             role: Role::Follower,
             leader: None,
             election_elapsed: 0,
+            leading_ticks: 0,
             heartbeat_elapsed: 0,
             randomized_timeout: 0,
             votes: HashMap::new(),
@@ -288,6 +293,7 @@ impl Raft {
                 (_, Some(_)) => Some(self.election_elapsed),
                 (_, None) => None,
             },
+            leading_ticks: (self.role == Role::Leader).then_some(self.leading_ticks),
         }
     }
 
@@ -299,6 +305,7 @@ impl Raft {
         match self.role {
             Role::Leader => {
                 self.heartbeat_elapsed += 1;
+                self.leading_ticks += 1;
                 if self.election_elapsed >= self.config.election_timeout_min {
                     self.election_elapsed = 0;
                     if self.config.check_quorum && !self.quorum_active() {
@@ -775,6 +782,7 @@ impl Raft {
         self.leader = Some(self.id.clone());
         self.election_elapsed = 0;
         self.heartbeat_elapsed = 0;
+        self.leading_ticks = 0;
         let next = self.log.last_index() + 1;
         self.progress = self
             .membership
