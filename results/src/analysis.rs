@@ -528,7 +528,7 @@ pub fn compute(
 
     // Leaders from the polls. A follower counts towards its leader while it
     // heard from it within two heartbeat intervals (one lost or late
-    // heartbeat is not a lost leader) and one status poll's slack.
+    // heartbeat is not a lost leader) and FRESH_SLACK_MS.
     let fresh_ms = spec["heartbeat_ms"]
         .as_u64()
         .map(|hb| 2 * hb + FRESH_SLACK_MS);
