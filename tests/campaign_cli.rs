@@ -162,6 +162,18 @@ fn a_small_campaign_produces_every_page_and_plot_and_report_reproduces_them() {
         for p in svgs {
             assert_valid_svg(&p);
         }
+        // Isolating or pausing the leader leaves the cluster without a
+        // working leader for a while in every fault window: its followers
+        // stop hearing from it at once, whatever their timeouts.
+        let results: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap())
+                .unwrap();
+        let faults = results["faults"].as_array().unwrap();
+        assert!(!faults.is_empty(), "{d}: no fault windows");
+        for f in faults {
+            let without = f["leaderless_ms"].as_f64().unwrap();
+            assert!(without > 0.0, "{d}: {f} had a working leader throughout");
+        }
         // The stored history passes the checker on its own.
         let (code, out, _) = faultline(&["check", run.join("history.jsonl").to_str().unwrap()]);
         assert_eq!(code, 0, "{out}");
