@@ -590,7 +590,7 @@ pub fn campaign_page(
     }
     b.push_str("</ul>");
 
-    b.push_str("<h2>Comparison</h2><p class=\"small\">Per setting and fault kind, averaged over repeats: availability (share of 100 ms buckets with an ok operation), time without a leader per fault window, time from heal to the first ok operation, p99 latency, and verdicts. Click a header to sort.</p>");
+    b.push_str("<h2>Comparison</h2><p class=\"small\">Per setting and fault kind, averaged over repeats: availability (share of 100 ms buckets with an ok operation), time without a working leader per fault window (no node that leads and that a majority of voters heard from within two heartbeats, from the nodes&#39; status), time from heal to the first ok operation, p99 latency, and verdicts. Click a header to sort.</p>");
     b.push_str("<table class=\"sortable\"><thead><tr><th class=\"l\">setting</th>");
     for f in faults {
         for m in ["avail %", "no leader ms", "recover ms", "p99 ms", "verdict"] {
