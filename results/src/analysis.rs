@@ -665,6 +665,13 @@ mod tests {
         assert_eq!(w[0].nodes, vec!["n2"]);
     }
 
+    /// A run's results from its status polls alone (an empty history).
+    fn analyse_polls(spec: Value, status: &[StatusRound], end_ms: u64) -> RunResults {
+        let h = faultline_checker::history::read_jsonl(&b""[..]).unwrap();
+        let checked = faultline_checker::check_history(&h, &faultline_checker::Options::default());
+        compute(spec, Value::Null, &h, status, checked, end_ms * 1_000_000)
+    }
+
     fn round(t_ms: u64, samples: &[(&str, &str, u64, Option<&str>, Option<u64>)]) -> StatusRound {
         StatusRound {
             t_ms,
@@ -723,7 +730,6 @@ mod tests {
     #[test]
     fn time_without_a_leader_counts_from_the_followers_silence() {
         let spec = serde_json::json!({"heartbeat_ms": 100});
-        let h = faultline_checker::history::read_jsonl(&b""[..]).unwrap();
         let led = |t| {
             round(
                 t,
@@ -774,14 +780,7 @@ mod tests {
             new(700),
             new(800),
         ];
-        let r = compute(
-            spec,
-            Value::Null,
-            &h,
-            &status,
-            faultline_checker::check_history(&h, &faultline_checker::Options::default()),
-            900_000_000,
-        );
+        let r = analyse_polls(spec, &status, 900);
         assert_eq!(r.elections.leaderless_ms, 420.0);
         assert_eq!(r.elections.leader_changes, 1);
         // Older files (no heartbeat, no silences): poll by poll, as before.
@@ -796,14 +795,7 @@ mod tests {
                 r
             })
             .collect();
-        let r = compute(
-            serde_json::json!({}),
-            Value::Null,
-            &h,
-            &plain,
-            faultline_checker::check_history(&h, &faultline_checker::Options::default()),
-            900_000_000,
-        );
+        let r = analyse_polls(serde_json::json!({}), &plain, 900);
         assert_eq!(r.elections.leaderless_ms, 0.0);
     }
 
@@ -814,7 +806,6 @@ mod tests {
         // follow n2, leader for 45 ms: without a leader from a heartbeat
         // after 960 ms to 1155 ms.
         let spec = serde_json::json!({"heartbeat_ms": 50});
-        let h = faultline_checker::history::read_jsonl(&b""[..]).unwrap();
         let old = |t, heard| {
             round(
                 t,
@@ -837,14 +828,7 @@ mod tests {
             n2.leading_ms = Some(45);
         }
         let status = vec![old(1000, 15), old(1100, 140), new];
-        let r = compute(
-            spec,
-            Value::Null,
-            &h,
-            &status,
-            faultline_checker::check_history(&h, &faultline_checker::Options::default()),
-            1_300_000_000,
-        );
+        let r = analyse_polls(spec, &status, 1300);
         assert_eq!(r.elections.leaderless_ms, 145.0);
     }
 }
