@@ -14,6 +14,7 @@ use faultline_nemesis::cluster::status_at;
 use faultline_nemesis::fault::{parse_list, Fault};
 use faultline_nemesis::testbed::{self, ScheduleConfig, Testbed, TestbedSpec};
 use faultline_node::cli::{raft_config, MillisRange};
+use faultline_node::client::AddressBook;
 use faultline_results::analysis::{NodeSample, StatusRound};
 use faultline_results::RunResults;
 use faultline_workloads::recorder::Recorder;
@@ -227,17 +228,16 @@ pub async fn run_one(
     let addrs = tb.cluster.client_addrs();
     let stop_polling = Arc::new(AtomicBool::new(false));
     let poller = tokio::spawn(poll_status(
-        tb.cluster.all_client_addrs(),
+        tb.cluster.address_book(),
         dir.join("status.jsonl"),
         start,
         stop_polling.clone(),
     ));
     let limit = Duration::from_secs_f64(spec.time_limit_s);
-    let workload = Arc::new(RegisterWorkload::new(
-        spec.register_config(),
-        addrs,
-        recorder.clone(),
-    ));
+    let workload = Arc::new(
+        RegisterWorkload::new(spec.register_config(), addrs, recorder.clone())
+            .following(tb.cluster.address_book()),
+    );
     let w = workload.clone();
     let load = tokio::spawn(async move { w.run(start + limit).await });
 
@@ -311,13 +311,9 @@ pub async fn run_one(
     faultline_results::write_run_report(dir, &faultline_checker::Options::default())
 }
 
-/// Poll every node's status every 100 ms into `status.jsonl`.
-async fn poll_status(
-    addrs: Vec<(String, std::net::SocketAddr)>,
-    path: PathBuf,
-    start: Instant,
-    stop: Arc<AtomicBool>,
-) {
+/// Poll every node's status every 100 ms into `status.jsonl`, at the
+/// addresses `book` has at the time.
+async fn poll_status(book: AddressBook, path: PathBuf, start: Instant, stop: Arc<AtomicBool>) {
     use std::io::Write;
     let Ok(file) = std::fs::File::create(&path) else {
         return;
@@ -325,6 +321,7 @@ async fn poll_status(
     let mut out = std::io::BufWriter::new(file);
     while !stop.load(Ordering::Relaxed) {
         let t_ms = start.elapsed().as_millis() as u64;
+        let addrs = book.entries();
         let polls = addrs.iter().map(|(id, addr)| async move {
             let s = status_at(*addr, Duration::from_millis(80)).await.ok();
             (

@@ -180,6 +180,45 @@ async fn a_crashed_node_restarts_with_its_data() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_port_was_taken_moves_and_the_address_book_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tb = Testbed::start(&spec(dir.path(), 5)).await.unwrap();
+    let leader = tb.cluster.wait_leader(DEADLINE).await.unwrap();
+    until("a write", || put(&tb, &leader, "m", 1)).await;
+    let victim = tb.cluster.ids().into_iter().find(|i| *i != leader).unwrap();
+    let book = tb.cluster.address_book();
+    let old = book.get(&victim).unwrap();
+    let applied = tb
+        .apply(&Fault::Crash {
+            target: Target::Node(victim.clone()),
+        })
+        .await
+        .unwrap();
+    // Another program takes the crashed node's client port meanwhile.
+    let squatter = std::net::TcpListener::bind(old).unwrap();
+    tb.heal(&applied).await.unwrap();
+    let new = book.get(&victim).unwrap();
+    assert_ne!(new, old, "{victim} did not move");
+    assert_eq!(tb.cluster.client_addr(&victim), Some(new));
+    until(
+        "the moved node answers as itself and has the write",
+        || async {
+            tb.cluster
+                .status(&victim, Duration::from_secs(1))
+                .await
+                .is_ok_and(|s| s.id == victim && s.applied_index >= 2)
+        },
+    )
+    .await;
+    // Its peers reach it through the link proxies, which followed it too.
+    until("a write through the moved node", || {
+        put(&tb, &victim, "m", 2)
+    })
+    .await;
+    drop(squatter);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_way_cut_is_one_way() {
     let dir = tempfile::tempdir().unwrap();
     let mut tb = Testbed::start(&spec(dir.path(), 4)).await.unwrap();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use faultline_node::client::Client;
+use faultline_node::client::{AddressBook, Client};
 use faultline_node::protocol::{ClientRequest, ClientResponse, MembersInfo, NodeStatus};
 
 use crate::process::{free_port, NodeCommand, NodeProcess, NodeSpec, ProcState};
@@ -67,6 +67,8 @@ pub struct LocalCluster {
     /// and removed servers are not.
     active: Vec<bool>,
     dir: PathBuf,
+    /// Every slot's client address, as the workload and the poller see it.
+    book: AddressBook,
 }
 
 impl LocalCluster {
@@ -107,6 +109,7 @@ impl LocalCluster {
             nodes: Vec::new(),
             active: Vec::new(),
             dir: spec.dir.clone(),
+            book: AddressBook::new(addrs.iter().map(|a| (a.id.clone(), a.client))),
         };
         let voters: Vec<String> = addrs
             .iter()
@@ -220,6 +223,19 @@ impl LocalCluster {
             .iter()
             .map(|n| (n.id().to_string(), n.spec().client))
             .collect()
+    }
+
+    /// The slots' client addresses, kept current when a node moves.
+    pub fn address_book(&self) -> AddressBook {
+        self.book.clone()
+    }
+
+    /// Run node `id` on these ports from its next start on.
+    pub fn move_node(&mut self, id: &str, listen: SocketAddr, client: SocketAddr) {
+        if let Some(p) = self.node_mut(id) {
+            p.set_addrs(listen, client);
+            self.book.set(id, client);
+        }
     }
 
     /// A node's process, to crash, pause or restart it.

@@ -714,9 +714,7 @@ impl Testbed {
                 let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
                 let client = SocketAddr::from(([127, 0, 0, 1], free_port()?));
                 tracing::warn!(%slot, %listen, %client, "node could not start on its ports ({last}); moving it");
-                if let Some(p) = self.cluster.node_mut(slot) {
-                    p.set_addrs(listen, client);
-                }
+                self.cluster.move_node(slot, listen, client);
                 self.net.set_upstream(slot, listen);
             }
             let p = self

@@ -43,6 +43,39 @@ impl CallError {
 
 type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<ClientResponse>>>>;
 
+/// Where each node takes client connections, shared between whoever moves a
+/// node to other ports (the nemesis, when another program took one of them)
+/// and whoever talks to the nodes (the workload, the status poller).
+#[derive(Clone, Debug, Default)]
+pub struct AddressBook(Arc<Mutex<Vec<(String, SocketAddr)>>>);
+
+impl AddressBook {
+    /// A book with these (node, client address) entries, in this order.
+    pub fn new(entries: impl IntoIterator<Item = (String, SocketAddr)>) -> Self {
+        AddressBook(Arc::new(Mutex::new(entries.into_iter().collect())))
+    }
+
+    /// Where `id` takes client connections now.
+    pub fn get(&self, id: &str) -> Option<SocketAddr> {
+        let entries = self.0.lock().expect("not poisoned");
+        entries.iter().find(|(n, _)| n == id).map(|(_, a)| *a)
+    }
+
+    /// `id` takes client connections at `addr` from now on.
+    pub fn set(&self, id: &str, addr: SocketAddr) {
+        let mut entries = self.0.lock().expect("not poisoned");
+        match entries.iter_mut().find(|(n, _)| n == id) {
+            Some(e) => e.1 = addr,
+            None => entries.push((id.to_string(), addr)),
+        }
+    }
+
+    /// Every entry, in order.
+    pub fn entries(&self) -> Vec<(String, SocketAddr)> {
+        self.0.lock().expect("not poisoned").clone()
+    }
+}
+
 /// A connection to one node.
 pub struct Client {
     addr: SocketAddr,

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faultline_node::client::Client;
+use faultline_node::client::{AddressBook, Client};
 use faultline_node::protocol::ClientRequest;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -99,6 +99,8 @@ pub struct Counts {
 pub struct RegisterWorkload {
     config: RegisterConfig,
     nodes: Vec<(String, SocketAddr)>,
+    /// Where the nodes are now, when they may move.
+    book: Option<AddressBook>,
     recorder: Recorder,
     next_process: Arc<AtomicU64>,
     /// Per key: the last value handed out, so every write is unique.
@@ -126,10 +128,24 @@ impl RegisterWorkload {
             next_process: Arc::new(AtomicU64::new(config.concurrency as u64)),
             config,
             nodes,
+            book: None,
             recorder,
             values,
             counts: Arc::default(),
         }
+    }
+
+    /// Look each node's address up in `book` before every operation (a node
+    /// the nemesis moved to other ports is followed there); the addresses
+    /// given to [`RegisterWorkload::new`] serve for nodes the book lacks.
+    pub fn following(mut self, book: AddressBook) -> Self {
+        self.book = Some(book);
+        self
+    }
+
+    /// Where node `n` of the list takes client connections now.
+    fn node(&self, n: usize) -> (String, SocketAddr) {
+        locate(&self.nodes[n], self.book.as_ref())
     }
 
     /// Run the processes until `until`; returns when every process has
@@ -140,6 +156,7 @@ impl RegisterWorkload {
             let ctx = ProcessCtx {
                 config: self.config.clone(),
                 nodes: self.nodes.clone(),
+                book: self.book.clone(),
                 recorder: self.recorder.clone(),
                 next_process: self.next_process.clone(),
                 values: self.values.clone(),
@@ -175,7 +192,7 @@ impl RegisterWorkload {
                 let process = self.next_process.fetch_add(1, Ordering::Relaxed);
                 let n = (k + attempt) % self.nodes.len();
                 attempt += 1;
-                let (node, addr) = self.nodes[n].clone();
+                let (node, addr) = self.node(n);
                 let outcome = execute(
                     &self.recorder,
                     &mut clients[n],
@@ -206,9 +223,17 @@ fn count(c: &Counts, o: &Outcome) {
     };
 }
 
+/// `entry`'s node and where it is now: in `book` if given and listed there.
+fn locate(entry: &(String, SocketAddr), book: Option<&AddressBook>) -> (String, SocketAddr) {
+    let (node, addr) = entry;
+    let now = book.and_then(|b| b.get(node)).unwrap_or(*addr);
+    (node.clone(), now)
+}
+
 struct ProcessCtx {
     config: RegisterConfig,
     nodes: Vec<(String, SocketAddr)>,
+    book: Option<AddressBook>,
     recorder: Recorder,
     next_process: Arc<AtomicU64>,
     values: Arc<Vec<AtomicI64>>,
@@ -284,7 +309,7 @@ impl ProcessCtx {
             } else {
                 slot % self.nodes.len()
             };
-            let (node, addr) = self.nodes[n].clone();
+            let (node, addr) = locate(&self.nodes[n], self.book.as_ref());
             let key = self.pick_key();
             let op = self.pick_op(key);
             let outcome = execute(
@@ -364,6 +389,10 @@ async fn execute(
         error,
     };
     recorder.record(&event("invoke", value.clone(), None));
+    if client.as_ref().is_some_and(|c| c.addr() != addr) {
+        // The node moved: its old connection leads nowhere.
+        *client = None;
+    }
     let outcome = match client {
         Some(c) => classify(c.call(request).await),
         None => match Client::connect(addr, timeout).await {

@@ -83,3 +83,45 @@ async fn a_server_that_hangs_up_after_receiving_gives_info_not_fail() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workload_following_an_address_book_finds_a_moved_node() {
+    use faultline_node::client::AddressBook;
+    // The list still has n1's old port, where nothing listens any more;
+    // the book has where it went.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let old = gone.local_addr().unwrap();
+    drop(gone);
+    let moved = serve(Behavior::Immediate).await.unwrap();
+    let book = AddressBook::new([("n1".to_string(), moved)]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.jsonl");
+    let rec = Recorder::create(&path, Instant::now()).unwrap();
+    let config = RegisterConfig {
+        keys: 2,
+        concurrency: 2,
+        rate: 200.0,
+        timeout: Duration::from_millis(500),
+        ..RegisterConfig::default()
+    };
+    let w = RegisterWorkload::new(config, vec![("n1".into(), old)], rec.clone()).following(book);
+    w.run(Instant::now() + Duration::from_millis(500)).await;
+    let missing = w.final_reads(Instant::now() + Duration::from_secs(5)).await;
+    rec.finish().unwrap();
+    assert!(missing.is_empty(), "{missing:?}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let h = read_jsonl(text.as_bytes()).unwrap();
+    assert!(h.ops.len() > 10, "only {} ops", h.ops.len());
+    assert!(
+        !text.contains(&old.to_string()),
+        "went to the old address:\n{text}"
+    );
+    // Reads and writes all succeed (a cas may fail on its expected value).
+    assert!(
+        h.ops
+            .iter()
+            .filter(|o| o.kind != faultline_checker::history::OpKind::Cas)
+            .all(|o| o.outcome == faultline_checker::history::Outcome::Ok),
+        "{text}"
+    );
+}
