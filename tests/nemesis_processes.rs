@@ -464,8 +464,11 @@ async fn figure_8_stays_safe_on_the_correct_node_and_catches_commit_old_term() {
         "{v}"
     );
     assert_eq!(v["last"]["leader"], v["slow"], "{v}");
+    assert_eq!(v["own_entries_held_back"], false, "{v}");
 
     let (v, findings) = figure_8(Some("commit-old-term"), 9).await;
+    // The buggy leader committed while its own entries were held back.
+    assert_eq!(v["own_entries_held_back"], true, "{v}");
     assert!(
         findings
             .iter()

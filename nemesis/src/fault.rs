@@ -19,7 +19,7 @@
 //! | `crash`, `crash-leader`, `crash-minority`, `crash-all` | SIGKILL, and restart on the same data at heal |
 //! | `restart[:MS]` | a crash loop: SIGKILL and restart at once, again every MS ms (default 500) until heal |
 //! | `membership` | remove a random voter (the leader too, sometimes) by a membership change and stop it; at heal, start a fresh node (empty data directory) in a free slot and add it |
-//! | `figure-8[:MS]` | the Raft paper's Figure 8 on five nodes, step by step (links MS ms slow where timing matters, default 200); see [`Fault::Figure8`] |
+//! | `figure-8[:MS]` | the Raft paper's Figure 8 on five nodes, step by step (P's links MS ms slow in step 3, default 200); see [`Fault::Figure8`] |
 //! | `membership-split` | cut the leader off together with two fresh nodes and ask it to add both; with joint consensus its side cannot commit; at heal, drop them again |
 //!
 //! `A+B` (e.g. `partition-leader+crash-leader`) runs the parts together: the
@@ -135,21 +135,24 @@ pub enum Fault {
     /// Isolate the leader with two fresh nodes and ask it to add them.
     MembershipSplit,
     /// The Raft paper's Figure 8, played step by step on five nodes, with
-    /// `delay_ms` on the links where the timing matters:
+    /// `delay_ms` on the links to and from P in step 3:
     /// 1. the leader L and one follower F are cut off together; L's clients
     ///    leave a tail of uncommitted entries on both;
-    /// 2. the other three elect one of them, W, over slow links, and W is cut
-    ///    off the moment it leads: its first entry reaches nobody;
+    /// 2. the other three elect one of them, W, over links that carry only
+    ///    votes: W's first entry reaches nobody;
     /// 3. L, F and one more node P: L or F (V) is elected; P's links are
-    ///    slow; as soon as V's commit index moves (or after a while), P is cut
-    ///    off, before the rest of V's entries reach it;
+    ///    slow and pass V's old entries but not yet those of V's own term;
+    ///    as soon as V's commit index moves, P is cut off. If it has not
+    ///    moved a while after V tried to send P an entry of its own term,
+    ///    those pass too (and P is cut once V commits with them);
     /// 4. W, P and the fifth node meet again (V and F cut off).
     ///
     /// A correct leader in step 3 commits only once P holds its own new entry,
     /// so W cannot win step 4. A leader that counts replicas of old entries
     /// (`commit-old-term`) commits L's old entry as soon as P has it; W then
     /// wins with P's vote and overwrites it, and at the heal V and F are asked
-    /// to overwrite an entry they applied as committed.
+    /// to overwrite an entry they applied as committed. The links' message
+    /// filters make each step happen whatever the machine's speed.
     Figure8 {
         /// Delay on the slow links, ms.
         delay_ms: u64,

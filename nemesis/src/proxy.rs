@@ -6,7 +6,10 @@
 //! RNG, whether to pass it, drop it, delay it, duplicate it or hold it back
 //! so that later messages overtake it. A blocked link drops every message
 //! silently while its TCP connections stay up, as with a cut cable: also
-//! those still delayed on it when it was cut.
+//! those still delayed on it when it was cut. A link may also drop or
+//! shorten messages by what they carry ([`MessageFilter`], as etcd's raft
+//! tests ignore one message type), which is how a step of a scripted
+//! scenario such as Figure 8 is made to happen whatever the machine's speed.
 //!
 //! Rules change at runtime without reconnecting anything. Node i only ever
 //! writes on its connection to j (j answers on its own connection to i,
@@ -44,6 +47,59 @@ pub struct LinkRules {
     /// Probability of holding a message back (uniform 5..50 ms more), so
     /// that messages sent after it arrive first.
     pub reorder: f64,
+    /// Drop messages by what they carry (decided when a message enters the
+    /// link, before loss and delay).
+    #[serde(default)]
+    pub filter: Option<MessageFilter>,
+}
+
+/// What a link does to messages by their content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MessageFilter {
+    /// Pass only elections: vote and pre-vote requests and their answers.
+    /// Appends, heartbeats and forwarded client requests are dropped (and
+    /// so is anything that does not decode as a peer message).
+    VotesOnly,
+    /// Shorten every AppendEntries to its entries of this term or older: the
+    /// message still arrives, as if the leader had sent fewer entries (its
+    /// prevLogIndex check and commit index hold as sent; a follower commits
+    /// no further than the last entry it got). Everything else passes.
+    EntriesUpToTerm(u64),
+}
+
+impl MessageFilter {
+    /// The peer frame that goes on, shortened or as it came; `None`: it is
+    /// dropped. The second value says whether the filter changed anything.
+    pub fn apply(&self, frame: Bytes) -> (Option<Bytes>, bool) {
+        use faultline_node::protocol::{decode, encode, PeerFrame};
+        use faultline_node::raft::MessageBody;
+        let decoded = decode::<PeerFrame>(&frame);
+        match self {
+            MessageFilter::VotesOnly => match decoded {
+                Ok(PeerFrame::Raft(m))
+                    if matches!(
+                        m.body,
+                        MessageBody::RequestVote { .. } | MessageBody::RequestVoteResponse { .. }
+                    ) =>
+                {
+                    (Some(frame), false)
+                }
+                _ => (None, true),
+            },
+            MessageFilter::EntriesUpToTerm(max) => match decoded {
+                Ok(PeerFrame::Raft(mut m)) => match &mut m.body {
+                    MessageBody::AppendEntries { entries, .. }
+                        if entries.iter().any(|e| e.term > *max) =>
+                    {
+                        entries.retain(|e| e.term <= *max);
+                        (Some(encode(&PeerFrame::Raft(m))), true)
+                    }
+                    _ => (Some(frame), false),
+                },
+                _ => (Some(frame), false),
+            },
+        }
+    }
 }
 
 impl LinkRules {
@@ -67,6 +123,7 @@ pub struct LinkCounters {
     duplicated: AtomicU64,
     delayed: AtomicU64,
     bytes: AtomicU64,
+    filtered: AtomicU64,
 }
 
 /// A snapshot of a link's counters.
@@ -86,6 +143,9 @@ pub struct LinkStats {
     pub delayed: u64,
     /// Bytes delivered.
     pub bytes: u64,
+    /// Messages the link's [`MessageFilter`] dropped or shortened.
+    #[serde(default)]
+    pub filtered: u64,
 }
 
 /// One directed link's proxy.
@@ -146,25 +206,40 @@ impl Link {
             duplicated: c.duplicated.load(Ordering::Relaxed),
             delayed: c.delayed.load(Ordering::Relaxed),
             bytes: c.bytes.load(Ordering::Relaxed),
+            filtered: c.filtered.load(Ordering::Relaxed),
         }
     }
 
-    /// Decide what happens to one message: the delays of each copy to deliver
-    /// (empty: dropped).
-    fn decide(&self) -> Vec<Duration> {
+    /// Decide what happens to one message: what goes on (the filter may
+    /// shorten it) and the delays of each copy to deliver (empty: dropped).
+    fn decide(&self, frame: Bytes) -> (Bytes, Vec<Duration>) {
         let rules = self.rules();
         let mut rng = self.rng.lock().expect("not poisoned");
-        if rules.blocked || (rules.loss > 0.0 && rng.gen_bool(rules.loss.min(1.0))) {
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            return Vec::new();
-        }
+        let frame = match rules.filter {
+            Some(f) if !rules.blocked => {
+                let (out, changed) = f.apply(frame);
+                if changed {
+                    self.counters.filtered.fetch_add(1, Ordering::Relaxed);
+                }
+                out
+            }
+            _ => Some(frame),
+        };
+        let lost = |rng: &mut ChaCha8Rng| rules.loss > 0.0 && rng.gen_bool(rules.loss.min(1.0));
+        let frame = match frame {
+            Some(f) if !rules.blocked && !lost(&mut rng) => f,
+            _ => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                return (Bytes::new(), Vec::new());
+            }
+        };
         let copies = if rules.duplicate > 0.0 && rng.gen_bool(rules.duplicate.min(1.0)) {
             self.counters.duplicated.fetch_add(1, Ordering::Relaxed);
             2
         } else {
             1
         };
-        (0..copies)
+        let delays = (0..copies)
             .map(|_| {
                 let mut d = rules.delay;
                 if !rules.jitter.is_zero() {
@@ -175,7 +250,8 @@ impl Link {
                 }
                 d
             })
-            .collect()
+            .collect();
+        (frame, delays)
     }
 }
 
@@ -222,7 +298,8 @@ async fn receive(link: Arc<Link>, stream: TcpStream, tx: mpsc::Sender<(Instant, 
     while let Some(Ok(frame)) = frames.next().await {
         let frame = frame.freeze();
         let now = Instant::now();
-        for d in link.decide() {
+        let (frame, delays) = link.decide(frame);
+        for d in delays {
             if !d.is_zero() {
                 link.counters.delayed.fetch_add(1, Ordering::Relaxed);
             }

@@ -24,7 +24,7 @@ const MEMBERSHIP_DEADLINE: Duration = Duration::from_secs(20);
 use crate::fault::{Fault, Target};
 use crate::network::Network;
 use crate::process::{free_port, ProcState};
-use crate::proxy::LinkRules;
+use crate::proxy::{LinkRules, MessageFilter};
 
 /// What to start.
 #[derive(Clone, Debug)]
@@ -422,13 +422,20 @@ impl Testbed {
         shape(&self.net, &|a, b| pair(a, b, &l, &f).then(LinkRules::pass));
         tokio::time::sleep(Duration::from_millis(1500)).await;
 
-        // 2. The other three elect W over slow links; W is cut off the moment
-        // it leads, so its first entry (still on the slow wire) reaches nobody.
+        // 2. The other three elect W over links that carry only votes: W's
+        // first entry (and every later one) reaches nobody, however long
+        // the controller takes to see that W leads. Only one of the three
+        // can win: a winner needs both others, and once it holds an entry
+        // of its term neither of them has, it refuses them its vote.
+        let votes_only = LinkRules {
+            filter: Some(MessageFilter::VotesOnly),
+            ..LinkRules::pass()
+        };
         shape(&self.net, &|a, b| {
             if pair(a, b, &l, &f) {
                 Some(LinkRules::pass())
             } else {
-                among(&rest, a, b).then(|| slow.clone())
+                among(&rest, a, b).then(|| votes_only.clone())
             }
         });
         let (w, w_status) = self
@@ -436,37 +443,71 @@ impl Testbed {
             .await
             .context("figure-8 step 2: the other three elected no leader")?;
         let pq: Vec<String> = rest.iter().filter(|i| **i != w).cloned().collect();
-        shape(&self.net, &|a, b| {
-            if pair(a, b, &l, &f) {
-                Some(LinkRules::pass())
-            } else {
-                among(&pq, a, b).then(|| slow.clone())
-            }
-        });
 
-        // 3. L, F and P (slow links to P): V, one of L and F, is elected;
+        // 3. L, F and P (slow links to P): V, one of L and F, is elected. P
+        // gets L's old entries but none of V's own term until either V's
+        // commit index moves (a leader counting old entries' replicas) or
+        // V has tried to send P an entry of its own term and P's answers to
+        // the old ones have had time to come back (a correct leader); then
+        // V's own entries may pass too (a correct V commits with them), and
         // P is cut off as soon as V's commit index moves.
         let (p, q) = (pq[0].clone(), pq[1].clone());
-        shape(&self.net, &|a, b| {
+        let to_p = |filter: Option<MessageFilter>, a: &str, b: &str| {
             if pair(a, b, &l, &f) {
                 Some(LinkRules::pass())
-            } else if pair(a, b, &p, &l) || pair(a, b, &p, &f) {
+            } else if b == p && (a == l || a == f) {
+                Some(LinkRules {
+                    filter,
+                    ..slow.clone()
+                })
+            } else if a == p && (b == l || b == f) {
                 Some(slow.clone())
             } else {
                 None
             }
-        });
+        };
+        let old_only = Some(MessageFilter::EntriesUpToTerm(t_l));
+        shape(&self.net, &|a, b| to_p(old_only, a, b));
+        let held_back = || {
+            lf.iter()
+                .filter_map(|a| self.net.link(a, &p))
+                .map(|k| k.stats().filtered)
+                .sum::<u64>()
+        };
+        let filtered_before = held_back();
+        // L and F could commit nothing since step 1 (two of five): what
+        // either knows committed now is where V's commit index starts.
+        let mut commit_before = None;
+        for id in &lf {
+            if let Ok(s) = self.cluster.status(id, Duration::from_secs(1)).await {
+                commit_before = commit_before.max(Some(s.commit_index));
+            }
+        }
+        let commit_before = commit_before
+            .context("figure-8 step 3: neither L nor F answered its status request")?;
         let (v, v_status) = self
             .first_leader(&lf, w_status.term, STEP)
             .await
             .context("figure-8 step 3: neither L nor F was elected with P")?;
-        let deadline = Instant::now() + d * 10 + Duration::from_secs(3);
-        let mut commit = v_status.commit_index;
+        let answers = d * 2 + Duration::from_secs(5);
+        let mut commit = commit_before;
+        let mut lifted = false;
+        let mut lift_at: Option<Instant> = None;
+        let deadline = Instant::now() + STEP;
         while Instant::now() < deadline {
             if let Ok(s) = self.cluster.status(&v, Duration::from_millis(100)).await {
-                if s.commit_index > v_status.commit_index {
+                if s.commit_index > commit_before {
                     commit = s.commit_index;
                     break;
+                }
+            }
+            if !lifted {
+                if lift_at.is_none() && held_back() > filtered_before {
+                    lift_at = Some(Instant::now() + answers);
+                }
+                if lift_at.is_some_and(|t| Instant::now() >= t) {
+                    shape(&self.net, &|a, b| to_p(None, a, b));
+                    lifted = true;
                 }
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -482,7 +523,8 @@ impl Testbed {
         let value = json!({
             "old_leader": l, "follower": f, "first": w, "first_term": w_status.term,
             "second": v, "second_term": v_status.term, "slow": p,
-            "commit_before": v_status.commit_index, "commit_after": commit,
+            "commit_before": commit_before, "commit_after": commit,
+            "own_entries_held_back": !lifted,
             "last": last.as_ref().map(|(id, s)| json!({"leader": id, "term": s.term})),
         });
         Ok((sorted(lf.to_vec()), value))

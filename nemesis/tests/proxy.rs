@@ -1,6 +1,7 @@
 //! The proxy on a seeded stream: the observed drop, duplicate and reorder
 //! rates match the configured probabilities within statistical bounds, and
-//! a blocked link keeps its connection up while dropping everything.
+//! a blocked link keeps its connection up while dropping everything;
+//! message filters pass only votes, or shorten appends to older entries.
 //! Decisions come from the link's seeded RNG in arrival order, and one
 //! connection delivers in order, so each test is deterministic.
 
@@ -203,4 +204,133 @@ async fn a_blocked_link_drops_silently_and_heals_without_reconnecting() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(*got.lock().unwrap(), vec![1000]);
+}
+
+mod filters {
+    use super::*;
+    use faultline_nemesis::proxy::MessageFilter;
+    use faultline_node::protocol::{decode, encode, PeerFrame};
+    use faultline_node::raft::{Entry, EntryData, Message, MessageBody};
+
+    fn append(terms: &[u64]) -> PeerFrame {
+        PeerFrame::Raft(Message {
+            from: "a".into(),
+            to: "b".into(),
+            term: 3,
+            body: MessageBody::AppendEntries {
+                prev_log_index: 4,
+                prev_log_term: 2,
+                entries: terms
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &term)| Entry {
+                        term,
+                        index: 5 + i as u64,
+                        data: EntryData::Noop,
+                    })
+                    .collect(),
+                leader_commit: 4,
+            },
+        })
+    }
+
+    fn vote() -> PeerFrame {
+        PeerFrame::Raft(Message {
+            from: "a".into(),
+            to: "b".into(),
+            term: 3,
+            body: MessageBody::RequestVote {
+                last_log_index: 4,
+                last_log_term: 2,
+                pre_vote: false,
+            },
+        })
+    }
+
+    fn granted() -> PeerFrame {
+        PeerFrame::Raft(Message {
+            from: "a".into(),
+            to: "b".into(),
+            term: 3,
+            body: MessageBody::RequestVoteResponse {
+                granted: true,
+                pre_vote: true,
+            },
+        })
+    }
+
+    /// The terms of the entries of each AppendEntries that arrived, and
+    /// `None` for each other message, in arrival order.
+    async fn through(filter: MessageFilter, frames: Vec<Bytes>) -> (Vec<Option<Vec<u64>>>, u64) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = l.local_addr().unwrap();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let g = got.clone();
+        tokio::spawn(async move {
+            let Ok((s, _)) = l.accept().await else { return };
+            let mut f = FramedRead::new(s, faultline_node::protocol::codec());
+            while let Some(Ok(frame)) = f.next().await {
+                let terms = match decode::<PeerFrame>(&frame).unwrap() {
+                    PeerFrame::Raft(Message {
+                        body: MessageBody::AppendEntries { entries, .. },
+                        ..
+                    }) => Some(entries.iter().map(|e| e.term).collect()),
+                    _ => None,
+                };
+                g.lock().unwrap().push(terms);
+            }
+        });
+        let link = start_link("a", "b", upstream, 3).await.unwrap();
+        link.set_rules(LinkRules {
+            filter: Some(filter),
+            ..LinkRules::pass()
+        });
+        let n = frames.len() as u64;
+        let s = TcpStream::connect(link.addr()).await.unwrap();
+        let mut out = FramedWrite::new(s, faultline_node::protocol::codec());
+        for f in frames {
+            out.send(f).await.unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let st = link.stats();
+            if st.passed + st.dropped == n && got.lock().unwrap().len() as u64 == st.passed {
+                break;
+            }
+            assert!(Instant::now() < deadline, "unaccounted for: {st:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let v = got.lock().unwrap().clone();
+        (v, link.stats().filtered)
+    }
+
+    #[tokio::test]
+    async fn entries_up_to_a_term_shorten_appends_and_pass_the_rest() {
+        let frames = vec![
+            encode(&append(&[2, 3])),
+            encode(&vote()),
+            encode(&append(&[1, 2])),
+            encode(&append(&[3])),
+        ];
+        let (got, filtered) = through(MessageFilter::EntriesUpToTerm(2), frames).await;
+        assert_eq!(
+            got,
+            vec![Some(vec![2]), None, Some(vec![1, 2]), Some(vec![])]
+        );
+        assert_eq!(filtered, 2);
+    }
+
+    #[tokio::test]
+    async fn votes_only_drops_appends_and_what_does_not_decode() {
+        let frames = vec![
+            encode(&append(&[2])),
+            encode(&vote()),
+            Bytes::from_static(b"not a peer message"),
+            encode(&append(&[])),
+            encode(&granted()),
+        ];
+        let (got, filtered) = through(MessageFilter::VotesOnly, frames).await;
+        assert_eq!(got, vec![None, None]);
+        assert_eq!(filtered, 3);
+    }
 }
