@@ -385,16 +385,15 @@ time_limit = 40
 fault_interval = 4
 
 # The paper's Figure 8, played step by step by the nemesis (see the README):
-# a leader's old entries reach a majority one message before its own new
-# entry (one entry per AppendEntries), and the buggy leader commits them
-# then; a leader elected next without them overwrites them, and the nodes
-# that applied them stop on their assertion, which the log audit reports.
+# a leader's old entries reach a majority while the links hold back its own
+# new entry, and the buggy leader commits them then; a leader elected next
+# without them overwrites them, and the nodes that applied them stop on
+# their assertion, which the log audit reports.
 [[setting]]
 name = "commit-old-term"
 unsafe_bug = "commit-old-term"
 faults = ["figure-8"]
 nodes = 5
-max_append_entries = 1
 election_timeout = "800..1600"
 time_limit = 30
 fault_interval = 12
@@ -403,7 +402,6 @@ fault_interval = 12
 name = "correct-figure-8"
 faults = ["figure-8"]
 nodes = 5
-max_append_entries = 1
 election_timeout = "800..1600"
 time_limit = 30
 fault_interval = 12

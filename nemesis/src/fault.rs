@@ -19,7 +19,7 @@
 //! | `crash`, `crash-leader`, `crash-minority`, `crash-all` | SIGKILL, and restart on the same data at heal |
 //! | `restart[:MS]` | a crash loop: SIGKILL and restart at once, again every MS ms (default 500) until heal |
 //! | `membership` | remove a random voter (the leader too, sometimes) by a membership change and stop it; at heal, start a fresh node (empty data directory) in a free slot and add it |
-//! | `figure-8[:MS]` | the Raft paper's Figure 8 on five nodes, step by step (P's links MS ms slow in step 3, default 200); see [`Fault::Figure8`] |
+//! | `figure-8` | the Raft paper's Figure 8 on five nodes, step by step; see [`Fault::Figure8`] |
 //! | `membership-split` | cut the leader off together with two fresh nodes and ask it to add both; with joint consensus its side cannot commit; at heal, drop them again |
 //!
 //! `A+B` (e.g. `partition-leader+crash-leader`) runs the parts together: the
@@ -134,29 +134,27 @@ pub enum Fault {
     Membership,
     /// Isolate the leader with two fresh nodes and ask it to add them.
     MembershipSplit,
-    /// The Raft paper's Figure 8, played step by step on five nodes, with
-    /// `delay_ms` on the links to and from P in step 3:
+    /// The Raft paper's Figure 8, played step by step on five nodes:
     /// 1. the leader L and one follower F are cut off together; L's clients
     ///    leave a tail of uncommitted entries on both;
     /// 2. the other three elect one of them, W, over links that carry only
     ///    votes: W's first entry reaches nobody;
-    /// 3. L, F and one more node P: L or F (V) is elected; P's links are
-    ///    slow and pass V's old entries but not yet those of V's own term;
-    ///    as soon as V's commit index moves, P is cut off. If it has not
-    ///    moved a while after V tried to send P an entry of its own term,
-    ///    those pass too (and P is cut once V commits with them);
+    /// 3. L, F and one more node P: L or F (V) is elected; the links to P
+    ///    pass V's old entries but not yet those of V's own term; as soon as
+    ///    V's commit index moves, P is cut off. If it has not moved 5 s after
+    ///    V tried to send P an entry of its own term, those pass too (and P
+    ///    is cut once V commits with them);
     /// 4. W, P and the fifth node meet again (V and F cut off).
     ///
     /// A correct leader in step 3 commits only once P holds its own new entry,
     /// so W cannot win step 4. A leader that counts replicas of old entries
     /// (`commit-old-term`) commits L's old entry as soon as P has it; W then
     /// wins with P's vote and overwrites it, and at the heal V and F are asked
-    /// to overwrite an entry they applied as committed. The links' message
-    /// filters make each step happen whatever the machine's speed.
-    Figure8 {
-        /// Delay on the slow links, ms.
-        delay_ms: u64,
-    },
+    /// to overwrite an entry they applied as committed (and P in step 4, if
+    /// V's next heartbeat told it of the commit before the cut). The links'
+    /// message filters, not delays, decide what reaches whom, so each step
+    /// happens whatever the machine's speed.
+    Figure8,
     /// Several faults at once, started one after another (`A+B`) or all at
     /// the fault's start (`A&B`), and healed together.
     Combined {
@@ -186,7 +184,7 @@ impl Fault {
             Fault::Pause { .. } => "pause",
             Fault::Crash { .. } | Fault::Restart { .. } => "crash",
             Fault::Membership | Fault::MembershipSplit => "membership",
-            Fault::Figure8 { .. } => "partition",
+            Fault::Figure8 => "partition",
             Fault::Combined { .. } => "combined",
         }
     }
@@ -265,15 +263,10 @@ impl Fault {
                     t => target(t),
                 }
             }
-            Fault::Figure8 { delay_ms } => {
+            Fault::Figure8 => {
                 if n != 5 {
                     return Err(format!(
                         "{self} plays the paper's five servers: it needs exactly 5 nodes; the cluster has {n}"
-                    ));
-                }
-                if *delay_ms < 50 {
-                    return Err(format!(
-                        "'{self}': the slow links need at least 50 ms (the nemesis polls every 10 ms)"
                     ));
                 }
                 Ok(())
@@ -358,7 +351,7 @@ impl fmt::Display for Fault {
             }
             Fault::Membership => write!(f, "membership"),
             Fault::MembershipSplit => write!(f, "membership-split"),
-            Fault::Figure8 { delay_ms } => write!(f, "figure-8:{delay_ms}"),
+            Fault::Figure8 => write!(f, "figure-8"),
             Fault::Combined { parts, together } => {
                 let names: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
                 write!(f, "{}", names.join(if *together { "&" } else { "+" }))
@@ -460,8 +453,12 @@ impl FromStr for Fault {
             "restart" => return Err(format!("'{s}': too many parameters")),
             "membership" => no_args(Fault::Membership)?,
             "membership-split" => no_args(Fault::MembershipSplit)?,
-            "figure-8" if args.len() <= 1 && target.is_none() => Fault::Figure8 { delay_ms: ms(0, 200)? },
-            "figure-8" => return Err(format!("'{s}': figure-8 takes one parameter (MS) and no target")),
+            "figure-8" if args.is_empty() && target.is_none() => Fault::Figure8,
+            "figure-8" => {
+                return Err(format!(
+                    "'{s}': figure-8 takes no parameter and no target (message filters, not link delays, time its steps)"
+                ))
+            }
             other => {
                 return Err(format!(
                     "unknown fault '{other}' (known: partition-node, partition-leader, partition-halves, partition-bridge, partition-ring, \
@@ -526,7 +523,7 @@ mod tests {
             "restart:500@node",
             "partition-bridge@leader",
             "partition-bridge@n2",
-            "figure-8:200",
+            "figure-8",
             "membership",
             "membership-split",
             "partition-leader+crash-leader",
@@ -563,6 +560,7 @@ mod tests {
         assert!(err("figure-8", 3).contains("exactly 5 nodes"));
         assert!(parse_list("figure-8", 5).is_ok());
         assert!(err("figure-8@n1", 5).contains("no target"));
+        assert!(err("figure-8:200", 5).contains("no parameter"));
         assert!(err("restart:100:5", 3).contains("too many parameters"));
         assert!(err("restart@n4", 3).contains("not a node"));
         assert!(err("crash@n7", 3).contains("not a node"));
