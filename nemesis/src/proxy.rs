@@ -47,8 +47,8 @@ pub struct LinkRules {
     /// Probability of holding a message back (uniform 5..50 ms more), so
     /// that messages sent after it arrive first.
     pub reorder: f64,
-    /// Drop messages by what they carry (decided when a message enters the
-    /// link, before loss and delay).
+    /// Drop or shorten messages by what they carry (decided when a message
+    /// enters the link, before loss and delay).
     #[serde(default)]
     pub filter: Option<MessageFilter>,
 }
