@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use faultline_node::change::{self, ChangeFailed, ChangeOptions};
 use faultline_node::client::Client;
 use faultline_node::protocol::{ClientRequest, ClientResponse, MembersInfo};
 
@@ -116,52 +117,40 @@ fn members_text(m: &MembersInfo) -> String {
     s
 }
 
-/// Send a membership change and wait for it to complete.
+/// Send a membership change to the node and wait for it to complete.
 async fn change_members(
     args: &KvArgs,
     add: Vec<(String, String)>,
     remove: Vec<String>,
 ) -> (u8, serde_json::Value, String) {
-    let timeout = Duration::from_millis(args.timeout);
-    let request = ClientRequest::ChangeMembers {
-        add: add.clone(),
-        remove: remove.clone(),
+    let opts = ChangeOptions {
+        within: Duration::from_secs(args.wait),
+        call_timeout: Duration::from_millis(args.timeout),
+        retry: false,
     };
-    let first = match Client::connect(args.node, timeout).await {
-        Ok(c) => c.call(request).await,
-        Err(e) => Err(e),
-    };
-    let index = match first {
-        Ok(ClientResponse::Changed { index }) => index,
-        Ok(ClientResponse::Error(e)) => return failed(e.is_definite(), &e),
-        Err(e) => return failed(e.is_definite(), &e),
-        Ok(other) => return failed(false, &format!("unexpected answer {other:?}")),
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(args.wait);
-    let mut last = None;
-    while std::time::Instant::now() < deadline {
-        if let Ok(c) = Client::connect(args.node, timeout).await {
-            if let Ok(ClientResponse::Members(m)) = c.call(ClientRequest::Members).await {
-                let added: Vec<String> = add.iter().map(|(id, _)| id.clone()).collect();
-                if m.shows_done(&added, &remove) {
-                    let text = format!("change complete\n{}", members_text(&m));
-                    let mut json = serde_json::to_value(&m).unwrap_or_default();
-                    json["first_entry"] = index.into();
-                    return (0, json, text);
-                }
-                last = Some(m);
+    let node = [(String::from("the node"), args.node)];
+    match change::change_members(&node, &add, &remove, opts).await {
+        Ok(done) => {
+            let text = format!("change complete\n{}", members_text(&done.members));
+            let mut json = serde_json::to_value(&done.members).unwrap_or_default();
+            if let Some(index) = done.first_index {
+                json["first_entry"] = index.into();
             }
+            (0, json, text)
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let seen = last.map_or("no answer".into(), |m| members_text(&m).replace('\n', "; "));
-    failed(
-        false,
-        &format!(
-            "the change's first entry committed at index {index}, but it was not complete within {} s (last seen: {seen}); it may still complete",
-            args.wait
+        Err(ChangeFailed::Incomplete {
+            first_index: Some(index),
+            last,
+            ..
+        }) => failed(
+            false,
+            &format!(
+                "the change's first entry committed at index {index}, but it was not complete within {} s (last seen: {last}); it may still complete",
+                args.wait
+            ),
         ),
-    )
+        Err(e) => failed(e.is_definite(), &e),
+    }
 }
 
 /// Exit code, JSON and text for a request that did not complete: 4 when it

@@ -324,17 +324,7 @@ async fn poll_status(book: AddressBook, path: PathBuf, start: Instant, stop: Arc
         let addrs = book.entries();
         let polls = addrs.iter().map(|(id, addr)| async move {
             let s = status_at(*addr, Duration::from_millis(80)).await.ok();
-            (
-                id.clone(),
-                s.map(|s| NodeSample {
-                    role: s.role,
-                    term: s.term,
-                    leader: s.leader,
-                    voters: s.voters,
-                    heard_ms: s.leader_heard_ms,
-                    leading_ms: s.leading_ms,
-                }),
-            )
+            (id.clone(), s.as_ref().map(NodeSample::from))
         });
         let nodes: BTreeMap<String, Option<NodeSample>> =
             futures::future::join_all(polls).await.into_iter().collect();

@@ -8,8 +8,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use faultline_nemesis::cluster::{members_at, ClusterSpec, LocalCluster};
+use faultline_nemesis::cluster::{ClusterSpec, LocalCluster};
 use faultline_nemesis::process::process_exists;
+use faultline_node::change::members_at;
+use faultline_node::raft::Role;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -114,7 +116,7 @@ async fn a_node_joins_and_the_leader_leaves_from_the_command_line() {
         .status(&leader, Duration::from_secs(1))
         .await
         .unwrap();
-    assert_ne!(old.role, "leader", "the removed leader stepped down");
+    assert_ne!(old.role, Role::Leader, "the removed leader stepped down");
     assert_eq!(kv_ok(addr(&cluster, stays), &["get", "a"]).trim(), "1");
     assert_eq!(kv_ok(addr(&cluster, stays), &["get", "b"]).trim(), "2");
     let json = kv_ok(addr(&cluster, stays), &["members", "--json"]);

@@ -90,7 +90,7 @@ async fn isolating_the_leader_elects_a_new_one_and_the_old_one_steps_down_after_
             .status(&old, Duration::from_secs(1))
             .await
             .is_ok_and(|s| {
-                s.role == "follower"
+                s.role == faultline_node::raft::Role::Follower
                     && s.leader.is_some()
                     && s.leader.as_deref() != Some(old.as_str())
             })

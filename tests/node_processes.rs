@@ -197,7 +197,7 @@ async fn a_three_node_cluster_survives_a_leader_crash() {
     let deadline = Instant::now() + DEADLINE;
     loop {
         if let Ok(s) = cluster.status(&old, Duration::from_secs(1)).await {
-            if s.applied_index >= target && s.role == "follower" {
+            if s.applied_index >= target && s.role == faultline_node::raft::Role::Follower {
                 break;
             }
         }

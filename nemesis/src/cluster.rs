@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use faultline_node::client::{AddressBook, Client};
-use faultline_node::protocol::{ClientRequest, ClientResponse, MembersInfo, NodeStatus};
+use faultline_node::leadership::{NodeSample, StatusRound};
+use faultline_node::protocol::{ClientRequest, ClientResponse, NodeStatus};
 
 use crate::process::{free_port, NodeCommand, NodeProcess, NodeSpec, ProcState};
 
@@ -307,24 +308,24 @@ impl LocalCluster {
         }
     }
 
-    /// The leader a majority agrees on right now, if any.
-    pub async fn current_leader(&self) -> Option<String> {
-        let mut votes: HashMap<(String, u64), usize> = HashMap::new();
-        let mut leaders = Vec::new();
-        for id in self.ids() {
-            if let Ok(s) = self.status(&id, Duration::from_millis(300)).await {
-                if let Some(l) = &s.leader {
-                    *votes.entry((l.clone(), s.term)).or_default() += 1;
-                }
-                if s.role == "leader" {
-                    leaders.push((id, s.term));
-                }
-            }
+    /// Every node's status now, asked of all at once (a node that does not
+    /// answer within `timeout` is absent from the round).
+    pub async fn status_round(&self, timeout: Duration) -> StatusRound {
+        let polls = self.ids().into_iter().map(|id| async move {
+            let s = self.status(&id, timeout).await.ok();
+            (id, s.as_ref().map(NodeSample::from))
+        });
+        StatusRound {
+            t_ms: 0,
+            nodes: futures::future::join_all(polls).await.into_iter().collect(),
         }
-        let majority = self.ids().len() / 2 + 1;
-        leaders
-            .into_iter()
-            .find(|(id, term)| votes.get(&(id.clone(), *term)).copied().unwrap_or(0) >= majority)
+    }
+
+    /// The working leader right now, if any (see [`faultline_node::leadership`]).
+    pub async fn current_leader(&self) -> Option<String> {
+        self.status_round(Duration::from_millis(300))
+            .await
+            .agreed_leader(None)
             .map(|(id, _)| id)
     }
 
@@ -333,15 +334,6 @@ impl LocalCluster {
         for n in &mut self.nodes {
             n.kill();
         }
-    }
-}
-
-/// Ask the node at `addr` for its configuration.
-pub async fn members_at(addr: SocketAddr, timeout: Duration) -> anyhow::Result<MembersInfo> {
-    let c = Client::connect(addr, timeout).await?;
-    match c.call(ClientRequest::Members).await? {
-        ClientResponse::Members(m) => Ok(m),
-        other => bail!("unexpected answer to a members request: {other:?}"),
     }
 }
 

@@ -13,11 +13,12 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::cluster::{allocate, members_at, ClusterSpec, LocalCluster};
+use crate::cluster::{allocate, ClusterSpec, LocalCluster};
+use faultline_node::change::{change_members, leader_view, ChangeFailed, ChangeOptions};
 use faultline_node::client::Client;
-use faultline_node::protocol::{
-    ClientError, ClientRequest, ClientResponse, MembersInfo, NodeStatus,
-};
+use faultline_node::protocol::{ClientRequest, ClientResponse, MembersInfo, NodeStatus};
+use faultline_node::raft::quorum::majority;
+use faultline_node::raft::Role;
 
 /// How long one step of a membership fault may take.
 const MEMBERSHIP_DEADLINE: Duration = Duration::from_secs(20);
@@ -130,21 +131,15 @@ impl Testbed {
         })
     }
 
-    /// The leader, asked of every node now: the one a majority follows, else
-    /// any node that says it leads (highest term).
+    /// The leader, asked of every node now: the working leader, else any
+    /// node that says it leads (highest term); see
+    /// [`faultline_node::leadership`].
     pub async fn leader(&self) -> Option<String> {
-        if let Some(l) = self.cluster.current_leader().await {
-            return Some(l);
-        }
-        let mut best: Option<(u64, String)> = None;
-        for id in self.cluster.ids() {
-            if let Ok(s) = self.cluster.status(&id, Duration::from_millis(300)).await {
-                if s.role == "leader" && best.as_ref().is_none_or(|(t, _)| s.term > *t) {
-                    best = Some((s.term, id));
-                }
-            }
-        }
-        best.map(|(_, id)| id)
+        let round = self.cluster.status_round(Duration::from_millis(300)).await;
+        round
+            .agreed_leader(None)
+            .or_else(|| round.claimed_leader())
+            .map(|(id, _)| id)
     }
 
     fn random_node(&mut self) -> String {
@@ -224,7 +219,7 @@ impl Testbed {
             }
             Fault::PartitionRing => {
                 let ring = self.shuffled();
-                let majority = n / 2 + 1;
+                let majority = majority(n);
                 let reach = majority / 2; // each node sees `reach` neighbours on each side
                 let reach = if 2 * reach + 1 < majority {
                     reach + 1
@@ -547,7 +542,7 @@ impl Testbed {
             .await;
             for (id, s) in polls {
                 if let Ok(s) = s {
-                    if s.role == "leader" && s.term > above_term {
+                    if s.role == Role::Leader && s.term > above_term {
                         return Some((id, s));
                     }
                 }
@@ -791,102 +786,40 @@ impl Testbed {
 
     /// The configuration as the leader knows it.
     async fn leader_members(&self) -> Option<MembersInfo> {
-        let l = self.leader().await?;
-        let addr = self.cluster.client_addr(&l)?;
-        members_at(addr, Duration::from_millis(500)).await.ok()
+        leader_view(&self.cluster.client_addrs(), Duration::from_millis(500))
+            .await
+            .ok()
     }
 
     /// Change the membership through whichever node will take the request,
-    /// and wait until a node shows the change complete. Retries while
+    /// and wait until a node shows the change complete, retrying while
     /// another change is in progress, there is no leader, or an accepted
-    /// change was lost with its leader.
+    /// change was lost with its leader (see [`faultline_node::change`]).
     pub async fn change_members(
         &self,
         add: Vec<(String, String)>,
         remove: Vec<String>,
         within: Duration,
     ) -> anyhow::Result<MembersInfo> {
-        let deadline = Instant::now() + within;
-        let added: Vec<String> = add.iter().map(|(id, _)| id.clone()).collect();
         // Nodes to ask: the ones that stay.
-        let askable = |ids: Vec<String>| -> Vec<String> {
-            ids.into_iter()
-                .filter(|i| !remove.contains(i) && !added.contains(i))
-                .collect()
+        let askable: Vec<(String, SocketAddr)> = self
+            .cluster
+            .client_addrs()
+            .into_iter()
+            .filter(|(id, _)| !remove.contains(id) && !add.iter().any(|(a, _)| a == id))
+            .collect();
+        let opts = ChangeOptions {
+            within,
+            call_timeout: Duration::from_secs(3),
+            retry: true,
         };
-        let mut last_error = String::from("no node answered");
-        while Instant::now() < deadline {
-            let mut order = askable(self.cluster.ids());
-            if let Some(l) = self.leader().await {
-                if let Some(pos) = order.iter().position(|i| *i == l) {
-                    order.swap(0, pos);
-                }
+        match change_members(&askable, &add, &remove, opts).await {
+            Ok(done) => Ok(done.members),
+            Err(e @ ChangeFailed::Refused(_)) => {
+                anyhow::bail!("the cluster refused the change: {e}")
             }
-            // Has it happened already (an earlier answer was lost)?
-            for id in &order {
-                if let Some(addr) = self.cluster.client_addr(id) {
-                    if let Ok(m) = members_at(addr, Duration::from_millis(500)).await {
-                        if m.shows_done(&added, &remove) {
-                            return Ok(m);
-                        }
-                        break;
-                    }
-                }
-            }
-            let mut accepted = false;
-            for id in &order {
-                let Some(addr) = self.cluster.client_addr(id) else {
-                    continue;
-                };
-                let request = ClientRequest::ChangeMembers {
-                    add: add.clone(),
-                    remove: remove.clone(),
-                };
-                let answer = match Client::connect(addr, Duration::from_secs(3)).await {
-                    Ok(c) => c.call(request).await,
-                    Err(e) => Err(e),
-                };
-                match answer {
-                    Ok(ClientResponse::Changed { .. }) => {
-                        accepted = true;
-                        break;
-                    }
-                    Ok(ClientResponse::Error(ClientError::ChangeRefused(msg)))
-                        if msg.contains("already a member") || msg.contains("is not a member") =>
-                    {
-                        // An earlier attempt went through: wait for it below.
-                        accepted = true;
-                        break;
-                    }
-                    Ok(ClientResponse::Error(ClientError::ChangeRefused(msg)))
-                        if !msg.contains("in progress")
-                            && !msg.contains("retry")
-                            && !msg.contains("not committed yet") =>
-                    {
-                        anyhow::bail!("the cluster refused the change: {msg}");
-                    }
-                    Ok(ClientResponse::Error(e)) => last_error = format!("{id}: {e}"),
-                    Ok(other) => last_error = format!("{id}: unexpected answer {other:?}"),
-                    Err(e) => last_error = format!("{id}: {e}"),
-                }
-            }
-            if accepted {
-                // Wait for the later steps, or for the change to vanish (its
-                // leader lost it), in which case ask again.
-                while Instant::now() < deadline {
-                    match self.leader_members().await {
-                        Some(m) if m.shows_done(&added, &remove) => return Ok(m),
-                        Some(m) if m.committed && !m.changing => break,
-                        Some(m) => last_error = format!("change under way: {m:?}"),
-                        None => last_error = "no leader".into(),
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            } else {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+            Err(e) => Err(e.into()),
         }
-        anyhow::bail!("the change did not complete within {within:?} (last: {last_error})")
     }
 
     /// Heal the network, resume paused nodes, restart dead ones.

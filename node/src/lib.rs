@@ -7,11 +7,14 @@
 #![deny(missing_docs)]
 
 pub mod bugs;
+pub mod change;
 pub mod cli;
 pub mod client;
 pub mod kv;
+pub mod leadership;
 pub mod protocol;
 pub mod raft;
 pub mod server;
+pub mod settings;
 pub mod sim;
 pub mod storage;

@@ -9,7 +9,7 @@ use tokio_util::codec::LengthDelimitedCodec;
 use std::collections::BTreeMap;
 
 use crate::kv::{Outcome, Proposal};
-use crate::raft::{Membership, MembershipChange, Message, NodeId, Status};
+use crate::raft::{Membership, MembershipChange, Message, NodeId, RefusalKind, Role, Status};
 
 /// The largest frame accepted on any link; a larger one closes the connection.
 pub const MAX_FRAME: usize = 16 << 20;
@@ -155,8 +155,8 @@ pub enum ClientResponse {
 pub struct NodeStatus {
     /// The node.
     pub id: NodeId,
-    /// `follower`, `precandidate`, `candidate` or `leader`.
-    pub role: String,
+    /// Its role (`follower`, `precandidate`, `candidate` or `leader` in JSON).
+    pub role: Role,
     /// Current term.
     pub term: u64,
     /// The leader it knows in `term`.
@@ -251,10 +251,7 @@ impl NodeStatus {
     pub fn new(s: Status, tick: std::time::Duration) -> Self {
         NodeStatus {
             id: s.id,
-            role: serde_json::to_value(s.role)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            role: s.role,
             term: s.term,
             leader: s.leader,
             commit_index: s.commit_index,
@@ -301,8 +298,13 @@ pub enum ClientError {
     ShuttingDown,
     /// The leader refused a membership change (another is in progress, or
     /// it makes no sense); nothing changed.
-    #[error("membership change refused: {0}")]
-    ChangeRefused(String),
+    #[error("membership change refused: {message}")]
+    ChangeRefused {
+        /// What the one who asked should do next.
+        kind: RefusalKind,
+        /// What a person reads.
+        message: String,
+    },
 }
 
 impl ClientError {
@@ -313,7 +315,7 @@ impl ClientError {
             ClientError::NotLeader { .. }
                 | ClientError::NoLeader
                 | ClientError::BadRequest(_)
-                | ClientError::ChangeRefused(_)
+                | ClientError::ChangeRefused { .. }
         )
     }
 }
@@ -329,7 +331,7 @@ mod tests {
                 id: 9,
                 response: ClientResponse::Status(NodeStatus {
                     id: "n2".into(),
-                    role: "follower".into(),
+                    role: Role::Follower,
                     term: 3,
                     leader: heard.map(|_| "n1".into()),
                     commit_index: 4,

@@ -789,7 +789,10 @@ impl NodeLoop {
 fn refused(e: raft::ProposeError) -> ClientError {
     match e {
         raft::ProposeError::NotLeader { leader } => ClientError::NotLeader { leader },
-        raft::ProposeError::Membership(e) => ClientError::ChangeRefused(e.to_string()),
+        raft::ProposeError::Membership(e) => ClientError::ChangeRefused {
+            kind: e.kind,
+            message: e.message,
+        },
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use faultline_node::raft::{ChangeError, MembershipChange, ProposeError, Role};
+use faultline_node::raft::{MembershipChange, ProposeError, RefusalKind, Role};
 use faultline_node::sim::{Cluster, DiskMode, NetConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -55,7 +55,7 @@ fn request(c: &mut Cluster, ch: &MembershipChange, max_ticks: u64) -> u64 {
         if let Some(l) = c.stable_leader() {
             match c.propose_membership(&l, ch) {
                 Ok(i) => return i,
-                Err(ProposeError::Membership(ChangeError::InProgress(_))) => {}
+                Err(ProposeError::Membership(e)) if e.kind == RefusalKind::Busy => {}
                 Err(e) => panic!("change refused: {e:?}"),
             }
         }
@@ -172,7 +172,8 @@ fn a_learner_that_cannot_catch_up_never_stalls_commits_and_can_be_dropped() {
     assert!(!m.is_joint(), "no joint step before the learner caught up");
     // A second change is refused while this one is under way...
     match c.propose_membership(&l, &change(&[], &["n3"])) {
-        Err(ProposeError::Membership(ChangeError::InProgress(msg))) => {
+        Err(ProposeError::Membership(e)) if e.kind == RefusalKind::Busy => {
+            let msg = e.message;
             assert!(msg.contains("one change at a time"), "{msg}")
         }
         other => panic!("expected a refusal, got {other:?}"),

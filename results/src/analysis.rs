@@ -13,6 +13,9 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use faultline_node::leadership::{NodeSample, StatusRound};
+use faultline_node::raft::Role;
+
 /// Width of an availability bucket.
 pub const BUCKET_MS: u64 = 100;
 
@@ -130,107 +133,6 @@ pub struct RunResults {
     pub elections: Elections,
     /// Proxy counters per link.
     pub links: Value,
-}
-
-/// One poll of one node.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct NodeSample {
-    /// `leader`, `follower`, `candidate`, `precandidate`.
-    pub role: String,
-    /// Term.
-    pub term: u64,
-    /// The leader it follows.
-    pub leader: Option<String>,
-    /// The voters of its configuration (absent in older files: then every
-    /// polled node counts).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub voters: Vec<String>,
-    /// Milliseconds since it last heard from `leader` (0 on the leader;
-    /// absent without a leader, and in older files).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub heard_ms: Option<u64>,
-    /// On a leader: milliseconds since it became leader (absent in older files).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub leading_ms: Option<u64>,
-}
-
-/// One polling round: every node's answer (absent: did not answer).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct StatusRound {
-    /// Milliseconds since the run's start.
-    pub t_ms: u64,
-    /// Answers by node.
-    pub nodes: BTreeMap<String, Option<NodeSample>>,
-}
-
-impl StatusRound {
-    /// The working leader: a node that says it leads and that a majority of
-    /// its voters (itself included) follow in its term and heard from within
-    /// `fresh_ms` (when given; a sample without `heard_ms` counts). A leader
-    /// cut off from the others keeps its followers' belief until their
-    /// election timeouts; their silence tells that it no longer leads.
-    pub fn agreed_leader(&self, fresh_ms: Option<u64>) -> Option<(String, u64)> {
-        let n = self.nodes.len();
-        for (id, s) in &self.nodes {
-            let Some(s) = s else { continue };
-            if s.role != "leader" {
-                continue;
-            }
-            // A majority of the leader's voters follow it (of every polled
-            // node when the poll did not record voters).
-            let counts = |o: &str| s.voters.is_empty() || s.voters.iter().any(|v| v == o);
-            let followers = self
-                .nodes
-                .iter()
-                .filter(|(oid, _)| counts(oid))
-                .filter_map(|(_, o)| o.as_ref())
-                .filter(|o| o.term == s.term && o.leader.as_deref() == Some(id.as_str()))
-                .filter(|o| match (fresh_ms, o.heard_ms) {
-                    (Some(fresh), Some(heard)) => heard <= fresh,
-                    _ => true,
-                })
-                .count();
-            let n = if s.voters.is_empty() {
-                n
-            } else {
-                s.voters.len()
-            };
-            if followers > n / 2 {
-                return Some((id.clone(), s.term));
-            }
-        }
-        None
-    }
-
-    /// How long ago a majority of `leader`'s voters last heard from it in
-    /// `term`, ms: the silence that the majority's last member reports (the
-    /// leader's own answer counts as 0). None without a majority naming it.
-    fn majority_silence(&self, leader: &str, term: u64) -> Option<u64> {
-        let naming = |s: &&NodeSample| s.term == term && s.leader.as_deref() == Some(leader);
-        let samples: Vec<(&String, &NodeSample)> = self
-            .nodes
-            .iter()
-            .filter_map(|(id, s)| s.as_ref().filter(naming).map(|s| (id, s)))
-            .collect();
-        let voters = samples
-            .iter()
-            .map(|(_, s)| &s.voters)
-            .find(|v| !v.is_empty());
-        let n = voters.map_or(self.nodes.len(), Vec::len);
-        let mut silences: Vec<u64> = samples
-            .iter()
-            .filter(|(id, _)| voters.is_none_or(|v| v.contains(id)))
-            .map(|(id, s)| {
-                if *id == leader {
-                    0
-                } else {
-                    s.heard_ms.unwrap_or(0)
-                }
-            })
-            .collect();
-        silences.sort_unstable();
-        silences.get(n / 2).copied()
-    }
 }
 
 /// The stretches without a working leader, ns, between the first and the
@@ -568,7 +470,10 @@ pub fn compute(
             if let Some(s) = s {
                 elections.max_term = elections.max_term.max(s.term);
             }
-            let leading = s.as_ref().filter(|s| s.role == "leader").map(|s| s.term);
+            let leading = s
+                .as_ref()
+                .filter(|s| s.role == Role::Leader)
+                .map(|s| s.term);
             // A span goes on while the node leads in the same term; any
             // change closes it, and leading again opens a new one.
             if let Some(span) = open.get_mut(id) {
@@ -672,14 +577,17 @@ mod tests {
         compute(spec, Value::Null, &h, status, checked, end_ms * 1_000_000)
     }
 
-    fn round(t_ms: u64, samples: &[(&str, &str, u64, Option<&str>, Option<u64>)]) -> StatusRound {
+    /// (node, role, term, leader, heard_ms)
+    type Sample<'a> = (&'a str, &'a str, u64, Option<&'a str>, Option<u64>);
+
+    fn round(t_ms: u64, samples: &[Sample]) -> StatusRound {
         StatusRound {
             t_ms,
             nodes: samples
                 .iter()
                 .map(|(id, role, term, leader, heard_ms)| {
                     let sample = NodeSample {
-                        role: role.to_string(),
+                        role: serde_json::from_value(serde_json::json!(role)).expect("a role name"),
                         term: *term,
                         leader: leader.map(str::to_string),
                         voters: vec!["n1".into(), "n2".into(), "n3".into()],

@@ -21,8 +21,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::id::NodeId;
 use super::quorum::Configuration;
-use super::types::NodeId;
 
 /// A cluster configuration as stored in a log entry.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,20 +46,48 @@ pub struct MembershipChange {
     pub remove: BTreeSet<NodeId>,
 }
 
+/// What kind of refusal a [`ChangeError`] is: what the one who asked should
+/// do next. Callers match on the kind, never on the message's words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefusalKind {
+    /// The cluster cannot take a change now (another is in progress, or a
+    /// new leader has not committed an entry of its term yet): ask again.
+    Busy,
+    /// The change asks for what already holds (adding a member, removing a
+    /// server that is not one): an earlier request may have gone through.
+    AlreadyDone,
+    /// The change makes no sense and never will (it adds and removes nobody,
+    /// would leave no voters, or names a server without an address).
+    Invalid,
+}
+
 /// Why a change was refused. The configuration did not change.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ChangeError {
-    /// Another change is in progress (learners catching up, or joint).
-    InProgress(String),
-    /// The change itself makes no sense.
-    Invalid(String),
+pub struct ChangeError {
+    /// What to do next.
+    pub kind: RefusalKind,
+    /// What a person reads.
+    pub message: String,
+}
+
+impl ChangeError {
+    /// A [`RefusalKind::Busy`] refusal.
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self::new(RefusalKind::Busy, message)
+    }
+
+    fn new(kind: RefusalKind, message: impl Into<String>) -> Self {
+        ChangeError {
+            kind,
+            message: message.into(),
+        }
+    }
 }
 
 impl fmt::Display for ChangeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ChangeError::InProgress(s) | ChangeError::Invalid(s) => f.write_str(s),
-        }
+        f.write_str(&self.message)
     }
 }
 
@@ -123,8 +151,9 @@ impl Membership {
     /// variant: the new voters at once, no learners and no joint step.
     pub fn begin(&self, change: &MembershipChange, one_step: bool) -> Result<Self, ChangeError> {
         if change.add.is_empty() && change.remove.is_empty() {
-            return Err(ChangeError::Invalid(
-                "the change adds and removes nobody".into(),
+            return Err(ChangeError::new(
+                RefusalKind::Invalid,
+                "the change adds and removes nobody",
             ));
         }
         if self.in_transition() {
@@ -135,27 +164,37 @@ impl Membership {
                 next.learners.retain(|l| !change.remove.contains(l));
                 return Ok(next.pruned());
             }
-            return Err(ChangeError::InProgress(format!(
+            return Err(ChangeError::busy(format!(
                 "a membership change is in progress ({}); one change at a time",
                 self.describe()
             )));
         }
         let voters = &self.config.incoming;
         if let Some(id) = change.add.keys().find(|id| self.members().contains(*id)) {
-            return Err(ChangeError::Invalid(format!("{id} is already a member")));
+            return Err(ChangeError::new(
+                RefusalKind::AlreadyDone,
+                format!("{id} is already a member"),
+            ));
         }
         if let Some(id) = change.remove.iter().find(|id| !voters.contains(*id)) {
-            return Err(ChangeError::Invalid(format!("{id} is not a member")));
+            return Err(ChangeError::new(
+                RefusalKind::AlreadyDone,
+                format!("{id} is not a member"),
+            ));
         }
         if let Some((id, _)) = change.add.iter().find(|(_, a)| a.is_empty()) {
-            return Err(ChangeError::Invalid(format!("{id} has no peer address")));
+            return Err(ChangeError::new(
+                RefusalKind::Invalid,
+                format!("{id} has no peer address"),
+            ));
         }
         let mut target: BTreeSet<NodeId> = voters.clone();
         target.extend(change.add.keys().cloned());
         target.retain(|id| !change.remove.contains(id));
         if target.is_empty() {
-            return Err(ChangeError::Invalid(
-                "the change would leave no voters".into(),
+            return Err(ChangeError::new(
+                RefusalKind::Invalid,
+                "the change would leave no voters",
             ));
         }
         let mut addresses = self.addresses.clone();
@@ -310,13 +349,13 @@ mod tests {
     fn one_change_at_a_time_except_dropping_a_learner() {
         let l = three().begin(&add(&["n4", "n5"]), false).unwrap();
         let err = l.begin(&add(&["n6"]), false).unwrap_err();
-        assert!(matches!(err, ChangeError::InProgress(_)), "{err}");
+        assert_eq!(err.kind, RefusalKind::Busy, "{err}");
         assert!(err.to_string().contains("one change at a time"));
         let j = l.next_step().unwrap();
-        assert!(matches!(
-            j.begin(&remove(&["n1"]), false),
-            Err(ChangeError::InProgress(_))
-        ));
+        assert_eq!(
+            j.begin(&remove(&["n1"]), false).map_err(|e| e.kind),
+            Err(RefusalKind::Busy)
+        );
         // Cancel one learner, then the other: back to no change at all.
         let c = l.begin(&remove(&["n5"]), false).unwrap();
         assert_eq!(c.learners, set(&["n4"]));
@@ -329,12 +368,13 @@ mod tests {
     #[test]
     fn nonsense_changes_are_refused() {
         let m = three();
-        let bad = |c: MembershipChange| match m.begin(&c, false) {
-            Err(ChangeError::Invalid(s)) => s,
+        let refusal = |c: MembershipChange, kind: RefusalKind| match m.begin(&c, false) {
+            Err(e) if e.kind == kind => e.message,
             other => panic!("{other:?}"),
         };
-        assert!(bad(add(&["n2"])).contains("already a member"));
-        assert!(bad(remove(&["n9"])).contains("not a member"));
+        let bad = |c: MembershipChange| refusal(c, RefusalKind::Invalid);
+        assert!(refusal(add(&["n2"]), RefusalKind::AlreadyDone).contains("already a member"));
+        assert!(refusal(remove(&["n9"]), RefusalKind::AlreadyDone).contains("not a member"));
         assert!(bad(remove(&["n1", "n2", "n3"])).contains("no voters"));
         assert!(bad(MembershipChange::default()).contains("nobody"));
         let mut c = add(&["n4"]);

@@ -11,6 +11,7 @@
 //! then hands the message to `step_leader`, `step_candidate` or `step_follower`.
 
 pub mod config;
+pub mod id;
 pub mod log;
 pub mod membership;
 pub mod progress;
@@ -21,17 +22,18 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use config::{Config, ConfigError};
 pub use log::{LogWrite, RaftLog};
-pub use membership::{ChangeError, Membership, MembershipChange};
+pub use membership::{ChangeError, Membership, MembershipChange, RefusalKind};
 pub use progress::{Progress, ProgressState};
 pub use quorum::{Configuration, VoteResult};
 pub use types::{ConflictHint, Entry, EntryData, HardState, Message, MessageBody, NodeId};
 
-/// A server's role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// A server's role. On the wire and in files it is its lowercase name
+/// (`follower`, `precandidate`, `candidate`, `leader`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Follows a leader (or waits for one).
@@ -42,6 +44,24 @@ pub enum Role {
     Candidate,
     /// The leader of its term.
     Leader,
+}
+
+impl Role {
+    /// Its lowercase name, as on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Follower => "follower",
+            Role::PreCandidate => "precandidate",
+            Role::Candidate => "candidate",
+            Role::Leader => "leader",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Why a proposal was refused. The proposal certainly did not enter the log.
@@ -352,7 +372,7 @@ impl Raft {
                 leader: self.leader.clone(),
             });
         }
-        let busy = |s: &str| Err(ProposeError::Membership(ChangeError::InProgress(s.into())));
+        let busy = |s: &str| Err(ProposeError::Membership(ChangeError::busy(s)));
         // A change must not race one that an earlier leader left
         // uncommitted: first commit an entry of our own term (the no-op).
         if self.log.term(self.commit) != Some(self.hard.term) {

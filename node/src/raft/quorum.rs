@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::types::NodeId;
+use super::id::NodeId;
 
 /// The outcome of an election so far.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,8 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A server's name, as given by `--id` (for example `n1`).
-pub type NodeId = String;
+pub use super::id::NodeId;
 
 /// What a log entry carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
