@@ -6,7 +6,6 @@ mod campaign;
 mod check_cmd;
 mod cluster_cmd;
 mod kv;
-mod run;
 
 use std::process::ExitCode;
 

@@ -18,10 +18,11 @@ use crate::outcome::{classify, Outcome};
 use crate::recorder::{Event, Process, Recorder};
 
 /// How keys are chosen.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyDist {
     /// Every key equally likely.
+    #[default]
     Uniform,
     /// Zipfian (s = 1): a few hot keys.
     Zipf,

@@ -1,0 +1,285 @@
+//! A campaign: a matrix of timeout settings × faults × repeats, read from
+//! TOML (`docs/campaigns.md` describes the format), and the runs it
+//! expands to. Every field a file leaves out takes its value from
+//! [`crate::spec::defaults`].
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::spec::{defaults, RunSpec};
+use crate::store::run_dir_name;
+
+/// Settings shared by every run of a campaign (all optional).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SharedRun {
+    /// Nodes (default 3).
+    pub nodes: usize,
+    /// Seconds per run (default 30).
+    pub time_limit: f64,
+    /// Seconds per fault and per quiet period (default 5).
+    pub fault_interval: f64,
+    /// Random schedule (default false: alternate).
+    pub random_schedule: bool,
+    /// Shares of read, write and cas (default [50, 30, 20]).
+    pub mix: [f64; 3],
+    /// Key choice: "uniform" or "zipf" (default uniform).
+    pub key_dist: faultline_workloads::register::KeyDist,
+    /// Clients pick a random node per operation (default: stick to one).
+    pub random_node: bool,
+    /// Keys (default 5).
+    pub keys: usize,
+    /// Client processes (default 10).
+    pub concurrency: usize,
+    /// Target ops/s (default 100).
+    pub rate: f64,
+    /// Base seed; run i uses seed + i (default 1).
+    pub seed: u64,
+    /// Client timeout per operation, ms (default 1000).
+    pub op_timeout: u64,
+}
+
+impl Default for SharedRun {
+    fn default() -> Self {
+        let d = RunSpec::default();
+        SharedRun {
+            nodes: d.nodes,
+            time_limit: d.time_limit_s,
+            fault_interval: d.fault_interval_s,
+            random_schedule: d.random_schedule,
+            mix: d.mix,
+            key_dist: d.key_dist,
+            random_node: d.random_node,
+            keys: d.keys,
+            concurrency: d.concurrency,
+            rate: d.rate,
+            seed: d.seed,
+            op_timeout: d.op_timeout_ms,
+        }
+    }
+}
+
+/// One named timeout setting.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Setting {
+    /// Its name in the reports.
+    pub name: String,
+    /// Election timeout range, ms, e.g. "150..300".
+    #[serde(default = "d_election")]
+    pub election_timeout: String,
+    /// Heartbeat interval, ms.
+    #[serde(default = "d_heartbeat")]
+    pub heartbeat: u64,
+    /// Pre-vote.
+    #[serde(default)]
+    pub pre_vote: bool,
+    /// Check-quorum.
+    #[serde(default)]
+    pub check_quorum: bool,
+    /// UNSAFE: a known-bug variant of the node (see `docs/bug-hunt.md`).
+    #[serde(default)]
+    pub unsafe_bug: Option<String>,
+    /// Most log entries per AppendEntries (the node's default, 256, when absent).
+    #[serde(default)]
+    pub max_append_entries: Option<u64>,
+    /// Fault kinds for this setting only (default: the campaign's).
+    #[serde(default)]
+    pub faults: Option<Vec<String>>,
+    /// Workload and cluster shape for this setting only (default: the
+    /// campaign's `[run]`): a bug may need its own exposure.
+    #[serde(default)]
+    pub nodes: Option<usize>,
+    /// Keys for this setting only.
+    #[serde(default)]
+    pub keys: Option<usize>,
+    /// Client processes for this setting only.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// Target ops/s for this setting only.
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// Client timeout per operation, ms, for this setting only.
+    #[serde(default)]
+    pub op_timeout: Option<u64>,
+    /// Shares of read, write and cas for this setting only.
+    #[serde(default)]
+    pub mix: Option<[f64; 3]>,
+    /// Seconds per run for this setting only.
+    #[serde(default)]
+    pub time_limit: Option<f64>,
+    /// Seconds per fault and per quiet period for this setting only.
+    #[serde(default)]
+    pub fault_interval: Option<f64>,
+}
+
+fn d_election() -> String {
+    defaults::ELECTION_TIMEOUT.into()
+}
+fn d_heartbeat() -> u64 {
+    defaults::HEARTBEAT_MS
+}
+
+impl Setting {
+    /// The setting in words, for the campaign page (what differs from `[run]` included).
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "election timeout {} ms, heartbeat {} ms",
+            self.election_timeout, self.heartbeat
+        );
+        if self.pre_vote {
+            s.push_str(", pre-vote");
+        }
+        if self.check_quorum {
+            s.push_str(", check-quorum");
+        }
+        if let Some(m) = self.max_append_entries {
+            s.push_str(&format!(", at most {m} entries per AppendEntries"));
+        }
+        if let Some(b) = &self.unsafe_bug {
+            s.push_str(&format!(", UNSAFE bug {b}"));
+        }
+        // Run overrides, so the page says what differs from [run].
+        let mut extra = |name: &str, v: Option<String>| {
+            if let Some(v) = v {
+                s.push_str(&format!(", {name} {v}"));
+            }
+        };
+        extra("nodes", self.nodes.map(|v| v.to_string()));
+        extra("keys", self.keys.map(|v| v.to_string()));
+        extra("clients", self.concurrency.map(|v| v.to_string()));
+        extra("rate", self.rate.map(|v| format!("{v} ops/s")));
+        extra("op timeout", self.op_timeout.map(|v| format!("{v} ms")));
+        extra(
+            "mix",
+            self.mix
+                .map(|m| format!("{}/{}/{} read/write/cas", m[0], m[1], m[2])),
+        );
+        extra("time limit", self.time_limit.map(|v| format!("{v} s")));
+        extra(
+            "fault interval",
+            self.fault_interval.map(|v| format!("{v} s")),
+        );
+        s
+    }
+}
+
+/// A campaign file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignConfig {
+    /// Its name (default: the file's stem).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Repeats of every (setting, fault) pair (default 1).
+    #[serde(default = "d_repeats")]
+    pub repeats: usize,
+    /// Fault kinds; each entry is one column (a `--nemesis` list, so "a,b" combines).
+    pub faults: Vec<String>,
+    /// Shared run settings.
+    #[serde(default)]
+    pub run: SharedRun,
+    /// The timeout settings to compare.
+    #[serde(rename = "setting")]
+    pub settings: Vec<Setting>,
+}
+
+fn d_repeats() -> usize {
+    1
+}
+
+/// One run of a campaign: its spec, the fault column it belongs to, its
+/// repeat (from 1) and its directory's name.
+#[derive(Clone, Debug)]
+pub struct PlannedRun {
+    /// The run's spec, validated.
+    pub spec: RunSpec,
+    /// The campaign's fault entry.
+    pub fault: String,
+    /// Which repeat.
+    pub repeat: usize,
+    /// Its directory inside the campaign's.
+    pub dir: String,
+}
+
+impl CampaignConfig {
+    /// The built-in demo: three contrasting timeout settings under leader
+    /// isolation, leader pause and 20 % message loss, on 3 nodes.
+    pub fn demo() -> CampaignConfig {
+        crate::presets::load("demo").expect("the built-in demo campaign parses")
+    }
+
+    /// A campaign from TOML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> anyhow::Result<CampaignConfig> {
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {}", e.to_string().trim()))
+    }
+
+    /// Every fault kind of the campaign, in order of first appearance
+    /// (the campaign's list is used only by settings without their own).
+    pub fn all_faults(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for s in &self.settings {
+            for f in s.faults.as_ref().unwrap_or(&self.faults) {
+                if !out.contains(f) {
+                    out.push(f.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Every run's spec, validated, with its setting, fault and repeat.
+    pub fn runs(&self) -> anyhow::Result<Vec<PlannedRun>> {
+        anyhow::ensure!(!self.settings.is_empty(), "the campaign has no [[setting]]");
+        anyhow::ensure!(
+            !self.faults.is_empty() || self.settings.iter().all(|s| s.faults.is_some()),
+            "the campaign has no faults"
+        );
+        anyhow::ensure!(self.repeats >= 1, "repeats must be at least 1");
+        let mut names = std::collections::HashSet::new();
+        for s in &self.settings {
+            anyhow::ensure!(names.insert(&s.name), "two settings are named '{}'", s.name);
+        }
+        let mut out = Vec::new();
+        let mut i = 0u64;
+        for s in &self.settings {
+            for f in s.faults.as_ref().unwrap_or(&self.faults) {
+                for r in 1..=self.repeats {
+                    let spec = RunSpec {
+                        setting: s.name.clone(),
+                        nodes: s.nodes.unwrap_or(self.run.nodes),
+                        nemesis: f.clone(),
+                        fault_interval_s: s.fault_interval.unwrap_or(self.run.fault_interval),
+                        random_schedule: self.run.random_schedule,
+                        workload: defaults::WORKLOAD.into(),
+                        keys: s.keys.unwrap_or(self.run.keys),
+                        concurrency: s.concurrency.unwrap_or(self.run.concurrency),
+                        rate: s.rate.unwrap_or(self.run.rate),
+                        time_limit_s: s.time_limit.unwrap_or(self.run.time_limit),
+                        election_timeout: s.election_timeout.clone(),
+                        heartbeat_ms: s.heartbeat,
+                        pre_vote: s.pre_vote,
+                        check_quorum: s.check_quorum,
+                        seed: self.run.seed + i,
+                        op_timeout_ms: s.op_timeout.unwrap_or(self.run.op_timeout),
+                        unsafe_bug: s.unsafe_bug.iter().cloned().collect(),
+                        mix: s.mix.unwrap_or(self.run.mix),
+                        key_dist: self.run.key_dist,
+                        random_node: self.run.random_node,
+                        max_append_entries: s.max_append_entries,
+                    };
+                    spec.validate()
+                        .with_context(|| format!("setting '{}', fault '{f}'", s.name))?;
+                    out.push(PlannedRun {
+                        dir: run_dir_name(&s.name, f, r),
+                        spec,
+                        fault: f.clone(),
+                        repeat: r,
+                    });
+                    i += 1;
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,154 @@
+//! Running a campaign into the store: every planned run in turn, the
+//! campaign's index (`campaign.json`) first, its page kept current as runs
+//! finish, and a summary at the end. What a person sees meanwhile (progress
+//! bars, one line per run) is the caller's, through [`CampaignWatch`].
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use faultline_checker::Verdict;
+use faultline_nemesis::process::NodeCommand;
+use faultline_results::{CampaignIndex, CampaignRun, CampaignSetting, CampaignSummary, RunResults};
+
+use crate::campaign::{CampaignConfig, PlannedRun};
+use crate::run::{run_one, Progress};
+use crate::store::create_campaign_dir;
+
+/// What the caller is told as a campaign goes.
+pub trait CampaignWatch {
+    /// The campaign starts: its directory, its runs and about how long they take.
+    fn started(&self, name: &str, dir: &Path, runs: &[PlannedRun], approx_secs: f64);
+    /// Run `i` (from 0) starts; the returned progress, if any, is ticked
+    /// through the run.
+    fn run_started(&self, i: usize, run: &PlannedRun) -> Option<Progress>;
+    /// Run `i` ended with these results.
+    fn run_finished(&self, i: usize, total: usize, run: &PlannedRun, results: &RunResults);
+}
+
+/// A campaign that ran to its end.
+pub struct CampaignOutcome {
+    /// Its directory in the store.
+    pub dir: PathBuf,
+    /// Its page.
+    pub page: PathBuf,
+    /// Its verdicts.
+    pub summary: CampaignSummary,
+}
+
+/// Seconds a run takes beyond its time limit (start-up, heal, final reads).
+const RUN_OVERHEAD_S: f64 = 4.0;
+
+/// Run a campaign named `name` into a new directory of `store`.
+pub async fn run_campaign(
+    config: &CampaignConfig,
+    name: &str,
+    store: &Path,
+    node_bin: &NodeCommand,
+    watch: &dyn CampaignWatch,
+) -> anyhow::Result<CampaignOutcome> {
+    let runs = config.runs()?;
+    let dir = create_campaign_dir(store, name)?;
+    let index = CampaignIndex {
+        name: name.to_string(),
+        settings: config
+            .settings
+            .iter()
+            .map(|s| CampaignSetting {
+                name: s.name.clone(),
+                description: s.describe(),
+                unsafe_bug: s.unsafe_bug.clone(),
+            })
+            .collect(),
+        faults: config.all_faults(),
+        runs: runs
+            .iter()
+            .map(|r| CampaignRun {
+                dir: r.dir.clone(),
+                setting: r.spec.setting.clone(),
+                fault: r.fault.clone(),
+                repeat: r.repeat,
+                seed: r.spec.seed,
+            })
+            .collect(),
+    };
+    std::fs::write(
+        dir.join("campaign.json"),
+        serde_json::to_vec_pretty(&index)?,
+    )?;
+    let approx: f64 = runs
+        .iter()
+        .map(|r| r.spec.time_limit_s + RUN_OVERHEAD_S)
+        .sum();
+    watch.started(name, &dir, &runs, approx);
+    for (i, run) in runs.iter().enumerate() {
+        let progress = watch.run_started(i, run);
+        let results = run_one(&run.spec, &dir.join(&run.dir), node_bin, progress.as_ref())
+            .await
+            .with_context(|| format!("run {}", run.dir))?;
+        watch.run_finished(i, runs.len(), run, &results);
+        // Keep the campaign page current as runs finish.
+        let _ = faultline_results::write_campaign_report_partial(&dir, i + 1);
+    }
+    let summary = faultline_results::write_campaign_report(&dir)?;
+    Ok(CampaignOutcome {
+        page: dir.join("index.html"),
+        dir,
+        summary,
+    })
+}
+
+/// One line that says how a run ended: its verdict, any safety finding in
+/// the nodes' logs, availability, time without a leader and p99 latency.
+pub fn run_line(results: &RunResults) -> String {
+    let mut verdict = match results.checker.valid {
+        Verdict::Linearizable => "linearizable",
+        Verdict::NotLinearizable => "NOT LINEARIZABLE",
+        Verdict::Unknown => "unknown",
+    }
+    .to_string();
+    if let Some(f) = results.findings.first() {
+        verdict.push_str(&format!(
+            "; UNSAFE in the nodes' logs: {}{}",
+            f.message,
+            match results.findings.len() {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            }
+        ));
+    }
+    format!(
+        "{verdict}; availability {:.1} %, {:.0} ms without a leader, p99 {:.1} ms",
+        results.availability.share * 100.0,
+        results.elections.leaderless_ms,
+        results.latency.get("all").map_or(0.0, |p| p.p99)
+    )
+}
+
+/// Rebuild the pages of a campaign directory (with `campaign.json`) or of
+/// one run directory (with `history.jsonl`) from their stored files; returns
+/// the page and the overall verdict.
+pub fn rebuild_report(dir: &Path) -> anyhow::Result<(PathBuf, Verdict)> {
+    let opts = faultline_checker::Options::default();
+    let page = dir.join("index.html");
+    if dir.join("campaign.json").exists() {
+        let path = dir.join("campaign.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let index: CampaignIndex =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        for r in &index.runs {
+            faultline_results::write_run_report(&dir.join(&r.dir), &opts)
+                .with_context(|| format!("run {}", r.dir))?;
+        }
+        let summary = faultline_results::write_campaign_report(dir)?;
+        Ok((page, summary.valid))
+    } else if dir.join("history.jsonl").exists() {
+        let r = faultline_results::write_run_report(dir, &opts)?;
+        Ok((page, r.valid))
+    } else {
+        anyhow::bail!(
+            "{} holds neither campaign.json nor history.jsonl",
+            dir.display()
+        )
+    }
+}

@@ -1,0 +1,30 @@
+//! Runs and campaigns: what `faultline run`, `faultline campaign` and
+//! `faultline demo` do, without the command line's flags and progress bars.
+//!
+//! - [`spec`]: [`spec::RunSpec`], one run's settings (stored as `spec.json`),
+//!   with the one set of defaults every entry point uses, its validation and
+//!   its typed conversion into node and workload settings.
+//! - [`campaign`]: the campaign file's model and the runs it expands to.
+//! - [`presets`]: the built-in campaigns (TOML files compiled in).
+//! - [`run`]: [`run::run_one`], one run from start to report.
+//! - [`observer`]: the status poller that records who leads when.
+//! - [`execute`]: a whole campaign into the store, and rebuilding reports.
+//! - [`store`]: the store's directory names and the `latest` link.
+//!
+//! ```no_run
+//! # async fn demo(node: faultline_nemesis::process::NodeCommand) -> anyhow::Result<()> {
+//! use faultline_runner::{run::run_one, spec::RunSpec};
+//! let spec = RunSpec { nemesis: "pause-leader".into(), time_limit_s: 10.0, ..RunSpec::default() };
+//! let results = run_one(&spec, std::path::Path::new("store/one"), &node, None).await?;
+//! println!("{:?}", results.valid);
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+pub mod campaign;
+pub mod execute;
+pub mod observer;
+pub mod presets;
+pub mod run;
+pub mod spec;
+pub mod store;

@@ -1,0 +1,76 @@
+//! The built-in campaigns, kept as TOML files under `runner/presets/` (the
+//! same format as a user's campaign file) and compiled in.
+
+use crate::campaign::CampaignConfig;
+
+/// One built-in campaign.
+#[derive(Clone, Copy, Debug)]
+pub struct Preset {
+    /// Its name, as `faultline campaign --preset NAME` takes it.
+    pub name: &'static str,
+    /// What it is for, in one line.
+    pub about: &'static str,
+    /// Its TOML text.
+    pub text: &'static str,
+}
+
+/// Every built-in campaign.
+pub const PRESETS: &[Preset] = &[
+    Preset {
+        name: "demo",
+        about: "three timeout settings under leader isolation, leader pause and 20 % message loss (a few minutes)",
+        text: include_str!("../presets/demo.toml"),
+    },
+    Preset {
+        name: "bug-hunt",
+        about: "every known-bug variant under the faults that expose it, and the correct node under the same, 5 repeats (about 20 minutes)",
+        text: include_str!("../presets/bug-hunt.toml"),
+    },
+    Preset {
+        name: "bug-hunt-ci",
+        about: "the short bug hunt CI runs: the cheapest exposures, and the correct node",
+        text: include_str!("../presets/bug-hunt-ci.toml"),
+    },
+    Preset {
+        name: "membership",
+        about: "membership changes under partitions, crashes and pauses (about 5 minutes)",
+        text: include_str!("../presets/membership.toml"),
+    },
+];
+
+/// The names of every preset, comma-separated (for messages).
+pub fn names() -> String {
+    PRESETS
+        .iter()
+        .map(|p| p.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The preset `name`, parsed.
+pub fn load(name: &str) -> anyhow::Result<CampaignConfig> {
+    let preset = PRESETS
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| anyhow::anyhow!("unknown preset '{name}' (known: {})", names()))?;
+    CampaignConfig::parse(preset.text, &format!("preset {name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_parses_and_validates() {
+        for p in PRESETS {
+            let c = load(p.name).unwrap_or_else(|e| panic!("{}: {e:#}", p.name));
+            assert_eq!(c.name.as_deref(), Some(p.name), "a preset names itself");
+            let runs = c.runs().unwrap_or_else(|e| panic!("{}: {e:#}", p.name));
+            assert!(!runs.is_empty(), "{}", p.name);
+        }
+        assert!(load("no-such-preset")
+            .unwrap_err()
+            .to_string()
+            .contains("known: demo"));
+    }
+}

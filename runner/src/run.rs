@@ -1,0 +1,135 @@
+//! One test run: start the testbed (nodes behind link proxies), record the
+//! workload and the nemesis into one history, heal and read every key, stop
+//! everything, then check and report. Its files are described in
+//! `docs/campaigns.md` (the store layout).
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use faultline_nemesis::fault::Fault;
+use faultline_nemesis::process::NodeCommand;
+use faultline_nemesis::testbed::{self, ScheduleConfig, Testbed, TestbedSpec};
+use faultline_results::RunResults;
+use faultline_workloads::recorder::Recorder;
+use faultline_workloads::register::RegisterWorkload;
+
+use crate::observer::Observer;
+use crate::spec::RunSpec;
+
+/// Live numbers for a progress display.
+pub struct Progress {
+    /// Called about every 200 ms with (seconds elapsed, ok, fail, info).
+    pub tick: Box<dyn Fn(f64, u64, u64, u64) + Send + Sync>,
+}
+
+/// Run one test into `dir` and write its report.
+pub async fn run_one(
+    spec: &RunSpec,
+    dir: &Path,
+    node_bin: &NodeCommand,
+    progress: Option<&Progress>,
+) -> anyhow::Result<RunResults> {
+    let faults = spec.validate()?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(dir.join("spec.json"), serde_json::to_vec_pretty(spec)?)?;
+    let mut tb = Testbed::start(&TestbedSpec {
+        nodes: spec.nodes,
+        spares: faults.iter().map(Fault::spares_needed).max().unwrap_or(0),
+        dir: dir.to_path_buf(),
+        node_bin: node_bin.clone(),
+        node_args: spec.node_settings()?.to_args(),
+        seed: spec.seed,
+    })
+    .await?;
+    tb.cluster
+        .wait_leader(Duration::from_secs(30))
+        .await
+        .context("the cluster did not elect a first leader")?;
+
+    let start = Instant::now();
+    let started_unix_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let recorder =
+        Recorder::create(&dir.join("history.jsonl"), start).context("creating history.jsonl")?;
+    let addrs = tb.cluster.client_addrs();
+    let observer = Observer::start(tb.cluster.address_book(), dir.join("status.jsonl"), start);
+    let limit = Duration::from_secs_f64(spec.time_limit_s);
+    let workload = Arc::new(
+        RegisterWorkload::new(spec.register_config(), addrs, recorder.clone())
+            .following(tb.cluster.address_book()),
+    );
+    let w = workload.clone();
+    let load = tokio::spawn(async move { w.run(start + limit).await });
+
+    let schedule = ScheduleConfig {
+        faults,
+        fault_secs: spec.fault_interval_s,
+        quiet_secs: spec.fault_interval_s,
+        random: spec.random_schedule,
+        seed: spec.seed,
+    };
+    let plan = testbed::plan(&schedule, limit);
+    let rec = recorder.clone();
+    let sink = move |f: &str, v: serde_json::Value| rec.nemesis(f, v);
+    let counts = workload.counts.clone();
+    let mut load = load;
+    let main = async {
+        let ran = testbed::run_schedule(&mut tb, &plan, start, &sink).await;
+        let _ = (&mut load).await;
+        ran
+    };
+    let executed = match progress {
+        Some(p) => {
+            let ticker = async {
+                loop {
+                    (p.tick)(
+                        start.elapsed().as_secs_f64(),
+                        counts.ok.load(Ordering::Relaxed),
+                        counts.fail.load(Ordering::Relaxed),
+                        counts.info.load(Ordering::Relaxed),
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            };
+            tokio::select! {
+                ran = main => ran,
+                () = ticker => unreachable!("the ticker never ends"),
+            }
+        }
+        None => main.await,
+    };
+
+    // Final phase: heal everything, wait for a leader, read every key.
+    tb.heal_all()?;
+    let _ = tb.cluster.wait_leader(Duration::from_secs(30)).await;
+    let missing = workload
+        .final_reads(Instant::now() + Duration::from_secs(20))
+        .await;
+    if !missing.is_empty() {
+        eprintln!(
+            "faultline: warning: final reads did not succeed for {} keys: {}",
+            missing.len(),
+            missing.join(", ")
+        );
+    }
+    observer.stop().await;
+    let links = tb.net.stats();
+    drop(tb); // every node process is killed and reaped here
+    recorder.finish().context("writing history.jsonl")?;
+    std::fs::write(dir.join("links.json"), serde_json::to_vec_pretty(&links)?)?;
+    std::fs::write(
+        dir.join("schedule.json"),
+        serde_json::to_vec_pretty(&serde_json::json!({
+            "config": schedule,
+            "planned": plan,
+            "executed": executed,
+            // A string: JSON readers may not keep 64-bit integers exact.
+            "started_unix_ns": started_unix_ns.to_string(),
+        }))?,
+    )?;
+    faultline_results::write_run_report(dir, &faultline_checker::Options::default())
+}
