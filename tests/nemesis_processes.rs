@@ -380,14 +380,15 @@ async fn a_bridge_keeps_its_halves_apart_and_a_crash_loop_restarts_its_node_agai
 
     // restart:200@n2 for 1.5 s: killed and started again every 200 ms.
     let victim = "n2";
-    let plan = vec![faultline_nemesis::testbed::PlannedFault {
+    let plan = vec![faultline_nemesis::schedule::PlannedFault {
         start_ms: 0,
         end_ms: 1500,
         fault: "restart:200@n2".parse().unwrap(),
     }];
     let events = std::sync::Mutex::new(Vec::<String>::new());
     let sink = |f: &str, _v: serde_json::Value| events.lock().unwrap().push(f.to_string());
-    let ran = faultline_nemesis::testbed::run_schedule(&mut tb, &plan, Instant::now(), &sink).await;
+    let ran =
+        faultline_nemesis::schedule::run_schedule(&mut tb, &plan, Instant::now(), &sink).await;
     assert_eq!(ran.len(), 1);
     assert_eq!(ran[0].error, None);
     assert_eq!(*events.lock().unwrap(), ["kill", "restart"]);

@@ -17,4 +17,5 @@ pub mod fault;
 pub mod network;
 pub mod process;
 pub mod proxy;
+pub mod schedule;
 pub mod testbed;

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use faultline_nemesis::fault::Fault;
 use faultline_nemesis::process::NodeCommand;
-use faultline_nemesis::testbed::{self, ScheduleConfig, Testbed, TestbedSpec};
+use faultline_nemesis::schedule::{self, ScheduleConfig};
+use faultline_nemesis::testbed::{Testbed, TestbedSpec};
 use faultline_results::RunResults;
 use faultline_workloads::recorder::Recorder;
 use faultline_workloads::register::RegisterWorkload;
@@ -72,13 +73,13 @@ pub async fn run_one(
         random: spec.random_schedule,
         seed: spec.seed,
     };
-    let plan = testbed::plan(&schedule, limit);
+    let plan = schedule::plan(&schedule, limit);
     let rec = recorder.clone();
     let sink = move |f: &str, v: serde_json::Value| rec.nemesis(f, v);
     let counts = workload.counts.clone();
     let mut load = load;
     let main = async {
-        let ran = testbed::run_schedule(&mut tb, &plan, start, &sink).await;
+        let ran = schedule::run_schedule(&mut tb, &plan, start, &sink).await;
         let _ = (&mut load).await;
         ran
     };

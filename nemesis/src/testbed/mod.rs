@@ -1,0 +1,284 @@
+//! The testbed: a cluster of node processes behind a proxy on every link,
+//! and the faults applied to it. This file holds what a testbed is, how it
+//! starts, how a fault's target resolves to nodes, and the dispatch of
+//! [`Testbed::apply`] and [`Testbed::heal`] to one file per family:
+//! [`partition`] (link cuts), [`message`] (loss, delay, duplication,
+//! reordering), [`process`] (pause, crash, restart), [`membership`] and
+//! [`figure8`]. The schedule that alternates faults and quiet periods is
+//! [`crate::schedule`].
+
+mod figure8;
+mod membership;
+mod message;
+mod partition;
+mod process;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cluster::{allocate, ClusterSpec, LocalCluster};
+use crate::fault::{Fault, Target};
+use crate::network::Network;
+use crate::process::ProcState;
+
+/// What to start.
+#[derive(Clone, Debug)]
+pub struct TestbedSpec {
+    /// Number of nodes (the initial voters).
+    pub nodes: usize,
+    /// Spare slots for membership faults: wired through proxies, started
+    /// only when a membership change adds them.
+    pub spares: usize,
+    /// The run directory.
+    pub dir: PathBuf,
+    /// How to run a node (the `faultline-node` binary).
+    pub node_bin: crate::process::NodeCommand,
+    /// Flags for every node.
+    pub node_args: Vec<String>,
+    /// Seeds the links' decisions and the nemesis' choices.
+    pub seed: u64,
+}
+
+/// A running cluster with its network.
+pub struct Testbed {
+    /// The node processes.
+    pub cluster: LocalCluster,
+    /// The proxies.
+    pub net: Network,
+    rng: ChaCha8Rng,
+    /// The slot a membership fault freed last (reused last).
+    last_removed: Option<String>,
+}
+
+/// A fault as it was applied: what to undo at heal, and what to record.
+#[derive(Clone, Debug, Serialize)]
+pub struct Applied {
+    /// The fault.
+    pub fault: Fault,
+    /// Its name (`partition-leader`, `loss:0.2@all`, ...).
+    pub name: String,
+    /// The nodes it hit.
+    pub nodes: Vec<String>,
+    /// What the history records as the event's value.
+    pub value: Value,
+    /// For a combined fault: its parts as applied, in order.
+    #[serde(skip)]
+    pub parts: Vec<Applied>,
+}
+
+impl Applied {
+    /// History `f` of the start and the end of this fault.
+    pub fn event_names(&self) -> (&'static str, &'static str) {
+        match self.fault {
+            Fault::Membership => return ("remove-node", "add-node"),
+            Fault::MembershipSplit => return ("start-membership-split", "stop-membership-split"),
+            _ => {}
+        }
+        match self.fault.family() {
+            "partition" => ("start-partition", "stop-partition"),
+            "loss" => ("start-loss", "stop-loss"),
+            "delay" => ("start-delay", "stop-delay"),
+            "duplicate" => ("start-duplicate", "stop-duplicate"),
+            "reorder" => ("start-reorder", "stop-reorder"),
+            "pause" => ("pause", "resume"),
+            _ => ("kill", "restart"),
+        }
+    }
+}
+
+impl Testbed {
+    /// Start proxies and nodes, and wait until every node answers.
+    pub async fn start(spec: &TestbedSpec) -> anyhow::Result<Testbed> {
+        // A port found free can be taken by another program before the node
+        // binds it; the node then exits at once. Try again on fresh ports.
+        let mut last_err = None;
+        for _ in 0..3 {
+            match Self::start_once(spec).await {
+                Ok(tb) => return Ok(tb),
+                Err(e) => {
+                    tracing::warn!("starting the testbed failed, retrying on other ports: {e:#}");
+                    last_err = Some(e);
+                }
+            }
+        }
+        Err(last_err.expect("three attempts"))
+    }
+
+    async fn start_once(spec: &TestbedSpec) -> anyhow::Result<Testbed> {
+        let addrs = allocate(spec.nodes + spec.spares)?;
+        let net = Network::start(&addrs, spec.seed)
+            .await
+            .context("starting the link proxies")?;
+        let cspec = ClusterSpec {
+            nodes: spec.nodes,
+            dir: spec.dir.clone(),
+            node_bin: spec.node_bin.clone(),
+            node_args: spec.node_args.clone(),
+        };
+        let mut cluster = LocalCluster::start_with_links(&cspec, &addrs, &net.addresses())?;
+        cluster.wait_ready(Duration::from_secs(30)).await?;
+        Ok(Testbed {
+            cluster,
+            net,
+            rng: ChaCha8Rng::seed_from_u64(spec.seed ^ 0x4E3E_5155),
+            last_removed: None,
+        })
+    }
+
+    /// The leader, asked of every node now: the working leader, else any
+    /// node that says it leads (highest term); see
+    /// [`faultline_node::leadership`].
+    pub async fn leader(&self) -> Option<String> {
+        let round = self.cluster.status_round(Duration::from_millis(300)).await;
+        round
+            .agreed_leader(None)
+            .or_else(|| round.claimed_leader())
+            .map(|(id, _)| id)
+    }
+
+    fn random_node(&mut self) -> String {
+        let ids = self.cluster.ids();
+        ids[self.rng.gen_range(0..ids.len())].clone()
+    }
+
+    fn shuffled(&mut self) -> Vec<String> {
+        let mut ids = self.cluster.ids();
+        ids.shuffle(&mut self.rng);
+        ids
+    }
+
+    async fn resolve(&mut self, t: &Target) -> Vec<String> {
+        match t {
+            Target::All => self.cluster.ids(),
+            Target::Node(id) => vec![id.clone()],
+            Target::RandomNode => vec![self.random_node()],
+            Target::Minority => {
+                let k = (self.cluster.ids().len() - 1) / 2;
+                let mut ids = self.shuffled();
+                ids.truncate(k.max(1));
+                ids.sort();
+                ids
+            }
+            Target::Leader => match self.leader().await {
+                Some(l) => vec![l],
+                None => vec![self.random_node()],
+            },
+        }
+    }
+
+    /// Start a fault.
+    pub async fn apply(&mut self, fault: &Fault) -> anyhow::Result<Applied> {
+        let (nodes, value) = match fault {
+            Fault::Combined { parts, .. } => return self.apply_parts(fault, parts).await,
+            Fault::PartitionNode
+            | Fault::PartitionLeader
+            | Fault::PartitionHalves
+            | Fault::PartitionBridge { .. }
+            | Fault::PartitionRing
+            | Fault::OneWayIn
+            | Fault::OneWayOut => self.partition(fault).await,
+            Fault::Loss { .. }
+            | Fault::Delay { .. }
+            | Fault::Duplicate { .. }
+            | Fault::Reorder { .. } => self.message(fault).await,
+            Fault::Pause { .. } | Fault::Crash { .. } | Fault::Restart { .. } => {
+                self.process_fault(fault).await?
+            }
+            Fault::Membership | Fault::MembershipSplit => self.membership_fault(fault).await?,
+            Fault::Figure8 => self.figure8().await?,
+        };
+        Ok(Applied {
+            fault: fault.clone(),
+            name: fault.to_string(),
+            nodes,
+            value,
+            parts: Vec::new(),
+        })
+    }
+
+    /// Start every part of a combined fault now, in order (the schedule
+    /// staggers them instead; see [`crate::schedule::run_schedule`]).
+    async fn apply_parts(&mut self, fault: &Fault, parts: &[Fault]) -> anyhow::Result<Applied> {
+        let mut applied: Vec<Applied> = Vec::new();
+        for p in parts {
+            match Box::pin(self.apply(p)).await {
+                Ok(a) => applied.push(a),
+                Err(e) => {
+                    for a in applied.iter().rev() {
+                        let _ = Box::pin(self.heal(a)).await;
+                    }
+                    return Err(e.context(format!("starting {p}")));
+                }
+            }
+        }
+        let mut nodes: Vec<String> = applied.iter().flat_map(|a| a.nodes.clone()).collect();
+        nodes.sort();
+        nodes.dedup();
+        Ok(Applied {
+            fault: fault.clone(),
+            name: fault.to_string(),
+            nodes,
+            value: Value::Array(applied.iter().map(|a| a.value.clone()).collect()),
+            parts: applied,
+        })
+    }
+
+    /// End a fault. Returns what the history's end event records beyond the
+    /// fault's name (`null` for most faults; the added node for `membership`).
+    pub async fn heal(&mut self, applied: &Applied) -> anyhow::Result<Value> {
+        if !applied.parts.is_empty() {
+            // The last part first; every part is healed even if one fails.
+            let mut first_err = None;
+            let mut details = Vec::new();
+            for a in applied.parts.iter().rev() {
+                match Box::pin(self.heal(a)).await {
+                    Ok(v) => details.push(v),
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+            return match first_err {
+                Some(e) => Err(e),
+                None => Ok(Value::Array(details)),
+            };
+        }
+        match applied.fault {
+            Fault::Pause { .. } | Fault::Crash { .. } | Fault::Restart { .. } => {
+                self.heal_process(applied).await?
+            }
+            Fault::Membership | Fault::MembershipSplit => {
+                return self.heal_membership(applied).await
+            }
+            _ => self.net.heal(),
+        }
+        Ok(Value::Null)
+    }
+
+    /// Heal the network, resume paused nodes, restart dead ones.
+    pub fn heal_all(&mut self) -> anyhow::Result<()> {
+        self.net.heal();
+        for p in self.cluster.nodes_mut() {
+            match p.state() {
+                ProcState::Paused => p.resume().with_context(|| format!("resuming {}", p.id()))?,
+                ProcState::Down => p
+                    .restart()
+                    .with_context(|| format!("restarting {}", p.id()))?,
+                ProcState::Running => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
