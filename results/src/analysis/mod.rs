@@ -1,0 +1,383 @@
+//! What a run's analysis computes, from its stored files only:
+//! `history.jsonl` (operations and fault events), `status.jsonl` (the
+//! controller's polls of every node's role and term), `links.json` (proxy
+//! counters) and `spec.json` (the settings).
+
+use std::collections::BTreeMap;
+
+use faultline_checker::history::{OpKind, Outcome};
+use faultline_checker::{check_history, History, Options, Report, Verdict};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::run_files::{RunFiles, StoredSpec};
+
+pub use faultline_node::leadership::StatusRound;
+
+mod leaderless;
+mod windows;
+
+use faultline_node::raft::Role;
+use leaderless::{leaderless_gaps, FRESH_SLACK_MS};
+pub use windows::{fault_windows, FaultWindow};
+
+/// Width of an availability bucket.
+pub const BUCKET_MS: u64 = 100;
+
+/// Outcome counts of one operation type.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Counts {
+    /// Took effect.
+    pub ok: u64,
+    /// Did not.
+    pub fail: u64,
+    /// Unknown.
+    pub info: u64,
+}
+
+/// Latency percentiles of ok operations, milliseconds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Percentiles {
+    /// How many.
+    pub count: u64,
+    /// Median.
+    pub p50: f64,
+    /// 90th.
+    pub p90: f64,
+    /// 99th.
+    pub p99: f64,
+    /// 99.9th.
+    pub p999: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+/// Availability over the run's main phase.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Availability {
+    /// Share of 100 ms buckets with at least one ok completion.
+    pub share: f64,
+    /// The longest stretch with no ok completion, ms.
+    pub longest_gap_ms: f64,
+    /// Where it started, seconds.
+    pub longest_gap_start_s: f64,
+}
+
+/// One fault window and what it did to the cluster.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FaultStats {
+    /// Its name, e.g. `partition-leader`.
+    pub name: String,
+    /// Start, seconds into the run.
+    pub start_s: f64,
+    /// Heal, seconds into the run.
+    pub end_s: f64,
+    /// The nodes it hit.
+    pub nodes: Vec<String>,
+    /// From the start to the first ok operation invoked after it, ms (none: never).
+    pub down_ms: Option<f64>,
+    /// From the heal to the first ok operation invoked after it, ms.
+    pub recovery_ms: Option<f64>,
+    /// Time without a leader from the start until the next fault (or the end), ms.
+    pub leaderless_ms: f64,
+}
+
+/// One node's stretch as leader.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LeaderSpan {
+    /// The node.
+    pub node: String,
+    /// Its term.
+    pub term: u64,
+    /// From, seconds.
+    pub start_s: f64,
+    /// To, seconds.
+    pub end_s: f64,
+}
+
+/// Elections seen by polling.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Elections {
+    /// Times the agreed leader changed.
+    pub leader_changes: u64,
+    /// The highest term seen.
+    pub max_term: u64,
+    /// Total time with no leader a majority follows, ms (main phase).
+    pub leaderless_ms: f64,
+    /// Who led when, per node.
+    pub spans: Vec<LeaderSpan>,
+}
+
+/// Everything a run's page shows; written as `results.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunResults {
+    /// The run's settings as stored.
+    pub spec: Value,
+    /// `true`, `false` or `"unknown"`: `false` when the history is not
+    /// linearizable or the nodes' logs show a safety violation.
+    pub valid: Verdict,
+    /// Safety violations in the nodes' own logs (two leaders of one term, a
+    /// node that stopped on its own); see [`crate::audit`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<crate::audit::Finding>,
+    /// The checker's report (counterexamples included).
+    pub checker: Report,
+    /// Length of the main phase, seconds.
+    pub duration_s: f64,
+    /// Counts per operation type.
+    pub counts: BTreeMap<String, Counts>,
+    /// ok operations per second in the main phase.
+    pub throughput: f64,
+    /// Latency percentiles per operation type, and `all`.
+    pub latency: BTreeMap<String, Percentiles>,
+    /// Availability.
+    pub availability: Availability,
+    /// Per fault.
+    pub faults: Vec<FaultStats>,
+    /// Elections.
+    pub elections: Elections,
+    /// Proxy counters per link.
+    pub links: Value,
+}
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+fn percentiles(h: &Histogram<u64>) -> Percentiles {
+    if h.is_empty() {
+        return Percentiles::default();
+    }
+    let q = |x: f64| h.value_at_quantile(x) as f64 / 1000.0;
+    Percentiles {
+        count: h.len(),
+        p50: q(0.5),
+        p90: q(0.9),
+        p99: q(0.99),
+        p999: q(0.999),
+        max: h.max() as f64 / 1000.0,
+    }
+}
+
+fn kind_name(k: OpKind) -> &'static str {
+    match k {
+        OpKind::Read => "read",
+        OpKind::Write => "write",
+        OpKind::Cas => "cas",
+    }
+}
+
+/// Analyse a run directory's files: check the history, measure it, and
+/// audit the nodes' logs.
+pub fn analyze(files: &RunFiles, check: &Options) -> RunResults {
+    let history = &files.history;
+    let checker = check_history(history, check);
+    // The main phase ends at the time limit; the final reads come after.
+    let limit_ns = files.spec.time_limit_s.map(|s| (s * 1e9) as u64);
+    let last = history
+        .ops
+        .iter()
+        .filter_map(|o| o.ret_time.or(Some(o.call_time)))
+        .max()
+        .unwrap_or(0);
+    let end = limit_ns.unwrap_or(last).max(1);
+    let mut results = compute(
+        files.spec_json.clone(),
+        files.links.clone(),
+        history,
+        &files.status,
+        checker,
+        end,
+    );
+    // The run's wall-clock start places log findings in the run.
+    results.findings = crate::audit::audit(&files.dir.join("nodes"), files.started_unix_ns);
+    if !results.findings.is_empty() {
+        results.valid = Verdict::NotLinearizable;
+    }
+    results
+}
+
+/// The analysis proper, on parsed inputs; `end` is the main phase's end, ns.
+pub fn compute(
+    spec: Value,
+    links: Value,
+    h: &History,
+    status: &[StatusRound],
+    checker: Report,
+    end: u64,
+) -> RunResults {
+    let mut counts: BTreeMap<String, Counts> = BTreeMap::new();
+    let mut hists: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+    let new_hist = || Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
+    let mut ok_times: Vec<u64> = Vec::new();
+    for o in &h.ops {
+        let c = counts.entry(kind_name(o.kind).to_string()).or_default();
+        match o.outcome {
+            Outcome::Ok => c.ok += 1,
+            Outcome::Fail => c.fail += 1,
+            Outcome::Info => c.info += 1,
+        }
+        if o.outcome == Outcome::Ok {
+            if let Some(r) = o.ret_time {
+                let us = (r.saturating_sub(o.call_time) / 1000).max(1);
+                let _ = hists
+                    .entry(kind_name(o.kind).to_string())
+                    .or_insert_with(new_hist)
+                    .record(us);
+                let _ = hists
+                    .entry("all".to_string())
+                    .or_insert_with(new_hist)
+                    .record(us);
+                if r <= end {
+                    ok_times.push(r);
+                }
+            }
+        }
+    }
+    ok_times.sort_unstable();
+    let latency = hists
+        .iter()
+        .map(|(k, v)| (k.clone(), percentiles(v)))
+        .collect();
+    let duration_s = end as f64 / 1e9;
+    let throughput = ok_times.len() as f64 / duration_s.max(1e-9);
+
+    // Availability: buckets with an ok completion, and the longest gap.
+    let buckets = (end / (BUCKET_MS * 1_000_000)).max(1);
+    let mut filled = vec![false; buckets as usize];
+    for t in &ok_times {
+        let b = (t / (BUCKET_MS * 1_000_000)).min(buckets - 1) as usize;
+        filled[b] = true;
+    }
+    let share = filled.iter().filter(|x| **x).count() as f64 / buckets as f64;
+    let (mut gap, mut gap_start, mut prev) = (0u64, 0u64, 0u64);
+    for &t in ok_times.iter().chain(std::iter::once(&end)) {
+        if t.saturating_sub(prev) > gap {
+            gap = t - prev;
+            gap_start = prev;
+        }
+        prev = prev.max(t);
+    }
+    let availability = Availability {
+        share,
+        longest_gap_ms: ms(gap),
+        longest_gap_start_s: gap_start as f64 / 1e9,
+    };
+
+    // Leaders from the polls. A follower counts towards its leader while it
+    // heard from it within two heartbeat intervals (one lost or late
+    // heartbeat is not a lost leader) and FRESH_SLACK_MS.
+    let heartbeat_ms = serde_json::from_value::<StoredSpec>(spec.clone())
+        .unwrap_or_default()
+        .heartbeat_ms;
+    let fresh_ms = heartbeat_ms.map(|hb| 2 * hb + FRESH_SLACK_MS);
+    let agreed: Vec<(u64, Option<(String, u64)>)> = status
+        .iter()
+        .map(|r| (r.t_ms * 1_000_000, r.agreed_leader(fresh_ms)))
+        .collect();
+    let gaps = leaderless_gaps(status, &agreed, heartbeat_ms);
+    let leaderless_between = |from: u64, to: u64| -> f64 {
+        let total: u64 = gaps
+            .iter()
+            .map(|&(a, b)| b.min(to).saturating_sub(a.max(from)))
+            .sum();
+        ms(total)
+    };
+    let mut elections = Elections {
+        leaderless_ms: leaderless_between(0, end),
+        ..Elections::default()
+    };
+    let mut last_leader: Option<String> = None;
+    for (_, l) in &agreed {
+        if let Some((id, term)) = l {
+            if last_leader.as_ref() != Some(id) {
+                if last_leader.is_some() {
+                    elections.leader_changes += 1;
+                }
+                last_leader = Some(id.clone());
+            }
+            elections.max_term = elections.max_term.max(*term);
+        }
+    }
+    // Spans where each node said it led.
+    let mut open: BTreeMap<String, LeaderSpan> = BTreeMap::new();
+    for r in status {
+        let t = r.t_ms as f64 / 1000.0;
+        for (id, s) in &r.nodes {
+            if let Some(s) = s {
+                elections.max_term = elections.max_term.max(s.term);
+            }
+            let leading = s
+                .as_ref()
+                .filter(|s| s.role == Role::Leader)
+                .map(|s| s.term);
+            // A span goes on while the node leads in the same term; any
+            // change closes it, and leading again opens a new one.
+            if let Some(span) = open.get_mut(id) {
+                if leading == Some(span.term) {
+                    span.end_s = t;
+                    continue;
+                }
+                elections.spans.extend(open.remove(id));
+            }
+            if let Some(term) = leading {
+                let span = LeaderSpan {
+                    node: id.clone(),
+                    term,
+                    start_s: t,
+                    end_s: t,
+                };
+                open.insert(id.clone(), span);
+            }
+        }
+    }
+    elections.spans.extend(open.into_values());
+    elections
+        .spans
+        .sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
+
+    // Faults.
+    let windows = fault_windows(h, end);
+    let first_ok_after = |t: u64| -> Option<f64> {
+        h.ops
+            .iter()
+            .filter(|o| o.outcome == Outcome::Ok && o.call_time >= t)
+            .filter_map(|o| o.ret_time)
+            .min()
+            .map(|r| ms(r - t))
+    };
+    let faults = windows
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let next = windows.get(i + 1).map_or(end, |n| n.start).max(w.end);
+            FaultStats {
+                name: w.name.clone(),
+                start_s: w.start as f64 / 1e9,
+                end_s: w.end as f64 / 1e9,
+                nodes: w.nodes.clone(),
+                down_ms: first_ok_after(w.start),
+                recovery_ms: first_ok_after(w.end),
+                leaderless_ms: leaderless_between(w.start, next),
+            }
+        })
+        .collect();
+    RunResults {
+        spec,
+        valid: checker.valid,
+        findings: Vec::new(),
+        checker,
+        duration_s,
+        counts,
+        throughput,
+        latency,
+        availability,
+        faults,
+        elections,
+        links,
+    }
+}
+
+#[cfg(test)]
+mod tests;

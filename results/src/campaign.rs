@@ -1,0 +1,261 @@
+//! A campaign's page from its stored files: `campaign.json` (the index the
+//! runner writes), each run's `results.json`, the comparison of timeout
+//! settings per fault, and the campaign's own `results.json` and plots.
+
+use std::path::Path;
+
+use anyhow::Context;
+use faultline_checker::Verdict;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::{html, plots};
+
+/// A setting of a campaign, as stored in `campaign.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CampaignSetting {
+    /// Its name.
+    pub name: String,
+    /// Its timeouts, in words.
+    pub description: String,
+    /// The UNSAFE known-bug variant its nodes run, if any (a bug hunt).
+    #[serde(default)]
+    pub unsafe_bug: Option<String>,
+}
+
+/// One run of a campaign, as stored in `campaign.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CampaignRun {
+    /// Its directory, relative to the campaign's.
+    pub dir: String,
+    /// Setting name.
+    pub setting: String,
+    /// Fault kind (as given).
+    pub fault: String,
+    /// Repeat number, from 1.
+    pub repeat: usize,
+    /// Its seed.
+    pub seed: u64,
+}
+
+/// `campaign.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CampaignIndex {
+    /// The campaign's name.
+    pub name: String,
+    /// Settings, in order.
+    pub settings: Vec<CampaignSetting>,
+    /// Fault kinds, in order.
+    pub faults: Vec<String>,
+    /// Runs.
+    pub runs: Vec<CampaignRun>,
+}
+
+fn verdict_of(v: &Value) -> Verdict {
+    match v {
+        Value::Bool(true) => Verdict::Linearizable,
+        Value::Bool(false) => Verdict::NotLinearizable,
+        _ => Verdict::Unknown,
+    }
+}
+
+/// Read a run's `results.json` into a campaign row.
+fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<html::RunRow> {
+    let path = dir.join(&run.dir).join("results.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let v: Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let faults = v["faults"].as_array().cloned().unwrap_or_default();
+    let mean = |xs: Vec<f64>| {
+        if xs.is_empty() {
+            None
+        } else {
+            Some(xs.iter().sum::<f64>() / xs.len() as f64)
+        }
+    };
+    let leaderless = mean(
+        faults
+            .iter()
+            .filter_map(|f| f["leaderless_ms"].as_f64())
+            .collect(),
+    )
+    .unwrap_or(v["elections"]["leaderless_ms"].as_f64().unwrap_or(0.0));
+    let recovery = mean(
+        faults
+            .iter()
+            .filter_map(|f| f["recovery_ms"].as_f64())
+            .collect(),
+    );
+    let counts = v["counts"].as_object().map(|m| {
+        m.values().fold((0, 0, 0), |a, c| {
+            (
+                a.0 + c["ok"].as_u64().unwrap_or(0),
+                a.1 + c["fail"].as_u64().unwrap_or(0),
+                a.2 + c["info"].as_u64().unwrap_or(0),
+            )
+        })
+    });
+    Ok(html::RunRow {
+        dir: run.dir.clone(),
+        setting: run.setting.clone(),
+        fault: run.fault.clone(),
+        repeat: run.repeat,
+        valid: verdict_of(&v["valid"]),
+        availability: v["availability"]["share"].as_f64().unwrap_or(0.0),
+        leaderless_ms: leaderless,
+        recovery_ms: recovery,
+        p99_ms: v["latency"]["all"]["p99"].as_f64().unwrap_or(0.0),
+        counts: counts.unwrap_or_default(),
+        first_anomaly_s: v["checker"]["failures"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| {
+                let op = &f["counterexample"]["failing"][0];
+                op["ret_time"].as_u64().or(op["call_time"].as_u64())
+            })
+            .map(|ns| ns as f64 / 1e9)
+            .chain(
+                v["findings"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f["at_s"].as_f64()),
+            )
+            .min_by(f64::total_cmp),
+    })
+}
+
+/// The campaign's overall verdict and where its page is.
+#[derive(Clone, Debug, Serialize)]
+pub struct CampaignSummary {
+    /// Overall verdict.
+    pub valid: Verdict,
+    /// Runs that are not linearizable.
+    pub invalid_runs: Vec<String>,
+    /// Runs whose verdict is unknown.
+    pub unknown_runs: Vec<String>,
+    /// Runs in all.
+    pub runs: usize,
+}
+
+/// Write a campaign's page from `campaign.json` and its runs' `results.json`.
+pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
+    let path = dir.join("campaign.json");
+    let index: CampaignIndex = serde_json::from_str(
+        &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", path.display()))?;
+    let rows: Vec<html::RunRow> = index
+        .runs
+        .iter()
+        .map(|r| run_row(dir, r))
+        .collect::<anyhow::Result<_>>()?;
+    let settings: Vec<String> = index.settings.iter().map(|s| s.name.clone()).collect();
+    let collect = |f: &dyn Fn(&html::RunRow) -> f64| -> Vec<Vec<Vec<f64>>> {
+        settings
+            .iter()
+            .map(|s| {
+                index
+                    .faults
+                    .iter()
+                    .map(|fk| {
+                        rows.iter()
+                            .filter(|r| &r.setting == s && &r.fault == fk)
+                            .map(f)
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let err = |e: Box<dyn std::error::Error>| anyhow::anyhow!("drawing the campaign plots: {e}");
+    plots::grouped_bars(
+        &dir.join("campaign-availability.svg"),
+        "Availability per fault kind (% of 100 ms buckets with an ok op)",
+        "%",
+        &index.faults,
+        &settings,
+        &collect(&|r| r.availability * 100.0),
+    )
+    .map_err(err)?;
+    plots::grouped_bars(
+        &dir.join("campaign-leaderless.svg"),
+        "Time without a leader per fault (ms)",
+        "ms",
+        &index.faults,
+        &settings,
+        &collect(&|r| r.leaderless_ms),
+    )
+    .map_err(err)?;
+    plots::grouped_bars(
+        &dir.join("campaign-p99.svg"),
+        "p99 latency of ok operations (ms)",
+        "ms",
+        &index.faults,
+        &settings,
+        &collect(&|r| r.p99_ms),
+    )
+    .map_err(err)?;
+    std::fs::write(
+        dir.join("index.html"),
+        html::campaign_page(&index.name, &index.settings, &index.faults, &rows),
+    )
+    .context("writing the campaign's index.html")?;
+    let invalid_runs: Vec<String> = rows
+        .iter()
+        .filter(|r| r.valid == Verdict::NotLinearizable)
+        .map(|r| r.dir.clone())
+        .collect();
+    let unknown_runs: Vec<String> = rows
+        .iter()
+        .filter(|r| r.valid == Verdict::Unknown)
+        .map(|r| r.dir.clone())
+        .collect();
+    let valid = if !invalid_runs.is_empty() {
+        Verdict::NotLinearizable
+    } else if !unknown_runs.is_empty() {
+        Verdict::Unknown
+    } else {
+        Verdict::Linearizable
+    };
+    let summary = CampaignSummary {
+        valid,
+        invalid_runs,
+        unknown_runs,
+        runs: rows.len(),
+    };
+    let runs_json: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({"dir": r.dir, "setting": r.setting, "fault": r.fault, "repeat": r.repeat, "valid": r.valid,
+                   "availability": r.availability, "leaderless_ms": r.leaderless_ms, "recovery_ms": r.recovery_ms, "p99_ms": r.p99_ms})
+        })
+        .collect();
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_vec_pretty(
+            &json!({"name": index.name, "valid": summary.valid, "runs": runs_json}),
+        )?,
+    )?;
+    Ok(summary)
+}
+
+/// Write the campaign page from the first `done` runs only (to keep the page
+/// current while a campaign runs).
+pub fn write_campaign_report_partial(dir: &Path, done: usize) -> anyhow::Result<()> {
+    let path = dir.join("campaign.json");
+    let mut index: CampaignIndex = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    index.runs.truncate(done);
+    let rows: Vec<html::RunRow> = index
+        .runs
+        .iter()
+        .map(|r| run_row(dir, r))
+        .collect::<anyhow::Result<_>>()?;
+    std::fs::write(
+        dir.join("index.html"),
+        html::campaign_page(&index.name, &index.settings, &index.faults, &rows),
+    )?;
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! A run directory's stored files, read once: `spec.json` (typed, as
+//! [`StoredSpec`]), `history.jsonl`, `status.jsonl`, `links.json` and the
+//! run's start time from `schedule.json`. The analysis, the plots and the
+//! page all work from one [`RunFiles`].
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use faultline_checker::History;
+use faultline_node::leadership::StatusRound;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// What the analysis needs of a run's `spec.json` (the runner writes it;
+/// every field is optional, so runs of other tools that write fewer fields
+/// still analyse). The whole file is kept too, for the page's settings table.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct StoredSpec {
+    /// Length of the main phase, seconds (the final reads come after).
+    #[serde(default)]
+    pub time_limit_s: Option<f64>,
+    /// The leader's heartbeat interval, ms (how stale a follower's contact
+    /// may be before its leader counts as unheard).
+    #[serde(default)]
+    pub heartbeat_ms: Option<u64>,
+}
+
+/// A run directory, loaded.
+pub struct RunFiles {
+    /// The directory.
+    pub dir: PathBuf,
+    /// `spec.json`, typed (default when missing).
+    pub spec: StoredSpec,
+    /// `spec.json` as written (null when missing).
+    pub spec_json: Value,
+    /// `links.json` (null when missing).
+    pub links: Value,
+    /// `history.jsonl`.
+    pub history: History,
+    /// `status.jsonl` (empty when missing).
+    pub status: Vec<StatusRound>,
+    /// The run's wall-clock start, ns since the epoch (from `schedule.json`).
+    pub started_unix_ns: Option<u128>,
+}
+
+impl RunFiles {
+    /// Read a run directory; a missing `history.jsonl` is an error, other
+    /// missing files are empty.
+    pub fn load(dir: &Path) -> anyhow::Result<RunFiles> {
+        let spec_json = read_json(&dir.join("spec.json"))?.unwrap_or(Value::Null);
+        let spec = if spec_json.is_null() {
+            StoredSpec::default()
+        } else {
+            serde_json::from_value(spec_json.clone())
+                .with_context(|| format!("reading {}", dir.join("spec.json").display()))?
+        };
+        let links = read_json(&dir.join("links.json"))?.unwrap_or(Value::Null);
+        let hist_path = dir.join("history.jsonl");
+        let f = std::fs::File::open(&hist_path)
+            .with_context(|| format!("opening {}", hist_path.display()))?;
+        let history = faultline_checker::read_jsonl(std::io::BufReader::new(f))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", hist_path.display()))?;
+        let status = read_status(&dir.join("status.jsonl"))?;
+        let started_unix_ns = read_json(&dir.join("schedule.json"))?
+            .and_then(|v| v["started_unix_ns"].as_str()?.parse::<u128>().ok());
+        Ok(RunFiles {
+            dir: dir.to_path_buf(),
+            spec,
+            spec_json,
+            links,
+            history,
+            status,
+            started_unix_ns,
+        })
+    }
+}
+
+/// Read `status.jsonl` (missing file: no rounds).
+pub fn read_status(path: &Path) -> anyhow::Result<Vec<StatusRound>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| format!("{} line {}", path.display(), i + 1))
+        })
+        .collect()
+}
+
+fn read_json(path: &Path) -> anyhow::Result<Option<Value>> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(
+            serde_json::from_str(&t).with_context(|| format!("parsing {}", path.display()))?,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
