@@ -1,0 +1,165 @@
+//! The HTML pages, built with maud templates (every string taken from a
+//! history, a log or a file name is escaped by the template engine, and a
+//! page's structure reads as nested elements): self-contained, with no
+//! network fetches and no scripts from elsewhere, readable from a file.
+//!
+//! [`run_page`] is one run's page, [`campaign_page`] a campaign's, and
+//! [`counterexample_svg`] draws a counterexample as a timeline.
+
+mod campaign;
+mod counterexample;
+mod run;
+
+use faultline_checker::Verdict;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+
+pub use campaign::{campaign_page, RunRow};
+pub use counterexample::counterexample_svg;
+pub use run::run_page;
+
+const STYLE: &str = r#"
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1100px}
+h1{font-size:22px} h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:8px 0;font-size:14px} td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th{background:#f3f3f3;cursor:pointer} td.l,th.l{text-align:left}
+.banner{padding:14px 18px;border-radius:6px;font-size:18px;margin:12px 0}
+.ok{background:#e3f5e8;border:1px solid #2e8b57} .bad{background:#fbe4e4;border:1px solid #c81e1e} .unk{background:#fff2d9;border:1px solid #e69100}
+.small{font-size:13px;color:#555} img{max-width:100%;border:1px solid #eee;margin:6px 0}
+td.good{background:#e3f5e8} td.poor{background:#fbe4e4} code{background:#f6f6f6;padding:1px 4px}
+"#;
+
+/// A tiny sorter for tables with class `sortable`: click a header to sort by
+/// that column (numbers by value, the rest as text).
+const SORT_SCRIPT: &str = r#"
+document.querySelectorAll('table.sortable').forEach(function(t){
+  t.querySelectorAll('th').forEach(function(th,i){
+    th.addEventListener('click',function(){
+      var rows=Array.from(t.tBodies[0].rows), asc=th.dataset.asc!=='1'; th.dataset.asc=asc?'1':'0';
+      rows.sort(function(a,b){
+        var x=a.cells[i].dataset.v||a.cells[i].textContent, y=b.cells[i].dataset.v||b.cells[i].textContent;
+        var nx=parseFloat(x), ny=parseFloat(y);
+        var c=(!isNaN(nx)&&!isNaN(ny))?nx-ny:x.localeCompare(y);
+        return asc?c:-c;});
+      rows.forEach(function(r){t.tBodies[0].appendChild(r);});
+    });
+  });
+});
+"#;
+
+/// A whole page: `body` inside the shared style, with the table sorter
+/// when `sortable`.
+fn page(title: &str, body: Markup, sortable: bool) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { (title) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                (body)
+                @if sortable {
+                    script { (PreEscaped(SORT_SCRIPT)) }
+                }
+            }
+        }
+    }
+    .into_string()
+}
+
+/// The coloured banner that says a verdict, with `why` under it.
+fn verdict_banner(v: Verdict, why: &str) -> Markup {
+    let (class, text) = match v {
+        Verdict::Linearizable => (
+            "ok",
+            "LINEARIZABLE: every operation is explained by some order consistent with real time.",
+        ),
+        Verdict::NotLinearizable => (
+            "bad",
+            "NOT LINEARIZABLE: the cluster returned results no correct register could.",
+        ),
+        Verdict::Unknown => (
+            "unk",
+            "UNKNOWN: the checker ran out of its budget before deciding.",
+        ),
+    };
+    html! {
+        div class={ "banner " (class) } {
+            b { (text) }
+            @if !why.is_empty() {
+                br;
+                (why)
+            }
+        }
+    }
+}
+
+/// A plain table: the first column left-aligned, the rest right-aligned.
+fn table(headers: &[&str], rows: &[Vec<String>]) -> Markup {
+    let left = |i: usize| (i == 0).then_some("l");
+    html! {
+        table {
+            thead {
+                tr {
+                    @for (i, h) in headers.iter().enumerate() {
+                        th class=[left(i)] { (h) }
+                    }
+                }
+            }
+            tbody {
+                @for row in rows {
+                    tr {
+                        @for (i, c) in row.iter().enumerate() {
+                            td class=[left(i)] { (c) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One decimal.
+fn f1(x: f64) -> String {
+    format!("{x:.1}")
+}
+
+/// Whole milliseconds, or "never".
+fn opt_ms(x: Option<f64>) -> String {
+    x.map_or("never".to_string(), |v| format!("{v:.0}"))
+}
+
+/// `d` decimals, or "–" for a number that is not there (NaN).
+fn num(x: f64, d: usize) -> String {
+    if x.is_nan() {
+        "–".to_string()
+    } else {
+        format!("{x:.d$}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_from_files_is_escaped_in_tables_and_banners() {
+        let hostile = "<script>\"x\" & 'y'</script>";
+        let t = table(&["a"], &[vec![hostile.to_string()]]).into_string();
+        assert!(!t.contains("<script>"), "{t}");
+        assert!(
+            t.contains("&lt;script&gt;&quot;x&quot; &amp; 'y'&lt;/script&gt;"),
+            "{t}"
+        );
+        let b = verdict_banner(Verdict::Unknown, hostile).into_string();
+        assert!(!b.contains("<script>"), "{b}");
+        let p = page(hostile, html! { p { "body" } }, true);
+        assert!(p.starts_with("<!DOCTYPE html>"));
+        assert!(p.contains("<title>&lt;script&gt;"), "{p}");
+        assert!(
+            p.contains("table.sortable"),
+            "the sorter is there when asked for"
+        );
+    }
+}

@@ -1,0 +1,226 @@
+//! One run's page: the verdict (and any safety finding in the nodes' logs),
+//! the settings, the plots, the statistics, each fault window, the links'
+//! counters, the counterexamples and the run's files.
+
+use maud::{html, Markup, PreEscaped};
+use serde_json::Value;
+
+use super::{counterexample_svg, f1, opt_ms, page, table, verdict_banner};
+use crate::analysis::RunResults;
+
+/// The run page; `node_logs` are the file names under `nodes/`.
+pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
+    let why = r
+        .checker
+        .failures
+        .iter()
+        .filter_map(|f| f.counterexample.as_ref().map(|c| c.explanation.clone()))
+        .next()
+        .unwrap_or_else(|| {
+            r.checker
+                .unknown
+                .first()
+                .and_then(|u| u.reason.clone())
+                .unwrap_or_default()
+        });
+    let body = html! {
+        h1 { "faultline run: " (title) }
+        (verdict_banner(r.checker.valid, &why))
+        @if !r.findings.is_empty() {
+            div class="banner bad" {
+                b { "UNSAFE: the nodes' own logs show " (r.findings.len()) " safety violation(s)." }
+                ul {
+                    @for f in &r.findings {
+                        li {
+                            (f.kind)
+                            @if let Some(s) = f.at_s { (format!(" at {s:.1} s")) }
+                            ": " (f.message)
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Settings" }
+        (table(&["setting", "value"], &settings_rows(&r.spec)))
+        p class="small" { "Replay: the run's seed and settings above reproduce its fault schedule." }
+        h2 { "Plots" }
+        @for (file, alt) in [
+            ("latency.svg", "latency"),
+            ("throughput.svg", "throughput"),
+            ("quantiles.svg", "latency quantiles"),
+            ("leaders.svg", "leader timeline"),
+        ] {
+            img src=(file) alt=(alt);
+        }
+        h2 { "Statistics" }
+        (statistics(r))
+        h2 { "Faults" }
+        (faults(r))
+        @if let Some(links) = r.links.as_array() {
+            h2 { "Links" }
+            (links_table(links))
+        }
+        @for f in &r.checker.failures {
+            @if let Some(c) = &f.counterexample {
+                h2 { "Counterexample on key " (f.key) }
+                p { (c.explanation) }
+                p class="small" {
+                    "Grey: the end of the longest linearizable prefix (" (c.prefix_len)
+                    " operations). Red: could not be linearized after it. Blue: concurrent. Dashed: never completed (info)."
+                }
+                (PreEscaped(counterexample_svg(c)))
+            }
+        }
+        @for u in &r.checker.unknown {
+            p { "Key " (u.key) ": unknown: " (u.reason.as_deref().unwrap_or("")) }
+        }
+        h2 { "Files" }
+        ul {
+            @for f in ["history.jsonl", "results.json", "schedule.json", "spec.json", "status.jsonl", "links.json"] {
+                li { a href=(f) { (f) } }
+            }
+            @for l in node_logs {
+                li { a href={ "nodes/" (l) } { "nodes/" (l) } }
+            }
+        }
+    };
+    page(&format!("faultline run {title}"), body, false)
+}
+
+/// Every field of `spec.json`, as written.
+fn settings_rows(spec: &Value) -> Vec<Vec<String>> {
+    spec.as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    vec![k.clone(), v]
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn statistics(r: &RunResults) -> Markup {
+    let counts: Vec<Vec<String>> = r
+        .counts
+        .iter()
+        .map(|(f, c)| {
+            vec![
+                f.clone(),
+                c.ok.to_string(),
+                c.fail.to_string(),
+                c.info.to_string(),
+            ]
+        })
+        .collect();
+    let latency: Vec<Vec<String>> = r
+        .latency
+        .iter()
+        .map(|(f, p)| {
+            vec![
+                f.clone(),
+                p.count.to_string(),
+                f1(p.p50),
+                f1(p.p90),
+                f1(p.p99),
+                f1(p.p999),
+                f1(p.max),
+            ]
+        })
+        .collect();
+    let availability = [
+        vec!["ok throughput (ops/s)".into(), f1(r.throughput)],
+        vec![
+            "100 ms buckets with an ok op".into(),
+            format!("{:.1} %", r.availability.share * 100.0),
+        ],
+        vec![
+            "longest stretch without an ok op".into(),
+            format!(
+                "{:.0} ms from {:.1} s",
+                r.availability.longest_gap_ms, r.availability.longest_gap_start_s
+            ),
+        ],
+        vec![
+            "time without a leader".into(),
+            format!("{:.0} ms", r.elections.leaderless_ms),
+        ],
+        vec![
+            "leader changes".into(),
+            r.elections.leader_changes.to_string(),
+        ],
+        vec!["highest term".into(), r.elections.max_term.to_string()],
+    ];
+    html! {
+        (table(&["operation", "ok", "fail", "info"], &counts))
+        (table(&["latency of ok ops (ms)", "count", "p50", "p90", "p99", "p99.9", "max"], &latency))
+        (table(&["availability", "value"], &availability))
+    }
+}
+
+fn faults(r: &RunResults) -> Markup {
+    let rows: Vec<Vec<String>> = r
+        .faults
+        .iter()
+        .map(|f| {
+            vec![
+                f.name.clone(),
+                format!("{:.1}–{:.1}", f.start_s, f.end_s),
+                f.nodes.join(", "),
+                opt_ms(f.down_ms),
+                opt_ms(f.recovery_ms),
+                format!("{:.0}", f.leaderless_ms),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "fault",
+            "window (s)",
+            "nodes",
+            "start → first ok (ms)",
+            "heal → first ok (ms)",
+            "without leader (ms)",
+        ],
+        &rows,
+    )
+}
+
+fn links_table(links: &[Value]) -> Markup {
+    let rows: Vec<Vec<String>> = links
+        .iter()
+        .map(|l| {
+            let g = |k: &str| {
+                l.get(k)
+                    .map(|v| {
+                        v.as_u64()
+                            .map_or_else(|| v.as_str().unwrap_or("").to_string(), |n| n.to_string())
+                    })
+                    .unwrap_or_default()
+            };
+            vec![
+                format!("{} → {}", g("from"), g("to")),
+                g("passed"),
+                g("dropped"),
+                g("duplicated"),
+                g("delayed"),
+                g("bytes"),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "link",
+            "passed",
+            "dropped",
+            "duplicated",
+            "delayed",
+            "bytes",
+        ],
+        &rows,
+    )
+}
