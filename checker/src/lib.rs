@@ -26,6 +26,7 @@
 //! - [`gen`]: synthetic histories for tests and benchmarks.
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod check;
 pub mod edn;
 pub mod gen;

@@ -12,6 +12,7 @@
 //!   seeded schedule of fault and quiet periods.
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod cluster;
 pub mod fault;
 pub mod network;

@@ -6,6 +6,7 @@
 //!   properties after every step; the tests and the core benchmark use it.
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod bugs;
 pub mod change;
 pub mod cli;

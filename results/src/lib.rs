@@ -13,6 +13,7 @@
 
 pub mod analysis;
 pub mod audit;
+pub mod bench;
 pub mod campaign;
 pub mod html;
 pub mod plots;

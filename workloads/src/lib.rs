@@ -8,6 +8,7 @@
 //! - [`fake`]: an in-process stand-in node, healthy or broken, for tests and benchmarks.
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod fake;
 pub mod outcome;
 pub mod recorder;

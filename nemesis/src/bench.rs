@@ -1,0 +1,278 @@
+//! Benchmarks of what runs a cluster: `faultline bench node` (a real
+//! cluster's writes/s with group commit and with one fsync per entry) and
+//! `faultline bench proxy` (what a link proxy adds to a message).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use faultline_node::client::Client;
+use faultline_node::protocol::{ClientRequest, ClientResponse};
+use hdrhistogram::Histogram;
+
+use crate::cluster::{ClusterSpec, LocalCluster};
+use crate::process::NodeCommand;
+
+struct NodeFigures {
+    writes: u64,
+    errors: u64,
+    secs: f64,
+    hist: Histogram<u64>,
+}
+
+/// Writes/s and latency of a real cluster with fsync, with group commit and
+/// with one fsync per entry, side by side; data under `base` (removed at the
+/// end). Prints as it goes.
+pub async fn node(
+    node_bin: &NodeCommand,
+    base: &Path,
+    duration: u64,
+    clients: usize,
+    conns: usize,
+    nodes: usize,
+) -> anyhow::Result<()> {
+    let conns = conns.min(clients.max(1));
+    println!("faultline bench node: {nodes} nodes, {clients} clients on {conns} connections, {duration} s per mode, fsync on (data in {})", base.display());
+    let group = node_mode(
+        node_bin,
+        &base.join("group-commit"),
+        nodes,
+        (clients, conns),
+        duration,
+        false,
+    )
+    .await?;
+    print_node("group commit", &group);
+    let single = node_mode(
+        node_bin,
+        &base.join("fsync-per-entry"),
+        nodes,
+        (clients, conns),
+        duration,
+        true,
+    )
+    .await?;
+    print_node("fsync per entry", &single);
+    let ratio = (group.writes as f64 / group.secs) / (single.writes as f64 / single.secs).max(1e-9);
+    println!("group commit / fsync per entry: {ratio:.1}x writes/s");
+    let _ = std::fs::remove_dir_all(base);
+    Ok(())
+}
+
+fn print_node(mode: &str, f: &NodeFigures) {
+    println!(
+        "{mode:>16}: {:>9.0} writes/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  ({} writes, {} errors)",
+        f.writes as f64 / f.secs,
+        f.hist.value_at_quantile(0.5) as f64 / 1000.0,
+        f.hist.value_at_quantile(0.99) as f64 / 1000.0,
+        f.hist.max() as f64 / 1000.0,
+        f.writes,
+        f.errors
+    );
+}
+
+/// `clients` closed-loop writers against `addr` for `secs` seconds, sharing
+/// `conns` connections (client `c` uses connection `c % conns`): the latency
+/// histogram (µs), writes acknowledged, errors, seconds taken.
+async fn write_load(
+    addr: std::net::SocketAddr,
+    clients: usize,
+    conns: usize,
+    secs: u64,
+) -> anyhow::Result<(Histogram<u64>, u64, u64, f64)> {
+    let mut connections = Vec::new();
+    for _ in 0..conns.max(1) {
+        let client = Client::connect(addr, Duration::from_secs(10))
+            .await
+            .with_context(|| format!("connecting to the leader at {addr}"))?;
+        connections.push(std::sync::Arc::new(client));
+    }
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let client = connections[c % connections.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            let mut hist =
+                Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+            let (mut ok, mut err) = (0u64, 0u64);
+            let key = format!("k{c}");
+            let mut i = 0i64;
+            while Instant::now() < deadline {
+                i += 1;
+                let t = Instant::now();
+                match client
+                    .call(ClientRequest::Put {
+                        key: key.clone(),
+                        value: i,
+                    })
+                    .await
+                {
+                    Ok(ClientResponse::Ok(_)) => {
+                        ok += 1;
+                        let _ = hist.record(t.elapsed().as_micros() as u64);
+                    }
+                    _ => err += 1,
+                }
+            }
+            (hist, ok, err)
+        }));
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+    let (mut writes, mut errors) = (0, 0);
+    for t in tasks {
+        let (h, ok, err) = t.await?;
+        hist.add(h).ok();
+        writes += ok;
+        errors += err;
+    }
+    Ok((hist, writes, errors, start.elapsed().as_secs_f64()))
+}
+
+async fn node_mode(
+    node_bin: &NodeCommand,
+    dir: &Path,
+    nodes: usize,
+    (clients, conns): (usize, usize),
+    secs: u64,
+    per_entry: bool,
+) -> anyhow::Result<NodeFigures> {
+    let mut node_args = vec!["--request-timeout".to_string(), "10000".to_string()];
+    if per_entry {
+        node_args.push("--no-group-commit".into());
+    }
+    let spec = ClusterSpec {
+        nodes,
+        dir: dir.to_path_buf(),
+        node_bin: node_bin.clone(),
+        node_args,
+    };
+    let mut cluster = LocalCluster::start(&spec)?;
+    cluster.wait_ready(Duration::from_secs(30)).await?;
+    let leader = cluster.wait_leader(Duration::from_secs(30)).await?;
+    let addr = cluster.client_addr(&leader).context("leader address")?;
+    // The load runs on a runtime of its own with one thread: on a machine
+    // whose cores the nodes share, a lean load generator leaves them the CPU
+    // (both modes get the same load generator).
+    let load = std::thread::spawn(move || -> anyhow::Result<(Histogram<u64>, u64, u64, f64)> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the load runtime")?;
+        rt.block_on(write_load(addr, clients, conns, secs))
+    });
+    let (hist, writes, errors, secs) =
+        tokio::task::spawn_blocking(move || load.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("the load thread panicked"))??;
+
+    cluster.shutdown();
+    Ok(NodeFigures {
+        writes,
+        errors,
+        secs,
+        hist,
+    })
+}
+
+/// A receiver that reports each frame's arrival on a channel.
+async fn frame_sink() -> anyhow::Result<(
+    std::net::SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<(Instant, u32)>,
+)> {
+    use futures::StreamExt;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let _ = s.set_nodelay(true);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut f =
+                    tokio_util::codec::FramedRead::new(s, faultline_node::protocol::codec());
+                while let Some(Ok(frame)) = f.next().await {
+                    let n = u32::from_be_bytes(frame[..4].try_into().unwrap_or([0; 4]));
+                    if tx.send((Instant::now(), n)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok((addr, rx))
+}
+
+struct PathFigures {
+    hist: Histogram<u64>,
+    per_sec: f64,
+}
+
+async fn measure_path(via_proxy: bool, pings: u32, messages: u32) -> anyhow::Result<PathFigures> {
+    use futures::SinkExt;
+    let (sink, mut rx) = frame_sink().await?;
+    let target = if via_proxy {
+        let link = crate::proxy::start_link("a", "b", sink, 1).await?;
+        let addr = link.addr();
+        std::mem::forget(link); // its tasks live for the rest of the bench
+        addr
+    } else {
+        sink
+    };
+    let stream = tokio::net::TcpStream::connect(target).await?;
+    stream.set_nodelay(true)?;
+    let mut out = tokio_util::codec::FramedWrite::new(stream, faultline_node::protocol::codec());
+    // A realistic message: a heartbeat-sized frame.
+    let frame = |i: u32| {
+        let mut v = i.to_be_bytes().to_vec();
+        v.resize(64, 0);
+        bytes::Bytes::from(v)
+    };
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).expect("valid bounds");
+    for i in 0..pings {
+        let t = Instant::now();
+        out.send(frame(i)).await?;
+        let (at, _) = rx.recv().await.context("sink closed")?;
+        let _ = hist.record(at.duration_since(t).as_micros().max(1) as u64);
+    }
+    let t = Instant::now();
+    for i in 0..messages {
+        out.feed(frame(i)).await?;
+    }
+    SinkExt::<bytes::Bytes>::flush(&mut out).await?;
+    let mut got = 0;
+    while got < messages {
+        tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .context("messages lost")?
+            .context("sink closed")?;
+        got += 1;
+    }
+    Ok(PathFigures {
+        hist,
+        per_sec: messages as f64 / t.elapsed().as_secs_f64(),
+    })
+}
+
+/// The latency a healthy link proxy adds per message, and the messages/s one
+/// proxy carries, side by side with a direct connection. Prints as it goes.
+pub async fn proxy(pings: u32, messages: u32) -> anyhow::Result<()> {
+    println!("faultline bench proxy: {pings} one-at-a-time messages for latency, {messages} back-to-back for throughput (64-byte frames)");
+    let direct = measure_path(false, pings, messages).await?;
+    let proxied = measure_path(true, pings, messages).await?;
+    for (name, f) in [("direct", &direct), ("via proxy", &proxied)] {
+        println!(
+            "{name:>10}: one-way p50 {:>5} us  p99 {:>5} us  max {:>6} us   {:>9.0} messages/s",
+            f.hist.value_at_quantile(0.5),
+            f.hist.value_at_quantile(0.99),
+            f.hist.max(),
+            f.per_sec
+        );
+    }
+    println!(
+        "added by the proxy: p50 {} us, p99 {} us",
+        proxied.hist.value_at_quantile(0.5) as i64 - direct.hist.value_at_quantile(0.5) as i64,
+        proxied.hist.value_at_quantile(0.99) as i64 - direct.hist.value_at_quantile(0.99) as i64
+    );
+    Ok(())
+}
