@@ -1,34 +1,10 @@
 //! `faultline bench node` end to end on a small load: both modes run on a
 //! real cluster, print their figures and the ratio, and leave no data behind.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+use common::faultline_in;
 
-/// Run `faultline ARGS` in `dir`, killed if it is not done in `limit`.
-fn faultline_in(dir: &std::path::Path, args: &[&str], limit: Duration) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("faultline {args:?} still running after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use std::time::Duration;
 
 /// The writes/s figure of the line that starts with `mode:`.
 fn writes_per_s(stdout: &str, mode: &str) -> f64 {

@@ -8,13 +8,15 @@
 //! the old majority elects another leader: split brain). The correct node
 //! also runs the membership faults.
 
+mod common;
+
 use std::process::Command;
 
 #[test]
 fn known_bugs_are_caught_and_the_correct_node_passes() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
+    let out = Command::new(common::faultline_bin())
         .args([
             "campaign",
             "--preset",

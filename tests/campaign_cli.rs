@@ -2,20 +2,10 @@
 //! campaign of short runs, its pages and plots; a stored history with a
 //! known anomaly; and `faultline report` reproducing the pages.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+use common::faultline;
 
-fn faultline(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use std::path::{Path, PathBuf};
 
 /// Tags open and close in order (void elements excepted), and nothing is
 /// left open: enough to catch broken markup and unescaped strings.

@@ -5,8 +5,10 @@
 //! process; the test plays its leader over the peer protocol. The node is
 //! killed when the test ends, whatever the outcome; every wait is bounded.
 
+mod common;
+use common::DEADLINE;
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
@@ -19,8 +21,6 @@ use faultline_node::client::Client;
 use faultline_node::kv::Outcome;
 use faultline_node::protocol::{codec, decode, encode, ClientRequest, ClientResponse, PeerFrame};
 use faultline_node::raft::{Message, MessageBody};
-
-const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Tell the node that `n1` leads term 1 (an empty AppendEntries).
 async fn heartbeat(
@@ -107,8 +107,7 @@ async fn a_late_answer_from_before_a_restart_does_not_answer_a_new_request() {
         extra_args: vec!["--election-timeout".into(), "60000..60001".into()],
         voters: vec!["n1".into(), "n2".into(), "n3".into()],
     };
-    let bin: faultline_nemesis::process::NodeCommand =
-        PathBuf::from(env!("CARGO_BIN_EXE_faultline-node")).into();
+    let bin: faultline_nemesis::process::NodeCommand = common::node_bin().into();
     let mut node = NodeProcess::start(&bin, spec).unwrap();
 
     // Every request the node forwards to us, by forward id.

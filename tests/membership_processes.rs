@@ -4,7 +4,9 @@
 //! and keep every acknowledged write. Every wait is bounded; every process
 //! is killed and reaped when the cluster is dropped.
 
-use std::path::PathBuf;
+mod common;
+use common::DEADLINE;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -13,11 +15,9 @@ use faultline_nemesis::process::process_exists;
 use faultline_node::change::members_at;
 use faultline_node::raft::Role;
 
-const DEADLINE: Duration = Duration::from_secs(30);
-
 /// `faultline kv --node ADDR ARGS...`: (exit code, stdout, stderr).
 fn kv(addr: std::net::SocketAddr, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
+    let out = Command::new(common::faultline_bin())
         .arg("kv")
         .arg("--node")
         .arg(addr.to_string())
@@ -53,7 +53,7 @@ async fn a_node_joins_and_the_leader_leaves_from_the_command_line() {
     let spec = ClusterSpec {
         nodes: 3,
         dir: dir.path().to_path_buf(),
-        node_bin: PathBuf::from(env!("CARGO_BIN_EXE_faultline-node")).into(),
+        node_bin: common::node_bin().into(),
         node_args: vec![
             "--election-timeout".into(),
             "300..600".into(),

@@ -1,7 +1,9 @@
 //! Faults on real node processes behind the link proxies. Every wait polls
 //! with a generous deadline; every process is gone when a test ends.
 
-use std::path::PathBuf;
+mod common;
+use common::{until, DEADLINE};
+
 use std::time::{Duration, Instant};
 
 use faultline_nemesis::fault::{Fault, Target};
@@ -10,14 +12,12 @@ use faultline_nemesis::testbed::{Testbed, TestbedSpec};
 use faultline_node::client::Client;
 use faultline_node::protocol::{ClientRequest, ClientResponse};
 
-const DEADLINE: Duration = Duration::from_secs(40);
-
 fn spec(dir: &std::path::Path, seed: u64) -> TestbedSpec {
     TestbedSpec {
         nodes: 3,
         spares: 0,
         dir: dir.to_path_buf(),
-        node_bin: PathBuf::from(env!("CARGO_BIN_EXE_faultline-node")).into(),
+        node_bin: common::node_bin().into(),
         node_args: vec![
             "--election-timeout".into(),
             "300..600".into(),
@@ -25,18 +25,6 @@ fn spec(dir: &std::path::Path, seed: u64) -> TestbedSpec {
             "50".into(),
         ],
         seed,
-    }
-}
-
-async fn until<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -4,6 +4,9 @@
 //! Every wait polls with a generous deadline; every process is killed and
 //! reaped when the cluster is dropped, whatever the outcome.
 
+mod common;
+use common::DEADLINE;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -12,13 +15,11 @@ use faultline_nemesis::process::process_exists;
 use faultline_node::client::Client;
 use faultline_node::protocol::{ClientRequest, ClientResponse};
 
-const DEADLINE: Duration = Duration::from_secs(30);
-
 fn spec(dir: &std::path::Path) -> ClusterSpec {
     ClusterSpec {
         nodes: 3,
         dir: dir.to_path_buf(),
-        node_bin: PathBuf::from(env!("CARGO_BIN_EXE_faultline-node")).into(),
+        node_bin: common::node_bin().into(),
         node_args: vec![
             "--election-timeout".into(),
             "300..600".into(),
@@ -238,7 +239,7 @@ async fn a_node_refuses_a_corrupt_data_directory_with_the_offset() {
     let mut bytes = vec![0xFFu8; 64];
     bytes.extend_from_slice(&std::fs::read(write_one_record(dir.path())).unwrap());
     std::fs::write(data.join("log"), bytes).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_faultline-node"))
+    let out = std::process::Command::new(common::node_bin())
         .args([
             "--id",
             "n1",
@@ -281,7 +282,7 @@ fn write_one_record(dir: &std::path::Path) -> PathBuf {
 
 #[test]
 fn bad_flags_exit_2_with_one_line() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_faultline-node"))
+    let out = std::process::Command::new(common::node_bin())
         .args([
             "--id",
             "n1",
@@ -299,7 +300,7 @@ fn bad_flags_exit_2_with_one_line() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("empty range"), "{err}");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_faultline-node"))
+    let out = std::process::Command::new(common::node_bin())
         .args([
             "--id",
             "n1",

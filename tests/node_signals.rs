@@ -3,6 +3,9 @@
 //! One real single-voter node; killed when the test ends, whatever the
 //! outcome; every wait is bounded.
 
+mod common;
+use common::DEADLINE;
+
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,8 +13,6 @@ use std::time::{Duration, Instant};
 use faultline_nemesis::process::free_port;
 use faultline_node::client::Client;
 use faultline_node::protocol::{ClientRequest, ClientResponse};
-
-const DEADLINE: Duration = Duration::from_secs(30);
 
 /// The node process, SIGKILLed on drop if it is still there.
 struct Node(Child);
@@ -25,7 +26,7 @@ impl Drop for Node {
 
 fn start(dir: &std::path::Path, client: SocketAddr) -> Node {
     let listen = format!("127.0.0.1:{}", free_port().unwrap());
-    let child = Command::new(env!("CARGO_BIN_EXE_faultline-node"))
+    let child = Command::new(common::node_bin())
         .args(["--id", "n1", "--listen", &listen, "--client"])
         .arg(client.to_string())
         .arg("--data-dir")

@@ -2,6 +2,8 @@
 //! `faultline run` in the middle of a pause fault, no node process this
 //! run started is left, paused ones included.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -67,7 +69,7 @@ fn dir_str(p: &Path) -> String {
 fn ctrl_c_on_faultline_cluster_stops_every_node() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("c");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
+    let mut child = Command::new(common::faultline_bin())
         .args(["cluster", "--nodes", "3", "--dir", &dir_str(&data)])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -96,7 +98,7 @@ fn ctrl_c_on_faultline_cluster_stops_every_node() {
 fn ctrl_c_during_a_run_with_a_paused_node_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
+    let mut child = Command::new(common::faultline_bin())
         .args([
             "run",
             "--nemesis",

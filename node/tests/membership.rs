@@ -25,15 +25,6 @@ fn set(ids: &[&str]) -> BTreeSet<String> {
     ids.iter().map(|s| s.to_string()).collect()
 }
 
-fn lossy() -> NetConfig {
-    NetConfig {
-        drop: 0.1,
-        duplicate: 0.05,
-        delay_min: 1,
-        delay_max: 5,
-    }
-}
-
 /// Whether the current leader's configuration is `voters`, committed, with
 /// no change under way.
 fn settled_on(c: &Cluster, voters: &BTreeSet<String>) -> bool {
@@ -83,7 +74,7 @@ fn run_with_load(c: &mut Cluster, ticks: u64, tag: &str) {
 fn grow_three_to_five_and_back_under_loss() {
     for seed in 0..10 {
         let mut c = Cluster::new(3, Cluster::fast_config(), seed);
-        c.net = lossy();
+        c.net = NetConfig::lossy();
         c.run_until_leader(500).expect("a leader");
         c.add_server("n4");
         c.add_server("n5");
@@ -115,7 +106,7 @@ fn grow_three_to_five_and_back_under_loss() {
 fn replacing_the_leader_makes_it_step_down_and_the_rest_carry_on() {
     for seed in 0..10 {
         let mut c = Cluster::new(3, Cluster::fast_config(), seed);
-        c.net = lossy();
+        c.net = NetConfig::lossy();
         let old = c.run_until_leader(500).expect("a leader");
         c.add_server("n4");
         let remaining: Vec<String> = ["n1", "n2", "n3", "n4"]
@@ -290,7 +281,7 @@ fn describe(c: &Cluster) -> String {
 fn random_run(seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x3E3B);
     let mut c = Cluster::new(3, Cluster::fast_config(), seed);
-    c.net = lossy();
+    c.net = NetConfig::lossy();
     if rng.gen_bool(0.5) {
         c.disk = DiskMode::Background {
             max_delay: rng.gen_range(0..6),

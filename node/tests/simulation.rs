@@ -14,15 +14,6 @@ fn cluster(n: usize, seed: u64) -> Cluster {
     Cluster::new(n, Cluster::fast_config(), seed)
 }
 
-fn unreliable() -> NetConfig {
-    NetConfig {
-        drop: 0.1,
-        duplicate: 0.05,
-        delay_min: 1,
-        delay_max: 6,
-    }
-}
-
 fn committed_on_majority(c: &Cluster, index: u64) -> bool {
     let n = c
         .ids()
@@ -286,7 +277,7 @@ fn figure_8_under_an_unreliable_network() {
     for seed in 0..10 {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut c = cluster(5, 100 + seed);
-        c.net = unreliable();
+        c.net = NetConfig::lossy();
         for round in 0..100u32 {
             if let Some(l) = c.leader() {
                 let _ = c.propose(&l, round.to_le_bytes().to_vec());
@@ -545,12 +536,7 @@ fn the_skip_prev_check_variant_breaks_safety_in_simulation() {
                 ..Cluster::fast_config()
             };
             let mut c = Cluster::new(5, config, seed);
-            c.net = NetConfig {
-                drop: 0.1,
-                duplicate: 0.05,
-                delay_min: 1,
-                delay_max: 6,
-            };
+            c.net = NetConfig::lossy();
             let ids = c.ids().to_vec();
             for v in 0..60u32 {
                 match rng.gen_range(0..6) {

@@ -1,0 +1,78 @@
+//! Helpers the black-box tests share: running the `faultline` binary (with
+//! a time limit where a command could hang), one generous deadline, and
+//! bounded polling. Each test file includes this with `mod common;` and uses
+//! only some of it.
+#![allow(dead_code)] // every test binary compiles this file; few use all of it
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for a real cluster to reach a state (a leader, a
+/// recovery, a membership change) before it fails: generous, because CI runs
+/// on a loaded 2-core machine; every wait polls and returns as soon as the
+/// condition holds.
+pub const DEADLINE: Duration = Duration::from_secs(40);
+
+/// How often the polling helpers look.
+pub const POLL: Duration = Duration::from_millis(50);
+
+/// The `faultline` binary under test.
+pub fn faultline_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_faultline")
+}
+
+/// The `faultline-node` binary under test.
+pub fn node_bin() -> std::path::PathBuf {
+    env!("CARGO_BIN_EXE_faultline-node").into()
+}
+
+/// Run `faultline ARGS` to its end: (exit code, stdout, stderr).
+pub fn faultline(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(faultline_bin()).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Run `faultline ARGS` in `dir`, killed (and the test failed) if it is not
+/// done within `limit`.
+pub fn faultline_in(dir: &Path, args: &[&str], limit: Duration) -> (i32, String, String) {
+    let mut child = Command::new(faultline_bin())
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("faultline {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Poll `f` until it holds, failing the test with `what` after [`DEADLINE`].
+pub async fn until<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(POLL).await;
+    }
+}
