@@ -1,6 +1,6 @@
 //! `faultline check FILE`: the linearizability verdict for a history.
 //!
-//! Exit status (HISTORY.md): 0 linearizable, 1 not linearizable, 2 bad usage
+//! Exit status (docs/history-format.md): 0 linearizable, 1 not linearizable, 2 bad usage
 //! or a malformed file, 3 unknown (the search ran out of its budget).
 
 use std::fs::File;
@@ -16,7 +16,7 @@ use faultline_checker::{check_history, read_edn, read_jsonl, History, Options, R
 /// Input formats.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Format {
-    /// JSON Lines as in HISTORY.md.
+    /// JSON Lines as in docs/history-format.md.
     Jsonl,
     /// Jepsen/Knossos EDN.
     Edn,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use faultline_nemesis::cluster::{ClusterSpec, LocalCluster};
 use faultline_node::cli::MillisRange;
+use faultline_node::settings::NodeSettings;
 
 /// `faultline cluster` flags.
 #[derive(Debug, Args)]
@@ -49,18 +50,15 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
                 .join(stamp.to_string())
         }
     };
-    let mut node_args = vec![
-        "--election-timeout".to_string(),
-        args.election_timeout.to_string(),
-        "--heartbeat".to_string(),
-        args.heartbeat.to_string(),
-    ];
-    if args.pre_vote {
-        node_args.push("--pre-vote".into());
-    }
-    if args.check_quorum {
-        node_args.push("--check-quorum".into());
-    }
+    let settings = NodeSettings {
+        election_timeout: args.election_timeout,
+        heartbeat_ms: args.heartbeat,
+        pre_vote: args.pre_vote,
+        check_quorum: args.check_quorum,
+        ..NodeSettings::default()
+    };
+    settings.raft_config().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let node_args = settings.to_args();
     let spec = ClusterSpec {
         nodes: args.nodes,
         dir: dir.clone(),

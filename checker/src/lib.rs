@@ -1,4 +1,4 @@
-//! The linearizability checker: reads a history (HISTORY.md's JSON Lines,
+//! The linearizability checker: reads a history (docs/history-format.md's JSON Lines,
 //! or Jepsen's EDN), splits it by key, and decides for each key whether some
 //! order of the operations, consistent with real time, explains every
 //! result of a register.

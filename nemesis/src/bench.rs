@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use faultline_node::client::Client;
 use faultline_node::protocol::{ClientRequest, ClientResponse};
+use faultline_node::settings::NodeSettings;
 use hdrhistogram::Histogram;
 
 use crate::cluster::{ClusterSpec, LocalCluster};
@@ -137,10 +138,12 @@ async fn node_mode(
     secs: u64,
     per_entry: bool,
 ) -> anyhow::Result<NodeFigures> {
-    let mut node_args = vec!["--request-timeout".to_string(), "10000".to_string()];
-    if per_entry {
-        node_args.push("--no-group-commit".into());
+    let node_args = NodeSettings {
+        request_timeout_ms: 10_000,
+        group_commit: !per_entry,
+        ..NodeSettings::default()
     }
+    .to_args();
     let spec = ClusterSpec {
         nodes,
         dir: dir.to_path_buf(),

@@ -127,7 +127,7 @@ pub struct NodeArgs {
     pub seed: Option<u64>,
     /// UNSAFE: switch on a known bug, for testing the bench (stale-read,
     /// forget-vote, commit-old-term, volatile-log, skip-prev-check,
-    /// ack-before-commit, one-step-membership; see the README). Repeatable.
+    /// ack-before-commit, one-step-membership; see docs/bug-hunt.md). Repeatable.
     #[arg(long = "unsafe-bug", value_name = "NAME")]
     pub unsafe_bugs: Vec<crate::bugs::UnsafeBug>,
 }

@@ -30,6 +30,9 @@ pub struct NodeSettings {
     pub seed: Option<u64>,
     /// UNSAFE known-bug variants (empty: the correct node).
     pub unsafe_bugs: Vec<UnsafeBug>,
+    /// Fold every write that queues up during one fsync into the next (off:
+    /// one fsync per entry, for benchmarks).
+    pub group_commit: bool,
 }
 
 impl NodeSettings {
@@ -87,6 +90,9 @@ impl NodeSettings {
         for b in &self.unsafe_bugs {
             a.extend(["--unsafe-bug".to_string(), b.to_string()]);
         }
+        if !self.group_commit {
+            a.push("--no-group-commit".into());
+        }
         a
     }
 }
@@ -103,6 +109,7 @@ impl Default for NodeSettings {
             check_quorum: false,
             seed: None,
             unsafe_bugs: Vec::new(),
+            group_commit: true,
         }
     }
 }
@@ -128,6 +135,7 @@ mod tests {
                 "stale-read".parse().unwrap(),
                 "forget-vote".parse().unwrap(),
             ],
+            group_commit: false,
         };
         let mut argv = vec!["faultline-node", "--id", "n1", "--listen", "127.0.0.1:1"];
         argv.extend(["--client", "127.0.0.1:2", "--data-dir", "/tmp/x"]);
@@ -142,6 +150,7 @@ mod tests {
         assert!(parsed.pre_vote && parsed.check_quorum);
         assert_eq!(parsed.seed, s.seed);
         assert_eq!(parsed.unsafe_bugs, s.unsafe_bugs);
+        assert!(parsed.no_group_commit);
     }
 
     #[test]
@@ -159,6 +168,7 @@ mod tests {
         assert_eq!(parsed.heartbeat, d.heartbeat_ms);
         assert_eq!(parsed.tick, d.tick_ms);
         assert_eq!(parsed.request_timeout, d.request_timeout_ms);
+        assert_eq!(!parsed.no_group_commit, d.group_commit);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Workloads for faultline: concurrent clients that drive a cluster and
-//! record every invocation and completion, in the format of HISTORY.md.
+//! record every invocation and completion, in the format of docs/history-format.md.
 //!
 //! - [`recorder`]: one time-ordered stream of events to `history.jsonl`,
 //!   shared by the workload and the nemesis.

@@ -1,7 +1,7 @@
 //! The history recorder: every event, from the workload and from the
 //! nemesis, goes through one [`Recorder`], which stamps it with a monotonic
 //! clock (nanoseconds since the run's start) and streams it to
-//! `history.jsonl` in the format of HISTORY.md.
+//! `history.jsonl` in the format of docs/history-format.md.
 //!
 //! The stamp is taken under the same lock that orders events into the
 //! writer's queue, so the file's `time` never goes backwards. A writer

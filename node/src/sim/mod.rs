@@ -1,5 +1,7 @@
 //! A deterministic in-memory cluster of Raft cores, for tests and the core
-//! benchmark.
+//! benchmark. (Over 500 lines: the cluster's controls — crash, restart,
+//! cut, partition, propose, run — are one harness API that tests read as a
+//! whole; its disks and its safety checks are `disk` and `invariants`.)
 //!
 //! Every message goes through a simulated network driven by one seeded RNG:
 //! it can be dropped, duplicated, delayed (and so reordered), or blocked by a

@@ -1,0 +1,104 @@
+//! The documentation keeps up with the code: every fault kind, preset and
+//! known-bug variant that exists in the code has its entry in its page, the
+//! pages link only to files that exist, and nothing points outside the
+//! repository.
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn page(name: &str) -> String {
+    let path = root().join("docs").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Whether `text` names `name` as code: `` `name` ``, `` `name[...` `` or
+/// `` `name:...` ``.
+fn names(text: &str, name: &str) -> bool {
+    ["`", "[", ":", "@"]
+        .iter()
+        .any(|after| text.contains(&format!("`{name}{after}")))
+}
+
+#[test]
+fn every_fault_kind_is_in_the_faults_page() {
+    let text = page("faults.md");
+    let missing: Vec<&str> = faultline_nemesis::fault::KINDS
+        .iter()
+        .copied()
+        .filter(|k| !names(&text, k))
+        .collect();
+    assert!(missing.is_empty(), "docs/faults.md lacks {missing:?}");
+}
+
+#[test]
+fn every_preset_is_in_the_campaigns_page() {
+    let text = page("campaigns.md");
+    let missing: Vec<&str> = faultline_runner::presets::PRESETS
+        .iter()
+        .map(|p| p.name)
+        .filter(|p| !names(&text, p))
+        .collect();
+    assert!(missing.is_empty(), "docs/campaigns.md lacks {missing:?}");
+}
+
+#[test]
+fn every_bug_variant_is_in_the_bug_hunt_page() {
+    let text = page("bug-hunt.md");
+    let missing: Vec<&str> = faultline_node::bugs::ALL
+        .iter()
+        .map(|b| b.name())
+        .filter(|b| !names(&text, b))
+        .collect();
+    assert!(missing.is_empty(), "docs/bug-hunt.md lacks {missing:?}");
+}
+
+/// The README and every page: relative links lead to files that exist, and
+/// nothing refers to a path outside the repository.
+#[test]
+fn links_stay_inside_the_repository_and_lead_somewhere() {
+    let mut files = vec![root().join("README.md")];
+    for e in std::fs::read_dir(root().join("docs")).unwrap() {
+        files.push(e.unwrap().path());
+    }
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(
+            !text.contains("../"),
+            "{} refers to a path outside the repository",
+            f.display()
+        );
+        let dir = f.parent().unwrap_or(Path::new("."));
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find("](") {
+            rest = &rest[i + 2..];
+            let target = &rest[..rest.find(')').unwrap_or(0)];
+            let file = target.split('#').next().unwrap_or("");
+            if file.is_empty() {
+                continue;
+            }
+            assert!(
+                !file.contains("://"),
+                "{} links outside the repository: {target}",
+                f.display()
+            );
+            assert!(
+                dir.join(file).exists(),
+                "{} links to {target}, which does not exist",
+                f.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_readme_stays_short() {
+    let text = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let lines = text.lines().count();
+    assert!(
+        lines <= 120,
+        "README.md has {lines} lines; reference belongs in docs/"
+    );
+}
