@@ -89,32 +89,7 @@ enum KvOp {
 
 /// Text for a configuration.
 fn members_text(m: &MembersInfo) -> String {
-    let mut s = format!(
-        "config entry {} ({}{})\nvoters {}",
-        m.config_index,
-        if m.committed {
-            "committed"
-        } else {
-            "not committed yet"
-        },
-        if m.changing {
-            ", change in progress"
-        } else {
-            ""
-        },
-        m.voters.join(",")
-    );
-    if !m.outgoing.is_empty() {
-        s.push_str(&format!("\nold voters (joint) {}", m.outgoing.join(",")));
-    }
-    if !m.learners.is_empty() {
-        s.push_str(&format!("\nlearners {}", m.learners.join(",")));
-    }
-    if !m.removing.is_empty() {
-        s.push_str(&format!("\nremoving {}", m.removing.join(",")));
-    }
-    s.push_str(&format!("\nleader {}", m.leader.as_deref().unwrap_or("-")));
-    s
+    change::describe_lines(m).join("\n")
 }
 
 /// Send a membership change to the node and wait for it to complete.

@@ -149,6 +149,16 @@ pub struct History {
 }
 
 impl History {
+    /// The time of the last client event (a completion, or an invoke that
+    /// never completed), ns; 0 for a history without operations.
+    pub fn last_op_time(&self) -> u64 {
+        self.ops
+            .iter()
+            .filter_map(|o| o.ret_time.or(Some(o.call_time)))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The operations grouped by key (fail operations left out), keys sorted.
     pub fn by_key(&self) -> Vec<(String, Vec<Op>)> {
         let mut map: HashMap<&str, Vec<Op>> = HashMap::new();

@@ -36,6 +36,46 @@ pub const KINDS: &[&str] = &[
     "figure-8",
 ];
 
+/// A family of faults: made the same way, recorded under one name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// Links cut (partitions, one-way cuts, Figure 8's shaped links).
+    Partition,
+    /// Messages dropped.
+    Loss,
+    /// Messages delayed.
+    Delay,
+    /// Messages delivered twice.
+    Duplicate,
+    /// Messages held back.
+    Reorder,
+    /// Processes stopped (SIGSTOP).
+    Pause,
+    /// Processes killed (once, or in a loop).
+    Crash,
+    /// Membership changes.
+    Membership,
+    /// Several faults at once.
+    Combined,
+}
+
+impl Family {
+    /// Its name (`partition`, `loss`, ...), as `schedule.json` records it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Partition => "partition",
+            Family::Loss => "loss",
+            Family::Delay => "delay",
+            Family::Duplicate => "duplicate",
+            Family::Reorder => "reorder",
+            Family::Pause => "pause",
+            Family::Crash => "crash",
+            Family::Membership => "membership",
+            Family::Combined => "combined",
+        }
+    }
+}
+
 /// Which nodes a fault hits.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -160,8 +200,8 @@ pub enum Fault {
 }
 
 impl Fault {
-    /// The family name used in history events (`partition`, `loss`, ...).
-    pub fn family(&self) -> &'static str {
+    /// The fault's family: how it is made, and what its history events are called.
+    pub fn family(&self) -> Family {
         match self {
             Fault::PartitionNode
             | Fault::PartitionLeader
@@ -169,16 +209,16 @@ impl Fault {
             | Fault::PartitionBridge { .. }
             | Fault::PartitionRing
             | Fault::OneWayIn
-            | Fault::OneWayOut => "partition",
-            Fault::Loss { .. } => "loss",
-            Fault::Delay { .. } => "delay",
-            Fault::Duplicate { .. } => "duplicate",
-            Fault::Reorder { .. } => "reorder",
-            Fault::Pause { .. } => "pause",
-            Fault::Crash { .. } | Fault::Restart { .. } => "crash",
-            Fault::Membership | Fault::MembershipSplit => "membership",
-            Fault::Figure8 => "partition",
-            Fault::Combined { .. } => "combined",
+            | Fault::OneWayOut
+            | Fault::Figure8 => Family::Partition,
+            Fault::Loss { .. } => Family::Loss,
+            Fault::Delay { .. } => Family::Delay,
+            Fault::Duplicate { .. } => Family::Duplicate,
+            Fault::Reorder { .. } => Family::Reorder,
+            Fault::Pause { .. } => Family::Pause,
+            Fault::Crash { .. } | Fault::Restart { .. } => Family::Crash,
+            Fault::Membership | Fault::MembershipSplit => Family::Membership,
+            Fault::Combined { .. } => Family::Combined,
         }
     }
 
@@ -278,7 +318,7 @@ impl Fault {
             Fault::Loss { p, target: t }
             | Fault::Duplicate { p, target: t }
             | Fault::Reorder { p, target: t } => {
-                prob(*p, self.family())?;
+                prob(*p, self.family().name())?;
                 target(t)
             }
             Fault::Delay { target: t, .. }

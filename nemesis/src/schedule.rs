@@ -146,7 +146,7 @@ pub async fn run_schedule(
                 }
                 Err(e) => ran.push(ExecutedFault {
                     name: part.to_string(),
-                    family: part.family().into(),
+                    family: part.family().name().into(),
                     start_ms: started,
                     end_ms: started,
                     nodes: vec![],
@@ -174,7 +174,7 @@ pub async fn run_schedule(
             sink(stop_f, event);
             healed.push(ExecutedFault {
                 name: applied.name.clone(),
-                family: applied.fault.family().into(),
+                family: applied.fault.family().name().into(),
                 start_ms: started,
                 end_ms: start.elapsed().as_millis() as u64,
                 nodes: applied.nodes,

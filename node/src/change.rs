@@ -227,32 +227,40 @@ pub async fn change_members(
     })
 }
 
+/// A configuration in words, one line per fact: the entry and its state,
+/// the voters, the old voters while joint, learners, servers being removed,
+/// and the leader.
+pub fn describe_lines(m: &MembersInfo) -> Vec<String> {
+    let mut lines = vec![
+        format!(
+            "config entry {} ({}{})",
+            m.config_index,
+            if m.committed {
+                "committed"
+            } else {
+                "not committed yet"
+            },
+            if m.changing {
+                ", change in progress"
+            } else {
+                ""
+            }
+        ),
+        format!("voters {}", m.voters.join(",")),
+    ];
+    let mut add = |what: &str, ids: &[NodeId]| {
+        if !ids.is_empty() {
+            lines.push(format!("{what} {}", ids.join(",")));
+        }
+    };
+    add("old voters (joint)", &m.outgoing);
+    add("learners", &m.learners);
+    add("removing", &m.removing);
+    lines.push(format!("leader {}", m.leader.as_deref().unwrap_or("-")));
+    lines
+}
+
 /// A configuration in one line.
 pub fn describe(m: &MembersInfo) -> String {
-    let mut s = format!(
-        "config entry {} ({}{}), voters {}",
-        m.config_index,
-        if m.committed {
-            "committed"
-        } else {
-            "not committed yet"
-        },
-        if m.changing {
-            ", change in progress"
-        } else {
-            ""
-        },
-        m.voters.join(",")
-    );
-    if !m.outgoing.is_empty() {
-        s.push_str(&format!("; old voters (joint) {}", m.outgoing.join(",")));
-    }
-    if !m.learners.is_empty() {
-        s.push_str(&format!("; learners {}", m.learners.join(",")));
-    }
-    if !m.removing.is_empty() {
-        s.push_str(&format!("; removing {}", m.removing.join(",")));
-    }
-    s.push_str(&format!("; leader {}", m.leader.as_deref().unwrap_or("-")));
-    s
+    describe_lines(m).join("; ")
 }

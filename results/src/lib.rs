@@ -74,12 +74,7 @@ pub fn write_run_report(dir: &Path, check: &Options) -> anyhow::Result<RunResult
         .map(|r| r.nodes.keys().cloned().collect())
         .unwrap_or_default();
     nodes.sort_by_key(|n| (n.len(), n.clone()));
-    let last = history
-        .ops
-        .iter()
-        .filter_map(|o| o.ret_time.or(Some(o.call_time)))
-        .max()
-        .unwrap_or(0);
+    let last = history.last_op_time();
     let xmax = (last as f64 / 1e9).max(results.duration_s) * 1.02;
     plots::leaders(&dir.join("leaders.svg"), &results, &nodes, &windows, xmax)
         .map_err(err("leaders.svg"))?;

@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cluster::{allocate, ClusterSpec, LocalCluster};
-use crate::fault::{Fault, Target};
+use crate::fault::{Family, Fault, Target};
 use crate::network::Network;
 use crate::process::ProcState;
 
@@ -82,13 +82,13 @@ impl Applied {
             _ => {}
         }
         match self.fault.family() {
-            "partition" => ("start-partition", "stop-partition"),
-            "loss" => ("start-loss", "stop-loss"),
-            "delay" => ("start-delay", "stop-delay"),
-            "duplicate" => ("start-duplicate", "stop-duplicate"),
-            "reorder" => ("start-reorder", "stop-reorder"),
-            "pause" => ("pause", "resume"),
-            _ => ("kill", "restart"),
+            Family::Partition => ("start-partition", "stop-partition"),
+            Family::Loss => ("start-loss", "stop-loss"),
+            Family::Delay => ("start-delay", "stop-delay"),
+            Family::Duplicate => ("start-duplicate", "stop-duplicate"),
+            Family::Reorder => ("start-reorder", "stop-reorder"),
+            Family::Pause => ("pause", "resume"),
+            Family::Crash | Family::Membership | Family::Combined => ("kill", "restart"),
         }
     }
 }
@@ -175,24 +175,16 @@ impl Testbed {
 
     /// Start a fault.
     pub async fn apply(&mut self, fault: &Fault) -> anyhow::Result<Applied> {
-        let (nodes, value) = match fault {
-            Fault::Combined { parts, .. } => return self.apply_parts(fault, parts).await,
-            Fault::PartitionNode
-            | Fault::PartitionLeader
-            | Fault::PartitionHalves
-            | Fault::PartitionBridge { .. }
-            | Fault::PartitionRing
-            | Fault::OneWayIn
-            | Fault::OneWayOut => self.partition(fault).await,
-            Fault::Loss { .. }
-            | Fault::Delay { .. }
-            | Fault::Duplicate { .. }
-            | Fault::Reorder { .. } => self.message(fault).await,
-            Fault::Pause { .. } | Fault::Crash { .. } | Fault::Restart { .. } => {
-                self.process_fault(fault).await?
+        let (nodes, value) = match (fault, fault.family()) {
+            (Fault::Combined { parts, .. }, _) => return self.apply_parts(fault, parts).await,
+            (Fault::Figure8, _) => self.figure8().await?,
+            (_, Family::Partition) => self.partition(fault).await,
+            (_, Family::Loss | Family::Delay | Family::Duplicate | Family::Reorder) => {
+                self.message(fault).await
             }
-            Fault::Membership | Fault::MembershipSplit => self.membership_fault(fault).await?,
-            Fault::Figure8 => self.figure8().await?,
+            (_, Family::Pause | Family::Crash) => self.process_fault(fault).await?,
+            (_, Family::Membership) => self.membership_fault(fault).await?,
+            (_, Family::Combined) => unreachable!("a combined fault is matched first"),
         };
         Ok(Applied {
             fault: fault.clone(),
@@ -250,13 +242,9 @@ impl Testbed {
                 None => Ok(Value::Array(details)),
             };
         }
-        match applied.fault {
-            Fault::Pause { .. } | Fault::Crash { .. } | Fault::Restart { .. } => {
-                self.heal_process(applied).await?
-            }
-            Fault::Membership | Fault::MembershipSplit => {
-                return self.heal_membership(applied).await
-            }
+        match applied.fault.family() {
+            Family::Pause | Family::Crash => self.heal_process(applied).await?,
+            Family::Membership => return self.heal_membership(applied).await,
             _ => self.net.heal(),
         }
         Ok(Value::Null)

@@ -175,12 +175,7 @@ pub fn analyze(files: &RunFiles, check: &Options) -> RunResults {
     let checker = check_history(history, check);
     // The main phase ends at the time limit; the final reads come after.
     let limit_ns = files.spec.time_limit_s.map(|s| (s * 1e9) as u64);
-    let last = history
-        .ops
-        .iter()
-        .filter_map(|o| o.ret_time.or(Some(o.call_time)))
-        .max()
-        .unwrap_or(0);
+    let last = history.last_op_time();
     let end = limit_ns.unwrap_or(last).max(1);
     let mut results = compute(
         files.spec_json.clone(),
