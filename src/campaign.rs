@@ -307,7 +307,7 @@ pub struct DemoArgs {
 
 /// Run the built-in demo campaign.
 pub async fn demo_cmd(a: DemoArgs) -> anyhow::Result<ExitCode> {
-    run_and_print(&CampaignConfig::demo(), "demo", &a.store, a.json).await
+    run_and_print(&presets::load("demo")?, "demo", &a.store, a.json).await
 }
 
 /// `faultline report` flags.

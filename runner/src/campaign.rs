@@ -203,12 +203,6 @@ pub struct PlannedRun {
 }
 
 impl CampaignConfig {
-    /// The built-in demo: three contrasting timeout settings under leader
-    /// isolation, leader pause and 20 % message loss, on 3 nodes.
-    pub fn demo() -> CampaignConfig {
-        crate::presets::load("demo").expect("the built-in demo campaign parses")
-    }
-
     /// A campaign from TOML text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> anyhow::Result<CampaignConfig> {
         toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {}", e.to_string().trim()))
