@@ -55,6 +55,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         heartbeat_ms: args.heartbeat,
         pre_vote: args.pre_vote,
         check_quorum: args.check_quorum,
+        cluster_id: Some(faultline_node::settings::fresh_cluster_id()),
         ..NodeSettings::default()
     };
     settings.raft_config().map_err(|e| anyhow::anyhow!("{e}"))?;

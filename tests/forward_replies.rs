@@ -35,6 +35,13 @@ async fn heartbeat(
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let mut w = FramedWrite::new(stream, codec());
+    // Every peer connection opens with a greeting from the node's cluster.
+    w.send(encode(&PeerFrame::Hello {
+        cluster: "default".into(),
+        from: "n1".into(),
+    }))
+    .await
+    .unwrap();
     w.send(encode(&PeerFrame::Raft(Message {
         from: "n1".into(),
         to: "n2".into(),

@@ -161,6 +161,10 @@ pub struct Link {
     /// The receiver's real peer address (it moves when the receiver is
     /// restarted on other ports).
     upstream: Mutex<SocketAddr>,
+    /// The sender's greeting (the first frame of its connection): not a
+    /// message, so no fault touches it; it opens every connection the link
+    /// makes to the receiver.
+    hello: Mutex<Option<Bytes>>,
 }
 
 impl Link {
@@ -273,6 +277,7 @@ pub async fn start_link(
         counters: LinkCounters::default(),
         tasks: Mutex::new(Vec::new()),
         upstream: Mutex::new(upstream),
+        hello: Mutex::new(None),
     });
     let (tx, rx) = mpsc::channel::<(Instant, Bytes)>(LINK_QUEUE);
     let delivery = tokio::spawn(deliver(link.clone(), rx));
@@ -280,6 +285,8 @@ pub async fn start_link(
     let accept = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
+                // Out of descriptors, most likely: wait rather than spin.
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
             let _ = stream.set_nodelay(true);
@@ -294,9 +301,15 @@ pub async fn start_link(
 }
 
 async fn receive(link: Arc<Link>, stream: TcpStream, tx: mpsc::Sender<(Instant, Bytes)>) {
+    use faultline_node::protocol::{decode, PeerFrame};
     let mut frames = FramedRead::new(stream, faultline_node::protocol::codec());
+    let mut first = true;
     while let Some(Ok(frame)) = frames.next().await {
         let frame = frame.freeze();
+        if std::mem::take(&mut first) && matches!(decode(&frame), Ok(PeerFrame::Hello { .. })) {
+            *link.hello.lock().expect("not poisoned") = Some(frame);
+            continue;
+        }
         let now = Instant::now();
         let (frame, delays) = link.decide(frame);
         for d in delays {
@@ -382,7 +395,18 @@ async fn deliver(link: Arc<Link>, mut rx: mpsc::Receiver<(Instant, Bytes)>) {
                 {
                     Ok(Ok(s)) => {
                         let _ = s.set_nodelay(true);
-                        out = Some(FramedWrite::new(s, faultline_node::protocol::codec()));
+                        let mut w = FramedWrite::new(s, faultline_node::protocol::codec());
+                        let hello = link.hello.lock().expect("not poisoned").clone();
+                        let greeted = match hello {
+                            Some(h) => matches!(
+                                tokio::time::timeout(Duration::from_secs(1), w.feed(h)).await,
+                                Ok(Ok(()))
+                            ),
+                            None => true,
+                        };
+                        if greeted {
+                            out = Some(w);
+                        }
                     }
                     _ => retry_at = now + Duration::from_millis(50),
                 }

@@ -130,6 +130,16 @@ pub struct NodeArgs {
     /// ack-before-commit, one-step-membership; see docs/bug-hunt.md). Repeatable.
     #[arg(long = "unsafe-bug", value_name = "NAME")]
     pub unsafe_bugs: Vec<crate::bugs::UnsafeBug>,
+    /// The cluster's name: peers greet each other with it and a connection
+    /// from another cluster is closed. Recorded in the data directory at
+    /// the first start; a later start with another name is refused.
+    #[arg(long, default_value = "default")]
+    pub cluster_id: String,
+    /// UNSAFE: start even though the data directory's term/vote record is
+    /// missing or older than its log (the node may then vote twice in a
+    /// term, which is how two leaders of one term come about).
+    #[arg(long)]
+    pub unsafe_accept_lost_vote: bool,
 }
 
 /// The core's settings from timeouts in milliseconds, validated: the
@@ -145,6 +155,9 @@ pub fn raft_config(
     if tick_ms == 0 {
         return Err("--tick must be at least 1 ms".into());
     }
+    if heartbeat_ms == 0 {
+        return Err("--heartbeat must be at least 1 ms".into());
+    }
     let ticks = |ms: u64| ms.div_ceil(tick_ms).max(1);
     let raft = raft::Config {
         election_timeout_min: ticks(election.min),
@@ -157,6 +170,23 @@ pub fn raft_config(
     raft.validate()
         .map_err(|e| format!("{e} (in ticks of {tick_ms} ms: election timeout {election} ms, heartbeat {heartbeat_ms} ms)"))?;
     Ok(raft)
+}
+
+/// A node or cluster name: 1 to 64 characters, letters, digits, `-`, `_`, `.`.
+fn valid_name(name: &str, what: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} '{}' is not a name: use 1 to 64 letters, digits, '-', '_' or '.'",
+            name.chars().take(80).collect::<String>()
+        ))
+    }
 }
 
 fn loopback(addr: &SocketAddr, what: &str) -> Result<(), String> {
@@ -172,6 +202,21 @@ fn loopback(addr: &SocketAddr, what: &str) -> Result<(), String> {
 impl NodeArgs {
     /// Turn the flags into a validated configuration.
     pub fn to_config(&self) -> Result<NodeConfig, String> {
+        valid_name(&self.id, "--id")?;
+        valid_name(&self.cluster_id, "--cluster-id")?;
+        let mut seen = std::collections::BTreeSet::new();
+        for (id, _) in &self.peers {
+            valid_name(id, "--peer")?;
+            if *id == self.id {
+                return Err(format!("--peer {id}=... names this node itself"));
+            }
+            if !seen.insert(id) {
+                return Err(format!("--peer {id} is given twice"));
+            }
+        }
+        if self.request_timeout == 0 {
+            return Err("--request-timeout must be at least 1 ms".into());
+        }
         loopback(&self.listen, "--listen")?;
         loopback(&self.client, "--client")?;
         for (id, addr) in &self.peers {
@@ -230,6 +275,8 @@ impl NodeArgs {
             },
             seed: self.seed,
             bugs: self.unsafe_bugs.clone(),
+            cluster_id: self.cluster_id.clone(),
+            accept_lost_vote: self.unsafe_accept_lost_vote,
         })
     }
 }

@@ -35,7 +35,41 @@ pub fn encode<T: Serialize>(value: &T) -> bytes::Bytes {
 
 /// Decode a frame body.
 pub fn decode<T: DeserializeOwned>(frame: &[u8]) -> Result<T, DecodeError> {
-    bincode::deserialize(frame).map_err(|e| DecodeError(e.to_string()))
+    bincode::deserialize(frame).map_err(|e| {
+        DecodeError(match *e {
+            bincode::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                format!(
+                    "the {}-byte frame ends in the middle of a message",
+                    frame.len()
+                )
+            }
+            other => {
+                let text = other.to_string();
+                if text.trim_end().ends_with(':') {
+                    format!(
+                        "{} in a {}-byte frame",
+                        text.trim_end_matches([':', ' ']),
+                        frame.len()
+                    )
+                } else {
+                    text
+                }
+            }
+        })
+    })
+}
+
+/// A frame-level read error in one line that says what happened (the
+/// codec's own words can be empty or only an OS error's).
+pub fn describe_frame_error(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match e.kind() {
+        std::io::ErrorKind::InvalidData if text.contains("frame size too big") => {
+            format!("a frame longer than the {} MiB limit", MAX_FRAME >> 20)
+        }
+        _ if text.is_empty() => format!("read failed ({:?})", e.kind()),
+        _ => format!("read failed: {text}"),
+    }
 }
 
 /// What travels between two nodes.
@@ -67,6 +101,15 @@ pub enum PeerFrame {
         id: u64,
         /// The outcome.
         result: Result<Outcome, ClientError>,
+    },
+    /// The first frame on every peer connection: who is calling, from which
+    /// cluster. A node closes a connection whose first frame is not a
+    /// greeting from its own cluster.
+    Hello {
+        /// The sender's cluster name (`--cluster-id`).
+        cluster: String,
+        /// The sender.
+        from: NodeId,
     },
 }
 

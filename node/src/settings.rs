@@ -33,6 +33,23 @@ pub struct NodeSettings {
     /// Fold every write that queues up during one fsync into the next (off:
     /// one fsync per entry, for benchmarks).
     pub group_commit: bool,
+    /// The cluster's name (the node's default when none): nodes of another
+    /// cluster that reach a peer port are turned away.
+    pub cluster_id: Option<String>,
+}
+
+/// A cluster name no other run on this machine will pick: the start time
+/// and the process's random hasher keys, in hex.
+pub fn fresh_cluster_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    format!("c{:016x}", h.finish())
 }
 
 impl NodeSettings {
@@ -93,6 +110,9 @@ impl NodeSettings {
         if !self.group_commit {
             a.push("--no-group-commit".into());
         }
+        if let Some(c) = &self.cluster_id {
+            a.extend(["--cluster-id".to_string(), c.clone()]);
+        }
         a
     }
 }
@@ -110,6 +130,7 @@ impl Default for NodeSettings {
             seed: None,
             unsafe_bugs: Vec::new(),
             group_commit: true,
+            cluster_id: None,
         }
     }
 }
@@ -136,6 +157,7 @@ mod tests {
                 "forget-vote".parse().unwrap(),
             ],
             group_commit: false,
+            cluster_id: Some(fresh_cluster_id()),
         };
         let mut argv = vec!["faultline-node", "--id", "n1", "--listen", "127.0.0.1:1"];
         argv.extend(["--client", "127.0.0.1:2", "--data-dir", "/tmp/x"]);
@@ -151,6 +173,8 @@ mod tests {
         assert_eq!(parsed.seed, s.seed);
         assert_eq!(parsed.unsafe_bugs, s.unsafe_bugs);
         assert!(parsed.no_group_commit);
+        assert_eq!(Some(parsed.cluster_id), s.cluster_id);
+        assert_ne!(fresh_cluster_id(), fresh_cluster_id());
     }
 
     #[test]

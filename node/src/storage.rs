@@ -41,6 +41,24 @@ pub enum StorageError {
         /// The cause.
         source: io::Error,
     },
+    /// The directory belongs to another cluster.
+    #[error("{path}: this data directory belongs to cluster '{found}', not '{wanted}'")]
+    OtherCluster {
+        /// The record's file.
+        path: PathBuf,
+        /// The cluster it names.
+        found: String,
+        /// The cluster this node was started for.
+        wanted: String,
+    },
+    /// The term/vote record is missing or older than the log.
+    #[error("{path}: {problem}; starting would forget this node's vote (pass --unsafe-accept-lost-vote to start anyway, at the risk of voting twice in a term)")]
+    LostTermRecord {
+        /// The record's file.
+        path: PathBuf,
+        /// What does not fit.
+        problem: String,
+    },
     /// A record that was once complete no longer checks out.
     #[error("{path}: corrupt record at byte offset {offset}: {reason}")]
     Corrupt {
@@ -76,6 +94,37 @@ pub struct Recovered {
     pub entries: Vec<Entry>,
     /// Bytes cut off a torn tail, if any (already logged).
     pub torn_tail: Option<(u64, u64)>,
+    /// Whether the term/vote record was there (a fresh directory has none).
+    pub meta_found: bool,
+}
+
+impl Recovered {
+    /// The term/vote record is written before the log entries of its term
+    /// (see [`Storage::persist`]), so a log holding an entry of a term newer
+    /// than the record's — or any entry with no record at all — means the
+    /// record was lost or deleted: the node would forget its term and its
+    /// vote, and could vote twice in a term. An error naming the file,
+    /// unless the caller accepts that risk.
+    pub fn check_term_record(&self, dir: &Path) -> Result<(), StorageError> {
+        let newest = self.entries.iter().map(|e| e.term).max().unwrap_or(0);
+        let problem = if !self.meta_found && !self.entries.is_empty() {
+            format!(
+                "the term/vote record is missing, but the log holds {} entries up to term {newest}",
+                self.entries.len()
+            )
+        } else if newest > self.hard_state.term {
+            format!(
+                "the term/vote record says term {}, but the log holds entries of term {newest}",
+                self.hard_state.term
+            )
+        } else {
+            return Ok(());
+        };
+        Err(StorageError::LostTermRecord {
+            path: dir.join("meta"),
+            problem,
+        })
+    }
 }
 
 /// The open storage of one node.
@@ -144,6 +193,7 @@ impl Storage {
     /// Open (creating if needed) the storage in `dir` and recover its state.
     pub fn open(dir: &Path, mode: SyncMode) -> Result<(Storage, Recovered), StorageError> {
         fs::create_dir_all(dir).map_err(io_err("creating directory", dir))?;
+        let meta_found = dir.join("meta").exists();
         let hard_state = read_meta(&dir.join("meta"))?;
         let log_path = dir.join("log");
         let mut log = OpenOptions::new()
@@ -221,16 +271,23 @@ impl Storage {
                 hard_state,
                 entries,
                 torn_tail,
+                meta_found,
             },
         ))
     }
 
-    /// Make `hard` (when given) and the log changes durable.
+    /// Make `hard` (when given) and the log changes durable. The term/vote
+    /// record goes first: a crash in between leaves a record newer than the
+    /// log, never a log entry of a term the record does not know
+    /// ([`Recovered::check_term_record`] relies on it).
     pub fn persist(
         &mut self,
         hard: Option<&HardState>,
         write: &LogWrite,
     ) -> Result<(), StorageError> {
+        if let Some(h) = hard {
+            write_meta(&self.dir, h)?;
+        }
         if let Some(from) = write.truncate_from {
             let keep = (from.max(1) - 1) as usize;
             if keep < self.offsets.len() {
@@ -281,9 +338,6 @@ impl Storage {
                 }
             }
         }
-        if let Some(h) = hard {
-            write_meta(&self.dir, h)?;
-        }
         Ok(())
     }
 
@@ -295,6 +349,32 @@ impl Storage {
     /// Whether no entry is stored.
     pub fn is_empty(&self) -> bool {
         self.offsets.is_empty()
+    }
+}
+
+/// Record that the data directory belongs to cluster `id` (at the first
+/// start), or check that it does: a directory of another cluster is refused.
+pub fn claim_cluster(dir: &Path, id: &str) -> Result<(), StorageError> {
+    let path = dir.join("cluster");
+    match fs::read_to_string(&path) {
+        Ok(found) if found.trim() == id => Ok(()),
+        Ok(found) => Err(StorageError::OtherCluster {
+            path,
+            found: found.trim().chars().take(80).collect(),
+            wanted: id.to_string(),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let tmp = dir.join("cluster.tmp");
+            {
+                let f = File::create(&tmp).map_err(io_err("creating", &tmp))?;
+                f.write_all_at(id.as_bytes(), 0)
+                    .map_err(io_err("writing", &tmp))?;
+                f.sync_all().map_err(io_err("syncing", &tmp))?;
+            }
+            fs::rename(&tmp, &path).map_err(io_err("renaming", &path))?;
+            sync_dir(dir)
+        }
+        Err(e) => Err(io_err("reading", &path)(e)),
     }
 }
 
@@ -453,6 +533,26 @@ mod tests {
         assert!(msg.contains(&format!("offset {third}")), "{msg}");
         // Nothing was cut: the file is as it was.
         assert!(fs::metadata(&path).unwrap().len() > third + 100);
+    }
+
+    #[test]
+    fn a_lost_term_record_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        fill(dir.path(), 3);
+        let (_, r) = Storage::open(dir.path(), SyncMode::GroupCommit).unwrap();
+        r.check_term_record(dir.path()).unwrap();
+        fs::remove_file(dir.path().join("meta")).unwrap();
+        let (_, r) = Storage::open(dir.path(), SyncMode::GroupCommit).unwrap();
+        let err = r.check_term_record(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("meta: the term/vote record is missing"),
+            "{err}"
+        );
+        assert!(err.contains("--unsafe-accept-lost-vote"), "{err}");
+        // A fresh directory has no record and no log: nothing lost.
+        let fresh = tempfile::tempdir().unwrap();
+        let (_, r) = Storage::open(fresh.path(), SyncMode::GroupCommit).unwrap();
+        r.check_term_record(fresh.path()).unwrap();
     }
 
     #[test]

@@ -178,6 +178,7 @@ impl RunSpec {
             check_quorum: self.check_quorum,
             seed: Some(self.seed),
             unsafe_bugs,
+            cluster_id: Some(faultline_node::settings::fresh_cluster_id()),
             ..NodeSettings::default()
         })
     }

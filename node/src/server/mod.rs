@@ -24,6 +24,7 @@
 //! connections; [`clients`] accepts client connections.
 
 mod clients;
+mod limits;
 mod peers;
 mod raft_loop;
 mod requests;
@@ -45,7 +46,7 @@ use tokio::sync::mpsc;
 
 use crate::bugs::UnsafeBug;
 use crate::kv::Store;
-use crate::protocol::{ClientError, ClientReply, ClientRequest, PeerFrame};
+use crate::protocol::{ClientError, ClientRequest, PeerFrame};
 use crate::raft::{self, Configuration, NodeId, Raft, Role};
 use crate::storage::{Storage, SyncMode};
 
@@ -71,6 +72,10 @@ pub struct NodeConfig {
     pub tick: Duration,
     /// How long a client request may wait for its entry to commit.
     pub request_timeout: Duration,
+    /// The cluster's name, in every peer greeting.
+    pub cluster_id: String,
+    /// Start even if the term/vote record is missing or older than the log.
+    pub accept_lost_vote: bool,
     /// Group commit or one fsync per entry.
     pub sync: SyncMode,
     /// Seed for the election-timeout RNG (random when absent).
@@ -83,8 +88,10 @@ pub struct NodeConfig {
 enum ReplyTo {
     /// A client connection on this node.
     Client {
-        tx: mpsc::UnboundedSender<ClientReply>,
+        tx: mpsc::UnboundedSender<clients::Outgoing>,
         id: u64,
+        /// The request's in-flight permit, released once its reply is written.
+        permit: tokio::sync::OwnedSemaphorePermit,
     },
     /// A follower that forwarded the request.
     Peer { origin: NodeId, id: u64 },
@@ -148,16 +155,25 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let dir = config.data_dir.clone();
     let sync = config.sync;
-    let (storage, recovered) = tokio::task::spawn_blocking(move || Storage::open(&dir, sync))
-        .await
-        .context("storage task")?
-        .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
+    let cluster = config.cluster_id.clone();
+    let (storage, recovered) = tokio::task::spawn_blocking(move || {
+        let opened = Storage::open(&dir, sync)?;
+        crate::storage::claim_cluster(&dir, &cluster)?;
+        Ok::<_, crate::storage::StorageError>(opened)
+    })
+    .await
+    .context("storage task")?
+    .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
+    if !config.accept_lost_vote && !config.bugs.contains(&UnsafeBug::VolatileLog) {
+        recovered.check_term_record(&config.data_dir)?;
+    }
     // UNSAFE volatile-log: nothing survives a restart.
     let recovered = if config.bugs.contains(&UnsafeBug::VolatileLog) {
         crate::storage::Recovered {
             hard_state: Default::default(),
             entries: Vec::new(),
             torn_tail: None,
+            meta_found: false,
         }
     } else {
         recovered
@@ -198,7 +214,11 @@ pub async fn serve(
         .spawn(move || storage_thread(storage, writes_rx, storage_events))
         .context("starting the storage thread")?;
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(accept_peers(peer_listener, events_tx.clone()));
+    tasks.spawn(accept_peers(
+        peer_listener,
+        events_tx.clone(),
+        config.cluster_id.clone(),
+    ));
     tasks.spawn(accept_clients(client_listener, events_tx.clone()));
     let mut node = NodeLoop {
         raft,

@@ -1,24 +1,34 @@
 //! Peer connections: the listener that takes frames from other nodes, and
 //! one outbound task per peer that keeps a connection to its address (in a
 //! faultline run, the proxy of that link), reconnecting with back-off.
+//! Every connection opens with a [`PeerFrame::Hello`] naming the sender and
+//! its cluster; the listener closes a connection that does not, or that
+//! comes from another cluster, with one log line.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::protocol::{self, PeerFrame};
 use crate::raft::NodeId;
 
+use super::limits::{accept_loop, BudgetedCodec, FrameBudget, PARTIAL_FRAME_BYTES};
 use super::{Event, NodeLoop, OUTBOUND_QUEUE};
 
 impl NodeLoop {
     pub(super) fn connect_peer(&mut self, peer: NodeId, addr: SocketAddr) {
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
-        self.links.spawn(send_to_peer(peer.clone(), addr, rx));
+        let hello = protocol::encode(&PeerFrame::Hello {
+            cluster: self.config.cluster_id.clone(),
+            from: self.config.id.clone(),
+        });
+        self.links
+            .spawn(send_to_peer(peer.clone(), addr, rx, hello));
         self.outbound.insert(peer, tx);
     }
 
@@ -55,36 +65,88 @@ impl NodeLoop {
     }
 }
 
-pub(super) async fn accept_peers(listener: TcpListener, events: mpsc::UnboundedSender<Event>) {
+pub(super) async fn accept_peers(
+    listener: TcpListener,
+    events: mpsc::UnboundedSender<Event>,
+    cluster: String,
+) {
+    let budget = FrameBudget::new(PARTIAL_FRAME_BYTES);
+    accept_loop(listener, "peer", move |stream, addr| {
+        let (codec, closed) = budget.codec();
+        serve_peer(stream, addr, codec, closed, events.clone(), cluster.clone())
+    })
+    .await
+}
+
+/// One inbound peer connection: its greeting first, then messages.
+async fn serve_peer(
+    stream: TcpStream,
+    addr: SocketAddr,
+    codec: BudgetedCodec,
+    closed: Arc<Notify>,
+    events: mpsc::UnboundedSender<Event>,
+    cluster: String,
+) {
+    let mut frames = FramedRead::new(stream, codec);
+    let mut greeted = false;
     loop {
-        let Ok((stream, addr)) = listener.accept().await else {
-            continue;
+        let frame = tokio::select! {
+            f = frames.next() => f,
+            () = closed.notified() => {
+                tracing::warn!(peer = %addr, "closing peer connection: it holds the most bytes of unfinished frames and all peer connections together hold more than {} MiB", PARTIAL_FRAME_BYTES >> 20);
+                return;
+            }
         };
-        let _ = stream.set_nodelay(true);
-        let events = events.clone();
-        tokio::spawn(async move {
-            let mut frames = FramedRead::new(stream, protocol::codec());
-            while let Some(frame) = frames.next().await {
-                let decoded = frame
-                    .map_err(|e| e.to_string())
-                    .and_then(|f| protocol::decode::<PeerFrame>(&f).map_err(|e| e.to_string()));
-                match decoded {
-                    Ok(f) => {
-                        if events.send(Event::Peer(f)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(peer = %addr, "closing peer connection: {e}");
-                        return;
-                    }
+        let Some(frame) = frame else { return };
+        let decoded = frame
+            .map_err(|e| protocol::describe_frame_error(&e))
+            .and_then(|f| protocol::decode::<PeerFrame>(&f).map_err(|e| e.to_string()));
+        let f = match decoded {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(peer = %addr, "closing peer connection: {e}");
+                return;
+            }
+        };
+        match (greeted, f) {
+            (
+                false,
+                PeerFrame::Hello {
+                    cluster: theirs, ..
+                },
+            ) if theirs == cluster => greeted = true,
+            (
+                false,
+                PeerFrame::Hello {
+                    cluster: theirs,
+                    from,
+                },
+            ) => {
+                let theirs: String = theirs.chars().take(80).collect();
+                let from: String = from.chars().take(80).collect();
+                tracing::warn!(peer = %addr, "closing peer connection: {from} belongs to cluster '{theirs}', not '{cluster}'");
+                return;
+            }
+            (false, _) => {
+                tracing::warn!(peer = %addr, "closing peer connection: its first message is not a greeting naming the cluster");
+                return;
+            }
+            (true, PeerFrame::Hello { .. }) => {}
+            (true, f) => {
+                if events.send(Event::Peer(f)).is_err() {
+                    return;
                 }
             }
-        });
+        }
     }
 }
 
-async fn send_to_peer(peer: NodeId, addr: SocketAddr, mut rx: mpsc::Receiver<PeerFrame>) {
+async fn send_to_peer(
+    peer: NodeId,
+    addr: SocketAddr,
+    mut rx: mpsc::Receiver<PeerFrame>,
+    hello: bytes::Bytes,
+) {
     let mut backoff = Duration::from_millis(10);
     loop {
         let stream = match TcpStream::connect(addr).await {
@@ -100,6 +162,9 @@ async fn send_to_peer(peer: NodeId, addr: SocketAddr, mut rx: mpsc::Receiver<Pee
         backoff = Duration::from_millis(10);
         let _ = stream.set_nodelay(true);
         let mut out = FramedWrite::new(stream, protocol::codec());
+        if out.feed(hello.clone()).await.is_err() {
+            continue;
+        }
         loop {
             let Some(frame) = rx.recv().await else { return };
             let mut batch = vec![frame];

@@ -101,6 +101,8 @@ impl NodeLoop {
                 }
             }
             Event::Client { request, reply } => self.client_request(request, reply),
+            // Greetings end at the connection that received them.
+            Event::Peer(PeerFrame::Hello { .. }) => {}
         }
         Ok(())
     }

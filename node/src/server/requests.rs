@@ -185,8 +185,8 @@ impl NodeLoop {
 
     pub(super) fn send_reply(&self, reply: ReplyTo, response: ClientResponse) {
         match reply {
-            ReplyTo::Client { tx, id } => {
-                let _ = tx.send(ClientReply { id, response });
+            ReplyTo::Client { tx, id, permit } => {
+                let _ = tx.send((ClientReply { id, response }, permit));
             }
             ReplyTo::Peer { origin, id } => {
                 let result = match response {
