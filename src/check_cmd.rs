@@ -114,7 +114,10 @@ pub fn render_text(name: &str, r: &Report) -> String {
             r.failures.len(),
             r.keys
         ),
-        Verdict::Unknown => format!("UNKNOWN ({} of {} keys undecided)", r.unknown.len(), r.keys),
+        Verdict::Unknown => match &r.reason {
+            Some(why) => format!("UNKNOWN: {why}"),
+            None => format!("UNKNOWN ({} of {} keys undecided)", r.unknown.len(), r.keys),
+        },
     };
     s.push_str(&format!(
         "{name}: {} operations on {} keys: {verdict} ({:.0} ms)\n",

@@ -25,8 +25,8 @@ use faultline_node::protocol::{ClientRequest, ClientResponse, MembersInfo};
 /// `faultline kv` flags.
 #[derive(Debug, Args)]
 pub struct KvArgs {
-    /// The node's client address.
-    #[arg(long)]
+    /// The node's client address (loopback only).
+    #[arg(long, value_parser = parse_local_addr)]
     node: SocketAddr,
     /// Print one JSON object instead of text.
     #[arg(long, global = true)]
@@ -85,6 +85,15 @@ enum KvOp {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+}
+
+/// A node address on this machine, refused before anything is sent otherwise.
+fn parse_local_addr(s: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not an IP:PORT address"))?;
+    faultline_node::client::local_address(addr)?;
+    Ok(addr)
 }
 
 /// Text for a configuration.
@@ -172,8 +181,8 @@ pub async fn run(args: KvArgs) -> anyhow::Result<ExitCode> {
                     }
                     let mut add = Vec::new();
                     for p in pairs.chunks(2) {
-                        match p[1].parse::<SocketAddr>() {
-                            Ok(a) if a.ip().is_loopback() => add.push((p[0].clone(), p[1].clone())),
+                        match parse_local_addr(&p[1]) {
+                            Ok(_) => add.push((p[0].clone(), p[1].clone())),
                             _ => {
                                 eprintln!("faultline kv: error: peer address '{}' of {} is not a loopback IP:PORT", p[1], p[0]);
                                 return Ok(ExitCode::from(2));

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::history::{History, Op, OpKind};
+use crate::history::{History, Op, OpKind, Outcome};
 use crate::model::{Model, Register};
 use crate::register::{self, Refutation};
 use crate::search::{self, Budget, GiveUp, SearchResult};
@@ -115,6 +115,9 @@ pub struct Report {
     pub unknown: Vec<KeyResult>,
     /// Milliseconds spent.
     pub elapsed_ms: f64,
+    /// Why the verdict is unknown when no key is to blame (an empty history).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Check every key of `history` against the register model.
@@ -160,13 +163,23 @@ pub fn check_history(history: &History, opts: &Options) -> Report {
         .filter(|r| r.valid == Verdict::Unknown)
         .cloned()
         .collect();
+    // A history that recorded no operation proves nothing: a CI gate must
+    // not read it as a pass.
+    let empty = history.ops.iter().all(|o| o.outcome == Outcome::Fail);
     let valid = if !failures.is_empty() {
         Verdict::NotLinearizable
-    } else if !unknown.is_empty() {
+    } else if !unknown.is_empty() || empty {
         Verdict::Unknown
     } else {
         Verdict::Linearizable
     };
+    let reason = empty.then(|| {
+        if history.ops.is_empty() {
+            "the history holds no client operation: nothing was checked".to_string()
+        } else {
+            "every operation of the history failed: nothing took effect to check".to_string()
+        }
+    });
     Report {
         valid,
         ops: history.ops.len(),
@@ -174,6 +187,7 @@ pub fn check_history(history: &History, opts: &Options) -> Report {
         failures,
         unknown,
         elapsed_ms: ms(start),
+        reason,
     }
 }
 

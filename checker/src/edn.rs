@@ -40,6 +40,7 @@ pub struct Reader<'a> {
     s: &'a [u8],
     at: usize,
     line: usize,
+    depth: usize,
 }
 
 fn key_string(k: &Edn) -> String {
@@ -47,7 +48,80 @@ fn key_string(k: &Edn) -> String {
         Edn::Keyword(s) => format!(":{s}"),
         Edn::Str(s) => s.clone(),
         Edn::Int(i) => i.to_string(),
-        other => format!("{other:?}"),
+        other => other.brief(),
+    }
+}
+
+/// How deeply collections may nest in an EDN history (a register history
+/// needs three levels; the bound keeps a hostile file from exhausting the
+/// stack).
+pub const MAX_DEPTH: usize = 128;
+
+impl Edn {
+    /// The value written back as EDN, cut to
+    /// [`crate::history::SHOWN_CHARS`] characters for a message.
+    pub fn brief(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out);
+        crate::history::brief(&out)
+    }
+
+    fn write(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        // Far enough for a message; stops a huge value from being rendered whole.
+        if out.len() > 2 * crate::history::SHOWN_CHARS {
+            return;
+        }
+        let seq =
+            |out: &mut String, open: &str, items: &mut dyn Iterator<Item = &Edn>, close: &str| {
+                out.push_str(open);
+                for (i, v) in items.enumerate() {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    v.write(out);
+                    if out.len() > 2 * crate::history::SHOWN_CHARS {
+                        break;
+                    }
+                }
+                out.push_str(close);
+            };
+        match self {
+            Edn::Nil => out.push_str("nil"),
+            Edn::Bool(b) => {
+                let _ = write!(out, "{b}");
+            }
+            Edn::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Edn::Float(f) => {
+                let _ = write!(out, "{f}");
+            }
+            Edn::Str(s) => {
+                let _ = write!(out, "{s:?}");
+            }
+            Edn::Keyword(k) => {
+                let _ = write!(out, ":{k}");
+            }
+            Edn::Symbol(s) => out.push_str(s),
+            Edn::Vector(v) => seq(out, "[", &mut v.iter(), "]"),
+            Edn::Set(v) => seq(out, "#{", &mut v.iter(), "}"),
+            Edn::Map(m) => {
+                out.push('{');
+                for (i, (k, v)) in m.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    out.push_str(k);
+                    out.push(' ');
+                    v.write(out);
+                    if out.len() > 2 * crate::history::SHOWN_CHARS {
+                        break;
+                    }
+                }
+                out.push('}');
+            }
+        }
     }
 }
 
@@ -58,6 +132,7 @@ impl<'a> Reader<'a> {
             s: text.as_bytes(),
             at: 0,
             line: 1,
+            depth: 0,
         }
     }
 
@@ -166,8 +241,14 @@ impl<'a> Reader<'a> {
                     "false" => Edn::Bool(false),
                     _ => {
                         let num = t.trim_end_matches('N').trim_end_matches('M');
+                        let digits = num.strip_prefix(['-', '+']).unwrap_or(num);
                         if let Ok(i) = num.parse::<i64>() {
                             Edn::Int(i)
+                        } else if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                            return Err(self.err(format!(
+                                "integer {} does not fit in 64 bits",
+                                crate::history::brief(num)
+                            )));
                         } else if let Ok(f) = num.parse::<f64>() {
                             Edn::Float(f)
                         } else {
@@ -180,6 +261,16 @@ impl<'a> Reader<'a> {
     }
 
     fn seq(&mut self, close: u8) -> Result<Vec<Edn>, HistoryError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.err(format!("collections nested deeper than {MAX_DEPTH} levels")));
+        }
+        self.depth += 1;
+        let out = self.items(close);
+        self.depth -= 1;
+        out
+    }
+
+    fn items(&mut self, close: u8) -> Result<Vec<Edn>, HistoryError> {
         let mut out = Vec::new();
         loop {
             self.skip_ws();
@@ -255,7 +346,7 @@ fn edn_key(k: &Edn) -> String {
         Edn::Str(s) => s.clone(),
         Edn::Keyword(s) => s.clone(),
         Edn::Symbol(s) => s.clone(),
-        other => format!("{other:?}"),
+        other => other.brief(),
     }
 }
 
@@ -287,7 +378,10 @@ pub fn read_edn(text: &str) -> Result<History, HistoryError> {
                         other => {
                             return Err(HistoryError::Line {
                                 line,
-                                message: format!("expected an operation map, found {other:?}"),
+                                message: format!(
+                                    "expected an operation map, found {}",
+                                    other.brief()
+                                ),
                             })
                         }
                     }
@@ -296,7 +390,7 @@ pub fn read_edn(text: &str) -> Result<History, HistoryError> {
             other => {
                 return Err(HistoryError::Line {
                     line,
-                    message: format!("expected an operation map, found {other:?}"),
+                    message: format!("expected an operation map, found {}", other.brief()),
                 })
             }
         }
@@ -333,7 +427,7 @@ pub fn read_edn(text: &str) -> Result<History, HistoryError> {
                 b.nemesis(
                     time.unwrap_or(0),
                     f,
-                    serde_json::Value::String(format!("{:?}", m.get(":value"))),
+                    serde_json::Value::String(m.get(":value").map_or("nil".into(), Edn::brief)),
                 );
                 continue;
             }
@@ -351,8 +445,9 @@ pub fn read_edn(text: &str) -> Result<History, HistoryError> {
                 Edn::Vector(t) if t.len() == 2 => (edn_key(&t[0]), t[1].clone()),
                 other => {
                     return Err(bad(format!(
-                    "expected a [key value] tuple in an independent-keys history, found {other:?}"
-                )))
+                        "expected a [key value] tuple in an independent-keys history, found {}",
+                        other.brief()
+                    )))
                 }
             }
         } else {
@@ -364,7 +459,8 @@ pub fn read_edn(text: &str) -> Result<History, HistoryError> {
             (_, EventType::Info | EventType::Fail, v) => int_or_nil(v).unwrap_or(EventValue::Null),
             (_, _, v) => int_or_nil(v).ok_or_else(|| {
                 bad(format!(
-                    "value {v:?} is not nil, an integer or [expected new]"
+                    "value {} is not nil, an integer or [expected new]",
+                    v.brief()
                 ))
             })?,
         };

@@ -41,6 +41,31 @@ fn bad(line: usize, message: impl Into<String>) -> HistoryError {
     }
 }
 
+/// At most this many characters of a value from the input appear in a
+/// message; a longer one is cut, and says so.
+pub const SHOWN_CHARS: usize = 80;
+
+/// `text` cut to [`SHOWN_CHARS`] characters (with `…` when cut).
+pub fn brief(text: &str) -> String {
+    let mut out: String = text.chars().take(SHOWN_CHARS).collect();
+    if text.chars().nth(SHOWN_CHARS).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// A JSON value as JSON text, cut to [`SHOWN_CHARS`]; a whole number too
+/// large for 64 bits (which JSON readers hold as a float) is shown whole.
+pub fn brief_json(v: &Value) -> String {
+    match v {
+        Value::Number(n) if n.as_i64().is_none() && n.as_u64().is_none() => match n.as_f64() {
+            Some(f) if f.is_finite() && f.fract() == 0.0 => brief(&format!("{f:.0}")),
+            _ => brief(&n.to_string()),
+        },
+        other => brief(&other.to_string()),
+    }
+}
+
 /// The register operations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -217,6 +242,16 @@ pub enum EventValue {
     Pair(i64, i64),
 }
 
+impl std::fmt::Display for EventValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EventValue::Null => f.write_str("null"),
+            EventValue::Int(i) => write!(f, "{i}"),
+            EventValue::Pair(a, b) => write!(f, "[{a}, {b}]"),
+        }
+    }
+}
+
 /// Builds operations from events, checking the rules of docs/history-format.md's Meaning.
 #[derive(Default)]
 pub struct Builder {
@@ -267,11 +302,7 @@ impl Builder {
                     (f, v) => {
                         return Err(bad(
                             line,
-                            format!(
-                                "{} invoke with value {v:?}: {}",
-                                fname(f),
-                                expected_shape(f)
-                            ),
+                            format!("{} invoke with value {v}: {}", fname(f), expected_shape(f)),
                         ))
                     }
                 };
@@ -319,8 +350,10 @@ impl Builder {
                     return Err(bad(
                         line,
                         format!(
-                            "completion is for key {:?} but the invoke on line {} was for {:?}",
-                            ev.key, op.line, op.key
+                            "completion is for key \"{}\" but the invoke on line {} was for \"{}\"",
+                            brief(&ev.key),
+                            op.line,
+                            brief(&op.key)
                         ),
                     ));
                 }
@@ -336,7 +369,7 @@ impl Builder {
                                 return Err(bad(
                                     line,
                                     format!(
-                                        "ok {} with value {v:?}: {}",
+                                        "ok {} with value {v}: {}",
                                         fname(f),
                                         match f {
                                             OpKind::Read =>
@@ -393,24 +426,30 @@ fn expected_shape(f: OpKind) -> &'static str {
     }
 }
 
-fn json_value(v: Option<&Value>) -> Result<EventValue, String> {
+/// A register value from JSON, or why it is not one.
+fn json_value(v: Option<&Value>) -> Result<EventValue, &'static str> {
     match v {
         None | Some(Value::Null) => Ok(EventValue::Null),
         Some(Value::Number(n)) => n
             .as_i64()
             .map(EventValue::Int)
-            .ok_or_else(|| format!("value {n} is not a 64-bit integer")),
+            .ok_or("is not an integer that fits in 64 bits"),
         Some(Value::Array(a)) if a.len() == 2 => match (a[0].as_i64(), a[1].as_i64()) {
             (Some(x), Some(y)) => Ok(EventValue::Pair(x, y)),
-            _ => Err(format!(
-                "value {} is not a pair of integers",
-                Value::Array(a.clone())
-            )),
+            _ => Err("is not a pair of integers that fit in 64 bits"),
         },
-        Some(other) => Err(format!(
-            "value {other} is not null, an integer or a pair of integers"
-        )),
+        Some(_) => Err("is not null, an integer or a pair of integers"),
     }
+}
+
+/// The text of field `field` as it stands in `line` (a JSON number keeps
+/// every digit there, where a parsed one may have become a float), cut for
+/// a message.
+fn raw_field(line: &str, field: &str) -> String {
+    serde_json::from_str::<HashMap<&str, &serde_json::value::RawValue>>(line)
+        .ok()
+        .and_then(|m| m.get(field).map(|r| brief(r.get())))
+        .unwrap_or_else(|| "(unreadable)".into())
 }
 
 /// Read a JSON Lines history (docs/history-format.md) from `reader`, one line at a time.
@@ -435,9 +474,12 @@ pub fn read_jsonl(reader: impl BufRead) -> Result<History, HistoryError> {
             serde_json::from_str(&line).map_err(|e| bad(n, format!("not valid JSON: {e}")))?;
         let obj = v.as_object().ok_or_else(|| bad(n, "not a JSON object"))?;
         let time = match obj.get("time") {
-            Some(t) => t
-                .as_u64()
-                .ok_or_else(|| bad(n, format!("\"time\" {t} is not a non-negative integer")))?,
+            Some(t) => t.as_u64().ok_or_else(|| {
+                bad(
+                    n,
+                    format!("\"time\" {} is not a non-negative integer", brief_json(t)),
+                )
+            })?,
             None => return Err(bad(n, "missing field \"time\"")),
         };
         if let Some(prev) = last_time {
@@ -454,7 +496,10 @@ pub fn read_jsonl(reader: impl BufRead) -> Result<History, HistoryError> {
             Some(other) => {
                 return Err(bad(
                     n,
-                    format!("\"type\" {other:?} is not invoke, ok, fail or info"),
+                    format!(
+                        "\"type\" \"{}\" is not invoke, ok, fail or info",
+                        brief(other)
+                    ),
                 ))
             }
             None => return Err(bad(n, "missing field \"type\" (or not a string)")),
@@ -475,7 +520,10 @@ pub fn read_jsonl(reader: impl BufRead) -> Result<History, HistoryError> {
             Some(p) => p.as_u64().ok_or_else(|| {
                 bad(
                     n,
-                    format!("\"process\" {p} is not a non-negative integer or \"nemesis\""),
+                    format!(
+                        "\"process\" {} is not a non-negative integer or \"nemesis\"",
+                        brief_json(p)
+                    ),
                 )
             })?,
             None => return Err(bad(n, "missing field \"process\"")),
@@ -484,17 +532,28 @@ pub fn read_jsonl(reader: impl BufRead) -> Result<History, HistoryError> {
             "read" => OpKind::Read,
             "write" => OpKind::Write,
             "cas" => OpKind::Cas,
-            other => return Err(bad(n, format!("\"f\" {other:?} is not read, write or cas"))),
+            other => {
+                return Err(bad(
+                    n,
+                    format!("\"f\" \"{}\" is not read, write or cas", brief(other)),
+                ))
+            }
         };
         let key = match obj.get("key") {
             Some(Value::String(s)) => s.clone(),
-            Some(other) => return Err(bad(n, format!("\"key\" {other} is not a string"))),
+            Some(other) => {
+                return Err(bad(
+                    n,
+                    format!("\"key\" {} is not a string", brief_json(other)),
+                ))
+            }
             None => return Err(bad(n, "missing field \"key\"")),
         };
         if !obj.contains_key("value") {
             return Err(bad(n, "missing field \"value\""));
         }
-        let value = json_value(obj.get("value")).map_err(|e| bad(n, e))?;
+        let value = json_value(obj.get("value"))
+            .map_err(|why| bad(n, format!("value {} {why}", raw_field(&line, "value"))))?;
         let node = obj.get("node").and_then(Value::as_str).map(str::to_string);
         b.event(
             n,

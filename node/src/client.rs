@@ -19,12 +19,13 @@ use crate::protocol::{self, ClientEnvelope, ClientReply, ClientRequest, ClientRe
 #[derive(Debug, Error)]
 pub enum CallError {
     /// Could not connect: the request was never sent (a definite failure).
-    #[error("cannot connect to {addr}: {source}")]
+    // The OS error is part of the message, not a `source` (see storage).
+    #[error("cannot connect to {addr}: {cause}")]
     Connect {
         /// The node.
         addr: SocketAddr,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The connection broke after the request may have been sent (unknown outcome).
     #[error("connection to {0} lost")]
@@ -38,6 +39,19 @@ impl CallError {
     /// Whether the request certainly did not reach the node.
     pub fn is_definite(&self) -> bool {
         matches!(self, CallError::Connect { .. })
+    }
+}
+
+/// Whether faultline may connect to `addr`: only loopback (127.0.0.0/8,
+/// ::1), so that no packet of a test leaves the machine. Checked before
+/// anything is sent; the error says why.
+pub fn local_address(addr: SocketAddr) -> Result<(), String> {
+    if addr.ip().is_loopback() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{addr} is not a loopback address: faultline only talks to nodes on this machine (127.0.0.0/8)"
+        ))
     }
 }
 
@@ -88,13 +102,19 @@ pub struct Client {
 impl Client {
     /// Connect to the node at `addr`; every call waits at most `timeout`.
     pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Client, CallError> {
+        if let Err(why) = local_address(addr) {
+            return Err(CallError::Connect {
+                addr,
+                cause: std::io::Error::new(std::io::ErrorKind::PermissionDenied, why),
+            });
+        }
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| CallError::Connect {
                 addr,
-                source: std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"),
+                cause: std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"),
             })?
-            .map_err(|source| CallError::Connect { addr, source })?;
+            .map_err(|cause| CallError::Connect { addr, cause })?;
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
         let waiters: Waiters = Arc::default();

@@ -32,14 +32,16 @@ pub const MAX_RECORD: usize = 64 << 20;
 #[derive(Debug, Error)]
 pub enum StorageError {
     /// The operating system refused.
-    #[error("{op} {path}: {source}")]
+    // The OS error is part of the message and not a `source`: printed as a
+    // chain, it would otherwise appear twice.
+    #[error("{op} {path}: {cause}")]
     Io {
         /// What was being done.
         op: &'static str,
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The directory belongs to another cluster.
     #[error("{path}: this data directory belongs to cluster '{found}', not '{wanted}'")]
@@ -73,7 +75,7 @@ pub enum StorageError {
 
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StorageError {
     let path = path.to_path_buf();
-    move |source| StorageError::Io { op, path, source }
+    move |cause| StorageError::Io { op, path, cause }
 }
 
 /// How appends reach the disk.

@@ -261,6 +261,7 @@ impl CampaignConfig {
                         key_dist: self.run.key_dist,
                         random_node: self.run.random_node,
                         max_append_entries: s.max_append_entries,
+                        effective: None,
                     };
                     spec.validate()
                         .with_context(|| format!("setting '{}', fault '{f}'", s.name))?;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use faultline_nemesis::fault::Fault;
 use faultline_nemesis::process::NodeCommand;
-use faultline_nemesis::schedule::{self, ScheduleConfig};
+use faultline_nemesis::schedule;
 use faultline_nemesis::testbed::{Testbed, TestbedSpec};
 use faultline_results::RunResults;
 use faultline_workloads::recorder::Recorder;
@@ -35,7 +35,11 @@ pub async fn run_one(
 ) -> anyhow::Result<RunResults> {
     let faults = spec.validate()?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::write(dir.join("spec.json"), serde_json::to_vec_pretty(spec)?)?;
+    let stored = RunSpec {
+        effective: Some(spec.effective()?),
+        ..spec.clone()
+    };
+    std::fs::write(dir.join("spec.json"), serde_json::to_vec_pretty(&stored)?)?;
     let mut tb = Testbed::start(&TestbedSpec {
         nodes: spec.nodes,
         spares: faults.iter().map(Fault::spares_needed).max().unwrap_or(0),
@@ -58,7 +62,7 @@ pub async fn run_one(
         Recorder::create(&dir.join("history.jsonl"), start).context("creating history.jsonl")?;
     let addrs = tb.cluster.client_addrs();
     let observer = Observer::start(tb.cluster.address_book(), dir.join("status.jsonl"), start);
-    let limit = Duration::from_secs_f64(spec.time_limit_s);
+    let limit = spec.time_limit();
     let workload = Arc::new(
         RegisterWorkload::new(spec.register_config(), addrs, recorder.clone())
             .following(tb.cluster.address_book()),
@@ -66,13 +70,7 @@ pub async fn run_one(
     let w = workload.clone();
     let load = tokio::spawn(async move { w.run(start + limit).await });
 
-    let schedule = ScheduleConfig {
-        faults,
-        fault_secs: spec.fault_interval_s,
-        quiet_secs: spec.fault_interval_s,
-        random: spec.random_schedule,
-        seed: spec.seed,
-    };
+    let schedule = spec.schedule(faults);
     let plan = schedule::plan(&schedule, limit);
     let rec = recorder.clone();
     let sink = move |f: &str, v: serde_json::Value| rec.nemesis(f, v);

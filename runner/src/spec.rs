@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use faultline_nemesis::fault::{parse_list, Fault};
+use faultline_nemesis::schedule::{plan, ScheduleConfig};
 use faultline_node::bugs::UnsafeBug;
 use faultline_node::cli::MillisRange;
 use faultline_node::settings::NodeSettings;
@@ -96,6 +97,40 @@ pub struct RunSpec {
     /// Most entries per AppendEntries (the node's default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_append_entries: Option<u64>,
+    /// What the nodes really use: the timeouts rounded up to whole ticks
+    /// (written by the run; ignored when read).
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub effective: Option<Effective>,
+}
+
+/// The timeouts a node really runs with, after rounding to its tick.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Effective {
+    /// The node's clock tick, ms.
+    pub tick_ms: u64,
+    /// The election timeout range, ms.
+    pub election_timeout: String,
+    /// The heartbeat interval, ms.
+    pub heartbeat_ms: u64,
+}
+
+/// The longest a run's time limit, fault interval or client time-out may be:
+/// a week.
+pub const MAX_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
+
+/// Check a number of seconds from a flag or a campaign field: finite,
+/// positive and at most [`MAX_SECONDS`].
+fn seconds(flag: &str, v: f64) -> anyhow::Result<()> {
+    let shown = if v.is_finite() && v.abs() >= 1e9 {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    };
+    anyhow::ensure!(
+        v.is_finite() && v > 0.0 && v <= MAX_SECONDS,
+        "{flag} {shown}: give a number of seconds above 0 and at most {MAX_SECONDS:.0}"
+    );
+    Ok(())
 }
 
 fn default_mix() -> [f64; 3] {
@@ -126,6 +161,7 @@ impl Default for RunSpec {
             random_node: false,
             unsafe_bug: Vec::new(),
             max_append_entries: None,
+            effective: None,
         }
     }
 }
@@ -143,10 +179,12 @@ impl RunSpec {
             "unknown workload '{}' (known: register)",
             self.workload
         );
-        anyhow::ensure!(self.time_limit_s > 0.0, "--time-limit must be positive");
+        seconds("--time-limit", self.time_limit_s)?;
+        seconds("--fault-interval", self.fault_interval_s)?;
         anyhow::ensure!(
-            self.fault_interval_s > 0.0,
-            "--fault-interval must be positive"
+            self.op_timeout_ms as f64 <= MAX_SECONDS * 1000.0,
+            "--op-timeout {} ms is longer than a week",
+            self.op_timeout_ms
         );
         self.node_settings()?
             .raft_config()
@@ -154,7 +192,51 @@ impl RunSpec {
         self.register_config()
             .validate()
             .map_err(|e| anyhow::anyhow!(e))?;
-        parse_list(&self.nemesis, self.nodes).map_err(|e| anyhow::anyhow!("--nemesis: {e}"))
+        let faults =
+            parse_list(&self.nemesis, self.nodes).map_err(|e| anyhow::anyhow!("--nemesis: {e}"))?;
+        if !faults.is_empty() && plan(&self.schedule(faults.clone()), self.time_limit()).is_empty()
+        {
+            anyhow::bail!(
+                "time limit {} s leaves no room for one {} s fault window (each fault follows a quiet period of the same length): lengthen --time-limit or shorten --fault-interval",
+                self.time_limit_s,
+                self.fault_interval_s
+            );
+        }
+        Ok(faults)
+    }
+
+    /// The main phase's length.
+    pub fn time_limit(&self) -> Duration {
+        Duration::from_secs_f64(self.time_limit_s)
+    }
+
+    /// The fault schedule's settings for these faults.
+    pub fn schedule(&self, faults: Vec<Fault>) -> ScheduleConfig {
+        ScheduleConfig {
+            faults,
+            fault_secs: self.fault_interval_s,
+            quiet_secs: self.fault_interval_s,
+            random: self.random_schedule,
+            seed: self.seed,
+        }
+    }
+
+    /// What the nodes will really use (the timeouts in whole ticks).
+    pub fn effective(&self) -> anyhow::Result<Effective> {
+        let settings = self.node_settings()?;
+        let raft = settings
+            .raft_config()
+            .map_err(|e| anyhow::anyhow!("setting '{}': {e}", self.setting))?;
+        let t = settings.tick_ms;
+        Ok(Effective {
+            tick_ms: t,
+            election_timeout: format!(
+                "{}..{}",
+                raft.election_timeout_min * t,
+                raft.election_timeout_max * t
+            ),
+            heartbeat_ms: raft.heartbeat_interval * t,
+        })
     }
 
     /// The nodes' settings for this run.
@@ -234,6 +316,67 @@ mod tests {
         let spec = RunSpec::default();
         assert!(!spec.validate().unwrap().is_empty());
         assert_eq!(parse_mix(defaults::MIX_FLAG).unwrap(), defaults::MIX);
+    }
+
+    #[test]
+    fn durations_must_be_finite_positive_and_sane() {
+        for (limit, interval) in [
+            (f64::INFINITY, 5.0),
+            (1e300, 5.0),
+            (0.0, 5.0),
+            (-1.0, 5.0),
+            (30.0, f64::NAN),
+        ] {
+            let spec = RunSpec {
+                time_limit_s: limit,
+                fault_interval_s: interval,
+                ..RunSpec::default()
+            };
+            let e = format!("{:#}", spec.validate().unwrap_err());
+            assert!(e.contains("give a number of seconds"), "{e}");
+        }
+        let zero_heartbeat = RunSpec {
+            heartbeat_ms: 0,
+            ..RunSpec::default()
+        };
+        let e = format!("{:#}", zero_heartbeat.validate().unwrap_err());
+        assert!(e.contains("--heartbeat must be at least 1 ms"), "{e}");
+        let zero_timeout = RunSpec {
+            op_timeout_ms: 0,
+            ..RunSpec::default()
+        };
+        assert!(zero_timeout.validate().is_err());
+    }
+
+    #[test]
+    fn a_run_too_short_for_one_fault_is_refused_unless_it_has_none() {
+        let short = RunSpec {
+            time_limit_s: 3.0,
+            ..RunSpec::default()
+        };
+        let e = format!("{:#}", short.validate().unwrap_err());
+        assert!(
+            e.contains("time limit 3 s leaves no room for one 5 s fault window"),
+            "{e}"
+        );
+        let quiet = RunSpec {
+            nemesis: String::new(),
+            ..short
+        };
+        assert!(quiet.validate().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_effective_timeouts_are_rounded_to_ticks() {
+        let spec = RunSpec {
+            election_timeout: "151..153".into(),
+            heartbeat_ms: 12,
+            ..RunSpec::default()
+        };
+        let e = spec.effective().unwrap();
+        assert_eq!(e.tick_ms, 5);
+        assert_eq!(e.election_timeout, "155..155");
+        assert_eq!(e.heartbeat_ms, 15);
     }
 
     #[test]

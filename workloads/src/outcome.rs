@@ -94,7 +94,7 @@ mod tests {
         );
         let refused = CallError::Connect {
             addr,
-            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+            cause: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
         };
         assert!(matches!(classify(Err(refused)), Outcome::Fail(_)));
     }

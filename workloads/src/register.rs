@@ -74,11 +74,14 @@ impl RegisterConfig {
         if self.concurrency == 0 {
             return Err("--concurrency must be at least 1".into());
         }
+        if self.timeout.is_zero() {
+            return Err("--op-timeout must be at least 1 ms".into());
+        }
         if self.rate < 0.0 || !self.rate.is_finite() {
             return Err(format!("--rate {} is not a non-negative number", self.rate));
         }
         let (r, w, c) = self.mix;
-        if r < 0.0 || w < 0.0 || c < 0.0 || r + w + c <= 0.0 {
+        if !(r + w + c).is_finite() || r < 0.0 || w < 0.0 || c < 0.0 || r + w + c <= 0.0 {
             return Err("the read/write/cas mix must be non-negative and not all zero".into());
         }
         Ok(())
