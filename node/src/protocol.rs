@@ -111,6 +111,28 @@ pub enum PeerFrame {
         /// The sender.
         from: NodeId,
     },
+    /// The leader asks a follower whose answers say its log ends below
+    /// what it acknowledged whether that is so (a late copy of an old answer
+    /// looks the same).
+    CheckAcknowledged {
+        /// The leader.
+        leader: NodeId,
+        /// Its term.
+        term: u64,
+        /// The highest index the follower acknowledged to it.
+        acknowledged: u64,
+    },
+    /// The follower's answer when it is so: it lost entries it acknowledged.
+    LostEntries {
+        /// The follower.
+        follower: NodeId,
+        /// The leader's term it answers in.
+        term: u64,
+        /// The highest index it had acknowledged.
+        acknowledged: u64,
+        /// Where its log ends now.
+        has: u64,
+    },
 }
 
 /// A client's request.

@@ -616,3 +616,43 @@ fn figure_8_commit_old_term_variant_is_caught_and_the_correct_core_is_safe() {
         );
     }
 }
+
+/// Outside Raft's fault model, but a real node must cope: a follower whose
+/// disk lost entries it had acknowledged is found out (the leader suspects
+/// it from the follower's answers, the follower confirms from its own log)
+/// and caught up in the same term, instead of being probed at the old match
+/// point for ever.
+#[test]
+fn a_follower_that_lost_acknowledged_entries_catches_up_in_the_same_term() {
+    let mut c = cluster(3, 11);
+    let leader = c.run_until_leader(1_000).expect("a leader");
+    let term = c.raft(&leader).unwrap().term();
+    let mut last = 0;
+    for i in 0..10u8 {
+        last = c.propose(&leader, vec![i]).unwrap().0;
+    }
+    assert!(c.run_until(1_000, |c| c.committed_everywhere(last)));
+    let follower = c.ids().iter().find(|id| **id != leader).unwrap().clone();
+    c.crash(&follower);
+    c.lose_tail(&follower, 3);
+    c.restart(&follower);
+    assert_eq!(c.raft(&follower).unwrap().log().last_index(), last - 3);
+    let caught_up = c.run_until(2_000, |c| {
+        c.raft(&follower)
+            .is_some_and(|r| r.log().last_index() == last && r.commit_index() == last)
+    });
+    assert!(
+        caught_up,
+        "the follower stayed behind: {:?}",
+        c.raft(&follower).map(|r| r.log().last_index())
+    );
+    assert_eq!(
+        c.confirmed_losses, 1,
+        "the follower confirmed its loss once"
+    );
+    assert_eq!(
+        c.raft(&leader).unwrap().term(),
+        term,
+        "caught up in the same term"
+    );
+}

@@ -8,7 +8,10 @@
 //!   same term (Raft allows at most one leader per term);
 //! - **a node that stopped on its own**: a panic, such as the node's own
 //!   assertion that it was asked to overwrite a committed entry (a state
-//!   machine safety violation caught in the act).
+//!   machine safety violation caught in the act);
+//! - **lost acknowledged entries**: a leader found a follower whose log
+//!   ends below what it had acknowledged (its disk lost fsynced data, which
+//!   Raft assumes cannot happen).
 //!
 //! A node restarted by the nemesis keeps appending to the same log file, so
 //! the whole run is there. Lines that are not JSON (the runtime's own panic
@@ -23,7 +26,7 @@ use serde_json::Value;
 /// One safety violation found in the nodes' logs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
-    /// `election-safety` or `node-panic`.
+    /// `election-safety`, `node-panic` or `lost-entries`.
     pub kind: String,
     /// The node(s) concerned.
     pub nodes: Vec<String>,
@@ -83,6 +86,21 @@ pub fn audit_texts(logs: &[(String, String)], start_unix_ns: Option<u128>) -> Ve
                         }
                     }
                 }
+                Some("faultline::lost_entries") => {
+                    let follower = fields["follower"].as_str().unwrap_or("a follower");
+                    let (from, to) = (fields["from"].as_u64(), fields["to"].as_u64());
+                    findings.push(Finding {
+                        kind: "lost-entries".into(),
+                        nodes: vec![follower.to_string()],
+                        at_s: at(ts),
+                        message: match (from, to) {
+                            (Some(a), Some(b)) => {
+                                format!("node {follower} lost acknowledged entries {a}–{b}")
+                            }
+                            _ => format!("node {follower} lost acknowledged entries"),
+                        },
+                    });
+                }
                 Some("faultline::panic") => findings.push(Finding {
                     kind: "node-panic".into(),
                     nodes: vec![file_id.clone()],
@@ -132,37 +150,11 @@ pub fn audit_texts(logs: &[(String, String)], start_unix_ns: Option<u128>) -> Ve
     findings
 }
 
-/// `2026-11-22T07:41:24.747481Z` as nanoseconds since the Unix epoch (UTC
-/// only, as the node writes it).
+/// An RFC 3339 time stamp (`2026-11-22T07:41:24.747481Z`, as the node
+/// writes them) as nanoseconds since the Unix epoch.
 pub fn parse_rfc3339_ns(s: &str) -> Option<u128> {
-    let s = s.strip_suffix('Z')?;
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
-    let mut t = hms.splitn(3, ':').map(|x| x.parse::<u64>().ok());
-    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
-        return None;
-    }
-    let nanos: u64 = if frac.is_empty() {
-        0
-    } else {
-        if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        format!("{frac:0<9}").parse().ok()?
-    };
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = u64::try_from(days).ok()? * 86_400 + hh * 3600 + mm * 60 + ss;
-    Some(u128::from(secs) * 1_000_000_000 + u128::from(nanos))
+    let t = chrono::DateTime::parse_from_rfc3339(s).ok()?;
+    u128::try_from(t.timestamp_nanos_opt()?).ok()
 }
 
 #[cfg(test)]
@@ -176,6 +168,17 @@ mod tests {
     }
 
     #[test]
+    fn a_follower_that_lost_acknowledged_entries_is_a_finding() {
+        let line = r#"{"timestamp":"2026-11-22T08:00:03Z","level":"ERROR","fields":{"message":"node n1 lost acknowledged entries 46-48","id":"n2","follower":"n1","from":46,"to":48},"target":"faultline::lost_entries"}"#;
+        let start = parse_rfc3339_ns("2026-11-22T08:00:00Z");
+        let f = audit_texts(&[("n2".into(), line.into())], start);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].kind, "lost-entries");
+        assert_eq!(f[0].message, "node n1 lost acknowledged entries 46–48");
+        assert_eq!(f[0].at_s, Some(3.0));
+    }
+
+    #[test]
     fn timestamps_parse_to_unix_time() {
         assert_eq!(parse_rfc3339_ns("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(
@@ -186,12 +189,12 @@ mod tests {
             parse_rfc3339_ns("2026-11-22T07:41:24.747481Z"),
             Some(1_795_333_284_747_481_000)
         );
-        for bad in [
-            "2026-11-22 07:41:24Z",
-            "2026-13-01T00:00:00Z",
-            "2026-11-22T07:41:24",
-            "x",
-        ] {
+        // RFC 3339 allows a space for the T.
+        assert_eq!(
+            parse_rfc3339_ns("2026-11-22 07:41:24Z"),
+            parse_rfc3339_ns("2026-11-22T07:41:24Z")
+        );
+        for bad in ["2026-13-01T00:00:00Z", "2026-11-22T07:41:24", "x"] {
             assert_eq!(parse_rfc3339_ns(bad), None, "{bad}");
         }
     }

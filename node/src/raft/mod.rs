@@ -103,6 +103,27 @@ pub struct Ready {
     pub persisted_messages: Vec<Message>,
     /// Newly committed entries to apply, in index order.
     pub committed: Vec<Entry>,
+    /// What the core noticed that lies outside Raft's fault model, for the
+    /// caller to report.
+    pub anomalies: Vec<Anomaly>,
+}
+
+/// Something a core noticed that Raft assumes cannot happen, for the
+/// caller to look into.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Anomaly {
+    /// A follower answered a probe as if its log ended below what it had
+    /// acknowledged. A late copy of an old answer looks the same, so the
+    /// caller asks the follower ([`Raft::check_acknowledged`] there) and,
+    /// if it confirms, tells this leader ([`Raft::follower_lost_entries`]).
+    SuspectedLoss {
+        /// The follower.
+        follower: NodeId,
+        /// The highest index it acknowledged to this leader.
+        acknowledged: u64,
+        /// This leader's term.
+        term: u64,
+    },
 }
 
 impl Ready {
@@ -114,6 +135,7 @@ impl Ready {
             && self.messages.is_empty()
             && self.persisted_messages.is_empty()
             && self.committed.is_empty()
+            && self.anomalies.is_empty()
     }
 }
 
@@ -195,6 +217,8 @@ pub struct Raft {
     /// Proposals were appended since the last Ready: replicate them then, so
     /// a batch of proposals goes out as one AppendEntries per follower.
     replicate_pending: bool,
+    /// Noticed since the last Ready.
+    anomalies: Vec<Anomaly>,
 }
 
 impl Raft {
@@ -238,6 +262,7 @@ impl Raft {
             messages: Vec::new(),
             persisted_messages: Vec::new(),
             replicate_pending: false,
+            anomalies: Vec::new(),
         };
         raft.conf_entries = raft
             .log
@@ -517,6 +542,32 @@ impl Raft {
             messages: std::mem::take(&mut self.messages),
             persisted_messages: std::mem::take(&mut self.persisted_messages),
             committed,
+            anomalies: std::mem::take(&mut self.anomalies),
+        }
+    }
+
+    /// Asked by the leader of `term`, which holds our acknowledgement of
+    /// entries up to `acknowledged`: where our durable log ends, if it ends
+    /// below that — entries we acknowledged are gone. In the same term a log
+    /// never loses entries it acknowledged to its leader, so the answer is
+    /// certain (an old question in a newer term gets none).
+    pub fn check_acknowledged(&self, term: u64, acknowledged: u64) -> Option<u64> {
+        let has = self.durable.min(self.log.last_index());
+        (term == self.hard.term && self.role != Role::Leader && has < acknowledged).then_some(has)
+    }
+
+    /// `follower` confirmed (see [`Raft::check_acknowledged`]) that its log
+    /// ends at `has`, below what it acknowledged in `term`: replicate to it
+    /// from there. Ignored unless this server still leads `term`.
+    pub fn follower_lost_entries(&mut self, follower: &str, term: u64, has: u64) {
+        if term != self.hard.term || self.role != Role::Leader {
+            return;
+        }
+        let Some(pr) = self.progress.get_mut(follower) else {
+            return;
+        };
+        if pr.reset_to(has) {
+            self.send_append(follower.to_string());
         }
     }
 

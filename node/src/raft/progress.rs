@@ -26,6 +26,9 @@ pub struct Progress {
     pub probe_sent: bool,
     /// Heard from since the last check-quorum round.
     pub recent_active: bool,
+    /// The match point at which the follower last answered a probe with a
+    /// log that ends below it (the leader asked the follower about it once).
+    pub suspected_loss: Option<u64>,
 }
 
 impl Progress {
@@ -38,6 +41,7 @@ impl Progress {
             state: ProgressState::Probe,
             probe_sent: false,
             recent_active: false,
+            suspected_loss: None,
         }
     }
 
@@ -52,6 +56,7 @@ impl Progress {
     /// Record a successful append up to `index`; returns whether it was news.
     pub fn on_success(&mut self, index: u64) -> bool {
         self.probe_sent = false;
+        self.suspected_loss = None;
         self.state = ProgressState::Replicate;
         if index > self.match_index {
             self.match_index = index;
@@ -60,6 +65,38 @@ impl Progress {
         } else {
             false
         }
+    }
+
+    /// A rejection of the outstanding probe says the follower's log ends at
+    /// `has`, below `match_index`: either a late copy of an old answer, or a
+    /// follower that lost entries it acknowledged. Returns true the first
+    /// time for this match point (the leader then asks the follower, which
+    /// alone can tell the two apart).
+    pub fn suspect_loss(&mut self, reject_index: u64, has: u64) -> bool {
+        let answers_probe =
+            self.state == ProgressState::Probe && reject_index + 1 == self.next_index;
+        if !answers_probe
+            || has >= self.match_index
+            || self.suspected_loss == Some(self.match_index)
+        {
+            return false;
+        }
+        self.suspected_loss = Some(self.match_index);
+        true
+    }
+
+    /// The follower confirmed that its log ends at `has`, below the match
+    /// point: probe it from there. Returns whether anything changed.
+    pub fn reset_to(&mut self, has: u64) -> bool {
+        if has >= self.match_index {
+            return false;
+        }
+        self.match_index = has;
+        self.next_index = has + 1;
+        self.state = ProgressState::Probe;
+        self.probe_sent = false;
+        self.suspected_loss = None;
+        true
     }
 
     /// Record a rejection of `reject_index` and move `next_index` back to

@@ -29,6 +29,23 @@ impl Raft {
                 self.maybe_commit();
             }
         } else {
+            // A follower whose log ends below what it acknowledged lost
+            // entries from its disk, and would be probed at the old match
+            // point for ever; but a late copy of an old answer looks the
+            // same, so only the follower can say (see Anomaly::SuspectedLoss).
+            if let Some(ConflictHint {
+                term: None,
+                first_index,
+            }) = hint
+            {
+                if pr.suspect_loss(reject_index, first_index.saturating_sub(1)) {
+                    self.anomalies.push(Anomaly::SuspectedLoss {
+                        follower: msg.from.clone(),
+                        acknowledged: pr.match_index,
+                        term: self.hard.term,
+                    });
+                }
+            }
             let next = match hint {
                 Some(ConflictHint {
                     term: Some(t),

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::bugs::UnsafeBug;
 use crate::protocol::{ClientError, PeerFrame};
+use crate::raft::Anomaly;
 use crate::raft::{self, MessageBody, NodeId, Role};
 
 use super::{Event, InFlight, NodeLoop, ReplyTo, Write, BATCH};
@@ -103,6 +104,49 @@ impl NodeLoop {
             Event::Client { request, reply } => self.client_request(request, reply),
             // Greetings end at the connection that received them.
             Event::Peer(PeerFrame::Hello { .. }) => {}
+            Event::Peer(PeerFrame::CheckAcknowledged {
+                leader,
+                term,
+                acknowledged,
+            }) => {
+                if let Some(has) = self.raft.check_acknowledged(term, acknowledged) {
+                    let id = self.config.id.clone();
+                    tracing::error!(
+                        target: "faultline::lost_entries",
+                        id = %id,
+                        follower = %id,
+                        %leader,
+                        from = has + 1,
+                        to = acknowledged,
+                        "this node lost acknowledged entries {}-{acknowledged}: it had acknowledged them to leader {leader} in term {term}, but its log ends at {has} (its disk lost fsynced data)",
+                        has + 1
+                    );
+                    self.send_peer(
+                        &leader,
+                        PeerFrame::LostEntries {
+                            follower: id,
+                            term,
+                            acknowledged,
+                            has,
+                        },
+                    );
+                }
+            }
+            Event::Peer(PeerFrame::LostEntries {
+                follower,
+                term,
+                acknowledged,
+                has,
+            }) => {
+                tracing::warn!(
+                    id = %self.config.id,
+                    %follower,
+                    "{follower} lost acknowledged entries {}-{acknowledged}; replicating to it from {}",
+                    has + 1,
+                    has + 1
+                );
+                self.raft.follower_lost_entries(&follower, term, has);
+            }
         }
         Ok(())
     }
@@ -179,6 +223,9 @@ impl NodeLoop {
 
     pub(super) fn process_ready(&mut self) -> anyhow::Result<()> {
         let rd = self.raft.take_ready_async();
+        for a in &rd.anomalies {
+            self.report(a);
+        }
         // A leader's appends leave before its own write is durable (Raft
         // thesis §10.2.1): followers write in parallel with the leader, and
         // the core counts the leader's own copy only once its write is done.
@@ -265,5 +312,23 @@ impl NodeLoop {
             self.last_soft = soft;
         }
         Ok(())
+    }
+
+    /// Follow up what the core noticed outside Raft's fault model.
+    fn report(&self, a: &Anomaly) {
+        match a {
+            Anomaly::SuspectedLoss {
+                follower,
+                acknowledged,
+                term,
+            } => self.send_peer(
+                follower,
+                PeerFrame::CheckAcknowledged {
+                    leader: self.config.id.clone(),
+                    term: *term,
+                    acknowledged: *acknowledged,
+                },
+            ),
+        }
     }
 }

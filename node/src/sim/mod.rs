@@ -30,7 +30,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::raft::{
-    Config, Configuration, Entry, EntryData, HardState, MembershipChange, Message, NodeId,
+    Anomaly, Config, Configuration, Entry, EntryData, HardState, MembershipChange, Message, NodeId,
     ProposeError, Raft, Ready, Role,
 };
 
@@ -167,6 +167,10 @@ pub struct Cluster {
     inv: Invariants,
     /// What the network did so far.
     pub stats: NetStats,
+    /// Servers whose stable log a test cut on purpose ([`Cluster::lose_tail`]).
+    lost_on_purpose: HashSet<NodeId>,
+    /// Losses of acknowledged entries that followers confirmed to leaders.
+    pub confirmed_losses: u64,
 }
 
 fn chain_hash(prev: u64, e: &Entry) -> u64 {
@@ -220,6 +224,8 @@ impl Cluster {
         let mut c = Cluster {
             ids: ids.clone(),
             nodes: BTreeMap::new(),
+            lost_on_purpose: HashSet::new(),
+            confirmed_losses: 0,
             config,
             conf,
             now: 0,
@@ -372,6 +378,18 @@ impl Cluster {
     pub fn crash(&mut self, id: &str) {
         if let Some(n) = self.nodes.get_mut(id) {
             n.raft = None;
+        }
+    }
+
+    /// Cut the last `n` entries off a crashed server's stable log, as a disk
+    /// that loses fsynced data would (outside Raft's fault model: the
+    /// entries may have been acknowledged).
+    pub fn lose_tail(&mut self, id: &str, n: usize) {
+        if let Some(node) = self.nodes.get_mut(id).filter(|n| n.raft.is_none()) {
+            let keep = node.log.len().saturating_sub(n);
+            node.log.truncate(keep);
+            node.chain.truncate(keep + 1);
+            self.lost_on_purpose.insert(id.to_string());
         }
     }
 
@@ -580,7 +598,34 @@ impl Cluster {
             messages,
             persisted_messages,
             committed,
+            anomalies,
         } = ready;
+        // The servers' own exchange about a suspected loss, as the node
+        // does it: the follower's answer comes from its current state.
+        for a in anomalies {
+            let Anomaly::SuspectedLoss {
+                follower,
+                acknowledged,
+                term,
+            } = a;
+            let confirmed = self
+                .raft(&follower)
+                .and_then(|f| f.check_acknowledged(term, acknowledged));
+            if let Some(has) = confirmed {
+                // Simulated disks never lose what they acknowledged, unless
+                // a test cut a log on purpose.
+                if !self.lost_on_purpose.contains(&follower) {
+                    self.fail(format!(
+                        "{follower} lost acknowledged entries {}-{acknowledged}",
+                        has + 1
+                    ));
+                }
+                self.confirmed_losses += 1;
+                if let Some(l) = self.nodes.get_mut(id).and_then(|n| n.raft.as_mut()) {
+                    l.follower_lost_entries(&follower, term, has);
+                }
+            }
+        }
         for m in messages {
             self.send(m);
         }
