@@ -146,6 +146,10 @@ fn a_small_campaign_produces_every_page_and_plot_and_report_reproduces_them() {
         ] {
             assert!(run.join(f).exists(), "{d}/{f} missing");
         }
+        // What the nodes really use, after rounding to their tick.
+        let spec: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("spec.json")).unwrap()).unwrap();
+        assert!(spec["effective"]["tick_ms"].as_u64().is_some(), "{spec}");
         assert_well_formed_html(&run.join("index.html"));
         let svgs = svgs_in(&run);
         assert_eq!(svgs.len(), 4, "{d}: {svgs:?}");
@@ -268,10 +272,37 @@ fn bad_settings_are_refused_before_anything_starts() {
             ],
             "at least 2 nodes",
         ),
+        (
+            vec!["run", "--time-limit", "inf", "--store", s],
+            "--time-limit inf: give a number of seconds",
+        ),
+        (
+            vec!["run", "--time-limit", "1e300", "--store", s],
+            "--time-limit 1e300: give a number of seconds",
+        ),
+        (
+            vec!["run", "--fault-interval", "0", "--store", s],
+            "--fault-interval 0: give a number of seconds",
+        ),
+        (
+            vec!["run", "--heartbeat", "0", "--store", s],
+            "--heartbeat must be at least 1 ms",
+        ),
+        (
+            vec!["run", "--time-limit", "3", "--store", s],
+            "time limit 3 s leaves no room for one 5 s fault window",
+        ),
     ] {
         let (code, _, err) = faultline(&args);
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: {err}");
+        // One error line (a line naming the seed may come before it).
+        assert_eq!(
+            err.lines().filter(|l| l.contains("error")).count(),
+            1,
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
     assert!(
         !store.exists() || std::fs::read_dir(&store).unwrap().count() == 0,
@@ -286,4 +317,13 @@ fn bad_settings_are_refused_before_anything_starts() {
     let (code, _, err) = faultline(&["campaign", bad.to_str().unwrap(), "--store", s]);
     assert_eq!(code, 2);
     assert!(err.contains("bad.toml"), "{err}");
+    // Campaign fields are held to the same bounds as the flags.
+    std::fs::write(
+        &bad,
+        "faults = [\"partition-leader\"]\n[run]\ntime_limit = 1e300\n[[setting]]\nname = \"a\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = faultline(&["campaign", bad.to_str().unwrap(), "--store", s]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--time-limit 1e300"), "{err}");
 }

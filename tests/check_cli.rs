@@ -95,3 +95,83 @@ fn jepsen_edn_histories_are_read() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("no operation ever wrote 2"), "{out}");
 }
+
+/// Hostile histories: deep nesting, integers beyond 64 bits, huge values,
+/// Rust-debug spellings — each one short line, exit 2, never an abort.
+#[test]
+fn hostile_histories_get_one_short_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            write(&dir, "deep.edn", &format!("[{{:process 0 :type :invoke :f :write :value {deep}}}]")),
+            "edn",
+            "nested deeper than 128 levels",
+        ),
+        (
+            write(&dir, "deep.jsonl", &format!("{{\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"key\":\"k\",\"value\":{deep}}}\n")),
+            "jsonl",
+            "recursion limit exceeded",
+        ),
+        (
+            write(&dir, "big.jsonl", "{\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"key\":\"k\",\"value\":100000000000000000000000}\n"),
+            "jsonl",
+            "value 100000000000000000000000 is not an integer that fits in 64 bits",
+        ),
+        (
+            write(&dir, "big.edn", "[{:process 0 :type :invoke :f :write :value 100000000000000000000000}]"),
+            "edn",
+            "integer 100000000000000000000000 does not fit in 64 bits",
+        ),
+        (
+            write(&dir, "str.edn", "[{:process 0 :type :invoke :f :write :value 1} {:process 0 :type :ok :f :write :value \"x\"}]"),
+            "edn",
+            "value \"x\" is not nil",
+        ),
+        (
+            write(&dir, "huge.jsonl", &format!("{{\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"cas\",\"key\":\"k\",\"value\":\"{}\"}}\n", "x".repeat(1_000_000))),
+            "jsonl",
+            "…",
+        ),
+        (
+            write(&dir, "float.jsonl", "{\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"key\":\"k\",\"value\":1e23}\n"),
+            "jsonl",
+            "value 1e23 is not an integer",
+        ),
+    ];
+    for (file, format, want) in cases {
+        let (code, _, err) = faultline(&["check", &file, "--format", format]);
+        assert_eq!(code, 2, "{file}: {err}");
+        assert!(err.contains(want), "{file}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{file}: {err}");
+        assert!(err.len() < 300, "{file}: a {}-byte message", err.len());
+        for debug in ["Int(", "Float(", "Str(", "Some("] {
+            assert!(!err.contains(debug), "{file}: Rust debug text in {err}");
+        }
+    }
+}
+
+/// A history that recorded nothing has proven nothing: exit 3, and it says so.
+#[test]
+fn an_empty_history_is_unknown_not_linearizable() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(&dir, "empty.jsonl", "");
+    let (code, out, _) = faultline(&["check", &f]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("no client operation"), "{out}");
+    let (_, json, _) = faultline(&["check", &f, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(v["valid"], "unknown");
+}
+
+/// Only this machine is ever contacted: an address elsewhere is refused
+/// before anything is sent.
+#[test]
+fn kv_refuses_an_address_outside_loopback() {
+    let (code, _, err) = faultline(&["kv", "--node", "8.8.8.8:80", "status"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("8.8.8.8:80 is not a loopback address"),
+        "{err}"
+    );
+}

@@ -317,6 +317,51 @@ fn bad_flags_exit_2_with_one_line() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("heartbeat"));
+    // Names and peer lists that cannot be right.
+    let base = [
+        "--listen",
+        "127.0.0.1:0",
+        "--client",
+        "127.0.0.1:0",
+        "--data-dir",
+        "/tmp/x",
+    ];
+    for (extra, want) in [
+        (vec!["--id", ""], "--id '' is not a name"),
+        (
+            vec![
+                "--id",
+                "n1",
+                "--peer",
+                "n2=127.0.0.1:1",
+                "--peer",
+                "n2=127.0.0.1:2",
+            ],
+            "--peer n2 is given twice",
+        ),
+        (
+            vec!["--id", "n1", "--peer", "n1=127.0.0.1:1"],
+            "names this node itself",
+        ),
+        (
+            vec!["--id", "n1", "--heartbeat", "0"],
+            "--heartbeat must be at least 1 ms",
+        ),
+        (
+            vec!["--id", "n1", "--cluster-id", "a b"],
+            "--cluster-id 'a b' is not a name",
+        ),
+    ] {
+        let out = std::process::Command::new(common::node_bin())
+            .args(base)
+            .args(&extra)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(want), "{extra:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{extra:?}: {err}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,95 @@
+//! The frame decoder takes bytes from any process that reaches a port: on
+//! arbitrary bytes, and on valid frames with bytes flipped, cut or
+//! inserted, it returns a message or an error — never a panic or an abort
+//! (a length field inside a frame cannot make it allocate without bound).
+
+use faultline_node::protocol::{decode, encode, ClientEnvelope, ClientRequest, PeerFrame};
+use faultline_node::raft::{Entry, EntryData, Message, MessageBody};
+use proptest::prelude::*;
+
+fn samples() -> Vec<Vec<u8>> {
+    let append = PeerFrame::Raft(Message {
+        from: "n1".into(),
+        to: "n2".into(),
+        term: 3,
+        body: MessageBody::AppendEntries {
+            prev_log_index: 4,
+            prev_log_term: 2,
+            entries: vec![Entry {
+                term: 3,
+                index: 5,
+                data: EntryData::Command(vec![1, 2, 3]),
+            }],
+            leader_commit: 4,
+        },
+    });
+    let hello = PeerFrame::Hello {
+        cluster: "c1".into(),
+        from: "n1".into(),
+    };
+    let put = ClientEnvelope {
+        id: 9,
+        request: ClientRequest::Cas {
+            key: "k".into(),
+            expected: 1,
+            new: 2,
+        },
+    };
+    vec![
+        encode(&append).to_vec(),
+        encode(&hello).to_vec(),
+        encode(&put).to_vec(),
+    ]
+}
+
+fn decode_all(bytes: &[u8]) {
+    let _ = decode::<PeerFrame>(bytes);
+    let _ = decode::<ClientEnvelope>(bytes);
+}
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 2000,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn any_bytes_decode_or_fail(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        decode_all(&bytes);
+    }
+
+    #[test]
+    fn an_edited_frame_decodes_or_fails(which in 0..3usize, at in any::<prop::sample::Index>(), b in any::<u8>(), op in 0..4u8) {
+        let mut v = samples()[which].clone();
+        let i = at.index(v.len());
+        match op {
+            0 => v[i] = b,
+            1 => { v.remove(i); }
+            2 => v.insert(i, b),
+            _ => v.truncate(i),
+        }
+        decode_all(&v);
+    }
+
+    #[test]
+    fn a_huge_length_inside_a_frame_is_an_error(which in 0..3usize, at in any::<prop::sample::Index>()) {
+        // Eight 0xFF bytes where a length might be: a vector or string
+        // claiming 2^64 - 1 elements.
+        let mut v = samples()[which].clone();
+        let i = at.index(v.len());
+        v.splice(i..i, [0xFF; 8]);
+        decode_all(&v);
+    }
+}
+
+#[test]
+fn the_samples_decode() {
+    for s in samples() {
+        assert!(decode::<PeerFrame>(&s).is_ok() || decode::<ClientEnvelope>(&s).is_ok());
+    }
+}
