@@ -126,6 +126,20 @@ pub fn render_text(name: &str, r: &Report) -> String {
     for f in &r.failures {
         let Some(c) = &f.counterexample else { continue };
         s.push_str(&format!("  key {}: {}\n", f.key, c.explanation));
+        s.push_str(&format!(
+            "    witness ({} operations{}): lines {}\n",
+            c.witness.len(),
+            if c.minimal {
+                ""
+            } else {
+                ", reduced, not minimal"
+            },
+            c.witness
+                .iter()
+                .map(|o| o.line.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
         if c.prefix_len > 0 {
             s.push_str(&format!(
                 "    longest linearizable prefix: {} operations, ending with:\n",

@@ -12,6 +12,7 @@ use crate::history::{History, Op, OpKind, Outcome};
 use crate::model::{Model, Register};
 use crate::register::{self, Refutation};
 use crate::search::{self, Budget, GiveUp, SearchResult};
+use crate::witness::{self, Witness, WitnessKind, WitnessOp};
 
 /// How much a check may spend.
 #[derive(Clone, Debug)]
@@ -65,8 +66,18 @@ impl Serialize for Verdict {
 /// Why a key's history is not linearizable.
 #[derive(Clone, Debug, Serialize)]
 pub struct Counterexample {
-    /// One sentence.
+    /// One sentence, naming the witness's operations (process, value, time,
+    /// line); every claim in it is true of the file.
     pub explanation: String,
+    /// What the witness shows: `stale-read`, `future-read`,
+    /// `never-written`, `lost-write`, `impossible-cas`, or
+    /// `not-linearizable` (no short structural answer).
+    pub kind: WitnessKind,
+    /// The operations that cannot all be explained together.
+    pub witness: Vec<WitnessOp>,
+    /// Whether no operation of the witness can be left out (false for a
+    /// reduced set).
+    pub minimal: bool,
     /// How many operations the longest linearizable prefix holds.
     pub prefix_len: usize,
     /// Its last operations (at most 20), in linearization order.
@@ -77,6 +88,19 @@ pub struct Counterexample {
     pub concurrent: Vec<Op>,
     /// Everything above, for drawing a timeline (one lane per process).
     pub timeline: Vec<Op>,
+}
+
+impl Counterexample {
+    /// The anomaly in a few words, for one-line summaries ("stale read on
+    /// k0 at 243.7 ms").
+    pub fn headline(&self, key: &str) -> String {
+        let last = self
+            .witness
+            .iter()
+            .filter_map(|o| o.complete_ns.or(Some(o.invoke_ns)))
+            .max();
+        crate::witness::headline(self.kind, key, last)
+    }
 }
 
 /// The result for one key.
@@ -214,7 +238,7 @@ pub fn check_key(key: &str, ops: Vec<Op>, budget: Budget, fast_path: bool) -> Ke
                 valid: Verdict::NotLinearizable,
                 method,
                 reason: None,
-                counterexample: Some(from_refutation(&ops, r)),
+                counterexample: Some(with_witness(key, &ops, None, from_refutation(&ops, r))),
                 elapsed_ms: ms(start),
             };
         }
@@ -239,11 +263,15 @@ pub fn check_key(key: &str, ops: Vec<Op>, budget: Budget, fast_path: bool) -> Ke
             };
             (Verdict::Unknown, Some(why), None)
         }
-        SearchResult::NotLinearizable(f) => (
-            Verdict::NotLinearizable,
-            None,
-            Some(from_failure(key, &prepared, &ops, f)),
-        ),
+        SearchResult::NotLinearizable(f) => {
+            let stuck = original(&ops, prepared[f.stuck].id);
+            let c = from_failure(key, &prepared, &ops, f);
+            (
+                Verdict::NotLinearizable,
+                None,
+                Some(with_witness(key, &ops, stuck.as_ref(), c)),
+            )
+        }
     };
     KeyResult {
         key: key.to_string(),
@@ -254,6 +282,44 @@ pub fn check_key(key: &str, ops: Vec<Op>, budget: Budget, fast_path: bool) -> Ke
         counterexample,
         elapsed_ms: ms(start),
     }
+}
+
+/// The witness of a failed key: the structure's when values are unique,
+/// else the search's evidence reduced around the operation it got stuck on;
+/// failing both, the search's own account, said to be no short witness.
+fn with_witness(
+    key: &str,
+    ops: &[Op],
+    stuck: Option<&Op>,
+    mut c: Counterexample,
+) -> Counterexample {
+    let found: Option<Witness> = witness::structural(key, ops)
+        .or_else(|| stuck.and_then(|s| witness::reduced(key, ops, s, Duration::from_secs(1))));
+    match found {
+        Some(w) => {
+            c.explanation = w.explanation;
+            c.kind = w.kind;
+            c.minimal = w.minimal;
+            c.witness = w.ops.iter().map(WitnessOp::from).collect();
+            // The drawing shows the witness, with what ran beside it.
+            let mut failing = w.ops;
+            for o in &c.failing {
+                if !failing.iter().any(|f| f.id == o.id) {
+                    failing.push(o.clone());
+                }
+            }
+            c.timeline = timeline(&c.prefix_tail, &failing, &c.concurrent);
+        }
+        None => {
+            c.witness = c.failing.iter().map(WitnessOp::from).collect();
+            c.minimal = false;
+            c.explanation = format!(
+                "{} (no short set of operations that shows it was found within the budget)",
+                c.explanation
+            );
+        }
+    }
+    c
 }
 
 fn original(ops: &[Op], id: usize) -> Option<Op> {
@@ -291,6 +357,9 @@ fn from_refutation(ops: &[Op], r: Refutation) -> Counterexample {
     let tl = timeline(&[], &failing, &concurrent);
     Counterexample {
         explanation: r.explanation,
+        kind: WitnessKind::NotLinearizable,
+        witness: Vec::new(),
+        minimal: false,
         prefix_len: 0,
         prefix_tail: vec![],
         failing,
@@ -372,6 +441,9 @@ fn from_failure(key: &str, prepared: &[Op], all: &[Op], f: search::Failure) -> C
     let tl = timeline(&prefix_tail, &failing, &concurrent);
     Counterexample {
         explanation,
+        kind: WitnessKind::NotLinearizable,
+        witness: Vec::new(),
+        minimal: false,
         prefix_len: prefix.len(),
         prefix_tail,
         failing,

@@ -34,6 +34,7 @@ pub mod history;
 pub mod model;
 pub mod register;
 pub mod search;
+pub mod witness;
 
 pub use check::{check_history, Counterexample, KeyResult, Options, Report, Verdict};
 pub use edn::read_edn;

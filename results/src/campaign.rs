@@ -96,7 +96,22 @@ fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<html::RunRow> {
             )
         })
     });
+    let anomaly = v["checker"]["failures"]
+        .as_array()
+        .and_then(|f| f.first())
+        .and_then(|f| {
+            let key = f["key"].as_str()?;
+            let c = &f["counterexample"];
+            let kind = serde_json::from_value(c["kind"].clone()).ok()?;
+            let last = c["witness"].as_array().and_then(|w| {
+                w.iter()
+                    .filter_map(|o| o["complete_ns"].as_u64().or(o["invoke_ns"].as_u64()))
+                    .max()
+            });
+            Some(faultline_checker::witness::headline(kind, key, last))
+        });
     Ok(html::RunRow {
+        anomaly,
         dir: run.dir.clone(),
         setting: run.setting.clone(),
         fault: run.fault.clone(),

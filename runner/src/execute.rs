@@ -106,6 +106,11 @@ pub fn run_line(results: &RunResults) -> String {
         Verdict::Unknown => "unknown",
     }
     .to_string();
+    if let Some(f) = results.checker.failures.first() {
+        if let Some(c) = &f.counterexample {
+            verdict.push_str(&format!(" ({})", c.headline(&f.key)));
+        }
+    }
     if let Some(f) = results.findings.first() {
         verdict.push_str(&format!(
             "; UNSAFE in the nodes' logs: {}{}",

@@ -33,6 +33,8 @@ pub struct RunRow {
     pub counts: (u64, u64, u64),
     /// When the first operation that could not be linearized completed, s.
     pub first_anomaly_s: Option<f64>,
+    /// The first counterexample in a few words ("stale read on k0 at 243.7 ms").
+    pub anomaly: Option<String>,
 }
 
 fn verdict_word(v: Verdict) -> &'static str {
@@ -151,7 +153,7 @@ fn bug_hunt_table(settings: &[CampaignSetting], rows: &[RunRow]) -> Markup {
                         td { @if first.is_finite() { (format!("{first:.1}")) } @else { "–" } }
                         td class="l" {
                             @if let Some(r) = caught.first() {
-                                a href={ (r.dir) "/index.html" } { (r.dir) }
+                                a href={ (r.dir) "/index.html" } { (r.anomaly.as_deref().unwrap_or(&r.dir)) }
                             } @else { "–" }
                         }
                     }
@@ -241,7 +243,10 @@ fn runs_table(rows: &[RunRow]) -> Markup {
                         td class="l" { (r.setting) }
                         td class="l" { (r.fault) }
                         td { (r.repeat) }
-                        td class=(if r.valid == Verdict::NotLinearizable { "poor l" } else { "l" }) { (verdict_word(r.valid)) }
+                        td class=(if r.valid == Verdict::NotLinearizable { "poor l" } else { "l" }) {
+                            (verdict_word(r.valid))
+                            @if let Some(a) = &r.anomaly { ": " (a) }
+                        }
                         td { (format!("{:.1}", r.availability * 100.0)) }
                         td { (format!("{:.0}", r.leaderless_ms)) }
                         td { (format!("{:.1}", r.p99_ms)) }

@@ -62,11 +62,12 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
         }
         @for f in &r.checker.failures {
             @if let Some(c) = &f.counterexample {
-                h2 { "Counterexample on key " (f.key) }
+                h2 { "Counterexample on key " (f.key) ": " (c.kind.words()) }
                 p { (c.explanation) }
                 p class="small" {
-                    "Grey: the end of the longest linearizable prefix (" (c.prefix_len)
-                    " operations). Red: could not be linearized after it. Blue: concurrent. Dashed: never completed (info)."
+                    "Heavy red: the witness, " (c.witness.len()) " operations that cannot all be explained together"
+                    @if !c.minimal { " (a reduced set, not a minimal one)" }
+                    ". Faded, beside them: grey, the end of the longest linearizable prefix the search found; red, what could not be linearized after it; blue, concurrent. Dashed: never completed (info)."
                 }
                 (PreEscaped(counterexample_svg(c)))
             }
