@@ -10,7 +10,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use faultline_checker::history::Op;
 use faultline_checker::{check_history, read_edn, read_jsonl, History, Options, Report, Verdict};
 
 /// Input formats.
@@ -91,19 +90,6 @@ pub fn exit_code(v: Verdict) -> u8 {
     }
 }
 
-fn span(o: &Op) -> String {
-    let end = o
-        .ret_time
-        .map_or("…".to_string(), |t| format!("{:.3} s", t as f64 / 1e9));
-    format!(
-        "process {} {} [{:.3} s – {end}] (line {})",
-        o.process,
-        o.describe(),
-        o.call_time as f64 / 1e9,
-        o.line
-    )
-}
-
 /// The report as text.
 pub fn render_text(name: &str, r: &Report) -> String {
     let mut s = String::new();
@@ -140,28 +126,28 @@ pub fn render_text(name: &str, r: &Report) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
-        if c.prefix_len > 0 {
+        for o in &c.witness {
+            let end = o
+                .complete_ns
+                .map_or("…".to_string(), faultline_checker::witness::readable_time);
             s.push_str(&format!(
-                "    longest linearizable prefix: {} operations, ending with:\n",
-                c.prefix_len
+                "      line {}: process {} {} {} [{} – {end}]\n",
+                o.line,
+                o.process,
+                match o.kind {
+                    faultline_checker::history::OpKind::Read => "read",
+                    faultline_checker::history::OpKind::Write => "write",
+                    faultline_checker::history::OpKind::Cas => "cas",
+                },
+                o.value,
+                faultline_checker::witness::readable_time(o.invoke_ns),
             ));
-            for o in c
-                .prefix_tail
-                .iter()
-                .rev()
-                .take(3)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-            {
-                s.push_str(&format!("      {}\n", span(o)));
-            }
         }
-        for o in &c.failing {
-            s.push_str(&format!("    could not linearize: {}\n", span(o)));
-        }
-        for o in c.concurrent.iter().take(8) {
-            s.push_str(&format!("    concurrent: {}\n", span(o)));
+        if !c.concurrent.is_empty() {
+            s.push_str(&format!(
+                "    {} other operations ran concurrently (--json lists them)\n",
+                c.concurrent.len()
+            ));
         }
     }
     for u in &r.unknown {

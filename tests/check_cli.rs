@@ -46,7 +46,7 @@ fn a_stale_read_exits_1_and_explains_itself() {
     let (code, out, _) = faultline(&["check", &f]);
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("read of k3 returned 7 at 1.204 s, but write 9 completed at 1.100 s (before the read began)"),
+        out.contains("process 1 read k3 = 7 at 1.204 s (line 5), but process 0's write 9 had completed at 1.100 s (line 3), before the read began"),
         "{out}"
     );
     let (code, out, _) = faultline(&["check", &f, "--json"]);
@@ -54,6 +54,17 @@ fn a_stale_read_exits_1_and_explains_itself() {
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["valid"], serde_json::json!(false));
     assert_eq!(v["failures"][0]["key"], "k3");
+    let c = &v["failures"][0]["counterexample"];
+    assert_eq!(c["kind"], "lost-write");
+    let lines: Vec<u64> = c["witness"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, vec![1, 3, 5]);
+    assert_eq!(c["witness"][2]["type"], "read");
+    assert_eq!(c["witness"][2]["value"], 7);
     assert!(!v["failures"][0]["counterexample"]["timeline"]
         .as_array()
         .unwrap()
@@ -93,7 +104,12 @@ fn jepsen_edn_histories_are_read() {
     );
     let (code, out, _) = faultline(&["check", &f, "--format", "edn"]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("no operation ever wrote 2"), "{out}");
+    assert!(
+        out.contains("read of a value never written: process 1 read register = 2"),
+        "{out}"
+    );
+    assert!(out.contains("but no operation wrote 2"), "{out}");
+    assert!(out.contains("witness (1 operations): lines 4"), "{out}");
 }
 
 /// Hostile histories: deep nesting, integers beyond 64 bits, huge values,
