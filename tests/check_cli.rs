@@ -109,7 +109,7 @@ fn jepsen_edn_histories_are_read() {
         "{out}"
     );
     assert!(out.contains("but no operation wrote 2"), "{out}");
-    assert!(out.contains("witness (1 operations): lines 4"), "{out}");
+    assert!(out.contains("witness (1 operations): lines 3"), "{out}");
 }
 
 /// Hostile histories: deep nesting, integers beyond 64 bits, huge values,
