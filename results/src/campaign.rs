@@ -9,6 +9,8 @@ use faultline_checker::Verdict;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::cells::Figure;
+use crate::stats::Summary;
 use crate::{html, plots};
 
 /// A setting of a campaign, as stored in `campaign.json`.
@@ -110,7 +112,9 @@ fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<html::RunRow> {
             });
             Some(faultline_checker::witness::headline(kind, key, last))
         });
+    let windows = serde_json::from_value(v["faults"].clone()).unwrap_or_default();
     Ok(html::RunRow {
+        windows,
         anomaly,
         dir: run.dir.clone(),
         setting: run.setting.clone(),
@@ -168,54 +172,32 @@ pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
         .map(|r| run_row(dir, r))
         .collect::<anyhow::Result<_>>()?;
     let settings: Vec<String> = index.settings.iter().map(|s| s.name.clone()).collect();
-    let collect = |f: &dyn Fn(&html::RunRow) -> f64| -> Vec<Vec<Vec<f64>>> {
-        settings
-            .iter()
-            .map(|s| {
-                index
-                    .faults
-                    .iter()
-                    .map(|fk| {
-                        rows.iter()
-                            .filter(|r| &r.setting == s && &r.fault == fk)
-                            .map(f)
-                            .collect()
-                    })
-                    .collect()
-            })
-            .collect()
-    };
+    let cells = crate::cells::cells(&settings, &index.faults, &rows);
     let err = |e: Box<dyn std::error::Error>| anyhow::anyhow!("drawing the campaign plots: {e}");
-    plots::grouped_bars(
-        &dir.join("campaign-availability.svg"),
-        "Availability per fault kind (% of 100 ms buckets with an ok op)",
-        "%",
-        &index.faults,
-        &settings,
-        &collect(&|r| r.availability * 100.0),
-    )
-    .map_err(err)?;
-    plots::grouped_bars(
-        &dir.join("campaign-leaderless.svg"),
-        "Time without a leader per fault (ms)",
-        "ms",
-        &index.faults,
-        &settings,
-        &collect(&|r| r.leaderless_ms),
-    )
-    .map_err(err)?;
-    plots::grouped_bars(
-        &dir.join("campaign-p99.svg"),
-        "p99 latency of ok operations (ms)",
-        "ms",
-        &index.faults,
-        &settings,
-        &collect(&|r| r.p99_ms),
-    )
-    .map_err(err)?;
+    for (file, figure) in [
+        ("campaign-availability.svg", Figure::Availability),
+        ("campaign-leaderless.svg", Figure::Leaderless),
+        ("campaign-recovery.svg", Figure::HealToOk),
+    ] {
+        let summaries: Vec<Vec<Option<Summary>>> = cells
+            .iter()
+            .map(|row| row.iter().map(|c| c.summary(figure).cloned()).collect())
+            .collect();
+        plots::grouped_boxes(
+            &dir.join(file),
+            &format!(
+                "{} per fault: median, quartiles and 95 % interval",
+                figure.title()
+            ),
+            &index.faults,
+            &settings,
+            &summaries,
+        )
+        .map_err(err)?;
+    }
     std::fs::write(
         dir.join("index.html"),
-        html::campaign_page(&index.name, &index.settings, &index.faults, &rows),
+        html::campaign_page(&index.name, &index.settings, &index.faults, &rows, &cells),
     )
     .context("writing the campaign's index.html")?;
     let invalid_runs: Vec<String> = rows
@@ -251,7 +233,7 @@ pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
     std::fs::write(
         dir.join("results.json"),
         serde_json::to_vec_pretty(
-            &json!({"name": index.name, "valid": summary.valid, "runs": runs_json}),
+            &json!({"name": index.name, "valid": summary.valid, "runs": runs_json, "cells": cells}),
         )?,
     )?;
     Ok(summary)
@@ -268,9 +250,11 @@ pub fn write_campaign_report_partial(dir: &Path, done: usize) -> anyhow::Result<
         .iter()
         .map(|r| run_row(dir, r))
         .collect::<anyhow::Result<_>>()?;
+    let settings: Vec<String> = index.settings.iter().map(|s| s.name.clone()).collect();
+    let cells = crate::cells::cells(&settings, &index.faults, &rows);
     std::fs::write(
         dir.join("index.html"),
-        html::campaign_page(&index.name, &index.settings, &index.faults, &rows),
+        html::campaign_page(&index.name, &index.settings, &index.faults, &rows, &cells),
     )?;
     Ok(())
 }

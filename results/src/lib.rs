@@ -15,9 +15,11 @@ pub mod analysis;
 pub mod audit;
 pub mod bench;
 pub mod campaign;
+pub mod cells;
 pub mod html;
 pub mod plots;
 pub mod run_files;
+pub mod stats;
 
 use std::path::Path;
 

@@ -357,21 +357,21 @@ pub fn leaders(
     Ok(())
 }
 
-/// Grouped bars: for each fault kind (x), one bar per setting, with the
-/// range across repeats as a whisker.
-pub fn grouped_bars(
+/// Grouped boxes: for each fault kind (x), one box per setting — the
+/// interquartile range, a line at the median, and a whisker for the 95 %
+/// interval of the median — so the spread shows, not a bar of a mean.
+pub fn grouped_boxes(
     path: &Path,
     title: &str,
-    y_desc: &str,
     faults: &[String],
     settings: &[String],
-    values: &[Vec<Vec<f64>>],
+    cells: &[Vec<Option<crate::stats::Summary>>],
 ) -> DrawResult<()> {
-    let ymax = values
+    let ymax = cells
         .iter()
         .flatten()
         .flatten()
-        .copied()
+        .map(|s| s.q3.max(s.ci_high))
         .fold(0.0f64, f64::max)
         * 1.35
         + 1e-9;
@@ -379,7 +379,7 @@ pub fn grouped_bars(
     root.fill(&WHITE)?;
     let groups = faults.len().max(1) as f64;
     let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 18))
+        .caption(title, ("sans-serif", 16))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
@@ -387,7 +387,6 @@ pub fn grouped_bars(
     let fnames = faults.to_vec();
     chart
         .configure_mesh()
-        .y_desc(y_desc)
         .x_labels(faults.len() * 2 + 1)
         .x_label_formatter(&|x: &f64| {
             let i = (*x - 0.5).round();
@@ -403,33 +402,33 @@ pub fn grouped_bars(
     let width = 0.8 / k;
     for (si, setting) in settings.iter().enumerate() {
         let color = PALETTE[si % PALETTE.len()];
-        let mut bars = Vec::new();
-        let mut whiskers = Vec::new();
+        let mut boxes = Vec::new();
+        let mut lines = Vec::new();
         for (fi, _) in faults.iter().enumerate() {
-            let v = &values[si][fi];
-            if v.is_empty() {
+            let Some(Some(s)) = cells.get(si).and_then(|row| row.get(fi)) else {
                 continue;
-            }
-            let mean = v.iter().sum::<f64>() / v.len() as f64;
-            let (lo, hi) = v
-                .iter()
-                .fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(*x), b.max(*x)));
+            };
             let x0 = fi as f64 + 0.1 + si as f64 * width;
-            bars.push(Rectangle::new(
-                [(x0, 0.0), (x0 + width * 0.9, mean)],
-                color.mix(0.85).filled(),
-            ));
+            let x1 = x0 + width * 0.9;
             let xm = x0 + width * 0.45;
-            whiskers.push(PathElement::new(
-                vec![(xm, lo), (xm, hi)],
+            boxes.push(Rectangle::new(
+                [(x0, s.q1), (x1, s.q3.max(s.q1 + ymax * 0.004))],
+                color.mix(0.6).filled(),
+            ));
+            lines.push(PathElement::new(
+                vec![(x0, s.median), (x1, s.median)],
+                BLACK.stroke_width(2),
+            ));
+            lines.push(PathElement::new(
+                vec![(xm, s.ci_low), (xm, s.ci_high)],
                 BLACK.stroke_width(1),
             ));
         }
         chart
-            .draw_series(bars)?
+            .draw_series(boxes)?
             .label(setting.clone())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
-        chart.draw_series(whiskers)?;
+        chart.draw_series(lines)?;
     }
     legend(&mut chart)?;
     root.present()?;

@@ -60,6 +60,27 @@ pub fn load(name: &str) -> anyhow::Result<CampaignConfig> {
 mod tests {
     use super::*;
 
+    /// Every fault window is one sample of the comparison: the demo gives
+    /// each (setting, fault) cell at least six.
+    #[test]
+    fn the_demo_gathers_six_windows_per_cell() {
+        let demo = load("demo").unwrap();
+        let mut per_cell: std::collections::BTreeMap<(String, String), usize> = Default::default();
+        for r in demo.runs().unwrap() {
+            let faults = r.spec.validate().unwrap();
+            let windows =
+                faultline_nemesis::schedule::plan(&r.spec.schedule(faults), r.spec.time_limit())
+                    .len();
+            *per_cell
+                .entry((r.spec.setting.clone(), r.fault.clone()))
+                .or_default() += windows;
+        }
+        assert_eq!(per_cell.len(), 9);
+        for (cell, n) in per_cell {
+            assert!(n >= 6, "{cell:?} gets {n} windows");
+        }
+    }
+
     #[test]
     fn every_preset_parses_and_validates() {
         for p in PRESETS {

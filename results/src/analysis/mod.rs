@@ -81,6 +81,15 @@ pub struct FaultStats {
     pub recovery_ms: Option<f64>,
     /// Time without a leader from the start until the next fault (or the end), ms.
     pub leaderless_ms: f64,
+    /// Share of the window's 100 ms buckets with an ok completion.
+    #[serde(default)]
+    pub availability: Option<f64>,
+    /// Operations that ended `fail` during the window.
+    #[serde(default)]
+    pub failed: u64,
+    /// Operations that ended `info` (unknown) during the window.
+    #[serde(default)]
+    pub unknown: u64,
 }
 
 /// One node's stretch as leader.
@@ -166,6 +175,34 @@ fn kind_name(k: OpKind) -> &'static str {
         OpKind::Write => "write",
         OpKind::Cas => "cas",
     }
+}
+
+/// The share of `[from, to)`'s 100 ms buckets in which an operation
+/// completed ok (none for a window shorter than one bucket).
+fn window_availability(h: &History, from: u64, to: u64) -> Option<f64> {
+    let bucket = BUCKET_MS * 1_000_000;
+    let n = (to.saturating_sub(from) / bucket) as usize;
+    if n == 0 {
+        return None;
+    }
+    let mut hit = vec![false; n];
+    for o in h.ops.iter().filter(|o| o.outcome == Outcome::Ok) {
+        if let Some(t) = o.ret_time.filter(|t| (from..to).contains(t)) {
+            if let Some(b) = hit.get_mut(((t - from) / bucket) as usize) {
+                *b = true;
+            }
+        }
+    }
+    Some(hit.iter().filter(|b| **b).count() as f64 / n as f64)
+}
+
+/// Operations that ended with `outcome` within `[from, to)`.
+fn ended_within(h: &History, outcome: Outcome, from: u64, to: u64) -> u64 {
+    h.ops
+        .iter()
+        .filter(|o| o.outcome == outcome)
+        .filter(|o| o.ret_time.is_some_and(|t| (from..to).contains(&t)))
+        .count() as u64
 }
 
 /// Analyse a run directory's files: check the history, measure it, and
@@ -355,6 +392,9 @@ pub fn compute(
                 down_ms: first_ok_after(w.start),
                 recovery_ms: first_ok_after(w.end),
                 leaderless_ms: leaderless_between(w.start, next),
+                availability: window_availability(h, w.start, w.end),
+                failed: ended_within(h, Outcome::Fail, w.start, w.end),
+                unknown: ended_within(h, Outcome::Info, w.start, w.end),
             }
         })
         .collect();

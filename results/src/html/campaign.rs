@@ -7,6 +7,8 @@ use maud::{html, Markup};
 
 use super::{num, page, table, verdict_banner};
 use crate::campaign::CampaignSetting;
+use crate::cells::{Cell, Figure};
+use crate::stats::{winner, Summary, Winner};
 
 /// One row of the campaign's per-run list.
 #[derive(Clone, Debug)]
@@ -35,6 +37,8 @@ pub struct RunRow {
     pub first_anomaly_s: Option<f64>,
     /// The first counterexample in a few words ("stale read on k0 at 243.7 ms").
     pub anomaly: Option<String>,
+    /// Its fault windows, each one sample of every compared figure.
+    pub windows: Vec<crate::analysis::FaultStats>,
 }
 
 fn verdict_word(v: Verdict) -> &'static str {
@@ -60,6 +64,7 @@ pub fn campaign_page(
     settings: &[CampaignSetting],
     faults: &[String],
     rows: &[RunRow],
+    cells: &[Vec<Cell>],
 ) -> String {
     let bad = rows
         .iter()
@@ -95,17 +100,20 @@ pub fn campaign_page(
         h2 { "Settings" }
         (table(&["setting", "timeouts"], &described))
         h2 { "Which setting did best under each fault" }
-        (best_per_fault(settings, faults, rows))
+        p class="small" {
+            "Every fault window is one sample; a cell pools the windows of all its repeats. A setting is named only when its 95 % confidence interval of the median (a seeded bootstrap) is clearly better — not overlapping — than every other setting's for that fault; otherwise the page says there is no clear difference, and about how many windows per setting would likely be needed to tell (the interval narrows as 1/√n)."
+        }
+        (best_per_fault(settings, faults, cells))
         h2 { "Comparison" }
         p class="small" {
-            "Per setting and fault kind, averaged over repeats: availability (share of 100 ms buckets with an ok operation), time without a working leader per fault window (no node that leads and that a majority of voters heard from within two heartbeats, from the nodes' status), time from heal to the first ok operation, p99 latency, and verdicts. Click a header to sort."
+            "Per setting and fault, each figure as median [95 % interval of the median] and n, the number of fault windows. Time without a working leader counts every stretch in which no leader had a majority of its voters following it and hearing from it within two heartbeats (from the nodes' status). Then the p99 latency of ok operations (mean over runs) and the runs' verdicts. Click a header to sort."
         }
-        (comparison(settings, faults, rows))
+        (comparison(settings, faults, rows, cells))
         h2 { "Plots" }
         @for (file, alt) in [
             ("campaign-availability.svg", "availability"),
-            ("campaign-leaderless.svg", "time without a leader"),
-            ("campaign-p99.svg", "p99 latency"),
+            ("campaign-leaderless.svg", "time without a working leader"),
+            ("campaign-recovery.svg", "heal to first ok"),
         ] {
             img src=(file) alt=(alt);
         }
@@ -115,7 +123,7 @@ pub fn campaign_page(
     page(&format!("faultline campaign {name}"), body, true)
 }
 
-fn cell<'a>(rows: &'a [RunRow], setting: &str, fault: &str) -> Vec<&'a RunRow> {
+fn cell_rows<'a>(rows: &'a [RunRow], setting: &str, fault: &str) -> Vec<&'a RunRow> {
     rows.iter()
         .filter(|r| r.setting == setting && r.fault == fault)
         .collect()
@@ -163,26 +171,28 @@ fn bug_hunt_table(settings: &[CampaignSetting], rows: &[RunRow]) -> Markup {
     }
 }
 
-fn best_per_fault(settings: &[CampaignSetting], faults: &[String], rows: &[RunRow]) -> Markup {
+fn best_per_fault(settings: &[CampaignSetting], faults: &[String], cells: &[Vec<Cell>]) -> Markup {
+    let names: Vec<&str> = settings.iter().map(|s| s.name.as_str()).collect();
     html! {
         ul {
-            @for f in faults {
-                @let best = settings
-                    .iter()
-                    .map(|s| {
-                        let c = cell(rows, &s.name, f);
-                        (
-                            &s.name,
-                            mean(c.iter().map(|r| r.availability)),
-                            mean(c.iter().map(|r| r.leaderless_ms)),
-                        )
-                    })
-                    .filter(|(_, a, _)| !a.is_nan())
-                    .max_by(|a, b| a.1.total_cmp(&b.1).then(b.2.total_cmp(&a.2)));
-                @if let Some((s, a, l)) = best {
-                    li {
-                        b { (f) } ": " b { (s) }
-                        (format!(" (availability {:.1} %, {:.0} ms without a leader per fault)", a * 100.0, l))
+            @for (fi, f) in faults.iter().enumerate() {
+                li {
+                    b { (f) } ": "
+                    @for (k, figure) in [Figure::Leaderless, Figure::Availability].into_iter().enumerate() {
+                        @if k > 0 { "; " }
+                        (figure.title()) " — "
+                        @let column: Vec<Option<Summary>> = cells.iter().map(|row| row.get(fi).and_then(|c| c.summary(figure)).cloned()).collect();
+                        @match winner(&column, figure.better()) {
+                            Some(Winner::Clear { setting }) => {
+                                b { (names.get(setting).copied().unwrap_or("?")) }
+                                @if let Some(s) = &column[setting] { (format!(" ({})", cell_text(s))) }
+                            }
+                            Some(Winner::NoClearDifference { n, windows_needed }) => {
+                                "no clear difference (n = " (n) ")"
+                                @if let Some(w) = windows_needed { (format!("; about {w} windows per setting would likely tell")) }
+                            }
+                            None => "–",
+                        }
                     }
                 }
             }
@@ -190,32 +200,54 @@ fn best_per_fault(settings: &[CampaignSetting], faults: &[String], rows: &[RunRo
     }
 }
 
-fn comparison(settings: &[CampaignSetting], faults: &[String], rows: &[RunRow]) -> Markup {
+/// `median [low, high] n` for a table cell.
+fn cell_text(s: &Summary) -> String {
+    let d = if s.median.abs() < 10.0 { 1 } else { 0 };
+    format!(
+        "{:.d$} [{:.d$}, {:.d$}] n={}",
+        s.median, s.ci_low, s.ci_high, s.n
+    )
+}
+
+fn comparison(
+    settings: &[CampaignSetting],
+    faults: &[String],
+    rows: &[RunRow],
+    cells: &[Vec<Cell>],
+) -> Markup {
+    let shown = [
+        (Figure::Leaderless, "no leader ms"),
+        (Figure::HealToOk, "heal → ok ms"),
+        (Figure::Availability, "avail %"),
+    ];
     html! {
         table class="sortable" {
             thead { tr {
                 th class="l" { "setting" }
                 @for f in faults {
-                    @for m in ["avail %", "no leader ms", "recover ms", "p99 ms", "verdict"] {
+                    @for (_, m) in shown {
                         th { (f) br; span class="small" { (m) } }
                     }
+                    th { (f) br; span class="small" { "p99 ms" } }
+                    th { (f) br; span class="small" { "verdict" } }
                 }
             } }
             tbody {
-                @for s in settings {
+                @for (si, s) in settings.iter().enumerate() {
                     tr {
                         td class="l" { (s.name) }
-                        @for f in faults {
-                            @let c = cell(rows, &s.name, f);
-                            @let avail = mean(c.iter().map(|r| r.availability * 100.0));
-                            @let nl = mean(c.iter().map(|r| r.leaderless_ms));
-                            @let rec = mean(c.iter().filter_map(|r| r.recovery_ms));
+                        @for (fi, f) in faults.iter().enumerate() {
+                            @let cell = cells.get(si).and_then(|r| r.get(fi));
+                            @for (figure, _) in shown {
+                                @let sum = cell.and_then(|c| c.summary(figure));
+                                td data-v=(sum.map_or(f64::NAN, |s| s.median)) {
+                                    @match sum { Some(s) => (cell_text(s)), None => "–" }
+                                }
+                            }
+                            @let c = cell_rows(rows, &s.name, f);
                             @let p99 = mean(c.iter().map(|r| r.p99_ms));
                             @let ok = c.iter().filter(|r| r.valid == Verdict::Linearizable).count();
                             @let badn = c.iter().filter(|r| r.valid == Verdict::NotLinearizable).count();
-                            td data-v=(avail) { (num(avail, 1)) }
-                            td data-v=(nl) { (num(nl, 0)) }
-                            td data-v=(rec) { (num(rec, 0)) }
                             td data-v=(p99) { (num(p99, 1)) }
                             td class=[(badn > 0).then_some("poor")] data-v=(badn) {
                                 @if badn > 0 { (badn) "/" (c.len()) " NOT lin." } @else { (ok) "/" (c.len()) " ok" }
