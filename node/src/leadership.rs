@@ -37,6 +37,10 @@ pub struct NodeSample {
     /// On a leader: milliseconds since it became leader (absent in older files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leading_ms: Option<u64>,
+    /// On a leader: milliseconds since a majority of its voters last
+    /// answered it (absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_heard_ms: Option<u64>,
 }
 
 impl From<&NodeStatus> for NodeSample {
@@ -48,6 +52,7 @@ impl From<&NodeStatus> for NodeSample {
             voters: s.voters.clone(),
             heard_ms: s.leader_heard_ms,
             leading_ms: s.leading_ms,
+            quorum_heard_ms: s.quorum_heard_ms,
         }
     }
 }
@@ -62,17 +67,24 @@ pub struct StatusRound {
 }
 
 impl StatusRound {
-    /// The working leader and its term: a node that says it leads and that
-    /// a majority of its voters (itself included) follow in its term and
-    /// heard from within `fresh_ms` (when given; a sample without `heard_ms`
-    /// counts). A leader cut off from the others keeps its followers' belief
-    /// until their election timeouts; their silence tells that it no longer
-    /// leads.
+    /// The working leader and its term: a node that says it leads, that a
+    /// majority of its voters (itself included) follow in its term and heard
+    /// from within `fresh_ms`, and that itself heard from a majority within
+    /// `fresh_ms` — one that can commit (when `fresh_ms` is given; samples
+    /// without the silences count). A leader cut off from the others keeps
+    /// its followers' belief until their election timeouts, and one that
+    /// only sends (one-way) keeps it for ever; their silence, and its own,
+    /// tell that it no longer leads.
     pub fn agreed_leader(&self, fresh_ms: Option<u64>) -> Option<(String, u64)> {
         for (id, s) in &self.nodes {
             let Some(s) = s else { continue };
             if s.role != Role::Leader {
                 continue;
+            }
+            if let (Some(fresh), Some(q)) = (fresh_ms, s.quorum_heard_ms) {
+                if q > fresh {
+                    continue;
+                }
             }
             // A majority of the leader's voters follow it (of every polled
             // node when the poll did not record voters).
@@ -154,6 +166,7 @@ mod tests {
             voters: vec!["n1".into(), "n2".into(), "n3".into()],
             heard_ms,
             leading_ms: None,
+            quorum_heard_ms: None,
         }
     }
 
@@ -182,5 +195,24 @@ mod tests {
         r.nodes
             .insert("n2".into(), Some(sample(Role::Candidate, 3, None, None)));
         assert_eq!(r.agreed_leader(None), None);
+    }
+
+    #[test]
+    fn a_leader_that_hears_no_majority_does_not_work() {
+        // One-way: both followers hear the leader, the leader hears nobody.
+        let mut r = StatusRound::default();
+        let mut leader = sample(Role::Leader, 2, Some("n1"), Some(0));
+        leader.quorum_heard_ms = Some(900);
+        r.nodes.insert("n1".into(), Some(leader.clone()));
+        for f in ["n2", "n3"] {
+            r.nodes.insert(
+                f.into(),
+                Some(sample(Role::Follower, 2, Some("n1"), Some(20))),
+            );
+        }
+        assert_eq!(r.agreed_leader(Some(150)), None);
+        leader.quorum_heard_ms = Some(40);
+        r.nodes.insert("n1".into(), Some(leader));
+        assert_eq!(r.agreed_leader(Some(150)), Some(("n1".into(), 2)));
     }
 }

@@ -251,6 +251,10 @@ pub struct NodeStatus {
     /// On a leader: milliseconds since it became leader, to a tick.
     #[serde(default)]
     pub leading_ms: Option<u64>,
+    /// On a leader: milliseconds since a majority of its voters last
+    /// answered it, to a tick (a leader that hears no majority cannot commit).
+    #[serde(default)]
+    pub quorum_heard_ms: Option<u64>,
 }
 
 /// A configuration as one node knows it.
@@ -328,6 +332,7 @@ impl NodeStatus {
             config_index: s.config_index,
             leader_heard_ms: s.leader_silence_ticks.map(|t| t * tick.as_millis() as u64),
             leading_ms: s.leading_ticks.map(|t| t * tick.as_millis() as u64),
+            quorum_heard_ms: s.quorum_silence_ticks.map(|t| t * tick.as_millis() as u64),
         }
     }
 }
@@ -408,6 +413,7 @@ mod tests {
                     config_index: 0,
                     leader_heard_ms: heard,
                     leading_ms: leading,
+                    quorum_heard_ms: leading.map(|_| 40),
                 }),
             };
             let back: ClientReply = decode(&encode(&status)).unwrap();

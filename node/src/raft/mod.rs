@@ -173,6 +173,11 @@ pub struct Status {
     pub leader_silence_ticks: Option<u64>,
     /// On a leader: ticks since it became leader.
     pub leading_ticks: Option<u64>,
+    /// On a leader: how many ticks ago a majority of its voters (itself
+    /// included; of both configurations while joint) last answered it. A
+    /// leader that cannot hear a majority cannot commit, however well the
+    /// others hear it.
+    pub quorum_silence_ticks: Option<u64>,
 }
 
 /// One Raft server's state machine.
@@ -350,7 +355,35 @@ impl Raft {
                 (_, None) => None,
             },
             leading_ticks: (self.role == Role::Leader).then_some(self.leading_ticks),
+            quorum_silence_ticks: (self.role == Role::Leader).then(|| self.quorum_silence()),
         }
+    }
+
+    /// On a leader: ticks since a majority of each of its configurations
+    /// last answered it (its own answer is always fresh).
+    fn quorum_silence(&self) -> u64 {
+        let now = self.leading_ticks;
+        let silence_of = |voters: &BTreeSet<NodeId>| -> u64 {
+            if voters.is_empty() {
+                return 0;
+            }
+            let mut s: Vec<u64> = voters
+                .iter()
+                .map(|v| {
+                    if *v == self.id {
+                        0
+                    } else {
+                        self.progress
+                            .get(v)
+                            .map_or(now, |p| now.saturating_sub(p.last_heard))
+                    }
+                })
+                .collect();
+            s.sort_unstable();
+            s[quorum::majority(s.len()) - 1]
+        };
+        silence_of(&self.membership.config.incoming)
+            .max(silence_of(&self.membership.config.outgoing))
     }
 
     // ---- inputs -------------------------------------------------------

@@ -29,6 +29,8 @@ pub struct Progress {
     /// The match point at which the follower last answered a probe with a
     /// log that ends below it (the leader asked the follower about it once).
     pub suspected_loss: Option<u64>,
+    /// The leader's `leading_ticks` when this follower last answered it.
+    pub last_heard: u64,
 }
 
 impl Progress {
@@ -42,6 +44,7 @@ impl Progress {
             probe_sent: false,
             recent_active: false,
             suspected_loss: None,
+            last_heard: 0,
         }
     }
 

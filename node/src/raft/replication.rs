@@ -20,10 +20,12 @@ impl Raft {
             return;
         };
         let last_index = self.log.last_index();
+        let now = self.leading_ticks;
         let Some(pr) = self.progress.get_mut(&msg.from) else {
             return;
         };
         pr.recent_active = true;
+        pr.last_heard = now;
         if success {
             if pr.on_success(match_index) {
                 self.maybe_commit();

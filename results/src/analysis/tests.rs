@@ -51,6 +51,7 @@ fn round(t_ms: u64, samples: &[Sample]) -> StatusRound {
                     voters: vec!["n1".into(), "n2".into(), "n3".into()],
                     heard_ms: *heard_ms,
                     leading_ms: None,
+                    quorum_heard_ms: None,
                 };
                 (id.to_string(), Some(sample))
             })
