@@ -118,7 +118,11 @@ async fn run_and_print(
         println!(
             "{}",
             serde_json::json!({"campaign": outcome.dir, "report": outcome.page, "valid": s.valid, "runs": s.runs,
-            "not_linearizable": s.invalid_runs, "unknown": s.unknown_runs})
+            "not_linearizable": s.invalid_runs, "unknown": s.unknown_runs,
+            "elections": s.elections.iter().map(|e| serde_json::json!({
+                "setting": e.setting, "election_timeout": e.election_timeout, "trials": e.crashes,
+                "no_leader": e.no_leader, "mean_ms": e.mean, "median_ms": e.median, "p99_ms": e.p99,
+                "max_ms": e.max, "paper": e.paper})).collect::<Vec<_>>()})
         );
     } else {
         println!("report: {}", outcome.page.display());
@@ -241,6 +245,7 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             check_quorum: a.check_quorum,
             unsafe_bug: a.unsafe_bug.clone(),
             max_append_entries: a.max_append_entries,
+            tick: None,
             faults: None,
             nodes: None,
             keys: None,

@@ -23,6 +23,9 @@ pub struct CampaignSetting {
     /// The UNSAFE known-bug variant its nodes run, if any (a bug hunt).
     #[serde(default)]
     pub unsafe_bug: Option<String>,
+    /// Its election timeout range, ms, as written (`150..300`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub election_timeout: Option<String>,
 }
 
 /// One run of a campaign, as stored in `campaign.json`.
@@ -157,6 +160,9 @@ pub struct CampaignSummary {
     pub unknown_runs: Vec<String>,
     /// Runs in all.
     pub runs: usize,
+    /// Election times after crashes of the leader, per setting (the Raft
+    /// paper's Figure 16); empty when the campaign crashed no leader.
+    pub elections: Vec<crate::elections::ElectionTimes>,
 }
 
 /// Write a campaign's page from `campaign.json` and its runs' `results.json`.
@@ -195,9 +201,24 @@ pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
         )
         .map_err(err)?;
     }
+    let elections = crate::elections::election_times(&index.settings, &rows);
+    if !elections.is_empty() {
+        let series: Vec<(String, Vec<f64>, usize)> = elections
+            .iter()
+            .map(|e| (e.setting.clone(), e.samples.clone(), e.crashes))
+            .collect();
+        plots::election_cdf(&dir.join("campaign-elections.svg"), &series).map_err(err)?;
+    }
     std::fs::write(
         dir.join("index.html"),
-        html::campaign_page(&index.name, &index.settings, &index.faults, &rows, &cells),
+        html::campaign_page(
+            &index.name,
+            &index.settings,
+            &index.faults,
+            &rows,
+            &cells,
+            &elections,
+        ),
     )
     .context("writing the campaign's index.html")?;
     let invalid_runs: Vec<String> = rows
@@ -222,6 +243,7 @@ pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
         invalid_runs,
         unknown_runs,
         runs: rows.len(),
+        elections,
     };
     let runs_json: Vec<Value> = rows
         .iter()
@@ -233,7 +255,7 @@ pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
     std::fs::write(
         dir.join("results.json"),
         serde_json::to_vec_pretty(
-            &json!({"name": index.name, "valid": summary.valid, "runs": runs_json, "cells": cells}),
+            &json!({"name": index.name, "valid": summary.valid, "runs": runs_json, "cells": cells, "elections": summary.elections}),
         )?,
     )?;
     Ok(summary)
@@ -254,7 +276,14 @@ pub fn write_campaign_report_partial(dir: &Path, done: usize) -> anyhow::Result<
     let cells = crate::cells::cells(&settings, &index.faults, &rows);
     std::fs::write(
         dir.join("index.html"),
-        html::campaign_page(&index.name, &index.settings, &index.faults, &rows, &cells),
+        html::campaign_page(
+            &index.name,
+            &index.settings,
+            &index.faults,
+            &rows,
+            &cells,
+            &[],
+        ),
     )?;
     Ok(())
 }

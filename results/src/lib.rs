@@ -16,6 +16,7 @@ pub mod audit;
 pub mod bench;
 pub mod campaign;
 pub mod cells;
+pub mod elections;
 pub mod html;
 pub mod plots;
 pub mod run_files;

@@ -434,3 +434,55 @@ pub fn grouped_boxes(
     root.present()?;
     Ok(())
 }
+
+/// The Raft paper's Figure 16: for each setting (name, sorted election
+/// times, trials), the share of its trials (y, %) in which a new leader was
+/// elected within a time (x, ms, log scale); trials with no new leader keep
+/// the curve below 100 %.
+pub fn election_cdf(path: &Path, series: &[(String, Vec<f64>, usize)]) -> DrawResult<()> {
+    use plotters::coord::combinators::IntoLogRange;
+    let xmax = series
+        .iter()
+        .flat_map(|(_, v, _)| v.iter().copied())
+        .fold(10.0f64, f64::max)
+        * 1.5;
+    let root = SVGBackend::new(path, (1000, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Time without a leader after the leader crashed (cumulative % of trials)",
+            ("sans-serif", 16),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d((1f64..xmax).log_scale(), 0f64..100f64)?;
+    chart
+        .configure_mesh()
+        .x_desc("ms (log scale)")
+        .y_desc("% of trials")
+        .draw()?;
+    for (i, (name, v, trials)) in series.iter().enumerate() {
+        if v.is_empty() {
+            continue;
+        }
+        let color = PALETTE[i % PALETTE.len()];
+        let n = (*trials).max(v.len()) as f64;
+        // A step per trial.
+        let mut pts = vec![(v[0].max(1.0), 0.0)];
+        for (k, x) in v.iter().enumerate() {
+            pts.push((x.max(1.0), k as f64 / n * 100.0));
+            pts.push((x.max(1.0), (k as f64 + 1.0) / n * 100.0));
+        }
+        pts.push((xmax, v.len() as f64 / n * 100.0));
+        chart
+            .draw_series(LineSeries::new(pts, color.stroke_width(2)))?
+            .label(name.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2))
+            });
+    }
+    legend(&mut chart)?;
+    root.present()?;
+    Ok(())
+}

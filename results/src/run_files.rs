@@ -41,6 +41,10 @@ pub struct RunFiles {
     pub status: Vec<StatusRound>,
     /// The run's wall-clock start, ns since the epoch (from `schedule.json`).
     pub started_unix_ns: Option<u128>,
+    /// Every "became leader" line of the nodes' logs: (ns since the run's
+    /// start on this machine's clock, node, term), in time order; empty
+    /// without the run's start time or logs.
+    pub leader_starts: Vec<(u64, String, u64)>,
 }
 
 impl RunFiles {
@@ -63,6 +67,9 @@ impl RunFiles {
         let status = read_status(&dir.join("status.jsonl"))?;
         let started_unix_ns = read_json(&dir.join("schedule.json"))?
             .and_then(|v| v["started_unix_ns"].as_str()?.parse::<u128>().ok());
+        let leader_starts = started_unix_ns
+            .map(|start| leader_starts(&dir.join("nodes"), start))
+            .unwrap_or_default();
         Ok(RunFiles {
             dir: dir.to_path_buf(),
             spec,
@@ -71,6 +78,7 @@ impl RunFiles {
             history,
             status,
             started_unix_ns,
+            leader_starts,
         })
     }
 }
@@ -89,6 +97,46 @@ pub fn read_status(path: &Path) -> anyhow::Result<Vec<StatusRound>> {
             serde_json::from_str(l).with_context(|| format!("{} line {}", path.display(), i + 1))
         })
         .collect()
+}
+
+/// The moments nodes became leader, from their logs (`nodes/*.log`).
+fn leader_starts(nodes: &Path, start_unix_ns: u128) -> Vec<(u64, String, u64)> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(nodes) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.extension().is_none_or(|x| x != "log") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            continue;
+        };
+        for line in text.lines().filter(|l| l.contains("\"faultline::role\"")) {
+            let Ok(v) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            let f = &v["fields"];
+            if f["role"].as_str() != Some("Leader") {
+                continue;
+            }
+            let (Some(ts), Some(term), Some(id)) = (
+                v["timestamp"]
+                    .as_str()
+                    .and_then(crate::audit::parse_rfc3339_ns),
+                f["term"].as_u64(),
+                f["id"].as_str(),
+            ) else {
+                continue;
+            };
+            if let Some(t) = ts.checked_sub(start_unix_ns) {
+                out.push((t as u64, id.to_string(), term));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 fn read_json(path: &Path) -> anyhow::Result<Option<Value>> {

@@ -83,6 +83,9 @@ pub struct Setting {
     /// Most log entries per AppendEntries (the node's default, 256, when absent).
     #[serde(default)]
     pub max_append_entries: Option<u64>,
+    /// The nodes' clock tick, ms (the node's default, 5, when absent).
+    #[serde(default)]
+    pub tick: Option<u64>,
     /// Fault kinds for this setting only (default: the campaign's).
     #[serde(default)]
     pub faults: Option<Vec<String>>,
@@ -135,6 +138,9 @@ impl Setting {
         }
         if let Some(m) = self.max_append_entries {
             s.push_str(&format!(", at most {m} entries per AppendEntries"));
+        }
+        if let Some(t) = self.tick {
+            s.push_str(&format!(", tick {t} ms"));
         }
         if let Some(b) = &self.unsafe_bug {
             s.push_str(&format!(", UNSAFE bug {b}"));
@@ -261,6 +267,7 @@ impl CampaignConfig {
                         key_dist: self.run.key_dist,
                         random_node: self.run.random_node,
                         max_append_entries: s.max_append_entries,
+                        tick_ms: s.tick,
                         effective: None,
                     };
                     spec.validate()

@@ -57,6 +57,7 @@ pub async fn run_campaign(
                 name: s.name.clone(),
                 description: s.describe(),
                 unsafe_bug: s.unsafe_bug.clone(),
+                election_timeout: Some(s.election_timeout.clone()),
             })
             .collect(),
         faults: config.all_faults(),

@@ -36,6 +36,16 @@ pub const PRESETS: &[Preset] = &[
         about: "membership changes under partitions, crashes and pauses (about 5 minutes)",
         text: include_str!("../presets/membership.toml"),
     },
+    Preset {
+        name: "figure-16",
+        about: "the Raft paper's Figure 16 on real processes: time to elect a new leader after the leader crashed, 100 trials per election timeout range (about 40 minutes)",
+        text: include_str!("../presets/figure-16.toml"),
+    },
+    Preset {
+        name: "figure-16-quick",
+        about: "the same with 3 trials per range (about 2 minutes)",
+        text: include_str!("../presets/figure-16-quick.toml"),
+    },
 ];
 
 /// The names of every preset, comma-separated (for messages).

@@ -97,6 +97,10 @@ pub struct RunSpec {
     /// Most entries per AppendEntries (the node's default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_append_entries: Option<u64>,
+    /// The nodes' clock tick, ms (the node's default, 5, when absent): the
+    /// resolution of every timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tick_ms: Option<u64>,
     /// What the nodes really use: the timeouts rounded up to whole ticks
     /// (written by the run; ignored when read).
     #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
@@ -161,6 +165,7 @@ impl Default for RunSpec {
             random_node: false,
             unsafe_bug: Vec::new(),
             max_append_entries: None,
+            tick_ms: None,
             effective: None,
         }
     }
@@ -261,6 +266,7 @@ impl RunSpec {
             seed: Some(self.seed),
             unsafe_bugs,
             cluster_id: Some(faultline_node::settings::fresh_cluster_id()),
+            tick_ms: self.tick_ms.unwrap_or(NodeSettings::DEFAULT_TICK_MS),
             ..NodeSettings::default()
         })
     }

@@ -90,6 +90,11 @@ pub struct FaultStats {
     /// Operations that ended `info` (unknown) during the window.
     #[serde(default)]
     pub unknown: u64,
+    /// For a crash of the leader: from the crash to the moment another node
+    /// became leader (its own log line; both on this machine's clock), ms;
+    /// none when no other node became leader before the next fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub election_ms: Option<f64>,
 }
 
 /// One node's stretch as leader.
@@ -222,6 +227,19 @@ pub fn analyze(files: &RunFiles, check: &Options) -> RunResults {
         checker,
         end,
     );
+    // Elections after a crashed leader, from the nodes' own "became
+    // leader" lines, up to the next fault.
+    let windows = fault_windows(history, end);
+    for (i, (w, f)) in windows.iter().zip(results.faults.iter_mut()).enumerate() {
+        if w.name.starts_with("crash-leader") {
+            let next = windows.get(i + 1).map_or(u64::MAX, |n| n.start);
+            f.election_ms = files
+                .leader_starts
+                .iter()
+                .find(|(t, id, _)| *t >= w.start && *t < next && !w.nodes.contains(id))
+                .map(|(t, _, _)| ms(t - w.start));
+        }
+    }
     // The run's wall-clock start places log findings in the run.
     results.findings = crate::audit::audit(&files.dir.join("nodes"), files.started_unix_ns);
     if !results.findings.is_empty() {
@@ -393,6 +411,7 @@ pub fn compute(
                 recovery_ms: first_ok_after(w.end),
                 leaderless_ms: leaderless_between(w.start, next),
                 availability: window_availability(h, w.start, w.end),
+                election_ms: None,
                 failed: ended_within(h, Outcome::Fail, w.start, w.end),
                 unknown: ended_within(h, Outcome::Info, w.start, w.end),
             }

@@ -8,6 +8,7 @@ use maud::{html, Markup};
 use super::{num, page, table, verdict_banner};
 use crate::campaign::CampaignSetting;
 use crate::cells::{Cell, Figure};
+use crate::elections::ElectionTimes;
 use crate::stats::{winner, Summary, Winner};
 
 /// One row of the campaign's per-run list.
@@ -65,6 +66,7 @@ pub fn campaign_page(
     faults: &[String],
     rows: &[RunRow],
     cells: &[Vec<Cell>],
+    elections: &[ElectionTimes],
 ) -> String {
     let bad = rows
         .iter()
@@ -99,6 +101,9 @@ pub fn campaign_page(
         }
         h2 { "Settings" }
         (table(&["setting", "timeouts"], &described))
+        @if !elections.is_empty() {
+            (election_section(elections))
+        }
         h2 { "Which setting did best under each fault" }
         p class="small" {
             "Every fault window is one sample; a cell pools the windows of all its repeats. A setting is named only when its 95 % confidence interval of the median (a seeded bootstrap) is clearly better — not overlapping — than every other setting's for that fault; otherwise the page says there is no clear difference, and about how many windows per setting would likely be needed to tell (the interval narrows as 1/√n)."
@@ -121,6 +126,41 @@ pub fn campaign_page(
         (runs_table(rows))
     };
     page(&format!("faultline campaign {name}"), body, true)
+}
+
+/// The Raft paper's Figure 16 on these processes: the distribution per
+/// setting, and its figures beside the paper's.
+fn election_section(elections: &[ElectionTimes]) -> Markup {
+    let ms = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.0}"));
+    html! {
+        h2 { "Time to elect a new leader after the leader crashed" }
+        p class="small" {
+            "Each crash of the leader is one trial, measured from the crash to the moment another node logged that it became leader (both on this machine's clock), as in the Raft paper's Figure 16. A crash with no new leader before the next fault counts in \"no leader\"."
+        }
+        img src="campaign-elections.svg" alt="cumulative distribution of election times";
+        table class="sortable" {
+            thead { tr {
+                th class="l" { "setting" } th class="l" { "election timeout (ms)" } th { "trials" }
+                th { "no leader" } th { "mean ms" } th { "median ms" } th { "p99 ms" } th { "max ms" }
+                th class="l" { "the paper (LogCabin)" }
+            } }
+            tbody {
+                @for e in elections {
+                    tr {
+                        td class="l" { (e.setting) }
+                        td class="l" { (e.election_timeout.as_deref().unwrap_or("–")) }
+                        td { (e.crashes) }
+                        td { (e.no_leader) }
+                        td { (ms(e.mean)) }
+                        td { (ms(e.median)) }
+                        td { (ms(e.p99)) }
+                        td { (ms(e.max)) }
+                        td class="l" { (e.paper.unwrap_or("")) }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn cell_rows<'a>(rows: &'a [RunRow], setting: &str, fault: &str) -> Vec<&'a RunRow> {

@@ -1,0 +1,49 @@
+//! The Raft paper's Figure 16 on real processes, the quick preset as a user
+//! runs it: every election timeout range gets its trials, and the page
+//! carries the distribution plot and the table with the paper's figures.
+
+mod common;
+
+use std::time::Duration;
+
+#[test]
+fn figure_16_quick_measures_every_range_and_draws_the_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (code, out, err) = common::faultline_in(
+        dir.path(),
+        &[
+            "campaign",
+            "--preset",
+            "figure-16-quick",
+            "--json",
+            "--store",
+            store.to_str().unwrap(),
+        ],
+        Duration::from_secs(600),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let elections = v["elections"].as_array().unwrap();
+    assert_eq!(elections.len(), 10, "{out}");
+    for e in elections {
+        assert_eq!(e["trials"], 3, "{e}");
+    }
+    // The ranges with some spread elect a leader after every crash, within
+    // the range's own scale (a few times its maximum election timeout).
+    for (setting, bound_ms) in [("150-300", 2000.0), ("12-24", 1000.0)] {
+        let e = elections.iter().find(|e| e["setting"] == setting).unwrap();
+        assert!(e["no_leader"].as_u64().unwrap() <= 1, "{e}");
+        let max = e["max_ms"].as_f64().unwrap();
+        assert!(max > 0.0 && max < bound_ms, "{e}");
+    }
+    let camp = std::path::PathBuf::from(v["campaign"].as_str().unwrap());
+    let page = std::fs::read_to_string(camp.join("index.html")).unwrap();
+    assert!(page.contains("Time to elect a new leader after the leader crashed"));
+    assert!(
+        page.contains("287 ms on average"),
+        "the paper's figure beside 150-155"
+    );
+    let svg = std::fs::read_to_string(camp.join("campaign-elections.svg")).unwrap();
+    assert!(svg.contains("log scale") && svg.contains("150-155"));
+}
