@@ -90,15 +90,22 @@ async fn put_and_get(addr: SocketAddr, key: &str, value: i64) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_never_reads_its_replies_costs_bounded_memory() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cluster = LocalCluster::start(&spec(dir.path(), "300..600")).unwrap();
+/// A 3-node cluster with a leader, and one of its nodes: (cluster, id,
+/// client address, process id).
+async fn one_node_of_a_cluster(dir: &Path) -> (LocalCluster, String, SocketAddr, u32) {
+    let mut cluster = LocalCluster::start(&spec(dir, "300..600")).unwrap();
     cluster.wait_ready(DEADLINE).await.unwrap();
     cluster.wait_leader(DEADLINE).await.unwrap();
     let id = cluster.ids()[0].clone();
     let addr = cluster.client_addr(&id).unwrap();
     let pid = cluster.node_mut(&id).unwrap().pid().unwrap();
+    (cluster, id, addr, pid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_replies_costs_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cluster, _id, addr, pid) = one_node_of_a_cluster(dir.path()).await;
     let before = rss_mib(pid);
     // 500,000 pipelined status requests; the replies are never read. Without
     // back-pressure the node queued every reply (189 MB measured); with it,
@@ -131,12 +138,7 @@ async fn a_client_that_never_reads_its_replies_costs_bounded_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unfinished_giant_frames_are_capped_and_the_largest_holder_closed() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = LocalCluster::start(&spec(dir.path(), "300..600")).unwrap();
-    cluster.wait_ready(DEADLINE).await.unwrap();
-    cluster.wait_leader(DEADLINE).await.unwrap();
-    let id = cluster.ids()[0].clone();
-    let addr = cluster.client_addr(&id).unwrap();
-    let pid = cluster.node_mut(&id).unwrap().pid().unwrap();
+    let (_cluster, id, addr, pid) = one_node_of_a_cluster(dir.path()).await;
     let before = rss_mib(pid);
     // Ten connections, each 15 MiB into a frame announced as 16 MiB - 1:
     // 150 MiB in all, never finished.

@@ -165,13 +165,11 @@ pub struct CampaignSummary {
     pub elections: Vec<crate::elections::ElectionTimes>,
 }
 
-/// Write a campaign's page from `campaign.json` and its runs' `results.json`.
-pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
-    let path = dir.join("campaign.json");
-    let index: CampaignIndex = serde_json::from_str(
-        &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
-    )
-    .with_context(|| format!("parsing {}", path.display()))?;
+/// Every run's row, and the comparison's cells.
+fn rows_and_cells(
+    dir: &Path,
+    index: &CampaignIndex,
+) -> anyhow::Result<(Vec<html::RunRow>, Vec<Vec<crate::cells::Cell>>)> {
     let rows: Vec<html::RunRow> = index
         .runs
         .iter()
@@ -179,6 +177,18 @@ pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
         .collect::<anyhow::Result<_>>()?;
     let settings: Vec<String> = index.settings.iter().map(|s| s.name.clone()).collect();
     let cells = crate::cells::cells(&settings, &index.faults, &rows);
+    Ok((rows, cells))
+}
+
+/// Write a campaign's page from `campaign.json` and its runs' `results.json`.
+pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
+    let path = dir.join("campaign.json");
+    let index: CampaignIndex = serde_json::from_str(
+        &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", path.display()))?;
+    let (rows, cells) = rows_and_cells(dir, &index)?;
+    let settings: Vec<String> = index.settings.iter().map(|s| s.name.clone()).collect();
     let err = |e: Box<dyn std::error::Error>| anyhow::anyhow!("drawing the campaign plots: {e}");
     for (file, figure) in [
         ("campaign-availability.svg", Figure::Availability),
@@ -267,13 +277,7 @@ pub fn write_campaign_report_partial(dir: &Path, done: usize) -> anyhow::Result<
     let path = dir.join("campaign.json");
     let mut index: CampaignIndex = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
     index.runs.truncate(done);
-    let rows: Vec<html::RunRow> = index
-        .runs
-        .iter()
-        .map(|r| run_row(dir, r))
-        .collect::<anyhow::Result<_>>()?;
-    let settings: Vec<String> = index.settings.iter().map(|s| s.name.clone()).collect();
-    let cells = crate::cells::cells(&settings, &index.faults, &rows);
+    let (rows, cells) = rows_and_cells(dir, &index)?;
     std::fs::write(
         dir.join("index.html"),
         html::campaign_page(
