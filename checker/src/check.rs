@@ -253,12 +253,14 @@ pub fn check_key(key: &str, ops: Vec<Op>, budget: Budget, fast_path: bool) -> Ke
         SearchResult::Unknown(g) => {
             let why = match g {
                 GiveUp::Time => format!(
-                    "the time budget ran out while searching {} operations (raise --budget-secs)",
-                    prepared.len()
+                    "the time budget ran out while searching {} operations ({}; raise --budget-secs)",
+                    prepared.len(),
+                    what_makes_it_hard(&prepared)
                 ),
                 GiveUp::Memory { configs } => format!(
-                    "the memory budget ran out after caching {configs} configurations of {} operations (raise --max-memory-mb)",
-                    prepared.len()
+                    "the memory budget ran out after caching {configs} configurations of {} operations ({}; raise --max-memory-mb)",
+                    prepared.len(),
+                    what_makes_it_hard(&prepared)
                 ),
             };
             (Verdict::Unknown, Some(why), None)
@@ -320,6 +322,43 @@ fn with_witness(
         }
     }
     c
+}
+
+/// What makes a key's search hard, in words: its time range, how many
+/// processes and how many of them at once, the operations that never
+/// completed (each stays concurrent with everything after it), and how
+/// many distinct values were written (few values, many equal states).
+fn what_makes_it_hard(ops: &[Op]) -> String {
+    let first = ops.iter().map(|o| o.call_time).min().unwrap_or(0);
+    let last = ops
+        .iter()
+        .map(|o| o.ret_time.unwrap_or(o.call_time))
+        .max()
+        .unwrap_or(0);
+    let processes: std::collections::HashSet<u64> = ops.iter().map(|o| o.process).collect();
+    let crashed = ops
+        .iter()
+        .filter(|o| o.ret == crate::history::NEVER)
+        .count();
+    let values: std::collections::HashSet<i64> = ops.iter().filter_map(|o| o.writes()).collect();
+    // The most operations open at one moment (crashed ones never close).
+    let mut edges: Vec<(u64, i64)> = ops
+        .iter()
+        .flat_map(|o| [(o.call, 1), (o.ret, -1)])
+        .collect();
+    edges.sort();
+    let (mut open, mut most) = (0i64, 0i64);
+    for (_, d) in edges {
+        open += d;
+        most = most.max(open);
+    }
+    format!(
+        "from {} to {}, {} processes, up to {most} operations at once, {crashed} that never completed, {} distinct values written",
+        crate::witness::readable_time(first),
+        crate::witness::readable_time(last),
+        processes.len(),
+        values.len()
+    )
 }
 
 fn original(ops: &[Op], id: usize) -> Option<Op> {

@@ -292,11 +292,12 @@ fn an_exhausted_budget_is_unknown_not_a_verdict() {
     );
     assert_ne!(r.valid, Verdict::NotLinearizable);
     if r.valid == Verdict::Unknown {
-        assert!(r.unknown[0]
-            .reason
-            .as_ref()
-            .unwrap()
-            .contains("time budget"));
+        let why = r.unknown[0].reason.as_ref().unwrap();
+        assert!(why.contains("time budget"), "{why}");
+        // It says what made the key hard.
+        assert!(why.contains(" processes, up to "), "{why}");
+        assert!(why.contains("never completed"), "{why}");
+        assert!(why.contains("operations at once"), "{why}");
     }
 }
 
