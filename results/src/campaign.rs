@@ -219,18 +219,7 @@ pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
             .collect();
         plots::election_cdf(&dir.join("campaign-elections.svg"), &series).map_err(err)?;
     }
-    std::fs::write(
-        dir.join("index.html"),
-        html::campaign_page(
-            &index.name,
-            &index.settings,
-            &index.faults,
-            &rows,
-            &cells,
-            &elections,
-        ),
-    )
-    .context("writing the campaign's index.html")?;
+    write_page(dir, &index, &rows, &cells, &elections)?;
     let invalid_runs: Vec<String> = rows
         .iter()
         .filter(|r| r.valid == Verdict::NotLinearizable)
@@ -278,16 +267,24 @@ pub fn write_campaign_report_partial(dir: &Path, done: usize) -> anyhow::Result<
     let mut index: CampaignIndex = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
     index.runs.truncate(done);
     let (rows, cells) = rows_and_cells(dir, &index)?;
-    std::fs::write(
-        dir.join("index.html"),
-        html::campaign_page(
-            &index.name,
-            &index.settings,
-            &index.faults,
-            &rows,
-            &cells,
-            &[],
-        ),
-    )?;
-    Ok(())
+    write_page(dir, &index, &rows, &cells, &[])
+}
+
+/// Write the campaign's `index.html`.
+fn write_page(
+    dir: &Path,
+    index: &CampaignIndex,
+    rows: &[html::RunRow],
+    cells: &[Vec<crate::cells::Cell>],
+    elections: &[crate::elections::ElectionTimes],
+) -> anyhow::Result<()> {
+    let page = html::campaign_page(
+        &index.name,
+        &index.settings,
+        &index.faults,
+        rows,
+        cells,
+        elections,
+    );
+    std::fs::write(dir.join("index.html"), page).context("writing the campaign's index.html")
 }
