@@ -53,6 +53,20 @@ enum BenchWhat {
         #[arg(long, default_value_t = 500_000)]
         messages: u32,
     },
+    /// What each network path costs a message, side by side: loopback
+    /// direct, loopback through a link proxy, and the kernel backend's
+    /// bridge between two nodes' namespaces (needs root, `ip`, `nft`).
+    Net {
+        /// Round trips for the latency (one frame in flight).
+        #[arg(long, default_value_t = 20_000)]
+        pings: u32,
+        /// Frames for the throughput (back to back).
+        #[arg(long, default_value_t = 200_000)]
+        messages: u32,
+        /// Bytes per frame for the throughput.
+        #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(4..=1_048_576))]
+        size: u64,
+    },
     /// The workload generator and history recorder against an in-process
     /// stand-in node that answers at once: operations per second recorded.
     Workload {
@@ -89,6 +103,13 @@ enum BenchWhat {
     },
 }
 
+impl BenchArgs {
+    /// Whether this benchmark needs the kernel network backend.
+    pub fn needs_kernel_net(&self) -> bool {
+        matches!(self.what, BenchWhat::Net { .. })
+    }
+}
+
 /// Run `faultline bench`.
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.what {
@@ -113,6 +134,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         BenchWhat::Check { quick } => bench_check(quick)?,
         BenchWhat::Proxy { pings, messages } => {
             faultline_nemesis::bench::proxy(pings, messages).await?
+        }
+        BenchWhat::Net {
+            pings,
+            messages,
+            size,
+        } => {
+            // A plain thread: the benchmark runs runtimes of its own.
+            let t = std::thread::spawn(move || {
+                faultline_nemesis::netbench::net(pings, messages, size as usize)
+            });
+            tokio::task::spawn_blocking(move || t.join())
+                .await?
+                .map_err(|_| anyhow::anyhow!("the benchmark thread panicked"))??;
         }
         BenchWhat::Workload {
             duration,

@@ -136,6 +136,11 @@ pub struct RunArgs {
     /// Number of nodes.
     #[arg(long, default_value_t = defaults::NODES)]
     nodes: usize,
+    /// The network the nodes talk over: `proxy` (faultline's proxy on every
+    /// link, loopback) or `kernel` (each node in a network namespace of its
+    /// own, faults by nftables; needs root, `ip` and `nft`; see docs/faults.md).
+    #[arg(long, default_value = "proxy")]
+    pub net: faultline_nemesis::net::NetBackend,
     /// Fault kinds, comma-separated, e.g. partition-leader,pause-leader,loss:0.2
     /// (docs/faults.md lists every kind; empty for none).
     #[arg(long, default_value = defaults::NEMESIS)]
@@ -236,6 +241,7 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             rate: a.rate,
             seed,
             op_timeout: a.op_timeout,
+            net: a.net,
         },
         settings: vec![Setting {
             name: "run".into(),
@@ -247,6 +253,7 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             max_append_entries: a.max_append_entries,
             tick: None,
             faults: None,
+            net: None,
             nodes: None,
             keys: None,
             concurrency: None,
@@ -282,7 +289,13 @@ pub struct CampaignArgs {
 
 /// Run `faultline campaign FILE` or `faultline campaign --preset NAME`.
 pub async fn campaign_cmd(a: CampaignArgs) -> anyhow::Result<ExitCode> {
-    let (config, name): (CampaignConfig, String) = match (&a.file, a.preset.as_deref()) {
+    let (config, name) = load_campaign(&a)?;
+    run_and_print(&config, &name, &a.store, a.json).await
+}
+
+/// The campaign `faultline campaign` names, and its name.
+pub fn load_campaign(a: &CampaignArgs) -> anyhow::Result<(CampaignConfig, String)> {
+    Ok(match (&a.file, a.preset.as_deref()) {
         (_, Some(p)) => (presets::load(p)?, p.to_string()),
         (Some(file), None) => {
             let text = std::fs::read_to_string(file)
@@ -295,8 +308,7 @@ pub async fn campaign_cmd(a: CampaignArgs) -> anyhow::Result<ExitCode> {
             (config, name)
         }
         (None, None) => anyhow::bail!("give a campaign file or --preset"),
-    };
-    run_and_print(&config, &name, &a.store, a.json).await
+    })
 }
 
 /// `faultline demo` flags.

@@ -35,7 +35,7 @@ enum Cmd {
     Kv(kv::KvArgs),
     /// Start a local cluster in the foreground; Ctrl-C tears it down.
     Cluster(cluster_cmd::ClusterArgs),
-    /// Measure performance: node, core, check, proxy, workload, report.
+    /// Measure performance: node, core, check, proxy, net, workload, report.
     Bench(bench::BenchArgs),
     /// Run one Raft node (the same as the `faultline-node` binary; flags as there).
     #[command(hide = true, disable_help_flag = true)]
@@ -52,6 +52,21 @@ fn main() -> ExitCode {
         // The node runs its own runtime; hand it the flags as its own argv.
         let argv = std::iter::once("faultline-node".to_string()).chain(args.iter().cloned());
         return faultline_node::cli::main_from(argv);
+    }
+    // A kernel-network run moves the whole controller into a network
+    // namespace of its own; that must happen before any thread starts.
+    match needs_kernel_net(&cli.command) {
+        Ok(false) => {}
+        Ok(true) => {
+            if let Err(e) = faultline_nemesis::kernel::netns::enter_private_network() {
+                eprintln!("faultline: error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+        Err(e) => {
+            eprintln!("faultline: error: {e:#}");
+            return ExitCode::from(2);
+        }
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -83,6 +98,17 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Whether the command uses the kernel network backend.
+fn needs_kernel_net(cmd: &Cmd) -> anyhow::Result<bool> {
+    use faultline_nemesis::net::NetBackend;
+    Ok(match cmd {
+        Cmd::Run(a) => a.net == NetBackend::Kernel,
+        Cmd::Campaign(a) => campaign::load_campaign(a)?.0.uses_kernel_net(),
+        Cmd::Bench(a) => a.needs_kernel_net(),
+        _ => false,
+    })
 }
 
 /// How to run a node: `$FAULTLINE_NODE_BIN` if set, else the

@@ -31,6 +31,7 @@ fn spec(dir: &Path, election: &str) -> ClusterSpec {
             "--heartbeat".into(),
             "50".into(),
         ],
+        namespaces: Default::default(),
     }
 }
 

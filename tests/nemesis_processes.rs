@@ -25,6 +25,7 @@ fn spec(dir: &std::path::Path, seed: u64) -> TestbedSpec {
             "50".into(),
         ],
         seed,
+        net: faultline_nemesis::net::NetBackend::Proxy,
     }
 }
 
@@ -214,13 +215,37 @@ async fn a_one_way_cut_is_one_way() {
     let applied = tb.apply(&Fault::OneWayIn).await.unwrap();
     assert_eq!(applied.nodes, vec![leader.clone()]);
     let other = tb.cluster.ids().into_iter().find(|i| *i != leader).unwrap();
-    let out_before = tb.net.link(&leader, &other).unwrap().stats();
-    let in_before = tb.net.link(&other, &leader).unwrap().stats();
+    let out_before = tb
+        .net
+        .proxy()
+        .unwrap()
+        .link(&leader, &other)
+        .unwrap()
+        .stats();
+    let in_before = tb
+        .net
+        .proxy()
+        .unwrap()
+        .link(&other, &leader)
+        .unwrap()
+        .stats();
     until(
         "heartbeats still flow out while answers are dropped",
         || async {
-            let out = tb.net.link(&leader, &other).unwrap().stats();
-            let inn = tb.net.link(&other, &leader).unwrap().stats();
+            let out = tb
+                .net
+                .proxy()
+                .unwrap()
+                .link(&leader, &other)
+                .unwrap()
+                .stats();
+            let inn = tb
+                .net
+                .proxy()
+                .unwrap()
+                .link(&other, &leader)
+                .unwrap()
+                .stats();
             out.passed > out_before.passed + 5
                 && inn.dropped > in_before.dropped + 5
                 && inn.passed == in_before.passed
@@ -359,7 +384,7 @@ async fn a_bridge_keeps_its_halves_apart_and_a_crash_loop_restarts_its_node_agai
         .into_iter()
         .filter(|i| *i != leader)
         .collect();
-    let blocked = |a: &str, b: &str| tb.net.link(a, b).unwrap().rules().blocked;
+    let blocked = |a: &str, b: &str| tb.net.proxy().unwrap().link(a, b).unwrap().rules().blocked;
     assert!(blocked(&others[0], &others[1]) && blocked(&others[1], &others[0]));
     for o in &others {
         assert!(!blocked(&leader, o) && !blocked(o, &leader));

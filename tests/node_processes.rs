@@ -26,6 +26,7 @@ fn spec(dir: &std::path::Path) -> ClusterSpec {
             "--heartbeat".into(),
             "50".into(),
         ],
+        namespaces: Default::default(),
     }
 }
 

@@ -149,6 +149,7 @@ async fn node_mode(
         dir: dir.to_path_buf(),
         node_bin: node_bin.clone(),
         node_args,
+        namespaces: Default::default(),
     };
     let mut cluster = LocalCluster::start(&spec)?;
     cluster.wait_ready(Duration::from_secs(30)).await?;

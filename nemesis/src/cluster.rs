@@ -25,6 +25,10 @@ pub struct ClusterSpec {
     pub node_bin: NodeCommand,
     /// Flags passed to every node (timeouts and such).
     pub node_args: Vec<String>,
+    /// Per slot: the network namespace its node starts in (the kernel
+    /// backend); a slot not listed starts where the controller is.
+    pub namespaces:
+        std::collections::BTreeMap<String, std::sync::Arc<crate::kernel::netns::Namespace>>,
 }
 
 /// The addresses of one node.
@@ -137,6 +141,7 @@ impl LocalCluster {
                 data_dir: nodes_dir.join(&a.id),
                 log_file: nodes_dir.join(format!("{}.log", a.id)),
                 extra_args: spec.node_args.clone(),
+                netns: spec.namespaces.get(&a.id).cloned(),
                 voters: if addrs.len() > spec.nodes {
                     voters.clone()
                 } else {

@@ -15,6 +15,9 @@
 pub mod bench;
 pub mod cluster;
 pub mod fault;
+pub mod kernel;
+pub mod net;
+pub mod netbench;
 pub mod network;
 pub mod process;
 pub mod proxy;

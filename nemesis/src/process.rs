@@ -52,6 +52,9 @@ pub struct NodeSpec {
     pub extra_args: Vec<String>,
     /// The initial voters (`--voters`); empty to let the node use itself and its peers.
     pub voters: Vec<String>,
+    /// The network namespace to start in (the kernel backend); `None`:
+    /// where the controller is.
+    pub netns: Option<std::sync::Arc<crate::kernel::netns::Namespace>>,
 }
 
 /// The state of a node process.
@@ -161,6 +164,9 @@ impl NodeProcess {
                 }
                 Ok(())
             });
+        }
+        if let Some(ns) = &s.netns {
+            ns.enter_on_spawn(&mut cmd);
         }
         let child = cmd.spawn().map_err(|e| {
             io::Error::new(

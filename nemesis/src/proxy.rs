@@ -146,6 +146,23 @@ pub struct LinkStats {
     /// Messages the link's [`MessageFilter`] dropped or shortened.
     #[serde(default)]
     pub filtered: u64,
+    /// Bytes dropped (the kernel backend counts them; the proxy does not).
+    #[serde(default)]
+    pub dropped_bytes: u64,
+    /// What the counts count: messages (the proxy) or packets (the kernel).
+    #[serde(default)]
+    pub counted: Counted,
+}
+
+/// The unit of a link's counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Counted {
+    /// Whole frames of the node's protocol (the proxy).
+    #[default]
+    Messages,
+    /// IP packets (the kernel backend's nftables counters).
+    Packets,
 }
 
 /// One directed link's proxy.
@@ -211,6 +228,8 @@ impl Link {
             delayed: c.delayed.load(Ordering::Relaxed),
             bytes: c.bytes.load(Ordering::Relaxed),
             filtered: c.filtered.load(Ordering::Relaxed),
+            dropped_bytes: 0,
+            counted: Counted::Messages,
         }
     }
 

@@ -140,6 +140,11 @@ pub struct NodeArgs {
     /// term, which is how two leaders of one term come about).
     #[arg(long)]
     pub unsafe_accept_lost_vote: bool,
+    /// The node runs in a sealed network namespace of a `--net kernel` run:
+    /// allow the run's private range (10.99.0.0/24) besides loopback.
+    /// Refused in the machine's own network namespace.
+    #[arg(long)]
+    pub sealed_net: bool,
 }
 
 /// The core's settings from timeouts in milliseconds, validated: the
@@ -190,13 +195,7 @@ fn valid_name(name: &str, what: &str) -> Result<(), String> {
 }
 
 fn loopback(addr: &SocketAddr, what: &str) -> Result<(), String> {
-    if addr.ip().is_loopback() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} {addr} is not a loopback address: faultline keeps all traffic on 127.0.0.0/8"
-        ))
-    }
+    crate::netpolicy::allowed(*addr).map_err(|e| format!("{what} {e}"))
 }
 
 impl NodeArgs {
@@ -216,6 +215,9 @@ impl NodeArgs {
         }
         if self.request_timeout == 0 {
             return Err("--request-timeout must be at least 1 ms".into());
+        }
+        if self.sealed_net {
+            crate::netpolicy::declare_sealed().map_err(|e| format!("--sealed-net: {e}"))?;
         }
         loopback(&self.listen, "--listen")?;
         loopback(&self.client, "--client")?;

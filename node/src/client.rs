@@ -42,17 +42,12 @@ impl CallError {
     }
 }
 
-/// Whether faultline may connect to `addr`: only loopback (127.0.0.0/8,
-/// ::1), so that no packet of a test leaves the machine. Checked before
-/// anything is sent; the error says why.
+/// Whether faultline may connect to `addr`: loopback, or a run's private
+/// range inside its sealed namespace (see [`crate::netpolicy`]), so that no
+/// packet of a test leaves the machine. Checked before anything is sent;
+/// the error says why.
 pub fn local_address(addr: SocketAddr) -> Result<(), String> {
-    if addr.ip().is_loopback() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{addr} is not a loopback address: faultline only talks to nodes on this machine (127.0.0.0/8)"
-        ))
-    }
+    crate::netpolicy::allowed(addr)
 }
 
 type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<ClientResponse>>>>;

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod client;
 pub mod kv;
 pub mod leadership;
+pub mod netpolicy;
 pub mod protocol;
 pub mod raft;
 pub mod server;

@@ -37,6 +37,8 @@ pub struct SharedRun {
     pub seed: u64,
     /// Client timeout per operation, ms (default 1000).
     pub op_timeout: u64,
+    /// The network backend: "proxy" (default) or "kernel".
+    pub net: faultline_nemesis::net::NetBackend,
 }
 
 impl Default for SharedRun {
@@ -55,6 +57,7 @@ impl Default for SharedRun {
             rate: d.rate,
             seed: d.seed,
             op_timeout: d.op_timeout_ms,
+            net: d.net,
         }
     }
 }
@@ -89,6 +92,10 @@ pub struct Setting {
     /// Fault kinds for this setting only (default: the campaign's).
     #[serde(default)]
     pub faults: Option<Vec<String>>,
+    /// The network backend for this setting only ("proxy" or "kernel";
+    /// default: the campaign's `[run]`).
+    #[serde(default)]
+    pub net: Option<faultline_nemesis::net::NetBackend>,
     /// Workload and cluster shape for this setting only (default: the
     /// campaign's `[run]`): a bug may need its own exposure.
     #[serde(default)]
@@ -144,6 +151,9 @@ impl Setting {
         }
         if let Some(b) = &self.unsafe_bug {
             s.push_str(&format!(", UNSAFE bug {b}"));
+        }
+        if let Some(n) = self.net {
+            s.push_str(&format!(", {n} network"));
         }
         // Run overrides, so the page says what differs from [run].
         let mut extra = |name: &str, v: Option<String>| {
@@ -228,6 +238,15 @@ impl CampaignConfig {
         out
     }
 
+    /// Whether any run of the campaign uses the kernel network backend.
+    pub fn uses_kernel_net(&self) -> bool {
+        self.run.net == faultline_nemesis::net::NetBackend::Kernel
+            || self
+                .settings
+                .iter()
+                .any(|s| s.net == Some(faultline_nemesis::net::NetBackend::Kernel))
+    }
+
     /// Every run's spec, validated, with its setting, fault and repeat.
     pub fn runs(&self) -> anyhow::Result<Vec<PlannedRun>> {
         anyhow::ensure!(!self.settings.is_empty(), "the campaign has no [[setting]]");
@@ -268,6 +287,7 @@ impl CampaignConfig {
                         random_node: self.run.random_node,
                         max_append_entries: s.max_append_entries,
                         tick_ms: s.tick,
+                        net: s.net.unwrap_or(self.run.net),
                         effective: None,
                     };
                     spec.validate()

@@ -47,6 +47,19 @@ pub async fn run_campaign(
     watch: &dyn CampaignWatch,
 ) -> anyhow::Result<CampaignOutcome> {
     let runs = config.runs()?;
+    if runs
+        .iter()
+        .any(|r| r.spec.net == faultline_nemesis::net::NetBackend::Kernel)
+    {
+        // Refuse what this kernel cannot make before any run starts.
+        let netem = faultline_nemesis::kernel::netns::netem_available()
+            .map_err(|e| anyhow::anyhow!("probing the kernel for netem: {e}"))?;
+        for r in &runs {
+            r.spec
+                .check_kernel_faults(netem)
+                .with_context(|| format!("setting '{}', fault '{}'", r.spec.setting, r.fault))?;
+        }
+    }
     let dir = create_campaign_dir(store, name)?;
     let index = CampaignIndex {
         name: name.to_string(),

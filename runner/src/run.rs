@@ -47,6 +47,7 @@ pub async fn run_one(
         node_bin: node_bin.clone(),
         node_args: spec.node_settings()?.to_args(),
         seed: spec.seed,
+        net: spec.net,
     })
     .await?;
     tb.cluster

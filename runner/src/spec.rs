@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use faultline_nemesis::fault::{parse_list, Fault};
+use faultline_nemesis::net::{kernel_refusal, NetBackend};
 use faultline_nemesis::schedule::{plan, ScheduleConfig};
 use faultline_node::bugs::UnsafeBug;
 use faultline_node::cli::MillisRange;
@@ -101,6 +102,10 @@ pub struct RunSpec {
     /// resolution of every timeout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tick_ms: Option<u64>,
+    /// The network backend: the proxy on every link, or the kernel's
+    /// network in per-node namespaces.
+    #[serde(default)]
+    pub net: NetBackend,
     /// What the nodes really use: the timeouts rounded up to whole ticks
     /// (written by the run; ignored when read).
     #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
@@ -166,6 +171,7 @@ impl Default for RunSpec {
             unsafe_bug: Vec::new(),
             max_append_entries: None,
             tick_ms: None,
+            net: NetBackend::Proxy,
             effective: None,
         }
     }
@@ -199,6 +205,13 @@ impl RunSpec {
             .map_err(|e| anyhow::anyhow!(e))?;
         let faults =
             parse_list(&self.nemesis, self.nodes).map_err(|e| anyhow::anyhow!("--nemesis: {e}"))?;
+        if self.net == NetBackend::Kernel {
+            // Netem is probed where the run starts (`check_kernel_faults`);
+            // what no kernel can do is refused here.
+            if let Some(why) = faults.iter().find_map(|f| kernel_refusal(f, true)) {
+                anyhow::bail!("{why}");
+            }
+        }
         if !faults.is_empty() && plan(&self.schedule(faults.clone()), self.time_limit()).is_empty()
         {
             anyhow::bail!(
@@ -208,6 +221,21 @@ impl RunSpec {
             );
         }
         Ok(faults)
+    }
+
+    /// On the kernel backend: refuse the faults this machine's kernel
+    /// cannot make (netem), before anything starts. `netem` says whether
+    /// the kernel has it.
+    pub fn check_kernel_faults(&self, netem: bool) -> anyhow::Result<()> {
+        if self.net != NetBackend::Kernel {
+            return Ok(());
+        }
+        let faults =
+            parse_list(&self.nemesis, self.nodes).map_err(|e| anyhow::anyhow!("--nemesis: {e}"))?;
+        match faults.iter().find_map(|f| kernel_refusal(f, netem)) {
+            Some(why) => anyhow::bail!("{why}"),
+            None => Ok(()),
+        }
     }
 
     /// The main phase's length.
@@ -370,6 +398,35 @@ mod tests {
             ..short
         };
         assert!(quiet.validate().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_kernel_backend_refuses_what_it_cannot_make() {
+        let fig8 = RunSpec {
+            nodes: 5,
+            nemesis: "figure-8".into(),
+            net: NetBackend::Kernel,
+            ..RunSpec::default()
+        };
+        let e = format!("{:#}", fig8.validate().unwrap_err());
+        assert!(
+            e.contains("only the proxy can") && e.contains("--net proxy"),
+            "{e}"
+        );
+        let delay = RunSpec {
+            nemesis: "delay:50".into(),
+            net: NetBackend::Kernel,
+            ..RunSpec::default()
+        };
+        assert!(delay.validate().is_ok());
+        let e = format!("{:#}", delay.check_kernel_faults(false).unwrap_err());
+        assert!(e.contains("sch_netem") && e.contains("--net proxy"), "{e}");
+        assert!(delay.check_kernel_faults(true).is_ok());
+        let proxy = RunSpec {
+            nemesis: "delay:50".into(),
+            ..RunSpec::default()
+        };
+        assert!(proxy.check_kernel_faults(false).is_ok());
     }
 
     #[test]

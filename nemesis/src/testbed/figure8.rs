@@ -26,7 +26,7 @@ impl Testbed {
         let t_l = self.cluster.status(&l, Duration::from_secs(1)).await?.term;
         let mut rest: Vec<String> = self.shuffled().into_iter().filter(|i| *i != l).collect();
         let f = rest.remove(0);
-        let all: Vec<String> = self.net.ids().to_vec();
+        let all: Vec<String> = self.proxy_net()?.ids().to_vec();
         let shape = |net: &Network, open: &dyn Fn(&str, &str) -> Option<LinkRules>| {
             for a in &all {
                 for b in &all {
@@ -46,7 +46,9 @@ impl Testbed {
         let lf = [l.clone(), f.clone()];
 
         // 1. L and F alone: L's clients leave an uncommitted tail on both.
-        shape(&self.net, &|a, b| pair(a, b, &l, &f).then(LinkRules::pass));
+        shape(self.proxy_net()?, &|a, b| {
+            pair(a, b, &l, &f).then(LinkRules::pass)
+        });
         tokio::time::sleep(Duration::from_millis(1500)).await;
 
         // 2. The other three elect W over links that carry only votes: W's
@@ -58,7 +60,7 @@ impl Testbed {
             filter: Some(MessageFilter::VotesOnly),
             ..LinkRules::pass()
         };
-        shape(&self.net, &|a, b| {
+        shape(self.proxy_net()?, &|a, b| {
             if pair(a, b, &l, &f) {
                 Some(LinkRules::pass())
             } else {
@@ -96,10 +98,11 @@ impl Testbed {
             }
         };
         let old_only = Some(MessageFilter::EntriesUpToTerm(t_l));
-        shape(&self.net, &|a, b| to_p(old_only, a, b));
+        shape(self.proxy_net()?, &|a, b| to_p(old_only, a, b));
+        let proxies = self.proxy_net()?;
         let held_back = || {
             lf.iter()
-                .filter_map(|a| self.net.link(a, &p))
+                .filter_map(|a| proxies.link(a, &p))
                 .map(|k| k.stats().filtered)
                 .sum::<u64>()
         };
@@ -135,17 +138,19 @@ impl Testbed {
                     lift_at = Some(Instant::now() + answers);
                 }
                 if lift_at.is_some_and(|t| Instant::now() >= t) {
-                    shape(&self.net, &|a, b| to_p(None, a, b));
+                    shape(self.proxy_net()?, &|a, b| to_p(None, a, b));
                     lifted = true;
                 }
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        shape(&self.net, &|a, b| pair(a, b, &l, &f).then(LinkRules::pass));
+        shape(self.proxy_net()?, &|a, b| {
+            pair(a, b, &l, &f).then(LinkRules::pass)
+        });
 
         // 4. W, P and Q meet again; V and F stay cut off until the heal.
         let wpq = [w.clone(), p.clone(), q.clone()];
-        shape(&self.net, &|a, b| {
+        shape(self.proxy_net()?, &|a, b| {
             (pair(a, b, &l, &f) || among(&wpq, a, b)).then(LinkRules::pass)
         });
         let last = self.first_leader(&wpq, v_status.term, STEP).await;

@@ -67,7 +67,8 @@ impl Testbed {
                 side.extend(fresh.iter().cloned());
                 let others: Vec<String> = ids.iter().filter(|i| **i != leader).cloned().collect();
                 let groups = vec![sorted(side.clone()), others];
-                self.net.partition(&groups);
+                let slots = self.cluster.slot_ids();
+                self.net.partition(&slots, &groups, self.tag)?;
                 // Ask the cut-off leader to grow the cluster by both at once.
                 let add: Vec<(String, String)> = fresh
                     .iter()
@@ -139,7 +140,7 @@ impl Testbed {
                 return Ok(json!({"added": slot, "voters": voters}));
             }
             Fault::MembershipSplit => {
-                self.net.heal();
+                self.net.heal(applied.tag)?;
                 let fresh: Vec<String> = applied.nodes[1..].to_vec();
                 // Let the cluster settle, then take out whichever fresh node got in.
                 let deadline = Instant::now() + MEMBERSHIP_DEADLINE;

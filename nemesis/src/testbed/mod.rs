@@ -1,5 +1,6 @@
-//! The testbed: a cluster of node processes behind a proxy on every link,
-//! and the faults applied to it. This file holds what a testbed is, how it
+//! The testbed: a cluster of node processes on a network — a proxy on
+//! every link, or the kernel's network in per-node namespaces
+//! ([`crate::net`]) — and the faults applied to it. This file holds what a testbed is, how it
 //! starts, how a fault's target resolves to nodes, and the dispatch of
 //! [`Testbed::apply`] and [`Testbed::heal`] to one file per family:
 //! [`partition`] (link cuts), [`message`] (loss, delay, duplication,
@@ -25,6 +26,8 @@ use serde_json::Value;
 
 use crate::cluster::{allocate, ClusterSpec, LocalCluster};
 use crate::fault::{Family, Fault, Target};
+use crate::kernel::KernelNet;
+use crate::net::{Net, NetBackend};
 use crate::network::Network;
 use crate::process::ProcState;
 
@@ -44,15 +47,20 @@ pub struct TestbedSpec {
     pub node_args: Vec<String>,
     /// Seeds the links' decisions and the nemesis' choices.
     pub seed: u64,
+    /// The network backend.
+    pub net: NetBackend,
 }
 
 /// A running cluster with its network.
 pub struct Testbed {
     /// The node processes.
     pub cluster: LocalCluster,
-    /// The proxies.
-    pub net: Network,
+    /// The network: the proxies, or the kernel's.
+    pub net: Net,
     rng: ChaCha8Rng,
+    /// The tag of the fault being applied (every fault gets a new one; the
+    /// kernel backend marks that fault's rules with it).
+    tag: u64,
     /// The slot a membership fault freed last (reused last).
     last_removed: Option<String>,
 }
@@ -71,6 +79,9 @@ pub struct Applied {
     /// For a combined fault: its parts as applied, in order.
     #[serde(skip)]
     pub parts: Vec<Applied>,
+    /// The tag of its network rules.
+    #[serde(skip)]
+    pub tag: u64,
 }
 
 impl Applied {
@@ -112,24 +123,61 @@ impl Testbed {
     }
 
     async fn start_once(spec: &TestbedSpec) -> anyhow::Result<Testbed> {
-        let addrs = allocate(spec.nodes + spec.spares)?;
-        let net = Network::start(&addrs, spec.seed)
-            .await
-            .context("starting the link proxies")?;
-        let cspec = ClusterSpec {
+        let mut cspec = ClusterSpec {
             nodes: spec.nodes,
             dir: spec.dir.clone(),
             node_bin: spec.node_bin.clone(),
             node_args: spec.node_args.clone(),
+            namespaces: Default::default(),
         };
-        let mut cluster = LocalCluster::start_with_links(&cspec, &addrs, &net.addresses())?;
+        let (mut cluster, net) = match spec.net {
+            NetBackend::Proxy => {
+                let addrs = allocate(spec.nodes + spec.spares)?;
+                let net = Network::start(&addrs, spec.seed)
+                    .await
+                    .context("starting the link proxies")?;
+                let cluster = LocalCluster::start_with_links(&cspec, &addrs, &net.addresses())?;
+                (cluster, Net::Proxy(net))
+            }
+            NetBackend::Kernel => {
+                let ids: Vec<String> = (1..=spec.nodes + spec.spares)
+                    .map(|i| format!("n{i}"))
+                    .collect();
+                let net = KernelNet::start(&ids).context("building the run's kernel network")?;
+                let addrs = net.addrs();
+                cspec.node_args.push("--sealed-net".into());
+                cspec.namespaces = ids
+                    .iter()
+                    .filter_map(|id| Some((id.clone(), net.namespace(id)?)))
+                    .collect();
+                let direct = addrs
+                    .iter()
+                    .flat_map(|a| {
+                        addrs
+                            .iter()
+                            .filter(move |b| b.id != a.id)
+                            .map(move |b| ((a.id.clone(), b.id.clone()), b.listen))
+                    })
+                    .collect();
+                let cluster = LocalCluster::start_with_links(&cspec, &addrs, &direct)?;
+                (cluster, Net::Kernel(net))
+            }
+        };
         cluster.wait_ready(Duration::from_secs(30)).await?;
         Ok(Testbed {
             cluster,
             net,
             rng: ChaCha8Rng::seed_from_u64(spec.seed ^ 0x4E3E_5155),
+            tag: 0,
             last_removed: None,
         })
+    }
+
+    /// The proxies, for the faults that only they can make.
+    fn proxy_net(&self) -> anyhow::Result<&Network> {
+        self.net
+            .proxy()
+            .context("this fault needs the proxy network backend (--net proxy)")
     }
 
     /// The leader, asked of every node now: the working leader, else any
@@ -175,12 +223,14 @@ impl Testbed {
 
     /// Start a fault.
     pub async fn apply(&mut self, fault: &Fault) -> anyhow::Result<Applied> {
+        self.tag += 1;
+        let tag = self.tag;
         let (nodes, value) = match (fault, fault.family()) {
             (Fault::Combined { parts, .. }, _) => return self.apply_parts(fault, parts).await,
             (Fault::Figure8, _) => self.figure8().await?,
-            (_, Family::Partition) => self.partition(fault).await,
+            (_, Family::Partition) => self.partition(fault).await?,
             (_, Family::Loss | Family::Delay | Family::Duplicate | Family::Reorder) => {
-                self.message(fault).await
+                self.message(fault).await?
             }
             (_, Family::Pause | Family::Crash) => self.process_fault(fault).await?,
             (_, Family::Membership) => self.membership_fault(fault).await?,
@@ -192,6 +242,7 @@ impl Testbed {
             nodes,
             value,
             parts: Vec::new(),
+            tag,
         })
     }
 
@@ -219,6 +270,7 @@ impl Testbed {
             nodes,
             value: Value::Array(applied.iter().map(|a| a.value.clone()).collect()),
             parts: applied,
+            tag: 0,
         })
     }
 
@@ -245,14 +297,14 @@ impl Testbed {
         match applied.fault.family() {
             Family::Pause | Family::Crash => self.heal_process(applied).await?,
             Family::Membership => return self.heal_membership(applied).await,
-            _ => self.net.heal(),
+            _ => self.net.heal(applied.tag)?,
         }
         Ok(Value::Null)
     }
 
     /// Heal the network, resume paused nodes, restart dead ones.
     pub fn heal_all(&mut self) -> anyhow::Result<()> {
-        self.net.heal();
+        self.net.heal_all()?;
         for p in self.cluster.nodes_mut() {
             match p.state() {
                 ProcState::Paused => p.resume().with_context(|| format!("resuming {}", p.id()))?,

@@ -111,11 +111,15 @@ impl Testbed {
         let mut last = String::new();
         for attempt in 0..3 {
             if attempt > 0 {
+                let Some(proxies) = self.net.proxy() else {
+                    // In a namespace of its own nothing else takes its ports.
+                    anyhow::bail!("{slot} could not start: {last}");
+                };
                 let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
                 let client = SocketAddr::from(([127, 0, 0, 1], free_port()?));
                 tracing::warn!(%slot, %listen, %client, "node could not start on its ports ({last}); moving it");
+                proxies.set_upstream(slot, listen);
                 self.cluster.move_node(slot, listen, client);
-                self.net.set_upstream(slot, listen);
             }
             let p = self
                 .cluster

@@ -46,9 +46,11 @@ impl NodeLoop {
                 continue;
             }
             match m.addresses.get(&id).map(|a| a.parse::<SocketAddr>()) {
-                Some(Ok(addr)) if addr.ip().is_loopback() => self.connect_peer(id, addr),
+                Some(Ok(addr)) if crate::netpolicy::allowed(addr).is_ok() => {
+                    self.connect_peer(id, addr)
+                }
                 Some(_) => {
-                    tracing::warn!(%id, "member has no usable loopback address; not connecting")
+                    tracing::warn!(%id, "member has no usable address (loopback, or the run's private range); not connecting")
                 }
                 None => {
                     tracing::warn!(%id, "no address known for member; start this node with --peer {id}=ADDR")

@@ -38,12 +38,12 @@ impl NodeLoop {
                 let mut change = MembershipChange::default();
                 for (id, addr) in add {
                     match addr.parse::<SocketAddr>() {
-                        Ok(a) if a.ip().is_loopback() => {
+                        Ok(a) if crate::netpolicy::allowed(a).is_ok() => {
                             change.add.insert(id, addr);
                         }
                         _ => {
                             let e =
-                                format!("peer address '{addr}' of {id} is not a loopback IP:PORT");
+                                format!("peer address '{addr}' of {id} is not a loopback IP:PORT (or, in a kernel-network run, an address of its private range)");
                             self.answer(reply, Err(ClientError::BadRequest(e)));
                             return;
                         }

@@ -1,0 +1,247 @@
+//! The network backend of a run: the proxy on every link ([`Network`]) or
+//! the kernel's network in per-node namespaces ([`KernelNet`]). The
+//! testbed's faults speak to [`Net`]; which faults each backend can make
+//! is decided here ([`kernel_refusal`]) before a run starts.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fault::Fault;
+use crate::kernel::netem::Shape;
+use crate::kernel::{netem_missing, KernelNet};
+use crate::network::Network;
+use crate::proxy::{LinkRules, LinkStats};
+
+/// Which network carries the nodes' traffic and takes the faults.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetBackend {
+    /// faultline's proxy on every directed link (loopback), acting on
+    /// whole messages of the node's protocol.
+    #[default]
+    Proxy,
+    /// Each node in a network namespace of its own; faults by nftables
+    /// (and tc netem where the kernel has it), acting on packets.
+    Kernel,
+}
+
+impl fmt::Display for NetBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NetBackend::Proxy => "proxy",
+            NetBackend::Kernel => "kernel",
+        })
+    }
+}
+
+impl FromStr for NetBackend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "proxy" => Ok(NetBackend::Proxy),
+            "kernel" => Ok(NetBackend::Kernel),
+            other => Err(format!(
+                "'{other}' is not a network backend (proxy or kernel)"
+            )),
+        }
+    }
+}
+
+/// Why `fault` cannot run on the kernel backend (`None`: it can).
+/// `netem` says whether the kernel has `tc netem`.
+pub fn kernel_refusal(fault: &Fault, netem: bool) -> Option<String> {
+    match fault {
+        Fault::Combined { parts, .. } => parts.iter().find_map(|p| kernel_refusal(p, netem)),
+        Fault::Figure8 => Some(
+            "figure-8 needs to read Raft messages (it lets only votes, or only entries up to a term, through a link), which only the proxy can: use --net proxy".into(),
+        ),
+        Fault::MembershipSplit => Some(
+            "membership-split reroutes a cut-off leader's links while new servers join, which only the proxy does: use --net proxy".into(),
+        ),
+        Fault::Delay { .. } if !netem => Some(netem_missing("delay")),
+        Fault::Duplicate { .. } if !netem => Some(netem_missing("duplicate")),
+        Fault::Reorder { .. } if !netem => Some(netem_missing("reorder")),
+        _ => None,
+    }
+}
+
+/// The network of a running testbed.
+pub enum Net {
+    /// The per-link proxies.
+    Proxy(Network),
+    /// The kernel's network.
+    Kernel(KernelNet),
+}
+
+impl Net {
+    /// Which backend this is.
+    pub fn backend(&self) -> NetBackend {
+        match self {
+            Net::Proxy(_) => NetBackend::Proxy,
+            Net::Kernel(_) => NetBackend::Kernel,
+        }
+    }
+
+    /// The proxies, where the backend is the proxy.
+    pub fn proxy(&self) -> Option<&Network> {
+        match self {
+            Net::Proxy(n) => Some(n),
+            Net::Kernel(_) => None,
+        }
+    }
+
+    /// Cut every link between different groups (nodes in no group are cut
+    /// off from everyone); `ids` are all the slots.
+    pub fn partition(
+        &self,
+        ids: &[String],
+        groups: &[Vec<String>],
+        tag: u64,
+    ) -> anyhow::Result<()> {
+        let group_of = |id: &str| groups.iter().position(|g| g.iter().any(|x| x == id));
+        self.block_where(ids, tag, |a, b| match (group_of(a), group_of(b)) {
+            (Some(x), Some(y)) => x != y,
+            _ => true,
+        })
+    }
+
+    /// Cut exactly the links `(from, to)` for which `cut` says so.
+    pub fn block_where(
+        &self,
+        ids: &[String],
+        tag: u64,
+        cut: impl Fn(&str, &str) -> bool,
+    ) -> anyhow::Result<()> {
+        match self {
+            Net::Proxy(n) => {
+                n.block_where(cut);
+                Ok(())
+            }
+            Net::Kernel(k) => k.drop_links(tag, &links_where(ids, cut), None),
+        }
+    }
+
+    /// A message fault on every link touching `nodes` (both directions).
+    pub fn message(
+        &self,
+        ids: &[String],
+        nodes: &BTreeSet<String>,
+        fault: &Fault,
+        tag: u64,
+    ) -> anyhow::Result<()> {
+        match self {
+            Net::Proxy(n) => {
+                n.update_touching(nodes, |r: &mut LinkRules| match fault {
+                    Fault::Loss { p, .. } => r.loss = *p,
+                    Fault::Delay { ms, jitter_ms, .. } => {
+                        r.delay = std::time::Duration::from_millis(*ms);
+                        r.jitter = std::time::Duration::from_millis(*jitter_ms);
+                    }
+                    Fault::Duplicate { p, .. } => r.duplicate = *p,
+                    Fault::Reorder { p, .. } => r.reorder = *p,
+                    _ => {}
+                });
+                Ok(())
+            }
+            Net::Kernel(k) => {
+                let shape = match fault {
+                    Fault::Loss { p, .. } => {
+                        let links = links_where(ids, |a, b| nodes.contains(a) || nodes.contains(b));
+                        return k.drop_links(tag, &links, Some(*p));
+                    }
+                    Fault::Delay { ms, jitter_ms, .. } => Shape::Delay {
+                        ms: *ms,
+                        jitter_ms: *jitter_ms,
+                    },
+                    Fault::Duplicate { p, .. } => Shape::Duplicate { p: *p },
+                    Fault::Reorder { p, .. } => Shape::Reorder { p: *p },
+                    other => anyhow::bail!("{other} is not a message fault"),
+                };
+                k.shape(tag, nodes, &shape)
+            }
+        }
+    }
+
+    /// End the network fault `tag`. The proxy opens every link; the
+    /// kernel removes exactly that fault's rules.
+    pub fn heal(&self, tag: u64) -> anyhow::Result<()> {
+        match self {
+            Net::Proxy(n) => {
+                n.heal();
+                Ok(())
+            }
+            Net::Kernel(k) => k.heal(tag),
+        }
+    }
+
+    /// End every network fault.
+    pub fn heal_all(&self) -> anyhow::Result<()> {
+        match self {
+            Net::Proxy(n) => {
+                n.heal();
+                Ok(())
+            }
+            Net::Kernel(k) => k.heal_all(),
+        }
+    }
+
+    /// Every directed link's counters.
+    pub fn stats(&self) -> Vec<LinkStats> {
+        match self {
+            Net::Proxy(n) => n.stats(),
+            Net::Kernel(k) => k.stats(),
+        }
+    }
+}
+
+fn links_where(ids: &[String], cut: impl Fn(&str, &str) -> bool) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for a in ids {
+        for b in ids {
+            if a != b && cut(a, b) {
+                out.push((a.clone(), b.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault::parse_list;
+
+    #[test]
+    fn the_kernel_refuses_message_reading_faults_and_netem_faults_without_netem() {
+        let refused = |s: &str, netem: bool| {
+            let f = parse_list(s, 5).unwrap();
+            kernel_refusal(&f[0], netem)
+        };
+        assert!(refused("figure-8", true).unwrap().contains("--net proxy"));
+        assert!(refused("membership-split", true)
+            .unwrap()
+            .contains("--net proxy"));
+        let e = refused("delay:50", false).unwrap();
+        assert!(e.contains("sch_netem") && e.contains("--net proxy"), "{e}");
+        assert!(refused("delay:50", true).is_none());
+        assert!(refused("partition-leader+duplicate:0.1", false).is_some());
+        for ok in [
+            "partition-leader",
+            "loss:0.2",
+            "one-way-in",
+            "crash-leader",
+            "pause:leader",
+            "partition-ring&loss:0.1@n1",
+        ] {
+            assert!(refused(ok, false).is_none(), "{ok}");
+        }
+        assert_eq!("kernel".parse::<NetBackend>().unwrap(), NetBackend::Kernel);
+        assert!("tc"
+            .parse::<NetBackend>()
+            .unwrap_err()
+            .contains("proxy or kernel"));
+    }
+}
