@@ -37,6 +37,11 @@ pub const PRESETS: &[Preset] = &[
         text: include_str!("../presets/membership.toml"),
     },
     Preset {
+        name: "net-compare",
+        about: "partition-leader and 20 % loss on both network backends, proxy and kernel, 3 repeats (about 5 minutes; needs root, ip and nft)",
+        text: include_str!("../presets/net-compare.toml"),
+    },
+    Preset {
         name: "figure-16",
         about: "the Raft paper's Figure 16 on real processes: time to elect a new leader after the leader crashed, 100 trials per election timeout range (about 40 minutes)",
         text: include_str!("../presets/figure-16.toml"),

@@ -76,3 +76,19 @@ where
         tokio::time::sleep(POLL).await;
     }
 }
+
+/// Whether the kernel network backend can run here (root, `ip`, `nft`).
+/// Without it a test says so on one line and is skipped, except under
+/// `CI=true`, where a missing prerequisite fails the test.
+pub fn kernel_backend_available(test: &str) -> bool {
+    match faultline_nemesis::kernel::netns::check_prerequisites() {
+        Ok(()) => true,
+        Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{test}: the kernel network backend is needed under CI=true: {why}")
+        }
+        Err(why) => {
+            println!("{test}: skipped: {why}");
+            false
+        }
+    }
+}

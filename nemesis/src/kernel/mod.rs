@@ -302,6 +302,20 @@ impl KernelNet {
         Ok(())
     }
 
+    /// The comments of the fault rules now in slot `id`'s namespace (one
+    /// `fault-TAG` per rule), to check what a heal left.
+    pub fn fault_rules(&self, id: &str) -> anyhow::Result<Vec<String>> {
+        let s = self.slot(id).with_context(|| format!("no node {id}"))?;
+        let json =
+            s.ns.run(
+                "nft",
+                &["-j", "list", "chain", "inet", nft::TABLE, "faults"],
+                None,
+            )
+            .map_err(anyhow::Error::msg)?;
+        nft::rule_comments(&json).map_err(anyhow::Error::msg)
+    }
+
     /// Remove every fault's rules and shapes.
     pub fn heal_all(&self) -> anyhow::Result<()> {
         let tags: Vec<u64> = {

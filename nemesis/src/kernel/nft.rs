@@ -83,6 +83,19 @@ pub fn rule_handles(json: &str, comment: Option<&str>) -> Result<Vec<u64>, Strin
         .collect())
 }
 
+/// From `nft -j list chain inet faultline faults`: every rule's comment.
+pub fn rule_comments(json: &str) -> Result<Vec<String>, String> {
+    let v: Value = serde_json::from_str(json).map_err(|e| format!("nft's JSON: {e}"))?;
+    let items = v["nftables"]
+        .as_array()
+        .ok_or("nft's JSON has no 'nftables' list")?;
+    Ok(items
+        .iter()
+        .filter_map(|i| i.get("rule"))
+        .map(|r| r["comment"].as_str().unwrap_or("").to_string())
+        .collect())
+}
+
 /// One named counter: (name, packets, bytes).
 pub type Counter = (String, u64, u64);
 

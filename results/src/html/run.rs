@@ -25,6 +25,7 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
         });
     let body = html! {
         h1 { "faultline run: " (title) }
+        p { b { "Network: " } (network_words(&r.spec)) }
         (verdict_banner(r.checker.valid, &why))
         @if !r.findings.is_empty() {
             div class="banner bad" {
@@ -89,6 +90,14 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
 }
 
 /// Every field of `spec.json`, as written.
+/// Which network backend the run used, in words.
+fn network_words(spec: &Value) -> &'static str {
+    match spec.get("net").and_then(Value::as_str) {
+        Some("kernel") => "kernel — each node in a network namespace of its own on a bridge; faults are nftables rules acting on IP packets",
+        _ => "proxy — faultline's proxy on every directed link (loopback); faults act on whole messages",
+    }
+}
+
 fn settings_rows(spec: &Value) -> Vec<Vec<String>> {
     spec.as_object()
         .map(|m| {
@@ -192,36 +201,55 @@ fn faults(r: &RunResults) -> Markup {
 }
 
 fn links_table(links: &[Value]) -> Markup {
+    let packets = links
+        .first()
+        .and_then(|l| l.get("counted"))
+        .and_then(Value::as_str)
+        == Some("packets");
+    let g = |l: &Value, k: &str| {
+        l.get(k)
+            .map(|v| {
+                v.as_u64()
+                    .map_or_else(|| v.as_str().unwrap_or("").to_string(), |n| n.to_string())
+            })
+            .unwrap_or_default()
+    };
+    if packets {
+        let rows: Vec<Vec<String>> = links
+            .iter()
+            .map(|l| {
+                vec![
+                    format!("{} → {}", g(l, "from"), g(l, "to")),
+                    g(l, "passed"),
+                    g(l, "bytes"),
+                    g(l, "dropped"),
+                    g(l, "dropped_bytes"),
+                ]
+            })
+            .collect();
+        return html! {
+            p class="small" { "Counted by nftables in the receiver's namespace, in IP packets: what came in from the sender, and what a fault's rules dropped." }
+            (table(&["link", "packets in", "bytes in", "packets dropped", "bytes dropped"], &rows))
+        };
+    }
     let rows: Vec<Vec<String>> = links
         .iter()
         .map(|l| {
-            let g = |k: &str| {
-                l.get(k)
-                    .map(|v| {
-                        v.as_u64()
-                            .map_or_else(|| v.as_str().unwrap_or("").to_string(), |n| n.to_string())
-                    })
-                    .unwrap_or_default()
-            };
             vec![
-                format!("{} → {}", g("from"), g("to")),
-                g("passed"),
-                g("dropped"),
-                g("duplicated"),
-                g("delayed"),
-                g("bytes"),
+                format!("{} → {}", g(l, "from"), g(l, "to")),
+                g(l, "passed"),
+                g(l, "dropped"),
+                g(l, "duplicated"),
+                g(l, "delayed"),
+                g(l, "bytes"),
             ]
         })
         .collect();
-    table(
-        &[
-            "link",
-            "passed",
-            "dropped",
-            "duplicated",
-            "delayed",
-            "bytes",
-        ],
-        &rows,
-    )
+    html! {
+        p class="small" { "Counted by the link proxies, in messages of the node's protocol." }
+        (table(
+            &["link", "passed", "dropped", "duplicated", "delayed", "bytes"],
+            &rows,
+        ))
+    }
 }
