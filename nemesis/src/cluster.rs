@@ -65,6 +65,19 @@ pub fn allocate(n: usize) -> anyhow::Result<Vec<NodeAddrs>> {
         .collect()
 }
 
+/// Every node reaching every other at its own peer address (no proxy).
+pub fn direct_links(addrs: &[NodeAddrs]) -> HashMap<(String, String), SocketAddr> {
+    addrs
+        .iter()
+        .flat_map(|a| {
+            addrs
+                .iter()
+                .filter(move |b| b.id != a.id)
+                .map(move |b| ((a.id.clone(), b.id.clone()), b.listen))
+        })
+        .collect()
+}
+
 /// A running cluster; dropping it kills every node.
 pub struct LocalCluster {
     nodes: Vec<NodeProcess>,
@@ -88,16 +101,7 @@ impl LocalCluster {
     /// membership change.
     pub fn start_with_spares(spec: &ClusterSpec, spares: usize) -> anyhow::Result<Self> {
         let addrs = allocate(spec.nodes + spares)?;
-        let links: HashMap<(String, String), SocketAddr> = addrs
-            .iter()
-            .flat_map(|a| {
-                addrs
-                    .iter()
-                    .filter(move |b| b.id != a.id)
-                    .map(move |b| ((a.id.clone(), b.id.clone()), b.listen))
-            })
-            .collect();
-        Self::start_with_links(spec, &addrs, &links)
+        Self::start_with_links(spec, &addrs, &direct_links(&addrs))
     }
 
     /// Start nodes at `addrs`, where node `i` reaches peer `j` at `links[(i, j)]`

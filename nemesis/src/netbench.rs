@@ -117,40 +117,26 @@ fn measure(path: Path, pings: u32, messages: u32, size: usize) -> anyhow::Result
     let b_addr = bound_rx
         .recv()
         .map_err(|_| anyhow::anyhow!("B's thread ended early"))??;
-    if let Some(ns) = &path.a_ns {
-        // A runs on a thread of its own, so that only that thread moves.
-        let ns = ns.clone();
-        let a = std::thread::spawn(move || -> anyhow::Result<PathFigures> {
+    // A runs on a thread of its own, so that only that thread moves into
+    // A's namespace (if it has one).
+    let a = std::thread::spawn(move || -> anyhow::Result<PathFigures> {
+        if let Some(ns) = &path.a_ns {
             ns.enter_this_thread().context("entering A's namespace")?;
-            runtime()?.block_on(a_side(
-                path.name,
-                path.a_listen,
-                b_addr,
-                path.proxy,
-                reply_tx,
-                pings,
-                messages,
-                size,
-            ))
-        });
-        let r = a
-            .join()
-            .map_err(|_| anyhow::anyhow!("A's thread panicked"))?;
-        let _ = b.join();
-        return r;
-    }
-    let r = runtime()?.block_on(a_side(
-        path.name,
-        path.a_listen,
-        b_addr,
-        path.proxy,
-        reply_tx,
-        pings,
-        messages,
-        size,
-    ));
+        }
+        runtime()?.block_on(a_side(
+            path.name,
+            path.a_listen,
+            b_addr,
+            path.proxy,
+            reply_tx,
+            pings,
+            messages,
+            size,
+        ))
+    });
+    let r = a.join().map_err(|_| anyhow::anyhow!("A's thread panicked"));
     let _ = b.join();
-    r
+    r?
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -286,13 +286,7 @@ impl KernelNet {
     }
 
     fn delete_rules(&self, s: &Slot, comment: Option<&str>) -> anyhow::Result<()> {
-        let json =
-            s.ns.run(
-                "nft",
-                &["-j", "list", "chain", "inet", nft::TABLE, "faults"],
-                None,
-            )
-            .map_err(anyhow::Error::msg)?;
+        let json = list_fault_chain(s)?;
         let handles = nft::rule_handles(&json, comment).map_err(anyhow::Error::msg)?;
         if !handles.is_empty() {
             s.ns.run("nft", &["-f", "-"], Some(&nft::delete_rules(&handles)))
@@ -306,13 +300,7 @@ impl KernelNet {
     /// `fault-TAG` per rule), to check what a heal left.
     pub fn fault_rules(&self, id: &str) -> anyhow::Result<Vec<String>> {
         let s = self.slot(id).with_context(|| format!("no node {id}"))?;
-        let json =
-            s.ns.run(
-                "nft",
-                &["-j", "list", "chain", "inet", nft::TABLE, "faults"],
-                None,
-            )
-            .map_err(anyhow::Error::msg)?;
+        let json = list_fault_chain(s)?;
         nft::rule_comments(&json).map_err(anyhow::Error::msg)
     }
 
@@ -381,6 +369,16 @@ impl Drop for KernelNet {
         let _ = run_here("ip", &["link", "del", BRIDGE], None);
         IN_USE.store(false, Ordering::SeqCst);
     }
+}
+
+/// `nft -j list chain inet faultline faults` in a slot's namespace.
+fn list_fault_chain(s: &Slot) -> anyhow::Result<String> {
+    s.ns.run(
+        "nft",
+        &["-j", "list", "chain", "inet", nft::TABLE, "faults"],
+        None,
+    )
+    .map_err(anyhow::Error::msg)
 }
 
 fn shape_name(shape: &Shape) -> &'static str {

@@ -55,6 +55,15 @@ pub fn drop_rule(tag: u64, from: &str, ip: Ipv4Addr, p: Option<f64>) -> String {
     )
 }
 
+/// The objects of `nft -j` output.
+fn items(json: &str) -> Result<Vec<Value>, String> {
+    let mut v: Value = serde_json::from_str(json).map_err(|e| format!("nft's JSON: {e}"))?;
+    match v["nftables"].take() {
+        Value::Array(items) => Ok(items),
+        _ => Err("nft's JSON has no 'nftables' list".into()),
+    }
+}
+
 /// The commands that delete the given rule handles of chain `faults`.
 pub fn delete_rules(handles: &[u64]) -> String {
     handles
@@ -66,10 +75,7 @@ pub fn delete_rules(handles: &[u64]) -> String {
 /// From `nft -j list chain inet faultline faults`: the handles of the
 /// rules whose comment is `comment` (every fault rule when `None`).
 pub fn rule_handles(json: &str, comment: Option<&str>) -> Result<Vec<u64>, String> {
-    let v: Value = serde_json::from_str(json).map_err(|e| format!("nft's JSON: {e}"))?;
-    let items = v["nftables"]
-        .as_array()
-        .ok_or("nft's JSON has no 'nftables' list")?;
+    let items = items(json)?;
     Ok(items
         .iter()
         .filter_map(|i| i.get("rule"))
@@ -85,10 +91,7 @@ pub fn rule_handles(json: &str, comment: Option<&str>) -> Result<Vec<u64>, Strin
 
 /// From `nft -j list chain inet faultline faults`: every rule's comment.
 pub fn rule_comments(json: &str) -> Result<Vec<String>, String> {
-    let v: Value = serde_json::from_str(json).map_err(|e| format!("nft's JSON: {e}"))?;
-    let items = v["nftables"]
-        .as_array()
-        .ok_or("nft's JSON has no 'nftables' list")?;
+    let items = items(json)?;
     Ok(items
         .iter()
         .filter_map(|i| i.get("rule"))
@@ -101,10 +104,7 @@ pub type Counter = (String, u64, u64);
 
 /// From `nft -j list counters table inet faultline`: every counter.
 pub fn counters(json: &str) -> Result<Vec<Counter>, String> {
-    let v: Value = serde_json::from_str(json).map_err(|e| format!("nft's JSON: {e}"))?;
-    let items = v["nftables"]
-        .as_array()
-        .ok_or("nft's JSON has no 'nftables' list")?;
+    let items = items(json)?;
     Ok(items
         .iter()
         .filter_map(|i| i.get("counter"))

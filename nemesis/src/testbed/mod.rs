@@ -24,7 +24,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cluster::{allocate, ClusterSpec, LocalCluster};
+use crate::cluster::{allocate, direct_links, ClusterSpec, LocalCluster};
 use crate::fault::{Family, Fault, Target};
 use crate::kernel::KernelNet;
 use crate::net::{Net, NetBackend};
@@ -150,16 +150,8 @@ impl Testbed {
                     .iter()
                     .filter_map(|id| Some((id.clone(), net.namespace(id)?)))
                     .collect();
-                let direct = addrs
-                    .iter()
-                    .flat_map(|a| {
-                        addrs
-                            .iter()
-                            .filter(move |b| b.id != a.id)
-                            .map(move |b| ((a.id.clone(), b.id.clone()), b.listen))
-                    })
-                    .collect();
-                let cluster = LocalCluster::start_with_links(&cspec, &addrs, &direct)?;
+                let cluster =
+                    LocalCluster::start_with_links(&cspec, &addrs, &direct_links(&addrs))?;
                 (cluster, Net::Kernel(net))
             }
         };
