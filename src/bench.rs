@@ -34,6 +34,10 @@ enum BenchWhat {
         /// Nodes in the cluster.
         #[arg(long, default_value_t = 3)]
         nodes: usize,
+        /// `faultline`: group commit beside one fsync per entry; `etcd`:
+        /// faultline's node beside etcd under the same load.
+        #[arg(long, default_value = "faultline")]
+        target: faultline_sut::TargetKind,
     },
     /// The checker on generated histories: 10k/100k/1M operations x 1/100/1000
     /// keys x 5/20/50 processes, 1 % info, plus the hard single-key cases;
@@ -118,10 +122,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             clients,
             conns,
             nodes,
+            target,
         } => {
+            let etcd: Option<std::sync::Arc<dyn faultline_sut::Target>> = match target {
+                faultline_sut::TargetKind::Faultline => None,
+                faultline_sut::TargetKind::Etcd => {
+                    let bin = std::env::var_os("FAULTLINE_ETCD_BIN").map(PathBuf::from);
+                    Some(std::sync::Arc::new(
+                        faultline_sut::etcd::Etcd::find(bin.as_deref(), Default::default())
+                            .map_err(anyhow::Error::msg)?,
+                    ))
+                }
+            };
             let base = scratch_dir("bench-node")?;
             faultline_nemesis::bench::node(
                 &crate::node_binary()?,
+                etcd,
                 &base,
                 duration,
                 clients,

@@ -141,6 +141,15 @@ pub struct RunArgs {
     /// own, faults by nftables; needs root, `ip` and `nft`; see docs/faults.md).
     #[arg(long, default_value = "proxy")]
     pub net: faultline_nemesis::net::NetBackend,
+    /// The system under test: `faultline` (its own node) or `etcd` (found on
+    /// PATH or given by --etcd-bin; network faults need --net kernel; see
+    /// docs/etcd.md).
+    #[arg(long, default_value = "faultline")]
+    pub target: faultline_sut::TargetKind,
+    /// etcd's reads: `linearizable` or `serializable` (from a member's local
+    /// state: the positive control, which the checker must catch).
+    #[arg(long, default_value = "linearizable")]
+    read_mode: faultline_sut::etcd::ReadMode,
     /// Fault kinds, comma-separated, e.g. partition-leader,pause-leader,loss:0.2
     /// (docs/faults.md lists every kind; empty for none).
     #[arg(long, default_value = defaults::NEMESIS)]
@@ -175,12 +184,13 @@ pub struct RunArgs {
     /// Seconds of workload and faults (then a heal and a final read of every key).
     #[arg(long, default_value_t = defaults::TIME_LIMIT_S)]
     time_limit: f64,
-    /// Randomized election timeout range, ms.
-    #[arg(long, default_value = defaults::ELECTION_TIMEOUT)]
-    election_timeout: String,
-    /// Leader heartbeat interval, ms.
-    #[arg(long, default_value_t = defaults::HEARTBEAT_MS)]
-    heartbeat: u64,
+    /// Randomized election timeout range, ms [default: 150..300; for etcd,
+    /// its own default 1000..2000].
+    #[arg(long)]
+    election_timeout: Option<String>,
+    /// Leader heartbeat interval, ms [default: 50; for etcd, its own default 100].
+    #[arg(long)]
+    heartbeat: Option<u64>,
     /// Nodes campaign with a pre-vote round first.
     #[arg(long)]
     pre_vote: bool,
@@ -242,11 +252,22 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             seed,
             op_timeout: a.op_timeout,
             net: a.net,
+            target: a.target,
+            read_mode: a.read_mode,
         },
         settings: vec![Setting {
             name: "run".into(),
-            election_timeout: a.election_timeout.clone(),
-            heartbeat: a.heartbeat,
+            election_timeout: a.election_timeout.clone().unwrap_or_else(|| {
+                match a.target {
+                    faultline_sut::TargetKind::Etcd => defaults::ETCD_ELECTION_TIMEOUT,
+                    faultline_sut::TargetKind::Faultline => defaults::ELECTION_TIMEOUT,
+                }
+                .to_string()
+            }),
+            heartbeat: a.heartbeat.unwrap_or(match a.target {
+                faultline_sut::TargetKind::Etcd => defaults::ETCD_HEARTBEAT_MS,
+                faultline_sut::TargetKind::Faultline => defaults::HEARTBEAT_MS,
+            }),
             pre_vote: a.pre_vote,
             check_quorum: a.check_quorum,
             unsafe_bug: a.unsafe_bug.clone(),
@@ -254,6 +275,8 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             tick: None,
             faults: None,
             net: None,
+            target: None,
+            read_mode: None,
             nodes: None,
             keys: None,
             concurrency: None,

@@ -63,7 +63,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     let spec = ClusterSpec {
         nodes: args.nodes,
         dir: dir.clone(),
-        node_bin: crate::node_binary()?,
+        target: faultline_sut::faultline(crate::node_binary()?),
         node_args,
         namespaces: Default::default(),
     };

@@ -17,6 +17,10 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
+    /// The etcd binary for `--target etcd` (default: `etcd` on PATH; Debian
+    /// package etcd-server).
+    #[arg(long, global = true, value_name = "PATH")]
+    etcd_bin: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,6 +56,10 @@ fn main() -> ExitCode {
         // The node runs its own runtime; hand it the flags as its own argv.
         let argv = std::iter::once("faultline-node".to_string()).chain(args.iter().cloned());
         return faultline_node::cli::main_from(argv);
+    }
+    if let Some(bin) = &cli.etcd_bin {
+        // Read where a run finds etcd; set before any thread starts.
+        std::env::set_var("FAULTLINE_ETCD_BIN", bin);
     }
     // A kernel-network run moves the whole controller into a network
     // namespace of its own; that must happen before any thread starts.

@@ -116,7 +116,7 @@ async fn a_late_answer_from_before_a_restart_does_not_answer_a_new_request() {
         netns: None,
     };
     let bin: faultline_nemesis::process::NodeCommand = common::node_bin().into();
-    let mut node = NodeProcess::start(&bin, spec).unwrap();
+    let mut node = NodeProcess::start(&faultline_sut::faultline(bin), spec).unwrap();
 
     // Every request the node forwards to us, by forward id.
     let (tx, mut forwarded) = mpsc::unbounded_channel::<u64>();

@@ -24,7 +24,7 @@ fn spec(dir: &Path, election: &str) -> ClusterSpec {
     ClusterSpec {
         nodes: 3,
         dir: dir.to_path_buf(),
-        node_bin: common::node_bin().into(),
+        target: faultline_sut::faultline(common::node_bin()),
         node_args: vec![
             "--election-timeout".into(),
             election.into(),

@@ -27,7 +27,7 @@ fn spec(dir: &std::path::Path, seed: u64) -> TestbedSpec {
         nodes: 3,
         spares: 0,
         dir: dir.to_path_buf(),
-        node_bin: common::node_bin().into(),
+        target: faultline_sut::faultline(common::node_bin()),
         node_args: vec![
             "--election-timeout".into(),
             "300..600".into(),
@@ -50,7 +50,7 @@ fn stats(tb: &Testbed) -> BTreeMap<(String, String), LinkStats> {
 fn kernel(tb: &Testbed) -> &faultline_nemesis::kernel::KernelNet {
     match &tb.net {
         Net::Kernel(k) => k,
-        Net::Proxy(_) => panic!("the testbed runs on the proxy"),
+        Net::Proxy(_) | Net::Direct => panic!("the testbed does not run on the kernel network"),
     }
 }
 

@@ -53,7 +53,7 @@ async fn a_node_joins_and_the_leader_leaves_from_the_command_line() {
     let spec = ClusterSpec {
         nodes: 3,
         dir: dir.path().to_path_buf(),
-        node_bin: common::node_bin().into(),
+        target: faultline_sut::faultline(common::node_bin()),
         node_args: vec![
             "--election-timeout".into(),
             "300..600".into(),

@@ -17,7 +17,7 @@ fn spec(dir: &std::path::Path, seed: u64) -> TestbedSpec {
         nodes: 3,
         spares: 0,
         dir: dir.to_path_buf(),
-        node_bin: common::node_bin().into(),
+        target: faultline_sut::faultline(common::node_bin()),
         node_args: vec![
             "--election-timeout".into(),
             "300..600".into(),

@@ -19,7 +19,7 @@ fn spec(dir: &std::path::Path) -> ClusterSpec {
     ClusterSpec {
         nodes: 3,
         dir: dir.to_path_buf(),
-        node_bin: common::node_bin().into(),
+        target: faultline_sut::faultline(common::node_bin()),
         node_args: vec![
             "--election-timeout".into(),
             "300..600".into(),

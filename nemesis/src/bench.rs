@@ -6,9 +6,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use faultline_node::client::Client;
-use faultline_node::protocol::{ClientRequest, ClientResponse};
+use std::sync::Arc;
+
 use faultline_node::settings::NodeSettings;
+use faultline_sut::{KvClient, KvOp, Outcome, Target};
 use hdrhistogram::Histogram;
 
 use crate::cluster::{ClusterSpec, LocalCluster};
@@ -22,10 +23,12 @@ struct NodeFigures {
 }
 
 /// Writes/s and latency of a real cluster with fsync, with group commit and
-/// with one fsync per entry, side by side; data under `base` (removed at the
-/// end). Prints as it goes.
+/// with one fsync per entry, side by side; or, given `etcd`, faultline's
+/// node (group commit) beside etcd under the same load. Data under `base`
+/// (removed at the end). Prints as it goes.
 pub async fn node(
     node_bin: &NodeCommand,
+    etcd: Option<Arc<dyn Target>>,
     base: &Path,
     duration: u64,
     clients: usize,
@@ -34,35 +37,63 @@ pub async fn node(
 ) -> anyhow::Result<()> {
     let conns = conns.min(clients.max(1));
     println!("faultline bench node: {nodes} nodes, {clients} clients on {conns} connections, {duration} s per mode, fsync on (data in {})", base.display());
+    let faultline = faultline_sut::faultline(node_bin.clone());
+    let load = (clients, conns);
     let group = node_mode(
-        node_bin,
+        &faultline,
+        faultline_args(false),
         &base.join("group-commit"),
         nodes,
-        (clients, conns),
+        load,
         duration,
-        false,
     )
     .await?;
-    print_node("group commit", &group);
-    let single = node_mode(
-        node_bin,
-        &base.join("fsync-per-entry"),
-        nodes,
-        (clients, conns),
-        duration,
-        true,
-    )
-    .await?;
-    print_node("fsync per entry", &single);
-    let ratio = (group.writes as f64 / group.secs) / (single.writes as f64 / single.secs).max(1e-9);
-    println!("group commit / fsync per entry: {ratio:.1}x writes/s");
+    print_node("faultline (group commit)", &group);
+    let (other, label) = match etcd {
+        Some(etcd) => {
+            let label = format!("etcd {}", etcd.version());
+            (
+                node_mode(&etcd, Vec::new(), &base.join("etcd"), nodes, load, duration).await?,
+                label,
+            )
+        }
+        None => (
+            node_mode(
+                &faultline,
+                faultline_args(true),
+                &base.join("fsync-per-entry"),
+                nodes,
+                load,
+                duration,
+            )
+            .await?,
+            "faultline (fsync per entry)".to_string(),
+        ),
+    };
+    print_node(&label, &other);
+    let rate = |f: &NodeFigures| f.writes as f64 / f.secs;
+    println!(
+        "faultline (group commit) / {label}: {:.2}x writes/s, p99 {:.2} ms vs {:.2} ms",
+        rate(&group) / rate(&other).max(1e-9),
+        group.hist.value_at_quantile(0.99) as f64 / 1000.0,
+        other.hist.value_at_quantile(0.99) as f64 / 1000.0,
+    );
     let _ = std::fs::remove_dir_all(base);
     Ok(())
 }
 
+fn faultline_args(per_entry: bool) -> Vec<String> {
+    NodeSettings {
+        request_timeout_ms: 10_000,
+        group_commit: !per_entry,
+        ..NodeSettings::default()
+    }
+    .to_args()
+}
+
 fn print_node(mode: &str, f: &NodeFigures) {
     println!(
-        "{mode:>16}: {:>9.0} writes/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  ({} writes, {} errors)",
+        "{mode:>28}: {:>9.0} writes/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  ({} writes, {} errors)",
         f.writes as f64 / f.secs,
         f.hist.value_at_quantile(0.5) as f64 / 1000.0,
         f.hist.value_at_quantile(0.99) as f64 / 1000.0,
@@ -76,6 +107,7 @@ fn print_node(mode: &str, f: &NodeFigures) {
 /// `conns` connections (client `c` uses connection `c % conns`): the latency
 /// histogram (µs), writes acknowledged, errors, seconds taken.
 async fn write_load(
+    target: Arc<dyn Target>,
     addr: std::net::SocketAddr,
     clients: usize,
     conns: usize,
@@ -83,10 +115,11 @@ async fn write_load(
 ) -> anyhow::Result<(Histogram<u64>, u64, u64, f64)> {
     let mut connections = Vec::new();
     for _ in 0..conns.max(1) {
-        let client = Client::connect(addr, Duration::from_secs(10))
+        let client = target
+            .connect(addr, Duration::from_secs(10))
             .await
-            .with_context(|| format!("connecting to the leader at {addr}"))?;
-        connections.push(std::sync::Arc::new(client));
+            .map_err(|e| anyhow::anyhow!("connecting to the leader at {addr}: {e}"))?;
+        connections.push(Arc::<dyn KvClient>::from(client));
     }
     let deadline = Instant::now() + Duration::from_secs(secs);
     let start = Instant::now();
@@ -102,14 +135,8 @@ async fn write_load(
             while Instant::now() < deadline {
                 i += 1;
                 let t = Instant::now();
-                match client
-                    .call(ClientRequest::Put {
-                        key: key.clone(),
-                        value: i,
-                    })
-                    .await
-                {
-                    Ok(ClientResponse::Ok(_)) => {
+                match client.call(&KvOp::Write(key.clone(), i)).await {
+                    Outcome::Ok(_) => {
                         ok += 1;
                         let _ = hist.record(t.elapsed().as_micros() as u64);
                     }
@@ -131,23 +158,17 @@ async fn write_load(
 }
 
 async fn node_mode(
-    node_bin: &NodeCommand,
+    target: &Arc<dyn Target>,
+    node_args: Vec<String>,
     dir: &Path,
     nodes: usize,
     (clients, conns): (usize, usize),
     secs: u64,
-    per_entry: bool,
 ) -> anyhow::Result<NodeFigures> {
-    let node_args = NodeSettings {
-        request_timeout_ms: 10_000,
-        group_commit: !per_entry,
-        ..NodeSettings::default()
-    }
-    .to_args();
     let spec = ClusterSpec {
         nodes,
         dir: dir.to_path_buf(),
-        node_bin: node_bin.clone(),
+        target: target.clone(),
         node_args,
         namespaces: Default::default(),
     };
@@ -158,12 +179,13 @@ async fn node_mode(
     // The load runs on a runtime of its own with one thread: on a machine
     // whose cores the nodes share, a lean load generator leaves them the CPU
     // (both modes get the same load generator).
+    let target = target.clone();
     let load = std::thread::spawn(move || -> anyhow::Result<(Histogram<u64>, u64, u64, f64)> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("starting the load runtime")?;
-        rt.block_on(write_load(addr, clients, conns, secs))
+        rt.block_on(write_load(target, addr, clients, conns, secs))
     });
     let (hist, writes, errors, secs) =
         tokio::task::spawn_blocking(move || load.join())

@@ -6,11 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use faultline_node::client::{AddressBook, Client};
+use faultline_node::client::AddressBook;
 use faultline_node::leadership::{NodeSample, StatusRound};
-use faultline_node::protocol::{ClientRequest, ClientResponse, NodeStatus};
+use faultline_node::protocol::NodeStatus;
 
-use crate::process::{free_port, NodeCommand, NodeProcess, NodeSpec, ProcState};
+use crate::process::{free_port, NodeProcess, NodeSpec, ProcState};
+use faultline_sut::Target;
+use std::sync::Arc;
 
 /// What to start.
 #[derive(Clone, Debug)]
@@ -21,8 +23,8 @@ pub struct ClusterSpec {
     pub nodes: usize,
     /// The run directory: node data in `nodes/<id>/`, logs in `nodes/<id>.log`.
     pub dir: PathBuf,
-    /// How to run a node (the `faultline-node` binary).
-    pub node_bin: NodeCommand,
+    /// The system the nodes run (faultline's node, etcd).
+    pub target: Arc<dyn Target>,
     /// Flags passed to every node (timeouts and such).
     pub node_args: Vec<String>,
     /// Per slot: the network namespace its node starts in (the kernel
@@ -87,6 +89,8 @@ pub struct LocalCluster {
     dir: PathBuf,
     /// Every slot's client address, as the workload and the poller see it.
     book: AddressBook,
+    /// The system the nodes run.
+    target: Arc<dyn Target>,
 }
 
 impl LocalCluster {
@@ -119,6 +123,7 @@ impl LocalCluster {
             active: Vec::new(),
             dir: spec.dir.clone(),
             book: AddressBook::new(addrs.iter().map(|a| (a.id.clone(), a.client))),
+            target: spec.target.clone(),
         };
         let voters: Vec<String> = addrs
             .iter()
@@ -153,10 +158,10 @@ impl LocalCluster {
                 },
             };
             let p = if slot < spec.nodes {
-                NodeProcess::start(&spec.node_bin, node_spec)
+                NodeProcess::start(&spec.target, node_spec)
                     .with_context(|| format!("starting node {}", a.id))?
             } else {
-                NodeProcess::not_started(&spec.node_bin, node_spec)
+                NodeProcess::not_started(&spec.target, node_spec)
             };
             cluster.nodes.push(p);
             cluster.active.push(slot < spec.nodes);
@@ -272,7 +277,12 @@ impl LocalCluster {
         let addr = self
             .client_addr(id)
             .with_context(|| format!("no node {id}"))?;
-        status_at(addr, timeout).await
+        self.target.status(addr, timeout).await
+    }
+
+    /// The system the nodes run.
+    pub fn target(&self) -> &Arc<dyn Target> {
+        &self.target
     }
 
     /// Wait until every running node answers its status request.
@@ -343,14 +353,5 @@ impl LocalCluster {
         for n in &mut self.nodes {
             n.kill();
         }
-    }
-}
-
-/// Ask the node at `addr` for its status.
-pub async fn status_at(addr: SocketAddr, timeout: Duration) -> anyhow::Result<NodeStatus> {
-    let c = Client::connect(addr, timeout).await?;
-    match c.call(ClientRequest::Status).await? {
-        ClientResponse::Status(s) => Ok(s),
-        other => bail!("unexpected answer to a status request: {other:?}"),
     }
 }

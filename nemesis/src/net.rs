@@ -74,6 +74,10 @@ pub enum Net {
     Proxy(Network),
     /// The kernel's network.
     Kernel(KernelNet),
+    /// Nodes that reach each other directly on loopback (a system whose
+    /// members cannot be put behind link proxies, on the proxy backend):
+    /// process faults only.
+    Direct,
 }
 
 impl Net {
@@ -82,6 +86,7 @@ impl Net {
         match self {
             Net::Proxy(_) => NetBackend::Proxy,
             Net::Kernel(_) => NetBackend::Kernel,
+            Net::Direct => NetBackend::Proxy,
         }
     }
 
@@ -89,7 +94,7 @@ impl Net {
     pub fn proxy(&self) -> Option<&Network> {
         match self {
             Net::Proxy(n) => Some(n),
-            Net::Kernel(_) => None,
+            Net::Kernel(_) | Net::Direct => None,
         }
     }
 
@@ -121,6 +126,7 @@ impl Net {
                 Ok(())
             }
             Net::Kernel(k) => k.drop_links(tag, &links_where(ids, cut), None),
+            Net::Direct => anyhow::bail!("{DIRECT}"),
         }
     }
 
@@ -162,6 +168,7 @@ impl Net {
                 };
                 k.shape(tag, nodes, &shape)
             }
+            Net::Direct => anyhow::bail!("{DIRECT}"),
         }
     }
 
@@ -174,6 +181,7 @@ impl Net {
                 Ok(())
             }
             Net::Kernel(k) => k.heal(tag),
+            Net::Direct => Ok(()),
         }
     }
 
@@ -185,6 +193,7 @@ impl Net {
                 Ok(())
             }
             Net::Kernel(k) => k.heal_all(),
+            Net::Direct => Ok(()),
         }
     }
 
@@ -193,9 +202,12 @@ impl Net {
         match self {
             Net::Proxy(n) => n.stats(),
             Net::Kernel(k) => k.stats(),
+            Net::Direct => Vec::new(),
         }
     }
 }
+
+const DIRECT: &str = "these nodes reach each other directly: network faults need --net kernel";
 
 fn links_where(ids: &[String], cut: impl Fn(&str, &str) -> bool) -> Vec<(String, String)> {
     let mut out = Vec::new();

@@ -11,27 +11,15 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+
+use faultline_sut::{Member, Target};
 use std::time::{Duration, Instant};
 
 /// The program that runs a node: `faultline-node`, or any program followed
 /// by fixed leading arguments (`faultline node`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NodeCommand {
-    /// The executable.
-    pub program: PathBuf,
-    /// Arguments before the node's own flags.
-    pub args: Vec<String>,
-}
-
-impl From<PathBuf> for NodeCommand {
-    fn from(program: PathBuf) -> Self {
-        NodeCommand {
-            program,
-            args: Vec::new(),
-        }
-    }
-}
+pub use faultline_sut::Program as NodeCommand;
 
 /// How to start one node.
 #[derive(Clone, Debug)]
@@ -71,7 +59,7 @@ pub enum ProcState {
 /// A node process under the controller's hand.
 pub struct NodeProcess {
     spec: NodeSpec,
-    bin: NodeCommand,
+    target: Arc<dyn Target>,
     child: Option<Child>,
     paused: bool,
     /// Start with `--join` (outside the configuration) instead of `--voters`.
@@ -90,17 +78,17 @@ fn signal_group(pid: u32, sig: libc::c_int) -> io::Result<()> {
 
 impl NodeProcess {
     /// Start the node described by `spec` with the binary `bin`.
-    pub fn start(bin: &NodeCommand, spec: NodeSpec) -> io::Result<Self> {
-        let mut p = Self::not_started(bin, spec);
+    pub fn start(target: &Arc<dyn Target>, spec: NodeSpec) -> io::Result<Self> {
+        let mut p = Self::not_started(target, spec);
         p.spawn()?;
         Ok(p)
     }
 
     /// A node that is not running yet (a spare that may join later).
-    pub fn not_started(bin: &NodeCommand, spec: NodeSpec) -> Self {
+    pub fn not_started(target: &Arc<dyn Target>, spec: NodeSpec) -> Self {
         NodeProcess {
             spec,
-            bin: bin.clone(),
+            target: target.clone(),
             child: None,
             paused: false,
             join: false,
@@ -133,26 +121,18 @@ impl NodeProcess {
             .open(&self.spec.log_file)?;
         let log2: File = log.try_clone()?;
         let s = &self.spec;
-        let mut cmd = Command::new(&self.bin.program);
-        cmd.args(&self.bin.args)
-            .arg("--id")
-            .arg(&s.id)
-            .arg("--listen")
-            .arg(s.listen.to_string())
-            .arg("--client")
-            .arg(s.client.to_string())
-            .arg("--data-dir")
-            .arg(&s.data_dir);
-        for (id, addr) in &s.peers {
-            cmd.arg("--peer").arg(format!("{id}={addr}"));
-        }
-        if self.join {
-            cmd.arg("--join");
-        } else if !s.voters.is_empty() {
-            cmd.arg("--voters").arg(s.voters.join(","));
-        }
-        cmd.args(&s.extra_args)
-            .stdin(Stdio::null())
+        let mut cmd = self.target.command(&Member {
+            id: &s.id,
+            listen: s.listen,
+            client: s.client,
+            peers: &s.peers,
+            data_dir: &s.data_dir,
+            settings: &s.extra_args,
+            voters: &s.voters,
+            join: self.join,
+        });
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))
             .process_group(0);
@@ -168,12 +148,9 @@ impl NodeProcess {
         if let Some(ns) = &s.netns {
             ns.enter_on_spawn(&mut cmd);
         }
-        let child = cmd.spawn().map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("starting {}: {e}", self.bin.program.display()),
-            )
-        })?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("starting {program}: {e}")))?;
         self.child = Some(child);
         self.paused = false;
         Ok(())

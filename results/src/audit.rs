@@ -60,6 +60,28 @@ pub fn audit(nodes_dir: &Path, start_unix_ns: Option<u128>) -> Vec<Finding> {
     audit_texts(&texts, start_unix_ns)
 }
 
+/// A "became leader" line of a node's log, as (time, the node if the line
+/// names it, term): faultline's role-change line, or etcd's raft line
+/// (`"msg":"<member> became leader at term N"`, named by its log file).
+pub fn leader_line(v: &Value) -> Option<(Option<u128>, Option<String>, u64)> {
+    if v["target"].as_str() == Some("faultline::role") {
+        let f = &v["fields"];
+        if f["role"].as_str() != Some("Leader") {
+            return None;
+        }
+        let ts = v["timestamp"].as_str().and_then(parse_rfc3339_ns);
+        return Some((
+            ts,
+            f["id"].as_str().map(str::to_string),
+            f["term"].as_u64()?,
+        ));
+    }
+    let msg = v["msg"].as_str()?;
+    let (_, term) = msg.split_once(" became leader at term ")?;
+    let ts = v["ts"].as_str().and_then(parse_rfc3339_ns);
+    Some((ts, None, term.trim().parse().ok()?))
+}
+
 /// [`audit`] on the logs' texts, as `(node id, text)`.
 pub fn audit_texts(logs: &[(String, String)], start_unix_ns: Option<u128>) -> Vec<Finding> {
     let at = |ts: Option<u128>| -> Option<f64> {
@@ -76,16 +98,15 @@ pub fn audit_texts(logs: &[(String, String)], start_unix_ns: Option<u128>) -> Ve
             };
             let fields = &v["fields"];
             let ts = v["timestamp"].as_str().and_then(parse_rfc3339_ns);
-            let id = fields["id"].as_str().unwrap_or(file_id).to_string();
-            match v["target"].as_str() {
-                Some("faultline::role") if fields["role"].as_str() == Some("Leader") => {
-                    if let Some(term) = fields["term"].as_u64() {
-                        let first = leaders.entry(term).or_default().entry(id).or_insert(ts);
-                        if first.is_none() {
-                            *first = ts;
-                        }
-                    }
+            if let Some((ts, id, term)) = leader_line(&v) {
+                let id = id.unwrap_or_else(|| file_id.clone());
+                let first = leaders.entry(term).or_default().entry(id).or_insert(ts);
+                if first.is_none() {
+                    *first = ts;
                 }
+                continue;
+            }
+            match v["target"].as_str() {
                 Some("faultline::lost_entries") => {
                     let follower = fields["follower"].as_str().unwrap_or("a follower");
                     let (from, to) = (fields["from"].as_u64(), fields["to"].as_u64());
@@ -160,6 +181,21 @@ pub fn parse_rfc3339_ns(s: &str) -> Option<u128> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn etcds_leader_lines_count_for_election_safety() {
+        let line = |term: u64| {
+            format!(
+                r#"{{"level":"info","ts":"2026-11-30T07:18:18.686Z","caller":"raft/raft.go:771","msg":"bdae9bbc11dd390d became leader at term {term}"}}"#
+            )
+        };
+        let logs = vec![("n1".to_string(), line(2)), ("n2".to_string(), line(2))];
+        let f = audit_texts(&logs, None);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].kind, "election-safety");
+        let fine = vec![("n1".to_string(), line(2)), ("n2".to_string(), line(3))];
+        assert!(audit_texts(&fine, None).is_empty());
+    }
 
     fn role(ts: &str, id: &str, role: &str, term: u64) -> String {
         format!(

@@ -113,25 +113,22 @@ fn leader_starts(nodes: &Path, start_unix_ns: u128) -> Vec<(u64, String, u64)> {
         let Ok(text) = std::fs::read_to_string(&p) else {
             continue;
         };
-        for line in text.lines().filter(|l| l.contains("\"faultline::role\"")) {
+        let file_id = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for line in text
+            .lines()
+            .filter(|l| l.contains("became leader") || l.contains("\"faultline::role\""))
+        {
             let Ok(v) = serde_json::from_str::<Value>(line) else {
                 continue;
             };
-            let f = &v["fields"];
-            if f["role"].as_str() != Some("Leader") {
-                continue;
-            }
-            let (Some(ts), Some(term), Some(id)) = (
-                v["timestamp"]
-                    .as_str()
-                    .and_then(crate::audit::parse_rfc3339_ns),
-                f["term"].as_u64(),
-                f["id"].as_str(),
-            ) else {
+            let Some((Some(ts), id, term)) = crate::audit::leader_line(&v) else {
                 continue;
             };
             if let Some(t) = ts.checked_sub(start_unix_ns) {
-                out.push((t as u64, id.to_string(), term));
+                out.push((t as u64, id.unwrap_or_else(|| file_id.clone()), term));
             }
         }
     }

@@ -39,6 +39,10 @@ pub struct SharedRun {
     pub op_timeout: u64,
     /// The network backend: "proxy" (default) or "kernel".
     pub net: faultline_nemesis::net::NetBackend,
+    /// The system under test: "faultline" (default) or "etcd".
+    pub target: faultline_sut::TargetKind,
+    /// etcd's reads: "linearizable" (default) or "serializable".
+    pub read_mode: faultline_sut::etcd::ReadMode,
 }
 
 impl Default for SharedRun {
@@ -58,6 +62,8 @@ impl Default for SharedRun {
             seed: d.seed,
             op_timeout: d.op_timeout_ms,
             net: d.net,
+            target: d.target,
+            read_mode: d.read_mode,
         }
     }
 }
@@ -96,6 +102,12 @@ pub struct Setting {
     /// default: the campaign's `[run]`).
     #[serde(default)]
     pub net: Option<faultline_nemesis::net::NetBackend>,
+    /// The system under test for this setting only ("faultline" or "etcd").
+    #[serde(default)]
+    pub target: Option<faultline_sut::TargetKind>,
+    /// etcd's reads for this setting only ("linearizable" or "serializable").
+    #[serde(default)]
+    pub read_mode: Option<faultline_sut::etcd::ReadMode>,
     /// Workload and cluster shape for this setting only (default: the
     /// campaign's `[run]`): a bug may need its own exposure.
     #[serde(default)]
@@ -154,6 +166,12 @@ impl Setting {
         }
         if let Some(n) = self.net {
             s.push_str(&format!(", {n} network"));
+        }
+        if let Some(t) = self.target {
+            s.push_str(&format!(", target {t}"));
+        }
+        if self.read_mode == Some(faultline_sut::etcd::ReadMode::Serializable) {
+            s.push_str(", serializable reads");
         }
         // Run overrides, so the page says what differs from [run].
         let mut extra = |name: &str, v: Option<String>| {
@@ -238,6 +256,15 @@ impl CampaignConfig {
         out
     }
 
+    /// Whether any run of the campaign tests etcd.
+    pub fn uses_etcd(&self) -> bool {
+        self.run.target == faultline_sut::TargetKind::Etcd
+            || self
+                .settings
+                .iter()
+                .any(|s| s.target == Some(faultline_sut::TargetKind::Etcd))
+    }
+
     /// Whether any run of the campaign uses the kernel network backend.
     pub fn uses_kernel_net(&self) -> bool {
         self.run.net == faultline_nemesis::net::NetBackend::Kernel
@@ -288,6 +315,9 @@ impl CampaignConfig {
                         max_append_entries: s.max_append_entries,
                         tick_ms: s.tick,
                         net: s.net.unwrap_or(self.run.net),
+                        target: s.target.unwrap_or(self.run.target),
+                        read_mode: s.read_mode.unwrap_or(self.run.read_mode),
+                        target_version: None,
                         effective: None,
                     };
                     spec.validate()

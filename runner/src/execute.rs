@@ -60,6 +60,13 @@ pub async fn run_campaign(
                 .with_context(|| format!("setting '{}', fault '{}'", r.spec.setting, r.fault))?;
         }
     }
+    if let Some(r) = runs
+        .iter()
+        .find(|r| r.spec.target == faultline_sut::TargetKind::Etcd)
+    {
+        // etcd missing or too old: say so before anything starts.
+        crate::run::system(&r.spec, node_bin)?;
+    }
     let dir = create_campaign_dir(store, name)?;
     let index = CampaignIndex {
         name: name.to_string(),

@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faultline_nemesis::cluster::status_at;
 use faultline_node::client::AddressBook;
 use faultline_node::leadership::{NodeSample, StatusRound};
+use faultline_sut::Target;
 
 /// How often the observer polls.
 pub const POLL_EVERY: Duration = Duration::from_millis(100);
@@ -29,9 +29,14 @@ pub struct Observer {
 impl Observer {
     /// Start polling the nodes at the addresses `book` has at each round
     /// (a node moved to new ports is followed), timed from `start`.
-    pub fn start(book: AddressBook, path: PathBuf, start: Instant) -> Observer {
+    pub fn start(
+        target: Arc<dyn Target>,
+        book: AddressBook,
+        path: PathBuf,
+        start: Instant,
+    ) -> Observer {
         let stop = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(poll(book, path, start, stop.clone()));
+        let task = tokio::spawn(poll(target, book, path, start, stop.clone()));
         Observer { stop, task }
     }
 
@@ -42,7 +47,13 @@ impl Observer {
     }
 }
 
-async fn poll(book: AddressBook, path: PathBuf, start: Instant, stop: Arc<AtomicBool>) {
+async fn poll(
+    target: Arc<dyn Target>,
+    book: AddressBook,
+    path: PathBuf,
+    start: Instant,
+    stop: Arc<AtomicBool>,
+) {
     let Ok(file) = std::fs::File::create(&path) else {
         return;
     };
@@ -50,8 +61,9 @@ async fn poll(book: AddressBook, path: PathBuf, start: Instant, stop: Arc<Atomic
     while !stop.load(Ordering::Relaxed) {
         let t_ms = start.elapsed().as_millis() as u64;
         let addrs = book.entries();
+        let target = &target;
         let polls = addrs.iter().map(|(id, addr)| async move {
-            let s = status_at(*addr, ANSWER_WITHIN).await.ok();
+            let s = target.status(*addr, ANSWER_WITHIN).await.ok();
             (id.clone(), s.as_ref().map(NodeSample::from))
         });
         let nodes: BTreeMap<String, Option<NodeSample>> =

@@ -14,6 +14,8 @@ use faultline_nemesis::process::NodeCommand;
 use faultline_nemesis::schedule;
 use faultline_nemesis::testbed::{Testbed, TestbedSpec};
 use faultline_results::RunResults;
+use faultline_sut::etcd::Etcd;
+use faultline_sut::{Target, TargetKind};
 use faultline_workloads::recorder::Recorder;
 use faultline_workloads::register::RegisterWorkload;
 
@@ -26,6 +28,18 @@ pub struct Progress {
     pub tick: Box<dyn Fn(f64, u64, u64, u64) + Send + Sync>,
 }
 
+/// The system a run tests: faultline's node run by `node_bin`, or etcd
+/// (on PATH, or at `$FAULTLINE_ETCD_BIN`, which `--etcd-bin` sets).
+pub fn system(spec: &RunSpec, node_bin: &NodeCommand) -> anyhow::Result<Arc<dyn Target>> {
+    Ok(match spec.target {
+        TargetKind::Faultline => faultline_sut::faultline(node_bin.clone()),
+        TargetKind::Etcd => {
+            let bin = std::env::var_os("FAULTLINE_ETCD_BIN").map(std::path::PathBuf::from);
+            Arc::new(Etcd::find(bin.as_deref(), spec.read_mode).map_err(anyhow::Error::msg)?)
+        }
+    })
+}
+
 /// Run one test into `dir` and write its report.
 pub async fn run_one(
     spec: &RunSpec,
@@ -34,9 +48,11 @@ pub async fn run_one(
     progress: Option<&Progress>,
 ) -> anyhow::Result<RunResults> {
     let faults = spec.validate()?;
+    let target = system(spec, node_bin)?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let stored = RunSpec {
         effective: Some(spec.effective()?),
+        target_version: Some(target.version()),
         ..spec.clone()
     };
     std::fs::write(dir.join("spec.json"), serde_json::to_vec_pretty(&stored)?)?;
@@ -44,8 +60,8 @@ pub async fn run_one(
         nodes: spec.nodes,
         spares: faults.iter().map(Fault::spares_needed).max().unwrap_or(0),
         dir: dir.to_path_buf(),
-        node_bin: node_bin.clone(),
-        node_args: spec.node_settings()?.to_args(),
+        target: target.clone(),
+        node_args: spec.member_args()?,
         seed: spec.seed,
         net: spec.net,
     })
@@ -62,11 +78,17 @@ pub async fn run_one(
     let recorder =
         Recorder::create(&dir.join("history.jsonl"), start).context("creating history.jsonl")?;
     let addrs = tb.cluster.client_addrs();
-    let observer = Observer::start(tb.cluster.address_book(), dir.join("status.jsonl"), start);
+    let observer = Observer::start(
+        target.clone(),
+        tb.cluster.address_book(),
+        dir.join("status.jsonl"),
+        start,
+    );
     let limit = spec.time_limit();
     let workload = Arc::new(
         RegisterWorkload::new(spec.register_config(), addrs, recorder.clone())
-            .following(tb.cluster.address_book()),
+            .following(tb.cluster.address_book())
+            .on(target.clone()),
     );
     let w = workload.clone();
     let load = tokio::spawn(async move { w.run(start + limit).await });

@@ -11,6 +11,8 @@ use faultline_nemesis::schedule::{plan, ScheduleConfig};
 use faultline_node::bugs::UnsafeBug;
 use faultline_node::cli::MillisRange;
 use faultline_node::settings::NodeSettings;
+use faultline_sut::etcd::ReadMode;
+use faultline_sut::TargetKind;
 use faultline_workloads::register::{KeyDist, RegisterConfig};
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +39,10 @@ pub mod defaults {
     pub const ELECTION_TIMEOUT: &str = "150..300";
     /// Heartbeat interval, ms.
     pub const HEARTBEAT_MS: u64 = 50;
+    /// etcd's own default election timeout (it draws from [1000, 2000)), ms.
+    pub const ETCD_ELECTION_TIMEOUT: &str = "1000..2000";
+    /// etcd's own default heartbeat interval, ms.
+    pub const ETCD_HEARTBEAT_MS: u64 = 100;
     /// Client timeout per operation, ms.
     pub const OP_TIMEOUT_MS: u64 = 1000;
     /// Shares of read, write and cas operations.
@@ -106,6 +112,16 @@ pub struct RunSpec {
     /// network in per-node namespaces.
     #[serde(default)]
     pub net: NetBackend,
+    /// The system under test: faultline's node or etcd.
+    #[serde(default)]
+    pub target: TargetKind,
+    /// How etcd serves reads (`serializable`: from a member's local state,
+    /// a positive control that the bench catches stale reads).
+    #[serde(default)]
+    pub read_mode: ReadMode,
+    /// The tested system's version (written by the run; ignored when read).
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub target_version: Option<String>,
     /// What the nodes really use: the timeouts rounded up to whole ticks
     /// (written by the run; ignored when read).
     #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
@@ -115,6 +131,9 @@ pub struct RunSpec {
 /// The timeouts a node really runs with, after rounding to its tick.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Effective {
+    /// For etcd: the flags passed and what etcd does with them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passed: Option<String>,
     /// The node's clock tick, ms.
     pub tick_ms: u64,
     /// The election timeout range, ms.
@@ -172,6 +191,9 @@ impl Default for RunSpec {
             max_append_entries: None,
             tick_ms: None,
             net: NetBackend::Proxy,
+            target: TargetKind::Faultline,
+            read_mode: ReadMode::Linearizable,
+            target_version: None,
             effective: None,
         }
     }
@@ -197,14 +219,17 @@ impl RunSpec {
             "--op-timeout {} ms is longer than a week",
             self.op_timeout_ms
         );
-        self.node_settings()?
-            .raft_config()
-            .map_err(|e| anyhow::anyhow!("setting '{}': {e}", self.setting))?;
+        if self.target == TargetKind::Faultline {
+            self.node_settings()?
+                .raft_config()
+                .map_err(|e| anyhow::anyhow!("setting '{}': {e}", self.setting))?;
+        }
         self.register_config()
             .validate()
             .map_err(|e| anyhow::anyhow!(e))?;
         let faults =
             parse_list(&self.nemesis, self.nodes).map_err(|e| anyhow::anyhow!("--nemesis: {e}"))?;
+        self.validate_target(&faults)?;
         if self.net == NetBackend::Kernel {
             // Netem is probed where the run starts (`check_kernel_faults`);
             // what no kernel can do is refused here.
@@ -256,12 +281,26 @@ impl RunSpec {
 
     /// What the nodes will really use (the timeouts in whole ticks).
     pub fn effective(&self) -> anyhow::Result<Effective> {
+        if self.target == TargetKind::Etcd {
+            let (t, h) = self.etcd_timeouts()?;
+            return Ok(Effective {
+                passed: Some(format!(
+                    "{} (etcd draws each election timeout from [{t}, {}) ms; check-quorum is always on in etcd)",
+                    self.etcd_args()?.join(" "),
+                    2 * t
+                )),
+                tick_ms: h,
+                election_timeout: format!("{t}..{}", 2 * t),
+                heartbeat_ms: h,
+            });
+        }
         let settings = self.node_settings()?;
         let raft = settings
             .raft_config()
             .map_err(|e| anyhow::anyhow!("setting '{}': {e}", self.setting))?;
         let t = settings.tick_ms;
         Ok(Effective {
+            passed: None,
             tick_ms: t,
             election_timeout: format!(
                 "{}..{}",
@@ -270,6 +309,86 @@ impl RunSpec {
             ),
             heartbeat_ms: raft.heartbeat_interval * t,
         })
+    }
+
+    /// etcd's election timeout and heartbeat, ms: the setting's range
+    /// `A..B` becomes `--election-timeout A` (etcd randomizes within [A, 2A)).
+    fn etcd_timeouts(&self) -> anyhow::Result<(u64, u64)> {
+        let range: MillisRange = self
+            .election_timeout
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--election-timeout: {e}"))?;
+        let (t, h) = (range.min, self.heartbeat_ms);
+        anyhow::ensure!(h >= 1, "--heartbeat must be at least 1 ms");
+        anyhow::ensure!(
+            t >= 5 * h && t <= 50_000,
+            "etcd needs an election timeout of at least 5 heartbeats and at most 50000 ms (got {t} ms, heartbeat {h} ms)"
+        );
+        Ok((t, h))
+    }
+
+    /// The flags etcd members get for this run's setting.
+    pub fn etcd_args(&self) -> anyhow::Result<Vec<String>> {
+        let (t, h) = self.etcd_timeouts()?;
+        let mut args = vec![
+            "--election-timeout".to_string(),
+            t.to_string(),
+            "--heartbeat-interval".to_string(),
+            h.to_string(),
+        ];
+        if self.pre_vote {
+            args.push("--pre-vote".into());
+        }
+        Ok(args)
+    }
+
+    /// The flags every member of this run gets.
+    pub fn member_args(&self) -> anyhow::Result<Vec<String>> {
+        match self.target {
+            TargetKind::Faultline => Ok(self.node_settings()?.to_args()),
+            TargetKind::Etcd => self.etcd_args(),
+        }
+    }
+
+    /// For etcd: refuse what etcd has no equivalent for, and what the
+    /// network backend cannot do to it.
+    fn validate_target(&self, faults: &[Fault]) -> anyhow::Result<()> {
+        if self.target == TargetKind::Faultline {
+            anyhow::ensure!(
+                self.read_mode == ReadMode::Linearizable,
+                "read_mode = \"serializable\" is etcd's; faultline's node has --unsafe-bug stale-read for the same"
+            );
+            return Ok(());
+        }
+        let s = &self.setting;
+        anyhow::ensure!(
+            self.tick_ms.is_none(),
+            "setting '{s}': etcd has no tick setting"
+        );
+        anyhow::ensure!(
+            self.max_append_entries.is_none(),
+            "setting '{s}': etcd has no max_append_entries setting (its --max-request-bytes is not the same)"
+        );
+        anyhow::ensure!(
+            self.unsafe_bug.is_empty(),
+            "setting '{s}': the known-bug variants are faultline's node's; etcd has none"
+        );
+        self.etcd_timeouts()?;
+        fn check(f: &Fault, net: NetBackend) -> anyhow::Result<()> {
+            use faultline_nemesis::fault::Family;
+            match (f, f.family()) {
+                (Fault::Combined { parts, .. }, _) => parts.iter().try_for_each(|p| check(p, net)),
+                (_, Family::Membership) => anyhow::bail!(
+                    "{f} changes membership through faultline's node protocol; not supported on etcd"
+                ),
+                (_, Family::Pause | Family::Crash) => Ok(()),
+                _ if net == NetBackend::Proxy => anyhow::bail!(
+                    "{f} on etcd needs --net kernel: etcd members reach each other at one advertised address each, so link proxies cannot sit between them"
+                ),
+                _ => Ok(()),
+            }
+        }
+        faults.iter().try_for_each(|f| check(f, self.net))
     }
 
     /// The nodes' settings for this run.
@@ -427,6 +546,58 @@ mod tests {
             ..RunSpec::default()
         };
         assert!(proxy.check_kernel_faults(false).is_ok());
+    }
+
+    #[test]
+    fn etcd_gets_its_own_flags_and_refuses_what_it_has_no_equivalent_for() {
+        let etcd = RunSpec {
+            target: TargetKind::Etcd,
+            nemesis: "crash-leader".into(),
+            election_timeout: "1000..2000".into(),
+            heartbeat_ms: 100,
+            pre_vote: true,
+            ..RunSpec::default()
+        };
+        assert!(etcd.validate().is_ok());
+        assert_eq!(
+            etcd.member_args().unwrap().join(" "),
+            "--election-timeout 1000 --heartbeat-interval 100 --pre-vote"
+        );
+        let e = etcd.effective().unwrap();
+        assert_eq!(e.election_timeout, "1000..2000");
+        assert!(e.passed.unwrap().contains("[1000, 2000)"));
+        let err = |s: RunSpec| format!("{:#}", s.validate().unwrap_err());
+        let partition = RunSpec {
+            nemesis: "partition-leader".into(),
+            ..etcd.clone()
+        };
+        assert!(err(partition.clone()).contains("needs --net kernel"));
+        assert!(RunSpec {
+            net: NetBackend::Kernel,
+            ..partition
+        }
+        .validate()
+        .is_ok());
+        assert!(err(RunSpec {
+            nemesis: "membership".into(),
+            ..etcd.clone()
+        })
+        .contains("not supported on etcd"));
+        assert!(err(RunSpec {
+            tick_ms: Some(1),
+            ..etcd.clone()
+        })
+        .contains("no tick"));
+        assert!(err(RunSpec {
+            heartbeat_ms: 300,
+            ..etcd.clone()
+        })
+        .contains("at least 5 heartbeats"));
+        assert!(err(RunSpec {
+            read_mode: ReadMode::Serializable,
+            ..RunSpec::default()
+        })
+        .contains("etcd's"));
     }
 
     #[test]

@@ -3,13 +3,14 @@
 //!
 //! - [`recorder`]: one time-ordered stream of events to `history.jsonl`,
 //!   shared by the workload and the nemesis.
-//! - [`outcome`]: how a client's answer maps to `ok`, `fail` or `info`.
+//! - [`outcome`]: how a client's answer maps to `ok`, `fail` or `info`
+//!   (from the system-under-test crate, where each target's client lives).
 //! - [`register`]: the read/write/cas register workload and its final reads.
 //! - [`fake`]: an in-process stand-in node, healthy or broken, for tests and benchmarks.
 #![deny(missing_docs)]
 
 pub mod bench;
 pub mod fake;
-pub mod outcome;
+pub use faultline_sut::outcome;
 pub mod recorder;
 pub mod register;

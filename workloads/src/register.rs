@@ -7,14 +7,14 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faultline_node::client::{AddressBook, Client};
-use faultline_node::protocol::ClientRequest;
+use faultline_node::client::AddressBook;
+use faultline_sut::{KvClient, KvOp, Target};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::outcome::{classify, Outcome};
+use crate::outcome::Outcome;
 use crate::recorder::{Event, Process, Recorder};
 
 /// How keys are chosen.
@@ -111,6 +111,8 @@ pub struct RegisterWorkload {
     values: Arc<Vec<AtomicI64>>,
     /// Outcome counts.
     pub counts: Arc<Counts>,
+    /// The system the nodes run.
+    target: Arc<dyn Target>,
 }
 
 #[derive(Clone, Copy)]
@@ -136,7 +138,14 @@ impl RegisterWorkload {
             recorder,
             values,
             counts: Arc::default(),
+            target: faultline_sut::faultline(std::path::PathBuf::from("faultline-node")),
         }
+    }
+
+    /// Talk to the nodes as `target`'s clients (default: faultline's node).
+    pub fn on(mut self, target: Arc<dyn Target>) -> Self {
+        self.target = target;
+        self
     }
 
     /// Look each node's address up in `book` before every operation (a node
@@ -165,6 +174,7 @@ impl RegisterWorkload {
                 next_process: self.next_process.clone(),
                 values: self.values.clone(),
                 counts: self.counts.clone(),
+                target: self.target.clone(),
                 rng: ChaCha8Rng::seed_from_u64(
                     self.config
                         .seed
@@ -184,7 +194,8 @@ impl RegisterWorkload {
     /// that could not be read.
     pub async fn final_reads(&self, deadline: Instant) -> Vec<String> {
         let mut missing = Vec::new();
-        let mut clients: Vec<Option<Client>> = (0..self.nodes.len()).map(|_| None).collect();
+        let mut clients: Vec<Option<Box<dyn KvClient>>> =
+            (0..self.nodes.len()).map(|_| None).collect();
         for k in 0..self.config.keys {
             let key = format!("k{k}");
             let mut attempt = 0usize;
@@ -198,6 +209,7 @@ impl RegisterWorkload {
                 attempt += 1;
                 let (node, addr) = self.node(n);
                 let outcome = execute(
+                    &*self.target,
                     &self.recorder,
                     &mut clients[n],
                     addr,
@@ -242,6 +254,7 @@ struct ProcessCtx {
     next_process: Arc<AtomicU64>,
     values: Arc<Vec<AtomicI64>>,
     counts: Arc<Counts>,
+    target: Arc<dyn Target>,
     rng: ChaCha8Rng,
 }
 
@@ -291,7 +304,8 @@ impl ProcessCtx {
         } else {
             None
         };
-        let mut clients: Vec<Option<Client>> = (0..self.nodes.len()).map(|_| None).collect();
+        let mut clients: Vec<Option<Box<dyn KvClient>>> =
+            (0..self.nodes.len()).map(|_| None).collect();
         // Spread the first operations over one interval.
         let mut next =
             Instant::now() + interval.map_or(Duration::ZERO, |i| i.mul_f64(self.rng.gen::<f64>()));
@@ -317,6 +331,7 @@ impl ProcessCtx {
             let key = self.pick_key();
             let op = self.pick_op(key);
             let outcome = execute(
+                &*self.target,
                 &self.recorder,
                 &mut clients[n],
                 addr,
@@ -348,8 +363,9 @@ impl ProcessCtx {
 /// Record the invoke, run the operation, record the completion.
 #[allow(clippy::too_many_arguments)]
 async fn execute(
+    target: &dyn Target,
     recorder: &Recorder,
-    client: &mut Option<Client>,
+    client: &mut Option<Box<dyn KvClient>>,
     addr: SocketAddr,
     node: &str,
     process: u64,
@@ -358,30 +374,9 @@ async fn execute(
     timeout: Duration,
 ) -> Outcome {
     let (f, value, request) = match op {
-        OpKind::Read => (
-            "read",
-            Value::Null,
-            ClientRequest::Get {
-                key: key.to_string(),
-            },
-        ),
-        OpKind::Write(v) => (
-            "write",
-            json!(v),
-            ClientRequest::Put {
-                key: key.to_string(),
-                value: v,
-            },
-        ),
-        OpKind::Cas(e, n) => (
-            "cas",
-            json!([e, n]),
-            ClientRequest::Cas {
-                key: key.to_string(),
-                expected: e,
-                new: n,
-            },
-        ),
+        OpKind::Read => ("read", Value::Null, KvOp::Read(key.to_string())),
+        OpKind::Write(v) => ("write", json!(v), KvOp::Write(key.to_string(), v)),
+        OpKind::Cas(e, n) => ("cas", json!([e, n]), KvOp::Cas(key.to_string(), e, n)),
     };
     let event = |kind: &'static str, value: Value, error: Option<String>| Event {
         process: Process::Client(process),
@@ -398,14 +393,14 @@ async fn execute(
         *client = None;
     }
     let outcome = match client {
-        Some(c) => classify(c.call(request).await),
-        None => match Client::connect(addr, timeout).await {
+        Some(c) => c.call(&request).await,
+        None => match target.connect(addr, timeout).await {
             Ok(c) => {
-                let o = classify(c.call(request).await);
+                let o = c.call(&request).await;
                 *client = Some(c);
                 o
             }
-            Err(e) => classify(Err(e)),
+            Err(e) => Outcome::Fail(e),
         },
     };
     match &outcome {

@@ -30,6 +30,7 @@ use crate::kernel::KernelNet;
 use crate::net::{Net, NetBackend};
 use crate::network::Network;
 use crate::process::ProcState;
+use faultline_sut::TargetKind;
 
 /// What to start.
 #[derive(Clone, Debug)]
@@ -41,8 +42,8 @@ pub struct TestbedSpec {
     pub spares: usize,
     /// The run directory.
     pub dir: PathBuf,
-    /// How to run a node (the `faultline-node` binary).
-    pub node_bin: crate::process::NodeCommand,
+    /// The system the nodes run (faultline's node, etcd).
+    pub target: std::sync::Arc<dyn faultline_sut::Target>,
     /// Flags for every node.
     pub node_args: Vec<String>,
     /// Seeds the links' decisions and the nemesis' choices.
@@ -126,11 +127,19 @@ impl Testbed {
         let mut cspec = ClusterSpec {
             nodes: spec.nodes,
             dir: spec.dir.clone(),
-            node_bin: spec.node_bin.clone(),
+            target: spec.target.clone(),
             node_args: spec.node_args.clone(),
             namespaces: Default::default(),
         };
         let (mut cluster, net) = match spec.net {
+            NetBackend::Proxy if spec.target.kind() != TargetKind::Faultline => {
+                // Its members find each other at one advertised address
+                // each: no proxy can sit between them.
+                let addrs = allocate(spec.nodes + spec.spares)?;
+                let cluster =
+                    LocalCluster::start_with_links(&cspec, &addrs, &direct_links(&addrs))?;
+                (cluster, Net::Direct)
+            }
             NetBackend::Proxy => {
                 let addrs = allocate(spec.nodes + spec.spares)?;
                 let net = Network::start(&addrs, spec.seed)
@@ -145,7 +154,9 @@ impl Testbed {
                     .collect();
                 let net = KernelNet::start(&ids).context("building the run's kernel network")?;
                 let addrs = net.addrs();
-                cspec.node_args.push("--sealed-net".into());
+                if spec.target.kind() == TargetKind::Faultline {
+                    cspec.node_args.push("--sealed-net".into());
+                }
                 cspec.namespaces = ids
                     .iter()
                     .filter_map(|id| Some((id.clone(), net.namespace(id)?)))

@@ -25,6 +25,7 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
         });
     let body = html! {
         h1 { "faultline run: " (title) }
+        p { b { "System under test: " } (system_words(&r.spec)) }
         p { b { "Network: " } (network_words(&r.spec)) }
         (verdict_banner(r.checker.valid, &why))
         @if !r.findings.is_empty() {
@@ -90,6 +91,23 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
 }
 
 /// Every field of `spec.json`, as written.
+/// Which system the run tested, its version and, for etcd, what was passed.
+fn system_words(spec: &Value) -> String {
+    let s = |k: &str| spec.get(k).and_then(Value::as_str).unwrap_or("");
+    let name = match s("target") {
+        "etcd" => "etcd",
+        _ => "faultline's node",
+    };
+    let mut out = format!("{name} {}", s("target_version"));
+    if let Some(p) = spec["effective"].get("passed").and_then(Value::as_str) {
+        out.push_str(&format!(" — {p}"));
+    }
+    if s("read_mode") == "serializable" {
+        out.push_str(" — serializable reads (from each member's local state)");
+    }
+    out
+}
+
 /// Which network backend the run used, in words.
 fn network_words(spec: &Value) -> &'static str {
     match spec.get("net").and_then(Value::as_str) {

@@ -1,5 +1,6 @@
 //! How a client's answer becomes a history outcome. This mapping is what
-//! keeps the checker honest, so it is spelled out here:
+//! keeps the checker honest, so it is spelled out here. For faultline's
+//! node ([`classify`]):
 //!
 //! | what the client saw | recorded | why |
 //! |---|---|---|
@@ -9,6 +10,10 @@
 //! | cannot connect | `fail` | the request was never sent |
 //! | `Timeout`, `LeadershipLost`, `ShuttingDown` | `info` | proposed, outcome unknown |
 //! | no answer in time, connection lost after sending | `info` | it may have arrived and been applied |
+//!
+//! For etcd, see [`crate::etcd`]: a Txn whose compare failed, an argument
+//! etcd refused, a connection never made, and any failed read are `fail`;
+//! every other error of a write or cas is `info`.
 //!
 //! Anything uncertain is `info`, never `fail`: a wrong `fail` would let the
 //! checker assume a write never happened and cry wolf when it shows up; a

@@ -1,0 +1,471 @@
+//! etcd as a [`Target`], through its v3 JSON gateway (plain HTTP/1.1 on the
+//! client port, so that faultline builds with nothing but the Rust
+//! toolchain: no protoc, no gRPC code generation).
+//!
+//! | operation | etcd call |
+//! |---|---|
+//! | read | `POST /v3/kv/range` (linearizable; `serializable: true` with `read_mode = "serializable"`) |
+//! | write | `POST /v3/kv/put` |
+//! | cas | `POST /v3/kv/txn`: compare the value, then put |
+//! | status | `POST /v3/maintenance/status` (leader, raft term, raft index, applied index) and `/v3/cluster/member/list` (member names) |
+//!
+//! How answers become outcomes ([`classify`]): a Txn whose compare failed
+//! is `fail` (nothing changed); a request etcd refused as invalid
+//! (gRPC code 3) is `fail`; a connection that could not be made is `fail`
+//! (nothing was sent); any failed read is `fail` (a read changes nothing);
+//! every other error of a write or cas — a timeout, "leader changed", "no
+//! leader", a connection lost — is `info`, since etcd may have applied it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use faultline_node::protocol::NodeStatus;
+use faultline_node::raft::Role;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use serde_json::{json, Value};
+
+use crate::{KvClient, KvOp, Member, Outcome, Target, TargetKind};
+
+/// How reads are served.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadMode {
+    /// Through the Raft log's read index: linearizable (etcd's default).
+    #[default]
+    Linearizable,
+    /// From the member's local state: may be stale (a positive control).
+    Serializable,
+}
+
+impl std::str::FromStr for ReadMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "linearizable" => Ok(ReadMode::Linearizable),
+            "serializable" => Ok(ReadMode::Serializable),
+            other => Err(format!(
+                "'{other}' is not a read mode (linearizable or serializable)"
+            )),
+        }
+    }
+}
+
+/// The etcd binary and how to talk to its members.
+pub struct Etcd {
+    bin: PathBuf,
+    version: String,
+    reads: ReadMode,
+    /// Member id (decimal, as the gateway prints it) → name.
+    names: Mutex<HashMap<String, String>>,
+}
+
+/// The oldest etcd faultline drives (the v3 JSON gateway at `/v3/`).
+pub const OLDEST: (u32, u32) = (3, 4);
+
+/// Where the etcd binary is: `explicit`, or `etcd` on PATH.
+pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(p) = explicit {
+        return if p.is_file() {
+            Ok(p.to_path_buf())
+        } else {
+            Err(format!("--etcd-bin {}: no such file", p.display()))
+        };
+    }
+    std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|d| d.join("etcd"))
+                .find(|p| p.is_file())
+        })
+        .ok_or_else(|| {
+            "etcd not found on PATH: install the etcd-server package (apt-get install etcd-server) or pass --etcd-bin".to_string()
+        })
+}
+
+/// The version `etcd --version` prints, checked against [`OLDEST`].
+pub fn version_of(bin: &Path) -> Result<String, String> {
+    let out = std::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("running {} --version: {e}", bin.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text
+        .lines()
+        .find_map(|l| l.strip_prefix("etcd Version:"))
+        .map(|v| v.trim().to_string())
+        .ok_or_else(|| format!("{} --version did not print an etcd version", bin.display()))?;
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if (major, minor) < OLDEST {
+        return Err(format!(
+            "etcd {version} at {} is not supported: faultline needs etcd {}.{} or newer",
+            bin.display(),
+            OLDEST.0,
+            OLDEST.1
+        ));
+    }
+    Ok(version)
+}
+
+impl Etcd {
+    /// etcd at `bin` (or on PATH), its version checked.
+    pub fn find(bin: Option<&Path>, reads: ReadMode) -> Result<Etcd, String> {
+        let bin = locate(bin)?;
+        let version = version_of(&bin)?;
+        Ok(Etcd {
+            bin,
+            version,
+            reads,
+            names: Mutex::default(),
+        })
+    }
+
+    fn http(timeout: Duration) -> Result<reqwest::Client, String> {
+        reqwest::Client::builder()
+            .no_proxy()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| format!("building an HTTP client: {e}"))
+    }
+
+    async fn member_names(&self, http: &reqwest::Client, addr: SocketAddr) -> anyhow::Result<()> {
+        let (code, v) = post(http, addr, "/v3/cluster/member/list", json!({}))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if code != 200 {
+            bail!("member list: HTTP {code}: {v}");
+        }
+        let mut names = self.names.lock().expect("not poisoned");
+        for m in v["members"].as_array().into_iter().flatten() {
+            if let (Some(id), Some(name)) = (m["ID"].as_str(), m["name"].as_str()) {
+                if !name.is_empty() {
+                    names.insert(id.to_string(), name.to_string());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn name_of(&self, id: &str) -> Option<String> {
+        self.names.lock().expect("not poisoned").get(id).cloned()
+    }
+}
+
+/// A POST of `body` to `path` on `addr`: (HTTP status, the JSON answer).
+async fn post(
+    http: &reqwest::Client,
+    addr: SocketAddr,
+    path: &str,
+    body: Value,
+) -> Result<(u16, Value), reqwest::Error> {
+    let resp = http
+        .post(format!("http://{addr}{path}"))
+        .json(&body)
+        .send()
+        .await?;
+    let code = resp.status().as_u16();
+    let v = resp.json::<Value>().await.unwrap_or(Value::Null);
+    Ok((code, v))
+}
+
+fn b64(s: &str) -> String {
+    B64.encode(s.as_bytes())
+}
+
+fn int_of(v: &Value) -> u64 {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .or_else(|| v.as_u64())
+        .unwrap_or(0)
+}
+
+/// Map an etcd answer to an outcome (see the module's table).
+pub fn classify(op: &KvOp, answer: Result<(u16, Value), reqwest::Error>) -> Outcome {
+    let read = matches!(op, KvOp::Read(_));
+    let (code, v) = match answer {
+        Ok(a) => a,
+        Err(e) if e.is_connect() || read => {
+            return Outcome::Fail(format!("etcd: {}", error_chain(&e)))
+        }
+        Err(e) if e.is_timeout() => return Outcome::Info("etcd: no answer in time".into()),
+        Err(e) => return Outcome::Info(format!("etcd: {}", error_chain(&e))),
+    };
+    if code != 200 {
+        let msg = v["error"]
+            .as_str()
+            .or_else(|| v["message"].as_str())
+            .unwrap_or("no error message")
+            .to_string();
+        let definite = read || v["code"].as_u64() == Some(3);
+        let what = format!("etcd: HTTP {code}: {msg}");
+        return if definite {
+            Outcome::Fail(what)
+        } else {
+            Outcome::Info(what)
+        };
+    }
+    match op {
+        KvOp::Read(_) => {
+            let value = v["kvs"][0]["value"].as_str();
+            match value {
+                None => Outcome::Ok(None),
+                Some(b) => match B64
+                    .decode(b)
+                    .ok()
+                    .and_then(|raw| String::from_utf8(raw).ok())
+                    .and_then(|s| s.parse::<i64>().ok())
+                {
+                    Some(n) => Outcome::Ok(Some(n)),
+                    None => {
+                        Outcome::Fail(format!("etcd: the key holds '{b}' (base64), not a number"))
+                    }
+                },
+            }
+        }
+        KvOp::Write(..) => Outcome::Ok(None),
+        KvOp::Cas(..) => {
+            if v["succeeded"].as_bool() == Some(true) {
+                Outcome::Ok(None)
+            } else {
+                Outcome::Fail("cas mismatch: the compare failed".into())
+            }
+        }
+    }
+}
+
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(c) = src {
+        s.push_str(&format!(": {c}"));
+        src = c.source();
+    }
+    s
+}
+
+/// The JSON body of an operation.
+pub fn request(op: &KvOp, reads: ReadMode) -> (&'static str, Value) {
+    match op {
+        KvOp::Read(k) => (
+            "/v3/kv/range",
+            json!({"key": b64(k), "serializable": reads == ReadMode::Serializable}),
+        ),
+        KvOp::Write(k, v) => (
+            "/v3/kv/put",
+            json!({"key": b64(k), "value": b64(&v.to_string())}),
+        ),
+        KvOp::Cas(k, e, n) => (
+            "/v3/kv/txn",
+            json!({
+                "compare": [{"key": b64(k), "target": "VALUE", "result": "EQUAL", "value": b64(&e.to_string())}],
+                "success": [{"requestPut": {"key": b64(k), "value": b64(&n.to_string())}}],
+            }),
+        ),
+    }
+}
+
+struct EtcdClient {
+    addr: SocketAddr,
+    http: reqwest::Client,
+    reads: ReadMode,
+}
+
+impl KvClient for EtcdClient {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn call<'a>(&'a self, op: &'a KvOp) -> BoxFuture<'a, Outcome> {
+        async move {
+            let (path, body) = request(op, self.reads);
+            classify(op, post(&self.http, self.addr, path, body).await)
+        }
+        .boxed()
+    }
+}
+
+impl Target for Etcd {
+    fn kind(&self) -> TargetKind {
+        TargetKind::Etcd
+    }
+
+    fn version(&self) -> String {
+        self.version.clone()
+    }
+
+    fn command(&self, m: &Member<'_>) -> std::process::Command {
+        let url = |a: &SocketAddr| format!("http://{a}");
+        let mut cluster = vec![format!("{}={}", m.id, url(&m.listen))];
+        cluster.extend(
+            m.peers
+                .iter()
+                .filter(|(id, _)| m.voters.is_empty() || m.voters.contains(id))
+                .map(|(id, a)| format!("{id}={}", url(a))),
+        );
+        let mut cmd = std::process::Command::new(&self.bin);
+        cmd.arg("--name")
+            .arg(m.id)
+            .arg("--data-dir")
+            .arg(m.data_dir)
+            .arg("--listen-peer-urls")
+            .arg(url(&m.listen))
+            .arg("--initial-advertise-peer-urls")
+            .arg(url(&m.listen))
+            .arg("--listen-client-urls")
+            .arg(url(&m.client))
+            .arg("--advertise-client-urls")
+            .arg(url(&m.client))
+            .arg("--initial-cluster")
+            .arg(cluster.join(","))
+            .arg("--initial-cluster-state")
+            .arg("new")
+            .args(["--logger", "zap", "--log-outputs", "stderr"])
+            .args(m.settings);
+        cmd
+    }
+
+    fn connect<'a>(
+        &'a self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Box<dyn KvClient>, String>> {
+        async move {
+            faultline_node::netpolicy::allowed(addr)?;
+            Ok(Box::new(EtcdClient {
+                addr,
+                http: Self::http(timeout)?,
+                reads: self.reads,
+            }) as Box<dyn KvClient>)
+        }
+        .boxed()
+    }
+
+    fn status<'a>(
+        &'a self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> BoxFuture<'a, anyhow::Result<NodeStatus>> {
+        async move {
+            faultline_node::netpolicy::allowed(addr).map_err(anyhow::Error::msg)?;
+            let http = Self::http(timeout).map_err(anyhow::Error::msg)?;
+            let (code, v) = post(&http, addr, "/v3/maintenance/status", json!({}))
+                .await
+                .with_context(|| format!("etcd status at {addr}"))?;
+            if code != 200 {
+                bail!("etcd status at {addr}: HTTP {code}: {v}");
+            }
+            let me = v["header"]["member_id"].as_str().unwrap_or("").to_string();
+            let leader = v["leader"].as_str().unwrap_or("0").to_string();
+            if self.name_of(&me).is_none() || (leader != "0" && self.name_of(&leader).is_none()) {
+                self.member_names(&http, addr).await?;
+            }
+            let id = self
+                .name_of(&me)
+                .with_context(|| format!("etcd at {addr}: member {me} has no name yet"))?;
+            let voters: Vec<String> = {
+                let mut v: Vec<String> = self
+                    .names
+                    .lock()
+                    .expect("not poisoned")
+                    .values()
+                    .cloned()
+                    .collect();
+                v.sort();
+                v
+            };
+            let raft_index = int_of(&v["raftIndex"]);
+            Ok(NodeStatus {
+                role: if leader == me {
+                    Role::Leader
+                } else {
+                    Role::Follower
+                },
+                leader: if leader == "0" {
+                    None
+                } else {
+                    self.name_of(&leader)
+                },
+                term: int_of(&v["raftTerm"]),
+                commit_index: raft_index,
+                applied_index: int_of(&v["raftAppliedIndex"]),
+                last_log_index: raft_index,
+                voters,
+                outgoing: Vec::new(),
+                learners: Vec::new(),
+                config_index: 0,
+                leader_heard_ms: None,
+                leading_ms: None,
+                quorum_heard_ms: None,
+                id,
+            })
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_become_gateway_requests() {
+        let (path, body) = request(&KvOp::Cas("k1".into(), 3, 4), ReadMode::Linearizable);
+        assert_eq!(path, "/v3/kv/txn");
+        assert_eq!(body["compare"][0]["value"], b64("3"));
+        assert_eq!(body["success"][0]["requestPut"]["value"], b64("4"));
+        let (_, read) = request(&KvOp::Read("k1".into()), ReadMode::Serializable);
+        assert_eq!(read["serializable"], true);
+        assert_eq!(read["key"], "azE=");
+    }
+
+    #[test]
+    fn answers_become_honest_outcomes() {
+        let w = KvOp::Write("k".into(), 1);
+        let r = KvOp::Read("k".into());
+        let c = KvOp::Cas("k".into(), 1, 2);
+        assert_eq!(classify(&w, Ok((200, json!({})))), Outcome::Ok(None));
+        assert_eq!(
+            classify(&r, Ok((200, json!({"kvs": [{"value": b64("7")}]})))),
+            Outcome::Ok(Some(7))
+        );
+        assert_eq!(
+            classify(&r, Ok((200, json!({"count": "0"})))),
+            Outcome::Ok(None)
+        );
+        assert!(matches!(
+            classify(&c, Ok((200, json!({"succeeded": false})))),
+            Outcome::Fail(_)
+        ));
+        assert_eq!(
+            classify(&c, Ok((200, json!({"succeeded": true})))),
+            Outcome::Ok(None)
+        );
+        let timeout = json!({"error": "etcdserver: request timed out", "code": 14});
+        assert!(matches!(
+            classify(&w, Ok((503, timeout.clone()))),
+            Outcome::Info(_)
+        ));
+        assert!(matches!(classify(&r, Ok((503, timeout))), Outcome::Fail(_)));
+        let invalid = json!({"error": "bad", "code": 3});
+        assert!(matches!(classify(&c, Ok((400, invalid))), Outcome::Fail(_)));
+        assert!(matches!(
+            classify(&r, Ok((200, json!({"kvs": [{"value": b64("x")}]})))),
+            Outcome::Fail(_)
+        ));
+    }
+
+    #[test]
+    fn a_missing_etcd_is_named_with_the_package() {
+        let e = locate(Some(Path::new("/nonexistent/etcd"))).unwrap_err();
+        assert!(e.contains("--etcd-bin /nonexistent/etcd"), "{e}");
+    }
+}

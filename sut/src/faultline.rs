@@ -1,0 +1,113 @@
+//! faultline's own Raft node as a [`Target`]: the flags it takes, its
+//! client protocol, and its status request.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::bail;
+use faultline_node::client::Client;
+use faultline_node::protocol::{ClientRequest, ClientResponse, NodeStatus};
+use futures::future::BoxFuture;
+use futures::FutureExt;
+
+use crate::outcome::classify;
+use crate::{KvClient, KvOp, Member, Outcome, Program, Target, TargetKind};
+
+/// faultline's node, run by a program.
+#[derive(Clone, Debug)]
+pub struct FaultlineNode {
+    program: Program,
+}
+
+impl FaultlineNode {
+    /// The node run by `program`.
+    pub fn new(program: Program) -> Self {
+        FaultlineNode { program }
+    }
+}
+
+struct NodeClient(Client);
+
+impl KvClient for NodeClient {
+    fn addr(&self) -> SocketAddr {
+        self.0.addr()
+    }
+
+    fn call<'a>(&'a self, op: &'a KvOp) -> BoxFuture<'a, Outcome> {
+        let request = match op {
+            KvOp::Read(key) => ClientRequest::Get { key: key.clone() },
+            KvOp::Write(key, value) => ClientRequest::Put {
+                key: key.clone(),
+                value: *value,
+            },
+            KvOp::Cas(key, expected, new) => ClientRequest::Cas {
+                key: key.clone(),
+                expected: *expected,
+                new: *new,
+            },
+        };
+        async move { classify(self.0.call(request).await) }.boxed()
+    }
+}
+
+impl Target for FaultlineNode {
+    fn kind(&self) -> TargetKind {
+        TargetKind::Faultline
+    }
+
+    fn version(&self) -> String {
+        env!("CARGO_PKG_VERSION").to_string()
+    }
+
+    fn command(&self, m: &Member<'_>) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.program.program);
+        cmd.args(&self.program.args)
+            .arg("--id")
+            .arg(m.id)
+            .arg("--listen")
+            .arg(m.listen.to_string())
+            .arg("--client")
+            .arg(m.client.to_string())
+            .arg("--data-dir")
+            .arg(m.data_dir);
+        for (id, addr) in m.peers {
+            cmd.arg("--peer").arg(format!("{id}={addr}"));
+        }
+        if m.join {
+            cmd.arg("--join");
+        } else if !m.voters.is_empty() {
+            cmd.arg("--voters").arg(m.voters.join(","));
+        }
+        cmd.args(m.settings);
+        cmd
+    }
+
+    fn connect<'a>(
+        &'a self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Box<dyn KvClient>, String>> {
+        async move {
+            Client::connect(addr, timeout)
+                .await
+                .map(|c| Box::new(NodeClient(c)) as Box<dyn KvClient>)
+                .map_err(|e| e.to_string())
+        }
+        .boxed()
+    }
+
+    fn status<'a>(
+        &'a self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> BoxFuture<'a, anyhow::Result<NodeStatus>> {
+        async move {
+            let c = Client::connect(addr, timeout).await?;
+            match c.call(ClientRequest::Status).await? {
+                ClientResponse::Status(s) => Ok(s),
+                other => bail!("unexpected answer to a status request: {other:?}"),
+            }
+        }
+        .boxed()
+    }
+}
