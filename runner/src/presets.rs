@@ -42,6 +42,11 @@ pub const PRESETS: &[Preset] = &[
         text: include_str!("../presets/net-compare.toml"),
     },
     Preset {
+        name: "etcd",
+        about: "etcd: its default timeouts, faster and slower, under partition-leader, pause-leader, crash-leader and 20 % loss, and serializable reads as the positive control (about 7 minutes; needs etcd, root, ip and nft)",
+        text: include_str!("../presets/etcd.toml"),
+    },
+    Preset {
         name: "figure-16",
         about: "the Raft paper's Figure 16 on real processes: time to elect a new leader after the leader crashed, 100 trials per election timeout range (about 40 minutes)",
         text: include_str!("../presets/figure-16.toml"),

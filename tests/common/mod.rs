@@ -92,3 +92,21 @@ pub fn kernel_backend_available(test: &str) -> bool {
         }
     }
 }
+
+/// Whether etcd can be tested here (an `etcd` on PATH that faultline
+/// supports). Without it a test says so on one line and is skipped, except
+/// under `CI=true`, where a missing etcd fails the test.
+pub fn etcd_available(test: &str) -> bool {
+    let found = faultline_sut::etcd::locate(None)
+        .and_then(|bin| faultline_sut::etcd::version_of(&bin).map(|_| ()));
+    match found {
+        Ok(()) => true,
+        Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{test}: etcd is needed under CI=true: {why}")
+        }
+        Err(why) => {
+            println!("{test}: skipped: {why}");
+            false
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! etcd under the bench, on real etcd processes (3 members): linearizable
+//! under partition-leader (kernel backend) and crash-leader; serializable
+//! reads caught under partition-leader; nothing left behind; the side by
+//! side write benchmark. Skipped (one line) without etcd, root, `ip` or
+//! `nft`, except under `CI=true`.
+
+mod common;
+
+use std::time::Duration;
+
+#[test]
+fn etcd_is_linearizable_under_faults_and_its_serializable_reads_are_caught() {
+    if !common::etcd_available("etcd") || !common::kernel_backend_available("etcd") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("etcd.toml"),
+        r#"
+name = "etcd-test"
+faults = ["partition-leader", "crash-leader"]
+[run]
+time_limit = 12
+fault_interval = 3
+target = "etcd"
+net = "kernel"
+[[setting]]
+name = "linearizable"
+election_timeout = "500..1000"
+heartbeat = 50
+[[setting]]
+name = "serializable"
+election_timeout = "500..1000"
+heartbeat = 50
+read_mode = "serializable"
+faults = ["partition-leader"]
+"#,
+    )
+    .unwrap();
+    let (code, out, err) = common::faultline_in(
+        dir.path(),
+        &["campaign", "etcd.toml", "--store", "store", "--json"],
+        Duration::from_secs(400),
+    );
+    // Exit 1: the serializable run is (rightly) not linearizable.
+    assert_eq!(code, 1, "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["runs"], 3, "{v}");
+    let invalid: Vec<String> = v["not_linearizable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    assert_eq!(invalid.len(), 1, "{v}");
+    assert!(invalid[0].contains("serializable"), "{v}");
+    assert_eq!(v["unknown"], serde_json::json!([]), "{v}");
+    // Every run names etcd and its version; the data stayed inside the run.
+    let campaign = dir.path().join(v["campaign"].as_str().unwrap());
+    for e in std::fs::read_dir(&campaign).unwrap().flatten() {
+        if !e.path().is_dir() {
+            continue;
+        }
+        let spec = std::fs::read_to_string(e.path().join("spec.json")).unwrap();
+        assert!(spec.contains("\"target\": \"etcd\""), "{spec}");
+        assert!(spec.contains("\"target_version\": \"3."), "{spec}");
+        assert!(
+            e.path().join("nodes/n1/member").is_dir(),
+            "no etcd data in the run"
+        );
+        let page = std::fs::read_to_string(e.path().join("index.html")).unwrap();
+        assert!(page.contains("etcd 3."), "the run page does not name etcd");
+    }
+    let mut top: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    top.sort();
+    assert_eq!(top, ["etcd.toml", "store"], "files outside the store");
+    // No etcd process of this campaign is left.
+    let needle = dir.path().to_string_lossy().into_owned();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let zombie = std::fs::read_to_string(e.path().join("stat"))
+            .is_ok_and(|s| s.split(") ").nth(1).is_some_and(|r| r.starts_with('Z')));
+        assert!(zombie || !cmd.contains(&needle), "left running: {cmd}");
+    }
+}
+
+#[test]
+fn bench_node_puts_faultline_beside_etcd() {
+    if !common::etcd_available("etcd") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = common::faultline_in(
+        dir.path(),
+        &[
+            "bench",
+            "node",
+            "--target",
+            "etcd",
+            "--duration",
+            "1",
+            "--clients",
+            "8",
+            "--conns",
+            "2",
+        ],
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("faultline (group commit):"), "{out}");
+    assert!(
+        out.lines().any(|l| l.trim_start().starts_with("etcd 3.")),
+        "{out}"
+    );
+    assert!(out.contains("faultline (group commit) / etcd 3."), "{out}");
+}
+
+#[test]
+fn a_missing_etcd_is_one_line_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::faultline_bin())
+        .args([
+            "run",
+            "--target",
+            "etcd",
+            "--nemesis",
+            "crash",
+            "--seed",
+            "1",
+            "--store",
+        ])
+        .arg(dir.path())
+        .env("PATH", dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("etcd not found on PATH: install the etcd-server package"),
+        "{err}"
+    );
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+    let (code, _, err) = common::faultline(&[
+        "run",
+        "--target",
+        "etcd",
+        "--etcd-bin",
+        "/nonexistent/etcd",
+        "--nemesis",
+        "crash",
+        "--seed",
+        "1",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--etcd-bin /nonexistent/etcd: no such file"),
+        "{err}"
+    );
+}
