@@ -295,9 +295,11 @@ impl LocalCluster {
             let id = self.nodes[i].id().to_string();
             loop {
                 if self.nodes[i].state() == ProcState::Down {
+                    let log = &self.nodes[i].spec().log_file;
                     bail!(
-                        "node {id} exited during start-up; see {}",
-                        self.nodes[i].spec().log_file.display()
+                        "node {id} exited during start-up; the end of {}: {}",
+                        log.display(),
+                        log_tail(log, 3)
                     );
                 }
                 if self.status(&id, Duration::from_millis(500)).await.is_ok() {
@@ -354,4 +356,21 @@ impl LocalCluster {
             n.kill();
         }
     }
+}
+
+/// The last `n` non-empty lines of a log file, joined with " | " (each cut
+/// to 300 characters), for an error message.
+pub fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .rev()
+        .take(n)
+        .map(|l| l.chars().take(300).collect())
+        .collect();
+    if lines.is_empty() {
+        return "(empty)".into();
+    }
+    lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
 }
