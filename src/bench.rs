@@ -97,6 +97,9 @@ enum BenchWhat {
         info: f64,
         #[arg(action = clap::ArgAction::Set)]
         stale: bool,
+        /// Values drawn from 1..=V (the hard class).
+        #[arg(long)]
+        values: Option<i64>,
     },
     /// Proposals committed per second through a 3-node in-memory cluster of
     /// the pure Raft core (no I/O).
@@ -182,6 +185,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             processes,
             info,
             stale,
+            values,
         } => {
             let dir = scratch_dir("bench-check")?;
             let case = Case {
@@ -190,6 +194,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 processes,
                 info,
                 stale,
+                values,
             };
             let row = faultline_checker::bench::run_case(case, &dir)
                 .map_err(|e| anyhow::anyhow!("bench case: {e}"));
@@ -221,6 +226,7 @@ fn bench_check(quick: bool) -> anyhow::Result<()> {
             .args([c.ops, c.keys, c.processes].map(|n| n.to_string()))
             .arg(c.info.to_string())
             .arg(c.stale.to_string())
+            .args(c.values.map(|v| format!("--values={v}")))
             .output()?;
         if !out.status.success() {
             anyhow::bail!(

@@ -21,8 +21,10 @@ pub struct Case {
     pub processes: usize,
     /// Share of operations that end `info`.
     pub info: f64,
-    /// With one injected stale read (not linearizable).
+    /// With one injected anomaly (not linearizable).
     pub stale: bool,
+    /// Values drawn from `1..=V` instead of unique ones (the hard class).
+    pub values: Option<i64>,
 }
 
 /// The bench's cases: ops × keys × processes at 1 % info, then the hard
@@ -40,6 +42,7 @@ pub fn cases(quick: bool) -> Vec<Case> {
         processes,
         info,
         stale,
+        values: None,
     };
     for &ops in sizes {
         for keys in [1, 100, 1000] {
@@ -55,14 +58,44 @@ pub fn cases(quick: bool) -> Vec<Case> {
     }
     cases.push(case(100_000, 1, 10, 0.01, false));
     cases.push(case(100_000, 1, 10, 0.01, true));
+    cases.extend(hard_cases(quick));
     cases
+}
+
+/// The hard class: one key, values 1–5, read 40 % / write 40 % / cas 20 %,
+/// 10 / 30 / 50 processes, 0 or 5 % info, both verdicts; 1k, 10k and 100k
+/// operations (`quick`: no 100k).
+pub fn hard_cases(quick: bool) -> Vec<Case> {
+    let sizes: &[usize] = if quick {
+        &[1_000, 10_000]
+    } else {
+        &[1_000, 10_000, 100_000]
+    };
+    let mut out = Vec::new();
+    for &ops in sizes {
+        for processes in [10, 30, 50] {
+            for info in [0.0, 0.05] {
+                for stale in [false, true] {
+                    out.push(Case {
+                        ops,
+                        keys: 1,
+                        processes,
+                        info,
+                        stale,
+                        values: Some(5),
+                    });
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The table's heading.
 pub fn header() -> String {
     format!(
-        "faultline bench check: generated register histories (read/write/cas, unique values), checked from a file\n{:>9} {:>5} {:>5} {:>5} {:>6} {:>10} {:>12} {:>10} {:>9}",
-        "ops", "keys", "procs", "info", "stale", "verdict", "ops/s", "seconds", "peak MiB"
+        "faultline bench check: generated register histories (read/write/cas; values unique, or 1-5 in the hard class), checked from a file\n{:>9} {:>5} {:>5} {:>5} {:>6} {:>6} {:>10} {:>12} {:>10} {:>9}",
+        "ops", "keys", "procs", "info", "values", "stale", "verdict", "ops/s", "seconds", "peak MiB"
     )
 }
 
@@ -76,9 +109,21 @@ pub fn run_case(case: Case, dir: &Path) -> Result<String, Box<dyn Error>> {
             ops: case.ops,
             keys: case.keys,
             processes: case.processes,
-            info_rate: case.info,
+            info_rate: if case.values.is_some() {
+                case.info / 1.5
+            } else {
+                case.info
+            },
             stale_read: case.stale,
             seed: 7,
+            values: case.values,
+            // The hard class's mix: read 40 %, write 40 %, cas 20 %; its info
+            // share is the whole share (half never take effect).
+            mix: if case.values.is_some() {
+                (0.4, 0.4, 0.2)
+            } else {
+                GenConfig::default().mix
+            },
             ..GenConfig::default()
         };
         generate(&cfg, f)?;
@@ -94,11 +139,13 @@ pub fn run_case(case: Case, dir: &Path) -> Result<String, Box<dyn Error>> {
         Verdict::Unknown => "unknown",
     };
     Ok(format!(
-        "{:>9} {:>5} {:>5} {:>4.0}% {:>6} {:>10} {:>12.0} {:>10.3} {:>9.0}",
+        "{:>9} {:>5} {:>5} {:>4.0}% {:>6} {:>6} {:>10} {:>12.0} {:>10.3} {:>9.0}",
         case.ops,
         case.keys,
         case.processes,
         case.info * 100.0,
+        case.values
+            .map_or("unique".to_string(), |v| format!("1-{v}")),
         case.stale,
         verdict,
         case.ops as f64 / secs,

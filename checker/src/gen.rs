@@ -1,8 +1,11 @@
 //! Synthetic register histories, for tests and benchmarks: concurrent
 //! processes on an atomic register whose operations take effect at a random
 //! instant inside their intervals, with `info` and `fail` outcomes, every
-//! written value unique per key. Optionally one stale read is planted, which
-//! makes the history certainly not linearizable.
+//! written value unique per key — or, with [`GenConfig::values`], drawn from
+//! a handful (Jepsen's register workload: 1..=V). Optionally one anomaly is
+//! planted, which makes the history certainly not linearizable: with unique
+//! values a stale read; with few values a read of V+1, a value whose only
+//! write is invoked long after that read returned.
 
 use std::io::Write;
 
@@ -21,8 +24,11 @@ pub struct GenConfig {
     pub info_rate: f64,
     /// Shares of read, write and cas (normalized).
     pub mix: (f64, f64, f64),
-    /// Plant one stale read (the history is then not linearizable).
+    /// Plant one anomaly (the history is then not linearizable).
     pub stale_read: bool,
+    /// Written values drawn from `1..=V` (and cas arguments too) instead of
+    /// unique ones.
+    pub values: Option<i64>,
     /// Seed.
     pub seed: u64,
 }
@@ -36,6 +42,7 @@ impl Default for GenConfig {
             info_rate: 0.01,
             mix: (0.5, 0.3, 0.2),
             stale_read: false,
+            values: None,
             seed: 1,
         }
     }
@@ -114,6 +121,10 @@ pub fn generate(cfg: &GenConfig, mut out: impl Write) -> std::io::Result<u64> {
     let mut invoked = 0usize;
     let mut pos: u64 = 0;
     let mut planted = !cfg.stale_read;
+    // Few values: the impossible read's value, and whether its one write
+    // (invoked after nine tenths of the operations) is still to come.
+    let beyond = cfg.values.map(|v| v.max(1) + 1);
+    let mut late_write = cfg.stale_read && beyond.is_some();
     let line = |out: &mut dyn Write, pos: &mut u64, v: serde_json::Value| -> std::io::Result<()> {
         *pos += 1;
         writeln!(out, "{v}")
@@ -135,7 +146,21 @@ pub fn generate(cfg: &GenConfig, mut out: impl Write) -> std::io::Result<u64> {
                 p.key = rng.below(state.len());
                 let x = rng.unit() * total;
                 let k = p.key;
-                let (f, value) = if x < r {
+                let few = cfg.values.map(|v| v.max(1) as usize);
+                let (f, value) = if late_write && invoked * 10 >= cfg.ops * 9 {
+                    late_write = false;
+                    ("write", json!(beyond))
+                } else if let Some(v) = few {
+                    let mut pick = || 1 + rng.below(v) as i64;
+                    if x < r {
+                        ("read", json!(null))
+                    } else if x < r + w {
+                        ("write", json!(pick()))
+                    } else {
+                        let (e, n) = (pick(), pick());
+                        ("cas", json!([e, n]))
+                    }
+                } else if x < r {
                     ("read", json!(null))
                 } else if x < r + w {
                     next_value[k] += 1;
@@ -180,7 +205,12 @@ pub fn generate(cfg: &GenConfig, mut out: impl Write) -> std::io::Result<u64> {
                     "read" => {
                         p.result = json!(state[k]);
                         p.ok = true;
-                        if !planted {
+                        if !planted && beyond.is_some() {
+                            if invoked * 3 >= cfg.ops {
+                                p.planted = beyond;
+                                planted = true;
+                            }
+                        } else if !planted {
                             // A stale read: a value whose write completed before a
                             // later write that completed before this read began.
                             let ws = &done_writes[k];
@@ -212,7 +242,8 @@ pub fn generate(cfg: &GenConfig, mut out: impl Write) -> std::io::Result<u64> {
             }
             Phase::Applied => {
                 let k = p.key;
-                let info = rng.unit() < cfg.info_rate;
+                // A planted read must be seen.
+                let info = p.planted.is_none() && rng.unit() < cfg.info_rate;
                 let (ty, value) = if info {
                     ("info", p.value.clone())
                 } else if !p.ok {

@@ -21,6 +21,13 @@ pub trait Model: Sync {
     fn requires(&self, _op: &Op) -> Option<Self::State> {
         None
     }
+    /// Whether `op` only observes: wherever it can be linearized it leaves
+    /// the state as it was (an ok read of a register). Such an operation,
+    /// when it can be linearized now, is linearized now without trying
+    /// anything else first (see [`crate::search`]).
+    fn observes_only(&self, _op: &Op) -> bool {
+        false
+    }
     /// The state, for explanations.
     fn describe(&self, state: &Self::State) -> String {
         format!("{state:?}")
@@ -55,6 +62,10 @@ impl Model for Register {
             (OpKind::Cas, Outcome::Ok) => Some(op.arg),
             _ => None,
         }
+    }
+
+    fn observes_only(&self, op: &Op) -> bool {
+        op.kind == OpKind::Read && op.outcome == Outcome::Ok
     }
 
     fn describe(&self, state: &Option<i64>) -> String {

@@ -7,6 +7,21 @@
 //! The set of linearized calls is represented by a 128-bit Zobrist hash (an
 //! XOR of one random number per call) instead of a bitset, so a cache entry
 //! costs a few dozen bytes whatever the history's length.
+//!
+//! Symmetry: operations equal in kind, arguments, result and outcome (ok or
+//! info) have the same effect on every model here, so among those that
+//! could be linearized now, only the one whose return comes first is tried
+//! (for infos, which never return: the one invoked first). Any order that
+//! linearizes another one now stays valid with the two swapped, since the
+//! first-returning one's deadline is the tighter. With few distinct values
+//! this keeps the search from enumerating which of many interchangeable
+//! operations — two crashed writes of the same value, say — came first.
+//!
+//! Observers first: an operation that only observes the state (an ok read)
+//! and can be linearized now is linearized now, and nothing else is tried
+//! in its place. Any order that linearizes it later, where the state is
+//! the same, stays valid with it moved here: it changes nothing in
+//! between, and nothing linearizable now must precede it.
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -86,6 +101,49 @@ struct Search<'a, M: Model> {
     zobrist: Vec<u128>,
     /// With pruning: how many unlinearized ops require each state.
     required: Option<std::collections::HashMap<M::State, usize>>,
+    /// Per op: its symmetry class, and its place in the class's members.
+    class: Vec<(usize, usize)>,
+    /// Per class: its members, in order of (return, call, index).
+    members: Vec<Vec<usize>>,
+    /// Per op: whether it is linearized now.
+    done: Vec<bool>,
+    /// The return positions of the unlinearized ok operations: the first is
+    /// the frontier (a call before it can be linearized now).
+    open_returns: std::collections::BTreeSet<(u64, usize)>,
+}
+
+/// The effective return position of an op (infos never return).
+fn ret_of(op: &Op) -> u64 {
+    if op.outcome == Outcome::Info {
+        NEVER
+    } else {
+        op.ret
+    }
+}
+
+/// Group interchangeable operations (see the module's notes).
+fn symmetry_classes(ops: &[Op]) -> (Vec<(usize, usize)>, Vec<Vec<usize>>) {
+    let mut ids: std::collections::HashMap<_, usize> = std::collections::HashMap::new();
+    let mut members: Vec<Vec<usize>> = Vec::new();
+    let mut class_of = vec![0usize; ops.len()];
+    for (i, o) in ops.iter().enumerate() {
+        let key = (o.kind, o.arg, o.arg2, o.result, o.outcome == Outcome::Info);
+        let c = *ids.entry(key).or_insert_with(|| {
+            members.push(Vec::new());
+            members.len() - 1
+        });
+        members[c].push(i);
+        class_of[i] = c;
+    }
+    let mut class = vec![(0usize, 0usize); ops.len()];
+    for (c, m) in members.iter_mut().enumerate() {
+        m.sort_unstable_by_key(|&i| (ret_of(&ops[i]), ops[i].call, i));
+        for (pos, &i) in m.iter().enumerate() {
+            class[i] = (c, pos);
+        }
+    }
+    debug_assert!(class_of.iter().enumerate().all(|(i, &c)| class[i].0 == c));
+    (class, members)
 }
 
 /// Check `ops` (one key's operations; `fail` ones already removed) against `model`.
@@ -187,12 +245,49 @@ impl<'a, M: Model> Search<'a, M> {
             }
             m
         });
+        let (class, members) = symmetry_classes(ops);
+        let open_returns = ops
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.outcome != Outcome::Info)
+            .map(|(i, o)| (o.ret, i))
+            .collect();
         Search {
             model,
             ops,
             nodes,
             zobrist,
             required,
+            class,
+            members,
+            done: vec![false; ops.len()],
+            open_returns,
+        }
+    }
+
+    /// Whether an interchangeable operation that returns first (see the
+    /// module's notes) could be linearized instead of `i` now.
+    fn dominated(&self, i: usize) -> bool {
+        let (c, pos) = self.class[i];
+        let members = &self.members[c];
+        let frontier = self.open_returns.first().map_or(NEVER, |&(r, _)| r);
+        // Unlinearized ok members all return at or after the frontier:
+        // start there.
+        let start = members[..pos].partition_point(|&j| ret_of(&self.ops[j]) < frontier);
+        members[start..pos]
+            .iter()
+            .any(|&j| !self.done[j] && self.ops[j].call < frontier)
+    }
+
+    fn mark(&mut self, i: usize, done: bool) {
+        self.done[i] = done;
+        let op = &self.ops[i];
+        if op.outcome != Outcome::Info {
+            if done {
+                self.open_returns.remove(&(op.ret, i));
+            } else {
+                self.open_returns.insert((op.ret, i));
+            }
         }
     }
 
@@ -246,15 +341,35 @@ impl<'a, M: Model> Search<'a, M> {
         !node.is_call && self.ops[node.op].outcome == Outcome::Info
     }
 
+    /// A call that can be linearized now and only observes the state as it
+    /// is: to be linearized now, with nothing else tried instead.
+    fn forced(&self, state: &M::State) -> Option<usize> {
+        let mut n = self.nodes[HEAD].next;
+        while n != NIL && self.nodes[n].is_call {
+            let op = &self.ops[self.nodes[n].op];
+            if op.outcome == Outcome::Ok
+                && self.model.observes_only(op)
+                && self.model.step(state, op).as_ref() == Some(state)
+                && !self.dominated(self.nodes[n].op)
+            {
+                return Some(n);
+            }
+            n = self.nodes[n].next;
+        }
+        None
+    }
+
     fn run(mut self, budget: Budget, snapshot_at: Option<u64>) -> Run {
         let mut state = self.model.init();
         let mut hash: u128 = 0;
         let mut cache: HashSet<(u128, M::State)> = HashSet::new();
-        // (call node, state before it)
-        let mut stack: Vec<(usize, M::State)> = Vec::new();
+        // (call node, state before it, linearized as an observer first)
+        let mut stack: Vec<(usize, M::State, bool)> = Vec::new();
         let mut entry = self.nodes[HEAD].next;
         let (mut best_depth, mut best_step) = (0usize, 0u64);
         let mut step: u64 = 0;
+        // At a configuration not yet looked at (right after a push).
+        let mut fresh = true;
         loop {
             step += 1;
             if snapshot_at == Some(step) {
@@ -275,33 +390,58 @@ impl<'a, M: Model> Search<'a, M> {
                 // may take effect later or never.
                 return Run::Done;
             }
+            // What to linearize next: an observer that can go now, else the
+            // next candidate in the list; or, failing all, backtrack.
+            let mut pick = None;
+            let mut backtrack = false;
+            if std::mem::take(&mut fresh) {
+                if let Some(n) = self.forced(&state) {
+                    pick = Some((n, true));
+                    backtrack = true; // if it was explored already
+                }
+            }
             let node = self.nodes[entry];
-            if node.is_call {
-                let op = &self.ops[node.op];
+            if pick.is_none() {
+                if !node.is_call {
+                    backtrack = true;
+                } else if !self.dominated(node.op) {
+                    pick = Some((entry, false));
+                }
+            }
+            if let Some((call, forced)) = pick {
+                let op = &self.ops[self.nodes[call].op];
                 if let Some(next_state) = self
                     .model
                     .step(&state, op)
                     .filter(|n| !self.strands_others(op, &state, n))
                 {
-                    let next_hash = hash ^ self.zobrist[node.op];
+                    let next_hash = hash ^ self.zobrist[self.nodes[call].op];
                     if cache.insert((next_hash, next_state.clone())) {
                         self.take(op, -1);
-                        stack.push((entry, std::mem::replace(&mut state, next_state)));
+                        stack.push((call, std::mem::replace(&mut state, next_state), forced));
                         hash = next_hash;
-                        self.lift(entry);
+                        self.lift(call);
+                        self.mark(self.nodes[call].op, true);
                         if stack.len() > best_depth {
                             best_depth = stack.len();
                             // The picture is taken at the start of the next step.
                             best_step = step + 1;
                         }
                         entry = self.nodes[HEAD].next;
+                        fresh = true;
                         continue;
                     }
                 }
+            }
+            if !backtrack {
                 entry = node.next;
-            } else {
-                // A return whose call is not linearized: backtrack.
-                let Some((call, prev_state)) = stack.pop() else {
+                continue;
+            }
+            // This configuration fails: undo the last choice, and go on
+            // with the candidate after it — unless it was an observer
+            // linearized first, whose failure is its configuration's.
+            loop {
+                let Some((call, prev_state, forced)) = stack.pop() else {
                     return Run::Failed {
                         best_step: best_step.max(1),
                     };
@@ -311,13 +451,17 @@ impl<'a, M: Model> Search<'a, M> {
                 hash ^= self.zobrist[op];
                 self.take(&self.ops[op], 1);
                 self.unlift(call);
-                entry = self.nodes[call].next;
+                self.mark(op, false);
+                if !forced {
+                    entry = self.nodes[call].next;
+                    break;
+                }
             }
         }
     }
 
-    fn snapshot(&self, stack: &[(usize, M::State)], _entry: usize) -> Failure {
-        let prefix: Vec<usize> = stack.iter().map(|(c, _)| self.nodes[*c].op).collect();
+    fn snapshot(&self, stack: &[(usize, M::State, bool)], _entry: usize) -> Failure {
+        let prefix: Vec<usize> = stack.iter().map(|(c, _, _)| self.nodes[*c].op).collect();
         // The first pending return in the list is the operation that could
         // not be placed; the calls before it were the candidates.
         let mut pending = Vec::new();
