@@ -124,7 +124,6 @@ pub fn run_case(case: Case, dir: &Path) -> Result<String, Box<dyn Error>> {
             } else {
                 GenConfig::default().mix
             },
-            ..GenConfig::default()
         };
         generate(&cfg, f)?;
     }
