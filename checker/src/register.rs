@@ -99,48 +99,43 @@ pub fn prepare(ops: Vec<Op>, key: &str) -> Prepared {
             }
         }
     }
-    // An observation that returned before any write of its value was even
-    // invoked (with few distinct values, the others would have to be
-    // searched exhaustively to show it).
-    let mut first_write: HashMap<i64, usize> = HashMap::new();
-    for (i, o) in ops.iter().enumerate() {
-        if let Some(v) = o.writes() {
-            let e = first_write.entry(v).or_insert(i);
-            if o.call < ops[*e].call {
-                *e = i;
-            }
-        }
-    }
-    for o in &ops {
-        if let Some(Some(v)) = observed(o) {
-            let w = &ops[first_write[&v]];
-            if o.ret < w.call {
-                let what = if o.kind == OpKind::Read {
-                    "read"
-                } else {
-                    "cas"
-                };
-                let only = if unique {
-                    "the only write"
-                } else {
-                    "the first write"
-                };
-                return refuted(
-                    ops.clone(),
-                    unique,
-                    Refutation {
-                        explanation: format!(
-                            "{what} of {key} returned {v} at {}, before {only} of {v} was even invoked at {}",
-                            secs(o.ret_time),
-                            secs(Some(w.call_time))
-                        ),
-                        ops: vec![o.id, w.id],
-                    },
-                );
-            }
-        }
-    }
     if !unique {
+        // An observation that returned before any write of its value was even
+        // invoked (with few distinct values, the others would have to be
+        // searched exhaustively to show it).
+        let mut first_write: HashMap<i64, usize> = HashMap::new();
+        for (i, o) in ops.iter().enumerate() {
+            if let Some(v) = o.writes() {
+                let e = first_write.entry(v).or_insert(i);
+                if o.call < ops[*e].call {
+                    *e = i;
+                }
+            }
+        }
+        for o in &ops {
+            if let Some(Some(v)) = observed(o) {
+                let w = &ops[first_write[&v]];
+                if o.ret < w.call {
+                    let what = if o.kind == OpKind::Read {
+                        "read"
+                    } else {
+                        "cas"
+                    };
+                    return refuted(
+                        ops.clone(),
+                        false,
+                        Refutation {
+                            explanation: format!(
+                                "{what} of {key} returned {v} at {}, before the first write of {v} was even invoked at {}",
+                                secs(o.ret_time),
+                                secs(Some(w.call_time))
+                            ),
+                            ops: vec![o.id, w.id],
+                        },
+                    );
+                }
+            }
+        }
         return Prepared {
             ops,
             refutation: None,

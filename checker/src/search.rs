@@ -107,9 +107,6 @@ struct Search<'a, M: Model> {
     members: Vec<Vec<usize>>,
     /// Per op: whether it is linearized now.
     done: Vec<bool>,
-    /// The return positions of the unlinearized ok operations: the first is
-    /// the frontier (a call before it can be linearized now).
-    open_returns: std::collections::BTreeSet<(u64, usize)>,
 }
 
 /// The effective return position of an op (infos never return).
@@ -121,28 +118,30 @@ fn ret_of(op: &Op) -> u64 {
     }
 }
 
-/// Group interchangeable operations (see the module's notes).
+/// Group interchangeable operations (see the module's notes): one sort by
+/// (effect, return, call), then a class per run of equal effects.
 fn symmetry_classes(ops: &[Op]) -> (Vec<(usize, usize)>, Vec<Vec<usize>>) {
-    let mut ids: std::collections::HashMap<_, usize> = std::collections::HashMap::new();
-    let mut members: Vec<Vec<usize>> = Vec::new();
-    let mut class_of = vec![0usize; ops.len()];
-    for (i, o) in ops.iter().enumerate() {
-        let key = (o.kind, o.arg, o.arg2, o.result, o.outcome == Outcome::Info);
-        let c = *ids.entry(key).or_insert_with(|| {
-            members.push(Vec::new());
-            members.len() - 1
-        });
-        members[c].push(i);
-        class_of[i] = c;
-    }
+    let effect = |o: &Op| {
+        (
+            o.kind as u8,
+            o.arg,
+            o.arg2,
+            o.result,
+            o.outcome == Outcome::Info,
+        )
+    };
+    let mut order: Vec<usize> = (0..ops.len()).collect();
+    order.sort_unstable_by_key(|&i| (effect(&ops[i]), ret_of(&ops[i]), ops[i].call, i));
     let mut class = vec![(0usize, 0usize); ops.len()];
-    for (c, m) in members.iter_mut().enumerate() {
-        m.sort_unstable_by_key(|&i| (ret_of(&ops[i]), ops[i].call, i));
-        for (pos, &i) in m.iter().enumerate() {
-            class[i] = (c, pos);
+    let mut members: Vec<Vec<usize>> = Vec::new();
+    for (k, &i) in order.iter().enumerate() {
+        if k == 0 || effect(&ops[order[k - 1]]) != effect(&ops[i]) {
+            members.push(Vec::new());
         }
+        let c = members.len() - 1;
+        class[i] = (c, members[c].len());
+        members[c].push(i);
     }
-    debug_assert!(class_of.iter().enumerate().all(|(i, &c)| class[i].0 == c));
     (class, members)
 }
 
@@ -245,13 +244,13 @@ impl<'a, M: Model> Search<'a, M> {
             }
             m
         });
-        let (class, members) = symmetry_classes(ops);
-        let open_returns = ops
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| o.outcome != Outcome::Info)
-            .map(|(i, o)| (o.ret, i))
-            .collect();
+        // With unique values the register's pruning already keeps the
+        // search near-linear; the classes would only cost time there.
+        let (class, members) = if prune {
+            (vec![(0, 0); ops.len()], Vec::new())
+        } else {
+            symmetry_classes(ops)
+        };
         Search {
             model,
             ops,
@@ -261,16 +260,31 @@ impl<'a, M: Model> Search<'a, M> {
             class,
             members,
             done: vec![false; ops.len()],
-            open_returns,
+        }
+    }
+
+    /// The frontier: the position of the first return in the list (a call
+    /// before it can be linearized now).
+    fn frontier(&self) -> u64 {
+        let mut n = self.nodes[HEAD].next;
+        while n != NIL && self.nodes[n].is_call {
+            n = self.nodes[n].next;
+        }
+        if n == NIL {
+            NEVER
+        } else {
+            ret_of(&self.ops[self.nodes[n].op])
         }
     }
 
     /// Whether an interchangeable operation that returns first (see the
     /// module's notes) could be linearized instead of `i` now.
-    fn dominated(&self, i: usize) -> bool {
+    fn dominated(&self, i: usize, frontier: u64) -> bool {
         let (c, pos) = self.class[i];
+        if pos == 0 {
+            return false;
+        }
         let members = &self.members[c];
-        let frontier = self.open_returns.first().map_or(NEVER, |&(r, _)| r);
         // Unlinearized ok members all return at or after the frontier:
         // start there.
         let start = members[..pos].partition_point(|&j| ret_of(&self.ops[j]) < frontier);
@@ -281,14 +295,6 @@ impl<'a, M: Model> Search<'a, M> {
 
     fn mark(&mut self, i: usize, done: bool) {
         self.done[i] = done;
-        let op = &self.ops[i];
-        if op.outcome != Outcome::Info {
-            if done {
-                self.open_returns.remove(&(op.ret, i));
-            } else {
-                self.open_returns.insert((op.ret, i));
-            }
-        }
     }
 
     /// Whether linearizing `op` (moving `state` to `next`) leaves behind an
@@ -343,14 +349,14 @@ impl<'a, M: Model> Search<'a, M> {
 
     /// A call that can be linearized now and only observes the state as it
     /// is: to be linearized now, with nothing else tried instead.
-    fn forced(&self, state: &M::State) -> Option<usize> {
+    fn forced(&self, state: &M::State, frontier: u64) -> Option<usize> {
         let mut n = self.nodes[HEAD].next;
         while n != NIL && self.nodes[n].is_call {
             let op = &self.ops[self.nodes[n].op];
             if op.outcome == Outcome::Ok
                 && self.model.observes_only(op)
                 && self.model.step(state, op).as_ref() == Some(state)
-                && !self.dominated(self.nodes[n].op)
+                && !self.dominated(self.nodes[n].op, frontier)
             {
                 return Some(n);
             }
@@ -370,6 +376,8 @@ impl<'a, M: Model> Search<'a, M> {
         let mut step: u64 = 0;
         // At a configuration not yet looked at (right after a push).
         let mut fresh = true;
+        // The current configuration's frontier, once computed.
+        let mut frontier: Option<u64> = None;
         loop {
             step += 1;
             if snapshot_at == Some(step) {
@@ -394,17 +402,21 @@ impl<'a, M: Model> Search<'a, M> {
             // next candidate in the list; or, failing all, backtrack.
             let mut pick = None;
             let mut backtrack = false;
+            let node = self.nodes[entry];
+            if node.is_call && self.class[node.op].1 > 0 && frontier.is_none() {
+                frontier = Some(self.frontier());
+            }
             if std::mem::take(&mut fresh) {
-                if let Some(n) = self.forced(&state) {
+                let f = *frontier.get_or_insert_with(|| self.frontier());
+                if let Some(n) = self.forced(&state, f) {
                     pick = Some((n, true));
                     backtrack = true; // if it was explored already
                 }
             }
-            let node = self.nodes[entry];
             if pick.is_none() {
                 if !node.is_call {
                     backtrack = true;
-                } else if !self.dominated(node.op) {
+                } else if !self.dominated(node.op, frontier.unwrap_or(NEVER)) {
                     pick = Some((entry, false));
                 }
             }
@@ -429,6 +441,7 @@ impl<'a, M: Model> Search<'a, M> {
                         }
                         entry = self.nodes[HEAD].next;
                         fresh = true;
+                        frontier = None;
                         continue;
                     }
                 }
@@ -452,6 +465,7 @@ impl<'a, M: Model> Search<'a, M> {
                 self.take(&self.ops[op], 1);
                 self.unlift(call);
                 self.mark(op, false);
+                frontier = None;
                 if !forced {
                     entry = self.nodes[call].next;
                     break;
