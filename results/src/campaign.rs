@@ -211,7 +211,12 @@ pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
         )
         .map_err(err)?;
     }
-    let elections = crate::elections::election_times(&index.settings, &rows);
+    let settings: Vec<(String, Option<String>)> = index
+        .settings
+        .iter()
+        .map(|s| (s.name.clone(), s.election_timeout.clone()))
+        .collect();
+    let elections = crate::elections::election_times(&settings, &rows);
     if !elections.is_empty() {
         let series: Vec<(String, Vec<f64>, usize)> = elections
             .iter()

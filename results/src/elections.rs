@@ -53,18 +53,19 @@ fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
     sorted.get(i).copied()
 }
 
-/// The election times of every setting that crashed its leader (none: the
-/// campaign crashed no leader).
+/// The election times of every setting — given as (name, election
+/// timeout range) — that crashed its leader (none: the campaign crashed no
+/// leader).
 pub fn election_times(
-    settings: &[crate::campaign::CampaignSetting],
+    settings: &[(String, Option<String>)],
     rows: &[RunRow],
 ) -> Vec<ElectionTimes> {
     settings
         .iter()
-        .filter_map(|s| {
+        .filter_map(|(name, election_timeout)| {
             let windows: Vec<&crate::analysis::FaultStats> = rows
                 .iter()
-                .filter(|r| r.setting == s.name)
+                .filter(|r| r.setting == *name)
                 .flat_map(|r| r.windows.iter())
                 .filter(|w| w.name.starts_with("crash-leader"))
                 .collect();
@@ -76,15 +77,15 @@ pub fn election_times(
             let mean =
                 (!samples.is_empty()).then(|| samples.iter().sum::<f64>() / samples.len() as f64);
             Some(ElectionTimes {
-                setting: s.name.clone(),
-                election_timeout: s.election_timeout.clone(),
+                setting: name.clone(),
+                election_timeout: election_timeout.clone(),
                 crashes: windows.len(),
                 no_leader: windows.len() - samples.len(),
                 mean,
                 median: quantile(&samples, 0.5),
                 p99: quantile(&samples, 0.99),
                 max: samples.last().copied(),
-                paper: s.election_timeout.as_deref().and_then(paper_figure),
+                paper: election_timeout.as_deref().and_then(paper_figure),
                 samples,
             })
         })
