@@ -323,8 +323,24 @@ async fn a_crashed_node_restarts_in_its_namespace_and_rejoins() {
 }
 
 fn main() -> ExitCode {
-    if std::env::args().any(|a| a == "--list") {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cases = [
+        "a_partitioned_leader_is_replaced_and_no_acknowledged_write_is_lost",
+        "total_loss_of_one_node_stops_its_peer_traffic_and_the_counters_show_it",
+        "a_one_way_partition_blocks_only_its_direction_and_heal_removes_only_its_rules",
+        "a_crashed_node_restarts_in_its_namespace_and_rejoins",
+    ];
+    if args.iter().any(|a| a == "--list") {
         // `cargo test -- --list` asks every test binary for its tests.
+        for c in cases {
+            println!("{c}: test");
+        }
+        return ExitCode::SUCCESS;
+    }
+    // `cargo test NAME` passes NAME on: run only the cases it names.
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let wanted = |c: &str| filters.is_empty() || filters.iter().any(|f| c.contains(f.as_str()));
+    if !cases.iter().any(|c| wanted(c)) {
         return ExitCode::SUCCESS;
     }
     if !common::kernel_backend_available("kernel_net") {
@@ -340,10 +356,18 @@ fn main() -> ExitCode {
         .build()
         .unwrap();
     rt.block_on(async {
-        a_partitioned_leader_is_replaced_and_no_acknowledged_write_is_lost().await;
-        total_loss_of_one_node_stops_its_peer_traffic_and_the_counters_show_it().await;
-        a_one_way_partition_blocks_only_its_direction_and_heal_removes_only_its_rules().await;
-        a_crashed_node_restarts_in_its_namespace_and_rejoins().await;
+        if wanted(cases[0]) {
+            a_partitioned_leader_is_replaced_and_no_acknowledged_write_is_lost().await;
+        }
+        if wanted(cases[1]) {
+            total_loss_of_one_node_stops_its_peer_traffic_and_the_counters_show_it().await;
+        }
+        if wanted(cases[2]) {
+            a_one_way_partition_blocks_only_its_direction_and_heal_removes_only_its_rules().await;
+        }
+        if wanted(cases[3]) {
+            a_crashed_node_restarts_in_its_namespace_and_rejoins().await;
+        }
     });
     ExitCode::SUCCESS
 }
