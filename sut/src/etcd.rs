@@ -7,7 +7,7 @@
 //! | read | `POST /v3/kv/range` (linearizable; `serializable: true` with `read_mode = "serializable"`) |
 //! | write | `POST /v3/kv/put` |
 //! | cas | `POST /v3/kv/txn`: compare the value, then put |
-//! | status | `POST /v3/maintenance/status` (leader, raft term, raft index, applied index) and `/v3/cluster/member/list` (member names) |
+//! | status | `POST /v3/maintenance/status` (leader, raft term, raft index, applied index) and `/v3/cluster/member/list` (member names); on the leader, a linearizable read of an unused key tells whether it still hears a majority |
 //!
 //! How answers become outcomes ([`classify`]): a Txn whose compare failed
 //! is `fail` (nothing changed); a request etcd refused as invalid
@@ -65,6 +65,9 @@ pub struct Etcd {
     /// Member id (decimal, as the gateway prints it) → name.
     names: Mutex<HashMap<String, String>>,
 }
+
+/// The key of the status probe's linearizable read (never written).
+pub const PROBE_KEY: &str = "faultline-status-probe";
 
 /// The oldest etcd faultline drives (the v3 JSON gateway at `/v3/`).
 pub const OLDEST: (u32, u32) = (3, 4);
@@ -383,6 +386,20 @@ impl Target for Etcd {
                 v
             };
             let raft_index = int_of(&v["raftIndex"]);
+            // etcd does not say when its leader last heard from a majority;
+            // a linearizable read does (ReadIndex needs a quorum's answer to
+            // a heartbeat): a leader that cannot serve one in time is not
+            // working, whatever its followers still believe.
+            let quorum_heard_ms = if leader == me {
+                let probe = KvOp::Read(PROBE_KEY.into());
+                let (path, body) = request(&probe, ReadMode::Linearizable);
+                match post(&http, addr, path, body).await {
+                    Ok((200, _)) => Some(0),
+                    _ => Some(u64::MAX),
+                }
+            } else {
+                None
+            };
             Ok(NodeStatus {
                 role: if leader == me {
                     Role::Leader
@@ -404,7 +421,7 @@ impl Target for Etcd {
                 config_index: 0,
                 leader_heard_ms: None,
                 leading_ms: None,
-                quorum_heard_ms: None,
+                quorum_heard_ms,
                 id,
             })
         }
