@@ -176,37 +176,28 @@ fn a_member_that_fails_to_start_shows_its_logs_last_lines() {
     .unwrap();
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let store = dir.path().join("store");
-    let (code, _, err) = common::faultline(&[
-        "run",
-        "--target",
-        "etcd",
-        "--etcd-bin",
-        fake.to_str().unwrap(),
-        "--nemesis",
-        "crash",
-        "--seed",
-        "1",
-        "--store",
-        store.to_str().unwrap(),
-    ]);
+    let run = || {
+        common::faultline(&[
+            "run",
+            "--target",
+            "etcd",
+            "--etcd-bin",
+            fake.to_str().unwrap(),
+            "--nemesis",
+            "crash",
+            "--seed",
+            "1",
+            "--store",
+            store.to_str().unwrap(),
+        ])
+    };
+    let (code, _, err) = run();
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("exited during start-up"), "{err}");
     assert!(err.contains("fatal: cannot bind the peer port"), "{err}");
     // An etcd too old for the v3 JSON gateway is refused in one line.
     std::fs::write(&fake, "#!/bin/sh\necho 'etcd Version: 3.2.1'\n").unwrap();
-    let (code, _, err) = common::faultline(&[
-        "run",
-        "--target",
-        "etcd",
-        "--etcd-bin",
-        fake.to_str().unwrap(),
-        "--nemesis",
-        "crash",
-        "--seed",
-        "1",
-        "--store",
-        store.to_str().unwrap(),
-    ]);
+    let (code, _, err) = run();
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("etcd 3.2.1") && err.contains("not supported"),
