@@ -64,6 +64,9 @@ pub struct Etcd {
     reads: ReadMode,
     /// Member id (decimal, as the gateway prints it) → name.
     names: Mutex<HashMap<String, String>>,
+    /// The status calls' client, kept across polls (its connections are
+    /// reused); each call is bounded by its own time limit.
+    status_http: reqwest::Client,
 }
 
 /// The key of the status probe's linearizable read (never written).
@@ -127,6 +130,7 @@ impl Etcd {
             version,
             reads,
             names: Mutex::default(),
+            status_http: Self::http(Duration::from_secs(30))?,
         })
     }
 
@@ -359,73 +363,84 @@ impl Target for Etcd {
     ) -> BoxFuture<'a, anyhow::Result<NodeStatus>> {
         async move {
             faultline_node::netpolicy::allowed(addr).map_err(anyhow::Error::msg)?;
-            let http = Self::http(timeout).map_err(anyhow::Error::msg)?;
-            let (code, v) = post(&http, addr, "/v3/maintenance/status", json!({}))
+            tokio::time::timeout(timeout, self.status_now(addr))
                 .await
-                .with_context(|| format!("etcd status at {addr}"))?;
-            if code != 200 {
-                bail!("etcd status at {addr}: HTTP {code}: {v}");
-            }
-            let me = v["header"]["member_id"].as_str().unwrap_or("").to_string();
-            let leader = v["leader"].as_str().unwrap_or("0").to_string();
-            if self.name_of(&me).is_none() || (leader != "0" && self.name_of(&leader).is_none()) {
-                self.member_names(&http, addr).await?;
-            }
-            let id = self
-                .name_of(&me)
-                .with_context(|| format!("etcd at {addr}: member {me} has no name yet"))?;
-            let voters: Vec<String> = {
-                let mut v: Vec<String> = self
-                    .names
-                    .lock()
-                    .expect("not poisoned")
-                    .values()
-                    .cloned()
-                    .collect();
-                v.sort();
-                v
-            };
-            let raft_index = int_of(&v["raftIndex"]);
-            // etcd does not say when its leader last heard from a majority;
-            // a linearizable read does (ReadIndex needs a quorum's answer to
-            // a heartbeat): a leader that cannot serve one in time is not
-            // working, whatever its followers still believe.
-            let quorum_heard_ms = if leader == me {
-                let probe = KvOp::Read(PROBE_KEY.into());
-                let (path, body) = request(&probe, ReadMode::Linearizable);
-                match post(&http, addr, path, body).await {
-                    Ok((200, _)) => Some(0),
-                    _ => Some(u64::MAX),
-                }
-            } else {
-                None
-            };
-            Ok(NodeStatus {
-                role: if leader == me {
-                    Role::Leader
-                } else {
-                    Role::Follower
-                },
-                leader: if leader == "0" {
-                    None
-                } else {
-                    self.name_of(&leader)
-                },
-                term: int_of(&v["raftTerm"]),
-                commit_index: raft_index,
-                applied_index: int_of(&v["raftAppliedIndex"]),
-                last_log_index: raft_index,
-                voters,
-                outgoing: Vec::new(),
-                learners: Vec::new(),
-                config_index: 0,
-                leader_heard_ms: None,
-                leading_ms: None,
-                quorum_heard_ms,
-                id,
-            })
+                .map_err(|_| {
+                    anyhow::anyhow!("etcd status at {addr}: no answer within {timeout:?}")
+                })?
         }
         .boxed()
+    }
+}
+
+impl Etcd {
+    /// One status call, unbounded in time (see [`Target::status`]).
+    async fn status_now(&self, addr: SocketAddr) -> anyhow::Result<NodeStatus> {
+        let http = &self.status_http;
+        let (code, v) = post(http, addr, "/v3/maintenance/status", json!({}))
+            .await
+            .with_context(|| format!("etcd status at {addr}"))?;
+        if code != 200 {
+            bail!("etcd status at {addr}: HTTP {code}: {v}");
+        }
+        let me = v["header"]["member_id"].as_str().unwrap_or("").to_string();
+        let leader = v["leader"].as_str().unwrap_or("0").to_string();
+        if self.name_of(&me).is_none() || (leader != "0" && self.name_of(&leader).is_none()) {
+            self.member_names(http, addr).await?;
+        }
+        let id = self
+            .name_of(&me)
+            .with_context(|| format!("etcd at {addr}: member {me} has no name yet"))?;
+        let voters: Vec<String> = {
+            let mut v: Vec<String> = self
+                .names
+                .lock()
+                .expect("not poisoned")
+                .values()
+                .cloned()
+                .collect();
+            v.sort();
+            v
+        };
+        let raft_index = int_of(&v["raftIndex"]);
+        // etcd does not say when its leader last heard from a majority;
+        // a linearizable read does (ReadIndex needs a quorum's answer to
+        // a heartbeat): a leader that cannot serve one in time is not
+        // working, whatever its followers still believe.
+        let quorum_heard_ms = if leader == me {
+            let probe = KvOp::Read(PROBE_KEY.into());
+            let (path, body) = request(&probe, ReadMode::Linearizable);
+            match post(http, addr, path, body).await {
+                Ok((200, _)) => Some(0),
+                _ => Some(u64::MAX),
+            }
+        } else {
+            None
+        };
+        Ok(NodeStatus {
+            role: if leader == me {
+                Role::Leader
+            } else {
+                Role::Follower
+            },
+            leader: if leader == "0" {
+                None
+            } else {
+                self.name_of(&leader)
+            },
+            term: int_of(&v["raftTerm"]),
+            commit_index: raft_index,
+            applied_index: int_of(&v["raftAppliedIndex"]),
+            last_log_index: raft_index,
+            voters,
+            outgoing: Vec::new(),
+            learners: Vec::new(),
+            config_index: 0,
+            leader_heard_ms: None,
+            leading_ms: None,
+            quorum_heard_ms,
+            id,
+        })
     }
 }
 
