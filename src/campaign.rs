@@ -206,9 +206,14 @@ pub struct RunArgs {
     /// Most log entries per AppendEntries (the node's default: 256).
     #[arg(long)]
     max_append_entries: Option<u64>,
+    /// Take a snapshot and compact the log every N applied entries, 0 for
+    /// never (the node's default: 10000; for etcd, its --snapshot-count).
+    #[arg(long)]
+    snapshot_entries: Option<u64>,
     /// UNSAFE: run the nodes with a known bug, to see faultline catch it
     /// (stale-read, forget-vote, commit-old-term, volatile-log,
-    /// skip-prev-check, ack-before-commit, one-step-membership).
+    /// skip-prev-check, ack-before-commit, one-step-membership,
+    /// install-keeps-state).
     #[arg(long)]
     unsafe_bug: Option<String>,
     /// Where runs are stored.
@@ -272,6 +277,7 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             check_quorum: a.check_quorum,
             unsafe_bug: a.unsafe_bug.clone(),
             max_append_entries: a.max_append_entries,
+            snapshot_entries: a.snapshot_entries,
             tick: None,
             faults: None,
             net: None,

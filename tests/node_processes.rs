@@ -276,6 +276,7 @@ fn write_one_record(dir: &std::path::Path) -> PathBuf {
             index: 1,
             data: EntryData::Noop,
         }],
+        ..Default::default()
     };
     s.persist(None, &write).unwrap();
     d.join("log")

@@ -45,10 +45,17 @@ pub enum UnsafeBug {
     /// need not overlap: a leader cut off with the new servers commits on
     /// its own while the old servers elect another leader (split brain).
     OneStepMembership,
+    /// A follower that installs a snapshot from its leader updates its log
+    /// and its commit and applied indexes, but keeps its own state machine
+    /// instead of loading the snapshot's: every write the snapshot covered
+    /// and the follower had not applied yet is missing from it for good.
+    /// Nothing shows while it follows; once it leads, it serves reads from
+    /// that state: stale values, lost writes.
+    InstallKeepsState,
 }
 
 /// Every variant, in the order the docs list them.
-pub const ALL: [UnsafeBug; 7] = [
+pub const ALL: [UnsafeBug; 8] = [
     UnsafeBug::StaleRead,
     UnsafeBug::ForgetVote,
     UnsafeBug::CommitOldTerm,
@@ -56,6 +63,7 @@ pub const ALL: [UnsafeBug; 7] = [
     UnsafeBug::SkipPrevCheck,
     UnsafeBug::AckBeforeCommit,
     UnsafeBug::OneStepMembership,
+    UnsafeBug::InstallKeepsState,
 ];
 
 impl UnsafeBug {
@@ -69,6 +77,7 @@ impl UnsafeBug {
             UnsafeBug::SkipPrevCheck => "skip-prev-check",
             UnsafeBug::AckBeforeCommit => "ack-before-commit",
             UnsafeBug::OneStepMembership => "one-step-membership",
+            UnsafeBug::InstallKeepsState => "install-keeps-state",
         }
     }
 }

@@ -119,6 +119,22 @@ pub struct NodeArgs {
     /// several messages).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_append_entries: u64,
+    /// Take a snapshot of the state machine and compact the log once this
+    /// many applied entries follow the last snapshot (0: never). At the
+    /// bench's full rate (~50,000 writes/s) the default means a snapshot
+    /// every ~0.2 s per node, each a few KiB to a few MiB of registers and
+    /// request ids, while the log in memory and on disk stays around
+    /// 10,000 entries (~1 MiB); a follower further behind than the log
+    /// holds gets the snapshot (InstallSnapshot).
+    #[arg(long, default_value_t = 10_000)]
+    pub snapshot_entries: u64,
+    /// Entries kept in the log behind each snapshot, so that a follower a
+    /// little behind catches up by entries instead of by a snapshot.
+    #[arg(long, default_value_t = 1_000)]
+    pub snapshot_trailing: u64,
+    /// Most snapshot bytes per InstallSnapshot message.
+    #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..=8 << 20))]
+    pub snapshot_chunk_bytes: u64,
     /// One fsync per log entry instead of one per batch (for benchmarks).
     #[arg(long)]
     pub no_group_commit: bool,
@@ -127,7 +143,8 @@ pub struct NodeArgs {
     pub seed: Option<u64>,
     /// UNSAFE: switch on a known bug, for testing the bench (stale-read,
     /// forget-vote, commit-old-term, volatile-log, skip-prev-check,
-    /// ack-before-commit, one-step-membership; see docs/bug-hunt.md). Repeatable.
+    /// ack-before-commit, one-step-membership, install-keeps-state; see
+    /// docs/bug-hunt.md). Repeatable.
     #[arg(long = "unsafe-bug", value_name = "NAME")]
     pub unsafe_bugs: Vec<crate::bugs::UnsafeBug>,
     /// The cluster's name: peers greet each other with it and a connection
@@ -235,6 +252,9 @@ impl NodeArgs {
             self.check_quorum,
         )?;
         raft.max_entries_per_message = self.max_append_entries as usize;
+        raft.snapshot_entries = self.snapshot_entries;
+        raft.snapshot_trailing = self.snapshot_trailing;
+        raft.snapshot_chunk_bytes = self.snapshot_chunk_bytes as usize;
         raft.unsafe_commit_old_term = self
             .unsafe_bugs
             .contains(&crate::bugs::UnsafeBug::CommitOldTerm);

@@ -255,6 +255,21 @@ pub struct NodeStatus {
     /// answered it, to a tick (a leader that hears no majority cannot commit).
     #[serde(default)]
     pub quorum_heard_ms: Option<u64>,
+    /// The last index its latest snapshot covers (0: none).
+    #[serde(default)]
+    pub snapshot_index: u64,
+    /// The term of that index.
+    #[serde(default)]
+    pub snapshot_term: u64,
+    /// The first log index it still holds (the ones before are compacted).
+    #[serde(default)]
+    pub first_index: u64,
+    /// Snapshots it took of its own state machine since it started.
+    #[serde(default)]
+    pub snapshots_taken: u64,
+    /// Snapshots it installed from a leader since it started.
+    #[serde(default)]
+    pub snapshots_installed: u64,
 }
 
 /// A configuration as one node knows it.
@@ -333,6 +348,11 @@ impl NodeStatus {
             leader_heard_ms: s.leader_silence_ticks.map(|t| t * tick.as_millis() as u64),
             leading_ms: s.leading_ticks.map(|t| t * tick.as_millis() as u64),
             quorum_heard_ms: s.quorum_silence_ticks.map(|t| t * tick.as_millis() as u64),
+            snapshot_index: s.snapshot_index,
+            snapshot_term: s.snapshot_term,
+            first_index: s.first_index,
+            snapshots_taken: s.snapshots_taken,
+            snapshots_installed: s.snapshots_installed,
         }
     }
 }
@@ -414,6 +434,11 @@ mod tests {
                     leader_heard_ms: heard,
                     leading_ms: leading,
                     quorum_heard_ms: leading.map(|_| 40),
+                    snapshot_index: 3,
+                    snapshot_term: 2,
+                    first_index: 2,
+                    snapshots_taken: 1,
+                    snapshots_installed: 0,
                 }),
             };
             let back: ClientReply = decode(&encode(&status)).unwrap();

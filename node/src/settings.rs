@@ -22,6 +22,9 @@ pub struct NodeSettings {
     pub request_timeout_ms: u64,
     /// Most log entries per AppendEntries (the node's default when none).
     pub max_append_entries: Option<u64>,
+    /// Applied entries between snapshots, 0 for none (the node's default
+    /// when none).
+    pub snapshot_entries: Option<u64>,
     /// Campaign with a pre-vote round first.
     pub pre_vote: bool,
     /// Leaders step down without a majority's contact.
@@ -104,6 +107,15 @@ impl NodeSettings {
         if let Some(m) = self.max_append_entries {
             a.extend(["--max-append-entries".to_string(), m.to_string()]);
         }
+        if let Some(n) = self.snapshot_entries {
+            a.extend(["--snapshot-entries".to_string(), n.to_string()]);
+            // A small threshold is asked for to make snapshots happen: keep
+            // few entries behind them too, so that lagging followers need them.
+            a.extend([
+                "--snapshot-trailing".to_string(),
+                (n / 10).min(1_000).to_string(),
+            ]);
+        }
         for b in &self.unsafe_bugs {
             a.extend(["--unsafe-bug".to_string(), b.to_string()]);
         }
@@ -125,6 +137,7 @@ impl Default for NodeSettings {
             tick_ms: Self::DEFAULT_TICK_MS,
             request_timeout_ms: Self::DEFAULT_REQUEST_TIMEOUT_MS,
             max_append_entries: None,
+            snapshot_entries: None,
             pre_vote: false,
             check_quorum: false,
             seed: None,
@@ -149,6 +162,7 @@ mod tests {
             tick_ms: 1,
             request_timeout_ms: 900,
             max_append_entries: Some(1),
+            snapshot_entries: None,
             pre_vote: true,
             check_quorum: true,
             seed: Some(7),

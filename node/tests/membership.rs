@@ -280,7 +280,19 @@ fn describe(c: &Cluster) -> String {
 /// last change must complete.
 fn random_run(seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x3E3B);
-    let mut c = Cluster::new(3, Cluster::fast_config(), seed);
+    // Every other seed takes snapshots at tiny thresholds, so that
+    // configurations (joint, with learners) travel in InstallSnapshot.
+    let config = if seed % 2 == 1 {
+        faultline_node::raft::Config {
+            snapshot_entries: 3,
+            snapshot_trailing: seed % 3,
+            snapshot_chunk_bytes: 5,
+            ..Cluster::fast_config()
+        }
+    } else {
+        Cluster::fast_config()
+    };
+    let mut c = Cluster::new(3, config, seed);
     c.net = NetConfig::lossy();
     if rng.gen_bool(0.5) {
         c.disk = DiskMode::Background {

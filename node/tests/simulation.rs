@@ -34,11 +34,8 @@ fn commit_one(c: &mut Cluster, data: &[u8], max_ticks: u64) -> Option<u64> {
                         || c.raft(&l)
                             .is_none_or(|r| r.term() != term || r.role() != Role::Leader)
                 });
-                if ok && committed_on_majority(c, index) {
-                    let e = &c.persisted_log(&l)[index as usize - 1];
-                    if e.term == term {
-                        return Some(index);
-                    }
+                if ok && committed_on_majority(c, index) && c.applied_term(index) == Some(term) {
+                    return Some(index);
                 }
             }
         }
@@ -431,16 +428,32 @@ fn with_slow_disks_a_leader_commits_only_what_a_majority_has_on_disk() {
     );
 }
 
+/// In half the runs, snapshots at tiny thresholds (every 2 to 9 applied
+/// entries, 0 to 3 entries kept behind, chunks of 1 to 19 bytes), so that
+/// compaction and chunked InstallSnapshot happen all the time.
+fn snapshots(rng: &mut ChaCha8Rng, config: Config) -> Config {
+    if !rng.gen_bool(0.5) {
+        return config;
+    }
+    Config {
+        snapshot_entries: rng.gen_range(2..10),
+        snapshot_trailing: rng.gen_range(0..4),
+        snapshot_chunk_bytes: rng.gen_range(1..20),
+        ..config
+    }
+}
+
 /// One randomized run: random faults, proposals, crashes; the cluster checks
 /// the safety properties after every step, and the run must end live.
-fn random_run(seed: u64) {
+/// Returns the snapshots taken and installed.
+fn random_run(seed: u64) -> (u64, u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = [3, 5, 5, 7][rng.gen_range(0..4)];
     let config = Config {
         pre_vote: rng.gen_bool(0.5),
         check_quorum: rng.gen_bool(0.5),
         max_entries_per_message: rng.gen_range(1..8),
-        ..Cluster::fast_config()
+        ..snapshots(&mut rng, Cluster::fast_config())
     };
     let mut c = Cluster::new(n, config, seed);
     c.net = NetConfig {
@@ -494,21 +507,28 @@ fn random_run(seed: u64) {
         commit_one(&mut c, b"live", 3000).is_some(),
         "seed {seed}: no progress after healing"
     );
+    ids.iter()
+        .map(|id| c.snapshot_counts(id))
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
 #[test]
 fn randomized_safety_over_many_seeds() {
     if let Ok(seed) = std::env::var("FAULTLINE_SEED") {
         let seed: u64 = seed.parse().expect("FAULTLINE_SEED is a number");
-        random_run(seed);
+        println!("snapshots (taken, installed): {:?}", random_run(seed));
         return;
     }
     let seeds: u64 = std::env::var("FAULTLINE_SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2000);
+    let mut with_installs = 0;
     for seed in 0..seeds {
         let r = std::panic::catch_unwind(|| random_run(seed));
+        if let Ok((_, installed)) = r {
+            with_installs += u64::from(installed > 0);
+        }
         if let Err(e) = r {
             let msg = e
                 .downcast_ref::<String>()
@@ -520,6 +540,12 @@ fn randomized_safety_over_many_seeds() {
             );
         }
     }
+    // Snapshots are on in half the runs; most of those must have sent
+    // some, or the checks above say nothing about InstallSnapshot.
+    assert!(
+        with_installs * 5 >= seeds,
+        "only {with_installs} of {seeds} runs installed a snapshot"
+    );
 }
 
 /// The known-bug variant `skip-prev-check` is a real safety bug: the same

@@ -95,6 +95,10 @@ pub struct Setting {
     /// The nodes' clock tick, ms (the node's default, 5, when absent).
     #[serde(default)]
     pub tick: Option<u64>,
+    /// Applied entries between snapshots, 0 for none (faultline's node:
+    /// 10,000 when absent; etcd: its --snapshot-count).
+    #[serde(default)]
+    pub snapshot_entries: Option<u64>,
     /// Fault kinds for this setting only (default: the campaign's).
     #[serde(default)]
     pub faults: Option<Vec<String>>,
@@ -160,6 +164,9 @@ impl Setting {
         }
         if let Some(t) = self.tick {
             s.push_str(&format!(", tick {t} ms"));
+        }
+        if let Some(n) = self.snapshot_entries {
+            s.push_str(&format!(", a snapshot every {n} entries"));
         }
         if let Some(b) = &self.unsafe_bug {
             s.push_str(&format!(", UNSAFE bug {b}"));
@@ -314,6 +321,7 @@ impl CampaignConfig {
                         random_node: self.run.random_node,
                         max_append_entries: s.max_append_entries,
                         tick_ms: s.tick,
+                        snapshot_entries: s.snapshot_entries,
                         net: s.net.unwrap_or(self.run.net),
                         target: s.target.unwrap_or(self.run.target),
                         read_mode: s.read_mode.unwrap_or(self.run.read_mode),

@@ -108,6 +108,10 @@ pub struct RunSpec {
     /// resolution of every timeout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tick_ms: Option<u64>,
+    /// Applied entries between snapshots, 0 for none (the node's default,
+    /// 10,000, when absent; for etcd, its --snapshot-count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_entries: Option<u64>,
     /// The network backend: the proxy on every link, or the kernel's
     /// network in per-node namespaces.
     #[serde(default)]
@@ -189,6 +193,7 @@ impl Default for RunSpec {
             random_node: false,
             unsafe_bug: Vec::new(),
             max_append_entries: None,
+            snapshot_entries: None,
             tick_ms: None,
             net: NetBackend::Proxy,
             target: TargetKind::Faultline,
@@ -339,6 +344,9 @@ impl RunSpec {
         if self.pre_vote {
             args.push("--pre-vote".into());
         }
+        if let Some(n) = self.snapshot_entries {
+            args.extend(["--snapshot-count".to_string(), n.to_string()]);
+        }
         Ok(args)
     }
 
@@ -408,6 +416,7 @@ impl RunSpec {
             heartbeat_ms: self.heartbeat_ms,
             request_timeout_ms: self.op_timeout_ms,
             max_append_entries: self.max_append_entries,
+            snapshot_entries: self.snapshot_entries,
             pre_vote: self.pre_vote,
             check_quorum: self.check_quorum,
             seed: Some(self.seed),

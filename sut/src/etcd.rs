@@ -439,6 +439,12 @@ impl Etcd {
             leader_heard_ms: None,
             leading_ms: None,
             quorum_heard_ms,
+            // etcd's status does not say where its snapshot or log start.
+            snapshot_index: 0,
+            snapshot_term: 0,
+            first_index: 0,
+            snapshots_taken: 0,
+            snapshots_installed: 0,
             id,
         })
     }

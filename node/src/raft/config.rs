@@ -20,6 +20,15 @@ pub struct Config {
     pub check_quorum: bool,
     /// The most entries one AppendEntries carries. Default 256.
     pub max_entries_per_message: usize,
+    /// Take a snapshot once this many applied entries follow the last one
+    /// (0: never). Default 0 in the core; the node chooses its own default.
+    pub snapshot_entries: u64,
+    /// Entries kept in the log behind a snapshot just taken, so that a
+    /// follower a little behind catches up by entries rather than by the
+    /// whole snapshot. Default 0.
+    pub snapshot_trailing: u64,
+    /// The most snapshot bytes one InstallSnapshot carries. Default 1 MiB.
+    pub snapshot_chunk_bytes: usize,
     /// UNSAFE, for testing the bench (`--unsafe-bug commit-old-term`): a
     /// leader commits entries of earlier terms by counting replicas (the
     /// bug of the Raft paper's Figure 8). Default off.
@@ -42,6 +51,9 @@ impl Default for Config {
             pre_vote: false,
             check_quorum: false,
             max_entries_per_message: 256,
+            snapshot_entries: 0,
+            snapshot_trailing: 0,
+            snapshot_chunk_bytes: 1 << 20,
             unsafe_commit_old_term: false,
             unsafe_skip_prev_check: false,
             unsafe_one_step_membership: false,
@@ -89,6 +101,9 @@ impl Config {
         }
         if self.max_entries_per_message == 0 {
             return Err(ConfigError::Zero("max entries per message"));
+        }
+        if self.snapshot_chunk_bytes == 0 {
+            return Err(ConfigError::Zero("snapshot chunk size"));
         }
         if self.heartbeat_interval >= self.election_timeout_min {
             return Err(ConfigError::HeartbeatTooSlow {

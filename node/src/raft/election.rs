@@ -7,10 +7,10 @@ use super::*;
 impl Raft {
     pub(super) fn step_candidate(&mut self, msg: Message) {
         match msg.body {
-            MessageBody::AppendEntries { .. } => {
+            MessageBody::AppendEntries { .. } | MessageBody::InstallSnapshot { .. } => {
                 // A leader of our term exists: it won (paper §5.2).
                 self.become_follower(msg.term, Some(msg.from.clone()));
-                self.handle_append_entries(msg);
+                self.step_follower(msg);
             }
             MessageBody::RequestVoteResponse { granted, pre_vote } => {
                 if pre_vote != (self.role == Role::PreCandidate) {

@@ -1,14 +1,23 @@
 //! The in-memory view of the Raft log, and which part of it is not yet durable.
 
+use super::snapshot::Snapshot;
 use super::types::Entry;
 
 /// The log as the core sees it. Indexes start at 1; index 0 is the empty
-/// prefix with term 0.
+/// prefix with term 0. After compaction (Raft §7) the entries up to
+/// `offset` are gone (a snapshot covers them); only the term of the entry
+/// at `offset` is kept, for the AppendEntries consistency check.
 ///
-/// Invariant: `entries[i].index == i + 1`.
+/// Invariant: `entries[i].index == offset + i + 1`.
 #[derive(Debug, Default)]
 pub struct RaftLog {
     entries: Vec<Entry>,
+    /// The last index compacted away (0: nothing).
+    offset: u64,
+    /// The term of the entry at `offset` (0 when `offset` is 0).
+    offset_term: u64,
+    /// The highest index whose compaction is not yet on disk.
+    compact_pending: Option<u64>,
     /// The lowest index whose durable copy may differ from memory (every index
     /// from here on must be rewritten by the next persist).
     /// Invariant: `1 <= unstable_from <= last_index() + 1`.
@@ -17,11 +26,18 @@ pub struct RaftLog {
     persisted_last: u64,
 }
 
-/// Log changes that must reach stable storage.
+/// Log changes that must reach stable storage, applied in this order: the
+/// snapshot (replacing the stored one), the truncation, the compaction,
+/// then the appends (an appended entry that the compaction already covers
+/// is skipped).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct LogWrite {
+    /// A snapshot to store (taken here, or received from the leader).
+    pub snapshot: Option<Snapshot>,
     /// Remove every stored entry with index >= this before appending.
     pub truncate_from: Option<u64>,
+    /// Remove every stored entry with index <= this (a snapshot covers them).
+    pub compact_to: Option<u64>,
     /// The entries to append, in order.
     pub entries: Vec<Entry>,
 }
@@ -31,6 +47,13 @@ impl LogWrite {
     /// fsync) does both: the result leaves the same log on disk as this write
     /// followed by `next`.
     pub fn merge(&mut self, next: LogWrite) {
+        // A snapshot only ever covers committed entries, and a truncation
+        // only ever cuts above the commit point, so the two kinds of cut
+        // commute: the later snapshot and the higher compaction win.
+        if next.snapshot.is_some() {
+            self.snapshot = next.snapshot;
+        }
+        self.compact_to = self.compact_to.max(next.compact_to);
         if let Some(t) = next.truncate_from {
             match self.entries.first().map(|e| e.index) {
                 Some(first) if t > first => {
@@ -44,6 +67,14 @@ impl LogWrite {
         }
         self.entries.extend(next.entries);
     }
+
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.snapshot.is_none()
+            && self.truncate_from.is_none()
+            && self.compact_to.is_none()
+            && self.entries.is_empty()
+    }
 }
 
 impl RaftLog {
@@ -53,43 +84,84 @@ impl RaftLog {
             .iter()
             .enumerate()
             .all(|(i, e)| e.index == i as u64 + 1));
-        let last = entries.len() as u64;
+        Self::restore_after(0, 0, entries)
+    }
+
+    /// A log restored from a snapshot ending at (`offset`, `offset_term`)
+    /// and the stored entries that follow it; all of it is durable.
+    pub fn restore_after(offset: u64, offset_term: u64, entries: Vec<Entry>) -> Self {
+        debug_assert!(entries
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.index == offset + i as u64 + 1));
+        let last = offset + entries.len() as u64;
         RaftLog {
             entries,
+            offset,
+            offset_term,
+            compact_pending: None,
             unstable_from: last + 1,
             persisted_last: last,
         }
     }
 
+    /// The last index compacted away (0 when nothing is).
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The first index still held (`offset + 1`; past `last_index` when
+    /// the log holds nothing after its snapshot).
+    pub fn first_index(&self) -> u64 {
+        self.offset + 1
+    }
+
     /// Index of the last entry (0 when empty).
     pub fn last_index(&self) -> u64 {
-        self.entries.len() as u64
+        self.offset + self.entries.len() as u64
+    }
+
+    /// Entries held (after the compacted prefix).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// Term of the last entry (0 when empty).
     pub fn last_term(&self) -> u64 {
-        self.entries.last().map_or(0, |e| e.term)
+        self.entries.last().map_or(self.offset_term, |e| e.term)
     }
 
-    /// Term of the entry at `index`: `Some(0)` for index 0, `None` past the end.
+    /// Term of the entry at `index`: `Some(0)` for index 0, the snapshot's
+    /// term at `offset`, `None` past the end and below `offset` (compacted).
     pub fn term(&self, index: u64) -> Option<u64> {
-        if index == 0 {
-            return Some(0);
+        if index == self.offset {
+            return Some(self.offset_term);
         }
-        self.entries.get(index as usize - 1).map(|e| e.term)
-    }
-
-    /// The entry at `index`, if present.
-    pub fn entry(&self, index: u64) -> Option<&Entry> {
-        if index == 0 {
+        if index < self.offset {
             return None;
         }
-        self.entries.get(index as usize - 1)
+        self.entries
+            .get((index - self.offset) as usize - 1)
+            .map(|e| e.term)
     }
 
-    /// Up to `max` entries from `from` on.
+    /// The entry at `index`, if held.
+    pub fn entry(&self, index: u64) -> Option<&Entry> {
+        if index <= self.offset {
+            return None;
+        }
+        self.entries.get((index - self.offset) as usize - 1)
+    }
+
+    /// Up to `max` entries from `from` on (from the first held entry when
+    /// `from` was compacted away).
     pub fn slice(&self, from: u64, max: usize) -> Vec<Entry> {
-        let start = (from.max(1) - 1) as usize;
+        let start = (from.max(self.offset + 1) - self.offset - 1) as usize;
         if start >= self.entries.len() {
             return Vec::new();
         }
@@ -112,7 +184,7 @@ impl RaftLog {
             return self.last_index() + 1;
         };
         let mut i = index;
-        while i > 1 && self.term(i - 1) == Some(t) {
+        while i > self.offset + 1 && self.term(i - 1) == Some(t) {
             i -= 1;
         }
         i
@@ -140,23 +212,56 @@ impl RaftLog {
         self.entries.push(entry);
     }
 
-    /// Remove every entry with index >= `from`.
+    /// Remove every entry with index >= `from` (never a compacted one: only
+    /// uncommitted entries are ever cut, and only committed ones compacted).
     pub fn truncate(&mut self, from: u64) {
-        self.entries.truncate((from.max(1) - 1) as usize);
+        debug_assert!(from > self.offset, "truncating compacted entries");
+        let from = from.max(self.offset + 1);
+        self.entries.truncate((from - self.offset - 1) as usize);
         self.unstable_from = self.unstable_from.min(from);
+    }
+
+    /// Discard every entry up to `to` (held entries only; a snapshot covers
+    /// them). Returns false when there is nothing to discard.
+    pub fn compact(&mut self, to: u64) -> bool {
+        if to <= self.offset || to > self.last_index() {
+            return false;
+        }
+        let term = self.term(to).expect("held");
+        self.entries.drain(..(to - self.offset) as usize);
+        self.offset = to;
+        self.offset_term = term;
+        self.unstable_from = self.unstable_from.max(to + 1);
+        self.persisted_last = self.persisted_last.max(to);
+        self.compact_pending = Some(to);
+        true
+    }
+
+    /// Discard the whole log: a snapshot ending at (`index`, `term`)
+    /// replaces it (InstallSnapshot when the log does not match it).
+    pub fn reset(&mut self, index: u64, term: u64) {
+        self.entries.clear();
+        self.offset = index;
+        self.offset_term = term;
+        // What was stored above `index` must be cut; what was stored below
+        // is covered by the snapshot.
+        self.unstable_from = index + 1;
+        self.compact_pending = Some(index);
     }
 
     /// What has changed since the last call, to be persisted; afterwards the
     /// whole log counts as durable.
     pub fn take_unstable(&mut self) -> LogWrite {
         let last = self.last_index();
-        let from = self.unstable_from.min(last + 1);
+        let from = self.unstable_from.min(last + 1).max(self.offset + 1);
         let truncate_from = (from <= self.persisted_last).then_some(from);
         let entries = self.range(from, last);
         self.unstable_from = last + 1;
         self.persisted_last = last;
         LogWrite {
+            snapshot: None,
             truncate_from,
+            compact_to: self.compact_pending.take(),
             entries,
         }
     }
@@ -179,6 +284,7 @@ mod tests {
         LogWrite {
             truncate_from,
             entries: entries.iter().map(|&(i, t)| e(i, t)).collect(),
+            ..Default::default()
         }
     }
 
@@ -218,6 +324,7 @@ mod tests {
             for x in writes.iter().map(|x| LogWrite {
                 truncate_from: x.truncate_from,
                 entries: x.entries.clone(),
+                ..Default::default()
             }) {
                 merged.merge(x);
             }

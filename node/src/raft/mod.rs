@@ -27,6 +27,8 @@ pub mod progress;
 pub mod quorum;
 mod reconfigure;
 mod replication;
+pub mod snapshot;
+mod snapshotting;
 pub mod types;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -40,6 +42,7 @@ pub use log::{LogWrite, RaftLog};
 pub use membership::{ChangeError, Membership, MembershipChange, RefusalKind};
 pub use progress::{Progress, ProgressState};
 pub use quorum::{Configuration, VoteResult};
+pub use snapshot::{Snapshot, SnapshotMeta};
 pub use types::{ConflictHint, Entry, EntryData, HardState, Message, MessageBody, NodeId};
 
 /// A server's role. On the wire and in files it is its lowercase name
@@ -101,6 +104,9 @@ pub struct Ready {
     /// Messages that may only leave after the persist above is durable: votes
     /// and AppendEntries answers promise something about stable storage.
     pub persisted_messages: Vec<Message>,
+    /// A snapshot received from the leader: reset the state machine to it
+    /// before applying `committed` (which follows it).
+    pub restore: Option<Snapshot>,
     /// Newly committed entries to apply, in index order.
     pub committed: Vec<Entry>,
     /// What the core noticed that lies outside Raft's fault model, for the
@@ -130,8 +136,8 @@ impl Ready {
     /// Whether there is nothing to do.
     pub fn is_empty(&self) -> bool {
         self.hard_state.is_none()
-            && self.log.truncate_from.is_none()
-            && self.log.entries.is_empty()
+            && self.log.is_empty()
+            && self.restore.is_none()
             && self.messages.is_empty()
             && self.persisted_messages.is_empty()
             && self.committed.is_empty()
@@ -168,6 +174,16 @@ pub struct Status {
     pub learners: Vec<NodeId>,
     /// Index of the latest configuration entry (0: the initial configuration).
     pub config_index: u64,
+    /// The last index its latest snapshot covers (0: none).
+    pub snapshot_index: u64,
+    /// The term of that index.
+    pub snapshot_term: u64,
+    /// The first log index it still holds.
+    pub first_index: u64,
+    /// Snapshots it took of its own state machine since it started.
+    pub snapshots_taken: u64,
+    /// Snapshots it installed from a leader since it started.
+    pub snapshots_installed: u64,
     /// Ticks since it last heard from `leader` (0 on the leader itself; none
     /// without a leader).
     pub leader_silence_ticks: Option<u64>,
@@ -184,8 +200,21 @@ pub struct Status {
 pub struct Raft {
     id: NodeId,
     config: Config,
-    /// The configuration this server started with, before any in its log.
+    /// The configuration before any entry in its log: the one it started
+    /// with, or its snapshot's.
     initial: Membership,
+    /// The index of `initial`'s entry (0 for the configuration it started with).
+    initial_index: u64,
+    /// The latest snapshot, taken or installed.
+    snapshot: Option<Snapshot>,
+    /// A snapshot to hand to the caller for storing, with the next Ready.
+    snapshot_unsaved: Option<Snapshot>,
+    /// A snapshot the caller must load into its state machine.
+    restore: Option<Snapshot>,
+    /// A snapshot being received from the leader.
+    incoming: Option<snapshot::Incoming>,
+    snapshots_taken: u64,
+    snapshots_installed: u64,
     /// The configuration entries in the log, in index order.
     conf_entries: Vec<(u64, Membership)>,
     /// The latest configuration in the log, committed or not (else `initial`).
@@ -240,21 +269,56 @@ impl Raft {
         entries: Vec<Entry>,
         seed: u64,
     ) -> Self {
+        Self::restore(id, config, conf, hard, None, entries, seed)
+    }
+
+    /// Like [`Raft::new`], for a server that also stored a snapshot:
+    /// `entries` are the stored entries after it (any at or below its index
+    /// are skipped). The caller loads the snapshot into its state machine;
+    /// the first committed entry handed out follows it.
+    pub fn restore(
+        id: NodeId,
+        config: Config,
+        conf: Configuration,
+        hard: HardState,
+        snapshot: Option<Snapshot>,
+        mut entries: Vec<Entry>,
+        seed: u64,
+    ) -> Self {
         if let Err(e) = config.validate() {
             panic!("invalid Raft config: {e}");
         }
+        let (initial, initial_index, offset, offset_term) = match &snapshot {
+            Some(s) => {
+                entries.retain(|e| e.index > s.meta.index);
+                (
+                    s.meta.membership.clone(),
+                    s.meta.membership_index,
+                    s.meta.index,
+                    s.meta.term,
+                )
+            }
+            None => (Membership::from_config(conf), 0, 0, 0),
+        };
         let mut raft = Raft {
             id,
             config,
-            initial: Membership::from_config(conf.clone()),
+            membership: initial.clone(),
+            initial,
+            initial_index,
+            snapshot,
+            snapshot_unsaved: None,
+            restore: None,
+            incoming: None,
+            snapshots_taken: 0,
+            snapshots_installed: 0,
             conf_entries: Vec::new(),
-            membership: Membership::from_config(conf),
             hard,
             hard_dirty: false,
-            log: RaftLog::restore(entries),
+            log: RaftLog::restore_after(offset, offset_term, entries),
             durable: 0,
-            commit: 0,
-            applied: 0,
+            commit: offset,
+            applied: offset,
             role: Role::Follower,
             leader: None,
             election_elapsed: 0,
@@ -271,7 +335,7 @@ impl Raft {
         };
         raft.conf_entries = raft
             .log
-            .range(1, raft.log.last_index())
+            .range(raft.log.first_index(), raft.log.last_index())
             .into_iter()
             .filter_map(|e| match e.data {
                 EntryData::Config(m) => Some((e.index, m)),
@@ -324,7 +388,19 @@ impl Raft {
     }
     /// Index of the latest configuration entry (0 for the initial one).
     pub fn membership_index(&self) -> u64 {
-        self.conf_entries.last().map_or(0, |(i, _)| *i)
+        self.conf_entries
+            .last()
+            .map_or(self.initial_index, |(i, _)| *i)
+    }
+
+    /// Highest index handed out for applying.
+    pub fn applied_index(&self) -> u64 {
+        self.applied
+    }
+
+    /// The latest snapshot, taken or installed.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
     }
     /// The leader's view of a follower.
     pub fn progress(&self, id: &str) -> Option<&Progress> {
@@ -347,6 +423,11 @@ impl Raft {
             outgoing: self.membership.config.outgoing.iter().cloned().collect(),
             learners: self.membership.learners.iter().cloned().collect(),
             config_index: self.membership_index(),
+            snapshot_index: self.snapshot.as_ref().map_or(0, |s| s.meta.index),
+            snapshot_term: self.snapshot.as_ref().map_or(0, |s| s.meta.term),
+            first_index: self.log.first_index(),
+            snapshots_taken: self.snapshots_taken,
+            snapshots_installed: self.snapshots_installed,
             // A follower resets its election clock whenever its leader's
             // AppendEntries arrive, so that clock is the leader's silence.
             leader_silence_ticks: match (&self.role, &self.leader) {
@@ -489,7 +570,7 @@ impl Raft {
                     pre_vote: true,
                     granted: true,
                 } => {}
-                MessageBody::AppendEntries { .. } => {
+                MessageBody::AppendEntries { .. } | MessageBody::InstallSnapshot { .. } => {
                     self.become_follower(msg.term, Some(msg.from.clone()));
                 }
                 _ => self.become_follower(msg.term, None),
@@ -514,6 +595,16 @@ impl Raft {
                         MessageBody::RequestVoteResponse {
                             granted: false,
                             pre_vote,
+                        },
+                    );
+                }
+                MessageBody::InstallSnapshot { meta, .. } => {
+                    self.send(
+                        msg.from,
+                        MessageBody::InstallSnapshotResponse {
+                            index: meta.index,
+                            received: 0,
+                            done: false,
                         },
                     );
                 }
@@ -566,12 +657,14 @@ impl Raft {
             self.broadcast_append();
         }
         let hard_state = std::mem::take(&mut self.hard_dirty).then(|| self.hard.clone());
-        let log = self.log.take_unstable();
+        let mut log = self.log.take_unstable();
+        log.snapshot = self.snapshot_unsaved.take();
         let committed = self.log.range(self.applied + 1, self.commit);
         self.applied = self.commit;
         Ready {
             hard_state,
             log,
+            restore: self.restore.take(),
             messages: std::mem::take(&mut self.messages),
             persisted_messages: std::mem::take(&mut self.persisted_messages),
             committed,
@@ -608,7 +701,10 @@ impl Raft {
     /// entry was (`index`, `term`). Ignored when the log has changed at that
     /// index since (a truncation cut it off): then that entry is not ours.
     pub fn on_persisted(&mut self, index: u64, term: u64) {
-        if index > self.durable && self.log.term(index) == Some(term) {
+        // At or below the log's offset a snapshot covers the index: those
+        // entries are committed, and so are the same everywhere.
+        let ours = index <= self.log.offset() || self.log.term(index) == Some(term);
+        if index > self.durable && ours {
             self.durable = index;
             if self.role == Role::Leader {
                 self.maybe_commit();

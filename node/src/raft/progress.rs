@@ -9,6 +9,15 @@ pub enum ProgressState {
     /// The follower matches up to `match_index`: stream new entries as they
     /// come, advancing `next_index` optimistically.
     Replicate,
+    /// The follower needs entries the leader compacted away: send the
+    /// snapshot ending at `index`, one chunk at a time, each after the
+    /// answer to the previous one (or the next heartbeat).
+    Snapshot {
+        /// The snapshot's last included index.
+        index: u64,
+        /// The bytes the follower confirmed so far: where the next chunk starts.
+        offset: u64,
+    },
 }
 
 /// The leader's view of one follower.
@@ -22,7 +31,8 @@ pub struct Progress {
     pub next_index: u64,
     /// How to send.
     pub state: ProgressState,
-    /// In `Probe`: a probe is outstanding; wait before sending another.
+    /// In `Probe`: a probe is outstanding; in `Snapshot`: a chunk is. Wait
+    /// before sending another.
     pub probe_sent: bool,
     /// Heard from since the last check-quorum round.
     pub recent_active: bool,
@@ -51,16 +61,23 @@ impl Progress {
     /// Whether the leader may send an AppendEntries now.
     pub fn can_send(&self) -> bool {
         match self.state {
-            ProgressState::Probe => !self.probe_sent,
+            ProgressState::Probe | ProgressState::Snapshot { .. } => !self.probe_sent,
             ProgressState::Replicate => true,
         }
     }
 
     /// Record a successful append up to `index`; returns whether it was news.
     pub fn on_success(&mut self, index: u64) -> bool {
-        self.probe_sent = false;
         self.suspected_loss = None;
-        self.state = ProgressState::Replicate;
+        match self.state {
+            // A late answer to an AppendEntries sent before the snapshot:
+            // news about the match point, but the transfer goes on.
+            ProgressState::Snapshot { index: s, .. } if index < s => {}
+            _ => {
+                self.probe_sent = false;
+                self.state = ProgressState::Replicate;
+            }
+        }
         if index > self.match_index {
             self.match_index = index;
             self.next_index = self.next_index.max(index + 1);
@@ -102,12 +119,39 @@ impl Progress {
         true
     }
 
+    /// Start sending the snapshot ending at `index`.
+    pub fn begin_snapshot(&mut self, index: u64) {
+        self.state = ProgressState::Snapshot { index, offset: 0 };
+        self.probe_sent = false;
+    }
+
+    /// The follower holds `received` bytes of the snapshot ending at
+    /// `index`; returns whether that answers the transfer under way.
+    pub fn on_snapshot_chunk(&mut self, index: u64, received: u64) -> bool {
+        match &mut self.state {
+            ProgressState::Snapshot { index: i, offset } if *i == index => {
+                // The answer to a duplicated chunk says nothing new; sending
+                // again on it would double every later chunk.
+                let news = received != *offset || !self.probe_sent;
+                *offset = received;
+                if news {
+                    self.probe_sent = false;
+                }
+                news
+            }
+            _ => false,
+        }
+    }
+
     /// Record a rejection of `reject_index` and move `next_index` back to
     /// `hint_next` (clamped to stay above the match point and to move back).
     /// Returns false when the rejection is stale and was ignored.
     pub fn on_reject(&mut self, reject_index: u64, hint_next: u64) -> bool {
         if reject_index < self.match_index {
             return false; // answers an older message; we already know more
+        }
+        if matches!(self.state, ProgressState::Snapshot { .. }) {
+            return false; // answers an AppendEntries sent before the snapshot
         }
         if self.state == ProgressState::Probe && reject_index + 1 != self.next_index {
             return false; // not the probe we are waiting for

@@ -8,6 +8,15 @@ use super::*;
 
 impl Raft {
     pub(super) fn step_leader(&mut self, msg: Message) {
+        if let MessageBody::InstallSnapshotResponse {
+            index,
+            received,
+            done,
+        } = msg.body
+        {
+            self.handle_snapshot_response(msg.from, index, received, done);
+            return;
+        }
         let MessageBody::AppendEntriesResponse {
             success,
             match_index,
@@ -78,10 +87,23 @@ impl Raft {
     }
 
     pub(super) fn step_follower(&mut self, msg: Message) {
-        if let MessageBody::AppendEntries { .. } = msg.body {
-            self.election_elapsed = 0;
-            self.leader = Some(msg.from.clone());
-            self.handle_append_entries(msg);
+        match msg.body {
+            MessageBody::AppendEntries { .. } => {
+                self.election_elapsed = 0;
+                self.leader = Some(msg.from.clone());
+                self.handle_append_entries(msg);
+            }
+            MessageBody::InstallSnapshot {
+                meta,
+                offset,
+                data,
+                done,
+            } => {
+                self.election_elapsed = 0;
+                self.leader = Some(msg.from.clone());
+                self.handle_install_snapshot(msg.from, msg.term, meta, offset, data, done);
+            }
+            _ => {}
         }
     }
 
@@ -101,6 +123,21 @@ impl Raft {
             match_index,
             reject_index: prev_log_index,
             hint,
+        };
+        // Entries up to our snapshot are committed, so they match the
+        // leader's (leader completeness): skip them and check from there.
+        let (prev_log_index, prev_log_term, entries) = if prev_log_index < self.log.offset() {
+            let offset = self.log.offset();
+            let last_sent = prev_log_index + entries.len() as u64;
+            if last_sent <= offset {
+                self.send_persisted(msg.from, reply(true, last_sent, None));
+                return;
+            }
+            let term = self.log.term(offset).expect("the offset's term is kept");
+            let rest: Vec<Entry> = entries.into_iter().filter(|e| e.index > offset).collect();
+            (offset, term, rest)
+        } else {
+            (prev_log_index, prev_log_term, entries)
         };
         // Reply false if the log does not contain an entry at prevLogIndex
         // whose term matches prevLogTerm.
@@ -250,10 +287,15 @@ impl Raft {
             return;
         };
         let prev_log_index = pr.next_index - 1;
-        let prev_log_term = self
-            .log
-            .term(prev_log_index)
-            .expect("next_index <= last_index + 1");
+        // The follower needs entries we compacted away (or is receiving our
+        // snapshot already): send the snapshot.
+        let prev_log_term = match self.log.term(prev_log_index) {
+            Some(t) if !matches!(pr.state, ProgressState::Snapshot { .. }) => t,
+            _ => {
+                self.send_snapshot(to);
+                return;
+            }
+        };
         let entries = self
             .log
             .slice(pr.next_index, self.config.max_entries_per_message);
@@ -264,6 +306,7 @@ impl Raft {
                 }
             }
             ProgressState::Probe => pr.probe_sent = true,
+            ProgressState::Snapshot { .. } => unreachable!("sent the snapshot above"),
         }
         let leader_commit = self.commit;
         self.send(

@@ -80,6 +80,30 @@ pub enum MessageBody {
         /// The leader's commit index.
         leader_commit: u64,
     },
+    /// The leader sends its snapshot to a follower that needs entries the
+    /// leader has compacted away (Raft paper §7, Figure 13), one chunk of
+    /// the state machine's bytes at a time.
+    InstallSnapshot {
+        /// What the snapshot covers.
+        meta: super::snapshot::SnapshotMeta,
+        /// Where this chunk starts in the snapshot's bytes.
+        offset: u64,
+        /// The chunk.
+        data: Vec<u8>,
+        /// Whether this is the last chunk.
+        done: bool,
+    },
+    /// The answer to [`MessageBody::InstallSnapshot`].
+    InstallSnapshotResponse {
+        /// The snapshot's last included index.
+        index: u64,
+        /// How many of its bytes the follower holds: the offset of the next
+        /// chunk it wants.
+        received: u64,
+        /// The follower installed it (or already held everything it covers):
+        /// its log now matches the leader's up to `index`.
+        done: bool,
+    },
     /// The answer to [`MessageBody::AppendEntries`].
     AppendEntriesResponse {
         /// Whether the follower's log matched at `prev_log_index`.
@@ -113,6 +137,8 @@ impl MessageBody {
             MessageBody::RequestVoteResponse { .. } => "RequestVoteResponse",
             MessageBody::AppendEntries { .. } => "AppendEntries",
             MessageBody::AppendEntriesResponse { .. } => "AppendEntriesResponse",
+            MessageBody::InstallSnapshot { .. } => "InstallSnapshot",
+            MessageBody::InstallSnapshotResponse { .. } => "InstallSnapshotResponse",
         }
     }
 }

@@ -171,6 +171,7 @@ pub async fn serve(
     let recovered = if config.bugs.contains(&UnsafeBug::VolatileLog) {
         crate::storage::Recovered {
             hard_state: Default::default(),
+            snapshot: None,
             entries: Vec::new(),
             torn_tail: None,
             meta_found: false,
@@ -185,10 +186,22 @@ pub async fn serve(
     tracing::info!(
         id = %config.id,
         term = recovered.hard_state.term,
+        snapshot = recovered.snapshot.as_ref().map_or(0, |s| s.meta.index),
         entries = recovered.entries.len(),
         "recovered from {}",
         config.data_dir.display()
     );
+    // The state machine starts from the snapshot; the log's tail follows.
+    let store = match &recovered.snapshot {
+        Some(s) => Store::from_snapshot(&s.data).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: the snapshot up to {}: {e}",
+                config.data_dir.join("snapshot").display(),
+                s.meta.index
+            )
+        })?,
+        None => Store::default(),
+    };
     // Every node of a run gets the same --seed; mix in the node's id so their
     // election timeouts differ (identical streams would split every vote).
     let seed = match config.seed {
@@ -197,11 +210,12 @@ pub async fn serve(
         }),
         None => rand::random(),
     };
-    let raft = Raft::new(
+    let raft = Raft::restore(
         config.id.clone(),
         config.raft.clone(),
         Configuration::new(config.voters.iter().cloned()),
         recovered.hard_state,
+        recovered.snapshot,
         recovered.entries,
         seed,
     );
@@ -225,7 +239,7 @@ pub async fn serve(
         writes: writes_tx,
         in_flight: Default::default(),
         next_write: 0,
-        store: Store::default(),
+        store,
         pending: BTreeMap::new(),
         forwards: HashMap::new(),
         // Random per incarnation: a reply to a request forwarded before a

@@ -10,6 +10,7 @@ use anyhow::Context;
 use tokio::sync::mpsc;
 
 use crate::bugs::UnsafeBug;
+use crate::kv::Store;
 use crate::protocol::{ClientError, PeerFrame};
 use crate::raft::Anomaly;
 use crate::raft::{self, MessageBody, NodeId, Role};
@@ -233,11 +234,34 @@ impl NodeLoop {
             let to = m.to.clone();
             self.send_peer(&to, PeerFrame::Raft(m));
         }
+        // A snapshot from the leader replaces the state machine first
+        // (UNSAFE install-keeps-state: it does not).
+        if let Some(s) = &rd.restore {
+            if !self.config.bugs.contains(&UnsafeBug::InstallKeepsState) {
+                self.store = Store::from_snapshot(&s.data).map_err(|e| {
+                    anyhow::anyhow!(
+                        "the snapshot up to {} from the leader does not decode: {e}",
+                        s.meta.index
+                    )
+                })?;
+            }
+            tracing::info!(
+                target: "faultline::snapshot",
+                id = %self.config.id,
+                index = s.meta.index,
+                term = s.meta.term,
+                bytes = s.data.len(),
+                "installed a snapshot from the leader"
+            );
+        }
         // Committed entries are on a majority's disks: apply them now.
         self.apply_committed(rd.committed);
-        let has_write =
-            rd.hard_state.is_some() || rd.log.truncate_from.is_some() || !rd.log.entries.is_empty();
-        let last = rd.log.entries.last().map(|e| (e.index, e.term));
+        let has_write = rd.hard_state.is_some() || !rd.log.is_empty();
+        let last = rd.log.entries.last().map(|e| (e.index, e.term)).or(rd
+            .log
+            .snapshot
+            .as_ref()
+            .map(|s| (s.meta.index, s.meta.term)));
         if !has_write || self.config.bugs.contains(&UnsafeBug::VolatileLog) {
             // Nothing new to write (or, UNSAFE volatile-log, nothing ever
             // reaches the disk): the answers wait only for earlier writes.
@@ -279,6 +303,16 @@ impl NodeLoop {
                 messages: rd.persisted_messages,
                 last,
             });
+        }
+        if self.raft.snapshot_due() {
+            let index = self.raft.take_snapshot(self.store.to_snapshot());
+            tracing::info!(
+                target: "faultline::snapshot",
+                id = %self.config.id,
+                index,
+                first_index = self.raft.log().first_index(),
+                "took a snapshot"
+            );
         }
         let soft = (
             self.raft.role(),

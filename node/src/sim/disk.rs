@@ -25,10 +25,21 @@ impl Cluster {
         if let Some(h) = w.hard {
             node.hard = h;
         }
-        if let Some(from) = w.truncate_from {
-            node.log.truncate((from - 1) as usize);
+        if let Some(s) = w.snapshot {
+            node.snapshot = Some(s);
         }
-        node.log.extend(w.entries);
+        if let Some(from) = w.truncate_from {
+            node.log.retain(|e| e.index < from);
+        }
+        let base = w.compact_to.unwrap_or(0);
+        if base > 0 {
+            node.log.retain(|e| e.index > base);
+        }
+        for e in w.entries {
+            if e.index > base {
+                node.log.push(e);
+            }
+        }
         if let (Some((index, term)), Some(raft)) = (w.last, node.raft.as_mut()) {
             raft.on_persisted(index, term);
         }
@@ -60,6 +71,23 @@ impl Cluster {
                 ));
             }
             node.issued_hard = hs.clone();
+        }
+        if let Some(s) = &ready.restore {
+            // An installed snapshot: the log up to its index is the
+            // cluster's committed prefix (checked in `check_restore`); a
+            // log that did not hold its last entry was replaced.
+            let i = s.meta.index as usize;
+            let known = self.inv.committed.len();
+            if i > known {
+                let what = format!(
+                    "{id} installed a snapshot up to {i}, but only {known} entries are committed"
+                );
+                self.fail(what);
+            }
+            if node.chain.get(i) != Some(&self.inv.committed[i - 1]) {
+                node.chain = vec![0];
+                node.chain.extend_from_slice(&self.inv.committed[..i]);
+            }
         }
         if let Some(from) = ready.log.truncate_from {
             if node.last_role == (Role::Leader, term) && role == Role::Leader {

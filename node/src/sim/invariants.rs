@@ -13,9 +13,41 @@ impl Cluster {
         );
     }
 
+    /// A snapshot installed from a leader holds exactly the committed
+    /// prefix up to its index; the state machine becomes it.
+    pub(super) fn check_restore(&mut self, id: &str, s: &Snapshot) {
+        let i = s.meta.index as usize;
+        let state: SimState = match bincode::deserialize(&s.data) {
+            Ok(st) => st,
+            Err(e) => self.fail(format!("{id} installed an undecodable snapshot: {e}")),
+        };
+        if state.index != s.meta.index || i > self.inv.committed.len() {
+            self.fail(format!(
+                "{id} installed a snapshot of index {} holding state up to {} ({} committed)",
+                s.meta.index,
+                state.index,
+                self.inv.committed.len()
+            ));
+        }
+        if state.hash != self.inv.committed[i - 1] {
+            self.fail(format!(
+                "state-machine safety: {id} installed a snapshot up to {i} whose state differs from the committed prefix"
+            ));
+        }
+        if self.inv.prefixes.get(&(s.meta.index, s.meta.term)) != Some(&state.hash) {
+            self.fail(format!(
+                "{id} installed a snapshot claiming ({}, term {}), which is not the committed entry",
+                s.meta.index, s.meta.term
+            ));
+        }
+        let node = self.nodes.get_mut(id).expect("known");
+        node.sm = state;
+        node.snapshots.1 += 1;
+    }
+
     pub(super) fn check_apply(&mut self, id: &str, e: &Entry) {
         let node = &self.nodes[id];
-        let expected_index = node.applied.last().map_or(0, |a| a.index) + 1;
+        let expected_index = node.sm.index + 1;
         if e.index != expected_index {
             self.fail(format!(
                 "{id} applied index {} out of order (expected {expected_index})",

@@ -31,7 +31,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::raft::{
     Anomaly, Config, Configuration, Entry, EntryData, HardState, MembershipChange, Message, NodeId,
-    ProposeError, Raft, Ready, Role,
+    ProposeError, Raft, Ready, Role, Snapshot,
 };
 
 /// How the simulated network treats each message.
@@ -66,7 +66,9 @@ pub enum DiskMode {
 struct PendingWrite {
     due: u64,
     hard: Option<HardState>,
+    snapshot: Option<Snapshot>,
     truncate_from: Option<u64>,
+    compact_to: Option<u64>,
     entries: Vec<Entry>,
     /// Sent once the write is durable.
     messages: Vec<Message>,
@@ -104,6 +106,8 @@ struct SimNode {
     initial: Configuration,
     /// Durable: what a restart finds.
     hard: HardState,
+    snapshot: Option<Snapshot>,
+    /// The stored entries, in index order (after the compacted prefix).
     log: Vec<Entry>,
     /// The term and vote as last handed out for writing.
     issued_hard: HardState,
@@ -114,11 +118,24 @@ struct SimNode {
     writes: std::collections::VecDeque<PendingWrite>,
     /// What the state machine has applied since the last restart.
     applied: Vec<Entry>,
+    /// The state machine: the last index applied and a hash of every entry
+    /// up to it (what a snapshot holds).
+    sm: SimState,
+    /// Snapshots taken and installed.
+    snapshots: (u64, u64),
     /// Role and term after the last input, for the append-only check.
     last_role: (Role, u64),
     /// Highest commit index seen since the last restart.
     last_commit: u64,
     restarts: u64,
+}
+
+/// The simulated state machine: a hash chain over the applied entries, so
+/// two servers agree on it exactly when they applied the same prefix.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct SimState {
+    index: u64,
+    hash: u64,
 }
 
 /// Counters of what the network did.
@@ -260,10 +277,13 @@ impl Cluster {
                 initial: c.conf.clone(),
                 issued_hard: hard.clone(),
                 hard,
+                snapshot: None,
                 log,
                 chain,
                 writes: Default::default(),
                 applied: Vec::new(),
+                sm: SimState::default(),
+                snapshots: (0, 0),
                 last_role: (Role::Follower, 0),
                 last_commit: 0,
                 restarts: 0,
@@ -304,6 +324,19 @@ impl Cluster {
         &self.nodes[id].applied
     }
 
+    /// The snapshot a server stored, if any: its (index, term).
+    pub fn stored_snapshot(&self, id: &str) -> Option<(u64, u64)> {
+        self.nodes[id]
+            .snapshot
+            .as_ref()
+            .map(|s| (s.meta.index, s.meta.term))
+    }
+
+    /// Snapshots a server took and installed, over all its lives.
+    pub fn snapshot_counts(&self, id: &str) -> (u64, u64) {
+        self.nodes[id].snapshots
+    }
+
     /// Whether the server is up.
     pub fn is_up(&self, id: &str) -> bool {
         self.raft(id).is_some()
@@ -315,21 +348,38 @@ impl Cluster {
             .wrapping_mul(1_000_003)
             .wrapping_add(self.rng.gen::<u64>());
         let node = self.nodes.get_mut(id).expect("known id");
-        node.raft = Some(Raft::new(
+        node.raft = Some(Raft::restore(
             id.to_string(),
             self.config.clone(),
             node.initial.clone(),
             node.hard.clone(),
+            node.snapshot.clone(),
             node.log.clone(),
             seed,
         ));
         node.applied.clear();
-        node.last_commit = 0;
         // What was not durable is gone.
         node.writes.clear();
         node.issued_hard = node.hard.clone();
+        // The state machine starts from the snapshot, the log after it.
+        let base = node.snapshot.as_ref().map_or(0, |s| s.meta.index);
+        node.sm = match &node.snapshot {
+            Some(s) => bincode::deserialize(&s.data).expect("the sim's own snapshot"),
+            None => SimState::default(),
+        };
+        node.last_commit = base;
         node.chain = vec![0];
-        for e in &node.log {
+        node.chain
+            .extend_from_slice(&self.inv.committed[..base as usize]);
+        for e in node.log.iter().filter(|e| e.index > base) {
+            if e.index != node.chain.len() as u64 {
+                let what = format!(
+                    "{id}: stored log has a gap: entry {} after {}",
+                    e.index,
+                    node.chain.len() - 1
+                );
+                self.fail(what);
+            }
             let h = chain_hash(*node.chain.last().expect("chain[0]"), e);
             node.chain.push(h);
         }
@@ -347,11 +397,14 @@ impl Cluster {
                 raft: None,
                 initial: Configuration::default(),
                 hard: HardState::default(),
+                snapshot: None,
                 log: Vec::new(),
                 issued_hard: HardState::default(),
                 chain: vec![0],
                 writes: Default::default(),
                 applied: Vec::new(),
+                sm: SimState::default(),
+                snapshots: (0, 0),
                 last_role: (Role::Follower, 0),
                 last_commit: 0,
                 restarts: 0,
@@ -540,6 +593,12 @@ impl Cluster {
             .all(|r| r.commit_index() >= index)
     }
 
+    /// The term of the entry some server applied at `index`, if any did.
+    pub fn applied_term(&self, index: u64) -> Option<u64> {
+        let i = usize::try_from(index).ok()?.checked_sub(1)?;
+        self.inv.applied.get(i).map(|(t, _)| *t)
+    }
+
     /// Whether any server has committed `index`.
     pub fn committed_anywhere(&self, index: u64) -> bool {
         self.inv.committed.len() as u64 >= index
@@ -597,9 +656,13 @@ impl Cluster {
             log,
             messages,
             persisted_messages,
+            restore,
             committed,
             anomalies,
         } = ready;
+        if let Some(s) = restore {
+            self.check_restore(id, &s);
+        }
         // The servers' own exchange about a suspected loss, as the node
         // does it: the follower's answer comes from its current state.
         for a in anomalies {
@@ -631,14 +694,24 @@ impl Cluster {
         }
         for e in committed {
             self.check_apply(id, &e);
-            self.nodes.get_mut(id).expect("known").applied.push(e);
+            let node = self.nodes.get_mut(id).expect("known");
+            node.sm = SimState {
+                index: e.index,
+                hash: chain_hash(node.sm.hash, &e),
+            };
+            node.applied.push(e);
         }
-        let has_write =
-            hard_state.is_some() || log.truncate_from.is_some() || !log.entries.is_empty();
-        let last = log.entries.last().map(|e| (e.index, e.term));
+        let has_write = hard_state.is_some() || !log.is_empty();
+        let last = log
+            .entries
+            .last()
+            .map(|e| (e.index, e.term))
+            .or(log.snapshot.as_ref().map(|s| (s.meta.index, s.meta.term)));
         let write = PendingWrite {
             due: 0,
             hard: hard_state,
+            snapshot: log.snapshot,
+            compact_to: log.compact_to,
             truncate_from: log.truncate_from,
             entries: log.entries,
             messages: persisted_messages,
@@ -670,5 +743,15 @@ impl Cluster {
             }
         }
         self.check_after(id);
+        // Take a snapshot once the threshold is passed (stored with the
+        // next Ready's write, as the node does).
+        let node = self.nodes.get_mut(id).expect("known");
+        if let Some(raft) = node.raft.as_mut().filter(|r| r.snapshot_due()) {
+            assert_eq!(raft.applied_index(), node.sm.index, "{id}: applied");
+            let data = bincode::serialize(&node.sm).expect("serializes");
+            if raft.take_snapshot(data) > 0 {
+                node.snapshots.0 += 1;
+            }
+        }
     }
 }

@@ -13,6 +13,17 @@
 //!
 //! The metadata record is replaced atomically: written to `meta.tmp`,
 //! fsynced, renamed over `meta`, and the directory fsynced.
+//!
+//! Snapshots (see [`snapshot_file`]) are stored the same way, and then the
+//! log is compacted: the records after the compaction point are copied to
+//! `log.tmp`, fsynced, and renamed over `log`. The snapshot is durable
+//! before the log loses anything, and each file is replaced whole, so a
+//! crash at any moment leaves a snapshot and a log that together hold every
+//! acknowledged entry. The log's first record may then be any index up to
+//! the snapshot's last + 1; entries at or below the snapshot's index are
+//! skipped when the log is read back.
+
+pub mod snapshot_file;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
@@ -21,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::raft::{Entry, HardState, LogWrite};
+use crate::raft::{Entry, HardState, LogWrite, Snapshot};
 
 const HEADER: usize = 8;
 /// The largest record accepted (an entry is a small command).
@@ -73,7 +84,7 @@ pub enum StorageError {
     },
 }
 
-fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StorageError {
+pub(crate) fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StorageError {
     let path = path.to_path_buf();
     move |cause| StorageError::Io { op, path, cause }
 }
@@ -92,7 +103,9 @@ pub enum SyncMode {
 pub struct Recovered {
     /// The last persisted term and vote.
     pub hard_state: HardState,
-    /// The persisted log.
+    /// The stored snapshot, if any.
+    pub snapshot: Option<Snapshot>,
+    /// The persisted log after the snapshot.
     pub entries: Vec<Entry>,
     /// Bytes cut off a torn tail, if any (already logged).
     pub torn_tail: Option<(u64, u64)>,
@@ -108,8 +121,19 @@ impl Recovered {
     /// vote, and could vote twice in a term. An error naming the file,
     /// unless the caller accepts that risk.
     pub fn check_term_record(&self, dir: &Path) -> Result<(), StorageError> {
-        let newest = self.entries.iter().map(|e| e.term).max().unwrap_or(0);
-        let problem = if !self.meta_found && !self.entries.is_empty() {
+        let snapshot_term = self.snapshot.as_ref().map_or(0, |s| s.meta.term);
+        let newest = self
+            .entries
+            .iter()
+            .map(|e| e.term)
+            .max()
+            .unwrap_or(0)
+            .max(snapshot_term);
+        let problem = if !self.meta_found && self.snapshot.is_some() {
+            format!(
+                "the term/vote record is missing, but a snapshot of term {snapshot_term} is stored"
+            )
+        } else if !self.meta_found && !self.entries.is_empty() {
             format!(
                 "the term/vote record is missing, but the log holds {} entries up to term {newest}",
                 self.entries.len()
@@ -134,8 +158,13 @@ pub struct Storage {
     dir: PathBuf,
     log_path: PathBuf,
     log: File,
-    /// `offsets[i]` is where the record of entry `i + 1` starts.
+    /// The index of the first stored record's entry.
+    first: u64,
+    /// `offsets[i]` is where the record of entry `first + i` starts.
     offsets: Vec<u64>,
+    /// The index the stored snapshot ends at (0: none): appends at or
+    /// below it are covered already.
+    snapshot_index: u64,
     /// The file's length: where the next record goes.
     end: u64,
     mode: SyncMode,
@@ -197,7 +226,14 @@ impl Storage {
         fs::create_dir_all(dir).map_err(io_err("creating directory", dir))?;
         let meta_found = dir.join("meta").exists();
         let hard_state = read_meta(&dir.join("meta"))?;
+        let snapshot = snapshot_file::read(dir)?;
+        let snapshot_index = snapshot.as_ref().map_or(0, |s| s.meta.index);
         let log_path = dir.join("log");
+        let log_tmp = dir.join("log.tmp");
+        if log_tmp.exists() {
+            // A crash in the middle of a compaction: `log` is still whole.
+            fs::remove_file(&log_tmp).map_err(io_err("removing", &log_tmp))?;
+        }
         let mut log = OpenOptions::new()
             .read(true)
             .write(true)
@@ -209,25 +245,46 @@ impl Storage {
         log.read_to_end(&mut data)
             .map_err(io_err("reading", &log_path))?;
 
-        let mut entries = Vec::new();
+        let mut entries: Vec<Entry> = Vec::new();
         let mut offsets = Vec::new();
+        let mut first = 0u64;
         let mut at = 0usize;
         let mut torn_tail = None;
         while at < data.len() {
             let parsed = parse_record(&data, at).and_then(|(s, e)| {
                 let entry: Entry = bincode::deserialize(&data[s..e])
                     .map_err(|e| format!("undecodable entry: {e}"))?;
-                if entry.index != entries.len() as u64 + 1 {
-                    return Err(format!(
-                        "entry index {} where {} was expected",
-                        entry.index,
-                        entries.len() + 1
-                    ));
-                }
                 Ok((entry, e))
             });
+            // An intact record in the wrong place is damage, not a torn write.
+            if let Ok((entry, _)) = &parsed {
+                let problem = match entries.first() {
+                    Some(f) if entry.index != f.index + entries.len() as u64 => Some(format!(
+                        "entry index {} where {} was expected",
+                        entry.index,
+                        f.index + entries.len() as u64
+                    )),
+                    None if entry.index == 0 || entry.index > snapshot_index + 1 => Some(format!(
+                        "the log starts at entry {} but the snapshot ends at {snapshot_index}: entries {}-{} are missing",
+                        entry.index,
+                        snapshot_index + 1,
+                        entry.index.saturating_sub(1)
+                    )),
+                    _ => None,
+                };
+                if let Some(reason) = problem {
+                    return Err(StorageError::Corrupt {
+                        path: log_path,
+                        offset: at as u64,
+                        reason,
+                    });
+                }
+            }
             match parsed {
                 Ok((entry, end)) => {
+                    if entries.is_empty() {
+                        first = entry.index;
+                    }
                     offsets.push(at as u64);
                     entries.push(entry);
                     at = end;
@@ -258,19 +315,27 @@ impl Storage {
             }
         }
         sync_dir(dir)?;
+        if entries.is_empty() {
+            first = snapshot_index + 1;
+        }
         let storage = Storage {
             dir: dir.to_path_buf(),
             log_path,
             log,
+            first,
             offsets,
+            snapshot_index,
             end: data.len() as u64,
             mode,
             buf: Vec::new(),
         };
+        // The snapshot covers what the log holds up to its index.
+        entries.retain(|e| e.index > snapshot_index);
         Ok((
             storage,
             Recovered {
                 hard_state,
+                snapshot,
                 entries,
                 torn_tail,
                 meta_found,
@@ -290,9 +355,13 @@ impl Storage {
         if let Some(h) = hard {
             write_meta(&self.dir, h)?;
         }
+        if let Some(s) = &write.snapshot {
+            snapshot_file::write(&self.dir, s)?;
+            self.snapshot_index = s.meta.index;
+        }
         if let Some(from) = write.truncate_from {
-            let keep = (from.max(1) - 1) as usize;
-            if keep < self.offsets.len() {
+            let keep = from.saturating_sub(self.first) as usize;
+            if from >= self.first && keep < self.offsets.len() {
                 self.end = self.offsets[keep];
                 self.offsets.truncate(keep);
                 self.log
@@ -305,12 +374,39 @@ impl Storage {
                 }
             }
         }
+        if let Some(to) = write.compact_to {
+            self.compact(to)?;
+        }
+        // Entries a compaction covers need not be written; the rest must
+        // follow the stored log without a gap.
+        let covered = self.first.saturating_sub(1).max(self.snapshot_index);
+        let skip = write
+            .entries
+            .iter()
+            .take_while(|e| e.index <= covered)
+            .count();
+        let entries = &write.entries[skip..];
+        if let Some(e) = entries.first() {
+            let next = self.first + self.offsets.len() as u64;
+            if self.offsets.is_empty() {
+                self.first = e.index;
+            } else if e.index != next {
+                return Err(StorageError::Corrupt {
+                    path: self.log_path.clone(),
+                    offset: self.end,
+                    reason: format!(
+                        "refusing to append entry {} where {next} comes next (a gap in the log)",
+                        e.index
+                    ),
+                });
+            }
+        }
         match self.mode {
             SyncMode::GroupCommit => {
-                if !write.entries.is_empty() {
+                if !entries.is_empty() {
                     self.buf.clear();
                     let mut at = self.end;
-                    for e in &write.entries {
+                    for e in entries {
                         let before = self.buf.len();
                         encode_record(e, &mut self.buf);
                         self.offsets.push(at);
@@ -326,7 +422,7 @@ impl Storage {
                 }
             }
             SyncMode::PerEntry => {
-                for e in &write.entries {
+                for e in entries {
                     self.buf.clear();
                     encode_record(e, &mut self.buf);
                     self.log
@@ -341,6 +437,47 @@ impl Storage {
             }
         }
         Ok(())
+    }
+
+    /// Drop every stored entry up to `to`: copy the records after it to
+    /// `log.tmp`, fsync, rename over `log`, fsync the directory. Before the
+    /// rename the whole old log is there; after it, the new one.
+    fn compact(&mut self, to: u64) -> Result<(), StorageError> {
+        if to < self.first {
+            return Ok(());
+        }
+        let drop = ((to - self.first + 1) as usize).min(self.offsets.len());
+        let cut = self.offsets.get(drop).copied().unwrap_or(self.end);
+        let mut tail = vec![0u8; (self.end - cut) as usize];
+        self.log
+            .read_exact_at(&mut tail, cut)
+            .map_err(io_err("reading", &self.log_path))?;
+        let tmp = self.dir.join("log.tmp");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io_err("creating", &tmp))?;
+        file.write_all_at(&tail, 0)
+            .map_err(io_err("writing", &tmp))?;
+        file.sync_all().map_err(io_err("syncing", &tmp))?;
+        fs::rename(&tmp, &self.log_path).map_err(io_err("renaming", &self.log_path))?;
+        sync_dir(&self.dir)?;
+        self.log = file;
+        self.offsets.drain(..drop);
+        for o in &mut self.offsets {
+            *o -= cut;
+        }
+        self.first = to + 1;
+        self.end -= cut;
+        Ok(())
+    }
+
+    /// The index of the first stored entry.
+    pub fn first_index(&self) -> u64 {
+        self.first
     }
 
     /// Number of entries stored.
@@ -380,7 +517,7 @@ pub fn claim_cluster(dir: &Path, id: &str) -> Result<(), StorageError> {
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err("syncing directory", dir))
@@ -453,6 +590,7 @@ mod tests {
             &LogWrite {
                 truncate_from: None,
                 entries,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -486,6 +624,7 @@ mod tests {
                 &LogWrite {
                     truncate_from: Some(4),
                     entries: vec![entry(4, 2), entry(5, 2)],
+                    ..Default::default()
                 },
             )
             .unwrap();
@@ -555,6 +694,113 @@ mod tests {
         let fresh = tempfile::tempdir().unwrap();
         let (_, r) = Storage::open(fresh.path(), SyncMode::GroupCommit).unwrap();
         r.check_term_record(fresh.path()).unwrap();
+    }
+
+    fn snapshot_at(index: u64) -> Snapshot {
+        Snapshot {
+            meta: crate::raft::SnapshotMeta {
+                index,
+                term: 1,
+                ..Default::default()
+            },
+            data: std::sync::Arc::new(vec![7; 100]),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_compacts_the_log_and_a_restart_replays_only_the_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        fill(dir.path(), 10);
+        {
+            let (mut s, _) = Storage::open(dir.path(), SyncMode::GroupCommit).unwrap();
+            s.persist(
+                None,
+                &LogWrite {
+                    snapshot: Some(snapshot_at(8)),
+                    compact_to: Some(6),
+                    entries: vec![entry(11, 1), entry(12, 1)],
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            assert_eq!((s.first_index(), s.len()), (7, 6));
+        }
+        let (mut s, r) = Storage::open(dir.path(), SyncMode::GroupCommit).unwrap();
+        assert_eq!(r.snapshot, Some(snapshot_at(8)));
+        let got: Vec<u64> = r.entries.iter().map(|e| e.index).collect();
+        assert_eq!(got, vec![9, 10, 11, 12], "only what follows the snapshot");
+        // A compaction past the end leaves an empty log that appends follow.
+        s.persist(
+            None,
+            &LogWrite {
+                snapshot: Some(snapshot_at(20)),
+                compact_to: Some(20),
+                entries: vec![entry(21, 2)],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        drop(s);
+        let (_, r) = Storage::open(dir.path(), SyncMode::GroupCommit).unwrap();
+        assert_eq!(r.snapshot.unwrap().meta.index, 20);
+        assert_eq!(r.entries, vec![entry(21, 2)]);
+        // A gap is refused, not written.
+        let (mut s, _) = Storage::open(dir.path(), SyncMode::GroupCommit).unwrap();
+        let err = s
+            .persist(
+                None,
+                &LogWrite {
+                    entries: vec![entry(30, 2)],
+                    ..Default::default()
+                },
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gap"), "{err}");
+    }
+
+    #[test]
+    fn a_crash_between_the_snapshot_and_the_compaction_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        fill(dir.path(), 10);
+        // The snapshot reached the disk; the compaction's copy did not get
+        // renamed (a torn log.tmp is left behind).
+        snapshot_file::write(dir.path(), &snapshot_at(8)).unwrap();
+        fs::write(dir.path().join("log.tmp"), b"half a log").unwrap();
+        let (s, r) = Storage::open(dir.path(), SyncMode::GroupCommit).unwrap();
+        assert!(!dir.path().join("log.tmp").exists());
+        assert_eq!(s.first_index(), 1, "the whole old log is still there");
+        let got: Vec<u64> = r.entries.iter().map(|e| e.index).collect();
+        assert_eq!(got, vec![9, 10]);
+    }
+
+    #[test]
+    fn a_log_that_starts_past_its_snapshot_is_refused_with_the_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut s, _) = Storage::open(dir.path(), SyncMode::GroupCommit).unwrap();
+            s.persist(
+                None,
+                &LogWrite {
+                    snapshot: Some(snapshot_at(5)),
+                    compact_to: Some(5),
+                    entries: vec![entry(6, 1), entry(7, 1)],
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        }
+        // The snapshot is lost: entries 1-5 are nowhere.
+        fs::remove_file(dir.path().join("snapshot")).unwrap();
+        let err = Storage::open(dir.path(), SyncMode::GroupCommit)
+            .err()
+            .expect("must refuse")
+            .to_string();
+        assert!(
+            err.contains("log: corrupt record at byte offset 0"),
+            "{err}"
+        );
+        assert!(err.contains("entries 1-5 are missing"), "{err}");
     }
 
     #[test]
