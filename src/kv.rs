@@ -244,6 +244,16 @@ async fn single(
             if let Some(ms) = s.leading_ms {
                 text.push_str(&format!(" leading_ms {ms}"));
             }
+            if s.first_index > 0 {
+                text.push_str(&format!(
+                    " snapshot {}@{} first_index {} snapshots_taken {} snapshots_installed {}",
+                    s.snapshot_index,
+                    s.snapshot_term,
+                    s.first_index,
+                    s.snapshots_taken,
+                    s.snapshots_installed
+                ));
+            }
             (0, serde_json::to_value(&s)?, text)
         }
         Ok(ClientResponse::Ok(v)) => {
