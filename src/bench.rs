@@ -39,6 +39,31 @@ enum BenchWhat {
         #[arg(long, default_value = "faultline")]
         target: faultline_sut::TargetKind,
     },
+    /// A long soak at full rate, with snapshots and without, side by side:
+    /// each node's peak resident memory and data directory size next to the
+    /// writes/s, and the time a node restarted at the end takes to serve.
+    Soak {
+        /// Seconds of writing with snapshots (600 for the 10-minute soak).
+        #[arg(long, default_value_t = 60)]
+        duration: u64,
+        /// Seconds of writing without snapshots, for the comparison (at most
+        /// `--duration`; the nodes' memory grows without bound meanwhile, and
+        /// a node past 4 GiB resident ends it early).
+        #[arg(long, default_value_t = 60)]
+        baseline_duration: u64,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Connections the clients share.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
+        conns: u64,
+        /// Nodes in the cluster.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Applied entries between snapshots.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+        snapshot_entries: u64,
+    },
     /// The checker on generated histories: 10k/100k/1M operations x 1/100/1000
     /// keys x 5/20/50 processes, 1 % info, plus the hard single-key cases;
     /// each case in its own process so peak memory is its own.
@@ -148,6 +173,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 nodes,
             )
             .await?
+        }
+        BenchWhat::Soak {
+            duration,
+            baseline_duration,
+            clients,
+            conns,
+            nodes,
+            snapshot_entries,
+        } => {
+            let base = scratch_dir("bench-soak")?;
+            let plan = faultline_nemesis::soak::SoakPlan {
+                duration,
+                baseline_duration: baseline_duration.min(duration),
+                clients,
+                conns: conns as usize,
+                nodes,
+                snapshot_entries,
+            };
+            faultline_nemesis::soak::soak(&crate::node_binary()?, &base, &plan).await?
         }
         BenchWhat::Core { proposals } => println!("{}", faultline_node::bench::core(proposals)),
         BenchWhat::Check { quick } => bench_check(quick)?,

@@ -106,12 +106,13 @@ fn print_node(mode: &str, f: &NodeFigures) {
 /// `clients` closed-loop writers against `addr` for `secs` seconds, sharing
 /// `conns` connections (client `c` uses connection `c % conns`): the latency
 /// histogram (µs), writes acknowledged, errors, seconds taken.
-async fn write_load(
+pub(crate) async fn write_load(
     target: Arc<dyn Target>,
     addr: std::net::SocketAddr,
     clients: usize,
     conns: usize,
     secs: u64,
+    stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> anyhow::Result<(Histogram<u64>, u64, u64, f64)> {
     let mut connections = Vec::new();
     for _ in 0..conns.max(1) {
@@ -126,13 +127,14 @@ async fn write_load(
     let mut tasks = Vec::new();
     for c in 0..clients {
         let client = connections[c % connections.len()].clone();
+        let stop = stop.clone();
         tasks.push(tokio::spawn(async move {
             let mut hist =
                 Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
             let (mut ok, mut err) = (0u64, 0u64);
             let key = format!("k{c}");
             let mut i = 0i64;
-            while Instant::now() < deadline {
+            while Instant::now() < deadline && !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 i += 1;
                 let t = Instant::now();
                 match client.call(&KvOp::Write(key.clone(), i)).await {
@@ -185,7 +187,14 @@ async fn node_mode(
             .enable_all()
             .build()
             .context("starting the load runtime")?;
-        rt.block_on(write_load(target, addr, clients, conns, secs))
+        rt.block_on(write_load(
+            target,
+            addr,
+            clients,
+            conns,
+            secs,
+            Arc::new(Default::default()),
+        ))
     });
     let (hist, writes, errors, secs) =
         tokio::task::spawn_blocking(move || load.join())

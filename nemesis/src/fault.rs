@@ -19,6 +19,7 @@ pub const KINDS: &[&str] = &[
     "partition-ring",
     "one-way-in",
     "one-way-out",
+    "lag",
     "loss",
     "delay",
     "duplicate",
@@ -35,6 +36,10 @@ pub const KINDS: &[&str] = &[
     "membership-split",
     "figure-8",
 ];
+
+/// The longest a `lag` fault's heal waits for the leader to compact past
+/// the lagging follower, ms.
+pub const LAG_WAIT_MS: u64 = 15_000;
 
 /// A family of faults: made the same way, recorded under one name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,6 +120,14 @@ pub enum Fault {
     OneWayIn,
     /// The leader can receive but not send.
     OneWayOut,
+    /// Hold a follower apart (cut off both ways) until the leader has
+    /// compacted its log past the follower's last entry, so that the heal
+    /// forces an InstallSnapshot (Raft §7). The heal waits for that (up to
+    /// [`LAG_WAIT_MS`]) and records whether it came.
+    Lag {
+        /// Whom: a named node, or a random follower.
+        target: Target,
+    },
     /// Message loss.
     Loss {
         /// Probability.
@@ -210,6 +223,7 @@ impl Fault {
             | Fault::PartitionRing
             | Fault::OneWayIn
             | Fault::OneWayOut
+            | Fault::Lag { .. }
             | Fault::Figure8 => Family::Partition,
             Fault::Loss { .. } => Family::Loss,
             Fault::Delay { .. } => Family::Delay,
@@ -321,7 +335,17 @@ impl Fault {
                 prob(*p, self.family().name())?;
                 target(t)
             }
-            Fault::Delay { target: t, .. }
+            Fault::Lag { target: t } if n < 3 => Err(format!(
+                "'{self}' needs at least 3 nodes (a majority must go on without {}); the cluster has {n}",
+                target_str(t)
+            )),
+            Fault::Lag {
+                target: Target::All | Target::Minority | Target::Leader,
+            } => Err(format!(
+                "'{self}': lag holds back one follower: lag, lag@node or lag@ID"
+            )),
+            Fault::Lag { target: t }
+            | Fault::Delay { target: t, .. }
             | Fault::Pause { target: t }
             | Fault::Crash { target: t } => target(t),
             _ => Ok(()),
@@ -354,6 +378,10 @@ impl fmt::Display for Fault {
             Fault::PartitionRing => write!(f, "partition-ring"),
             Fault::OneWayIn => write!(f, "one-way-in"),
             Fault::OneWayOut => write!(f, "one-way-out"),
+            Fault::Lag {
+                target: Target::RandomNode,
+            } => write!(f, "lag"),
+            Fault::Lag { target } => write!(f, "lag@{}", target_str(target)),
             Fault::Loss { p, target } => write!(f, "loss:{p}@{}", target_str(target)),
             Fault::Delay {
                 ms,
@@ -471,6 +499,8 @@ impl FromStr for Fault {
             "partition-ring" => no_args(Fault::PartitionRing)?,
             "one-way-in" => no_args(Fault::OneWayIn)?,
             "one-way-out" => no_args(Fault::OneWayOut)?,
+            "lag" if args.is_empty() => Fault::Lag { target: node_target(target, Target::RandomNode) },
+            "lag" => return Err(format!("'{s}': lag takes no parameters (the node's --snapshot-entries decides how far behind it falls)")),
             "loss" => Fault::Loss { p: num(0, 0.2)?, target: node_target(target, Target::All) },
             "delay" => Fault::Delay { ms: ms(0, 100)?, jitter_ms: ms(1, 50)?, target: node_target(target, Target::All) },
             "duplicate" => Fault::Duplicate { p: num(0, 0.2)?, target: node_target(target, Target::All) },
@@ -547,6 +577,9 @@ mod tests {
             "partition-ring",
             "one-way-in",
             "one-way-out",
+            "lag",
+            "lag@n3",
+            "lag+crash-leader",
             "loss:0.2@all",
             "delay:100:50@all",
             "duplicate:0.2@leader",

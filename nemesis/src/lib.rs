@@ -22,4 +22,5 @@ pub mod network;
 pub mod process;
 pub mod proxy;
 pub mod schedule;
+pub mod soak;
 pub mod testbed;

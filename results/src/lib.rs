@@ -20,6 +20,7 @@ pub mod elections;
 pub mod html;
 pub mod plots;
 pub mod run_files;
+pub mod snapshots;
 pub mod stats;
 
 use std::path::Path;

@@ -194,6 +194,10 @@ impl Testbed {
             .map(|(id, _)| id)
     }
 
+    fn random_index(&mut self, n: usize) -> usize {
+        self.rng.gen_range(0..n.max(1))
+    }
+
     fn random_node(&mut self) -> String {
         let ids = self.cluster.ids();
         ids[self.rng.gen_range(0..ids.len())].clone()
@@ -296,6 +300,11 @@ impl Testbed {
                 Some(e) => Err(e),
                 None => Ok(Value::Array(details)),
             };
+        }
+        if let Fault::Lag { .. } = applied.fault {
+            let value = self.wait_compacted_past(applied).await;
+            self.net.heal(applied.tag)?;
+            return Ok(value);
         }
         match applied.fault.family() {
             Family::Pause | Family::Crash => self.heal_process(applied).await?,

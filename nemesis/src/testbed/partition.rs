@@ -8,8 +8,10 @@ use std::collections::BTreeSet;
 use faultline_node::raft::quorum::majority;
 use serde_json::{json, Value};
 
-use super::{sorted, Testbed};
-use crate::fault::Fault;
+use std::time::{Duration, Instant};
+
+use super::{sorted, Applied, Testbed};
+use crate::fault::{Fault, LAG_WAIT_MS};
 
 impl Testbed {
     /// Start a partition fault; returns the nodes it hit and what the
@@ -109,7 +111,96 @@ impl Testbed {
                 };
                 Ok((vec![leader], value))
             }
+            Fault::Lag { target } => {
+                let leader = self.leader().await;
+                let victim = match target {
+                    crate::fault::Target::Node(id) => id.clone(),
+                    // A random follower: the leader cannot fall behind itself.
+                    _ => {
+                        let followers: Vec<String> = ids
+                            .iter()
+                            .filter(|i| Some(*i) != leader.as_ref())
+                            .cloned()
+                            .collect();
+                        let pick = self.random_index(followers.len());
+                        followers[pick].clone()
+                    }
+                };
+                let last = self
+                    .cluster
+                    .status(&victim, Duration::from_millis(500))
+                    .await
+                    .map(|s| s.last_log_index)
+                    .ok();
+                let rest: Vec<String> = ids.iter().filter(|i| **i != victim).cloned().collect();
+                self.net
+                    .partition(&slots, &[vec![victim.clone()], rest], tag)?;
+                Ok((
+                    vec![victim.clone()],
+                    json!({"lagging": victim, "last_log_index": last}),
+                ))
+            }
             other => unreachable!("{other} is not a partition"),
         }
+    }
+
+    /// Before a `lag` fault heals: wait (polling, at most
+    /// [`LAG_WAIT_MS`]) until the leader's log starts past the lagging
+    /// node's last entry, so that catching up needs its snapshot. Returns
+    /// what the history's end event records: whether that happened, and
+    /// how long the wait took.
+    pub(super) async fn wait_compacted_past(&mut self, applied: &Applied) -> Value {
+        let victim = applied.value["lagging"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let behind = applied.value["last_log_index"].as_u64();
+        let started = Instant::now();
+        let limit = Duration::from_millis(LAG_WAIT_MS);
+        let mut seen = None;
+        loop {
+            let round = self.cluster.status_round(Duration::from_millis(300)).await;
+            if let Some((leader, _)) = round.agreed_leader(None) {
+                if let Ok(s) = self
+                    .cluster
+                    .status(&leader, Duration::from_millis(300))
+                    .await
+                {
+                    seen = Some((leader, s.first_index, s.snapshot_index));
+                    // first_index 0: the system does not say (etcd).
+                    let past = match behind {
+                        Some(b) => s.first_index > b + 1,
+                        None => s.snapshot_index > 0,
+                    };
+                    if past || s.first_index == 0 {
+                        break;
+                    }
+                }
+            }
+            if started.elapsed() >= limit {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let waited_ms = started.elapsed().as_millis() as u64;
+        let (leader, first, snap) = seen.unwrap_or_default();
+        let compacted_past = match behind {
+            Some(b) if first > 0 => Some(first > b + 1),
+            _ => None,
+        };
+        if compacted_past == Some(false) {
+            tracing::warn!(
+                "lag@{victim}: the leader did not compact past its log within {LAG_WAIT_MS} ms; \
+                 healing without forcing a snapshot (lower the nodes' --snapshot-entries)"
+            );
+        }
+        json!({
+            "lagging": victim,
+            "compacted_past": compacted_past,
+            "leader": leader,
+            "leader_first_index": first,
+            "leader_snapshot_index": snap,
+            "waited_ms": waited_ms,
+        })
     }
 }

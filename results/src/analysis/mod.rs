@@ -153,6 +153,10 @@ pub struct RunResults {
     pub elections: Elections,
     /// Proxy counters per link.
     pub links: Value,
+    /// Snapshots each node took and installed, from the nodes' logs
+    /// (empty: none, or a system that does not log them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub snapshots: BTreeMap<String, crate::snapshots::NodeSnapshots>,
 }
 
 fn ms(ns: u64) -> f64 {
@@ -242,6 +246,7 @@ pub fn analyze(files: &RunFiles, check: &Options) -> RunResults {
     }
     // The run's wall-clock start places log findings in the run.
     results.findings = crate::audit::audit(&files.dir.join("nodes"), files.started_unix_ns);
+    results.snapshots = crate::snapshots::count(&files.dir.join("nodes"));
     if !results.findings.is_empty() {
         results.valid = Verdict::NotLinearizable;
     }
@@ -430,6 +435,7 @@ pub fn compute(
         faults,
         elections,
         links,
+        snapshots: BTreeMap::new(),
     }
 }
 

@@ -62,6 +62,11 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
             h2 { "Links" }
             (links_table(links))
         }
+        @if !r.snapshots.is_empty() {
+            h2 { "Snapshots" }
+            p class="small" { "Counted from the nodes' logs over every life of each node: snapshots it took of its own state machine (compacting its log), and snapshots it installed from a leader because it needed entries the leader had compacted away." }
+            (table(&["node", "taken", "installed from a leader", "highest index covered"], &r.snapshots.iter().map(|(id, s)| vec![id.clone(), s.taken.to_string(), s.installed.to_string(), s.last_index.to_string()]).collect::<Vec<_>>()))
+        }
         @for f in &r.checker.failures {
             @if let Some(c) = &f.counterexample {
                 h2 { "Counterexample on key " (f.key) ": " (c.kind.words()) }
