@@ -50,6 +50,55 @@ fn bench_node_runs_both_modes_side_by_side_on_shared_connections() {
 }
 
 #[test]
+fn bench_soak_measures_memory_disk_and_restart_with_and_without_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "bench",
+        "soak",
+        "--duration",
+        "3",
+        "--baseline-duration",
+        "2",
+        "--clients",
+        "8",
+        "--conns",
+        "2",
+        "--snapshot-entries",
+        "500",
+    ];
+    let (code, out, err) = faultline_in(dir.path(), &args, Duration::from_secs(180));
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let with = writes_per_s(&out, "snapshot every 500 entries");
+    let without = writes_per_s(&out, "no snapshots");
+    assert!(with > 0.0 && without > 0.0, "{out}");
+    for what in [
+        "peak RSS MiB: n1 ",
+        "peak data directory MiB: n1 ",
+        "restarted: answers in ",
+        "with / without snapshots: ",
+        "goals: peak RSS ",
+    ] {
+        assert_eq!(
+            out.matches(what).count(),
+            if what.starts_with("with") || what.starts_with("goals") {
+                1
+            } else {
+                2
+            },
+            "{what} in:\n{out}"
+        );
+    }
+    // The restarted node of the snapshot mode started from its snapshot.
+    let restart = out
+        .lines()
+        .find(|l| l.contains("restarted:") && !l.contains("at 0)"))
+        .unwrap_or_else(|| panic!("no restart from a snapshot in:\n{out}"));
+    assert!(restart.contains("serving again in"), "{restart}");
+    let left: Vec<_> = walk(&dir.path().join("store/bench-soak"));
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
 fn bench_node_refuses_zero_connections() {
     let dir = tempfile::tempdir().unwrap();
     let (code, _, err) = faultline_in(

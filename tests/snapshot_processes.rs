@@ -139,14 +139,47 @@ async fn a_follower_behind_several_snapshots_catches_up_by_install_snapshot() {
         call(&cluster, &lagger, get("k7")).await,
         ClientResponse::Ok(Some(247))
     );
+
+    // A damaged snapshot file: the node refuses to start, naming the file
+    // and the offset, instead of starting without what it held.
+    cluster.node_mut(&lagger).unwrap().kill();
+    let snap = snapshot_file(dir.path(), &lagger).expect("a snapshot file");
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let at = bytes.len() - 3;
+    bytes[at] ^= 0x40;
+    std::fs::write(&snap, bytes).unwrap();
+    let out = std::process::Command::new(common::node_bin())
+        .args([
+            "--id",
+            &lagger,
+            "--listen",
+            "127.0.0.1:0",
+            "--client",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(snap.parent().unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("snapshot: corrupt record at byte offset")
+            && err.contains("data checksum mismatch"),
+        "{err}"
+    );
     drop(cluster);
 }
 
-fn has_snapshot_file(root: &std::path::Path, id: &str) -> bool {
-    walk(root).iter().any(|p| {
+fn snapshot_file(root: &std::path::Path, id: &str) -> Option<std::path::PathBuf> {
+    walk(root).into_iter().find(|p| {
         p.file_name().is_some_and(|n| n == "snapshot")
             && p.components().any(|c| c.as_os_str() == id)
     })
+}
+
+fn has_snapshot_file(root: &std::path::Path, id: &str) -> bool {
+    snapshot_file(root, id).is_some()
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
