@@ -502,5 +502,13 @@ async fn figure_8_stays_safe_on_the_correct_node_and_catches_commit_old_term() {
             .any(|f| f.contains("asked to overwrite committed entry")),
         "{findings:?}\n{v}"
     );
-    assert_eq!(v["last"]["leader"], v["first"], "{v}");
+    // In step 4 the new majority (W, P and the fifth node) elects a leader
+    // without V and F; usually W, whose last term is the highest, but on a
+    // loaded machine W can lose its leadership to a node it has caught up
+    // before the nemesis looks, so only "not V and not F" is certain.
+    let last = &v["last"]["leader"];
+    assert!(
+        last.is_string() && *last != v["second"] && *last != v["follower"],
+        "{v}"
+    );
 }
