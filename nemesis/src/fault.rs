@@ -335,9 +335,8 @@ impl Fault {
                 prob(*p, self.family().name())?;
                 target(t)
             }
-            Fault::Lag { target: t } if n < 3 => Err(format!(
-                "'{self}' needs at least 3 nodes (a majority must go on without {}); the cluster has {n}",
-                target_str(t)
+            Fault::Lag { .. } if n < 3 => Err(format!(
+                "'{self}' needs at least 3 nodes (a majority must go on without the lagging follower); the cluster has {n}"
             )),
             Fault::Lag {
                 target: Target::All | Target::Minority | Target::Leader,
@@ -644,5 +643,11 @@ mod tests {
         assert!(err("partition-leader+pause&crash", 3).contains("not both"));
         assert!(err("partition-leader+crash@n9", 3).contains("not a node"));
         assert!(parse_list("partition-leader+crash-leader,pause", 5).is_ok());
+        assert!(err("lag", 2).contains("without the lagging follower"));
+        assert!(err("lag:5", 3).contains("takes no parameters"));
+        assert!(err("lag@leader", 3).contains("holds back one follower"));
+        assert!(err("lag@all", 3).contains("holds back one follower"));
+        assert!(err("lag@n4", 3).contains("not a node"));
+        assert!(parse_list("lag@n2,lag@n3,crash-leader", 3).is_ok());
     }
 }
