@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::id::NodeId;
 use super::membership::Membership;
-use super::types::NodeId;
 
 /// What a snapshot covers: the last entry it includes and the configuration
 /// in force there (the latest configuration entry at or below `index`,
