@@ -40,6 +40,12 @@ impl Cluster {
                 s.meta.index, s.meta.term
             ));
         }
+        if state.index < self.nodes[id].sm.index {
+            self.fail(format!(
+                "state-machine safety: {id} installed a snapshot up to {} over a state machine that had applied up to {}: it moved backwards",
+                state.index, self.nodes[id].sm.index
+            ));
+        }
         let node = self.nodes.get_mut(id).expect("known");
         node.sm = state;
         node.snapshots.1 += 1;
