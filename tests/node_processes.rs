@@ -5,14 +5,13 @@
 //! reaped when the cluster is dropped, whatever the outcome.
 
 mod common;
-use common::DEADLINE;
+use common::{call, DEADLINE};
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use faultline_nemesis::cluster::{ClusterSpec, LocalCluster};
 use faultline_nemesis::process::process_exists;
-use faultline_node::client::Client;
 use faultline_node::protocol::{ClientRequest, ClientResponse};
 
 fn spec(dir: &std::path::Path) -> ClusterSpec {
@@ -27,26 +26,6 @@ fn spec(dir: &std::path::Path) -> ClusterSpec {
             "50".into(),
         ],
         namespaces: Default::default(),
-    }
-}
-
-/// Send a request, retrying (bounded) while the cluster has no leader or the
-/// outcome is unknown; returns the first definite answer.
-async fn call(cluster: &LocalCluster, id: &str, req: ClientRequest) -> ClientResponse {
-    let addr = cluster.client_addr(id).unwrap();
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Ok(c) = Client::connect(addr, Duration::from_secs(5)).await {
-            match c.call(req.clone()).await {
-                Ok(ClientResponse::Error(_)) | Err(_) => {}
-                Ok(r) => return r,
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no answer from {id} for {req:?} within {DEADLINE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -4,29 +4,12 @@
 //! restarts from its own snapshot.
 
 mod common;
-use common::{DEADLINE, POLL};
+use common::{call, DEADLINE, POLL};
 
 use std::time::{Duration, Instant};
 
 use faultline_nemesis::cluster::{ClusterSpec, LocalCluster};
-use faultline_node::client::Client;
 use faultline_node::protocol::{ClientRequest, ClientResponse, NodeStatus};
-
-/// Retry (bounded) until a definite answer.
-async fn call(cluster: &LocalCluster, id: &str, req: ClientRequest) -> ClientResponse {
-    let addr = cluster.client_addr(id).unwrap();
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Ok(c) = Client::connect(addr, Duration::from_secs(5)).await {
-            match c.call(req.clone()).await {
-                Ok(ClientResponse::Error(_)) | Err(_) => {}
-                Ok(r) => return r,
-            }
-        }
-        assert!(Instant::now() < deadline, "no answer from {id} for {req:?}");
-        tokio::time::sleep(POLL).await;
-    }
-}
 
 /// Poll `id`'s status until `ok` holds (bounded by DEADLINE).
 async fn wait_status(

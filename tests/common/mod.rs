@@ -110,3 +110,29 @@ pub fn etcd_available(test: &str) -> bool {
         }
     }
 }
+
+/// Send `req` to node `id` of `cluster`, retrying (bounded by [`DEADLINE`])
+/// while the cluster has no leader or the outcome is unknown; returns the
+/// first definite answer.
+pub async fn call(
+    cluster: &faultline_nemesis::cluster::LocalCluster,
+    id: &str,
+    req: faultline_node::protocol::ClientRequest,
+) -> faultline_node::protocol::ClientResponse {
+    use faultline_node::protocol::ClientResponse;
+    let addr = cluster.client_addr(id).expect("a node of the cluster");
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Ok(c) = faultline_node::client::Client::connect(addr, Duration::from_secs(5)).await {
+            match c.call(req.clone()).await {
+                Ok(ClientResponse::Error(_)) | Err(_) => {}
+                Ok(r) => return r,
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer from {id} for {req:?} within {DEADLINE:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
