@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 
 use faultline_node::raft::{MembershipChange, ProposeError, RefusalKind, Role};
+use faultline_node::sim::seeds::{run_seeds, seeds, Seeds};
 use faultline_node::sim::{Cluster, DiskMode, NetConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -416,15 +417,10 @@ fn random_run(seed: u64) {
 
 #[test]
 fn random_membership_changes_under_faults_stay_safe() {
-    if let Ok(s) = std::env::var("FAULTLINE_SEED") {
-        random_run(s.parse().expect("FAULTLINE_SEED is a number"));
-        return;
-    }
-    let n: u64 = std::env::var("FAULTLINE_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
-    for seed in 0..n {
-        random_run(seed);
+    match seeds(200) {
+        Seeds::Replay(seed) => random_run(seed),
+        Seeds::Range(n) => {
+            run_seeds(n, "--test membership random", random_run);
+        }
     }
 }

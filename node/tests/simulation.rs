@@ -6,6 +6,7 @@
 //! More seeds: `FAULTLINE_SIM_SEEDS=20000 cargo test ...`.
 
 use faultline_node::raft::{Config, EntryData, Role};
+use faultline_node::sim::seeds::{run_seeds, seeds, Seeds};
 use faultline_node::sim::{Cluster, DiskMode, NetConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -514,37 +515,20 @@ fn random_run(seed: u64) -> (u64, u64) {
 
 #[test]
 fn randomized_safety_over_many_seeds() {
-    if let Ok(seed) = std::env::var("FAULTLINE_SEED") {
-        let seed: u64 = seed.parse().expect("FAULTLINE_SEED is a number");
-        println!("snapshots (taken, installed): {:?}", random_run(seed));
-        return;
-    }
-    let seeds: u64 = std::env::var("FAULTLINE_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2000);
-    let mut with_installs = 0;
-    for seed in 0..seeds {
-        let r = std::panic::catch_unwind(|| random_run(seed));
-        if let Ok((_, installed)) = r {
-            with_installs += u64::from(installed > 0);
+    let n = match seeds(2000) {
+        Seeds::Replay(seed) => {
+            println!("snapshots (taken, installed): {:?}", random_run(seed));
+            return;
         }
-        if let Err(e) = r {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
-            panic!(
-                "seed {seed} failed: {}\nreplay: FAULTLINE_SEED={seed} cargo test -p faultline-node --test simulation randomized",
-                msg.unwrap_or_default()
-            );
-        }
-    }
+        Seeds::Range(n) => n,
+    };
+    let runs = run_seeds(n, "--test simulation randomized", random_run);
+    let with_installs = runs.iter().filter(|(_, installed)| *installed > 0).count() as u64;
     // Snapshots are on in half the runs; most of those must have sent
     // some, or the checks above say nothing about InstallSnapshot.
     assert!(
-        with_installs * 5 >= seeds,
-        "only {with_installs} of {seeds} runs installed a snapshot"
+        with_installs * 5 >= n,
+        "only {with_installs} of {n} runs installed a snapshot"
     );
 }
 

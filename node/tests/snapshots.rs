@@ -10,6 +10,7 @@
 use std::collections::BTreeSet;
 
 use faultline_node::raft::{Config, MembershipChange, ProposeError, RefusalKind};
+use faultline_node::sim::seeds::{run_seeds, seeds, Seeds};
 use faultline_node::sim::{Cluster, DiskMode, NetConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -283,33 +284,17 @@ fn seeds_that_found_bugs_stay_clean() {
 
 #[test]
 fn randomized_snapshots_stay_safe_over_many_seeds() {
-    if let Ok(seed) = std::env::var("FAULTLINE_SEED") {
-        let seed: u64 = seed.parse().expect("FAULTLINE_SEED is a number");
-        println!("snapshots installed: {}", random_run(seed));
-        return;
-    }
-    let seeds: u64 = std::env::var("FAULTLINE_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1000);
-    let mut installed = 0;
-    for seed in 0..seeds {
-        match std::panic::catch_unwind(|| random_run(seed)) {
-            Ok(i) => installed += u64::from(i > 0),
-            Err(e) => {
-                let msg = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
-                panic!(
-                    "seed {seed} failed: {}\nreplay: FAULTLINE_SEED={seed} cargo test -p faultline-node --test snapshots random",
-                    msg.unwrap_or_default()
-                );
-            }
+    let n = match seeds(1000) {
+        Seeds::Replay(seed) => {
+            println!("snapshots installed: {}", random_run(seed));
+            return;
         }
-    }
+        Seeds::Range(n) => n,
+    };
+    let runs = run_seeds(n, "--test snapshots random", random_run);
+    let installed = runs.iter().filter(|i| **i > 0).count() as u64;
     assert!(
-        installed * 2 >= seeds,
-        "only {installed} of {seeds} runs installed a snapshot"
+        installed * 2 >= n,
+        "only {installed} of {n} runs installed a snapshot"
     );
 }

@@ -23,6 +23,7 @@
 
 mod disk;
 mod invariants;
+pub mod seeds;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
