@@ -103,17 +103,40 @@ fn print_node(mode: &str, f: &NodeFigures) {
     );
 }
 
-/// `clients` closed-loop writers against `addr` for `secs` seconds, sharing
-/// `conns` connections (client `c` uses connection `c % conns`): the latency
-/// histogram (µs), writes acknowledged, errors, seconds taken.
-pub(crate) async fn write_load(
+/// The result of [`write_load`].
+pub(crate) type LoadFigures = (Histogram<u64>, u64, u64, f64);
+
+/// Run [`write_load`] on a thread with a one-thread runtime of its own: on
+/// a machine whose cores the nodes share, a lean load generator leaves them
+/// the CPU (every mode of every benchmark gets the same generator).
+pub(crate) fn spawn_load(
     target: Arc<dyn Target>,
     addr: std::net::SocketAddr,
     clients: usize,
     conns: usize,
     secs: u64,
     stop: Arc<std::sync::atomic::AtomicBool>,
-) -> anyhow::Result<(Histogram<u64>, u64, u64, f64)> {
+) -> std::thread::JoinHandle<anyhow::Result<LoadFigures>> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the load runtime")?;
+        rt.block_on(write_load(target, addr, clients, conns, secs, stop))
+    })
+}
+
+/// `clients` closed-loop writers against `addr` for `secs` seconds, sharing
+/// `conns` connections (client `c` uses connection `c % conns`): the latency
+/// histogram (µs), writes acknowledged, errors, seconds taken.
+async fn write_load(
+    target: Arc<dyn Target>,
+    addr: std::net::SocketAddr,
+    clients: usize,
+    conns: usize,
+    secs: u64,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<LoadFigures> {
     let mut connections = Vec::new();
     for _ in 0..conns.max(1) {
         let client = target
@@ -178,24 +201,14 @@ async fn node_mode(
     cluster.wait_ready(Duration::from_secs(30)).await?;
     let leader = cluster.wait_leader(Duration::from_secs(30)).await?;
     let addr = cluster.client_addr(&leader).context("leader address")?;
-    // The load runs on a runtime of its own with one thread: on a machine
-    // whose cores the nodes share, a lean load generator leaves them the CPU
-    // (both modes get the same load generator).
-    let target = target.clone();
-    let load = std::thread::spawn(move || -> anyhow::Result<(Histogram<u64>, u64, u64, f64)> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the load runtime")?;
-        rt.block_on(write_load(
-            target,
-            addr,
-            clients,
-            conns,
-            secs,
-            Arc::new(Default::default()),
-        ))
-    });
+    let load = spawn_load(
+        target.clone(),
+        addr,
+        clients,
+        conns,
+        secs,
+        Arc::new(Default::default()),
+    );
     let (hist, writes, errors, secs) =
         tokio::task::spawn_blocking(move || load.join())
             .await?

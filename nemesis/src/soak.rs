@@ -183,24 +183,14 @@ async fn mode(
     let leader = cluster.wait_leader(Duration::from_secs(30)).await?;
     let addr = cluster.client_addr(&leader).context("leader address")?;
     let stop = Arc::new(AtomicBool::new(false));
-    let (clients, conns) = (plan.clients, plan.conns);
-    let load_stop = stop.clone();
-    let load_target = target.clone();
-    // The load on a one-thread runtime of its own, as in `bench node`.
-    let load = std::thread::spawn(move || -> anyhow::Result<(Histogram<u64>, u64, u64, f64)> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the load runtime")?;
-        rt.block_on(crate::bench::write_load(
-            load_target,
-            addr,
-            clients,
-            conns,
-            secs,
-            load_stop,
-        ))
-    });
+    let load = crate::bench::spawn_load(
+        target.clone(),
+        addr,
+        plan.clients,
+        plan.conns,
+        secs,
+        stop.clone(),
+    );
     let mut peak_rss: BTreeMap<String, f64> = BTreeMap::new();
     let mut peak_disk: BTreeMap<String, f64> = BTreeMap::new();
     let mut stopped_early = None;
