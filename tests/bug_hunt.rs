@@ -57,6 +57,23 @@ fn known_bugs_are_caught_and_the_correct_node_passes() {
             );
         }
     }
+    // Every lag forced an InstallSnapshot: each lagged follower installed one.
+    for r in runs
+        .iter()
+        .filter(|r| r["fault"].as_str().unwrap().contains("lag"))
+    {
+        let dir = camp.join(r["dir"].as_str().unwrap());
+        let run: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap())
+                .unwrap();
+        for id in ["n2", "n3"] {
+            assert!(
+                run["snapshots"][id]["installed"].as_u64() >= Some(1),
+                "{id} lagged but installed no snapshot: {}",
+                run["snapshots"]
+            );
+        }
+    }
     let page = std::fs::read_to_string(camp.join("index.html")).unwrap();
     assert!(page.contains("Bug hunt"));
 }
