@@ -236,8 +236,8 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
     }
     anyhow::ensure!(
         a.workload == defaults::WORKLOAD,
-        "unknown workload '{}' (known: register)",
-        a.workload
+        "unknown workload {} (known: register)",
+        faultline_runner::store::shown(&a.workload)
     );
     let config = CampaignConfig {
         name: Some("run".into()),

@@ -89,9 +89,12 @@ enum KvOp {
 
 /// A node address on this machine, refused before anything is sent otherwise.
 fn parse_local_addr(s: &str) -> Result<SocketAddr, String> {
-    let addr: SocketAddr = s
-        .parse()
-        .map_err(|_| format!("'{s}' is not an IP:PORT address"))?;
+    let addr: SocketAddr = s.parse().map_err(|_| {
+        format!(
+            "{} is not an IP:PORT address",
+            faultline_node::echo::shown(s)
+        )
+    })?;
     faultline_node::client::local_address(addr)?;
     Ok(addr)
 }

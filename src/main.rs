@@ -51,7 +51,19 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // clap echoes a bad value whole: cut what is too long to read.
+            let text = one_line_safe(&e.render().to_string());
+            if e.use_stderr() {
+                eprint!("{text}");
+            } else {
+                print!("{text}");
+            }
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
     if let Cmd::Node { args } = &cli.command {
         // The node runs its own runtime; hand it the flags as its own argv.
         let argv = std::iter::once("faultline-node".to_string()).chain(args.iter().cloned());
@@ -86,8 +98,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Whatever happens to this process, the process groups it started die
+    // with it: on a panic here, on SIGINT and SIGTERM below.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        faultline_nemesis::process::kill_every_group();
+        default_hook(info);
+    }));
+    let handles_signals = !matches!(cli.command, Cmd::Cluster(_) | Cmd::Check(_) | Cmd::Kv(_));
     let result = rt.block_on(async {
-        match cli.command {
+        let work = async {
+            match cli.command {
             Cmd::Check(a) => check_cmd::run(a),
             Cmd::Demo(a) => campaign::demo_cmd(a).await,
             Cmd::Run(a) => campaign::run_cmd(a).await,
@@ -97,18 +118,80 @@ fn main() -> ExitCode {
             Cmd::Cluster(a) => cluster_cmd::run(a).await,
             Cmd::Bench(a) => bench::run(a).await,
             Cmd::Node { .. } => unreachable!("handled before the runtime starts"),
+            }
+        };
+        if !handles_signals {
+            return work.await;
+        }
+        let signal = match interrupt() {
+            Ok(s) => s,
+            Err(e) => return Err(e),
+        };
+        tokio::select! {
+            r = work => r,
+            (name, number) = signal => {
+                // Dropping the work above stopped the run (its processes,
+                // proxies and namespaces); kill any group left besides.
+                faultline_nemesis::process::kill_every_group();
+                faultline_runner::execute::after_interrupt();
+                eprintln!("faultline: interrupted by {name}: every process it started was killed; a run cut short is marked interrupted in its report");
+                Ok(ExitCode::from(128 + number))
+            }
         }
     });
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("faultline: error: {e:#}");
+            eprintln!("faultline: error: {}", one_line_safe(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }
 }
 
+/// A message with every word longer than 200 characters cut to its first
+/// 60 (and its length said), and control and text-direction characters
+/// escaped: a value from outside is never echoed whole.
+fn one_line_safe(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(4096));
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.chars().count() > 200 {
+            out.extend(word.chars().take(60));
+            out.push_str(&format!("… ({} bytes)", word.len()));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_whitespace() {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else if faultline_node::echo::hidden_char(c) {
+            word.extend(c.escape_unicode());
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
 /// Whether the command uses the kernel network backend.
+/// SIGINT and SIGTERM, registered now; the future ends with the first
+/// that arrives (its name and number).
+fn interrupt() -> anyhow::Result<impl std::future::Future<Output = (&'static str, u8)>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => ("SIGINT", 2),
+            _ = term.recv() => ("SIGTERM", 15),
+        }
+    })
+}
+
 fn needs_kernel_net(cmd: &Cmd) -> anyhow::Result<bool> {
     use faultline_nemesis::net::NetBackend;
     Ok(match cmd {

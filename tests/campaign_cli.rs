@@ -235,6 +235,8 @@ fn bad_settings_are_refused_before_anything_starts() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let s = store.to_str().unwrap();
+    let huge = "x".repeat(100_000);
+    let huge_loss = format!("loss:{}", "9".repeat(100_000));
     for (args, want) in [
         (
             vec!["run", "--election-timeout", "300..100", "--store", s],
@@ -286,12 +288,41 @@ fn bad_settings_are_refused_before_anything_starts() {
         ),
         (
             vec!["run", "--heartbeat", "0", "--store", s],
-            "--heartbeat must be at least 1 ms",
+            "--heartbeat must be between 1 and 60000 ms",
         ),
         (
             vec!["run", "--time-limit", "3", "--store", s],
             "time limit 3 s leaves no room for one 5 s fault window",
         ),
+        // Every number has an upper bound, checked before anything starts.
+        (
+            vec!["run", "--keys", "10000000000", "--store", s],
+            "--keys must be between 1 and 1000000",
+        ),
+        (
+            vec!["run", "--concurrency", "10000", "--store", s],
+            "--concurrency must be between 1 and 1000",
+        ),
+        (
+            vec!["run", "--rate", "1e12", "--store", s],
+            "--rate 1000000000000 must be between 0",
+        ),
+        (
+            vec![
+                "run",
+                "--election-timeout",
+                "18446744073709551615..18446744073709551615",
+                "--store",
+                s,
+            ],
+            "a timeout of more than 60000 ms",
+        ),
+        // A huge value is echoed cut, not whole.
+        (
+            vec!["run", "--nemesis", &huge, "--store", s],
+            "(100000 bytes)",
+        ),
+        (vec!["run", "--nemesis", &huge_loss, "--store", s], "bytes)"),
     ] {
         let (code, _, err) = faultline(&args);
         assert_eq!(code, 2, "{args:?}: {err}");
@@ -303,6 +334,12 @@ fn bad_settings_are_refused_before_anything_starts() {
             "{args:?}: {err}"
         );
         assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            err.len() < 600,
+            "{} bytes of error for {}",
+            err.len(),
+            args[1]
+        );
     }
     assert!(
         !store.exists() || std::fs::read_dir(&store).unwrap().count() == 0,
@@ -326,4 +363,113 @@ fn bad_settings_are_refused_before_anything_starts() {
     let (code, _, err) = faultline(&["campaign", bad.to_str().unwrap(), "--store", s]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--time-limit 1e300"), "{err}");
+    // Campaign files that would abort, collide in the store or garble the
+    // terminal: refused in one line before anything starts.
+    let long = "n".repeat(300);
+    for (toml, want) in [
+        (
+            "repeats = 1000000000\nfaults = [\"partition-leader\"]\n[[setting]]\nname = \"a\"\n".to_string(),
+            "repeats must be between 1 and 1000",
+        ),
+        (
+            "faults = [\"partition-leader\"]\n[[setting]]\nname = \"a/b\"\n[[setting]]\nname = \"a b\"\n".to_string(),
+            "would share the run directory",
+        ),
+        (
+            "faults = [\"partition-leader\", \"partition-leader\"]\n[[setting]]\nname = \"a\"\n".to_string(),
+            "lists fault 'partition-leader' twice",
+        ),
+        (
+            format!("faults = [\"partition-leader\"]\n[[setting]]\nname = \"{long}\"\n"),
+            "has 300 characters; at most 64",
+        ),
+        (
+            "faults = [\"partition-leader\"]\n[[setting]]\nname = \"\"\n".to_string(),
+            "must not be empty",
+        ),
+        (
+            "name = \"\"\nfaults = [\"partition-leader\"]\n[[setting]]\nname = \"a\"\n".to_string(),
+            "must not be empty",
+        ),
+        (
+            "faults = [\"partition-leader\"]\n[[setting]]\nname = \"evil\\u202Etxt\"\n".to_string(),
+            "'evil\\u{202e}txt' holds a control or text-direction character",
+        ),
+    ] {
+        std::fs::write(&bad, &toml).unwrap();
+        let (code, _, err) = faultline(&["campaign", bad.to_str().unwrap(), "--store", s]);
+        assert_eq!(code, 2, "{toml}: {err}");
+        assert!(err.contains(want), "{toml}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(!err.contains('\u{202e}'), "raw override printed: {err}");
+    }
+    assert!(
+        !store.exists() || std::fs::read_dir(&store).unwrap().count() == 0,
+        "nothing was started or stored"
+    );
+}
+
+/// A run ends at its time limit whatever the rate: with 0.01 ops/s a
+/// client's next slot lies 1,000 s away.
+#[test]
+fn a_run_ends_at_its_time_limit_whatever_the_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let started = std::time::Instant::now();
+    let (code, out, err) = common::faultline_in(
+        dir.path(),
+        &[
+            "run",
+            "--time-limit",
+            "2",
+            "--fault-interval",
+            "0.5",
+            "--rate",
+            "0.01",
+            "--store",
+            store.to_str().unwrap(),
+        ],
+        std::time::Duration::from_secs(120),
+    );
+    assert!(code == 0 || code == 3, "{out}{err}");
+    // Start-up, heal and final reads take a few seconds; a far slot 1,000.
+    assert!(started.elapsed().as_secs() < 100, "{:?}", started.elapsed());
+}
+
+/// An `--etcd-bin` that hangs on --version, or is a directory: one line.
+#[test]
+fn bad_etcd_binaries_are_refused_in_one_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let hang = dir.path().join("hang.sh");
+    std::fs::write(&hang, "#!/bin/sh\nsleep 3600\n").unwrap();
+    std::fs::set_permissions(&hang, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let store = dir.path().join("store");
+    for (bin, want) in [
+        (hang.clone(), "did not finish within 10 s"),
+        (dir.path().to_path_buf(), "is a directory"),
+    ] {
+        let (code, out, err) = common::faultline_in(
+            dir.path(),
+            &[
+                "run",
+                "--target",
+                "etcd",
+                "--nemesis",
+                "pause-leader",
+                "--etcd-bin",
+                bin.to_str().unwrap(),
+                "--store",
+                store.to_str().unwrap(),
+            ],
+            std::time::Duration::from_secs(60),
+        );
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(err.contains(want), "{err}");
+        assert_eq!(
+            err.lines().filter(|l| l.contains("error")).count(),
+            1,
+            "{err}"
+        );
+    }
 }

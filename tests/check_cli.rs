@@ -124,6 +124,22 @@ fn hostile_histories_get_one_short_line() {
             "edn",
             "nested deeper than 128 levels",
         ),
+        // Discards, tags and metadata-like prefixes share the bound.
+        (
+            write(&dir, "discards.edn", &format!("{}1", "#_".repeat(20_000))),
+            "edn",
+            "nested deeper than 128 levels",
+        ),
+        (
+            write(&dir, "tags.edn", &format!("{}1", "#t ".repeat(20_000))),
+            "edn",
+            "nested deeper than 128 levels",
+        ),
+        (
+            write(&dir, "mixed.edn", &format!("{}1", "#_[#t #{".repeat(5_000))),
+            "edn",
+            "nested deeper than 128 levels",
+        ),
         (
             write(&dir, "deep.jsonl", &format!("{{\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"key\":\"k\",\"value\":{deep}}}\n")),
             "jsonl",

@@ -336,6 +336,18 @@ async fn a_node_of_another_cluster_is_turned_away() {
         terms.iter().all(|t| *t == status.term),
         "B's terms moved: {terms:?}\n{intruder}"
     );
+    // The intruder retries every few milliseconds; each of B's logs says
+    // so at most once per 10 s (it said so 43 times in 6 s before).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for l in &logs {
+        let text = std::fs::read_to_string(l).unwrap_or_default();
+        let lines = text.matches("belongs to cluster 'cluster-a'").count();
+        assert!(
+            lines <= 2,
+            "{lines} lines about the intruder in {}",
+            l.display()
+        );
+    }
 }
 
 async fn cluster_terms(cluster: &LocalCluster) -> Vec<u64> {

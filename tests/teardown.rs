@@ -280,3 +280,127 @@ fn ctrl_c_on_a_kernel_run_leaves_no_process_namespace_or_link() {
 fn sigkill_of_a_kernel_run_leaves_no_process_namespace_or_link() {
     kernel_run_leaves_nothing(End::Kill, "13");
 }
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: sending a signal touches no memory.
+    unsafe {
+        libc_kill(pid as i32, sig);
+    }
+}
+
+/// A stand-in `etcd` that answers `--version` and otherwise starts a child
+/// of its own (`sleep MARK`) and waits: what a wrapper script does.
+fn wrapper_etcd(dir: &Path, mark: u32) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("etcd-wrapper.sh");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'etcd Version: 3.5.0'; exit 0; fi\nsleep {mark} &\nsleep {mark}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn sigint_or_sigterm_during_start_up_kills_the_members_children_too() {
+    for (sig, mark) in [(2, 3517u32), (15, 3519u32)] {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = wrapper_etcd(dir.path(), mark);
+        let needle = format!("sleep {mark}");
+        let mut child = Command::new(common::faultline_bin())
+            .args(["run", "--target", "etcd", "--nemesis", "pause-leader"])
+            .arg("--etcd-bin")
+            .arg(&bin)
+            .arg("--store")
+            .arg(dir.path().join("store"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The members never answer: wait until all three started their child.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while pids_mentioning(&needle).len() < 6 {
+            assert!(Instant::now() < deadline, "the members did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        signal(child.id(), sig);
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(128 + sig), "{status:?}");
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert!(err.contains("interrupted by SIG"), "{err}");
+        // Without the handler the scripts died and their children lived on.
+        wait_gone(&needle);
+    }
+}
+
+#[test]
+fn ctrl_c_mid_campaign_leaves_a_store_that_report_reads_and_marks_the_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        "name = \"cut\"\nfaults = [\"pause-leader\"]\nrepeats = 2\n[run]\ntime_limit = 30\nfault_interval = 1\nrate = 50\n[[setting]]\nname = \"a\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(common::faultline_bin())
+        .arg("campaign")
+        .arg(&file)
+        .arg("--store")
+        .arg(&store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the first run has recorded some operations.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let history = loop {
+        let found = std::fs::read_dir(&store).ok().and_then(|rd| {
+            rd.flatten()
+                .map(|e| e.path().join("a__pause-leader__1").join("history.jsonl"))
+                .find(|h| std::fs::read_to_string(h).is_ok_and(|t| t.lines().count() > 20))
+        });
+        if let Some(h) = found {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "the first run never started");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    sigint(child.id());
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    wait_gone(&dir_str(&store));
+    let run = history.parent().unwrap().to_path_buf();
+    let campaign = run.parent().unwrap().to_path_buf();
+    // What a killed writer leaves: torn last lines.
+    for f in ["history.jsonl", "status.jsonl"] {
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(run.join(f))
+            .unwrap();
+        std::io::Write::write_all(&mut file, b"{\"time\":99999999999,\"ty").unwrap();
+    }
+    let (code, out, err) = common::faultline(&["report", &dir_str(&campaign)]);
+    // Cut short is not a pass: unknown (3), not linearizable (0).
+    assert_eq!(code, 3, "{out}{err}");
+    let results = std::fs::read_to_string(run.join("results.json")).unwrap();
+    assert!(results.contains("\"interrupted\""), "{results}");
+    let page = std::fs::read_to_string(run.join("index.html")).unwrap();
+    assert!(page.contains("INTERRUPTED"), "the run page does not say so");
+    assert!(
+        page.contains("torn line"),
+        "the run page does not name the torn line"
+    );
+    let page = std::fs::read_to_string(campaign.join("index.html")).unwrap();
+    assert!(
+        page.contains("interrupted"),
+        "the campaign page does not say so"
+    );
+    assert!(
+        page.contains("not run"),
+        "the second run is not listed as not run"
+    );
+}

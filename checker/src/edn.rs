@@ -175,7 +175,22 @@ impl<'a> Reader<'a> {
         self.value().map(Some)
     }
 
+    /// One value. Every recursive path of the reader (collections, tagged
+    /// literals, `#_` discards) goes through here, so one depth bound
+    /// keeps the stack small whatever the input.
     fn value(&mut self) -> Result<Edn, HistoryError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.err(format!(
+                "values nested deeper than {MAX_DEPTH} levels (collections, tags and #_ discards count)"
+            )));
+        }
+        self.depth += 1;
+        let out = self.value_at_depth();
+        self.depth -= 1;
+        out
+    }
+
+    fn value_at_depth(&mut self) -> Result<Edn, HistoryError> {
         self.skip_ws();
         let Some(&c) = self.s.get(self.at) else {
             return Err(self.err("unexpected end of input"));
@@ -261,16 +276,6 @@ impl<'a> Reader<'a> {
     }
 
     fn seq(&mut self, close: u8) -> Result<Vec<Edn>, HistoryError> {
-        if self.depth >= MAX_DEPTH {
-            return Err(self.err(format!("collections nested deeper than {MAX_DEPTH} levels")));
-        }
-        self.depth += 1;
-        let out = self.items(close);
-        self.depth -= 1;
-        out
-    }
-
-    fn items(&mut self, close: u8) -> Result<Vec<Edn>, HistoryError> {
         let mut out = Vec::new();
         loop {
             self.skip_ws();

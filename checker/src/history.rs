@@ -171,6 +171,9 @@ pub struct History {
     pub nemesis: Vec<NemesisEvent>,
     /// Number of events read.
     pub events: u64,
+    /// A torn last line that was skipped: its line number and length in
+    /// bytes (what a writer killed in the middle of a line leaves).
+    pub torn_last_line: Option<(usize, usize)>,
 }
 
 impl History {
@@ -457,9 +460,29 @@ pub fn read_jsonl(reader: impl BufRead) -> Result<History, HistoryError> {
     let mut b = Builder::default();
     let mut last_time: Option<u64> = None;
     let mut saw_blank = None;
-    for (i, line) in reader.lines().enumerate() {
-        let n = i + 1;
-        let line = line.map_err(|e| HistoryError::Io(format!("line {n}: {e}")))?;
+    let mut reader = reader;
+    let mut raw = Vec::new();
+    for n in 1.. {
+        raw.clear();
+        let read = reader
+            .read_until(b'\n', &mut raw)
+            .map_err(|e| HistoryError::Io(format!("line {n}: {e}")))?;
+        if read == 0 {
+            break;
+        }
+        let complete = raw.last() == Some(&b'\n');
+        let text = std::str::from_utf8(&raw).ok();
+        // A last line without its newline that does not parse is what a
+        // writer killed in the middle of a line leaves: skip it and say so.
+        if !complete && text.is_none_or(|t| serde_json::from_str::<Value>(t).is_err()) {
+            b.history.torn_last_line = Some((n, raw.len()));
+            break;
+        }
+        let line = text
+            .ok_or_else(|| {
+                HistoryError::Io(format!("line {n}: stream did not contain valid UTF-8"))
+            })?
+            .trim_end_matches(['\n', '\r']);
         if line.trim().is_empty() {
             saw_blank = Some(n);
             continue;
@@ -471,7 +494,7 @@ pub fn read_jsonl(reader: impl BufRead) -> Result<History, HistoryError> {
             ));
         }
         let v: Value =
-            serde_json::from_str(&line).map_err(|e| bad(n, format!("not valid JSON: {e}")))?;
+            serde_json::from_str(line).map_err(|e| bad(n, format!("not valid JSON: {e}")))?;
         let obj = v.as_object().ok_or_else(|| bad(n, "not a JSON object"))?;
         let time = match obj.get("time") {
             Some(t) => t.as_u64().ok_or_else(|| {
@@ -553,7 +576,7 @@ pub fn read_jsonl(reader: impl BufRead) -> Result<History, HistoryError> {
             return Err(bad(n, "missing field \"value\""));
         }
         let value = json_value(obj.get("value"))
-            .map_err(|why| bad(n, format!("value {} {why}", raw_field(&line, "value"))))?;
+            .map_err(|why| bad(n, format!("value {} {why}", raw_field(line, "value"))))?;
         let node = obj.get("node").and_then(Value::as_str).map(str::to_string);
         b.event(
             n,

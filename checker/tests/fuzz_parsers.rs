@@ -86,6 +86,17 @@ proptest! {
     fn edn_survives_an_edited_history(bytes in mutated(EDN)) {
         read_and_check_edn(&bytes);
     }
+
+    /// Long runs of discards, tags and openers (what overflowed the stack).
+    #[test]
+    fn edn_survives_deep_prefixes(
+        parts in proptest::collection::vec(
+            proptest::sample::select(vec!["#_", "#t ", "[", "{", "(", "#{", "#_[", "^m "]), 1..8),
+        reps in 100usize..3000,
+    ) {
+        let text = format!("{}1", parts.concat().repeat(reps));
+        read_and_check_edn(text.as_bytes());
+    }
 }
 
 #[test]

@@ -265,7 +265,8 @@ impl Fault {
                     Ok(())
                 } else {
                     Err(format!(
-                        "target @{id} is not a node of this {n}-node cluster (n1..n{n})"
+                        "target @{} is not a node of this {n}-node cluster (n1..n{n})",
+                        faultline_node::echo::shown(id)
                     ))
                 }
             }
@@ -425,9 +426,10 @@ impl FromStr for Fault {
 
     fn from_str(s: &str) -> Result<Fault, String> {
         let s = s.trim();
+        let q = faultline_node::echo::shown(s);
         if s.contains('+') && s.contains('&') {
             return Err(format!(
-                "'{s}': join parts with '+' (one after another) or '&' (all at once), not both"
+                "{q}: join parts with '+' (one after another) or '&' (all at once), not both"
             ));
         }
         if let Some(sep) = ['+', '&'].into_iter().find(|c| s.contains(*c)) {
@@ -435,7 +437,7 @@ impl FromStr for Fault {
                 .split(sep)
                 .map(|p| {
                     if p.trim().is_empty() {
-                        Err(format!("'{s}': empty part around '{sep}'"))
+                        Err(format!("{q}: empty part around '{sep}'"))
                     } else {
                         p.parse::<Fault>()
                     }
@@ -454,7 +456,7 @@ impl FromStr for Fault {
                     "node" => Target::RandomNode,
                     "minority" => Target::Minority,
                     id if !id.is_empty() => Target::Node(id.to_string()),
-                    _ => return Err(format!("'{s}': empty target after @")),
+                    _ => return Err(format!("{q}: empty target after @")),
                 };
                 (b, Some(t))
             }
@@ -466,23 +468,25 @@ impl FromStr for Fault {
         let num = |i: usize, default: f64| -> Result<f64, String> {
             match args.get(i) {
                 None => Ok(default),
-                Some(a) => a
-                    .parse::<f64>()
-                    .map_err(|_| format!("'{s}': '{a}' is not a number")),
+                Some(a) => a.parse::<f64>().map_err(|_| {
+                    format!("{q}: {} is not a number", faultline_node::echo::shown(a))
+                }),
             }
         };
         let ms = |i: usize, default: u64| -> Result<u64, String> {
             match args.get(i) {
                 None => Ok(default),
-                Some(a) => a
-                    .trim_end_matches("ms")
-                    .parse::<u64>()
-                    .map_err(|_| format!("'{s}': '{a}' is not a whole number of milliseconds")),
+                Some(a) => a.trim_end_matches("ms").parse::<u64>().map_err(|_| {
+                    format!(
+                        "{q}: {} is not a whole number of milliseconds",
+                        faultline_node::echo::shown(a)
+                    )
+                }),
             }
         };
         let no_args = |f: Fault| -> Result<Fault, String> {
             if !args.is_empty() || target.is_some() {
-                return Err(format!("'{s}': {name} takes no parameters or target"));
+                return Err(format!("{q}: {name} takes no parameters or target"));
             }
             Ok(f)
         };
@@ -494,12 +498,12 @@ impl FromStr for Fault {
             "partition-bridge" if args.is_empty() => Fault::PartitionBridge {
                 bridge: node_target(target, Target::RandomNode),
             },
-            "partition-bridge" => return Err(format!("'{s}': partition-bridge takes no parameters")),
+            "partition-bridge" => return Err(format!("{q}: partition-bridge takes no parameters")),
             "partition-ring" => no_args(Fault::PartitionRing)?,
             "one-way-in" => no_args(Fault::OneWayIn)?,
             "one-way-out" => no_args(Fault::OneWayOut)?,
             "lag" if args.is_empty() => Fault::Lag { target: node_target(target, Target::RandomNode) },
-            "lag" => return Err(format!("'{s}': lag takes no parameters (the node's --snapshot-entries decides how far behind it falls)")),
+            "lag" => return Err(format!("{q}: lag takes no parameters (the node's --snapshot-entries decides how far behind it falls)")),
             "loss" => Fault::Loss { p: num(0, 0.2)?, target: node_target(target, Target::All) },
             "delay" => Fault::Delay { ms: ms(0, 100)?, jitter_ms: ms(1, 50)?, target: node_target(target, Target::All) },
             "duplicate" => Fault::Duplicate { p: num(0, 0.2)?, target: node_target(target, Target::All) },
@@ -512,18 +516,19 @@ impl FromStr for Fault {
             "crash-minority" => no_args(Fault::Crash { target: Target::Minority })?,
             "crash-all" => no_args(Fault::Crash { target: Target::All })?,
             "restart" if args.len() <= 1 => Fault::Restart { every_ms: ms(0, 500)?, target: node_target(target, Target::RandomNode) },
-            "restart" => return Err(format!("'{s}': too many parameters")),
+            "restart" => return Err(format!("{q}: too many parameters")),
             "membership" => no_args(Fault::Membership)?,
             "membership-split" => no_args(Fault::MembershipSplit)?,
             "figure-8" if args.is_empty() && target.is_none() => Fault::Figure8,
             "figure-8" => {
                 return Err(format!(
-                    "'{s}': figure-8 takes no parameter and no target (message filters, not link delays, time its steps)"
+                    "{q}: figure-8 takes no parameter and no target (message filters, not link delays, time its steps)"
                 ))
             }
             other => {
                 return Err(format!(
-                    "unknown fault '{other}' (known: {})",
+                    "unknown fault {} (known: {})",
+                    faultline_node::echo::shown(other),
                     KINDS.join(", ")
                 ))
             }
@@ -536,7 +541,7 @@ impl FromStr for Fault {
                 | Fault::Reorder { .. }
         ) && args.len() > if name == "delay" { 2 } else { 1 }
         {
-            return Err(format!("'{s}': too many parameters"));
+            return Err(format!("{q}: too many parameters"));
         }
         Ok(fault)
     }

@@ -66,6 +66,32 @@ pub struct NodeProcess {
     join: bool,
 }
 
+/// Process groups started by this controller and not yet killed: what
+/// [`kill_every_group`] ends. A group outlives its leader when the member
+/// started children of its own (an `etcd` wrapper script, say).
+static GROUPS: std::sync::Mutex<std::collections::BTreeSet<u32>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn groups() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<u32>> {
+    GROUPS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// SIGKILL every process group this controller started and has not killed
+/// yet, children of its members included. For a signal handler or a panic
+/// hook: a paused group is killed too (SIGKILL ends stopped processes).
+pub fn kill_every_group() {
+    let all: Vec<u32> = std::mem::take(&mut *groups()).into_iter().collect();
+    for pgid in all {
+        let _ = signal_group(pgid, libc::SIGKILL);
+    }
+}
+
+/// Kill one group (its leader may be gone; its children are not) and forget it.
+fn end_group(pgid: u32) {
+    let _ = signal_group(pgid, libc::SIGKILL);
+    groups().remove(&pgid);
+}
+
 fn signal_group(pid: u32, sig: libc::c_int) -> io::Result<()> {
     // SAFETY: kill(2) with a negative pid signals the process group; no memory is touched.
     let r = unsafe { libc::kill(-(pid as libc::pid_t), sig) };
@@ -151,6 +177,7 @@ impl NodeProcess {
         let child = cmd
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("starting {program}: {e}")))?;
+        groups().insert(child.id());
         self.child = Some(child);
         self.paused = false;
         Ok(())
@@ -183,6 +210,8 @@ impl NodeProcess {
             None => ProcState::Down,
             Some(c) => match c.try_wait() {
                 Ok(Some(_)) => {
+                    // Whatever it started dies with it.
+                    end_group(c.id());
                     self.child = None;
                     ProcState::Down
                 }
@@ -195,7 +224,7 @@ impl NodeProcess {
     /// Crash: SIGKILL the process group and reap it.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = signal_group(c.id(), libc::SIGKILL);
+            end_group(c.id());
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -213,6 +242,7 @@ impl NodeProcess {
             let deadline = Instant::now() + grace;
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
+                    end_group(pid);
                     self.child = None;
                     self.paused = false;
                     return;

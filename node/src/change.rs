@@ -83,7 +83,10 @@ pub async fn members_at(addr: SocketAddr, timeout: Duration) -> Result<MembersIn
         .map_err(|e| e.to_string())?;
     match c.call(ClientRequest::Members).await {
         Ok(ClientResponse::Members(m)) => Ok(m),
-        Ok(other) => Err(format!("unexpected answer to a members request: {other:?}")),
+        Ok(other) => Err(format!(
+            "the node answered a members request with {}",
+            other.describe()
+        )),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -185,7 +188,10 @@ pub async fn change_members(
                     last = format!("{id}: {e}");
                 }
                 Ok(other) => {
-                    let e = format!("{id}: unexpected answer {other:?}");
+                    let e = format!(
+                        "{id}: answered a membership change with {}",
+                        other.describe()
+                    );
                     if !opts.retry {
                         return Err(ChangeFailed::Incomplete {
                             first_index,

@@ -22,6 +22,11 @@ pub struct MillisRange {
     pub max: u64,
 }
 
+/// The longest election timeout or heartbeat accepted, ms (a minute).
+pub const MAX_TIMEOUT_MS: u64 = 60_000;
+/// The longest clock tick accepted, ms.
+pub const MAX_TICK_MS: u64 = 1_000;
+
 impl FromStr for MillisRange {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -41,6 +46,11 @@ impl FromStr for MillisRange {
         if min == 0 || min > max {
             return Err(format!(
                 "'{s}' is an empty range: write MIN..MAX with 0 < MIN <= MAX"
+            ));
+        }
+        if max > MAX_TIMEOUT_MS {
+            return Err(format!(
+                "'{s}': a timeout of more than {MAX_TIMEOUT_MS} ms would leave a cluster without a leader for minutes"
             ));
         }
         Ok(MillisRange { min, max })
@@ -174,11 +184,15 @@ pub fn raft_config(
     pre_vote: bool,
     check_quorum: bool,
 ) -> Result<raft::Config, String> {
-    if tick_ms == 0 {
-        return Err("--tick must be at least 1 ms".into());
+    if !(1..=MAX_TICK_MS).contains(&tick_ms) {
+        return Err(format!(
+            "--tick must be between 1 and {MAX_TICK_MS} ms (got {tick_ms})"
+        ));
     }
-    if heartbeat_ms == 0 {
-        return Err("--heartbeat must be at least 1 ms".into());
+    if !(1..=MAX_TIMEOUT_MS).contains(&heartbeat_ms) {
+        return Err(format!(
+            "--heartbeat must be between 1 and {MAX_TIMEOUT_MS} ms (got {heartbeat_ms})"
+        ));
     }
     let ticks = |ms: u64| ms.div_ceil(tick_ms).max(1);
     let raft = raft::Config {
@@ -372,6 +386,8 @@ pub fn main_from(argv: impl IntoIterator<Item = String>) -> ExitCode {
         let shutdown = shutdown_signal()?;
         server::run(config, shutdown).await
     });
+    // Do not wait for a blocking task (a stuck disk read) to finish.
+    rt.shutdown_background();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

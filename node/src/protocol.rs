@@ -215,6 +215,24 @@ pub enum ClientResponse {
     Error(ClientError),
 }
 
+impl ClientResponse {
+    /// What kind of answer this is, in words, for messages about an answer
+    /// that did not fit the request.
+    pub fn describe(&self) -> String {
+        match self {
+            ClientResponse::Ok(Some(v)) => format!("a register value ({v})"),
+            ClientResponse::Ok(None) => "an empty register value".into(),
+            ClientResponse::CasMismatch { .. } => "a compare-and-set mismatch".into(),
+            ClientResponse::Status(_) => "a status".into(),
+            ClientResponse::Members(_) => "a membership listing".into(),
+            ClientResponse::Changed { index } => {
+                format!("a membership change committed at {index}")
+            }
+            ClientResponse::Error(e) => format!("an error ({e})"),
+        }
+    }
+}
+
 /// The status a node reports.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeStatus {

@@ -67,8 +67,15 @@ fn verdict_of(v: &Value) -> Verdict {
 /// Read a run's `results.json` into a campaign row.
 fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<html::RunRow> {
     let path = dir.join(&run.dir).join("results.json");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        // The campaign stopped before this run ended (Ctrl-C, a killed
+        // controller): it has no results, and says so.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(not_run(run, &dir.join(&run.dir)))
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
     let v: Value =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     let faults = v["faults"].as_array().cloned().unwrap_or_default();
@@ -129,6 +136,9 @@ fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<html::RunRow> {
         recovery_ms: recovery,
         p99_ms: v["latency"]["all"]["p99"].as_f64().unwrap_or(0.0),
         counts: counts.unwrap_or_default(),
+        cut_short: v["interrupted"]
+            .as_str()
+            .map(|s| format!("interrupted: {s}")),
         first_anomaly_s: v["checker"]["failures"]
             .as_array()
             .into_iter()
@@ -147,6 +157,32 @@ fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<html::RunRow> {
             )
             .min_by(f64::total_cmp),
     })
+}
+
+/// The row of a run without results: interrupted before its history could
+/// be checked, or never started.
+fn not_run(run: &CampaignRun, dir: &Path) -> html::RunRow {
+    let why = if dir.join("history.jsonl").exists() {
+        "interrupted before it ended (run `faultline report` on the campaign to check its history as far as it goes)"
+    } else {
+        "not run: the campaign stopped before this run"
+    };
+    html::RunRow {
+        windows: Vec::new(),
+        anomaly: None,
+        dir: run.dir.clone(),
+        setting: run.setting.clone(),
+        fault: run.fault.clone(),
+        repeat: run.repeat,
+        valid: Verdict::Unknown,
+        availability: 0.0,
+        leaderless_ms: 0.0,
+        recovery_ms: None,
+        p99_ms: 0.0,
+        counts: (0, 0, 0),
+        first_anomaly_s: None,
+        cut_short: Some(why.into()),
+    }
 }
 
 /// The campaign's overall verdict and where its page is.
@@ -176,7 +212,13 @@ fn rows_and_cells(
         .map(|r| run_row(dir, r))
         .collect::<anyhow::Result<_>>()?;
     let settings: Vec<String> = index.settings.iter().map(|s| s.name.clone()).collect();
-    let cells = crate::cells::cells(&settings, &index.faults, &rows);
+    // A run cut short would bias the comparison: only whole runs count.
+    let whole: Vec<html::RunRow> = rows
+        .iter()
+        .filter(|r| r.cut_short.is_none())
+        .cloned()
+        .collect();
+    let cells = crate::cells::cells(&settings, &index.faults, &whole);
     Ok((rows, cells))
 }
 

@@ -45,6 +45,10 @@ pub struct RunFiles {
     /// start on this machine's clock, node, term), in time order; empty
     /// without the run's start time or logs.
     pub leader_starts: Vec<(u64, String, u64)>,
+    /// Whether the run ended: its controller writes `schedule.json` last,
+    /// after every process stopped. A run directory without it was cut
+    /// short (Ctrl-C, a killed controller).
+    pub complete: bool,
 }
 
 impl RunFiles {
@@ -65,8 +69,10 @@ impl RunFiles {
         let history = faultline_checker::read_jsonl(std::io::BufReader::new(f))
             .map_err(|e| anyhow::anyhow!("{}: {e}", hist_path.display()))?;
         let status = read_status(&dir.join("status.jsonl"))?;
-        let started_unix_ns = read_json(&dir.join("schedule.json"))?
-            .and_then(|v| v["started_unix_ns"].as_str()?.parse::<u128>().ok());
+        let schedule = read_json(&dir.join("schedule.json"))?;
+        let complete = schedule.is_some();
+        let started_unix_ns =
+            schedule.and_then(|v| v["started_unix_ns"].as_str()?.parse::<u128>().ok());
         let leader_starts = started_unix_ns
             .map(|start| leader_starts(&dir.join("nodes"), start))
             .unwrap_or_default();
@@ -79,6 +85,7 @@ impl RunFiles {
             status,
             started_unix_ns,
             leader_starts,
+            complete,
         })
     }
 }
@@ -90,13 +97,30 @@ pub fn read_status(path: &Path) -> anyhow::Result<Vec<StatusRound>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).with_context(|| format!("{} line {}", path.display(), i + 1))
-        })
-        .collect()
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if l.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(l) {
+            Ok(r) => out.push(r),
+            // The last line without its newline: a writer killed mid-line.
+            Err(_) if i + 1 == lines.len() => {
+                eprintln!(
+                    "faultline: warning: {} line {}: a torn last line ({} bytes) was skipped",
+                    path.display(),
+                    i + 1,
+                    l.len()
+                );
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e))
+                    .with_context(|| format!("{} line {}", path.display(), i + 1))
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The moments nodes became leader, from their logs (`nodes/*.log`).

@@ -229,6 +229,11 @@ fn d_repeats() -> usize {
     1
 }
 
+/// The most repeats of one (setting, fault) pair.
+pub const MAX_REPEATS: usize = 1_000;
+/// The most runs in one campaign.
+pub const MAX_RUNS: usize = 10_000;
+
 /// One run of a campaign: its spec, the fault column it belongs to, its
 /// repeat (from 1) and its directory's name.
 #[derive(Clone, Debug)]
@@ -288,12 +293,58 @@ impl CampaignConfig {
             !self.faults.is_empty() || self.settings.iter().all(|s| s.faults.is_some()),
             "the campaign has no faults"
         );
-        anyhow::ensure!(self.repeats >= 1, "repeats must be at least 1");
+        anyhow::ensure!(
+            (1..=MAX_REPEATS).contains(&self.repeats),
+            "repeats must be between 1 and {MAX_REPEATS} (got {})",
+            self.repeats
+        );
+        if let Some(name) = &self.name {
+            crate::store::check_name("campaign name", name)?;
+        }
         let mut names = std::collections::HashSet::new();
         for s in &self.settings {
-            anyhow::ensure!(names.insert(&s.name), "two settings are named '{}'", s.name);
+            crate::store::check_name("setting name", &s.name)?;
+            anyhow::ensure!(
+                names.insert(&s.name),
+                "two settings are named {}",
+                crate::store::shown(&s.name)
+            );
         }
-        let mut out = Vec::new();
+        let total: usize = self
+            .settings
+            .iter()
+            .map(|s| s.faults.as_ref().unwrap_or(&self.faults).len())
+            .sum::<usize>()
+            .saturating_mul(self.repeats);
+        anyhow::ensure!(
+            total <= MAX_RUNS,
+            "the campaign has {total} runs (settings x faults x repeats); at most {MAX_RUNS} are allowed"
+        );
+        // Two runs in one directory would overwrite each other's files.
+        let mut dirs: std::collections::HashMap<String, (String, String)> = Default::default();
+        for s in &self.settings {
+            for f in s.faults.as_ref().unwrap_or(&self.faults) {
+                let dir = run_dir_name(&s.name, f, 1);
+                if let Some((s0, f0)) = dirs.insert(dir.clone(), (s.name.clone(), f.clone())) {
+                    let dir = dir.trim_end_matches("__1");
+                    if s0 == s.name && f0 == *f {
+                        anyhow::bail!(
+                            "setting {} lists fault {} twice",
+                            crate::store::shown(&s.name),
+                            crate::store::shown(f)
+                        );
+                    }
+                    anyhow::bail!(
+                        "setting {} with fault {} and setting {} with fault {} would share the run directory '{dir}__N': rename one",
+                        crate::store::shown(&s0),
+                        crate::store::shown(&f0),
+                        crate::store::shown(&s.name),
+                        crate::store::shown(f)
+                    );
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(total);
         let mut i = 0u64;
         for s in &self.settings {
             for f in s.faults.as_ref().unwrap_or(&self.faults) {
@@ -328,8 +379,13 @@ impl CampaignConfig {
                         target_version: None,
                         effective: None,
                     };
-                    spec.validate()
-                        .with_context(|| format!("setting '{}', fault '{f}'", s.name))?;
+                    spec.validate().with_context(|| {
+                        format!(
+                            "setting {}, fault {}",
+                            crate::store::shown(&s.name),
+                            crate::store::shown(f)
+                        )
+                    })?;
                     out.push(PlannedRun {
                         dir: run_dir_name(&s.name, f, r),
                         spec,

@@ -35,6 +35,26 @@ pub struct CampaignOutcome {
     pub summary: CampaignSummary,
 }
 
+/// The campaign under way in this process, for [`after_interrupt`].
+static ACTIVE: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
+/// After a Ctrl-C or SIGTERM stopped a campaign: rewrite its page from the
+/// runs that finished, the interrupted one marked as such (best effort: the
+/// process is about to exit).
+pub fn after_interrupt() {
+    let dir = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(dir) = dir {
+        if let Err(e) = faultline_results::write_campaign_report(&dir) {
+            eprintln!("faultline: warning: rewriting the campaign page: {e:#}");
+        } else {
+            eprintln!(
+                "faultline: the campaign's page lists the finished runs: {}",
+                dir.join("index.html").display()
+            );
+        }
+    }
+}
+
 /// Seconds a run takes beyond its time limit (start-up, heal, final reads).
 const RUN_OVERHEAD_S: f64 = 4.0;
 
@@ -55,9 +75,13 @@ pub async fn run_campaign(
         let netem = faultline_nemesis::kernel::netns::netem_available()
             .map_err(|e| anyhow::anyhow!("probing the kernel for netem: {e}"))?;
         for r in &runs {
-            r.spec
-                .check_kernel_faults(netem)
-                .with_context(|| format!("setting '{}', fault '{}'", r.spec.setting, r.fault))?;
+            r.spec.check_kernel_faults(netem).with_context(|| {
+                format!(
+                    "setting {}, fault {}",
+                    crate::store::shown(&r.spec.setting),
+                    crate::store::shown(&r.fault)
+                )
+            })?;
         }
     }
     if let Some(r) = runs
@@ -68,6 +92,7 @@ pub async fn run_campaign(
         crate::run::system(&r.spec, node_bin)?;
     }
     let dir = create_campaign_dir(store, name)?;
+    *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = Some(dir.clone());
     let index = CampaignIndex {
         name: name.to_string(),
         settings: config
@@ -111,6 +136,7 @@ pub async fn run_campaign(
         let _ = faultline_results::write_campaign_report_partial(&dir, i + 1);
     }
     let summary = faultline_results::write_campaign_report(&dir)?;
+    *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = None;
     Ok(CampaignOutcome {
         page: dir.join("index.html"),
         dir,
@@ -163,6 +189,11 @@ pub fn rebuild_report(dir: &Path) -> anyhow::Result<(PathBuf, Verdict)> {
         let index: CampaignIndex =
             serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         for r in &index.runs {
+            // A run the campaign never reached has nothing to rebuild; the
+            // campaign page lists it as not run.
+            if !dir.join(&r.dir).join("history.jsonl").exists() {
+                continue;
+            }
             faultline_results::write_run_report(&dir.join(&r.dir), &opts)
                 .with_context(|| format!("run {}", r.dir))?;
         }

@@ -69,10 +69,13 @@ pub fn names() -> String {
 
 /// The preset `name`, parsed.
 pub fn load(name: &str) -> anyhow::Result<CampaignConfig> {
-    let preset = PRESETS
-        .iter()
-        .find(|p| p.name == name)
-        .ok_or_else(|| anyhow::anyhow!("unknown preset '{name}' (known: {})", names()))?;
+    let preset = PRESETS.iter().find(|p| p.name == name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown preset {} (known: {})",
+            crate::store::shown(name),
+            names()
+        )
+    })?;
     CampaignConfig::parse(preset.text, &format!("preset {name}"))
 }
 

@@ -49,7 +49,7 @@ pub async fn run_one(
 ) -> anyhow::Result<RunResults> {
     let faults = spec.validate()?;
     let target = system(spec, node_bin)?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::store::create_run_dir(dir)?;
     let stored = RunSpec {
         effective: Some(spec.effective()?),
         target_version: Some(target.version()),

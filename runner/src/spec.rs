@@ -214,8 +214,8 @@ impl RunSpec {
         );
         anyhow::ensure!(
             self.workload == defaults::WORKLOAD,
-            "unknown workload '{}' (known: register)",
-            self.workload
+            "unknown workload {} (known: register)",
+            crate::store::shown(&self.workload)
         );
         seconds("--time-limit", self.time_limit_s)?;
         seconds("--fault-interval", self.fault_interval_s)?;
@@ -502,7 +502,10 @@ mod tests {
             ..RunSpec::default()
         };
         let e = format!("{:#}", zero_heartbeat.validate().unwrap_err());
-        assert!(e.contains("--heartbeat must be at least 1 ms"), "{e}");
+        assert!(
+            e.contains("--heartbeat must be between 1 and 60000 ms"),
+            "{e}"
+        );
         let zero_timeout = RunSpec {
             op_timeout_ms: 0,
             ..RunSpec::default()

@@ -78,10 +78,17 @@ pub const OLDEST: (u32, u32) = (3, 4);
 /// Where the etcd binary is: `explicit`, or `etcd` on PATH.
 pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(p) = explicit {
-        return if p.is_file() {
-            Ok(p.to_path_buf())
-        } else {
-            Err(format!("--etcd-bin {}: no such file", p.display()))
+        let shown = crate::shown_path(p);
+        return match std::fs::metadata(p) {
+            Ok(m) if m.is_file() => Ok(p.to_path_buf()),
+            Ok(m) if m.is_dir() => Err(format!(
+                "--etcd-bin {shown}: is a directory; give the etcd program itself"
+            )),
+            Ok(_) => Err(format!("--etcd-bin {shown}: is not a regular file")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(format!("--etcd-bin {shown}: no such file"))
+            }
+            Err(e) => Err(format!("--etcd-bin {shown}: {e}")),
         };
     }
     std::env::var_os("PATH")
@@ -96,17 +103,60 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, String> {
 }
 
 /// The version `etcd --version` prints, checked against [`OLDEST`].
+/// How long `etcd --version` may take.
+pub const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The version `etcd --version` prints, checked against [`OLDEST`]. The
+/// call runs in a process group of its own, bounded by [`VERSION_TIMEOUT`]
+/// (a program that hangs is killed, with its children) and by 64 KiB of
+/// output.
 pub fn version_of(bin: &Path) -> Result<String, String> {
-    let out = std::process::Command::new(bin)
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let shown = crate::shown_path(bin);
+    let mut child = std::process::Command::new(bin)
         .arg("--version")
-        .output()
-        .map_err(|e| format!("running {} --version: {e}", bin.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("running {shown} --version: {e}"))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = (&mut stdout).take(64 << 10).read_to_end(&mut buf);
+        buf
+    });
+    let deadline = std::time::Instant::now() + VERSION_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            _ => {
+                // SAFETY: kill(2) on the child's own process group.
+                unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{shown} --version did not finish within {} s (is it etcd?)",
+                    VERSION_TIMEOUT.as_secs()
+                ));
+            }
+        }
+    }
+    // Children of the program that kept the pipe open end here.
+    // SAFETY: kill(2) on the child's own process group.
+    unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+    let out = reader.join().unwrap_or_default();
+    let text = String::from_utf8_lossy(&out);
     let version = text
         .lines()
         .find_map(|l| l.strip_prefix("etcd Version:"))
         .map(|v| v.trim().to_string())
-        .ok_or_else(|| format!("{} --version did not print an etcd version", bin.display()))?;
+        .ok_or_else(|| format!("{shown} --version did not print an etcd version"))?;
     let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     if (major, minor) < OLDEST {

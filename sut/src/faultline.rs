@@ -105,7 +105,10 @@ impl Target for FaultlineNode {
             let c = Client::connect(addr, timeout).await?;
             match c.call(ClientRequest::Status).await? {
                 ClientResponse::Status(s) => Ok(s),
-                other => bail!("unexpected answer to a status request: {other:?}"),
+                other => bail!(
+                    "the node answered a status request with {}",
+                    other.describe()
+                ),
             }
         }
         .boxed()

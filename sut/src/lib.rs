@@ -153,3 +153,8 @@ impl fmt::Debug for dyn Target {
 pub fn faultline(program: impl Into<Program>) -> Arc<dyn Target> {
     Arc::new(faultline::FaultlineNode::new(program.into()))
 }
+
+/// A path from the user, safe to echo in a one-line message.
+pub(crate) fn shown_path(p: &std::path::Path) -> String {
+    faultline_node::echo::shown_os(p.as_os_str())
+}

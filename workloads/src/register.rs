@@ -66,19 +66,39 @@ impl Default for RegisterConfig {
 }
 
 impl RegisterConfig {
-    /// Check the settings.
+    /// The most keys a run may use: the workload keeps state per key.
+    pub const MAX_KEYS: usize = 1_000_000;
+    /// The most client processes of a run (each one a task with a
+    /// connection to a node).
+    pub const MAX_CONCURRENCY: usize = 1_000;
+    /// The highest target rate, ops/s (far above what a cluster here serves).
+    pub const MAX_RATE: f64 = 1_000_000.0;
+
+    /// Check every field, bounds included.
     pub fn validate(&self) -> Result<(), String> {
-        if self.keys == 0 {
-            return Err("--keys must be at least 1".into());
+        if !(1..=Self::MAX_KEYS).contains(&self.keys) {
+            return Err(format!(
+                "--keys must be between 1 and {} (got {})",
+                Self::MAX_KEYS,
+                self.keys
+            ));
         }
-        if self.concurrency == 0 {
-            return Err("--concurrency must be at least 1".into());
+        if !(1..=Self::MAX_CONCURRENCY).contains(&self.concurrency) {
+            return Err(format!(
+                "--concurrency must be between 1 and {} (got {})",
+                Self::MAX_CONCURRENCY,
+                self.concurrency
+            ));
         }
         if self.timeout.is_zero() {
             return Err("--op-timeout must be at least 1 ms".into());
         }
-        if self.rate < 0.0 || !self.rate.is_finite() {
-            return Err(format!("--rate {} is not a non-negative number", self.rate));
+        if self.rate < 0.0 || !self.rate.is_finite() || self.rate > Self::MAX_RATE {
+            return Err(format!(
+                "--rate {} must be between 0 (as fast as possible) and {}",
+                self.rate,
+                Self::MAX_RATE
+            ));
         }
         let (r, w, c) = self.mix;
         if !(r + w + c).is_finite() || r < 0.0 || w < 0.0 || c < 0.0 || r + w + c <= 0.0 {
@@ -297,30 +317,32 @@ impl ProcessCtx {
 
     async fn run(mut self, slot: usize, until: Instant) {
         let mut process = slot as u64;
+        // A very low rate gives an interval longer than the run: the time
+        // limit, not the next slot, ends the client.
         let interval = if self.config.rate > 0.0 {
-            Some(Duration::from_secs_f64(
-                self.config.concurrency as f64 / self.config.rate,
-            ))
+            Some(
+                Duration::try_from_secs_f64(self.config.concurrency as f64 / self.config.rate)
+                    .unwrap_or(Duration::from_secs(u32::MAX as u64)),
+            )
         } else {
             None
         };
         let mut clients: Vec<Option<Box<dyn KvClient>>> =
             (0..self.nodes.len()).map(|_| None).collect();
         // Spread the first operations over one interval.
-        let mut next =
-            Instant::now() + interval.map_or(Duration::ZERO, |i| i.mul_f64(self.rng.gen::<f64>()));
+        let mut next = Instant::now()
+            .checked_add(interval.map_or(Duration::ZERO, |i| i.mul_f64(self.rng.gen::<f64>())))
+            .unwrap_or(until);
         while Instant::now() < until {
             if let Some(i) = interval {
-                if next > Instant::now() {
-                    tokio::time::sleep_until(next.into()).await;
-                }
-                next += i;
-                if next < Instant::now() {
-                    next = Instant::now();
+                let wake = next.min(until);
+                if wake > Instant::now() {
+                    tokio::time::sleep_until(wake.into()).await;
                 }
                 if Instant::now() >= until {
                     break;
                 }
+                next = next.checked_add(i).unwrap_or(until).max(Instant::now());
             }
             let n = if self.config.random_node {
                 self.rng.gen_range(0..self.nodes.len())

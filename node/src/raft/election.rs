@@ -49,7 +49,8 @@ impl Raft {
         let recently_led = pre_vote
             && self.leader.is_some()
             && self.election_elapsed < self.config.election_timeout_min;
-        let granted = can_vote && up_to_date && !recently_led;
+        // A server that lost durable entries has no vote until it caught up.
+        let granted = can_vote && up_to_date && !recently_led && !self.recovering();
         if granted && !pre_vote {
             self.hard.vote = Some(from.clone());
             self.hard_dirty = true;

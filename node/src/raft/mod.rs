@@ -253,6 +253,12 @@ pub struct Raft {
     replicate_pending: bool,
     /// Noticed since the last Ready.
     anomalies: Vec<Anomaly>,
+    /// After its disk lost durable entries up to this index (0: none): the
+    /// server neither votes nor campaigns until its log, matching a
+    /// leader's, reaches it again. Its lost entries may have counted towards
+    /// a majority; voting without them could elect a leader that lacks a
+    /// committed entry.
+    recovering_to: u64,
 }
 
 impl Raft {
@@ -332,6 +338,7 @@ impl Raft {
             persisted_messages: Vec::new(),
             replicate_pending: false,
             anomalies: Vec::new(),
+            recovering_to: 0,
         };
         raft.conf_entries = raft
             .log
@@ -346,6 +353,18 @@ impl Raft {
         raft.refresh_membership();
         raft.reset_randomized_timeout();
         raft
+    }
+
+    /// This server's disk lost entries up to `to` that it had made durable
+    /// (and may have acknowledged): it neither votes nor campaigns until it
+    /// holds a leader's log up to `to` again.
+    pub fn recover_lost_entries(&mut self, to: u64) {
+        self.recovering_to = self.recovering_to.max(to);
+    }
+
+    /// Whether this server is still catching up after losing durable entries.
+    pub fn recovering(&self) -> bool {
+        self.recovering_to > 0
     }
 
     // ---- accessors ----------------------------------------------------
@@ -491,6 +510,7 @@ impl Raft {
             _ => {
                 if self.election_elapsed >= self.randomized_timeout
                     && self.membership.config.contains(&self.id)
+                    && !self.recovering()
                 {
                     self.start_election();
                 }

@@ -804,3 +804,74 @@ fn with_background_persistence_a_lone_leader_commits_when_its_write_completes() 
     r.on_persisted(i, t);
     assert_eq!(r.commit_index(), i);
 }
+
+#[test]
+fn a_server_that_lost_durable_entries_neither_votes_nor_campaigns_until_caught_up() {
+    // Outside the paper's model (a disk that loses fsynced entries), after
+    // Alagappan et al. (FAST 2018): such a server's lost entries may have
+    // counted towards a majority, so its vote could elect a leader that
+    // lacks a committed entry.
+    let mut r = Raft::new(
+        "n1".into(),
+        Config {
+            election_timeout_min: 10,
+            election_timeout_max: 20,
+            heartbeat_interval: 3,
+            ..Config::default()
+        },
+        Configuration::new(ids(3)),
+        HardState {
+            term: 1,
+            vote: None,
+        },
+        entries(&[1, 1, 1]),
+        1,
+    );
+    r.recover_lost_entries(5);
+    for _ in 0..100 {
+        r.tick();
+    }
+    assert_eq!(r.role(), Role::Follower, "it must not campaign");
+    r.step(vote_req("n2", "n1", 2, 3, 1));
+    let rd = r.take_ready();
+    assert!(
+        all_messages(&rd).iter().any(|m| matches!(
+            m.body,
+            MessageBody::RequestVoteResponse { granted: false, .. }
+        )),
+        "it must refuse its vote: {rd:?}"
+    );
+    // A leader's AppendEntries that brings its log to index 5 again.
+    let append = |prev: u64, ents: Vec<Entry>| {
+        msg(
+            "n2",
+            "n1",
+            2,
+            MessageBody::AppendEntries {
+                prev_log_index: prev,
+                prev_log_term: if prev <= 3 { 1 } else { 2 },
+                entries: ents,
+                leader_commit: 0,
+            },
+        )
+    };
+    let more = |from: u64, to: u64| -> Vec<Entry> {
+        (from..=to)
+            .map(|i| Entry {
+                term: 2,
+                index: i,
+                data: EntryData::Command(vec![]),
+            })
+            .collect()
+    };
+    r.step(append(3, more(4, 4)));
+    assert!(r.recovering(), "index 4 is not past what it lost");
+    r.step(append(4, more(5, 5)));
+    let _ = r.take_ready();
+    assert!(!r.recovering());
+    // Now, without a leader, it campaigns again.
+    for _ in 0..100 {
+        r.tick();
+    }
+    assert_ne!(r.role(), Role::Follower);
+}

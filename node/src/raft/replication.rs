@@ -193,6 +193,10 @@ impl Raft {
         if new_commit > self.commit {
             self.commit = new_commit;
         }
+        if last_new >= self.recovering_to {
+            // Its log matches the leader's up to past what it lost.
+            self.recovering_to = 0;
+        }
         self.send_persisted(msg.from, reply(true, last_new, None));
     }
 

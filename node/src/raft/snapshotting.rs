@@ -215,5 +215,15 @@ impl Raft {
         self.restore = Some(snapshot.clone());
         self.snapshot = Some(snapshot);
         self.snapshots_installed += 1;
+        if self.snapshot_index_reaches_recovery() {
+            self.recovering_to = 0;
+        }
+    }
+
+    /// Whether the installed snapshot covers what this server had lost.
+    fn snapshot_index_reaches_recovery(&self) -> bool {
+        self.snapshot
+            .as_ref()
+            .is_some_and(|s| s.meta.index >= self.recovering_to)
     }
 }

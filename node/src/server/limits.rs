@@ -187,3 +187,37 @@ mod tests {
         assert_eq!(budget.total(), 0);
     }
 }
+
+/// How often one repeated warning (the same kind, from the same source)
+/// is logged: a node of another cluster that retries every few
+/// milliseconds must not flood the log.
+pub(super) const REPEAT_LOG_EVERY: Duration = Duration::from_secs(10);
+/// The most distinct repeated warnings remembered (older ones are forgotten).
+const REPEAT_KEYS: usize = 1024;
+
+/// Whether the warning `key` may be logged now: `Some(n)` with the number
+/// of times it was held back since it was last logged, or `None` to hold
+/// it back (at most once per [`REPEAT_LOG_EVERY`] per key).
+pub(super) fn may_log(key: &str) -> Option<u64> {
+    static SEEN: Mutex<Option<HashMap<String, (Instant, u64)>>> = Mutex::new(None);
+    let mut guard = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    let seen = guard.get_or_insert_with(HashMap::new);
+    let now = Instant::now();
+    match seen.get_mut(key) {
+        Some((last, held)) if now.duration_since(*last) < REPEAT_LOG_EVERY => {
+            *held += 1;
+            None
+        }
+        Some((last, held)) => {
+            *last = now;
+            Some(std::mem::take(held))
+        }
+        None => {
+            if seen.len() >= REPEAT_KEYS {
+                seen.clear();
+            }
+            seen.insert(key.to_string(), (now, 0));
+            Some(0)
+        }
+    }
+}

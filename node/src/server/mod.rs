@@ -156,14 +156,24 @@ pub async fn serve(
     let dir = config.data_dir.clone();
     let sync = config.sync;
     let cluster = config.cluster_id.clone();
-    let (storage, recovered) = tokio::task::spawn_blocking(move || {
+    let opening = tokio::task::spawn_blocking(move || {
         let opened = Storage::open(&dir, sync)?;
         crate::storage::claim_cluster(&dir, &cluster)?;
         Ok::<_, crate::storage::StorageError>(opened)
-    })
-    .await
-    .context("storage task")?
-    .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
+    });
+    // A shutdown signal is answered at every stage, opening the data
+    // directory included (a slow or stuck disk must not hold the node).
+    let mut shutdown = std::pin::pin!(shutdown);
+    let opened = tokio::select! {
+        opened = opening => opened,
+        () = &mut shutdown => {
+            tracing::info!(id = %config.id, "shutting down while opening the data directory");
+            return Ok(());
+        }
+    };
+    let (storage, recovered) = opened
+        .context("storage task")?
+        .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
     if !config.accept_lost_vote && !config.bugs.contains(&UnsafeBug::VolatileLog) {
         recovered.check_term_record(&config.data_dir)?;
     }
@@ -175,6 +185,7 @@ pub async fn serve(
             entries: Vec::new(),
             torn_tail: None,
             meta_found: false,
+            lost: None,
         }
     } else {
         recovered
@@ -210,7 +221,8 @@ pub async fn serve(
         }),
         None => rand::random(),
     };
-    let raft = Raft::restore(
+    let lost = recovered.lost;
+    let mut raft = Raft::restore(
         config.id.clone(),
         config.raft.clone(),
         Configuration::new(config.voters.iter().cloned()),
@@ -219,6 +231,19 @@ pub async fn serve(
         recovered.entries,
         seed,
     );
+    if let Some((from, to)) = lost {
+        let id = &config.id;
+        tracing::error!(
+            target: "faultline::lost_entries",
+            id = %id,
+            follower = %id,
+            from,
+            to,
+            "this node lost acknowledged entries {from}-{to}: they were durable before it stopped, but its log ends at {} (its disk lost fsynced data); it will neither vote nor campaign until it holds a leader's log past {to}",
+            from - 1
+        );
+        raft.recover_lost_entries(to);
+    }
 
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (writes_tx, writes_rx) = std::sync::mpsc::channel();

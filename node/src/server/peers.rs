@@ -124,13 +124,17 @@ async fn serve_peer(
                     from,
                 },
             ) => {
-                let theirs: String = theirs.chars().take(80).collect();
-                let from: String = from.chars().take(80).collect();
-                tracing::warn!(peer = %addr, "closing peer connection: {from} belongs to cluster '{theirs}', not '{cluster}'");
+                let theirs = crate::echo::shown(&theirs);
+                let from = crate::echo::shown(&from);
+                if let Some(held) = super::limits::may_log(&format!("cluster {from} {theirs}")) {
+                    tracing::warn!(peer = %addr, held_back = held, "closing peer connection: {from} belongs to cluster {theirs}, not '{cluster}' (said at most once per {} s; {held} more since)", super::limits::REPEAT_LOG_EVERY.as_secs());
+                }
                 return;
             }
             (false, _) => {
-                tracing::warn!(peer = %addr, "closing peer connection: its first message is not a greeting naming the cluster");
+                if let Some(held) = super::limits::may_log(&format!("no greeting {}", addr.ip())) {
+                    tracing::warn!(peer = %addr, held_back = held, "closing peer connection: its first message is not a greeting naming the cluster (said at most once per {} s; {held} more since)", super::limits::REPEAT_LOG_EVERY.as_secs());
+                }
                 return;
             }
             (true, PeerFrame::Hello { .. }) => {}

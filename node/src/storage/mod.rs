@@ -23,10 +23,13 @@
 //! the snapshot's last + 1; entries at or below the snapshot's index are
 //! skipped when the log is read back.
 
+pub mod durable_mark;
+mod log_file;
+mod regular;
 pub mod snapshot_file;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -34,9 +37,15 @@ use thiserror::Error;
 
 use crate::raft::{Entry, HardState, LogWrite, Snapshot};
 
-const HEADER: usize = 8;
-/// The largest record accepted (an entry is a small command).
-pub const MAX_RECORD: usize = 64 << 20;
+use durable_mark::DurableMark;
+use log_file::{encode_record, parse_record, HEADER};
+
+/// The term/vote record is a few dozen bytes; anything much larger is not one.
+const MAX_META: u64 = 64 << 10;
+/// The cluster's name is short (the node refuses a long one).
+const MAX_CLUSTER: u64 = 4 << 10;
+
+pub use log_file::MAX_RECORD;
 
 /// A storage failure. Every one is fatal to the node: it must not answer
 /// anything it cannot make durable.
@@ -71,6 +80,16 @@ pub enum StorageError {
         path: PathBuf,
         /// What does not fit.
         problem: String,
+    },
+    /// A data file is not a regular file (a FIFO, a device, a directory).
+    #[error(
+        "{path}: is {kind}, not a regular file; a data directory holds only the node's own files"
+    )]
+    NotRegular {
+        /// The file.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
     },
     /// A record that was once complete no longer checks out.
     #[error("{path}: corrupt record at byte offset {offset}: {reason}")]
@@ -111,6 +130,10 @@ pub struct Recovered {
     pub torn_tail: Option<(u64, u64)>,
     /// Whether the term/vote record was there (a fresh directory has none).
     pub meta_found: bool,
+    /// Entries (from, to) that were durable but are gone from the log: the
+    /// disk lost fsynced data. The node must not vote or campaign until it
+    /// holds a leader's log past `to` again.
+    pub lost: Option<(u64, u64)>,
 }
 
 impl Recovered {
@@ -170,164 +193,134 @@ pub struct Storage {
     mode: SyncMode,
     /// Scratch buffer reused for appends.
     buf: Vec<u8>,
-}
-
-fn encode_record(entry: &Entry, out: &mut Vec<u8>) {
-    let payload = bincode::serialize(entry).expect("entries always serialize");
-    let len = (payload.len() as u32).to_le_bytes();
-    let mut h = crc32fast::Hasher::new();
-    h.update(&len);
-    h.update(&payload);
-    out.extend_from_slice(&len);
-    out.extend_from_slice(&h.finalize().to_le_bytes());
-    out.extend_from_slice(&payload);
-}
-
-/// Parse one record at `at`: the payload range, or why it is not a record.
-fn parse_record(data: &[u8], at: usize) -> Result<(usize, usize), String> {
-    if data.len() - at < HEADER {
-        return Err(format!(
-            "{} bytes where a record header needs {HEADER}",
-            data.len() - at
-        ));
-    }
-    let len = u32::from_le_bytes(data[at..at + 4].try_into().expect("4 bytes")) as usize;
-    let crc = u32::from_le_bytes(data[at + 4..at + 8].try_into().expect("4 bytes"));
-    if len > MAX_RECORD {
-        return Err(format!(
-            "record length {len} exceeds the maximum {MAX_RECORD}"
-        ));
-    }
-    let start = at + HEADER;
-    if data.len() - start < len {
-        return Err(format!(
-            "record of {len} bytes runs past the end of the file"
-        ));
-    }
-    let mut h = crc32fast::Hasher::new();
-    h.update(&data[at..at + 4]);
-    h.update(&data[start..start + len]);
-    if h.finalize() != crc {
-        return Err("checksum mismatch".into());
-    }
-    Ok((start, start + len))
-}
-
-/// Whether any intact record starts anywhere after `from`.
-fn intact_record_after(data: &[u8], from: usize) -> Option<usize> {
-    (from + 1..data.len().saturating_sub(HEADER - 1)).find(|&p| {
-        parse_record(data, p).is_ok_and(|(s, e)| bincode::deserialize::<Entry>(&data[s..e]).is_ok())
-    })
+    /// The highest index known durable, on disk (see [`durable_mark`]).
+    mark: DurableMark,
+    /// After a loss of durable entries: the mark stays at least here until
+    /// the log holds this index again (0: no loss).
+    recovering_to: u64,
 }
 
 impl Storage {
     /// Open (creating if needed) the storage in `dir` and recover its state.
     pub fn open(dir: &Path, mode: SyncMode) -> Result<(Storage, Recovered), StorageError> {
         fs::create_dir_all(dir).map_err(io_err("creating directory", dir))?;
-        let meta_found = dir.join("meta").exists();
-        let hard_state = read_meta(&dir.join("meta"))?;
+        let meta_path = dir.join("meta");
+        let meta = regular::read_small(&meta_path, MAX_META)?;
+        let meta_found = meta.is_some();
+        let hard_state = match meta {
+            Some(data) => decode_meta(&meta_path, &data)?,
+            None => HardState::default(),
+        };
         let snapshot = snapshot_file::read(dir)?;
         let snapshot_index = snapshot.as_ref().map_or(0, |s| s.meta.index);
+        let mark = durable_mark::read(dir)?;
         let log_path = dir.join("log");
         let log_tmp = dir.join("log.tmp");
         if log_tmp.exists() {
             // A crash in the middle of a compaction: `log` is still whole.
             fs::remove_file(&log_tmp).map_err(io_err("removing", &log_tmp))?;
         }
-        let mut log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&log_path)
-            .map_err(io_err("opening", &log_path))?;
-        let mut data = Vec::new();
-        log.read_to_end(&mut data)
-            .map_err(io_err("reading", &log_path))?;
+        let log = regular::open(&log_path, true, true)?.expect("created when missing");
+        let size = regular::size(&log, &log_path)?;
+        let scan = log_file::scan(&log, size).map_err(io_err("reading", &log_path))?;
 
-        let mut entries: Vec<Entry> = Vec::new();
-        let mut offsets = Vec::new();
-        let mut first = 0u64;
-        let mut at = 0usize;
+        // An intact record in the wrong place is damage, not a torn write.
+        let mut expected = None;
+        for (entry, &at) in scan.entries.iter().zip(&scan.offsets) {
+            let problem = match expected {
+                Some(e) if entry.index != e => {
+                    Some(format!("entry index {} where {e} was expected", entry.index))
+                }
+                None if entry.index == 0 || entry.index > snapshot_index + 1 => Some(format!(
+                    "the log starts at entry {} but the snapshot ends at {snapshot_index}: entries {}-{} are missing",
+                    entry.index,
+                    snapshot_index + 1,
+                    entry.index.saturating_sub(1)
+                )),
+                _ => None,
+            };
+            if let Some(reason) = problem {
+                return Err(StorageError::Corrupt {
+                    path: log_path,
+                    offset: at,
+                    reason,
+                });
+            }
+            expected = Some(entry.index + 1);
+        }
+        let last_good = scan
+            .entries
+            .last()
+            .map_or(snapshot_index, |e| e.index.max(snapshot_index));
+        // Entries up to the mark were durable: losing them is not a torn
+        // append but a disk that lost fsynced data.
+        let lost_from = mark.filter(|&m| m > last_good).map(|m| (last_good + 1, m));
         let mut torn_tail = None;
-        while at < data.len() {
-            let parsed = parse_record(&data, at).and_then(|(s, e)| {
-                let entry: Entry = bincode::deserialize(&data[s..e])
-                    .map_err(|e| format!("undecodable entry: {e}"))?;
-                Ok((entry, e))
-            });
-            // An intact record in the wrong place is damage, not a torn write.
-            if let Ok((entry, _)) = &parsed {
-                let problem = match entries.first() {
-                    Some(f) if entry.index != f.index + entries.len() as u64 => Some(format!(
-                        "entry index {} where {} was expected",
-                        entry.index,
-                        f.index + entries.len() as u64
-                    )),
-                    None if entry.index == 0 || entry.index > snapshot_index + 1 => Some(format!(
-                        "the log starts at entry {} but the snapshot ends at {snapshot_index}: entries {}-{} are missing",
-                        entry.index,
-                        snapshot_index + 1,
-                        entry.index.saturating_sub(1)
-                    )),
-                    _ => None,
+        if let Some(bad) = &scan.bad {
+            if let Some(next) = log_file::intact_record_after(&log, size, bad.offset)
+                .map_err(io_err("reading", &log_path))?
+            {
+                return Err(StorageError::Corrupt {
+                    path: log_path,
+                    offset: bad.offset,
+                    reason: format!("{} (an intact record follows at offset {next})", bad.reason),
+                });
+            }
+            let judged_torn = match (mark, lost_from) {
+                // Past the mark: a write that was never acknowledged.
+                (Some(_), None) => true,
+                // A record of durable entries that was written whole and no
+                // longer checks out is damage; one the file ends inside was
+                // cut off (reported as lost entries below).
+                (Some(_), Some(_)) => bad.torn,
+                // No mark (an older directory): judged by the record alone.
+                (None, _) => bad.torn,
+            };
+            if !judged_torn {
+                let durable = match lost_from {
+                    Some((_, m)) => format!(" (entries up to {m} were durable)"),
+                    None => String::new(),
                 };
-                if let Some(reason) = problem {
-                    return Err(StorageError::Corrupt {
-                        path: log_path,
-                        offset: at as u64,
-                        reason,
-                    });
-                }
+                return Err(StorageError::Corrupt {
+                    path: log_path,
+                    offset: bad.offset,
+                    reason: format!(
+                        "{}{durable}: a record written whole no longer checks out (damage, not a torn write)",
+                        bad.reason
+                    ),
+                });
             }
-            match parsed {
-                Ok((entry, end)) => {
-                    if entries.is_empty() {
-                        first = entry.index;
-                    }
-                    offsets.push(at as u64);
-                    entries.push(entry);
-                    at = end;
-                }
-                Err(reason) => {
-                    if let Some(next) = intact_record_after(&data, at) {
-                        return Err(StorageError::Corrupt {
-                            path: log_path,
-                            offset: at as u64,
-                            reason: format!("{reason} (an intact record follows at offset {next})"),
-                        });
-                    }
-                    let cut = (data.len() - at) as u64;
-                    tracing::warn!(
-                        file = %log_path.display(),
-                        offset = at,
-                        bytes = cut,
-                        %reason,
-                        "cutting off a torn record at the tail of the log (a crash during a write)"
-                    );
-                    log.set_len(at as u64)
-                        .map_err(io_err("truncating", &log_path))?;
-                    log.sync_all().map_err(io_err("syncing", &log_path))?;
-                    torn_tail = Some((at as u64, cut));
-                    data.truncate(at);
-                    break;
-                }
-            }
+            let cut = size - bad.offset;
+            tracing::warn!(
+                file = %log_path.display(),
+                offset = bad.offset,
+                bytes = cut,
+                reason = %bad.reason,
+                "cutting off a torn record at the tail of the log (a crash during a write)"
+            );
+            log.set_len(bad.offset)
+                .map_err(io_err("truncating", &log_path))?;
+            log.sync_all().map_err(io_err("syncing", &log_path))?;
+            torn_tail = Some((bad.offset, cut));
         }
+        let mut entries = scan.entries;
+        let first = entries.first().map_or(snapshot_index + 1, |e| e.index);
+        // The mark keeps what was durable until the node has caught up past
+        // it: lowering it now would forget the loss at the next restart.
+        let mark = DurableMark::open(dir, mark.unwrap_or(0).max(last_good))?;
         sync_dir(dir)?;
-        if entries.is_empty() {
-            first = snapshot_index + 1;
-        }
         let storage = Storage {
             dir: dir.to_path_buf(),
             log_path,
             log,
             first,
-            offsets,
+            offsets: scan.offsets,
             snapshot_index,
-            end: data.len() as u64,
+            end: scan.end,
             mode,
             buf: Vec::new(),
+            mark,
+            recovering_to: lost_from.map_or(0, |(_, to)| to),
         };
         // The snapshot covers what the log holds up to its index.
         entries.retain(|e| e.index > snapshot_index);
@@ -339,8 +332,16 @@ impl Storage {
                 entries,
                 torn_tail,
                 meta_found,
+                lost: lost_from,
             },
         ))
+    }
+
+    /// The last index the stored log and snapshot hold.
+    fn last_index(&self) -> u64 {
+        (self.first + self.offsets.len() as u64)
+            .saturating_sub(1)
+            .max(self.snapshot_index)
     }
 
     /// Make `hard` (when given) and the log changes durable. The term/vote
@@ -362,6 +363,10 @@ impl Storage {
         if let Some(from) = write.truncate_from {
             let keep = from.saturating_sub(self.first) as usize;
             if from >= self.first && keep < self.offsets.len() {
+                // The mark goes down first: a crash after the cut must not
+                // look like a disk that lost durable entries.
+                self.mark
+                    .set(from.saturating_sub(1).max(self.recovering_to))?;
                 self.end = self.offsets[keep];
                 self.offsets.truncate(keep);
                 self.log
@@ -436,6 +441,12 @@ impl Storage {
                 }
             }
         }
+        // Now durable: raise the mark before anything is acknowledged.
+        let last = self.last_index();
+        if last >= self.recovering_to {
+            self.recovering_to = 0;
+        }
+        self.mark.set(last.max(self.recovering_to))?;
         Ok(())
     }
 
@@ -495,14 +506,19 @@ impl Storage {
 /// start), or check that it does: a directory of another cluster is refused.
 pub fn claim_cluster(dir: &Path, id: &str) -> Result<(), StorageError> {
     let path = dir.join("cluster");
-    match fs::read_to_string(&path) {
-        Ok(found) if found.trim() == id => Ok(()),
-        Ok(found) => Err(StorageError::OtherCluster {
+    match regular::read_small(&path, MAX_CLUSTER)? {
+        Some(found) if String::from_utf8_lossy(&found).trim() == id => Ok(()),
+        Some(found) => Err(StorageError::OtherCluster {
+            found: String::from_utf8_lossy(&found)
+                .trim()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(80)
+                .collect(),
             path,
-            found: found.trim().chars().take(80).collect(),
             wanted: id.to_string(),
         }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        None => {
             let tmp = dir.join("cluster.tmp");
             {
                 let f = File::create(&tmp).map_err(io_err("creating", &tmp))?;
@@ -513,7 +529,6 @@ pub fn claim_cluster(dir: &Path, id: &str) -> Result<(), StorageError> {
             fs::rename(&tmp, &path).map_err(io_err("renaming", &path))?;
             sync_dir(dir)
         }
-        Err(e) => Err(io_err("reading", &path)(e)),
     }
 }
 
@@ -523,18 +538,13 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
         .map_err(io_err("syncing directory", dir))
 }
 
-fn read_meta(path: &Path) -> Result<HardState, StorageError> {
-    let data = match fs::read(path) {
-        Ok(d) => d,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HardState::default()),
-        Err(e) => return Err(io_err("reading", path)(e)),
-    };
+fn decode_meta(path: &Path, data: &[u8]) -> Result<HardState, StorageError> {
     let corrupt = |reason: String| StorageError::Corrupt {
         path: path.to_path_buf(),
         offset: 0,
         reason,
     };
-    let (s, e) = parse_record(&data, 0).map_err(corrupt)?;
+    let (s, e) = parse_record(data, 0).map_err(corrupt)?;
     if e != data.len() {
         return Err(corrupt(format!(
             "{} trailing bytes after the record",
@@ -566,5 +576,7 @@ fn write_meta(dir: &Path, hard: &HardState) -> Result<(), StorageError> {
     sync_dir(dir)
 }
 
+#[cfg(test)]
+mod tail_tests;
 #[cfg(test)]
 mod tests;

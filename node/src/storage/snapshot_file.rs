@@ -54,59 +54,102 @@ pub fn encode(snapshot: &Snapshot) -> Vec<u8> {
 /// Parse a snapshot file's bytes: the snapshot, or the offset and reason of
 /// the first thing wrong.
 pub fn decode(bytes: &[u8]) -> Result<Snapshot, (u64, String)> {
-    let need = |at: usize, n: usize, what: &str| -> Result<(), (u64, String)> {
-        if bytes.len() < at + n {
-            Err((
-                at as u64,
+    let read = |at: u64, buf: &mut [u8]| -> io::Result<()> {
+        buf.copy_from_slice(&bytes[at as usize..at as usize + buf.len()]);
+        Ok(())
+    };
+    decode_from(bytes.len() as u64, read).map_err(|e| match e {
+        Bad::At(offset, reason) => (offset, reason),
+        Bad::Io(e) => (0, e.to_string()),
+    })
+}
+
+/// What stops a snapshot file from being read.
+enum Bad {
+    /// The file is wrong at this offset.
+    At(u64, String),
+    /// The file could not be read.
+    Io(io::Error),
+}
+
+/// Parse a snapshot file of `size` bytes read through `read_at`. Every
+/// length in the file is checked against `size` before anything is
+/// allocated, and trailing bytes are refused without being read.
+fn decode_from(
+    size: u64,
+    read_at: impl Fn(u64, &mut [u8]) -> io::Result<()>,
+) -> Result<Snapshot, Bad> {
+    let need = |at: u64, n: u64, what: &str| -> Result<(), Bad> {
+        if size < at + n {
+            Err(Bad::At(
+                at,
                 format!(
-                    "the file ends after {} bytes, inside the {what} ({n} bytes from offset {at})",
-                    bytes.len()
+                    "the file ends after {size} bytes, inside the {what} ({n} bytes from offset {at})"
                 ),
             ))
         } else {
             Ok(())
         }
     };
+    let read = |at: u64, n: usize| -> Result<Vec<u8>, Bad> {
+        let mut buf = vec![0u8; n];
+        read_at(at, &mut buf).map_err(Bad::Io)?;
+        Ok(buf)
+    };
     need(0, 8, "magic number")?;
-    if &bytes[..8] != MAGIC {
-        return Err((0, "not a faultline snapshot file (bad magic number)".into()));
+    if read(0, 8)?.as_slice() != MAGIC {
+        return Err(Bad::At(
+            0,
+            "not a faultline snapshot file (bad magic number)".into(),
+        ));
     }
     need(8, 8, "metadata header")?;
-    let meta_len = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize;
-    let meta_crc = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"));
-    if meta_len > super::MAX_RECORD {
-        return Err((8, format!("metadata length {meta_len} is implausible")));
+    let head = read(8, 8)?;
+    let meta_len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as u64;
+    let meta_crc = u32::from_le_bytes(head[4..].try_into().expect("4 bytes"));
+    if meta_len > super::MAX_RECORD as u64 {
+        return Err(Bad::At(
+            8,
+            format!("metadata length {meta_len} is implausible"),
+        ));
     }
     need(16, meta_len, "metadata")?;
-    let meta_bytes = &bytes[16..16 + meta_len];
-    if crc(meta_bytes) != meta_crc {
-        return Err((16, "metadata checksum mismatch".into()));
+    let meta_bytes = read(16, meta_len as usize)?;
+    if crc(&meta_bytes) != meta_crc {
+        return Err(Bad::At(16, "metadata checksum mismatch".into()));
     }
-    let meta: SnapshotMeta =
-        bincode::deserialize(meta_bytes).map_err(|e| (16, format!("undecodable metadata: {e}")))?;
+    let meta: SnapshotMeta = bincode::deserialize(&meta_bytes)
+        .map_err(|e| Bad::At(16, format!("undecodable metadata: {e}")))?;
     let at = 16 + meta_len;
     need(at, 12, "data header")?;
-    let data_len = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-    let data_crc = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().expect("4 bytes"));
+    let head = read(at, 12)?;
+    let data_len = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+    let data_crc = u32::from_le_bytes(head[8..].try_into().expect("4 bytes"));
     if data_len > MAX_DATA {
-        return Err((at as u64, format!("data length {data_len} is implausible")));
+        return Err(Bad::At(
+            at,
+            format!("data length {data_len} is implausible"),
+        ));
     }
     let start = at + 12;
-    need(start, data_len as usize, "state-machine data")?;
-    let end = start + data_len as usize;
-    let data = &bytes[start..end];
-    if crc(data) != data_crc {
-        return Err((start as u64, "state-machine data checksum mismatch".into()));
+    need(start, data_len, "state-machine data")?;
+    let end = start + data_len;
+    if end != size {
+        return Err(Bad::At(
+            end,
+            format!("{} unexpected bytes after the data", size - end),
+        ));
     }
-    if end != bytes.len() {
-        return Err((
-            end as u64,
-            format!("{} unexpected bytes after the data", bytes.len() - end),
+    let data = read(start, data_len as usize)?;
+    if crc(&data) != data_crc {
+        return Err(Bad::At(
+            start,
+            "state-machine data checksum mismatch".into(),
         ));
     }
     Ok(Snapshot {
         meta,
-        data: Arc::new(data.to_vec()),
+        data: Arc::new(data),
     })
 }
 
@@ -134,100 +177,17 @@ pub fn read(dir: &Path) -> Result<Option<Snapshot>, StorageError> {
         fs::remove_file(&tmp).map_err(io_err("removing", &tmp))?;
     }
     let path = dir.join("snapshot");
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err("reading", &path)(e)),
+    let Some(file) = super::regular::open(&path, false, false)? else {
+        return Ok(None);
     };
-    decode(&bytes)
-        .map(Some)
-        .map_err(|(offset, reason)| StorageError::Corrupt {
+    let size = super::regular::size(&file, &path)?;
+    match decode_from(size, |at, buf| file.read_exact_at(buf, at)) {
+        Ok(s) => Ok(Some(s)),
+        Err(Bad::At(offset, reason)) => Err(StorageError::Corrupt {
             path,
             offset,
             reason,
-        })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::raft::{Configuration, Membership};
-
-    fn snap(n: usize) -> Snapshot {
-        let mut membership = Membership::from_config(Configuration {
-            incoming: ["n1", "n2"].iter().map(|s| s.to_string()).collect(),
-            outgoing: ["n1", "n2", "n3"].iter().map(|s| s.to_string()).collect(),
-        });
-        membership.learners.insert("n4".into());
-        Snapshot {
-            meta: SnapshotMeta {
-                index: 42,
-                term: 7,
-                membership,
-                membership_index: 40,
-            },
-            data: Arc::new((0..n).map(|i| (i * 7) as u8).collect()),
-        }
-    }
-
-    #[test]
-    fn a_snapshot_survives_writing_and_reading_with_its_joint_configuration() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(read(dir.path()).unwrap(), None);
-        let s = snap(10_000);
-        write(dir.path(), &s).unwrap();
-        assert_eq!(read(dir.path()).unwrap(), Some(s));
-        assert!(!dir.path().join("snapshot.tmp").exists());
-    }
-
-    #[test]
-    fn every_truncation_is_refused_with_an_offset() {
-        let bytes = encode(&snap(100));
-        for cut in 0..bytes.len() {
-            let (offset, reason) = decode(&bytes[..cut]).expect_err("truncated");
-            assert!(offset <= cut as u64, "cut {cut}: offset {offset}: {reason}");
-            assert!(
-                reason.contains("ends after") || reason.contains("magic"),
-                "cut {cut}: {reason}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_flipped_bit_anywhere_is_refused() {
-        let bytes = encode(&snap(100));
-        for i in 0..bytes.len() {
-            let mut b = bytes.clone();
-            b[i] ^= 0x10;
-            assert!(decode(&b).is_err(), "bit flip at byte {i} went unnoticed");
-        }
-        let mut b = bytes.clone();
-        b.push(0);
-        let (offset, reason) = decode(&b).unwrap_err();
-        assert_eq!(offset as usize, bytes.len());
-        assert!(reason.contains("after the data"), "{reason}");
-    }
-
-    #[test]
-    fn a_corrupt_file_names_the_file_and_offset_and_a_torn_temporary_is_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = snap(100);
-        write(dir.path(), &s).unwrap();
-        // A crash while writing the next one: a torn temporary file.
-        fs::write(dir.path().join("snapshot.tmp"), &encode(&snap(50))[..30]).unwrap();
-        assert_eq!(read(dir.path()).unwrap(), Some(s));
-        assert!(!dir.path().join("snapshot.tmp").exists());
-        // Damage to the real file: refused, with where.
-        let path = dir.path().join("snapshot");
-        let mut b = fs::read(&path).unwrap();
-        let last = b.len() - 1;
-        b[last] ^= 1;
-        fs::write(&path, b).unwrap();
-        let err = read(dir.path()).unwrap_err().to_string();
-        assert!(
-            err.contains("snapshot: corrupt record at byte offset"),
-            "{err}"
-        );
-        assert!(err.contains("data checksum mismatch"), "{err}");
+        }),
+        Err(Bad::Io(e)) => Err(io_err("reading", &path)(e)),
     }
 }

@@ -68,22 +68,23 @@ fn truncation_removes_the_suffix_durably() {
 }
 
 #[test]
-fn garbage_over_the_tail_is_cut_off_and_the_rest_kept() {
+fn a_half_written_record_past_the_durable_mark_is_cut_off() {
     let dir = tempfile::tempdir().unwrap();
     fill(dir.path(), 10);
     let path = dir.path().join("log");
     let len = fs::metadata(&path).unwrap().len();
     let f = OpenOptions::new().write(true).open(&path).unwrap();
-    f.write_all_at(&[0xAB; 7], len - 7).unwrap();
-    // And a half-written record after it.
-    f.write_all_at(&[5, 0, 0], len).unwrap();
+    // A record whose write was cut short by a crash: never acknowledged.
+    f.write_all_at(&[40, 0, 0, 0, 1, 2, 3, 4, 9, 9], len)
+        .unwrap();
     drop(f);
     let (_, r) = Storage::open(dir.path(), SyncMode::GroupCommit).unwrap();
-    assert_eq!(r.entries.len(), 9, "only the damaged last record is lost");
-    assert!(r.torn_tail.is_some());
+    assert_eq!(r.entries.len(), 10, "every durable entry is kept");
+    assert_eq!(r.torn_tail, Some((len, 10)));
+    assert!(r.lost.is_none());
     // The cut is durable: reopening finds a clean log.
     let (_, r) = Storage::open(dir.path(), SyncMode::GroupCommit).unwrap();
-    assert_eq!(r.entries.len(), 9);
+    assert_eq!(r.entries.len(), 10);
     assert!(r.torn_tail.is_none());
 }
 

@@ -157,6 +157,15 @@ pub struct RunResults {
     /// (empty: none, or a system that does not log them).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub snapshots: BTreeMap<String, crate::snapshots::NodeSnapshots>,
+    /// Why the run did not finish (Ctrl-C, a killed controller), if it did
+    /// not: its history is checked as far as it goes, but a clean check of
+    /// a cut-short run is not a pass (its verdict is at best unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
+    /// A torn last line of `history.jsonl` that was skipped (what a killed
+    /// writer leaves): its line number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torn_history_line: Option<usize>,
 }
 
 fn ms(ns: u64) -> f64 {
@@ -249,6 +258,20 @@ pub fn analyze(files: &RunFiles, check: &Options) -> RunResults {
     results.snapshots = crate::snapshots::count(&files.dir.join("nodes"));
     if !results.findings.is_empty() {
         results.valid = Verdict::NotLinearizable;
+    }
+    results.torn_history_line = history.torn_last_line.map(|(line, _)| line);
+    if !files.complete {
+        let last = history.last_op_time() as f64 / 1e9;
+        results.interrupted = Some(format!(
+            "the run was cut short (interrupted, or its controller was killed) after {last:.1} s{}",
+            files
+                .spec
+                .time_limit_s
+                .map_or(String::new(), |t| format!(" of {t} s"))
+        ));
+        if results.valid == Verdict::Linearizable {
+            results.valid = Verdict::Unknown;
+        }
     }
     results
 }
@@ -436,6 +459,8 @@ pub fn compute(
         elections,
         links,
         snapshots: BTreeMap::new(),
+        interrupted: None,
+        torn_history_line: None,
     }
 }
 

@@ -40,6 +40,10 @@ pub struct RunRow {
     pub anomaly: Option<String>,
     /// Its fault windows, each one sample of every compared figure.
     pub windows: Vec<crate::analysis::FaultStats>,
+    /// Why the run did not finish, if it did not (interrupted, or never
+    /// run): its verdict is at best unknown and its figures are left out
+    /// of the comparison.
+    pub cut_short: Option<String>,
 }
 
 fn verdict_word(v: Verdict) -> &'static str {
@@ -73,6 +77,7 @@ pub fn campaign_page(
         .filter(|r| r.valid == Verdict::NotLinearizable)
         .count();
     let unk = rows.iter().filter(|r| r.valid == Verdict::Unknown).count();
+    let cut = rows.iter().filter(|r| r.cut_short.is_some()).count();
     let (v, why) = if bad > 0 {
         (
             Verdict::NotLinearizable,
@@ -81,7 +86,13 @@ pub fn campaign_page(
     } else if unk > 0 {
         (
             Verdict::Unknown,
-            format!("{unk} of {} runs are undecided", rows.len()),
+            match cut {
+                0 => format!("{unk} of {} runs are undecided", rows.len()),
+                _ => format!(
+                    "{unk} of {} runs are undecided, {cut} of them cut short (interrupted or never run)",
+                    rows.len()
+                ),
+            },
         )
     } else {
         (
@@ -318,6 +329,7 @@ fn runs_table(rows: &[RunRow]) -> Markup {
                         td class=(if r.valid == Verdict::NotLinearizable { "poor l" } else { "l" }) {
                             (verdict_word(r.valid))
                             @if let Some(a) = &r.anomaly { ": " (a) }
+                            @if let Some(c) = &r.cut_short { " — " (c) }
                         }
                         td { (format!("{:.1}", r.availability * 100.0)) }
                         td { (format!("{:.0}", r.leaderless_ms)) }

@@ -27,6 +27,16 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
         h1 { "faultline run: " (title) }
         p { b { "System under test: " } (system_words(&r.spec)) }
         p { b { "Network: " } (network_words(&r.spec)) }
+        @if let Some(cut) = &r.interrupted {
+            div class="banner unk" {
+                b { "INTERRUPTED: " (cut) "." }
+                br;
+                "Its history is checked as far as it goes (the checker's verdict on it is below), but a run cut short is not a pass: its verdict counts as unknown unless it found a violation."
+            }
+        }
+        @if let Some(line) = r.torn_history_line {
+            p class="small" { "history.jsonl ended in a torn line (line " (line) ", what a killed writer leaves); it was skipped." }
+        }
         (verdict_banner(r.checker.valid, &why))
         @if !r.findings.is_empty() {
             div class="banner bad" {
