@@ -57,7 +57,13 @@ pub fn load(path: &std::path::Path, format: Format) -> anyhow::Result<History> {
             read_edn(&text)
         }
     };
-    result.map_err(|e| anyhow::anyhow!("{shown}: {e}"))
+    let history = result.map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    if let Some((line, bytes)) = history.torn_last_line {
+        eprintln!(
+            "faultline: warning: {shown} line {line}: a torn last line ({bytes} bytes without a newline, what a killed writer leaves) was skipped"
+        );
+    }
+    Ok(history)
 }
 
 /// Run `faultline check`.

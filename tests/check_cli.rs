@@ -77,16 +77,29 @@ fn bad_input_exits_2_naming_the_line() {
     let f = write(
         &dir,
         "bad.jsonl",
-        &format!("{}{{\"time\":9999999,\"process\":5,\"type\":\"ok\"", VALID),
+        &format!(
+            "{}{{\"time\":9999999,\"process\":5,\"type\":\"ok\"\n",
+            VALID
+        ),
     );
     let (code, _, err) = faultline(&["check", &f]);
     assert_eq!(code, 2);
     assert!(err.contains("line 8: not valid JSON"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // The same line without its newline is what a killed writer leaves:
+    // said in one line and skipped; the rest is checked.
+    let torn = write(
+        &dir,
+        "torn.jsonl",
+        &format!("{}{{\"time\":9999999,\"process\":5,\"type\":\"ok\"", VALID),
+    );
+    let (code, _, err) = faultline(&["check", &torn]);
+    assert_ne!(code, 2, "{err}");
+    assert!(err.contains("line 8: a torn last line"), "{err}");
     let (code, _, err) = faultline(&["check", "/nonexistent/history.jsonl"]);
     assert_eq!(code, 2);
     assert!(
-        err.contains("cannot open /nonexistent/history.jsonl"),
+        err.contains("cannot open '/nonexistent/history.jsonl'"),
         "{err}"
     );
     let (code, _, _) = faultline(&["check", &f, "--format", "xml"]);

@@ -26,6 +26,10 @@ pub struct MillisRange {
 pub const MAX_TIMEOUT_MS: u64 = 60_000;
 /// The longest clock tick accepted, ms.
 pub const MAX_TICK_MS: u64 = 1_000;
+/// The most entries between snapshots, or kept behind one.
+pub const MAX_SNAPSHOT_ENTRIES: u64 = 1_000_000_000;
+/// The largest snapshot chunk, bytes.
+pub const MAX_SNAPSHOT_CHUNK_BYTES: u64 = 8 << 20;
 
 impl FromStr for MillisRange {
     type Err = String;
@@ -265,6 +269,18 @@ impl NodeArgs {
             self.pre_vote,
             self.check_quorum,
         )?;
+        if self.snapshot_entries > MAX_SNAPSHOT_ENTRIES
+            || self.snapshot_trailing > MAX_SNAPSHOT_ENTRIES
+        {
+            return Err(format!(
+                "--snapshot-entries and --snapshot-trailing must be at most {MAX_SNAPSHOT_ENTRIES}"
+            ));
+        }
+        if !(1..=MAX_SNAPSHOT_CHUNK_BYTES).contains(&self.snapshot_chunk_bytes) {
+            return Err(format!(
+                "--snapshot-chunk-bytes must be between 1 and {MAX_SNAPSHOT_CHUNK_BYTES} (a chunk travels in one frame of at most 16 MiB)"
+            ));
+        }
         raft.max_entries_per_message = self.max_append_entries as usize;
         raft.snapshot_entries = self.snapshot_entries;
         raft.snapshot_trailing = self.snapshot_trailing;

@@ -217,6 +217,20 @@ impl RunSpec {
             "unknown workload {} (known: register)",
             crate::store::shown(&self.workload)
         );
+        if let Some(n) = self.snapshot_entries {
+            anyhow::ensure!(
+                n <= faultline_node::cli::MAX_SNAPSHOT_ENTRIES,
+                "snapshot_entries {n} is above {}",
+                faultline_node::cli::MAX_SNAPSHOT_ENTRIES
+            );
+        }
+        if let Some(t) = self.tick_ms {
+            anyhow::ensure!(
+                (1..=faultline_node::cli::MAX_TICK_MS).contains(&t),
+                "--tick must be between 1 and {} ms (got {t})",
+                faultline_node::cli::MAX_TICK_MS
+            );
+        }
         seconds("--time-limit", self.time_limit_s)?;
         seconds("--fault-interval", self.fault_interval_s)?;
         anyhow::ensure!(
