@@ -16,8 +16,6 @@ use faultline_runner::run::Progress;
 use faultline_runner::spec::{defaults, parse_key_dist, parse_mix};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::check_cmd::exit_code;
-
 /// Progress bars for a campaign: one for the runs, one for the run under
 /// way, and a line per finished run.
 struct Bars {
@@ -102,7 +100,9 @@ impl CampaignWatch for Bars {
 }
 
 /// Run a campaign with progress bars; print where its report is (or a JSON
-/// summary); the exit status follows the verdict.
+/// summary); the exit status says whether every run showed what it
+/// expected (0), one did not (1, named on the last line), or some are
+/// undecided (3).
 async fn run_and_print(
     config: &CampaignConfig,
     name: &str,
@@ -119,6 +119,8 @@ async fn run_and_print(
             "{}",
             serde_json::json!({"campaign": outcome.dir, "report": outcome.page, "valid": s.valid, "runs": s.runs,
             "not_linearizable": s.invalid_runs, "unknown": s.unknown_runs,
+            "unexpected": s.unexpected, "undecided": s.undecided, "controls_caught": s.controls_caught,
+            "exit": s.exit_code(),
             "elections": s.elections.iter().map(|e| serde_json::json!({
                 "setting": e.setting, "election_timeout": e.election_timeout, "trials": e.crashes,
                 "no_leader": e.no_leader, "mean_ms": e.mean, "median_ms": e.median, "p99_ms": e.p99,
@@ -127,7 +129,16 @@ async fn run_and_print(
     } else {
         println!("report: {}", outcome.page.display());
     }
-    Ok(ExitCode::from(exit_code(s.valid)))
+    if let Some(first) = s.unexpected.first() {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let more = match s.unexpected.len() {
+            1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        eprintln!("faultline: UNEXPECTED: {first}{more}");
+    }
+    Ok(ExitCode::from(s.exit_code()))
 }
 
 /// `faultline run` flags.
@@ -216,6 +227,13 @@ pub struct RunArgs {
     /// install-keeps-state).
     #[arg(long)]
     unsafe_bug: Option<String>,
+    /// What the run is expected to show: `linearizable`, or for a positive
+    /// control `not-linearizable` or `unsafe` (a safety violation in the
+    /// nodes' logs). Default: a failure with --unsafe-bug or
+    /// --read-mode serializable, linearizable otherwise. The exit status is
+    /// 0 when the run showed what it expected.
+    #[arg(long)]
+    expect: Option<faultline_results::expect::Expect>,
     /// Where runs are stored.
     #[arg(long, default_value = "store")]
     store: PathBuf,
@@ -291,6 +309,11 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             mix: None,
             time_limit: None,
             fault_interval: None,
+            expect: a
+                .expect
+                .or((a.read_mode == faultline_sut::etcd::ReadMode::Serializable)
+                    .then_some(faultline_results::expect::Expect::NotLinearizable)),
+            expect_by_fault: Default::default(),
         }],
     };
     run_and_print(&config, "run", &a.store, a.json).await
@@ -365,7 +388,10 @@ pub struct ReportArgs {
 
 /// Rebuild a run's or a campaign's pages from its stored files.
 pub fn report_cmd(a: ReportArgs) -> anyhow::Result<ExitCode> {
-    let (page, valid) = rebuild_report(&a.dir)?;
+    let (page, code, miss) = rebuild_report(&a.dir)?;
     println!("report: {}", page.display());
-    Ok(ExitCode::from(exit_code(valid)))
+    if let Some(m) = miss {
+        eprintln!("faultline: UNEXPECTED: {m}");
+    }
+    Ok(ExitCode::from(code))
 }

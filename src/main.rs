@@ -39,7 +39,7 @@ enum Cmd {
     Kv(kv::KvArgs),
     /// Start a local cluster in the foreground; Ctrl-C tears it down.
     Cluster(cluster_cmd::ClusterArgs),
-    /// Measure performance: node, core, check, proxy, net, workload, report.
+    /// Measure performance: node, soak, core, check, proxy, net, workload, report.
     Bench(bench::BenchArgs),
     /// Run one Raft node (the same as the `faultline-node` binary; flags as there).
     #[command(hide = true, disable_help_flag = true)]

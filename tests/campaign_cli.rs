@@ -392,6 +392,14 @@ fn bad_settings_are_refused_before_anything_starts() {
             "must not be empty",
         ),
         (
+            "faults = [\"partition-leader\"]\n[[setting]]\nname = \"a\"\nexpect = \"not-linearizable\"\n".to_string(),
+            "runs faultline's correct node, so it may not expect \"not-linearizable\"",
+        ),
+        (
+            "faults = [\"partition-leader\"]\n[[setting]]\nname = \"a\"\nunsafe_bug = \"stale-read\"\n[setting.expect_by_fault]\n\"crash-all\" = \"linearizable\"\n".to_string(),
+            "expect_by_fault names fault 'crash-all', which the setting does not run",
+        ),
+        (
             "faults = [\"partition-leader\"]\n[[setting]]\nname = \"evil\\u202Etxt\"\n".to_string(),
             "'evil\\u{202e}txt' holds a control or text-direction character",
         ),

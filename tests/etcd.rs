@@ -8,6 +8,10 @@ mod common;
 
 use std::time::Duration;
 
+fn v_of(out: &str) -> serde_json::Value {
+    serde_json::from_str(out.trim()).unwrap_or_default()
+}
+
 #[test]
 fn etcd_is_linearizable_under_faults_and_its_serializable_reads_are_caught() {
     if !common::etcd_available("etcd") || !common::kernel_backend_available("etcd") {
@@ -34,6 +38,7 @@ election_timeout = "500..1000"
 heartbeat = 50
 read_mode = "serializable"
 faults = ["partition-leader"]
+expect = "not-linearizable"
 "#,
     )
     .unwrap();
@@ -42,8 +47,9 @@ faults = ["partition-leader"]
         &["campaign", "etcd.toml", "--store", "store", "--json"],
         Duration::from_secs(400),
     );
-    // Exit 1: the serializable run is (rightly) not linearizable.
-    assert_eq!(code, 1, "{out}\n{err}");
+    // Exit 0: the serializable run is not linearizable, as its control expects.
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(v_of(&out)["controls_caught"], 1, "{out}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["runs"], 3, "{v}");
     let invalid: Vec<String> = v["not_linearizable"]
@@ -78,6 +84,39 @@ faults = ["partition-leader"]
         .collect();
     top.sort();
     assert_eq!(top, ["etcd.toml", "store"], "files outside the store");
+    // The control with linearizable reads is not caught: the campaign fails.
+    std::fs::write(
+        dir.path().join("control.toml"),
+        r#"
+name = "etcd-control"
+faults = ["partition-leader"]
+[run]
+time_limit = 12
+fault_interval = 3
+target = "etcd"
+net = "kernel"
+[[setting]]
+name = "serializable"
+election_timeout = "500..1000"
+heartbeat = 50
+read_mode = "linearizable"
+expect = "not-linearizable"
+"#,
+    )
+    .unwrap();
+    let (code, out, err) = common::faultline_in(
+        dir.path(),
+        &["campaign", "control.toml", "--store", "store", "--json"],
+        Duration::from_secs(400),
+    );
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        err.trim()
+            .lines()
+            .last()
+            .is_some_and(|l| l.contains("positive control not caught")),
+        "{err}"
+    );
     // No etcd process of this campaign is left.
     let needle = dir.path().to_string_lossy().into_owned();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::cells::Figure;
+use crate::expect::{Expect, Judgement};
 use crate::stats::Summary;
 use crate::{html, plots};
 
@@ -41,6 +42,9 @@ pub struct CampaignRun {
     pub repeat: usize,
     /// Its seed.
     pub seed: u64,
+    /// What it is expected to show (a positive control expects to be caught).
+    #[serde(default)]
+    pub expect: Expect,
 }
 
 /// `campaign.json`.
@@ -136,6 +140,8 @@ fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<html::RunRow> {
         recovery_ms: recovery,
         p99_ms: v["latency"]["all"]["p99"].as_f64().unwrap_or(0.0),
         counts: counts.unwrap_or_default(),
+        expect: run.expect,
+        unsafe_in_logs: v["findings"].as_array().is_some_and(|f| !f.is_empty()),
         cut_short: v["interrupted"]
             .as_str()
             .map(|s| format!("interrupted: {s}")),
@@ -181,6 +187,8 @@ fn not_run(run: &CampaignRun, dir: &Path) -> html::RunRow {
         p99_ms: 0.0,
         counts: (0, 0, 0),
         first_anomaly_s: None,
+        expect: run.expect,
+        unsafe_in_logs: false,
         cut_short: Some(why.into()),
     }
 }
@@ -199,6 +207,29 @@ pub struct CampaignSummary {
     /// Election times after crashes of the leader, per setting (the Raft
     /// paper's Figure 16); empty when the campaign crashed no leader.
     pub elections: Vec<crate::elections::ElectionTimes>,
+    /// Runs whose outcome was not what they expected, each as
+    /// `DIR: what happened`, in the campaign's order.
+    pub unexpected: Vec<String>,
+    /// Runs whose verdict is unknown (their expectation undecided).
+    pub undecided: Vec<String>,
+    /// Positive controls (runs expected to be caught) that were caught.
+    pub controls_caught: usize,
+    /// Runs expected linearizable that were.
+    pub clean: usize,
+}
+
+impl CampaignSummary {
+    /// The campaign's exit status: 0 when every run is as expected, 1 when
+    /// any is not, 3 when none is unexpected but some are undecided.
+    pub fn exit_code(&self) -> u8 {
+        if !self.unexpected.is_empty() {
+            1
+        } else if !self.undecided.is_empty() {
+            3
+        } else {
+            0
+        }
+    }
 }
 
 /// Every run's row, and the comparison's cells.
@@ -260,9 +291,16 @@ pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
         .collect();
     let elections = crate::elections::election_times(&settings, &rows);
     if !elections.is_empty() {
-        let series: Vec<(String, Vec<f64>, usize)> = elections
+        let series: Vec<(String, Vec<f64>, usize, usize)> = elections
             .iter()
-            .map(|e| (e.setting.clone(), e.samples.clone(), e.crashes))
+            .map(|e| {
+                let place = index
+                    .settings
+                    .iter()
+                    .position(|s| s.name == e.setting)
+                    .unwrap_or(0);
+                (e.setting.clone(), e.samples.clone(), e.crashes, place)
+            })
             .collect();
         plots::election_cdf(&dir.join("campaign-elections.svg"), &series).map_err(err)?;
     }
@@ -284,24 +322,39 @@ pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
     } else {
         Verdict::Linearizable
     };
+    let judged = |j: Judgement| rows.iter().filter(move |r| r.judgement() == j);
     let summary = CampaignSummary {
         valid,
         invalid_runs,
         unknown_runs,
         runs: rows.len(),
         elections,
+        unexpected: judged(Judgement::Unexpected)
+            .map(|r| format!("{}: {}", r.dir, r.expect.miss()))
+            .collect(),
+        undecided: judged(Judgement::Undecided)
+            .map(|r| r.dir.clone())
+            .collect(),
+        controls_caught: judged(Judgement::AsExpected)
+            .filter(|r| r.expect.is_control())
+            .count(),
+        clean: judged(Judgement::AsExpected)
+            .filter(|r| !r.expect.is_control())
+            .count(),
     };
     let runs_json: Vec<Value> = rows
         .iter()
         .map(|r| {
             json!({"dir": r.dir, "setting": r.setting, "fault": r.fault, "repeat": r.repeat, "valid": r.valid,
+                   "expect": r.expect, "judgement": r.judgement(),
                    "availability": r.availability, "leaderless_ms": r.leaderless_ms, "recovery_ms": r.recovery_ms, "p99_ms": r.p99_ms})
         })
         .collect();
     std::fs::write(
         dir.join("results.json"),
         serde_json::to_vec_pretty(
-            &json!({"name": index.name, "valid": summary.valid, "runs": runs_json, "cells": cells, "elections": summary.elections}),
+            &json!({"name": index.name, "valid": summary.valid, "unexpected": summary.unexpected,
+                    "undecided": summary.undecided, "controls_caught": summary.controls_caught, "runs": runs_json, "cells": cells, "elections": summary.elections}),
         )?,
     )?;
     Ok(summary)

@@ -17,6 +17,7 @@ pub mod bench;
 pub mod campaign;
 pub mod cells;
 pub mod elections;
+pub mod expect;
 pub mod html;
 pub mod plots;
 pub mod run_files;

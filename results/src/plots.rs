@@ -22,8 +22,12 @@ const SHADE: RGBColor = RGBColor(120, 120, 200);
 /// Most points drawn per outcome in the latency scatter.
 const MAX_POINTS: usize = 20_000;
 
-/// Colours for a series (settings in a campaign, nodes in a timeline).
-pub const PALETTE: [RGBColor; 8] = [
+/// Colours for a series (settings in a campaign, nodes in a timeline):
+/// sixteen that stay apart (a campaign like Figure 16 compares ten
+/// settings; a palette that repeats after eight drew two of them alike).
+/// A setting keeps its colour in every chart of a page: the colour goes
+/// by its place among the campaign's settings.
+pub const PALETTE: [RGBColor; 16] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -32,6 +36,14 @@ pub const PALETTE: [RGBColor; 8] = [
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(0, 0, 128),
+    RGBColor(128, 0, 0),
+    RGBColor(0, 100, 0),
+    RGBColor(255, 215, 0),
+    RGBColor(0, 0, 0),
+    RGBColor(255, 105, 180),
 ];
 
 fn secs(ns: u64) -> f64 {
@@ -439,11 +451,13 @@ pub fn grouped_boxes(
 /// times, trials), the share of its trials (y, %) in which a new leader was
 /// elected within a time (x, ms, log scale); trials with no new leader keep
 /// the curve below 100 %.
-pub fn election_cdf(path: &Path, series: &[(String, Vec<f64>, usize)]) -> DrawResult<()> {
+/// Each series: its setting's name, its samples, its trials, and its
+/// setting's place among the campaign's settings (its colour).
+pub fn election_cdf(path: &Path, series: &[(String, Vec<f64>, usize, usize)]) -> DrawResult<()> {
     use plotters::coord::combinators::IntoLogRange;
     let xmax = series
         .iter()
-        .flat_map(|(_, v, _)| v.iter().copied())
+        .flat_map(|(_, v, _, _)| v.iter().copied())
         .fold(10.0f64, f64::max)
         * 1.5;
     let root = SVGBackend::new(path, (1000, 420)).into_drawing_area();
@@ -462,11 +476,11 @@ pub fn election_cdf(path: &Path, series: &[(String, Vec<f64>, usize)]) -> DrawRe
         .x_desc("ms (log scale)")
         .y_desc("% of trials")
         .draw()?;
-    for (i, (name, v, trials)) in series.iter().enumerate() {
+    for (name, v, trials, place) in series {
         if v.is_empty() {
             continue;
         }
-        let color = PALETTE[i % PALETTE.len()];
+        let color = PALETTE[place % PALETTE.len()];
         let n = (*trials).max(v.len()) as f64;
         // A step per trial.
         let mut pts = vec![(v[0].max(1.0), 0.0)];
@@ -485,4 +499,20 @@ pub fn election_cdf(path: &Path, series: &[(String, Vec<f64>, usize)]) -> DrawRe
     legend(&mut chart)?;
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod palette_tests {
+    use super::PALETTE;
+
+    #[test]
+    fn ten_settings_get_ten_distinct_colours() {
+        // Figure 16 compares ten election-timeout ranges.
+        for i in 0..PALETTE.len() {
+            for j in i + 1..PALETTE.len() {
+                assert_ne!(PALETTE[i], PALETTE[j], "colours {i} and {j} repeat");
+            }
+        }
+        assert!(PALETTE.len() >= 10);
+    }
 }

@@ -23,6 +23,9 @@ pub struct StoredSpec {
     /// may be before its leader counts as unheard).
     #[serde(default)]
     pub heartbeat_ms: Option<u64>,
+    /// What the run is expected to show (linearizable when absent).
+    #[serde(default)]
+    pub expect: crate::expect::Expect,
 }
 
 /// A run directory, loaded.

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::spec::{defaults, RunSpec};
 use crate::store::run_dir_name;
+use faultline_results::expect::Expect;
 
 /// Settings shared by every run of a campaign (all optional).
 #[derive(Clone, Debug, Deserialize)]
@@ -137,6 +138,16 @@ pub struct Setting {
     /// Seconds per fault and per quiet period for this setting only.
     #[serde(default)]
     pub fault_interval: Option<f64>,
+    /// What its runs are expected to show: "linearizable", or for a
+    /// positive control "not-linearizable" or "unsafe" (a safety violation
+    /// in the nodes' logs). Default: a failure for an `unsafe_bug`
+    /// setting, linearizable otherwise.
+    #[serde(default)]
+    pub expect: Option<Expect>,
+    /// The expectation of this setting's runs under particular faults
+    /// (fault → expectation), where a fault makes the difference.
+    #[serde(default)]
+    pub expect_by_fault: std::collections::BTreeMap<String, Expect>,
 }
 
 fn d_election() -> String {
@@ -147,6 +158,57 @@ fn d_heartbeat() -> u64 {
 }
 
 impl Setting {
+    /// Whether this setting runs faultline's own node without a known-bug
+    /// variant: the node that is meant to be correct, which may not expect
+    /// to be caught. (Another target's settings may: etcd's serializable
+    /// reads are a positive control.) `target` is the target its runs use
+    /// (its own, or the campaign's).
+    pub fn is_correct(&self, target: faultline_sut::TargetKind) -> bool {
+        self.unsafe_bug.is_none() && target == faultline_sut::TargetKind::Faultline
+    }
+
+    /// What its runs under `fault` are expected to show.
+    pub fn expectation(&self, fault: &str) -> Expect {
+        self.expect_by_fault
+            .get(fault)
+            .copied()
+            .or(self.expect)
+            .unwrap_or(if self.unsafe_bug.is_some() {
+                Expect::NotLinearizable
+            } else {
+                Expect::Linearizable
+            })
+    }
+
+    /// Refuse expectations that make no sense: a correct setting expecting
+    /// to be caught, a per-fault expectation for a fault it does not run.
+    fn check_expectations(
+        &self,
+        faults: &[String],
+        target: faultline_sut::TargetKind,
+    ) -> anyhow::Result<()> {
+        let name = crate::store::shown(&self.name);
+        for f in self.expect_by_fault.keys() {
+            anyhow::ensure!(
+                faults.contains(f),
+                "setting {name}: expect_by_fault names fault {}, which the setting does not run",
+                crate::store::shown(f)
+            );
+        }
+        if self.is_correct(target) {
+            if let Some(e) = faults
+                .iter()
+                .map(|f| self.expectation(f))
+                .find(|e| e.is_control())
+            {
+                anyhow::bail!(
+                    "setting {name} runs faultline's correct node, so it may not expect \"{e}\": only a known-bug variant (unsafe_bug) is a positive control there"
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// The setting in words, for the campaign page (what differs from `[run]` included).
     pub fn describe(&self) -> String {
         let mut s = format!(
@@ -321,6 +383,12 @@ impl CampaignConfig {
             "the campaign has {total} runs (settings x faults x repeats); at most {MAX_RUNS} are allowed"
         );
         // Two runs in one directory would overwrite each other's files.
+        for s in &self.settings {
+            s.check_expectations(
+                s.faults.as_ref().unwrap_or(&self.faults),
+                s.target.unwrap_or(self.run.target),
+            )?;
+        }
         let mut dirs: std::collections::HashMap<String, (String, String)> = Default::default();
         for s in &self.settings {
             for f in s.faults.as_ref().unwrap_or(&self.faults) {
@@ -376,6 +444,7 @@ impl CampaignConfig {
                         net: s.net.unwrap_or(self.run.net),
                         target: s.target.unwrap_or(self.run.target),
                         read_mode: s.read_mode.unwrap_or(self.run.read_mode),
+                        expect: s.expectation(f),
                         target_version: None,
                         effective: None,
                     };

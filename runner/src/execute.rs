@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use faultline_checker::Verdict;
 use faultline_nemesis::process::NodeCommand;
+use faultline_results::expect::Judgement;
 use faultline_results::{CampaignIndex, CampaignRun, CampaignSetting, CampaignSummary, RunResults};
 
 use crate::campaign::{CampaignConfig, PlannedRun};
@@ -114,6 +115,7 @@ pub async fn run_campaign(
                 fault: r.fault.clone(),
                 repeat: r.repeat,
                 seed: r.spec.seed,
+                expect: r.spec.expect,
             })
             .collect(),
     };
@@ -178,8 +180,9 @@ pub fn run_line(results: &RunResults) -> String {
 
 /// Rebuild the pages of a campaign directory (with `campaign.json`) or of
 /// one run directory (with `history.jsonl`) from their stored files; returns
-/// the page and the overall verdict.
-pub fn rebuild_report(dir: &Path) -> anyhow::Result<(PathBuf, Verdict)> {
+/// the page and the exit status: 0 when every run showed what it expected,
+/// 1 when one did not (then the first such run, in words), 3 undecided.
+pub fn rebuild_report(dir: &Path) -> anyhow::Result<(PathBuf, u8, Option<String>)> {
     let opts = faultline_checker::Options::default();
     let page = dir.join("index.html");
     if dir.join("campaign.json").exists() {
@@ -198,10 +201,20 @@ pub fn rebuild_report(dir: &Path) -> anyhow::Result<(PathBuf, Verdict)> {
                 .with_context(|| format!("run {}", r.dir))?;
         }
         let summary = faultline_results::write_campaign_report(dir)?;
-        Ok((page, summary.valid))
+        Ok((
+            page,
+            summary.exit_code(),
+            summary.unexpected.first().cloned(),
+        ))
     } else if dir.join("history.jsonl").exists() {
         let r = faultline_results::write_run_report(dir, &opts)?;
-        Ok((page, r.valid))
+        let code = match r.expect.judge(r.valid, !r.findings.is_empty()) {
+            Judgement::AsExpected => 0,
+            Judgement::Unexpected => 1,
+            Judgement::Undecided => 3,
+        };
+        let miss = (code == 1).then(|| r.expect.miss().to_string());
+        Ok((page, code, miss))
     } else {
         anyhow::bail!(
             "{} holds neither campaign.json nor history.jsonl",

@@ -123,6 +123,10 @@ pub struct RunSpec {
     /// a positive control that the bench catches stale reads).
     #[serde(default)]
     pub read_mode: ReadMode,
+    /// What the run is expected to show: linearizable, or — for a positive
+    /// control — caught.
+    #[serde(default)]
+    pub expect: faultline_results::expect::Expect,
     /// The tested system's version (written by the run; ignored when read).
     #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub target_version: Option<String>,
@@ -198,6 +202,7 @@ impl Default for RunSpec {
             net: NetBackend::Proxy,
             target: TargetKind::Faultline,
             read_mode: ReadMode::Linearizable,
+            expect: Default::default(),
             target_version: None,
             effective: None,
         }

@@ -137,7 +137,9 @@ impl Testbed {
                     .partition(&slots, &[vec![victim.clone()], rest], tag)?;
                 Ok((
                     vec![victim.clone()],
-                    json!({"lagging": victim, "last_log_index": last}),
+                    // Whether the victim led when it was cut off: then it
+                    // is not a lagging follower, and it may need no snapshot.
+                    json!({"lagging": victim, "last_log_index": last, "leader": leader}),
                 ))
             }
             other => unreachable!("{other} is not a partition"),

@@ -166,6 +166,9 @@ pub struct RunResults {
     /// writer leaves): its line number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub torn_history_line: Option<usize>,
+    /// What the run was expected to show (from its spec).
+    #[serde(default)]
+    pub expect: crate::expect::Expect,
 }
 
 fn ms(ns: u64) -> f64 {
@@ -260,6 +263,7 @@ pub fn analyze(files: &RunFiles, check: &Options) -> RunResults {
         results.valid = Verdict::NotLinearizable;
     }
     results.torn_history_line = history.torn_last_line.map(|(line, _)| line);
+    results.expect = files.spec.expect;
     if !files.complete {
         let last = history.last_op_time() as f64 / 1e9;
         results.interrupted = Some(format!(
@@ -461,6 +465,7 @@ pub fn compute(
         snapshots: BTreeMap::new(),
         interrupted: None,
         torn_history_line: None,
+        expect: Default::default(),
     }
 }
 

@@ -5,10 +5,11 @@
 use faultline_checker::Verdict;
 use maud::{html, Markup};
 
-use super::{num, page, table, verdict_banner};
+use super::{num, page, table};
 use crate::campaign::CampaignSetting;
 use crate::cells::{Cell, Figure};
 use crate::elections::ElectionTimes;
+use crate::expect::{Expect, Judgement};
 use crate::stats::{winner, Summary, Winner};
 
 /// One row of the campaign's per-run list.
@@ -44,6 +45,17 @@ pub struct RunRow {
     /// run): its verdict is at best unknown and its figures are left out
     /// of the comparison.
     pub cut_short: Option<String>,
+    /// What the run was expected to show.
+    pub expect: Expect,
+    /// Whether the nodes' logs show a safety violation.
+    pub unsafe_in_logs: bool,
+}
+
+impl RunRow {
+    /// The run against its expectation.
+    pub fn judgement(&self) -> Judgement {
+        self.expect.judge(self.valid, self.unsafe_in_logs)
+    }
 }
 
 fn verdict_word(v: Verdict) -> &'static str {
@@ -72,43 +84,15 @@ pub fn campaign_page(
     cells: &[Vec<Cell>],
     elections: &[ElectionTimes],
 ) -> String {
-    let bad = rows
-        .iter()
-        .filter(|r| r.valid == Verdict::NotLinearizable)
-        .count();
-    let unk = rows.iter().filter(|r| r.valid == Verdict::Unknown).count();
-    let cut = rows.iter().filter(|r| r.cut_short.is_some()).count();
-    let (v, why) = if bad > 0 {
-        (
-            Verdict::NotLinearizable,
-            format!("{bad} of {} runs are not linearizable", rows.len()),
-        )
-    } else if unk > 0 {
-        (
-            Verdict::Unknown,
-            match cut {
-                0 => format!("{unk} of {} runs are undecided", rows.len()),
-                _ => format!(
-                    "{unk} of {} runs are undecided, {cut} of them cut short (interrupted or never run)",
-                    rows.len()
-                ),
-            },
-        )
-    } else {
-        (
-            Verdict::Linearizable,
-            format!("all {} runs are linearizable", rows.len()),
-        )
-    };
     let described: Vec<Vec<String>> = settings
         .iter()
         .map(|s| vec![s.name.clone(), s.description.clone()])
         .collect();
     let body = html! {
         h1 { "faultline campaign: " (name) }
-        (verdict_banner(v, &why))
-        @if settings.iter().any(|s| s.unsafe_bug.is_some()) {
-            (bug_hunt_table(settings, rows))
+        (expectation_banner(rows))
+        @if rows.iter().any(|r| r.expect.is_control()) {
+            (detection_table(settings, rows))
         }
         h2 { "Settings" }
         (table(&["setting", "timeouts"], &described))
@@ -180,41 +164,56 @@ fn cell_rows<'a>(rows: &'a [RunRow], setting: &str, fault: &str) -> Vec<&'a RunR
         .collect()
 }
 
-/// Per setting: how often runs of a known-bug variant were caught, and how
-/// often the correct node passed.
-fn bug_hunt_table(settings: &[CampaignSetting], rows: &[RunRow]) -> Markup {
+/// The distinct expectations of a setting's runs.
+fn expectations_of(rows: &[RunRow], setting: &str) -> Vec<Expect> {
+    let mut out: Vec<Expect> = rows
+        .iter()
+        .filter(|r| r.setting == setting)
+        .map(|r| r.expect)
+        .collect();
+    out.sort_by_key(|e| e.as_str());
+    out.dedup();
+    out
+}
+
+/// Per setting (and per fault where expectations differ): its
+/// expectation, how many runs were caught, and whether that is what was
+/// expected — the positive controls' detection and the correct settings'
+/// clean runs side by side.
+fn detection_table(settings: &[CampaignSetting], rows: &[RunRow]) -> Markup {
     html! {
-        h2 { "Bug hunt" }
+        h2 { "Bug hunt: detection" }
         p class="small" {
-            "Each UNSAFE variant should be caught in its runs (not linearizable, or a safety violation in the nodes' logs); the correct node should never be."
+            "A positive control (a known-bug variant, or etcd's serializable reads) is expected to be caught in its runs (not linearizable, or a safety violation in the nodes' logs): caught, it shows that the bench sees such a bug. A correct setting is expected never to be caught. A run that went against its expectation fails the campaign."
         }
         table class="sortable" {
             thead { tr {
-                th class="l" { "setting" } th class="l" { "variant" } th { "runs" } th { "caught" }
-                th { "rate %" } th { "first anomaly (s into the run)" } th class="l" { "counterexample" }
+                th class="l" { "setting" } th class="l" { "variant" } th class="l" { "expected" } th { "runs" } th { "caught" }
+                th { "as expected" } th { "first anomaly (s into the run)" } th class="l" { "counterexample" }
             } }
             tbody {
                 @for s in settings {
-                    @let runs: Vec<&RunRow> = rows.iter().filter(|r| r.setting == s.name).collect();
+                    @for e in expectations_of(rows, &s.name) {
+                    @let runs: Vec<&RunRow> = rows.iter().filter(|r| r.setting == s.name && r.expect == e).collect();
                     @let caught: Vec<&&RunRow> = runs.iter().filter(|r| r.valid == Verdict::NotLinearizable).collect();
                     @let first = caught.iter().filter_map(|r| r.first_anomaly_s).fold(f64::INFINITY, f64::min);
-                    @let rate = if runs.is_empty() { 0.0 } else { caught.len() as f64 * 100.0 / runs.len() as f64 };
-                    @let (variant, good) = match &s.unsafe_bug {
-                        Some(v) => (v.clone(), rate >= 90.0),
-                        None => ("none (correct node)".to_string(), caught.is_empty()),
-                    };
+                    @let met = runs.iter().filter(|r| r.judgement() == Judgement::AsExpected).count();
+                    @let good = met == runs.len();
+                    @let variant = s.unsafe_bug.clone().unwrap_or_else(|| if e.is_control() { "control".to_string() } else { "none (correct)".to_string() });
                     tr {
                         td class="l" { (s.name) }
                         td class="l" { (variant) }
+                        td class="l" { (e.words()) }
                         td { (runs.len()) }
-                        td class=(if good { "good" } else { "poor" }) { (caught.len()) }
-                        td { (format!("{rate:.0}")) }
+                        td { (caught.len()) " of " (runs.len()) }
+                        td class=(if good { "good" } else { "poor" }) { (met) " of " (runs.len()) }
                         td { @if first.is_finite() { (format!("{first:.1}")) } @else { "–" } }
                         td class="l" {
                             @if let Some(r) = caught.first() {
                                 a href={ (r.dir) "/index.html" } { (r.anomaly.as_deref().unwrap_or(&r.dir)) }
                             } @else { "–" }
                         }
+                    }
                     }
                 }
             }
@@ -311,12 +310,68 @@ fn comparison(
     }
 }
 
+/// The campaign's banner: every run against its expectation, what went
+/// unexpectedly named first.
+fn expectation_banner(rows: &[RunRow]) -> Markup {
+    let of = |j: Judgement| rows.iter().filter(move |r| r.judgement() == j);
+    let unexpected: Vec<&RunRow> = of(Judgement::Unexpected).collect();
+    let undecided = of(Judgement::Undecided).count();
+    let cut = rows.iter().filter(|r| r.cut_short.is_some()).count();
+    let clean = of(Judgement::AsExpected)
+        .filter(|r| !r.expect.is_control())
+        .count();
+    let caught = of(Judgement::AsExpected)
+        .filter(|r| r.expect.is_control())
+        .count();
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut met = vec![format!("{} linearizable", plural(clean, "run", "runs"))];
+    if caught > 0 {
+        met.push(format!(
+            "{} caught",
+            plural(caught, "positive control", "positive controls")
+        ));
+    }
+    if !unexpected.is_empty() {
+        html! {
+            div class="banner bad" {
+                b { "UNEXPECTED: " (unexpected.len()) " of " (rows.len()) " runs did not show what they expected." }
+                ul {
+                    @for r in unexpected.iter().take(10) {
+                        li { a href={ (r.dir) "/index.html" } { (r.dir) } ": " (r.expect.miss())
+                            " (expected " (r.expect.words()) ", got " (verdict_word(r.valid)) ")" }
+                    }
+                }
+                "As expected: " (met.join(", ")) "."
+            }
+        }
+    } else if undecided > 0 {
+        html! {
+            div class="banner unk" {
+                b { "UNDECIDED: " (undecided) " of " (rows.len()) " runs" }
+                @if cut > 0 { " (" (cut) " cut short: interrupted or never run)" }
+                "; none went against its expectation. As expected: " (met.join(", ")) "."
+            }
+        }
+    } else {
+        html! {
+            div class="banner ok" {
+                b { "AS EXPECTED: " (met.join(", ")) "." }
+                @if caught > 0 {
+                    br;
+                    "A positive control is a run expected to be caught (a known-bug variant, serializable reads): caught, it shows the bench would see such a bug."
+                }
+            }
+        }
+    }
+}
+
 fn runs_table(rows: &[RunRow]) -> Markup {
     html! {
         table class="sortable" {
             thead { tr {
                 th class="l" { "run" } th class="l" { "setting" } th class="l" { "fault" } th { "repeat" }
-                th class="l" { "verdict" } th { "avail %" } th { "no leader ms" } th { "p99 ms" }
+                th class="l" { "verdict" } th class="l" { "expected" } th { "avail %" } th { "no leader ms" } th { "p99 ms" }
                 th { "ok" } th { "fail" } th { "info" }
             } }
             tbody {
@@ -330,6 +385,11 @@ fn runs_table(rows: &[RunRow]) -> Markup {
                             (verdict_word(r.valid))
                             @if let Some(a) = &r.anomaly { ": " (a) }
                             @if let Some(c) = &r.cut_short { " — " (c) }
+                        }
+                        @let j = r.judgement();
+                        td class=(match j { Judgement::Unexpected => "poor l", Judgement::AsExpected => "good l", Judgement::Undecided => "l" }) {
+                            (r.expect.words()) ": "
+                            (match j { Judgement::AsExpected => "as expected", Judgement::Unexpected => "UNEXPECTED", Judgement::Undecided => "undecided" })
                         }
                         td { (format!("{:.1}", r.availability * 100.0)) }
                         td { (format!("{:.0}", r.leaderless_ms)) }

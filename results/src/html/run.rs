@@ -38,6 +38,15 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
             p class="small" { "history.jsonl ended in a torn line (line " (line) ", what a killed writer leaves); it was skipped." }
         }
         (verdict_banner(r.checker.valid, &why))
+        @let judged = r.expect.judge(r.valid, !r.findings.is_empty());
+        p class=(match judged { crate::expect::Judgement::Unexpected => "poor", _ => "" }) {
+            b { "Expected: " } (r.expect.words()) " — "
+            (match judged {
+                crate::expect::Judgement::AsExpected => "as expected",
+                crate::expect::Judgement::Unexpected => r.expect.miss(),
+                crate::expect::Judgement::Undecided => "undecided (the verdict is unknown)",
+            })
+        }
         @if !r.findings.is_empty() {
             div class="banner bad" {
                 b { "UNSAFE: the nodes' own logs show " (r.findings.len()) " safety violation(s)." }
