@@ -366,7 +366,7 @@ impl Storage {
                 // The mark goes down first: a crash after the cut must not
                 // look like a disk that lost durable entries.
                 self.mark
-                    .set(from.saturating_sub(1).max(self.recovering_to))?;
+                    .lower_now(from.saturating_sub(1).max(self.recovering_to))?;
                 self.end = self.offsets[keep];
                 self.offsets.truncate(keep);
                 self.log
@@ -446,7 +446,7 @@ impl Storage {
         if last >= self.recovering_to {
             self.recovering_to = 0;
         }
-        self.mark.set(last.max(self.recovering_to))?;
+        self.mark.raise(last.max(self.recovering_to))?;
         Ok(())
     }
 
