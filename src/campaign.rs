@@ -280,17 +280,10 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
         },
         settings: vec![Setting {
             name: "run".into(),
-            election_timeout: a.election_timeout.clone().unwrap_or_else(|| {
-                match a.target {
-                    faultline_sut::TargetKind::Etcd => defaults::ETCD_ELECTION_TIMEOUT,
-                    faultline_sut::TargetKind::Faultline => defaults::ELECTION_TIMEOUT,
-                }
-                .to_string()
-            }),
-            heartbeat: a.heartbeat.unwrap_or(match a.target {
-                faultline_sut::TargetKind::Etcd => defaults::ETCD_HEARTBEAT_MS,
-                faultline_sut::TargetKind::Faultline => defaults::HEARTBEAT_MS,
-            }),
+            // The target's own defaults where none is given (in
+            // `Setting::timeouts`).
+            election_timeout: a.election_timeout.clone(),
+            heartbeat: a.heartbeat,
             pre_vote: a.pre_vote,
             check_quorum: a.check_quorum,
             unsafe_bug: a.unsafe_bug.clone(),

@@ -75,12 +75,13 @@ impl Default for SharedRun {
 pub struct Setting {
     /// Its name in the reports.
     pub name: String,
-    /// Election timeout range, ms, e.g. "150..300".
-    #[serde(default = "d_election")]
-    pub election_timeout: String,
-    /// Heartbeat interval, ms.
-    #[serde(default = "d_heartbeat")]
-    pub heartbeat: u64,
+    /// Election timeout range, ms, e.g. "150..300" (default: the target's
+    /// own, 150..300 for faultline's node, 1000..2000 for etcd).
+    #[serde(default)]
+    pub election_timeout: Option<String>,
+    /// Heartbeat interval, ms (default: the target's own, 50 or 100).
+    #[serde(default)]
+    pub heartbeat: Option<u64>,
     /// Pre-vote.
     #[serde(default)]
     pub pre_vote: bool,
@@ -150,14 +151,19 @@ pub struct Setting {
     pub expect_by_fault: std::collections::BTreeMap<String, Expect>,
 }
 
-fn d_election() -> String {
-    defaults::ELECTION_TIMEOUT.into()
-}
-fn d_heartbeat() -> u64 {
-    defaults::HEARTBEAT_MS
-}
-
 impl Setting {
+    /// Its election timeout range and heartbeat, the target's defaults
+    /// where it names none.
+    pub fn timeouts(&self, target: faultline_sut::TargetKind) -> (String, u64) {
+        let (e, h) = target.default_timeouts();
+        (
+            self.election_timeout
+                .clone()
+                .unwrap_or_else(|| e.to_string()),
+            self.heartbeat.unwrap_or(h),
+        )
+    }
+
     /// Whether this setting runs faultline's own node without a known-bug
     /// variant: the node that is meant to be correct, which may not expect
     /// to be caught. (Another target's settings may: etcd's serializable
@@ -209,12 +215,11 @@ impl Setting {
         Ok(())
     }
 
-    /// The setting in words, for the campaign page (what differs from `[run]` included).
-    pub fn describe(&self) -> String {
-        let mut s = format!(
-            "election timeout {} ms, heartbeat {} ms",
-            self.election_timeout, self.heartbeat
-        );
+    /// The setting in words, for the campaign page (what differs from `[run]`
+    /// included); `target` is the target its runs use.
+    pub fn describe(&self, target: faultline_sut::TargetKind) -> String {
+        let (election, heartbeat) = self.timeouts(target);
+        let mut s = format!("election timeout {election} ms, heartbeat {heartbeat} ms");
         if self.pre_vote {
             s.push_str(", pre-vote");
         }
@@ -415,6 +420,7 @@ impl CampaignConfig {
         let mut out = Vec::with_capacity(total);
         let mut i = 0u64;
         for s in &self.settings {
+            let target = s.target.unwrap_or(self.run.target);
             for f in s.faults.as_ref().unwrap_or(&self.faults) {
                 for r in 1..=self.repeats {
                     let spec = RunSpec {
@@ -428,8 +434,8 @@ impl CampaignConfig {
                         concurrency: s.concurrency.unwrap_or(self.run.concurrency),
                         rate: s.rate.unwrap_or(self.run.rate),
                         time_limit_s: s.time_limit.unwrap_or(self.run.time_limit),
-                        election_timeout: s.election_timeout.clone(),
-                        heartbeat_ms: s.heartbeat,
+                        election_timeout: s.timeouts(target).0,
+                        heartbeat_ms: s.timeouts(target).1,
                         pre_vote: s.pre_vote,
                         check_quorum: s.check_quorum,
                         seed: self.run.seed + i,
@@ -442,7 +448,7 @@ impl CampaignConfig {
                         tick_ms: s.tick,
                         snapshot_entries: s.snapshot_entries,
                         net: s.net.unwrap_or(self.run.net),
-                        target: s.target.unwrap_or(self.run.target),
+                        target,
                         read_mode: s.read_mode.unwrap_or(self.run.read_mode),
                         expect: s.expectation(f),
                         target_version: None,
@@ -466,5 +472,24 @@ impl CampaignConfig {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_setting_without_timeouts_gets_its_targets_defaults() {
+        let c = CampaignConfig::parse(
+            "faults = [\"crash-leader\"]\n[[setting]]\nname = \"e\"\ntarget = \"etcd\"\n[[setting]]\nname = \"f\"\n",
+            "test",
+        )
+        .unwrap();
+        let runs = c.runs().expect("etcd's own defaults validate");
+        assert_eq!(runs[0].spec.election_timeout, "1000..2000");
+        assert_eq!(runs[0].spec.heartbeat_ms, 100);
+        assert_eq!(runs[1].spec.election_timeout, "150..300");
+        assert_eq!(runs[1].spec.heartbeat_ms, 50);
     }
 }

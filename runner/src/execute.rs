@@ -99,11 +99,14 @@ pub async fn run_campaign(
         settings: config
             .settings
             .iter()
-            .map(|s| CampaignSetting {
-                name: s.name.clone(),
-                description: s.describe(),
-                unsafe_bug: s.unsafe_bug.clone(),
-                election_timeout: Some(s.election_timeout.clone()),
+            .map(|s| {
+                let target = s.target.unwrap_or(config.run.target);
+                CampaignSetting {
+                    name: s.name.clone(),
+                    description: s.describe(target),
+                    unsafe_bug: s.unsafe_bug.clone(),
+                    election_timeout: Some(s.timeouts(target).0),
+                }
             })
             .collect(),
         faults: config.all_faults(),

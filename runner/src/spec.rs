@@ -35,14 +35,11 @@ pub mod defaults {
     pub const CONCURRENCY: usize = 10;
     /// Target operations per second, all clients together.
     pub const RATE: f64 = 100.0;
-    /// Election timeout range, ms.
+    /// Election timeout range, ms (faultline's node; each target has its
+    /// own: [`faultline_sut::TargetKind::default_timeouts`]).
     pub const ELECTION_TIMEOUT: &str = "150..300";
-    /// Heartbeat interval, ms.
+    /// Heartbeat interval, ms (faultline's node).
     pub const HEARTBEAT_MS: u64 = 50;
-    /// etcd's own default election timeout (it draws from [1000, 2000)), ms.
-    pub const ETCD_ELECTION_TIMEOUT: &str = "1000..2000";
-    /// etcd's own default heartbeat interval, ms.
-    pub const ETCD_HEARTBEAT_MS: u64 = 100;
     /// Client timeout per operation, ms.
     pub const OP_TIMEOUT_MS: u64 = 1000;
     /// Shares of read, write and cas operations.

@@ -40,6 +40,20 @@ pub enum TargetKind {
     Etcd,
 }
 
+impl TargetKind {
+    /// The target's own default election timeout range (ms, as `MIN..MAX`)
+    /// and heartbeat interval (ms): what a run or a campaign setting uses
+    /// when it names none, wherever the target is chosen.
+    pub fn default_timeouts(self) -> (&'static str, u64) {
+        match self {
+            TargetKind::Faultline => ("150..300", 50),
+            // etcd's own defaults: --election-timeout 1000 (it draws from
+            // [1000, 2000)) and --heartbeat-interval 100.
+            TargetKind::Etcd => ("1000..2000", 100),
+        }
+    }
+}
+
 impl fmt::Display for TargetKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
