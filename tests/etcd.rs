@@ -198,7 +198,7 @@ fn a_missing_etcd_is_one_line_before_anything_starts() {
     ]);
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("--etcd-bin /nonexistent/etcd: no such file"),
+        err.contains("--etcd-bin '/nonexistent/etcd': no such file"),
         "{err}"
     );
 }
