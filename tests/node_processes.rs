@@ -326,16 +326,7 @@ fn bad_flags_exit_2_with_one_line() {
         ),
         (
             vec!["--id", "n1", "--heartbeat", "0"],
-            "--heartbeat must be between 1 and 60000 ms",
-        ),
-        (
-            vec![
-                "--id",
-                "n1",
-                "--election-timeout",
-                "18446744073709551615..18446744073709551615",
-            ],
-            "a timeout of more than 60000 ms",
+            "--heartbeat must be between 1 and 300000 ms",
         ),
         (
             vec!["--id", "n1", "--cluster-id", "a b"],

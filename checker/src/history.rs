@@ -638,9 +638,23 @@ mod tests {
             (r#"{"time":1,"process":0,"type":"invoke","f":"append","key":"k","value":1}"#, "\"f\" \"append\""),
         ];
         for (text, want) in cases {
-            let err = parse(text).unwrap_err().to_string();
+            // Each line ends with its newline: without one, a last line
+            // that does not parse is a torn write, skipped (tested below).
+            let text = format!("{text}\n");
+            let err = parse(&text).unwrap_err().to_string();
             assert!(err.contains(want), "{text}\n  gave: {err}\n  want: {want}");
         }
+    }
+
+    #[test]
+    fn a_torn_last_line_is_skipped_and_said() {
+        let h = parse("{\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"key\":\"k\",\"value\":null}\n{\"time\":1").unwrap();
+        assert_eq!(h.torn_last_line, Some((2, 9)));
+        assert_eq!(h.ops.len(), 1);
+        // A complete last line without its newline is kept.
+        let h = parse("{\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"key\":\"k\",\"value\":null}").unwrap();
+        assert_eq!(h.torn_last_line, None);
+        assert_eq!(h.ops.len(), 1);
     }
 
     #[test]

@@ -22,8 +22,8 @@ pub struct MillisRange {
     pub max: u64,
 }
 
-/// The longest election timeout or heartbeat accepted, ms (a minute).
-pub const MAX_TIMEOUT_MS: u64 = 60_000;
+/// The longest election timeout or heartbeat accepted, ms (five minutes).
+pub const MAX_TIMEOUT_MS: u64 = 300_000;
 /// The longest clock tick accepted, ms.
 pub const MAX_TICK_MS: u64 = 1_000;
 /// The most entries between snapshots, or kept behind one.

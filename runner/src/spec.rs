@@ -519,7 +519,7 @@ mod tests {
         };
         let e = format!("{:#}", zero_heartbeat.validate().unwrap_err());
         assert!(
-            e.contains("--heartbeat must be between 1 and 60000 ms"),
+            e.contains("--heartbeat must be between 1 and 300000 ms"),
             "{e}"
         );
         let zero_timeout = RunSpec {

@@ -554,6 +554,9 @@ mod tests {
     #[test]
     fn a_missing_etcd_is_named_with_the_package() {
         let e = locate(Some(Path::new("/nonexistent/etcd"))).unwrap_err();
-        assert!(e.contains("--etcd-bin /nonexistent/etcd"), "{e}");
+        assert!(
+            e.contains("--etcd-bin '/nonexistent/etcd': no such file"),
+            "{e}"
+        );
     }
 }
