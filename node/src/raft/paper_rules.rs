@@ -30,6 +30,23 @@ fn new_raft_with(id: &str, n: usize, config: Config) -> Raft {
     )
 }
 
+/// Server `id` of three, restarted in `term` with a log of these terms.
+fn restarted(id: &str, term: u64, log: &[u64]) -> Raft {
+    Raft::new(
+        id.into(),
+        Config {
+            election_timeout_min: 10,
+            election_timeout_max: 20,
+            heartbeat_interval: 3,
+            ..Config::default()
+        },
+        Configuration::new(ids(3)),
+        HardState { term, vote: None },
+        entries(log),
+        1,
+    )
+}
+
 fn entries(terms: &[u64]) -> Vec<Entry> {
     terms
         .iter()
@@ -147,22 +164,7 @@ fn each_server_votes_for_at_most_one_candidate_per_term() {
 
 #[test]
 fn a_vote_is_granted_only_if_the_candidate_log_is_at_least_as_up_to_date() {
-    let mut r = Raft::new(
-        "n1".into(),
-        Config {
-            election_timeout_min: 10,
-            election_timeout_max: 20,
-            heartbeat_interval: 3,
-            ..Config::default()
-        },
-        Configuration::new(ids(3)),
-        HardState {
-            term: 3,
-            vote: None,
-        },
-        entries(&[1, 2, 3]),
-        1,
-    );
+    let mut r = restarted("n1", 3, &[1, 2, 3]);
     // (last index, last term, term, expect granted)
     let cases = [
         (3, 2, 4, false),
@@ -811,22 +813,7 @@ fn a_server_that_lost_durable_entries_neither_votes_nor_campaigns_until_caught_u
     // Alagappan et al. (FAST 2018): such a server's lost entries may have
     // counted towards a majority, so its vote could elect a leader that
     // lacks a committed entry.
-    let mut r = Raft::new(
-        "n1".into(),
-        Config {
-            election_timeout_min: 10,
-            election_timeout_max: 20,
-            heartbeat_interval: 3,
-            ..Config::default()
-        },
-        Configuration::new(ids(3)),
-        HardState {
-            term: 1,
-            vote: None,
-        },
-        entries(&[1, 1, 1]),
-        1,
-    );
+    let mut r = restarted("n1", 1, &[1, 1, 1]);
     r.recover_lost_entries(5);
     for _ in 0..100 {
         r.tick();
