@@ -681,6 +681,7 @@ impl Raft {
         log.snapshot = self.snapshot_unsaved.take();
         let committed = self.log.range(self.applied + 1, self.commit);
         self.applied = self.commit;
+        self.assert_invariants();
         Ready {
             hard_state,
             log,
@@ -690,6 +691,37 @@ impl Raft {
             committed,
             anomalies: std::mem::take(&mut self.anomalies),
         }
+    }
+
+    /// Stop at once, naming the invariant, when the server's indexes
+    /// contradict each other (TigerBeetle's rule: assert where state
+    /// changes, in the real program and not only in the simulator). The
+    /// node's panic hook logs the message as a `faultline::panic` line,
+    /// which a run's log audit reports as a safety finding. Checked at
+    /// every Ready: a few comparisons.
+    fn assert_invariants(&self) {
+        let (applied, commit, last) = (self.applied, self.commit, self.log.last_index());
+        assert!(
+            applied <= commit && commit <= last,
+            "{}: invariant applied <= commit <= last log index broken (applied {applied}, commit {commit}, last index {last})",
+            self.id
+        );
+        // The log starts at or before the snapshot's end (trailing entries
+        // may stay behind it), and a snapshot covers only committed entries.
+        let offset = self.log.offset();
+        if let Some(snap) = self.snapshot.as_ref().map(|s| s.meta.index) {
+            assert!(
+                offset <= snap && snap <= commit,
+                "{}: invariant log offset <= snapshot index <= commit broken (offset {offset}, snapshot index {snap}, commit {commit})",
+                self.id
+            );
+        }
+        assert!(
+            self.durable <= last,
+            "{}: invariant durable <= last log index broken (durable {}, last index {last})",
+            self.id,
+            self.durable
+        );
     }
 
     /// Asked by the leader of `term`, which holds our acknowledgement of

@@ -862,3 +862,13 @@ fn a_server_that_lost_durable_entries_neither_votes_nor_campaigns_until_caught_u
     }
     assert_ne!(r.role(), Role::Follower);
 }
+
+#[test]
+#[should_panic(expected = "invariant applied <= commit <= last log index broken")]
+fn a_commit_index_past_the_log_stops_the_server_naming_the_invariant() {
+    // Not a rule of the paper but its premise: the real node asserts it at
+    // every Ready, so a real-process run catches what the simulator would.
+    let mut r = restarted("n1", 1, &[1, 1, 1]);
+    r.commit = 5;
+    let _ = r.take_ready();
+}
