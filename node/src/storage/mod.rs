@@ -6,10 +6,15 @@
 //! entry of a Ready with one `write` and one fsync (group commit); truncating
 //! a conflicting suffix cuts the file at the first removed record.
 //!
-//! On open, a damaged record at the tail (a crash in the middle of a write)
-//! is cut off and logged; a damaged record followed by any intact record is
-//! corruption of data that was once acknowledged, and opening fails with the
-//! file and byte offset: committed entries are never silently dropped.
+//! On open (every file a regular file, every read bounded: `regular`;
+//! the log read record by record: `log_file`), the durable mark
+//! ([`durable_mark`]) tells what the tail means: a record past it that does
+//! not check out is a torn append and is cut off and logged; a record at or
+//! below it written whole that no longer checks out, or any damaged record
+//! followed by an intact one, is damage, and opening fails with the file
+//! and byte offset; a log that ends below the mark lost durable entries,
+//! which [`Recovered::lost`] reports. Committed entries are never silently
+//! dropped.
 //!
 //! The metadata record is replaced atomically: written to `meta.tmp`,
 //! fsynced, renamed over `meta`, and the directory fsynced.
