@@ -270,3 +270,43 @@ pub fn describe_lines(m: &MembersInfo) -> Vec<String> {
 pub fn describe(m: &MembersInfo) -> String {
     describe_lines(m).join("; ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{self, ClientEnvelope, ClientReply};
+    use futures::{SinkExt, StreamExt};
+    use tokio_util::codec::Framed;
+
+    /// A server that answers every request with `Ok(Some(7))`.
+    async fn wrong_server() -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            if let Ok((s, _)) = listener.accept().await {
+                let mut f = Framed::new(s, protocol::codec());
+                while let Some(Ok(frame)) = f.next().await {
+                    let Ok(env) = protocol::decode::<ClientEnvelope>(&frame) else {
+                        return;
+                    };
+                    let reply = ClientReply {
+                        id: env.id,
+                        response: ClientResponse::Ok(Some(7)),
+                    };
+                    if f.send(protocol::encode(&reply)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_wrong_answer_is_described_in_words_not_debug_formatting() {
+        let addr = wrong_server().await;
+        let e = members_at(addr, Duration::from_secs(5)).await.unwrap_err();
+        assert!(e.contains("a register value (7)"), "{e}");
+        assert!(!e.contains("Ok(Some"), "{e}");
+    }
+}
