@@ -125,6 +125,17 @@ async fn a_node_that_lost_durable_entries_neither_votes_nor_campaigns_until_caug
     let ids = cluster.ids();
     let lossy = ids.iter().find(|i| **i != leader).unwrap().clone();
     let others: Vec<String> = ids.iter().filter(|i| **i != lossy).cloned().collect();
+    // The node's durable mark follows its log in the background (at most
+    // every 10 ms): wait until it covers the whole log, so that what the
+    // cut below removes is what the node durably knew it had.
+    let last = common_status(&cluster, &lossy).await.last_log_index;
+    let mark = dir.path().join("nodes").join(&lossy).join("durable");
+    common::until("the durable mark covers the log", || async {
+        std::fs::read(&mark).is_ok_and(|b| {
+            b.len() == 16 && u64::from_le_bytes(b[8..16].try_into().unwrap()) >= last
+        })
+    })
+    .await;
     for id in &ids {
         cluster.node_mut(id).unwrap().kill();
     }
