@@ -6,17 +6,18 @@ fn ids(n: usize) -> Vec<NodeId> {
     (1..=n).map(|i| format!("n{i}")).collect()
 }
 
+/// The timeouts most tests use: 10-20 ticks, heartbeat every 3.
+fn test_config() -> Config {
+    Config {
+        election_timeout_min: 10,
+        election_timeout_max: 20,
+        heartbeat_interval: 3,
+        ..Config::default()
+    }
+}
+
 fn new_raft(id: &str, n: usize) -> Raft {
-    new_raft_with(
-        id,
-        n,
-        Config {
-            election_timeout_min: 10,
-            election_timeout_max: 20,
-            heartbeat_interval: 3,
-            ..Config::default()
-        },
-    )
+    new_raft_with(id, n, test_config())
 }
 
 fn new_raft_with(id: &str, n: usize, config: Config) -> Raft {
@@ -34,12 +35,7 @@ fn new_raft_with(id: &str, n: usize, config: Config) -> Raft {
 fn restarted(id: &str, term: u64, log: &[u64]) -> Raft {
     Raft::new(
         id.into(),
-        Config {
-            election_timeout_min: 10,
-            election_timeout_max: 20,
-            heartbeat_interval: 3,
-            ..Config::default()
-        },
+        test_config(),
         Configuration::new(ids(3)),
         HardState { term, vote: None },
         entries(log),

@@ -158,36 +158,6 @@ impl Drop for BudgetedCodec {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_largest_holder_is_closed_when_the_sum_passes_the_cap() {
-        let budget = FrameBudget::new(100);
-        let (mut a, a_closed) = budget.codec();
-        let (mut b, b_closed) = budget.codec();
-        // a holds 56 bytes of a frame announced as 1000 bytes long (the
-        // codec has consumed the 4-byte length).
-        let mut sa = BytesMut::from(&1000u32.to_be_bytes()[..]);
-        sa.extend_from_slice(&[0u8; 56]);
-        assert!(a.decode(&mut sa).unwrap().is_none());
-        assert_eq!(budget.total(), 56);
-        // b holds 46: the sum passes 100, and a, the largest, must close.
-        let mut sb = BytesMut::from(&1000u32.to_be_bytes()[..]);
-        sb.extend_from_slice(&[0u8; 46]);
-        assert!(b.decode(&mut sb).unwrap().is_none());
-        let a_told = a_closed.notified();
-        let b_told = b_closed.notified();
-        tokio::pin!(a_told, b_told);
-        assert!(futures::FutureExt::now_or_never(a_told.as_mut()).is_some());
-        assert!(futures::FutureExt::now_or_never(b_told.as_mut()).is_none());
-        assert_eq!(budget.total(), 46);
-        drop(b);
-        assert_eq!(budget.total(), 0);
-    }
-}
-
 /// How often one repeated warning (the same kind, from the same source)
 /// is logged: a node of another cluster that retries every few
 /// milliseconds must not flood the log.
@@ -219,5 +189,35 @@ pub(super) fn may_log(key: &str) -> Option<u64> {
             seen.insert(key.to_string(), (now, 0));
             Some(0)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_largest_holder_is_closed_when_the_sum_passes_the_cap() {
+        let budget = FrameBudget::new(100);
+        let (mut a, a_closed) = budget.codec();
+        let (mut b, b_closed) = budget.codec();
+        // a holds 56 bytes of a frame announced as 1000 bytes long (the
+        // codec has consumed the 4-byte length).
+        let mut sa = BytesMut::from(&1000u32.to_be_bytes()[..]);
+        sa.extend_from_slice(&[0u8; 56]);
+        assert!(a.decode(&mut sa).unwrap().is_none());
+        assert_eq!(budget.total(), 56);
+        // b holds 46: the sum passes 100, and a, the largest, must close.
+        let mut sb = BytesMut::from(&1000u32.to_be_bytes()[..]);
+        sb.extend_from_slice(&[0u8; 46]);
+        assert!(b.decode(&mut sb).unwrap().is_none());
+        let a_told = a_closed.notified();
+        let b_told = b_closed.notified();
+        tokio::pin!(a_told, b_told);
+        assert!(futures::FutureExt::now_or_never(a_told.as_mut()).is_some());
+        assert!(futures::FutureExt::now_or_never(b_told.as_mut()).is_none());
+        assert_eq!(budget.total(), 46);
+        drop(b);
+        assert_eq!(budget.total(), 0);
     }
 }

@@ -218,20 +218,25 @@ fn data_files_that_are_not_regular_files_are_refused_without_reading() {
     }
 }
 
-#[test]
-fn oversized_files_are_refused_by_their_size_not_read_whole() {
-    let (dir, _) = filled(3);
-    let meta = dir.path().join("meta");
+/// Grow `name` in `dir` to 1 TiB (sparse: reading it would take the
+/// machine's memory) and open the storage: the error it must give.
+fn open_with_sparse_tail(dir: &Path, name: &str) -> String {
     OpenOptions::new()
         .write(true)
-        .open(&meta)
+        .open(dir.join(name))
         .unwrap()
         .set_len(1 << 40)
         .unwrap();
-    let err = Storage::open(dir.path(), SyncMode::GroupCommit)
+    Storage::open(dir, SyncMode::GroupCommit)
         .err()
-        .unwrap()
-        .to_string();
+        .expect("must refuse")
+        .to_string()
+}
+
+#[test]
+fn oversized_files_are_refused_by_their_size_not_read_whole() {
+    let (dir, _) = filled(3);
+    let err = open_with_sparse_tail(dir.path(), "meta");
     assert!(err.contains("at most"), "{err}");
 }
 
@@ -248,17 +253,6 @@ fn a_snapshot_with_a_huge_tail_is_refused_without_reading_it() {
         data: std::sync::Arc::new(vec![1, 2, 3]),
     };
     snapshot_file::write(dir.path(), &snap).unwrap();
-    let path = dir.path().join("snapshot");
-    // A sparse tail of 1 TiB: reading it would take the machine's memory.
-    OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(1 << 40)
-        .unwrap();
-    let err = Storage::open(dir.path(), SyncMode::GroupCommit)
-        .err()
-        .unwrap()
-        .to_string();
+    let err = open_with_sparse_tail(dir.path(), "snapshot");
     assert!(err.contains("unexpected bytes after the data"), "{err}");
 }
