@@ -65,10 +65,11 @@ enum BenchWhat {
         snapshot_entries: u64,
     },
     /// The checker on generated histories: 10k/100k/1M operations x 1/100/1000
-    /// keys x 5/20/50 processes, 1 % info, plus the hard single-key cases;
-    /// each case in its own process so peak memory is its own.
+    /// keys x 5/20/50 processes, 1 % info, plus the hard single-key cases
+    /// and the hard class (values 1-5, up to 1M operations of 50
+    /// processes); each case in its own process so peak memory is its own.
     Check {
-        /// Only the 10k and 100k rows and the hard cases.
+        /// Only the 10k and 100k rows, the hard cases, and the hard class up to 10k.
         #[arg(long)]
         quick: bool,
     },

@@ -64,7 +64,8 @@ pub fn cases(quick: bool) -> Vec<Case> {
 
 /// The hard class: one key, values 1–5, read 40 % / write 40 % / cas 20 %,
 /// 10 / 30 / 50 processes, 0 or 5 % info, both verdicts; 1k, 10k and 100k
-/// operations (`quick`: no 100k).
+/// operations, and a soak's worth: 1M operations of 50 processes at 5 %
+/// info (`quick`: no 100k and no 1M).
 pub fn hard_cases(quick: bool) -> Vec<Case> {
     let sizes: &[usize] = if quick {
         &[1_000, 10_000]
@@ -86,6 +87,18 @@ pub fn hard_cases(quick: bool) -> Vec<Case> {
                     });
                 }
             }
+        }
+    }
+    if !quick {
+        for stale in [false, true] {
+            out.push(Case {
+                ops: 1_000_000,
+                keys: 1,
+                processes: 50,
+                info: 0.05,
+                stale,
+                values: Some(5),
+            });
         }
     }
     out

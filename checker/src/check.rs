@@ -2,6 +2,7 @@
 //! keys in parallel across the machine's cores, a time and memory budget,
 //! and counterexamples with a one-sentence explanation.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -144,11 +145,18 @@ pub struct Report {
     pub reason: Option<String>,
 }
 
+/// One key and its operations, for a worker to take.
+type KeyOps = (String, Vec<Op>);
+
 /// Check every key of `history` against the register model.
 pub fn check_history(history: &History, opts: &Options) -> Report {
     let start = Instant::now();
     let deadline = start + opts.budget;
     let keys = history.by_key();
+    let n_keys = keys.len();
+    let key_ops: Vec<usize> = keys.iter().map(|(_, ops)| ops.len()).collect();
+    // Each worker takes its key's operations (no second copy of a long history).
+    let keys: Vec<Mutex<Option<KeyOps>>> = keys.into_iter().map(|k| Mutex::new(Some(k))).collect();
     let threads = opts.threads.max(1).min(keys.len().max(1));
     let max_configs = (opts.max_memory / BYTES_PER_CONFIG / threads as u64).max(1024) as usize;
     let budget = Budget {
@@ -156,17 +164,20 @@ pub fn check_history(history: &History, opts: &Options) -> Report {
         max_configs,
     };
     // Largest keys first, so one huge key does not start last.
-    let mut order: Vec<usize> = (0..keys.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(keys[i].1.len()));
+    let mut order: Vec<usize> = (0..n_keys).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(key_ops[i]));
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<KeyResult>>> = Mutex::new(vec![None; keys.len()]);
+    let results: Mutex<Vec<Option<KeyResult>>> = Mutex::new(vec![None; n_keys]);
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| loop {
                 let k = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&i) = order.get(k) else { break };
-                let (key, ops) = &keys[i];
-                let r = check_key(key, ops.clone(), budget, opts.fast_path);
+                let Some((key, ops)) = keys[i].lock().expect("no panics while locked").take()
+                else {
+                    continue;
+                };
+                let r = check_key(&key, ops, budget, opts.fast_path);
                 results.lock().expect("no panics while locked")[i] = Some(r);
             });
         }
@@ -207,7 +218,7 @@ pub fn check_history(history: &History, opts: &Options) -> Report {
     Report {
         valid,
         ops: history.ops.len(),
-        keys: keys.len(),
+        keys: n_keys,
         failures,
         unknown,
         elapsed_ms: ms(start),
@@ -225,9 +236,10 @@ pub fn check_key(key: &str, ops: Vec<Op>, budget: Budget, fast_path: bool) -> Ke
     let n = ops.len();
     let mut unique = false;
     let (prepared, method) = if fast_path {
-        let p = register::prepare(ops.clone(), key);
+        let p = register::prepare(&ops, key);
         if let Some(r) = p.refutation {
-            let method = if p.ops.iter().all(|o| o.kind != OpKind::Cas) && r.ops.len() > 2 {
+            let searched = p.ops.as_deref().unwrap_or(&ops);
+            let method = if searched.iter().all(|o| o.kind != OpKind::Cas) && r.ops.len() > 2 {
                 "zones"
             } else {
                 "precheck"
@@ -243,12 +255,20 @@ pub fn check_key(key: &str, ops: Vec<Op>, budget: Budget, fast_path: bool) -> Ke
             };
         }
         unique = p.unique_values;
-        (p.ops, "search")
+        let prepared: Cow<[Op]> = match p.ops {
+            Some(v) => Cow::Owned(v),
+            None => Cow::Borrowed(&ops),
+        };
+        (prepared, "search")
     } else {
-        (ops.clone(), "search")
+        (Cow::Borrowed(&ops[..]), "search")
     };
-    let (valid, reason, counterexample) = match search::check(&Register, &prepared, budget, unique)
-    {
+    let result = if unique {
+        search::check(&Register, &prepared, budget, true)
+    } else {
+        crate::jit::check(&prepared, budget)
+    };
+    let (valid, reason, counterexample) = match result {
         SearchResult::Linearizable => (Verdict::Linearizable, None, None),
         SearchResult::Unknown(g) => {
             let why = match g {

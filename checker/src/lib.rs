@@ -22,6 +22,7 @@
 //! - [`model`]: sequential specifications behind a trait; the [`model::Register`].
 //! - [`register`]: what unique written values allow (pruning, the zone test).
 //! - [`search`]: the general Wing–Gong–Lowe search with a configuration cache.
+//! - [`jit`]: the register's just-in-time search when values repeat.
 //! - [`check`]: per-key decomposition in parallel, budgets, counterexamples.
 //! - [`gen`]: synthetic histories for tests and benchmarks.
 #![deny(missing_docs)]
@@ -31,6 +32,7 @@ pub mod check;
 pub mod edn;
 pub mod gen;
 pub mod history;
+pub mod jit;
 pub mod model;
 pub mod register;
 pub mod search;

@@ -37,8 +37,10 @@ pub struct Refutation {
 /// The operations ready for the search, or a refutation.
 #[derive(Debug)]
 pub struct Prepared {
-    /// What the search must still order.
-    pub ops: Vec<Op>,
+    /// What the search must still order, when it differs from the input
+    /// (`None`: the input as it is — with repeated values nothing is
+    /// rewritten, and a copy of a long history would double its memory).
+    pub ops: Option<Vec<Op>>,
     /// Set when the history is certainly not linearizable.
     pub refutation: Option<Refutation>,
     /// Whether written values were unique (the structure above applied).
@@ -54,12 +56,7 @@ fn secs(t: Option<u64>) -> String {
 }
 
 /// Prepare one key's operations (no `fail` ones) for the search.
-pub fn prepare(ops: Vec<Op>, key: &str) -> Prepared {
-    // Info reads constrain nothing and change nothing.
-    let mut ops: Vec<Op> = ops
-        .into_iter()
-        .filter(|o| !(o.kind == OpKind::Read && o.outcome == Outcome::Info))
-        .collect();
+pub fn prepare(ops: &[Op], key: &str) -> Prepared {
     let mut writer: HashMap<i64, usize> = HashMap::new();
     let mut unique = true;
     for (i, o) in ops.iter().enumerate() {
@@ -77,7 +74,7 @@ pub fn prepare(ops: Vec<Op>, key: &str) -> Prepared {
         }
     };
     // Impossible observations hold whatever the uniqueness.
-    for o in &ops {
+    for o in ops {
         if let Some(Some(v)) = observed(o) {
             if !writer.contains_key(&v) {
                 let what = if o.kind == OpKind::Read {
@@ -86,7 +83,6 @@ pub fn prepare(ops: Vec<Op>, key: &str) -> Prepared {
                     "cas"
                 };
                 return refuted(
-                    ops.clone(),
                     unique,
                     Refutation {
                         explanation: format!(
@@ -112,7 +108,7 @@ pub fn prepare(ops: Vec<Op>, key: &str) -> Prepared {
                 }
             }
         }
-        for o in &ops {
+        for o in ops {
             if let Some(Some(v)) = observed(o) {
                 let w = &ops[first_write[&v]];
                 if o.ret < w.call {
@@ -122,7 +118,6 @@ pub fn prepare(ops: Vec<Op>, key: &str) -> Prepared {
                         "cas"
                     };
                     return refuted(
-                        ops.clone(),
                         false,
                         Refutation {
                             explanation: format!(
@@ -137,17 +132,17 @@ pub fn prepare(ops: Vec<Op>, key: &str) -> Prepared {
             }
         }
         return Prepared {
-            ops,
+            ops: None,
             refutation: None,
             unique_values: false,
             dropped_infos: 0,
         };
     }
-    for o in &ops {
+    for o in ops {
         if let Some(Some(v)) = observed(o) {
             let w = &ops[writer[&v]];
             if o.ret < w.call {
-                return refuted(ops.clone(), true, Refutation {
+                return refuted(true, Refutation {
                     explanation: format!(
                         "{} of {key} returned {v} at {}, before the only write of {v} was even invoked at {}",
                         if o.kind == OpKind::Read { "read" } else { "cas" },
@@ -159,6 +154,12 @@ pub fn prepare(ops: Vec<Op>, key: &str) -> Prepared {
             }
         }
     }
+    // Info reads constrain nothing and change nothing.
+    let mut ops: Vec<Op> = ops
+        .iter()
+        .filter(|o| !(o.kind == OpKind::Read && o.outcome == Outcome::Info))
+        .cloned()
+        .collect();
     // Earliest observer completion per value. An info cas whose new value
     // was observed did happen, so it observed its expected value before
     // that: follow such chains to a fixpoint.
@@ -211,16 +212,16 @@ pub fn prepare(ops: Vec<Op>, key: &str) -> Prepared {
         None
     };
     Prepared {
-        ops,
+        ops: Some(ops),
         refutation,
         unique_values: true,
         dropped_infos,
     }
 }
 
-fn refuted(ops: Vec<Op>, unique: bool, r: Refutation) -> Prepared {
+fn refuted(unique: bool, r: Refutation) -> Prepared {
     Prepared {
-        ops,
+        ops: None,
         refutation: Some(r),
         unique_values: unique,
         dropped_infos: 0,

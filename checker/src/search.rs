@@ -94,6 +94,14 @@ fn splitmix(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// One random 128-bit number per operation, for hashing sets of them by XOR.
+pub(crate) fn zobrist(n: usize, seed: u64) -> Vec<u128> {
+    let mut seed = seed ^ n as u64;
+    (0..n)
+        .map(|_| ((splitmix(&mut seed) as u128) << 64) | splitmix(&mut seed) as u128)
+        .collect()
+}
+
 struct Search<'a, M: Model> {
     model: &'a M,
     ops: &'a [Op],
@@ -231,10 +239,7 @@ impl<'a, M: Model> Search<'a, M> {
                 n.ret = ret_node[n.op];
             }
         }
-        let mut seed = 0x5EED_u64 ^ ops.len() as u64;
-        let zobrist = (0..ops.len())
-            .map(|_| ((splitmix(&mut seed) as u128) << 64) | splitmix(&mut seed) as u128)
-            .collect();
+        let zobrist = zobrist(ops.len(), 0x5EED);
         let required = prune.then(|| {
             let mut m = std::collections::HashMap::new();
             for op in ops {

@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::history::{Op, OpKind, Outcome, NEVER};
-use crate::model::Register;
-use crate::search::{self, Budget, SearchResult};
+use crate::jit;
+use crate::search::{Budget, SearchResult};
 
 /// What kind of anomaly a witness shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -402,7 +402,7 @@ fn not_linearizable(set: &[Op], within: Duration) -> Option<bool> {
         deadline: Instant::now() + Duration::from_millis(200).min(within),
         max_configs: 200_000,
     };
-    match search::check(&Register, set, budget, false) {
+    match jit::check(set, budget) {
         SearchResult::NotLinearizable(_) => Some(true),
         SearchResult::Linearizable => Some(false),
         SearchResult::Unknown(_) => None,
