@@ -162,6 +162,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                             .map_err(anyhow::Error::msg)?,
                     ))
                 }
+                faultline_sut::TargetKind::Maelstrom => anyhow::bail!(
+                    "bench node compares faultline's node with etcd; for a Maelstrom node's routing costs, run faultline bench maelstrom"
+                ),
             };
             let base = scratch_dir("bench-node")?;
             faultline_nemesis::bench::node(

@@ -152,11 +152,22 @@ pub struct RunArgs {
     /// own, faults by nftables; needs root, `ip` and `nft`; see docs/faults.md).
     #[arg(long, default_value = "proxy")]
     pub net: faultline_nemesis::net::NetBackend,
-    /// The system under test: `faultline` (its own node) or `etcd` (found on
+    /// The system under test: `faultline` (its own node), `etcd` (found on
     /// PATH or given by --etcd-bin; network faults need --net kernel; see
-    /// docs/etcd.md).
+    /// docs/etcd.md) or `maelstrom` (any program that speaks Maelstrom's
+    /// protocol, given by --bin; see docs/maelstrom.md).
     #[arg(long, default_value = "faultline")]
     pub target: faultline_sut::TargetKind,
+    /// For --target maelstrom: the node program (its arguments follow `--`).
+    #[arg(long)]
+    bin: Option<String>,
+    /// For --target maelstrom: run crash faults although a restart loses
+    /// the node's memory (a lost write after it is then expected).
+    #[arg(long)]
+    allow_amnesia: bool,
+    /// For --target maelstrom: the program's arguments.
+    #[arg(last = true)]
+    args: Vec<String>,
     /// etcd's reads: `linearizable` or `serializable` (from a member's local
     /// state: the positive control, which the checker must catch).
     #[arg(long, default_value = "linearizable")]
@@ -277,6 +288,9 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             net: a.net,
             target: a.target,
             read_mode: a.read_mode,
+            bin: a.bin.clone(),
+            args: a.args.clone(),
+            allow_amnesia: a.allow_amnesia,
         },
         settings: vec![Setting {
             name: "run".into(),
@@ -293,6 +307,8 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             faults: None,
             net: None,
             target: None,
+            bin: None,
+            args: None,
             read_mode: None,
             nodes: None,
             keys: None,

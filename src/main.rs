@@ -41,6 +41,30 @@ enum Cmd {
     Cluster(cluster_cmd::ClusterArgs),
     /// Measure performance: node, soak, core, check, proxy, net, workload, report.
     Bench(bench::BenchArgs),
+    /// Host one Maelstrom node: start the program, speak Maelstrom's
+    /// protocol on its stdin and stdout, and route its messages (what a
+    /// `--target maelstrom` run starts per member; docs/maelstrom.md).
+    #[command(hide = true)]
+    MaelstromHost {
+        /// The node's id (n1).
+        #[arg(long)]
+        id: String,
+        /// Where peers' messages arrive.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// Where clients connect.
+        #[arg(long)]
+        client: std::net::SocketAddr,
+        /// Another node: ID=ADDRESS (where this one reaches it).
+        #[arg(long)]
+        peer: Vec<String>,
+        /// How long the node may take to answer init, ms.
+        #[arg(long, default_value_t = 10_000)]
+        init_timeout_ms: u64,
+        /// The program and its arguments.
+        #[arg(last = true, required = true)]
+        program: Vec<String>,
+    },
     /// Run one Raft node (the same as the `faultline-node` binary; flags as there).
     #[command(hide = true, disable_help_flag = true)]
     Node {
@@ -48,6 +72,46 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+/// `faultline maelstrom-host`: runs until the node exits or the host is killed.
+fn maelstrom_host(
+    id: &str,
+    listen: std::net::SocketAddr,
+    client: std::net::SocketAddr,
+    peers: &[String],
+    init_timeout_ms: u64,
+    program: &[String],
+) -> ExitCode {
+    let run = || -> anyhow::Result<()> {
+        let peers = peers
+            .iter()
+            .map(|p| faultline_sut::maelstrom::parse_peer(p))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let cfg = faultline_sut::maelstrom::host::HostConfig {
+            id: id.to_string(),
+            listen,
+            client,
+            peers,
+            program: program.to_vec(),
+            init_timeout: std::time::Duration::from_millis(init_timeout_ms),
+        };
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+            .block_on(faultline_sut::maelstrom::host::run(cfg))
+    };
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "faultline maelstrom-host: {}",
+                one_line_safe(&format!("{e:#}"))
+            );
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -68,6 +132,17 @@ fn main() -> ExitCode {
         // The node runs its own runtime; hand it the flags as its own argv.
         let argv = std::iter::once("faultline-node".to_string()).chain(args.iter().cloned());
         return faultline_node::cli::main_from(argv);
+    }
+    if let Cmd::MaelstromHost {
+        id,
+        listen,
+        client,
+        peer,
+        init_timeout_ms,
+        program,
+    } = &cli.command
+    {
+        return maelstrom_host(id, *listen, *client, peer, *init_timeout_ms, program);
     }
     if let Some(bin) = &cli.etcd_bin {
         // Read where a run finds etcd; set before any thread starts.
@@ -117,7 +192,9 @@ fn main() -> ExitCode {
             Cmd::Kv(a) => kv::run(a).await,
             Cmd::Cluster(a) => cluster_cmd::run(a).await,
             Cmd::Bench(a) => bench::run(a).await,
-            Cmd::Node { .. } => unreachable!("handled before the runtime starts"),
+            Cmd::Node { .. } | Cmd::MaelstromHost { .. } => {
+                unreachable!("handled before the runtime starts")
+            }
             }
         };
         if !handles_signals {

@@ -44,6 +44,12 @@ pub struct SharedRun {
     pub target: faultline_sut::TargetKind,
     /// etcd's reads: "linearizable" (default) or "serializable".
     pub read_mode: faultline_sut::etcd::ReadMode,
+    /// For target "maelstrom": the node program.
+    pub bin: Option<String>,
+    /// For target "maelstrom": the program's arguments.
+    pub args: Vec<String>,
+    /// Run crash faults on a target whose restart forgets everything.
+    pub allow_amnesia: bool,
 }
 
 impl Default for SharedRun {
@@ -65,6 +71,9 @@ impl Default for SharedRun {
             net: d.net,
             target: d.target,
             read_mode: d.read_mode,
+            bin: d.bin,
+            args: d.args,
+            allow_amnesia: d.allow_amnesia,
         }
     }
 }
@@ -108,9 +117,17 @@ pub struct Setting {
     /// default: the campaign's `[run]`).
     #[serde(default)]
     pub net: Option<faultline_nemesis::net::NetBackend>,
-    /// The system under test for this setting only ("faultline" or "etcd").
+    /// The system under test for this setting only ("faultline", "etcd"
+    /// or "maelstrom").
     #[serde(default)]
     pub target: Option<faultline_sut::TargetKind>,
+    /// For target "maelstrom": the node program for this setting only.
+    #[serde(default)]
+    pub bin: Option<String>,
+    /// For target "maelstrom": the program's arguments for this setting
+    /// only (how settings differ, e.g. `["--election-timeout", "300"]`).
+    #[serde(default)]
+    pub args: Option<Vec<String>>,
     /// etcd's reads for this setting only ("linearizable" or "serializable").
     #[serde(default)]
     pub read_mode: Option<faultline_sut::etcd::ReadMode>,
@@ -451,6 +468,9 @@ impl CampaignConfig {
                         target,
                         read_mode: s.read_mode.unwrap_or(self.run.read_mode),
                         expect: s.expectation(f),
+                        bin: s.bin.clone().or_else(|| self.run.bin.clone()),
+                        args: s.args.clone().unwrap_or_else(|| self.run.args.clone()),
+                        allow_amnesia: self.run.allow_amnesia,
                         target_version: None,
                         effective: None,
                     };

@@ -124,6 +124,15 @@ pub struct RunSpec {
     /// control — caught.
     #[serde(default)]
     pub expect: faultline_results::expect::Expect,
+    /// For the maelstrom target: the node program.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bin: Option<String>,
+    /// For the maelstrom target: the program's arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Crash faults on a target whose restart forgets everything.
+    #[serde(default)]
+    pub allow_amnesia: bool,
     /// The tested system's version (written by the run; ignored when read).
     #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub target_version: Option<String>,
@@ -200,6 +209,9 @@ impl Default for RunSpec {
             target: TargetKind::Faultline,
             read_mode: ReadMode::Linearizable,
             expect: Default::default(),
+            bin: None,
+            args: Vec::new(),
+            allow_amnesia: false,
             target_version: None,
             effective: None,
         }
@@ -302,6 +314,22 @@ impl RunSpec {
 
     /// What the nodes will really use (the timeouts in whole ticks).
     pub fn effective(&self) -> anyhow::Result<Effective> {
+        if self.target == TargetKind::Maelstrom {
+            let args: Vec<String> = self.args.iter().map(|a| crate::store::shown(a)).collect();
+            return Ok(Effective {
+                passed: Some(format!(
+                    "the program's own settings: {}",
+                    if args.is_empty() {
+                        "(no arguments)".to_string()
+                    } else {
+                        args.join(" ")
+                    }
+                )),
+                tick_ms: 0,
+                election_timeout: "(the program's own)".into(),
+                heartbeat_ms: 0,
+            });
+        }
         if self.target == TargetKind::Etcd {
             let (t, h) = self.etcd_timeouts()?;
             return Ok(Effective {
@@ -371,12 +399,23 @@ impl RunSpec {
         match self.target {
             TargetKind::Faultline => Ok(self.node_settings()?.to_args()),
             TargetKind::Etcd => self.etcd_args(),
+            // Its settings are its arguments, which the target passes.
+            TargetKind::Maelstrom => Ok(Vec::new()),
         }
     }
 
     /// For etcd: refuse what etcd has no equivalent for, and what the
     /// network backend cannot do to it.
     fn validate_target(&self, faults: &[Fault]) -> anyhow::Result<()> {
+        if self.target != TargetKind::Maelstrom {
+            anyhow::ensure!(
+                self.bin.is_none() && self.args.is_empty(),
+                "bin and args are for the maelstrom target (--target maelstrom)"
+            );
+        }
+        if self.target == TargetKind::Maelstrom {
+            return self.validate_maelstrom(faults);
+        }
         if self.target == TargetKind::Faultline {
             anyhow::ensure!(
                 self.read_mode == ReadMode::Linearizable,
@@ -413,6 +452,56 @@ impl RunSpec {
             }
         }
         faults.iter().try_for_each(|f| check(f, self.net))
+    }
+
+    /// For a Maelstrom node: a program to run, and only what a
+    /// memory-only node behind faultline's network can be given.
+    fn validate_maelstrom(&self, faults: &[Fault]) -> anyhow::Result<()> {
+        let s = crate::store::shown(&self.setting);
+        let Some(bin) = &self.bin else {
+            anyhow::bail!(
+                "setting {s}: the maelstrom target needs a program: --bin PATH (or bin = \"PATH\")"
+            );
+        };
+        let shown_bin = crate::store::shown(bin);
+        let meta = std::fs::metadata(bin)
+            .map_err(|e| anyhow::anyhow!("setting {s}: --bin {shown_bin}: {e}"))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            anyhow::ensure!(
+                meta.is_file() && meta.permissions().mode() & 0o111 != 0,
+                "setting {s}: --bin {shown_bin} is not an executable file"
+            );
+        }
+        anyhow::ensure!(
+            self.net == NetBackend::Proxy,
+            "setting {s}: the maelstrom target runs on the proxy backend (faultline is the nodes' network); --net kernel is for faultline's node and etcd"
+        );
+        anyhow::ensure!(
+            self.unsafe_bug.is_empty() && self.tick_ms.is_none() && self.max_append_entries.is_none() && self.snapshot_entries.is_none() && !self.pre_vote && !self.check_quorum,
+            "setting {s}: a Maelstrom node takes its settings as arguments (args = [...] or after --); unsafe_bug, tick, max_append_entries, snapshot_entries, pre_vote and check_quorum are faultline's node's"
+        );
+        anyhow::ensure!(
+            self.read_mode == ReadMode::Linearizable,
+            "setting {s}: read_mode is etcd's"
+        );
+        fn check(f: &Fault, amnesia: bool) -> anyhow::Result<()> {
+            use faultline_nemesis::fault::Family;
+            match (f, f.family()) {
+                (Fault::Combined { parts, .. }, _) => parts.iter().try_for_each(|p| check(p, amnesia)),
+                (Fault::Figure8, _) => anyhow::bail!(
+                    "{f} is a scripted scenario of faultline's node protocol; not supported on a Maelstrom node"
+                ),
+                (_, Family::Membership) => anyhow::bail!(
+                    "{f} changes membership through faultline's node protocol; not supported on a Maelstrom node"
+                ),
+                (_, Family::Crash) if !amnesia => anyhow::bail!(
+                    "{f} on a Maelstrom node: it keeps its state in memory, so a restart is total amnesia, which Raft does not survive by design (--allow-amnesia runs it anyway)"
+                ),
+                _ => Ok(()),
+            }
+        }
+        faults.iter().try_for_each(|f| check(f, self.allow_amnesia))
     }
 
     /// The nodes' settings for this run.

@@ -355,6 +355,13 @@ impl Target for Etcd {
         TargetKind::Etcd
     }
 
+    fn capabilities(&self) -> crate::Capabilities {
+        crate::Capabilities {
+            behind_link_proxy: false,
+            reports_leader: true,
+        }
+    }
+
     fn version(&self) -> String {
         self.version.clone()
     }

@@ -10,10 +10,12 @@
 //!
 //! - [`faultline`]: faultline's own Raft node.
 //! - [`etcd`]: etcd, through its v3 JSON gateway.
+//! - [`maelstrom`]: any program that speaks Maelstrom's protocol.
 #![deny(missing_docs)]
 
 pub mod etcd;
 pub mod faultline;
+pub mod maelstrom;
 pub mod outcome;
 
 use std::fmt;
@@ -38,6 +40,8 @@ pub enum TargetKind {
     Faultline,
     /// etcd.
     Etcd,
+    /// Any program that speaks Maelstrom's protocol on stdin and stdout.
+    Maelstrom,
 }
 
 impl TargetKind {
@@ -50,6 +54,9 @@ impl TargetKind {
             // etcd's own defaults: --election-timeout 1000 (it draws from
             // [1000, 2000)) and --heartbeat-interval 100.
             TargetKind::Etcd => ("1000..2000", 100),
+            // Not passed to the program (its settings are its arguments);
+            // recorded as what the run assumed.
+            TargetKind::Maelstrom => ("150..300", 50),
         }
     }
 }
@@ -59,6 +66,7 @@ impl fmt::Display for TargetKind {
         f.write_str(match self {
             TargetKind::Faultline => "faultline",
             TargetKind::Etcd => "etcd",
+            TargetKind::Maelstrom => "maelstrom",
         })
     }
 }
@@ -69,7 +77,11 @@ impl FromStr for TargetKind {
         match s {
             "faultline" | "faultline-node" => Ok(TargetKind::Faultline),
             "etcd" => Ok(TargetKind::Etcd),
-            other => Err(format!("'{other}' is not a target (faultline or etcd)")),
+            "maelstrom" => Ok(TargetKind::Maelstrom),
+            other => Err(format!(
+                "'{}' is not a target (faultline, etcd or maelstrom)",
+                faultline_node::echo::shown(other)
+            )),
         }
     }
 }
@@ -133,10 +145,23 @@ pub trait KvClient: Send + Sync {
     fn call<'a>(&'a self, op: &'a KvOp) -> BoxFuture<'a, Outcome>;
 }
 
+/// What a target can do, for the backends and waits that depend on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Its members can be told where each peer is, so a link proxy can sit
+    /// on every directed link (etcd's members advertise one address each).
+    pub behind_link_proxy: bool,
+    /// Its status names the leader as the members themselves see it (not
+    /// inferred from traffic): a run waits for one before it starts.
+    pub reports_leader: bool,
+}
+
 /// A system faultline can test.
 pub trait Target: Send + Sync {
     /// Which system.
     fn kind(&self) -> TargetKind;
+    /// What it can do.
+    fn capabilities(&self) -> Capabilities;
     /// Its version, as the report shows it.
     fn version(&self) -> String;
     /// The command that starts `member` (stdio, process group and

@@ -132,7 +132,7 @@ impl Testbed {
             namespaces: Default::default(),
         };
         let (mut cluster, net) = match spec.net {
-            NetBackend::Proxy if spec.target.kind() != TargetKind::Faultline => {
+            NetBackend::Proxy if !spec.target.capabilities().behind_link_proxy => {
                 // Its members find each other at one advertised address
                 // each: no proxy can sit between them.
                 let addrs = allocate(spec.nodes + spec.spares)?;
