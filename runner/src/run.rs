@@ -155,7 +155,12 @@ pub async fn run_one(
 
     // Final phase: heal everything, wait for a leader, read every key.
     tb.heal_all()?;
-    let _ = tb.cluster.wait_leader(Duration::from_secs(30)).await;
+    let settle = if target.capabilities().reports_leader {
+        30
+    } else {
+        5
+    };
+    let _ = tb.cluster.wait_leader(Duration::from_secs(settle)).await;
     let missing = workload
         .final_reads(Instant::now() + Duration::from_secs(20))
         .await;

@@ -11,6 +11,10 @@ import threading
 import time
 
 out_lock = threading.Lock()
+# --heartbeat-ms N: how often n1 sends its heartbeats (default 100).
+HEARTBEAT = 0.1
+if "--heartbeat-ms" in sys.argv:
+    HEARTBEAT = int(sys.argv[sys.argv.index("--heartbeat-ms") + 1]) / 1000.0
 
 
 def send(msg):
@@ -51,7 +55,7 @@ def heartbeats():
         for n in nodes:
             if n != me:
                 send({"src": me, "dest": n, "body": {"type": "heartbeat"}})
-        time.sleep(0.1)
+        time.sleep(HEARTBEAT)
 
 
 for line in sys.stdin:

@@ -114,6 +114,11 @@ impl Testbed {
         for _ in 0..3 {
             match Self::start_once(spec).await {
                 Ok(tb) => return Ok(tb),
+                // Only a port taken meanwhile is worth another try; a node
+                // that fails for itself fails again.
+                Err(e) if !format!("{e:#}").to_ascii_lowercase().contains("in use") => {
+                    return Err(e)
+                }
                 Err(e) => {
                     tracing::warn!("starting the testbed failed, retrying on other ports: {e:#}");
                     last_err = Some(e);

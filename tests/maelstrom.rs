@@ -1,0 +1,284 @@
+//! The maelstrom target from the command line, on the project's own
+//! Maelstrom nodes (Python scripts in tests/maelstrom/): a correct store
+//! stays linearizable under message faults and its known leader is the one
+//! leader-aware faults hit; a store without replication is caught; nodes
+//! that break the protocol at start are refused with the line shown; the
+//! link counters show exactly the links a fault touched; a campaign of two
+//! settings (the program's arguments) x two faults runs start to report.
+
+mod common;
+use common::faultline_in;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Whether python3 (which runs the test nodes) is here. Without it the
+/// test says so and passes, except under `CI=true`.
+fn python_available(test: &str) -> bool {
+    let ok = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: python3 is needed under CI=true (.ci/run installs it)"
+        );
+        println!("{test}: skipped: python3 is not installed");
+    }
+    ok
+}
+
+fn node(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/maelstrom")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+const LIMIT: Duration = Duration::from_secs(180);
+
+/// The one run directory under `store`.
+fn run_dir(store: &Path) -> PathBuf {
+    let campaign = std::fs::read_dir(store)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir() && !p.ends_with("latest"))
+        .expect("a campaign directory");
+    std::fs::read_dir(&campaign)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("history.jsonl").exists())
+        .expect("a run directory")
+}
+
+fn links(run: &Path) -> Vec<serde_json::Value> {
+    serde_json::from_slice::<Vec<serde_json::Value>>(
+        &std::fs::read(run.join("links.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+fn link<'a>(l: &'a [serde_json::Value], from: &str, to: &str) -> &'a serde_json::Value {
+    l.iter()
+        .find(|x| x["from"] == from && x["to"] == to)
+        .unwrap_or_else(|| panic!("no link {from}->{to}"))
+}
+
+fn nemesis_events(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("history.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["process"] == "nemesis")
+        .collect()
+}
+
+fn run(store: &Path, bin: &str, nemesis: &str, extra: &[&str]) -> (i32, String, String) {
+    run_for(store, bin, nemesis, "8", extra)
+}
+
+fn run_for(
+    store: &Path,
+    bin: &str,
+    nemesis: &str,
+    seconds: &str,
+    extra: &[&str],
+) -> (i32, String, String) {
+    let store_s = store.display().to_string();
+    let mut args = vec![
+        "run",
+        "--target",
+        "maelstrom",
+        "--bin",
+        bin,
+        "--nemesis",
+        nemesis,
+        "--time-limit",
+        seconds,
+        "--fault-interval",
+        "2",
+        "--seed",
+        "3",
+        "--rate",
+        "60",
+        "--store",
+        &store_s,
+    ];
+    args.extend_from_slice(extra);
+    faultline_in(Path::new(env!("CARGO_MANIFEST_DIR")), &args, LIMIT)
+}
+
+#[test]
+fn a_correct_store_stays_linearizable_and_its_leader_is_the_one_hit() {
+    if !python_available("maelstrom") {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let (code, _out, err) = run(store.path(), &node("primary.py"), "partition-leader", &[]);
+    assert_eq!(code, 0, "{err}");
+    let r = run_dir(store.path());
+    // The test node's leader is n1 by construction: the traffic rule finds it.
+    let starts: Vec<_> = nemesis_events(&r)
+        .into_iter()
+        .filter(|e| e["f"] == "start-partition")
+        .collect();
+    assert!(!starts.is_empty());
+    for s in &starts {
+        assert_eq!(s["value"]["nodes"], serde_json::json!(["n1"]), "{s}");
+    }
+    // A partition blocks exactly its links: n1's, both ways.
+    let l = links(&r);
+    for (a, b) in [("n1", "n2"), ("n1", "n3"), ("n2", "n1"), ("n3", "n1")] {
+        assert!(link(&l, a, b)["dropped"].as_u64().unwrap() > 0, "{a}->{b}");
+    }
+    for (a, b) in [("n2", "n3"), ("n3", "n2")] {
+        assert_eq!(link(&l, a, b)["dropped"], 0, "{a}->{b}");
+    }
+    let spec = std::fs::read_to_string(r.join("spec.json")).unwrap();
+    assert!(spec.contains("Maelstrom protocol"), "{spec}");
+}
+
+#[test]
+fn message_faults_reach_the_nodes_and_the_counters_show_them() {
+    if !python_available("maelstrom") {
+        return;
+    }
+    // loss:1.0@n1 drops every message to and from n1 while it lasts;
+    // duplicate and reorder change the stream; the store, which answers a
+    // duplicated request once, stays linearizable through all three.
+    let store = tempfile::tempdir().unwrap();
+    let (code, _out, err) = run_for(
+        store.path(),
+        &node("primary.py"),
+        "loss:1.0@n1,duplicate,reorder",
+        "12",
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let l = links(&run_dir(store.path()));
+    for (a, b) in [("n1", "n2"), ("n2", "n1")] {
+        assert!(link(&l, a, b)["dropped"].as_u64().unwrap() > 0, "{a}->{b}");
+    }
+    let dup: u64 = l.iter().map(|x| x["duplicated"].as_u64().unwrap()).sum();
+    let delayed: u64 = l.iter().map(|x| x["delayed"].as_u64().unwrap()).sum();
+    assert!(dup > 0 && delayed > 0, "{l:?}");
+}
+
+#[test]
+fn a_store_without_replication_is_caught() {
+    if !python_available("maelstrom") {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let (code, _out, err) = run(
+        store.path(),
+        &node("local.py"),
+        "",
+        &["--expect", "not-linearizable", "--random-node"],
+    );
+    assert_eq!(code, 0, "a positive control that is caught exits 0: {err}");
+    let results = std::fs::read_to_string(run_dir(store.path()).join("results.json")).unwrap();
+    assert!(results.contains("\"valid\": false"), "{results}");
+}
+
+#[test]
+fn nodes_that_break_the_protocol_at_start_are_refused_with_the_line_shown() {
+    if !python_available("maelstrom") {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(store.path(), &node("junk.py"), "", &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("answered init with a line that is not init_ok: hello from a node that forgot the protocol"),
+        "{err}"
+    );
+    let start = Instant::now();
+    let (code, _, err) = run(store.path(), &node("silent.py"), "", &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("did not answer init within 10s"), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "refused within the bound"
+    );
+    // What faultline cannot do to a memory-only node is refused up front.
+    let (code, _, err) = run(store.path(), &node("primary.py"), "crash-leader", &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("total amnesia") && err.contains("--allow-amnesia"),
+        "{err}"
+    );
+    let (code, _, err) = run(store.path(), "/nonexistent/node", "", &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("/nonexistent/node"), "{err}");
+}
+
+#[test]
+fn a_campaign_of_two_settings_by_two_faults_runs_start_to_report() {
+    if !python_available("maelstrom") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"name = "maelstrom-test"
+faults = ["partition-leader", "pause-leader"]
+repeats = 1
+
+[run]
+target = "maelstrom"
+bin = "{}"
+time_limit = 6
+fault_interval = 2
+rate = 50
+
+[[setting]]
+name = "fast"
+args = ["--heartbeat-ms", "50"]
+
+[[setting]]
+name = "slow"
+args = ["--heartbeat-ms", "300"]
+"#,
+            node("primary.py")
+        ),
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let (code, out, err) = faultline_in(
+        dir.path(),
+        &[
+            "campaign",
+            file.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let page = out
+        .lines()
+        .chain(err.lines())
+        .find_map(|l| l.strip_prefix("report: "))
+        .expect("the report's path");
+    let html = std::fs::read_to_string(page).unwrap();
+    assert!(html.contains("AS EXPECTED: 4 runs linearizable"), "{html}");
+    assert!(html.contains("fast") && html.contains("slow"));
+    // Every run names the program and the setting's arguments.
+    let campaign = Path::new(page).parent().unwrap();
+    let specs: Vec<String> = std::fs::read_dir(campaign)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("spec.json").exists())
+        .map(|e| std::fs::read_to_string(e.path().join("spec.json")).unwrap())
+        .collect();
+    assert_eq!(specs.len(), 4);
+    assert!(specs.iter().any(|s| s.contains("\"300\"")));
+    assert!(specs.iter().all(|s| s.contains("primary.py")));
+}
