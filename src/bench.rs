@@ -97,6 +97,17 @@ enum BenchWhat {
         #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(4..=1_048_576))]
         size: u64,
     },
+    /// What faultline's routing adds to a Maelstrom node, side by side with
+    /// the node's own pipes: round trips (p50/p99) and messages/s routed,
+    /// on a trivial built-in node.
+    Maelstrom {
+        /// Round trips for the latency (one message in flight).
+        #[arg(long, default_value_t = 20_000)]
+        pings: u32,
+        /// Messages for the throughput (as fast as possible).
+        #[arg(long, default_value_t = 200_000)]
+        messages: u32,
+    },
     /// The workload generator and history recorder against an in-process
     /// stand-in node that answers at once: operations per second recorded.
     Workload {
@@ -214,6 +225,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             tokio::task::spawn_blocking(move || t.join())
                 .await?
                 .map_err(|_| anyhow::anyhow!("the benchmark thread panicked"))??;
+        }
+        BenchWhat::Maelstrom { pings, messages } => {
+            let dir = scratch_dir("bench-maelstrom")?;
+            crate::bench_maelstrom::maelstrom(&dir, pings, messages).await?;
         }
         BenchWhat::Workload {
             duration,

@@ -2,6 +2,7 @@
 //! together; the logic lives in the crates.
 
 mod bench;
+mod bench_maelstrom;
 mod campaign;
 mod check_cmd;
 mod cluster_cmd;
@@ -65,6 +66,9 @@ enum Cmd {
         #[arg(last = true, required = true)]
         program: Vec<String>,
     },
+    /// A trivial Maelstrom node (echo, relay) for `bench maelstrom`.
+    #[command(hide = true)]
+    MaelstromEcho,
     /// Run one Raft node (the same as the `faultline-node` binary; flags as there).
     #[command(hide = true, disable_help_flag = true)]
     Node {
@@ -96,8 +100,9 @@ fn maelstrom_host(
             program: program.to_vec(),
             init_timeout: std::time::Duration::from_millis(init_timeout_ms),
         };
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+        // One thread: a message crosses several tasks, and hand-offs
+        // between threads cost more than they save here.
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
             .block_on(faultline_sut::maelstrom::host::run(cfg))
@@ -143,6 +148,15 @@ fn main() -> ExitCode {
     } = &cli.command
     {
         return maelstrom_host(id, *listen, *client, peer, *init_timeout_ms, program);
+    }
+    if let Cmd::MaelstromEcho = &cli.command {
+        return match faultline_sut::maelstrom::echo::run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("faultline maelstrom-echo: {e}");
+                ExitCode::from(1)
+            }
+        };
     }
     if let Some(bin) = &cli.etcd_bin {
         // Read where a run finds etcd; set before any thread starts.
@@ -192,7 +206,7 @@ fn main() -> ExitCode {
             Cmd::Kv(a) => kv::run(a).await,
             Cmd::Cluster(a) => cluster_cmd::run(a).await,
             Cmd::Bench(a) => bench::run(a).await,
-            Cmd::Node { .. } | Cmd::MaelstromHost { .. } => {
+            Cmd::Node { .. } | Cmd::MaelstromHost { .. } | Cmd::MaelstromEcho => {
                 unreachable!("handled before the runtime starts")
             }
             }

@@ -11,6 +11,7 @@
 //! host for when it last heard from each node.
 
 pub mod client;
+pub mod echo;
 pub mod host;
 
 use std::collections::BTreeMap;
