@@ -218,6 +218,36 @@ fn nodes_that_break_the_protocol_at_start_are_refused_with_the_line_shown() {
 }
 
 #[test]
+fn crashes_run_with_allow_amnesia_and_the_page_says_what_to_expect() {
+    if !python_available("maelstrom") {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let (code, _out, err) = run(
+        store.path(),
+        &node("primary.py"),
+        "crash-leader",
+        &["--allow-amnesia"],
+    );
+    // A restart forgets every write n1 held: caught, or (by chance of the
+    // schedule) not; either way the run completes and says why.
+    assert!(code == 0 || code == 1, "{err}");
+    let r = run_dir(store.path());
+    let restarts = nemesis_events(&r)
+        .into_iter()
+        .filter(|e| e["f"] == "restart")
+        .count();
+    assert!(restarts > 0);
+    let log = std::fs::read_to_string(r.join("nodes/n1.log")).unwrap();
+    assert!(
+        log.matches("init_ok").count() >= 2,
+        "the restarted node was initialised again: {log}"
+    );
+    let page = std::fs::read_to_string(r.join("index.html")).unwrap();
+    assert!(page.contains("a lost write is expected of it"), "{page}");
+}
+
+#[test]
 fn a_campaign_of_two_settings_by_two_faults_runs_start_to_report() {
     if !python_available("maelstrom") {
         return;

@@ -492,6 +492,9 @@ impl RunSpec {
                 (Fault::Figure8, _) => anyhow::bail!(
                     "{f} is a scripted scenario of faultline's node protocol; not supported on a Maelstrom node"
                 ),
+                (Fault::Lag { .. }, _) => anyhow::bail!(
+                    "{f} holds a follower back until it needs a snapshot, which a Maelstrom node does not report; not supported on a Maelstrom node"
+                ),
                 (_, Family::Membership) => anyhow::bail!(
                     "{f} changes membership through faultline's node protocol; not supported on a Maelstrom node"
                 ),

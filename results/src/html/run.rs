@@ -120,11 +120,15 @@ fn system_words(spec: &Value) -> String {
     let s = |k: &str| spec.get(k).and_then(Value::as_str).unwrap_or("");
     let name = match s("target") {
         "etcd" => "etcd",
+        "maelstrom" => "a Maelstrom node:",
         _ => "faultline's node",
     };
     let mut out = format!("{name} {}", s("target_version"));
     if let Some(p) = spec["effective"].get("passed").and_then(Value::as_str) {
         out.push_str(&format!(" — {p}"));
+    }
+    if spec.get("allow_amnesia").and_then(Value::as_bool) == Some(true) {
+        out.push_str(" — crashes allowed on a node that keeps its state in memory: after a restart it has forgotten everything, so a lost write is expected of it, not a finding");
     }
     if s("read_mode") == "serializable" {
         out.push_str(" — serializable reads (from each member's local state)");
