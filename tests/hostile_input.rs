@@ -381,6 +381,22 @@ async fn a_follower_that_lost_acknowledged_entries_is_caught_up_and_reported() {
         .await
         .unwrap()
         .term;
+    // The follower's durable mark follows its log in the background (at
+    // most every 10 ms): wait until it covers the whole log, so that the
+    // cut below removes entries the node knew were durable (on a loaded
+    // machine the kill came first, and nothing looked lost).
+    let last = cluster
+        .status(&follower, Duration::from_secs(2))
+        .await
+        .unwrap()
+        .last_log_index;
+    let mark = dir.path().join("nodes").join(&follower).join("durable");
+    common::until("the durable mark covers the log", || async {
+        std::fs::read(&mark).is_ok_and(|b| {
+            b.len() == 16 && u64::from_le_bytes(b[8..16].try_into().unwrap()) >= last
+        })
+    })
+    .await;
     // Stop the follower and cut the end off its log: the torn tail is cut
     // at the restart, and entries it had acknowledged are gone.
     cluster.node_mut(&follower).unwrap().kill();
