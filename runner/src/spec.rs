@@ -360,38 +360,21 @@ impl RunSpec {
         })
     }
 
-    /// etcd's election timeout and heartbeat, ms: the setting's range
-    /// `A..B` becomes `--election-timeout A` (etcd randomizes within [A, 2A)).
+    /// etcd's election timeout and heartbeat, ms ([`faultline_sut::etcd::timeouts`]).
     fn etcd_timeouts(&self) -> anyhow::Result<(u64, u64)> {
-        let range: MillisRange = self
-            .election_timeout
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!("--election-timeout: {e}"))?;
-        let (t, h) = (range.min, self.heartbeat_ms);
-        anyhow::ensure!(h >= 1, "--heartbeat must be at least 1 ms");
-        anyhow::ensure!(
-            t >= 5 * h && t <= 50_000,
-            "etcd needs an election timeout of at least 5 heartbeats and at most 50000 ms (got {t} ms, heartbeat {h} ms)"
-        );
-        Ok((t, h))
+        faultline_sut::etcd::timeouts(&self.election_timeout, self.heartbeat_ms)
+            .map_err(anyhow::Error::msg)
     }
 
     /// The flags etcd members get for this run's setting.
     pub fn etcd_args(&self) -> anyhow::Result<Vec<String>> {
-        let (t, h) = self.etcd_timeouts()?;
-        let mut args = vec![
-            "--election-timeout".to_string(),
-            t.to_string(),
-            "--heartbeat-interval".to_string(),
-            h.to_string(),
-        ];
-        if self.pre_vote {
-            args.push("--pre-vote".into());
-        }
-        if let Some(n) = self.snapshot_entries {
-            args.extend(["--snapshot-count".to_string(), n.to_string()]);
-        }
-        Ok(args)
+        faultline_sut::etcd::member_args(
+            &self.election_timeout,
+            self.heartbeat_ms,
+            self.pre_vote,
+            self.snapshot_entries,
+        )
+        .map_err(anyhow::Error::msg)
     }
 
     /// The flags every member of this run gets.
@@ -404,107 +387,113 @@ impl RunSpec {
         }
     }
 
-    /// For etcd: refuse what etcd has no equivalent for, and what the
-    /// network backend cannot do to it.
+    /// What this run asks of its target — settings, backend, faults —
+    /// against what the target can do ([`faultline_sut::Capabilities`]);
+    /// each refusal names the capability missing.
     fn validate_target(&self, faults: &[Fault]) -> anyhow::Result<()> {
-        if self.target != TargetKind::Maelstrom {
-            anyhow::ensure!(
-                self.bin.is_none() && self.args.is_empty(),
-                "bin and args are for the maelstrom target (--target maelstrom)"
-            );
+        use faultline_sut::Capability as C;
+        let kind = self.target;
+        let caps = kind.capabilities();
+        let s = crate::store::shown(&self.setting);
+        let need = |what: &str, c: C| -> anyhow::Result<()> {
+            anyhow::ensure!(caps.has(c), "setting {s}: {}", kind.refuse(what, c));
+            Ok(())
+        };
+        if self.tick_ms.is_some() {
+            need("tick", C::NodeKnobs)?;
         }
-        if self.target == TargetKind::Maelstrom {
-            return self.validate_maelstrom(faults);
+        if self.max_append_entries.is_some() {
+            need("max_append_entries", C::NodeKnobs)?;
         }
-        if self.target == TargetKind::Faultline {
-            anyhow::ensure!(
-                self.read_mode == ReadMode::Linearizable,
-                "read_mode = \"serializable\" is etcd's; faultline's node has --unsafe-bug stale-read for the same"
-            );
-            return Ok(());
+        if !self.unsafe_bug.is_empty() {
+            need("unsafe_bug", C::NodeKnobs)?;
         }
-        let s = &self.setting;
-        anyhow::ensure!(
-            self.tick_ms.is_none(),
-            "setting '{s}': etcd has no tick setting"
-        );
-        anyhow::ensure!(
-            self.max_append_entries.is_none(),
-            "setting '{s}': etcd has no max_append_entries setting (its --max-request-bytes is not the same)"
-        );
-        anyhow::ensure!(
-            self.unsafe_bug.is_empty(),
-            "setting '{s}': the known-bug variants are faultline's node's; etcd has none"
-        );
-        self.etcd_timeouts()?;
-        fn check(f: &Fault, net: NetBackend) -> anyhow::Result<()> {
-            use faultline_nemesis::fault::Family;
-            match (f, f.family()) {
-                (Fault::Combined { parts, .. }, _) => parts.iter().try_for_each(|p| check(p, net)),
-                (_, Family::Membership) => anyhow::bail!(
-                    "{f} changes membership through faultline's node protocol; not supported on etcd"
-                ),
-                (_, Family::Pause | Family::Crash) => Ok(()),
-                _ if net == NetBackend::Proxy => anyhow::bail!(
-                    "{f} on etcd needs --net kernel: etcd members reach each other at one advertised address each, so link proxies cannot sit between them"
-                ),
-                _ => Ok(()),
-            }
+        if self.pre_vote {
+            need("pre_vote", C::PreVote)?;
         }
-        faults.iter().try_for_each(|f| check(f, self.net))
+        if self.check_quorum {
+            need("check_quorum", C::CheckQuorum)?;
+        }
+        if self.snapshot_entries.is_some() {
+            need("snapshot_entries", C::SnapshotInterval)?;
+        }
+        if self.read_mode != ReadMode::Linearizable {
+            need("read_mode = \"serializable\"", C::ReadModes)?;
+        }
+        if self.bin.is_some() || !self.args.is_empty() {
+            need("bin and args", C::Program)?;
+        }
+        if caps.program {
+            self.check_program()?;
+        }
+        if self.net == NetBackend::Kernel {
+            need("--net kernel", C::SealedNamespace)?;
+        }
+        if caps.timeouts {
+            kind.check_timeouts(&self.election_timeout, self.heartbeat_ms)
+                .map_err(|e| anyhow::anyhow!("setting {s}: {e}"))?;
+        }
+        faults.iter().try_for_each(|f| {
+            self.fault_needs(f)
+                .into_iter()
+                .try_for_each(|c| need(&f.to_string(), c))
+        })
     }
 
-    /// For a Maelstrom node: a program to run, and only what a
-    /// memory-only node behind faultline's network can be given.
-    fn validate_maelstrom(&self, faults: &[Fault]) -> anyhow::Result<()> {
+    /// The capabilities fault `f` needs of the target on this run's backend.
+    fn fault_needs(&self, f: &Fault) -> Vec<faultline_sut::Capability> {
+        use faultline_nemesis::fault::Family;
+        use faultline_sut::Capability as C;
+        let mut out = Vec::new();
+        match f.family() {
+            Family::Combined => {
+                if let Fault::Combined { parts, .. } = f {
+                    parts.iter().for_each(|p| out.extend(self.fault_needs(p)));
+                }
+            }
+            Family::Membership => out.push(C::MembershipChanges),
+            Family::Crash => {
+                if !self.allow_amnesia {
+                    out.push(C::Durable);
+                }
+            }
+            Family::Pause => {}
+            Family::Partition
+            | Family::Loss
+            | Family::Delay
+            | Family::Duplicate
+            | Family::Reorder => {
+                if self.net == NetBackend::Proxy {
+                    out.push(C::BehindLinkProxy);
+                }
+                match f {
+                    Fault::Figure8 => out.push(C::ScriptedScenarios),
+                    Fault::Lag { .. } => out.push(C::ReportsSnapshots),
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
+    /// For a target that is a program of the user's: one to run.
+    fn check_program(&self) -> anyhow::Result<()> {
         let s = crate::store::shown(&self.setting);
         let Some(bin) = &self.bin else {
             anyhow::bail!(
-                "setting {s}: the maelstrom target needs a program: --bin PATH (or bin = \"PATH\")"
+                "setting {s}: the {} target needs a program: --bin PATH (or bin = \"PATH\")",
+                self.target
             );
         };
         let shown_bin = crate::store::shown(bin);
         let meta = std::fs::metadata(bin)
             .map_err(|e| anyhow::anyhow!("setting {s}: --bin {shown_bin}: {e}"))?;
-        {
-            use std::os::unix::fs::PermissionsExt;
-            anyhow::ensure!(
-                meta.is_file() && meta.permissions().mode() & 0o111 != 0,
-                "setting {s}: --bin {shown_bin} is not an executable file"
-            );
-        }
+        use std::os::unix::fs::PermissionsExt;
         anyhow::ensure!(
-            self.net == NetBackend::Proxy,
-            "setting {s}: the maelstrom target runs on the proxy backend (faultline is the nodes' network); --net kernel is for faultline's node and etcd"
+            meta.is_file() && meta.permissions().mode() & 0o111 != 0,
+            "setting {s}: --bin {shown_bin} is not an executable file"
         );
-        anyhow::ensure!(
-            self.unsafe_bug.is_empty() && self.tick_ms.is_none() && self.max_append_entries.is_none() && self.snapshot_entries.is_none() && !self.pre_vote && !self.check_quorum,
-            "setting {s}: a Maelstrom node takes its settings as arguments (args = [...] or after --); unsafe_bug, tick, max_append_entries, snapshot_entries, pre_vote and check_quorum are faultline's node's"
-        );
-        anyhow::ensure!(
-            self.read_mode == ReadMode::Linearizable,
-            "setting {s}: read_mode is etcd's"
-        );
-        fn check(f: &Fault, amnesia: bool) -> anyhow::Result<()> {
-            use faultline_nemesis::fault::Family;
-            match (f, f.family()) {
-                (Fault::Combined { parts, .. }, _) => parts.iter().try_for_each(|p| check(p, amnesia)),
-                (Fault::Figure8, _) => anyhow::bail!(
-                    "{f} is a scripted scenario of faultline's node protocol; not supported on a Maelstrom node"
-                ),
-                (Fault::Lag { .. }, _) => anyhow::bail!(
-                    "{f} holds a follower back until it needs a snapshot, which a Maelstrom node does not report; not supported on a Maelstrom node"
-                ),
-                (_, Family::Membership) => anyhow::bail!(
-                    "{f} changes membership through faultline's node protocol; not supported on a Maelstrom node"
-                ),
-                (_, Family::Crash) if !amnesia => anyhow::bail!(
-                    "{f} on a Maelstrom node: it keeps its state in memory, so a restart is total amnesia, which Raft does not survive by design (--allow-amnesia runs it anyway)"
-                ),
-                _ => Ok(()),
-            }
-        }
-        faults.iter().try_for_each(|f| check(f, self.allow_amnesia))
+        Ok(())
     }
 
     /// The nodes' settings for this run.
@@ -691,7 +680,7 @@ mod tests {
             nemesis: "partition-leader".into(),
             ..etcd.clone()
         };
-        assert!(err(partition.clone()).contains("needs --net kernel"));
+        assert!(err(partition.clone()).contains("use --net kernel"));
         assert!(RunSpec {
             net: NetBackend::Kernel,
             ..partition
@@ -707,7 +696,7 @@ mod tests {
             tick_ms: Some(1),
             ..etcd.clone()
         })
-        .contains("no tick"));
+        .contains("tick is not supported on etcd"));
         assert!(err(RunSpec {
             heartbeat_ms: 300,
             ..etcd.clone()
@@ -718,6 +707,72 @@ mod tests {
             ..RunSpec::default()
         })
         .contains("etcd's"));
+    }
+
+    #[test]
+    fn each_refusal_names_the_capability_the_target_lacks() {
+        let m = RunSpec {
+            target: TargetKind::Maelstrom,
+            bin: Some("/bin/sh".into()),
+            nemesis: "partition-leader,pause-leader,loss:0.2".into(),
+            ..RunSpec::default()
+        };
+        assert!(m.validate().is_ok());
+        let err = |s: RunSpec| format!("{:#}", s.validate().unwrap_err());
+        let crash = RunSpec {
+            nemesis: "crash-leader".into(),
+            ..m.clone()
+        };
+        assert!(err(crash.clone()).contains("total amnesia"));
+        assert!(RunSpec {
+            allow_amnesia: true,
+            ..crash
+        }
+        .validate()
+        .is_ok());
+        for (nemesis, words) in [
+            ("membership", "membership changes go through"),
+            ("figure-8", "scripted scenario"),
+            ("lag", "needs a snapshot"),
+            ("partition-leader+crash", "total amnesia"),
+        ] {
+            let nodes = if nemesis == "figure-8" { 5 } else { 3 };
+            let e = err(RunSpec {
+                nemesis: nemesis.into(),
+                nodes,
+                ..m.clone()
+            });
+            assert!(
+                e.contains("not supported on maelstrom") && e.contains(words),
+                "{nemesis}: {e}"
+            );
+        }
+        assert!(err(RunSpec {
+            net: NetBackend::Kernel,
+            nemesis: String::new(),
+            ..m.clone()
+        })
+        .contains("--net kernel is not supported on maelstrom"));
+        assert!(err(RunSpec {
+            bin: None,
+            ..m.clone()
+        })
+        .contains("needs a program"));
+        assert!(err(RunSpec {
+            bin: Some("/nonexistent".into()),
+            ..m.clone()
+        })
+        .contains("/nonexistent"));
+        assert!(err(RunSpec {
+            pre_vote: true,
+            ..m.clone()
+        })
+        .contains("pre_vote is not supported on maelstrom"));
+        assert!(err(RunSpec {
+            bin: Some("/bin/sh".into()),
+            ..RunSpec::default()
+        })
+        .contains("bin and args is not supported on faultline"));
     }
 
     #[test]

@@ -355,13 +355,6 @@ impl Target for Etcd {
         TargetKind::Etcd
     }
 
-    fn capabilities(&self) -> crate::Capabilities {
-        crate::Capabilities {
-            behind_link_proxy: false,
-            reports_leader: true,
-        }
-    }
-
     fn version(&self) -> String {
         self.version.clone()
     }
@@ -566,4 +559,46 @@ mod tests {
             "{e}"
         );
     }
+}
+
+/// etcd's election timeout and heartbeat, ms, from a setting's range `A..B`
+/// and heartbeat: `A` becomes `--election-timeout` (etcd randomizes within
+/// [A, 2A)); etcd wants at least 5 heartbeats per election timeout.
+pub fn timeouts(election_timeout: &str, heartbeat_ms: u64) -> Result<(u64, u64), String> {
+    let range: faultline_node::cli::MillisRange = election_timeout
+        .parse()
+        .map_err(|e: String| format!("--election-timeout: {e}"))?;
+    let (t, h) = (range.min, heartbeat_ms);
+    if h < 1 {
+        return Err("--heartbeat must be at least 1 ms".into());
+    }
+    if t < 5 * h || t > 50_000 {
+        return Err(format!(
+            "etcd needs an election timeout of at least 5 heartbeats and at most 50000 ms (got {t} ms, heartbeat {h} ms)"
+        ));
+    }
+    Ok((t, h))
+}
+
+/// The flags every etcd member gets for a setting.
+pub fn member_args(
+    election_timeout: &str,
+    heartbeat_ms: u64,
+    pre_vote: bool,
+    snapshot_entries: Option<u64>,
+) -> Result<Vec<String>, String> {
+    let (t, h) = timeouts(election_timeout, heartbeat_ms)?;
+    let mut args = vec![
+        "--election-timeout".to_string(),
+        t.to_string(),
+        "--heartbeat-interval".to_string(),
+        h.to_string(),
+    ];
+    if pre_vote {
+        args.push("--pre-vote".into());
+    }
+    if let Some(n) = snapshot_entries {
+        args.extend(["--snapshot-count".to_string(), n.to_string()]);
+    }
+    Ok(args)
 }

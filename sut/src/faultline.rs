@@ -59,13 +59,6 @@ impl Target for FaultlineNode {
         env!("CARGO_PKG_VERSION").to_string()
     }
 
-    fn capabilities(&self) -> crate::Capabilities {
-        crate::Capabilities {
-            behind_link_proxy: true,
-            reports_leader: true,
-        }
-    }
-
     fn command(&self, m: &Member<'_>) -> std::process::Command {
         let mut cmd = std::process::Command::new(&self.program.program);
         cmd.args(&self.program.args)

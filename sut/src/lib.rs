@@ -45,6 +45,116 @@ pub enum TargetKind {
 }
 
 impl TargetKind {
+    /// What it can do.
+    pub fn capabilities(self) -> Capabilities {
+        match self {
+            TargetKind::Faultline => Capabilities {
+                behind_link_proxy: true,
+                sealed_namespace: true,
+                reports_leader: true,
+                durable: true,
+                membership_changes: true,
+                scripted_scenarios: true,
+                reports_snapshots: true,
+                timeouts: true,
+                pre_vote: true,
+                check_quorum: true,
+                snapshot_interval: true,
+                node_knobs: true,
+                read_modes: false,
+                program: false,
+            },
+            TargetKind::Etcd => Capabilities {
+                behind_link_proxy: false,
+                sealed_namespace: true,
+                reports_leader: true,
+                durable: true,
+                membership_changes: false,
+                scripted_scenarios: false,
+                reports_snapshots: false,
+                timeouts: true,
+                pre_vote: true,
+                // Always on in etcd: asking for it is fine.
+                check_quorum: true,
+                snapshot_interval: true,
+                node_knobs: false,
+                read_modes: true,
+                program: false,
+            },
+            TargetKind::Maelstrom => Capabilities {
+                behind_link_proxy: true,
+                sealed_namespace: false,
+                reports_leader: false,
+                durable: false,
+                membership_changes: false,
+                scripted_scenarios: false,
+                reports_snapshots: false,
+                timeouts: false,
+                pre_vote: false,
+                check_quorum: false,
+                snapshot_interval: false,
+                node_knobs: false,
+                read_modes: false,
+                program: true,
+            },
+        }
+    }
+
+    /// Check a setting's election timeout range and heartbeat (ms) as the
+    /// target reads them (faultline's node checks its own when its settings
+    /// are built).
+    pub fn check_timeouts(self, election_timeout: &str, heartbeat_ms: u64) -> Result<(), String> {
+        match self {
+            TargetKind::Etcd => etcd::timeouts(election_timeout, heartbeat_ms).map(|_| ()),
+            TargetKind::Faultline | TargetKind::Maelstrom => Ok(()),
+        }
+    }
+
+    /// The one-line refusal of `what` (a fault, a backend or a setting,
+    /// as the user wrote it) on this target, which lacks `c`.
+    pub fn refuse(self, what: &str, c: Capability) -> String {
+        let why = match (self, c) {
+            (TargetKind::Etcd, Capability::BehindLinkProxy) => {
+                "etcd members reach each other at one advertised address each, so link proxies cannot sit between them: use --net kernel"
+            }
+            (TargetKind::Etcd, Capability::CheckQuorum) => "etcd always checks quorum",
+            (TargetKind::Maelstrom, Capability::Durable) => {
+                "a Maelstrom node keeps its state in memory, so a restart is total amnesia, which Raft does not survive by design (--allow-amnesia runs it anyway)"
+            }
+            (TargetKind::Maelstrom, Capability::SealedNamespace) => {
+                "the maelstrom target runs on the proxy backend, where faultline is the nodes' network"
+            }
+            (_, Capability::BehindLinkProxy) => "its members cannot be put behind link proxies",
+            (_, Capability::SealedNamespace) => "it does not run in the kernel backend's namespaces",
+            (_, Capability::Durable) => "it does not keep its state across a restart",
+            (_, Capability::MembershipChanges) => {
+                "membership changes go through faultline's node protocol"
+            }
+            (_, Capability::ScriptedScenarios) => {
+                "the scripted scenario reads faultline's node protocol in the link proxies"
+            }
+            (_, Capability::ReportsSnapshots) => {
+                "it waits until the held-back follower needs a snapshot, which only faultline's node reports"
+            }
+            (_, Capability::Timeouts) => {
+                "its election timeout and heartbeat are its own (for a Maelstrom node: its arguments)"
+            }
+            (_, Capability::PreVote) => "it has no pre-vote switch",
+            (_, Capability::CheckQuorum) => "it has no check-quorum switch",
+            (_, Capability::SnapshotInterval) => "it takes no snapshot interval",
+            (_, Capability::NodeKnobs) => {
+                "tick, max_append_entries and the known-bug variants are faultline's node's"
+            }
+            (_, Capability::ReadModes) => {
+                "read_mode is etcd's (faultline's node has --unsafe-bug stale-read for the same)"
+            }
+            (_, Capability::Program) => {
+                "bin and args are for the maelstrom target (--target maelstrom)"
+            }
+        };
+        format!("{what} is not supported on {self}: {why}")
+    }
+
     /// The target's own default election timeout range (ms, as `MIN..MAX`)
     /// and heartbeat interval (ms): what a run or a campaign setting uses
     /// when it names none, wherever the target is chosen.
@@ -145,15 +255,97 @@ pub trait KvClient: Send + Sync {
     fn call<'a>(&'a self, op: &'a KvOp) -> BoxFuture<'a, Outcome>;
 }
 
-/// What a target can do, for the backends and waits that depend on it.
+/// What a target can do, for the faults, backends and settings that need
+/// it. A fault or a setting asks for a capability ([`Capability`]); the
+/// refusal is built in one place ([`TargetKind::refuse`]) from the one that
+/// is missing, so a new target is a module here, a name in
+/// [`TargetKind`]'s `FromStr`, and its line in [`TargetKind::capabilities`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Capabilities {
     /// Its members can be told where each peer is, so a link proxy can sit
     /// on every directed link (etcd's members advertise one address each).
     pub behind_link_proxy: bool,
+    /// It runs inside a sealed network namespace per member (the kernel
+    /// backend).
+    pub sealed_namespace: bool,
     /// Its status names the leader as the members themselves see it (not
     /// inferred from traffic): a run waits for one before it starts.
     pub reports_leader: bool,
+    /// It keeps its state across a restart (a crash is not amnesia).
+    pub durable: bool,
+    /// It changes membership through faultline's node protocol.
+    pub membership_changes: bool,
+    /// Its messages can be read by the link proxies' filters (the scripted
+    /// Figure 8).
+    pub scripted_scenarios: bool,
+    /// It reports its snapshot and first log index (what `lag` waits for).
+    pub reports_snapshots: bool,
+    /// It takes an election timeout and a heartbeat interval from faultline.
+    pub timeouts: bool,
+    /// Pre-vote can be switched on.
+    pub pre_vote: bool,
+    /// Check-quorum can be switched on (etcd has it always on).
+    pub check_quorum: bool,
+    /// It takes a snapshot interval in applied entries.
+    pub snapshot_interval: bool,
+    /// Faultline's node's own knobs: tick, max_append_entries, known-bug variants.
+    pub node_knobs: bool,
+    /// Reads can be served from a member's local state (etcd's serializable reads).
+    pub read_modes: bool,
+    /// It is a program given by the user, with arguments (`bin`, `args`).
+    pub program: bool,
+}
+
+/// One thing a fault, backend or setting needs of a target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Capability {
+    /// [`Capabilities::behind_link_proxy`].
+    BehindLinkProxy,
+    /// [`Capabilities::sealed_namespace`].
+    SealedNamespace,
+    /// [`Capabilities::durable`].
+    Durable,
+    /// [`Capabilities::membership_changes`].
+    MembershipChanges,
+    /// [`Capabilities::scripted_scenarios`].
+    ScriptedScenarios,
+    /// [`Capabilities::reports_snapshots`].
+    ReportsSnapshots,
+    /// [`Capabilities::timeouts`].
+    Timeouts,
+    /// [`Capabilities::pre_vote`].
+    PreVote,
+    /// [`Capabilities::check_quorum`].
+    CheckQuorum,
+    /// [`Capabilities::snapshot_interval`].
+    SnapshotInterval,
+    /// [`Capabilities::node_knobs`].
+    NodeKnobs,
+    /// [`Capabilities::read_modes`].
+    ReadModes,
+    /// [`Capabilities::program`].
+    Program,
+}
+
+impl Capabilities {
+    /// Whether it has `c`.
+    pub fn has(&self, c: Capability) -> bool {
+        match c {
+            Capability::BehindLinkProxy => self.behind_link_proxy,
+            Capability::SealedNamespace => self.sealed_namespace,
+            Capability::Durable => self.durable,
+            Capability::MembershipChanges => self.membership_changes,
+            Capability::ScriptedScenarios => self.scripted_scenarios,
+            Capability::ReportsSnapshots => self.reports_snapshots,
+            Capability::Timeouts => self.timeouts,
+            Capability::PreVote => self.pre_vote,
+            Capability::CheckQuorum => self.check_quorum,
+            Capability::SnapshotInterval => self.snapshot_interval,
+            Capability::NodeKnobs => self.node_knobs,
+            Capability::ReadModes => self.read_modes,
+            Capability::Program => self.program,
+        }
+    }
 }
 
 /// A system faultline can test.
@@ -161,7 +353,9 @@ pub trait Target: Send + Sync {
     /// Which system.
     fn kind(&self) -> TargetKind;
     /// What it can do.
-    fn capabilities(&self) -> Capabilities;
+    fn capabilities(&self) -> Capabilities {
+        self.kind().capabilities()
+    }
     /// Its version, as the report shows it.
     fn version(&self) -> String;
     /// The command that starts `member` (stdio, process group and

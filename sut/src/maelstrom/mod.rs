@@ -184,13 +184,6 @@ impl Target for Maelstrom {
         TargetKind::Maelstrom
     }
 
-    fn capabilities(&self) -> crate::Capabilities {
-        crate::Capabilities {
-            behind_link_proxy: true,
-            reports_leader: false,
-        }
-    }
-
     fn version(&self) -> String {
         let mut s = format!("{} (Maelstrom protocol)", crate::shown_path(&self.program));
         for a in &self.args {
