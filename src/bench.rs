@@ -164,18 +164,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             nodes,
             target,
         } => {
-            let etcd: Option<std::sync::Arc<dyn faultline_sut::Target>> = match target {
-                faultline_sut::TargetKind::Faultline => None,
-                faultline_sut::TargetKind::Etcd => {
-                    let bin = std::env::var_os("FAULTLINE_ETCD_BIN").map(PathBuf::from);
-                    Some(std::sync::Arc::new(
-                        faultline_sut::etcd::Etcd::find(bin.as_deref(), Default::default())
-                            .map_err(anyhow::Error::msg)?,
-                    ))
-                }
-                faultline_sut::TargetKind::Maelstrom => anyhow::bail!(
-                    "bench node compares faultline's node with etcd; for a Maelstrom node's routing costs, run faultline bench maelstrom"
-                ),
+            // faultline's node beside another target, when one is named.
+            let caps = target.capabilities();
+            anyhow::ensure!(
+                !caps.program,
+                "bench node compares faultline's node with etcd; for a Maelstrom node's routing costs, run faultline bench maelstrom"
+            );
+            let etcd: Option<std::sync::Arc<dyn faultline_sut::Target>> = if caps.meant_correct {
+                None
+            } else {
+                Some(
+                    target
+                        .build(&faultline_sut::Build {
+                            node: crate::node_binary()?,
+                            read_mode: Default::default(),
+                            bin: None,
+                            args: &[],
+                        })
+                        .map_err(anyhow::Error::msg)?,
+                )
             };
             let base = scratch_dir("bench-node")?;
             faultline_nemesis::bench::node(

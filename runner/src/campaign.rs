@@ -187,7 +187,7 @@ impl Setting {
     /// reads are a positive control.) `target` is the target its runs use
     /// (its own, or the campaign's).
     pub fn is_correct(&self, target: faultline_sut::TargetKind) -> bool {
-        self.unsafe_bug.is_none() && target == faultline_sut::TargetKind::Faultline
+        self.unsafe_bug.is_none() && target.capabilities().meant_correct
     }
 
     /// What its runs under `fault` are expected to show.
@@ -350,15 +350,6 @@ impl CampaignConfig {
             }
         }
         out
-    }
-
-    /// Whether any run of the campaign tests etcd.
-    pub fn uses_etcd(&self) -> bool {
-        self.run.target == faultline_sut::TargetKind::Etcd
-            || self
-                .settings
-                .iter()
-                .any(|s| s.target == Some(faultline_sut::TargetKind::Etcd))
     }
 
     /// Whether any run of the campaign uses the kernel network backend.

@@ -85,12 +85,14 @@ pub async fn run_campaign(
             })?;
         }
     }
-    if let Some(r) = runs
-        .iter()
-        .find(|r| r.spec.target == faultline_sut::TargetKind::Etcd)
-    {
-        // etcd missing or too old: say so before anything starts.
-        crate::run::system(&r.spec, node_bin)?;
+    // A target that cannot be built here (etcd missing or too old, say)
+    // is said before anything starts: one build per target the runs use.
+    let mut seen = Vec::new();
+    for r in &runs {
+        if !seen.contains(&r.spec.target) {
+            seen.push(r.spec.target);
+            crate::run::system(&r.spec, node_bin)?;
+        }
     }
     let dir = create_campaign_dir(store, name)?;
     *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = Some(dir.clone());

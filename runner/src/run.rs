@@ -14,8 +14,7 @@ use faultline_nemesis::process::NodeCommand;
 use faultline_nemesis::schedule;
 use faultline_nemesis::testbed::{Testbed, TestbedSpec};
 use faultline_results::RunResults;
-use faultline_sut::etcd::Etcd;
-use faultline_sut::{Target, TargetKind};
+use faultline_sut::Target;
 use faultline_workloads::recorder::Recorder;
 use faultline_workloads::register::RegisterWorkload;
 
@@ -28,31 +27,16 @@ pub struct Progress {
     pub tick: Box<dyn Fn(f64, u64, u64, u64) + Send + Sync>,
 }
 
-/// The system a run tests: faultline's node run by `node_bin`, or etcd
-/// (on PATH, or at `$FAULTLINE_ETCD_BIN`, which `--etcd-bin` sets).
+/// The system a run tests ([`faultline_sut::TargetKind::build`]).
 pub fn system(spec: &RunSpec, node_bin: &NodeCommand) -> anyhow::Result<Arc<dyn Target>> {
-    Ok(match spec.target {
-        TargetKind::Faultline => faultline_sut::faultline(node_bin.clone()),
-        TargetKind::Etcd => {
-            let bin = std::env::var_os("FAULTLINE_ETCD_BIN").map(std::path::PathBuf::from);
-            Arc::new(Etcd::find(bin.as_deref(), spec.read_mode).map_err(anyhow::Error::msg)?)
-        }
-        TargetKind::Maelstrom => {
-            let bin = spec
-                .bin
-                .clone()
-                .context("the maelstrom target needs --bin PATH")?;
-            let host = faultline_sut::Program {
-                program: std::env::current_exe().context("finding faultline's own binary")?,
-                args: vec!["maelstrom-host".into()],
-            };
-            Arc::new(faultline_sut::maelstrom::Maelstrom::new(
-                host,
-                bin.into(),
-                spec.args.clone(),
-            ))
-        }
-    })
+    spec.target
+        .build(&faultline_sut::Build {
+            node: node_bin.clone(),
+            read_mode: spec.read_mode,
+            bin: spec.bin.as_deref(),
+            args: &spec.args,
+        })
+        .map_err(anyhow::Error::msg)
 }
 
 /// Run one test into `dir` and write its report.

@@ -8,8 +8,6 @@ use std::time::Duration;
 use faultline_nemesis::fault::{parse_list, Fault};
 use faultline_nemesis::net::{kernel_refusal, NetBackend};
 use faultline_nemesis::schedule::{plan, ScheduleConfig};
-use faultline_node::bugs::UnsafeBug;
-use faultline_node::cli::MillisRange;
 use faultline_node::settings::NodeSettings;
 use faultline_sut::etcd::ReadMode;
 use faultline_sut::TargetKind;
@@ -142,19 +140,7 @@ pub struct RunSpec {
     pub effective: Option<Effective>,
 }
 
-/// The timeouts a node really runs with, after rounding to its tick.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Effective {
-    /// For etcd: the flags passed and what etcd does with them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub passed: Option<String>,
-    /// The node's clock tick, ms.
-    pub tick_ms: u64,
-    /// The election timeout range, ms.
-    pub election_timeout: String,
-    /// The heartbeat interval, ms.
-    pub heartbeat_ms: u64,
-}
+pub use faultline_sut::settings::Effective;
 
 /// The longest a run's time limit, fault interval or client time-out may be:
 /// a week.
@@ -252,11 +238,6 @@ impl RunSpec {
             "--op-timeout {} ms is longer than a week",
             self.op_timeout_ms
         );
-        if self.target == TargetKind::Faultline {
-            self.node_settings()?
-                .raft_config()
-                .map_err(|e| anyhow::anyhow!("setting '{}': {e}", self.setting))?;
-        }
         self.register_config()
             .validate()
             .map_err(|e| anyhow::anyhow!(e))?;
@@ -314,76 +295,33 @@ impl RunSpec {
 
     /// What the nodes will really use (the timeouts in whole ticks).
     pub fn effective(&self) -> anyhow::Result<Effective> {
-        if self.target == TargetKind::Maelstrom {
-            let args: Vec<String> = self.args.iter().map(|a| crate::store::shown(a)).collect();
-            return Ok(Effective {
-                passed: Some(format!(
-                    "the program's own settings: {}",
-                    if args.is_empty() {
-                        "(no arguments)".to_string()
-                    } else {
-                        args.join(" ")
-                    }
-                )),
-                tick_ms: 0,
-                election_timeout: "(the program's own)".into(),
-                heartbeat_ms: 0,
-            });
-        }
-        if self.target == TargetKind::Etcd {
-            let (t, h) = self.etcd_timeouts()?;
-            return Ok(Effective {
-                passed: Some(format!(
-                    "{} (etcd draws each election timeout from [{t}, {}) ms; check-quorum is always on in etcd)",
-                    self.etcd_args()?.join(" "),
-                    2 * t
-                )),
-                tick_ms: h,
-                election_timeout: format!("{t}..{}", 2 * t),
-                heartbeat_ms: h,
-            });
-        }
-        let settings = self.node_settings()?;
-        let raft = settings
-            .raft_config()
-            .map_err(|e| anyhow::anyhow!("setting '{}': {e}", self.setting))?;
-        let t = settings.tick_ms;
-        Ok(Effective {
-            passed: None,
-            tick_ms: t,
-            election_timeout: format!(
-                "{}..{}",
-                raft.election_timeout_min * t,
-                raft.election_timeout_max * t
-            ),
-            heartbeat_ms: raft.heartbeat_interval * t,
-        })
-    }
-
-    /// etcd's election timeout and heartbeat, ms ([`faultline_sut::etcd::timeouts`]).
-    fn etcd_timeouts(&self) -> anyhow::Result<(u64, u64)> {
-        faultline_sut::etcd::timeouts(&self.election_timeout, self.heartbeat_ms)
+        self.target
+            .effective(&self.target_settings())
             .map_err(anyhow::Error::msg)
-    }
-
-    /// The flags etcd members get for this run's setting.
-    pub fn etcd_args(&self) -> anyhow::Result<Vec<String>> {
-        faultline_sut::etcd::member_args(
-            &self.election_timeout,
-            self.heartbeat_ms,
-            self.pre_vote,
-            self.snapshot_entries,
-        )
-        .map_err(anyhow::Error::msg)
     }
 
     /// The flags every member of this run gets.
     pub fn member_args(&self) -> anyhow::Result<Vec<String>> {
-        match self.target {
-            TargetKind::Faultline => Ok(self.node_settings()?.to_args()),
-            TargetKind::Etcd => self.etcd_args(),
-            // Its settings are its arguments, which the target passes.
-            TargetKind::Maelstrom => Ok(Vec::new()),
+        self.target
+            .member_args(&self.target_settings())
+            .map_err(anyhow::Error::msg)
+    }
+
+    /// The setting as the target reads it.
+    pub fn target_settings(&self) -> faultline_sut::settings::TargetSettings<'_> {
+        faultline_sut::settings::TargetSettings {
+            setting: &self.setting,
+            election_timeout: &self.election_timeout,
+            heartbeat_ms: self.heartbeat_ms,
+            pre_vote: self.pre_vote,
+            check_quorum: self.check_quorum,
+            snapshot_entries: self.snapshot_entries,
+            tick_ms: self.tick_ms,
+            max_append_entries: self.max_append_entries,
+            unsafe_bugs: &self.unsafe_bug,
+            seed: self.seed,
+            op_timeout_ms: self.op_timeout_ms,
+            args: &self.args,
         }
     }
 
@@ -429,10 +367,8 @@ impl RunSpec {
         if self.net == NetBackend::Kernel {
             need("--net kernel", C::SealedNamespace)?;
         }
-        if caps.timeouts {
-            kind.check_timeouts(&self.election_timeout, self.heartbeat_ms)
-                .map_err(|e| anyhow::anyhow!("setting {s}: {e}"))?;
-        }
+        kind.check_settings(&self.target_settings())
+            .map_err(|e| anyhow::anyhow!("setting {s}: {e}"))?;
         faults.iter().try_for_each(|f| {
             self.fault_needs(f)
                 .into_iter()
@@ -496,32 +432,9 @@ impl RunSpec {
         Ok(())
     }
 
-    /// The nodes' settings for this run.
+    /// The nodes' settings for this run (faultline's node).
     pub fn node_settings(&self) -> anyhow::Result<NodeSettings> {
-        let election_timeout: MillisRange = self
-            .election_timeout
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!("--election-timeout: {e}"))?;
-        let unsafe_bugs = self
-            .unsafe_bug
-            .iter()
-            .map(|b| b.parse::<UnsafeBug>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| anyhow::anyhow!("--unsafe-bug: {e}"))?;
-        Ok(NodeSettings {
-            election_timeout,
-            heartbeat_ms: self.heartbeat_ms,
-            request_timeout_ms: self.op_timeout_ms,
-            max_append_entries: self.max_append_entries,
-            snapshot_entries: self.snapshot_entries,
-            pre_vote: self.pre_vote,
-            check_quorum: self.check_quorum,
-            seed: Some(self.seed),
-            unsafe_bugs,
-            cluster_id: Some(faultline_node::settings::fresh_cluster_id()),
-            tick_ms: self.tick_ms.unwrap_or(NodeSettings::DEFAULT_TICK_MS),
-            ..NodeSettings::default()
-        })
+        faultline_sut::settings::node_settings(&self.target_settings()).map_err(anyhow::Error::msg)
     }
 
     /// The workload's configuration for this run.

@@ -17,6 +17,7 @@ pub mod etcd;
 pub mod faultline;
 pub mod maelstrom;
 pub mod outcome;
+pub mod settings;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -63,6 +64,8 @@ impl TargetKind {
                 node_knobs: true,
                 read_modes: false,
                 program: false,
+                meant_correct: true,
+                sealed_net_args: &["--sealed-net"],
             },
             TargetKind::Etcd => Capabilities {
                 behind_link_proxy: false,
@@ -80,6 +83,8 @@ impl TargetKind {
                 node_knobs: false,
                 read_modes: true,
                 program: false,
+                meant_correct: false,
+                sealed_net_args: &[],
             },
             TargetKind::Maelstrom => Capabilities {
                 behind_link_proxy: true,
@@ -96,17 +101,9 @@ impl TargetKind {
                 node_knobs: false,
                 read_modes: false,
                 program: true,
+                meant_correct: false,
+                sealed_net_args: &[],
             },
-        }
-    }
-
-    /// Check a setting's election timeout range and heartbeat (ms) as the
-    /// target reads them (faultline's node checks its own when its settings
-    /// are built).
-    pub fn check_timeouts(self, election_timeout: &str, heartbeat_ms: u64) -> Result<(), String> {
-        match self {
-            TargetKind::Etcd => etcd::timeouts(election_timeout, heartbeat_ms).map(|_| ()),
-            TargetKind::Faultline | TargetKind::Maelstrom => Ok(()),
         }
     }
 
@@ -294,6 +291,11 @@ pub struct Capabilities {
     pub read_modes: bool,
     /// It is a program given by the user, with arguments (`bin`, `args`).
     pub program: bool,
+    /// It is the project's own node: without a known-bug variant it is
+    /// meant to be correct, so its settings may not expect to be caught.
+    pub meant_correct: bool,
+    /// Flags its members get when they run in sealed namespaces.
+    pub sealed_net_args: &'static [&'static str],
 }
 
 /// One thing a fault, backend or setting needs of a target.
@@ -385,6 +387,43 @@ impl fmt::Debug for dyn Target {
 /// The faultline node run by `program`.
 pub fn faultline(program: impl Into<Program>) -> Arc<dyn Target> {
     Arc::new(faultline::FaultlineNode::new(program.into()))
+}
+
+/// What a run needs to build its target, whichever it is.
+#[derive(Clone, Debug)]
+pub struct Build<'a> {
+    /// faultline's node (`faultline node`, or the `faultline-node` binary).
+    pub node: Program,
+    /// etcd's reads.
+    pub read_mode: etcd::ReadMode,
+    /// A program to test (Maelstrom).
+    pub bin: Option<&'a str>,
+    /// Its arguments.
+    pub args: &'a [String],
+}
+
+impl TargetKind {
+    /// The target, ready to start members: faultline's node; etcd (on
+    /// PATH, or at `$FAULTLINE_ETCD_BIN`, which `--etcd-bin` sets); a
+    /// Maelstrom program hosted by this very binary.
+    pub fn build(self, b: &Build<'_>) -> Result<Arc<dyn Target>, String> {
+        Ok(match self {
+            TargetKind::Faultline => faultline(b.node.clone()),
+            TargetKind::Etcd => {
+                let bin = std::env::var_os("FAULTLINE_ETCD_BIN").map(PathBuf::from);
+                Arc::new(etcd::Etcd::find(bin.as_deref(), b.read_mode)?)
+            }
+            TargetKind::Maelstrom => {
+                let bin = b.bin.ok_or("the maelstrom target needs --bin PATH")?;
+                let host = Program {
+                    program: std::env::current_exe()
+                        .map_err(|e| format!("finding faultline's own binary: {e}"))?,
+                    args: vec!["maelstrom-host".into()],
+                };
+                Arc::new(maelstrom::Maelstrom::new(host, bin.into(), b.args.to_vec()))
+            }
+        })
+    }
 }
 
 /// A path from the user, safe to echo in a one-line message.

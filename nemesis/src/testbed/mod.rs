@@ -30,7 +30,6 @@ use crate::kernel::KernelNet;
 use crate::net::{Net, NetBackend};
 use crate::network::Network;
 use crate::process::ProcState;
-use faultline_sut::TargetKind;
 
 /// What to start.
 #[derive(Clone, Debug)]
@@ -159,9 +158,13 @@ impl Testbed {
                     .collect();
                 let net = KernelNet::start(&ids).context("building the run's kernel network")?;
                 let addrs = net.addrs();
-                if spec.target.kind() == TargetKind::Faultline {
-                    cspec.node_args.push("--sealed-net".into());
-                }
+                cspec.node_args.extend(
+                    spec.target
+                        .capabilities()
+                        .sealed_net_args
+                        .iter()
+                        .map(|a| a.to_string()),
+                );
                 cspec.namespaces = ids
                     .iter()
                     .filter_map(|id| Some((id.clone(), net.namespace(id)?)))

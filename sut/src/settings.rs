@@ -1,0 +1,165 @@
+//! What a run's setting asks of its target, and what each target makes of
+//! it: the flags its members get, what it really runs with, and whether it
+//! can run with that at all. The runner hands a [`TargetSettings`] over and
+//! never asks which target it is.
+
+use serde::{Deserialize, Serialize};
+
+use faultline_node::bugs::UnsafeBug;
+use faultline_node::cli::MillisRange;
+use faultline_node::settings::NodeSettings;
+
+use crate::{etcd, TargetKind};
+
+/// A setting as the user wrote it (after the target's defaults were filled in).
+#[derive(Clone, Copy, Debug)]
+pub struct TargetSettings<'a> {
+    /// The setting's name, for messages.
+    pub setting: &'a str,
+    /// Election timeout range, ms (`MIN..MAX`).
+    pub election_timeout: &'a str,
+    /// Heartbeat interval, ms.
+    pub heartbeat_ms: u64,
+    /// Pre-vote on.
+    pub pre_vote: bool,
+    /// Check-quorum on.
+    pub check_quorum: bool,
+    /// Applied entries between snapshots.
+    pub snapshot_entries: Option<u64>,
+    /// The node's clock tick, ms.
+    pub tick_ms: Option<u64>,
+    /// Most entries per AppendEntries.
+    pub max_append_entries: Option<u64>,
+    /// Known-bug variants, by name.
+    pub unsafe_bugs: &'a [String],
+    /// The run's seed.
+    pub seed: u64,
+    /// Client timeout per operation, ms (the node's own request timeout).
+    pub op_timeout_ms: u64,
+    /// A program's arguments.
+    pub args: &'a [String],
+}
+
+/// The timeouts a node really runs with (after rounding to its tick), or
+/// what a target does with what it was given; stored in `spec.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Effective {
+    /// For etcd and Maelstrom nodes: the flags passed and what the target
+    /// does with them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passed: Option<String>,
+    /// The node's clock tick, ms.
+    pub tick_ms: u64,
+    /// The election timeout range, ms.
+    pub election_timeout: String,
+    /// The heartbeat interval, ms.
+    pub heartbeat_ms: u64,
+}
+
+/// faultline's node's settings for `s`.
+pub fn node_settings(s: &TargetSettings<'_>) -> Result<NodeSettings, String> {
+    let election_timeout: MillisRange = s
+        .election_timeout
+        .parse()
+        .map_err(|e: String| format!("--election-timeout: {e}"))?;
+    let unsafe_bugs = s
+        .unsafe_bugs
+        .iter()
+        .map(|b| b.parse::<UnsafeBug>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("--unsafe-bug: {e}"))?;
+    Ok(NodeSettings {
+        election_timeout,
+        heartbeat_ms: s.heartbeat_ms,
+        request_timeout_ms: s.op_timeout_ms,
+        max_append_entries: s.max_append_entries,
+        snapshot_entries: s.snapshot_entries,
+        pre_vote: s.pre_vote,
+        check_quorum: s.check_quorum,
+        seed: Some(s.seed),
+        unsafe_bugs,
+        cluster_id: Some(faultline_node::settings::fresh_cluster_id()),
+        tick_ms: s.tick_ms.unwrap_or(NodeSettings::DEFAULT_TICK_MS),
+        ..NodeSettings::default()
+    })
+}
+
+fn node_effective(s: &TargetSettings<'_>) -> Result<Effective, String> {
+    let settings = node_settings(s)?;
+    let raft = settings
+        .raft_config()
+        .map_err(|e| format!("setting '{}': {e}", s.setting))?;
+    let t = settings.tick_ms;
+    Ok(Effective {
+        passed: None,
+        tick_ms: t,
+        election_timeout: format!(
+            "{}..{}",
+            raft.election_timeout_min * t,
+            raft.election_timeout_max * t
+        ),
+        heartbeat_ms: raft.heartbeat_interval * t,
+    })
+}
+
+impl TargetKind {
+    /// Whether the target can run with `s` (its timeouts as it reads them).
+    pub fn check_settings(self, s: &TargetSettings<'_>) -> Result<(), String> {
+        self.effective(s).map(|_| ())
+    }
+
+    /// The flags every member gets for `s`.
+    pub fn member_args(self, s: &TargetSettings<'_>) -> Result<Vec<String>, String> {
+        match self {
+            TargetKind::Faultline => Ok(node_settings(s)?.to_args()),
+            TargetKind::Etcd => etcd::member_args(
+                s.election_timeout,
+                s.heartbeat_ms,
+                s.pre_vote,
+                s.snapshot_entries,
+            ),
+            // Its settings are its arguments, which the target passes.
+            TargetKind::Maelstrom => Ok(Vec::new()),
+        }
+    }
+
+    /// What the members will really use with `s`.
+    pub fn effective(self, s: &TargetSettings<'_>) -> Result<Effective, String> {
+        match self {
+            TargetKind::Faultline => node_effective(s),
+            TargetKind::Etcd => {
+                let (t, h) = etcd::timeouts(s.election_timeout, s.heartbeat_ms)?;
+                Ok(Effective {
+                    passed: Some(format!(
+                        "{} (etcd draws each election timeout from [{t}, {}) ms; check-quorum is always on in etcd)",
+                        self.member_args(s)?.join(" "),
+                        2 * t
+                    )),
+                    tick_ms: h,
+                    election_timeout: format!("{t}..{}", 2 * t),
+                    heartbeat_ms: h,
+                })
+            }
+            TargetKind::Maelstrom => {
+                let args: Vec<String> = s
+                    .args
+                    .iter()
+                    .map(|a| faultline_node::echo::shown(a))
+                    .collect();
+                Ok(Effective {
+                    passed: Some(format!(
+                        "the program's own settings: {}",
+                        if args.is_empty() {
+                            "(no arguments)".to_string()
+                        } else {
+                            args.join(" ")
+                        }
+                    )),
+                    tick_ms: 0,
+                    election_timeout: "(the program's own)".into(),
+                    heartbeat_ms: 0,
+                })
+            }
+        }
+    }
+}
