@@ -191,6 +191,35 @@ fn a_small_campaign_produces_every_page_and_plot_and_report_reproduces_them() {
         run_before
     );
     assert!(run0.join("latency.svg").exists());
+    // Every run's results.json reads back as the typed record it was
+    // written as (the contract is complete for it) ...
+    for r in runs {
+        let text =
+            std::fs::read_to_string(camp.join(r["dir"].as_str().unwrap()).join("results.json"))
+                .unwrap();
+        let typed: faultline_results::RunResults = serde_json::from_str(&text).unwrap();
+        assert_eq!(typed.valid, faultline_checker::Verdict::Linearizable);
+        assert!(typed.availability.share > 0.0);
+    }
+    // ... and a field renamed in a run whose history is gone (what report
+    // cannot rebuild) stops the report with the file and the field named,
+    // instead of a zero in the campaign table.
+    let d0 = runs[0]["dir"].as_str().unwrap();
+    std::fs::remove_file(camp.join(d0).join("history.jsonl")).unwrap();
+    let results = camp.join(d0).join("results.json");
+    let text = std::fs::read_to_string(&results).unwrap();
+    std::fs::write(
+        &results,
+        text.replacen("\"availability\"", "\"availabilty\"", 1),
+    )
+    .unwrap();
+    let (code, out, err) = faultline(&["report", camp.to_str().unwrap()]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        err.contains(&format!("{d0}/results.json")) && err.contains("missing field `availability`"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::history::{History, Op, OpKind, Outcome};
 use crate::model::{Model, Register};
@@ -64,8 +64,21 @@ impl Serialize for Verdict {
     }
 }
 
+impl<'de> Deserialize<'de> for Verdict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Bool(true) => Ok(Verdict::Linearizable),
+            serde_json::Value::Bool(false) => Ok(Verdict::NotLinearizable),
+            serde_json::Value::String(s) if s == "unknown" => Ok(Verdict::Unknown),
+            other => Err(serde::de::Error::custom(format!(
+                "a verdict is true, false or \"unknown\", not {other}"
+            ))),
+        }
+    }
+}
+
 /// Why a key's history is not linearizable.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Counterexample {
     /// One sentence, naming the witness's operations (process, value, time,
     /// line); every claim in it is true of the file.
@@ -105,7 +118,7 @@ impl Counterexample {
 }
 
 /// The result for one key.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct KeyResult {
     /// The key.
     pub key: String,
@@ -114,7 +127,7 @@ pub struct KeyResult {
     /// The verdict.
     pub valid: Verdict,
     /// How it was decided: `precheck`, `zones` or `search`.
-    pub method: &'static str,
+    pub method: Cow<'static, str>,
     /// For an unknown verdict: why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -126,7 +139,7 @@ pub struct KeyResult {
 }
 
 /// The result for a whole history.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
     /// `true`, `false` or `"unknown"`.
     pub valid: Verdict,
@@ -248,7 +261,7 @@ pub fn check_key(key: &str, ops: Vec<Op>, budget: Budget, fast_path: bool) -> Ke
                 key: key.to_string(),
                 ops: n,
                 valid: Verdict::NotLinearizable,
-                method,
+                method: method.into(),
                 reason: None,
                 counterexample: Some(with_witness(key, &ops, None, from_refutation(&ops, r))),
                 elapsed_ms: ms(start),
@@ -299,7 +312,7 @@ pub fn check_key(key: &str, ops: Vec<Op>, budget: Budget, fast_path: bool) -> Ke
         key: key.to_string(),
         ops: n,
         valid,
-        method,
+        method: method.into(),
         reason,
         counterexample,
         elapsed_ms: ms(start),

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::io::BufRead;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
@@ -67,7 +67,7 @@ pub fn brief_json(v: &Value) -> String {
 }
 
 /// The register operations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OpKind {
     /// Read the register.
@@ -79,7 +79,7 @@ pub enum OpKind {
 }
 
 /// How an operation ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// Took effect exactly once.
@@ -91,7 +91,7 @@ pub enum Outcome {
 }
 
 /// One operation of one process on one key, from invoke to completion.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Op {
     /// Index of the operation in the whole history (order of invocation).
     pub id: usize,

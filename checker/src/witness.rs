@@ -26,7 +26,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::history::{Op, OpKind, Outcome, NEVER};
 use crate::jit;
@@ -79,7 +79,7 @@ pub struct Witness {
 }
 
 /// One operation of a witness, as `check --json` and `results.json` give it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WitnessOp {
     /// The line of its invoke in the file, from 1.
     pub line: usize,

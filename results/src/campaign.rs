@@ -2,6 +2,7 @@
 //! runner writes), each run's `results.json`, the comparison of timeout
 //! settings per fault, and the campaign's own `results.json` and plots.
 
+use crate::RunResults;
 use std::path::Path;
 
 use anyhow::Context;
@@ -60,15 +61,9 @@ pub struct CampaignIndex {
     pub runs: Vec<CampaignRun>,
 }
 
-fn verdict_of(v: &Value) -> Verdict {
-    match v {
-        Value::Bool(true) => Verdict::Linearizable,
-        Value::Bool(false) => Verdict::NotLinearizable,
-        _ => Verdict::Unknown,
-    }
-}
-
-/// Read a run's `results.json` into a campaign row.
+/// Read a run's `results.json` into a campaign row. The file is read as
+/// the typed [`RunResults`] it was written as: a missing or renamed field
+/// is an error naming the file and the field, never a zero in the table.
 fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<html::RunRow> {
     let path = dir.join(&run.dir).join("results.json");
     let text = match std::fs::read_to_string(&path) {
@@ -80,9 +75,8 @@ fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<html::RunRow> {
         }
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let v: Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let faults = v["faults"].as_array().cloned().unwrap_or_default();
+    let r: RunResults =
+        serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
     let mean = |xs: Vec<f64>| {
         if xs.is_empty() {
             None
@@ -90,78 +84,50 @@ fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<html::RunRow> {
             Some(xs.iter().sum::<f64>() / xs.len() as f64)
         }
     };
-    let leaderless = mean(
-        faults
+    let leaderless = mean(r.faults.iter().map(|f| f.leaderless_ms).collect())
+        .unwrap_or(r.elections.leaderless_ms);
+    let recovery = mean(r.faults.iter().filter_map(|f| f.recovery_ms).collect());
+    let counts = r
+        .counts
+        .values()
+        .fold((0, 0, 0), |a, c| (a.0 + c.ok, a.1 + c.fail, a.2 + c.info));
+    let anomaly = r.checker.failures.first().and_then(|f| {
+        let c = f.counterexample.as_ref()?;
+        let last = c
+            .witness
             .iter()
-            .filter_map(|f| f["leaderless_ms"].as_f64())
-            .collect(),
-    )
-    .unwrap_or(v["elections"]["leaderless_ms"].as_f64().unwrap_or(0.0));
-    let recovery = mean(
-        faults
-            .iter()
-            .filter_map(|f| f["recovery_ms"].as_f64())
-            .collect(),
-    );
-    let counts = v["counts"].as_object().map(|m| {
-        m.values().fold((0, 0, 0), |a, c| {
-            (
-                a.0 + c["ok"].as_u64().unwrap_or(0),
-                a.1 + c["fail"].as_u64().unwrap_or(0),
-                a.2 + c["info"].as_u64().unwrap_or(0),
-            )
-        })
+            .map(|o| o.complete_ns.unwrap_or(o.invoke_ns))
+            .max();
+        Some(faultline_checker::witness::headline(c.kind, &f.key, last))
     });
-    let anomaly = v["checker"]["failures"]
-        .as_array()
-        .and_then(|f| f.first())
-        .and_then(|f| {
-            let key = f["key"].as_str()?;
-            let c = &f["counterexample"];
-            let kind = serde_json::from_value(c["kind"].clone()).ok()?;
-            let last = c["witness"].as_array().and_then(|w| {
-                w.iter()
-                    .filter_map(|o| o["complete_ns"].as_u64().or(o["invoke_ns"].as_u64()))
-                    .max()
-            });
-            Some(faultline_checker::witness::headline(kind, key, last))
-        });
-    let windows = serde_json::from_value(v["faults"].clone()).unwrap_or_default();
+    let first_anomaly_s = r
+        .checker
+        .failures
+        .iter()
+        .filter_map(|f| {
+            let op = f.counterexample.as_ref()?.failing.first()?;
+            Some(op.ret_time.unwrap_or(op.call_time))
+        })
+        .map(|ns| ns as f64 / 1e9)
+        .chain(r.findings.iter().filter_map(|f| f.at_s))
+        .min_by(f64::total_cmp);
     Ok(html::RunRow {
-        windows,
         anomaly,
         dir: run.dir.clone(),
         setting: run.setting.clone(),
         fault: run.fault.clone(),
         repeat: run.repeat,
-        valid: verdict_of(&v["valid"]),
-        availability: v["availability"]["share"].as_f64().unwrap_or(0.0),
+        valid: r.valid,
+        availability: r.availability.share,
         leaderless_ms: leaderless,
         recovery_ms: recovery,
-        p99_ms: v["latency"]["all"]["p99"].as_f64().unwrap_or(0.0),
-        counts: counts.unwrap_or_default(),
+        p99_ms: r.latency.get("all").map_or(0.0, |p| p.p99),
+        counts,
         expect: run.expect,
-        unsafe_in_logs: v["findings"].as_array().is_some_and(|f| !f.is_empty()),
-        cut_short: v["interrupted"]
-            .as_str()
-            .map(|s| format!("interrupted: {s}")),
-        first_anomaly_s: v["checker"]["failures"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|f| {
-                let op = &f["counterexample"]["failing"][0];
-                op["ret_time"].as_u64().or(op["call_time"].as_u64())
-            })
-            .map(|ns| ns as f64 / 1e9)
-            .chain(
-                v["findings"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|f| f["at_s"].as_f64()),
-            )
-            .min_by(f64::total_cmp),
+        unsafe_in_logs: !r.findings.is_empty(),
+        cut_short: r.interrupted.map(|s| format!("interrupted: {s}")),
+        first_anomaly_s,
+        windows: r.faults,
     })
 }
 

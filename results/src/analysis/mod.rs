@@ -124,7 +124,7 @@ pub struct Elections {
 }
 
 /// Everything a run's page shows; written as `results.json`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunResults {
     /// The run's settings as stored.
     pub spec: Value,
