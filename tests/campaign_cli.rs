@@ -191,15 +191,28 @@ fn a_small_campaign_produces_every_page_and_plot_and_report_reproduces_them() {
         run_before
     );
     assert!(run0.join("latency.svg").exists());
-    // Every run's results.json reads back as the typed record it was
-    // written as (the contract is complete for it) ...
+    // Every file of every run is where the run directory's contract says,
+    // and the typed ones read back as the records they were written as ...
     for r in runs {
-        let text =
-            std::fs::read_to_string(camp.join(r["dir"].as_str().unwrap()).join("results.json"))
-                .unwrap();
-        let typed: faultline_results::RunResults = serde_json::from_str(&text).unwrap();
+        let rd = faultline_rundir::RunDir::new(camp.join(r["dir"].as_str().unwrap()));
+        for f in faultline_rundir::RUN_FILES {
+            assert!(rd.path().join(f).exists(), "{f}");
+        }
+        assert!(rd.node_log("n1").exists() && rd.node_data("n1").is_dir());
+        let typed: faultline_results::RunResults =
+            serde_json::from_str(&std::fs::read_to_string(rd.results()).unwrap()).unwrap();
         assert_eq!(typed.valid, faultline_checker::Verdict::Linearizable);
         assert!(typed.availability.share > 0.0);
+        let _: faultline_runner::spec::RunSpec =
+            serde_json::from_str(&std::fs::read_to_string(rd.spec()).unwrap()).unwrap();
+        let links: Vec<faultline_nemesis::proxy::LinkStats> =
+            serde_json::from_str(&std::fs::read_to_string(rd.links()).unwrap()).unwrap();
+        assert!(!links.is_empty());
+        let history = faultline_checker::read_jsonl(std::io::BufReader::new(
+            std::fs::File::open(rd.history()).unwrap(),
+        ))
+        .unwrap();
+        assert!(!history.ops.is_empty());
     }
     // ... and a field renamed in a run whose history is gone (what report
     // cannot rebuild) stops the report with the file and the field named,

@@ -115,7 +115,7 @@ pub fn header() -> String {
 /// Generate `case` into `dir/history.jsonl`, read it back and check it;
 /// returns the table row (this process's peak memory included).
 pub fn run_case(case: Case, dir: &Path) -> Result<String, Box<dyn Error>> {
-    let path = dir.join("history.jsonl");
+    let path = faultline_rundir::RunDir::new(dir).history();
     {
         let f = std::io::BufWriter::new(std::fs::File::create(&path)?);
         let cfg = GenConfig {

@@ -115,7 +115,8 @@ impl LocalCluster {
         addrs: &[NodeAddrs],
         links: &HashMap<(String, String), SocketAddr>,
     ) -> anyhow::Result<Self> {
-        let nodes_dir = spec.dir.join("nodes");
+        let rd = faultline_rundir::RunDir::new(&spec.dir);
+        let nodes_dir = rd.nodes();
         std::fs::create_dir_all(&nodes_dir)
             .with_context(|| format!("creating {}", nodes_dir.display()))?;
         let mut cluster = LocalCluster {
@@ -147,8 +148,8 @@ impl LocalCluster {
                 listen: a.listen,
                 client: a.client,
                 peers,
-                data_dir: nodes_dir.join(&a.id),
-                log_file: nodes_dir.join(format!("{}.log", a.id)),
+                data_dir: rd.node_data(&a.id),
+                log_file: rd.node_log(&a.id),
                 extra_args: spec.node_args.clone(),
                 netns: spec.namespaces.get(&a.id).cloned(),
                 voters: if addrs.len() > spec.nodes {

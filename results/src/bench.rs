@@ -10,7 +10,9 @@ use faultline_checker::gen::{generate, GenConfig};
 /// under `dir` (removed at the end); returns the line to print.
 pub fn report(dir: &Path, ops: usize) -> anyhow::Result<String> {
     {
-        let f = std::io::BufWriter::new(std::fs::File::create(dir.join("history.jsonl"))?);
+        let f = std::io::BufWriter::new(std::fs::File::create(
+            faultline_rundir::RunDir::new(dir).history(),
+        )?);
         generate(
             &GenConfig {
                 ops,

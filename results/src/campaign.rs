@@ -65,7 +65,9 @@ pub struct CampaignIndex {
 /// the typed [`RunResults`] it was written as: a missing or renamed field
 /// is an error naming the file and the field, never a zero in the table.
 fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<html::RunRow> {
-    let path = dir.join(&run.dir).join("results.json");
+    let path = faultline_rundir::CampaignDir::new(dir)
+        .run(&run.dir)
+        .results();
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         // The campaign stopped before this run ended (Ctrl-C, a killed
@@ -134,7 +136,7 @@ fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<html::RunRow> {
 /// The row of a run without results: interrupted before its history could
 /// be checked, or never started.
 fn not_run(run: &CampaignRun, dir: &Path) -> html::RunRow {
-    let why = if dir.join("history.jsonl").exists() {
+    let why = if faultline_rundir::RunDir::new(dir).history().exists() {
         "interrupted before it ended (run `faultline report` on the campaign to check its history as far as it goes)"
     } else {
         "not run: the campaign stopped before this run"
@@ -221,7 +223,7 @@ fn rows_and_cells(
 
 /// Write a campaign's page from `campaign.json` and its runs' `results.json`.
 pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
-    let path = dir.join("campaign.json");
+    let path = faultline_rundir::CampaignDir::new(dir).campaign();
     let index: CampaignIndex = serde_json::from_str(
         &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
     )
@@ -317,7 +319,7 @@ pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
         })
         .collect();
     std::fs::write(
-        dir.join("results.json"),
+        faultline_rundir::CampaignDir::new(dir).results(),
         serde_json::to_vec_pretty(
             &json!({"name": index.name, "valid": summary.valid, "unexpected": summary.unexpected,
                     "undecided": summary.undecided, "controls_caught": summary.controls_caught, "runs": runs_json, "cells": cells, "elections": summary.elections}),
@@ -329,7 +331,7 @@ pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
 /// Write the campaign page from the first `done` runs only (to keep the page
 /// current while a campaign runs).
 pub fn write_campaign_report_partial(dir: &Path, done: usize) -> anyhow::Result<()> {
-    let path = dir.join("campaign.json");
+    let path = faultline_rundir::CampaignDir::new(dir).campaign();
     let mut index: CampaignIndex = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
     index.runs.truncate(done);
     let (rows, cells) = rows_and_cells(dir, &index)?;

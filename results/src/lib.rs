@@ -41,7 +41,7 @@ pub fn write_run_report(dir: &Path, check: &Options) -> anyhow::Result<RunResult
     let files = RunFiles::load(dir)?;
     let results = analysis::analyze(&files, check);
     std::fs::write(
-        dir.join("results.json"),
+        faultline_rundir::RunDir::new(dir).results(),
         serde_json::to_vec_pretty(&results)?,
     )
     .context("writing results.json")?;
@@ -83,7 +83,7 @@ pub fn write_run_report(dir: &Path, check: &Options) -> anyhow::Result<RunResult
     let xmax = (last as f64 / 1e9).max(results.duration_s) * 1.02;
     plots::leaders(&dir.join("leaders.svg"), &results, &nodes, &windows, xmax)
         .map_err(err("leaders.svg"))?;
-    let mut logs: Vec<String> = std::fs::read_dir(dir.join("nodes"))
+    let mut logs: Vec<String> = std::fs::read_dir(faultline_rundir::RunDir::new(dir).nodes())
         .map(|rd| {
             rd.filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())

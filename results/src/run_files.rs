@@ -58,26 +58,27 @@ impl RunFiles {
     /// Read a run directory; a missing `history.jsonl` is an error, other
     /// missing files are empty.
     pub fn load(dir: &Path) -> anyhow::Result<RunFiles> {
-        let spec_json = read_json(&dir.join("spec.json"))?.unwrap_or(Value::Null);
+        let rd = faultline_rundir::RunDir::new(dir);
+        let spec_json = read_json(&rd.spec())?.unwrap_or(Value::Null);
         let spec = if spec_json.is_null() {
             StoredSpec::default()
         } else {
             serde_json::from_value(spec_json.clone())
-                .with_context(|| format!("reading {}", dir.join("spec.json").display()))?
+                .with_context(|| format!("reading {}", rd.spec().display()))?
         };
-        let links = read_json(&dir.join("links.json"))?.unwrap_or(Value::Null);
-        let hist_path = dir.join("history.jsonl");
+        let links = read_json(&rd.links())?.unwrap_or(Value::Null);
+        let hist_path = rd.history();
         let f = std::fs::File::open(&hist_path)
             .with_context(|| format!("opening {}", hist_path.display()))?;
         let history = faultline_checker::read_jsonl(std::io::BufReader::new(f))
             .map_err(|e| anyhow::anyhow!("{}: {e}", hist_path.display()))?;
-        let status = read_status(&dir.join("status.jsonl"))?;
-        let schedule = read_json(&dir.join("schedule.json"))?;
+        let status = read_status(&rd.status())?;
+        let schedule = read_json(&rd.schedule())?;
         let complete = schedule.is_some();
         let started_unix_ns =
             schedule.and_then(|v| v["started_unix_ns"].as_str()?.parse::<u128>().ok());
         let leader_starts = started_unix_ns
-            .map(|start| leader_starts(&dir.join("nodes"), start))
+            .map(|start| leader_starts(&rd.nodes(), start))
             .unwrap_or_default();
         Ok(RunFiles {
             dir: dir.to_path_buf(),

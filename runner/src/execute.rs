@@ -125,7 +125,7 @@ pub async fn run_campaign(
             .collect(),
     };
     std::fs::write(
-        dir.join("campaign.json"),
+        faultline_rundir::CampaignDir::new(&dir).campaign(),
         serde_json::to_vec_pretty(&index)?,
     )?;
     let approx: f64 = runs
@@ -190,8 +190,9 @@ pub fn run_line(results: &RunResults) -> String {
 pub fn rebuild_report(dir: &Path) -> anyhow::Result<(PathBuf, u8, Option<String>)> {
     let opts = faultline_checker::Options::default();
     let page = dir.join("index.html");
-    if dir.join("campaign.json").exists() {
-        let path = dir.join("campaign.json");
+    let campaign = faultline_rundir::CampaignDir::new(dir);
+    if campaign.campaign().exists() {
+        let path = campaign.campaign();
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         let index: CampaignIndex =
@@ -199,7 +200,7 @@ pub fn rebuild_report(dir: &Path) -> anyhow::Result<(PathBuf, u8, Option<String>
         for r in &index.runs {
             // A run the campaign never reached has nothing to rebuild; the
             // campaign page lists it as not run.
-            if !dir.join(&r.dir).join("history.jsonl").exists() {
+            if !campaign.run(&r.dir).history().exists() {
                 continue;
             }
             faultline_results::write_run_report(&dir.join(&r.dir), &opts)
@@ -211,7 +212,7 @@ pub fn rebuild_report(dir: &Path) -> anyhow::Result<(PathBuf, u8, Option<String>
             summary.exit_code(),
             summary.unexpected.first().cloned(),
         ))
-    } else if dir.join("history.jsonl").exists() {
+    } else if faultline_rundir::RunDir::new(dir).history().exists() {
         let r = faultline_results::write_run_report(dir, &opts)?;
         let code = match r.expect.judge(r.valid, !r.findings.is_empty()) {
             Judgement::AsExpected => 0,

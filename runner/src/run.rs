@@ -54,7 +54,8 @@ pub async fn run_one(
         target_version: Some(target.version()),
         ..spec.clone()
     };
-    std::fs::write(dir.join("spec.json"), serde_json::to_vec_pretty(&stored)?)?;
+    let rd = faultline_rundir::RunDir::new(dir);
+    std::fs::write(rd.spec(), serde_json::to_vec_pretty(&stored)?)?;
     let mut tb = Testbed::start(&TestbedSpec {
         nodes: spec.nodes,
         spares: faults.iter().map(Fault::spares_needed).max().unwrap_or(0),
@@ -87,13 +88,12 @@ pub async fn run_one(
     let started_unix_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let recorder =
-        Recorder::create(&dir.join("history.jsonl"), start).context("creating history.jsonl")?;
+    let recorder = Recorder::create(&rd.history(), start).context("creating the history")?;
     let addrs = tb.cluster.client_addrs();
     let observer = Observer::start(
         target.clone(),
         tb.cluster.address_book(),
-        dir.join("status.jsonl"),
+        rd.status(),
         start,
     );
     let limit = spec.time_limit();
@@ -158,10 +158,10 @@ pub async fn run_one(
     observer.stop().await;
     let links = tb.net.stats();
     drop(tb); // every node process is killed and reaped here
-    recorder.finish().context("writing history.jsonl")?;
-    std::fs::write(dir.join("links.json"), serde_json::to_vec_pretty(&links)?)?;
+    recorder.finish().context("writing the history")?;
+    std::fs::write(rd.links(), serde_json::to_vec_pretty(&links)?)?;
     std::fs::write(
-        dir.join("schedule.json"),
+        rd.schedule(),
         serde_json::to_vec_pretty(&serde_json::json!({
             "config": schedule,
             "planned": plan,

@@ -12,7 +12,7 @@ use crate::register::{RegisterConfig, RegisterWorkload};
 /// the history written under `dir` (removed at the end).
 pub async fn workload(dir: &Path, secs: u64, concurrency: usize) -> anyhow::Result<String> {
     let addr = serve(Behavior::Immediate).await?;
-    let path = dir.join("history.jsonl");
+    let path = faultline_rundir::RunDir::new(dir).history();
     let rec = Recorder::create(&path, Instant::now())?;
     let config = RegisterConfig {
         keys: 100,

@@ -257,8 +257,9 @@ pub fn analyze(files: &RunFiles, check: &Options) -> RunResults {
         }
     }
     // The run's wall-clock start places log findings in the run.
-    results.findings = crate::audit::audit(&files.dir.join("nodes"), files.started_unix_ns);
-    results.snapshots = crate::snapshots::count(&files.dir.join("nodes"));
+    let nodes = faultline_rundir::RunDir::new(&files.dir).nodes();
+    results.findings = crate::audit::audit(&nodes, files.started_unix_ns);
+    results.snapshots = crate::snapshots::count(&nodes);
     if !results.findings.is_empty() {
         results.valid = Verdict::NotLinearizable;
     }

@@ -103,11 +103,11 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
         }
         h2 { "Files" }
         ul {
-            @for f in ["history.jsonl", "results.json", "schedule.json", "spec.json", "status.jsonl", "links.json"] {
+            @for f in faultline_rundir::RUN_FILES {
                 li { a href=(f) { (f) } }
             }
             @for l in node_logs {
-                li { a href={ "nodes/" (l) } { "nodes/" (l) } }
+                li { a href={ (faultline_rundir::NODES) "/" (l) } { (faultline_rundir::NODES) "/" (l) } }
             }
         }
     };
