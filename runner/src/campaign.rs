@@ -322,8 +322,10 @@ pub const MAX_RUNS: usize = 10_000;
 /// repeat (from 1) and its directory's name.
 #[derive(Clone, Debug)]
 pub struct PlannedRun {
-    /// The run's spec, validated.
+    /// The run's spec, as written.
     pub spec: RunSpec,
+    /// What it validated into.
+    pub plan: crate::spec::RunPlan,
     /// The campaign's fault entry.
     pub fault: String,
     /// Which repeat.
@@ -465,7 +467,7 @@ impl CampaignConfig {
                         target_version: None,
                         effective: None,
                     };
-                    spec.validate().with_context(|| {
+                    let plan = spec.plan().with_context(|| {
                         format!(
                             "setting {}, fault {}",
                             crate::store::shown(&s.name),
@@ -473,6 +475,7 @@ impl CampaignConfig {
                         )
                     })?;
                     out.push(PlannedRun {
+                        plan,
                         dir: run_dir_name(&s.name, f, r),
                         spec,
                         fault: f.clone(),

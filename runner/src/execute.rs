@@ -76,7 +76,7 @@ pub async fn run_campaign(
         let netem = faultline_nemesis::kernel::netns::netem_available()
             .map_err(|e| anyhow::anyhow!("probing the kernel for netem: {e}"))?;
         for r in &runs {
-            r.spec.check_kernel_faults(netem).with_context(|| {
+            r.plan.check_kernel_faults(netem).with_context(|| {
                 format!(
                     "setting {}, fault {}",
                     crate::store::shown(&r.spec.setting),
@@ -135,9 +135,15 @@ pub async fn run_campaign(
     watch.started(name, &dir, &runs, approx);
     for (i, run) in runs.iter().enumerate() {
         let progress = watch.run_started(i, run);
-        let results = run_one(&run.spec, &dir.join(&run.dir), node_bin, progress.as_ref())
-            .await
-            .with_context(|| format!("run {}", run.dir))?;
+        let results = run_one(
+            &run.spec,
+            &run.plan,
+            &dir.join(&run.dir),
+            node_bin,
+            progress.as_ref(),
+        )
+        .await
+        .with_context(|| format!("run {}", run.dir))?;
         watch.run_finished(i, runs.len(), run, &results);
         // Keep the campaign page current as runs finish.
         let _ = faultline_results::write_campaign_report_partial(&dir, i + 1);

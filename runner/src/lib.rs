@@ -15,7 +15,8 @@
 //! # async fn demo(node: faultline_nemesis::process::NodeCommand) -> anyhow::Result<()> {
 //! use faultline_runner::{run::run_one, spec::RunSpec};
 //! let spec = RunSpec { nemesis: "pause-leader".into(), time_limit_s: 10.0, ..RunSpec::default() };
-//! let results = run_one(&spec, std::path::Path::new("store/one"), &node, None).await?;
+//! let plan = spec.plan()?;
+//! let results = run_one(&spec, &plan, std::path::Path::new("store/one"), &node, None).await?;
 //! println!("{:?}", results.valid);
 //! # Ok(()) }
 //! ```

@@ -39,18 +39,19 @@ pub fn system(spec: &RunSpec, node_bin: &NodeCommand) -> anyhow::Result<Arc<dyn 
         .map_err(anyhow::Error::msg)
 }
 
-/// Run one test into `dir` and write its report.
+/// Run one test into `dir` and write its report: `spec` as written (it
+/// is stored), `plan` what it validated into ([`RunSpec::plan`]).
 pub async fn run_one(
     spec: &RunSpec,
+    plan: &crate::spec::RunPlan,
     dir: &Path,
     node_bin: &NodeCommand,
     progress: Option<&Progress>,
 ) -> anyhow::Result<RunResults> {
-    let faults = spec.validate()?;
     let target = system(spec, node_bin)?;
     crate::store::create_run_dir(dir)?;
     let stored = RunSpec {
-        effective: Some(spec.effective()?),
+        effective: Some(plan.effective.clone()),
         target_version: Some(target.version()),
         ..spec.clone()
     };
@@ -58,10 +59,15 @@ pub async fn run_one(
     std::fs::write(rd.spec(), serde_json::to_vec_pretty(&stored)?)?;
     let mut tb = Testbed::start(&TestbedSpec {
         nodes: spec.nodes,
-        spares: faults.iter().map(Fault::spares_needed).max().unwrap_or(0),
+        spares: plan
+            .faults
+            .iter()
+            .map(Fault::spares_needed)
+            .max()
+            .unwrap_or(0),
         dir: dir.to_path_buf(),
         target: target.clone(),
-        node_args: spec.member_args()?,
+        node_args: plan.member_args.clone(),
         seed: spec.seed,
         net: spec.net,
     })
@@ -98,14 +104,14 @@ pub async fn run_one(
     );
     let limit = spec.time_limit();
     let workload = Arc::new(
-        RegisterWorkload::new(spec.register_config(), addrs, recorder.clone())
+        RegisterWorkload::new(plan.register.clone(), addrs, recorder.clone())
             .following(tb.cluster.address_book())
             .on(target.clone()),
     );
     let w = workload.clone();
     let load = tokio::spawn(async move { w.run(start + limit).await });
 
-    let schedule = spec.schedule(faults);
+    let schedule = plan.schedule.clone();
     let plan = schedule::plan(&schedule, limit);
     let rec = recorder.clone();
     let sink = move |f: &str, v: serde_json::Value| rec.nemesis(f, v);

@@ -142,6 +142,41 @@ pub struct RunSpec {
 
 pub use faultline_sut::settings::Effective;
 
+/// A run spec after its one validation: the typed values a run consumes,
+/// so that nothing after [`RunSpec::plan`] parses the spec's strings or
+/// validates it again.
+#[derive(Clone, Debug)]
+pub struct RunPlan {
+    /// The faults, parsed.
+    pub faults: Vec<Fault>,
+    /// Their schedule's settings.
+    pub schedule: ScheduleConfig,
+    /// The flags every member gets (for faultline's node, with a fresh
+    /// cluster id of its own).
+    pub member_args: Vec<String>,
+    /// What the members really use, for `spec.json`.
+    pub effective: Effective,
+    /// The workload.
+    pub register: RegisterConfig,
+    /// The network backend.
+    pub net: NetBackend,
+}
+
+impl RunPlan {
+    /// On the kernel backend: refuse the faults this machine's kernel
+    /// cannot make (netem), before anything starts. `netem` says whether
+    /// the kernel has it.
+    pub fn check_kernel_faults(&self, netem: bool) -> anyhow::Result<()> {
+        if self.net != NetBackend::Kernel {
+            return Ok(());
+        }
+        match self.faults.iter().find_map(|f| kernel_refusal(f, netem)) {
+            Some(why) => anyhow::bail!("{why}"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The longest a run's time limit, fault interval or client time-out may be:
 /// a week.
 pub const MAX_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
@@ -205,6 +240,19 @@ impl Default for RunSpec {
 }
 
 impl RunSpec {
+    /// Validate the spec once and turn it into what a run consumes.
+    pub fn plan(&self) -> anyhow::Result<RunPlan> {
+        let faults = self.validate()?;
+        Ok(RunPlan {
+            schedule: self.schedule(faults.clone()),
+            faults,
+            member_args: self.member_args()?,
+            effective: self.effective()?,
+            register: self.register_config(),
+            net: self.net,
+        })
+    }
+
     /// Check every setting; returns the parsed faults.
     pub fn validate(&self) -> anyhow::Result<Vec<Fault>> {
         anyhow::ensure!(
@@ -260,21 +308,6 @@ impl RunSpec {
             );
         }
         Ok(faults)
-    }
-
-    /// On the kernel backend: refuse the faults this machine's kernel
-    /// cannot make (netem), before anything starts. `netem` says whether
-    /// the kernel has it.
-    pub fn check_kernel_faults(&self, netem: bool) -> anyhow::Result<()> {
-        if self.net != NetBackend::Kernel {
-            return Ok(());
-        }
-        let faults =
-            parse_list(&self.nemesis, self.nodes).map_err(|e| anyhow::anyhow!("--nemesis: {e}"))?;
-        match faults.iter().find_map(|f| kernel_refusal(f, netem)) {
-            Some(why) => anyhow::bail!("{why}"),
-            None => Ok(()),
-        }
     }
 
     /// The main phase's length.
@@ -560,14 +593,21 @@ mod tests {
             ..RunSpec::default()
         };
         assert!(delay.validate().is_ok());
-        let e = format!("{:#}", delay.check_kernel_faults(false).unwrap_err());
+        let e = format!(
+            "{:#}",
+            delay
+                .plan()
+                .unwrap()
+                .check_kernel_faults(false)
+                .unwrap_err()
+        );
         assert!(e.contains("sch_netem") && e.contains("--net proxy"), "{e}");
-        assert!(delay.check_kernel_faults(true).is_ok());
+        assert!(delay.plan().unwrap().check_kernel_faults(true).is_ok());
         let proxy = RunSpec {
             nemesis: "delay:50".into(),
             ..RunSpec::default()
         };
-        assert!(proxy.check_kernel_faults(false).is_ok());
+        assert!(proxy.plan().unwrap().check_kernel_faults(false).is_ok());
     }
 
     #[test]
