@@ -8,8 +8,14 @@
 //!   drop, delay, duplicate, reorder, block; per-link seeded RNG and counters.
 //! - [`network`]: all links of a cluster, and partitions built from them.
 //! - [`fault`]: the fault kinds, their names and validation.
-//! - [`testbed`]: cluster + network, applying and healing faults, and the
-//!   seeded schedule of fault and quiet periods.
+//! - [`kernel`]: the kernel network backend: a namespace per node on a
+//!   bridge, faults as nftables rules and netem.
+//! - [`net`]: the backend a run uses (proxies, kernel, or direct links),
+//!   behind one interface.
+//! - [`testbed`]: cluster + network, applying and healing faults.
+//! - [`schedule`]: the seeded schedule of fault and quiet periods.
+//! - [`bench`], [`netbench`], [`soak`]: the benchmarks that need a real
+//!   cluster (`faultline bench node`, `proxy`, `net`, `soak`).
 #![deny(missing_docs)]
 
 pub mod bench;

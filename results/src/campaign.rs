@@ -61,10 +61,65 @@ pub struct CampaignIndex {
     pub runs: Vec<CampaignRun>,
 }
 
+/// One row of the campaign's per-run list.
+#[derive(Clone, Debug)]
+pub struct RunRow {
+    /// Link (relative).
+    pub dir: String,
+    /// Setting name.
+    pub setting: String,
+    /// Fault kind.
+    pub fault: String,
+    /// Repeat number.
+    pub repeat: usize,
+    /// Verdict.
+    pub valid: Verdict,
+    /// Availability share.
+    pub availability: f64,
+    /// Mean time without a leader per fault window, ms.
+    pub leaderless_ms: f64,
+    /// Mean heal → first ok, ms.
+    pub recovery_ms: Option<f64>,
+    /// p99 latency of ok ops, ms.
+    pub p99_ms: f64,
+    /// ok/fail/info.
+    pub counts: (u64, u64, u64),
+    /// When the first operation that could not be linearized completed, s.
+    pub first_anomaly_s: Option<f64>,
+    /// The first counterexample in a few words ("stale read on k0 at 243.7 ms").
+    pub anomaly: Option<String>,
+    /// Its fault windows, each one sample of every compared figure.
+    pub windows: Vec<crate::analysis::FaultStats>,
+    /// Why the run did not finish, if it did not (interrupted, or never
+    /// run): its verdict is at best unknown and its figures are left out
+    /// of the comparison.
+    pub cut_short: Option<String>,
+    /// What the run was expected to show.
+    pub expect: Expect,
+    /// Whether the nodes' logs show a safety violation.
+    pub unsafe_in_logs: bool,
+}
+
+impl RunRow {
+    /// The run against its expectation.
+    pub fn judgement(&self) -> Judgement {
+        self.expect.judge(self.valid, self.unsafe_in_logs)
+    }
+}
+
+/// A verdict in the words the pages use.
+pub fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Linearizable => "linearizable",
+        Verdict::NotLinearizable => "NOT linearizable",
+        Verdict::Unknown => "unknown",
+    }
+}
+
 /// Read a run's `results.json` into a campaign row. The file is read as
 /// the typed [`RunResults`] it was written as: a missing or renamed field
 /// is an error naming the file and the field, never a zero in the table.
-fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<html::RunRow> {
+fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<RunRow> {
     let path = faultline_rundir::CampaignDir::new(dir)
         .run(&run.dir)
         .results();
@@ -113,7 +168,7 @@ fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<html::RunRow> {
         .map(|ns| ns as f64 / 1e9)
         .chain(r.findings.iter().filter_map(|f| f.at_s))
         .min_by(f64::total_cmp);
-    Ok(html::RunRow {
+    Ok(RunRow {
         anomaly,
         dir: run.dir.clone(),
         setting: run.setting.clone(),
@@ -135,13 +190,13 @@ fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<html::RunRow> {
 
 /// The row of a run without results: interrupted before its history could
 /// be checked, or never started.
-fn not_run(run: &CampaignRun, dir: &Path) -> html::RunRow {
+fn not_run(run: &CampaignRun, dir: &Path) -> RunRow {
     let why = if faultline_rundir::RunDir::new(dir).history().exists() {
         "interrupted before it ended (run `faultline report` on the campaign to check its history as far as it goes)"
     } else {
         "not run: the campaign stopped before this run"
     };
-    html::RunRow {
+    RunRow {
         windows: Vec::new(),
         anomaly: None,
         dir: run.dir.clone(),
@@ -204,15 +259,15 @@ impl CampaignSummary {
 fn rows_and_cells(
     dir: &Path,
     index: &CampaignIndex,
-) -> anyhow::Result<(Vec<html::RunRow>, Vec<Vec<crate::cells::Cell>>)> {
-    let rows: Vec<html::RunRow> = index
+) -> anyhow::Result<(Vec<RunRow>, Vec<Vec<crate::cells::Cell>>)> {
+    let rows: Vec<RunRow> = index
         .runs
         .iter()
         .map(|r| run_row(dir, r))
         .collect::<anyhow::Result<_>>()?;
     let settings: Vec<String> = index.settings.iter().map(|s| s.name.clone()).collect();
     // A run cut short would bias the comparison: only whole runs count.
-    let whole: Vec<html::RunRow> = rows
+    let whole: Vec<RunRow> = rows
         .iter()
         .filter(|r| r.cut_short.is_none())
         .cloned()
@@ -342,7 +397,7 @@ pub fn write_campaign_report_partial(dir: &Path, done: usize) -> anyhow::Result<
 fn write_page(
     dir: &Path,
     index: &CampaignIndex,
-    rows: &[html::RunRow],
+    rows: &[RunRow],
     cells: &[Vec<crate::cells::Cell>],
     elections: &[crate::elections::ElectionTimes],
 ) -> anyhow::Result<()> {

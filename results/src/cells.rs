@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::FaultStats;
-use crate::html::RunRow;
+use crate::campaign::RunRow;
 use crate::stats::{summarize, Better, Summary};
 
 /// A figure compared across settings.

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::html::RunRow;
+use crate::campaign::RunRow;
 
 /// The election times of one setting.
 #[derive(Clone, Debug, Serialize)]

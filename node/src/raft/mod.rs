@@ -1,6 +1,6 @@
-//! The pure Raft core: no I/O, no clock, no threads. (About 500 lines: the
-//! server's state, its inputs and its Ready; the rules are in the files
-//! named below.)
+//! The pure Raft core: no I/O, no clock, no threads. (About 770 lines: the
+//! server's state, its inputs, its Ready and the invariants checked at
+//! each Ready; the rules are in the files named below.)
 //!
 //! Inputs are [`Raft::tick`], [`Raft::step`] and [`Raft::propose`]; after any
 //! of them the caller takes a [`Ready`] with [`Raft::take_ready`], persists its

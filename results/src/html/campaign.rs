@@ -6,65 +6,11 @@ use faultline_checker::Verdict;
 use maud::{html, Markup};
 
 use super::{num, page, table};
-use crate::campaign::CampaignSetting;
+use crate::campaign::{verdict_word, CampaignSetting, RunRow};
 use crate::cells::{Cell, Figure};
 use crate::elections::ElectionTimes;
 use crate::expect::{Expect, Judgement};
 use crate::stats::{winner, Summary, Winner};
-
-/// One row of the campaign's per-run list.
-#[derive(Clone, Debug)]
-pub struct RunRow {
-    /// Link (relative).
-    pub dir: String,
-    /// Setting name.
-    pub setting: String,
-    /// Fault kind.
-    pub fault: String,
-    /// Repeat number.
-    pub repeat: usize,
-    /// Verdict.
-    pub valid: Verdict,
-    /// Availability share.
-    pub availability: f64,
-    /// Mean time without a leader per fault window, ms.
-    pub leaderless_ms: f64,
-    /// Mean heal → first ok, ms.
-    pub recovery_ms: Option<f64>,
-    /// p99 latency of ok ops, ms.
-    pub p99_ms: f64,
-    /// ok/fail/info.
-    pub counts: (u64, u64, u64),
-    /// When the first operation that could not be linearized completed, s.
-    pub first_anomaly_s: Option<f64>,
-    /// The first counterexample in a few words ("stale read on k0 at 243.7 ms").
-    pub anomaly: Option<String>,
-    /// Its fault windows, each one sample of every compared figure.
-    pub windows: Vec<crate::analysis::FaultStats>,
-    /// Why the run did not finish, if it did not (interrupted, or never
-    /// run): its verdict is at best unknown and its figures are left out
-    /// of the comparison.
-    pub cut_short: Option<String>,
-    /// What the run was expected to show.
-    pub expect: Expect,
-    /// Whether the nodes' logs show a safety violation.
-    pub unsafe_in_logs: bool,
-}
-
-impl RunRow {
-    /// The run against its expectation.
-    pub fn judgement(&self) -> Judgement {
-        self.expect.judge(self.valid, self.unsafe_in_logs)
-    }
-}
-
-fn verdict_word(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Linearizable => "linearizable",
-        Verdict::NotLinearizable => "NOT linearizable",
-        Verdict::Unknown => "unknown",
-    }
-}
 
 fn mean(v: impl Iterator<Item = f64>) -> f64 {
     let v: Vec<f64> = v.collect();

@@ -13,7 +13,7 @@ mod run;
 use faultline_checker::Verdict;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-pub use campaign::{campaign_page, RunRow};
+pub use campaign::campaign_page;
 pub use counterexample::counterexample_svg;
 pub use run::run_page;
 
