@@ -18,7 +18,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 
 use faultline_nemesis::process::{free_port, NodeProcess, NodeSpec};
 use faultline_node::client::Client;
-use faultline_node::kv::Outcome;
+use faultline_node::kv::Applied;
 use faultline_node::protocol::{codec, decode, encode, ClientRequest, ClientResponse, PeerFrame};
 use faultline_node::raft::{Message, MessageBody};
 
@@ -152,7 +152,7 @@ async fn a_late_answer_from_before_a_restart_does_not_answer_a_new_request() {
     for (id, v) in [(old_id, 191), (new_id, 7)] {
         w.send(encode(&PeerFrame::ForwardReply {
             id,
-            result: Ok(Outcome::Value(Some(v))),
+            result: Ok(Applied::Value(Some(v))),
         }))
         .await
         .unwrap();

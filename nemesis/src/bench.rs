@@ -9,7 +9,7 @@ use anyhow::Context;
 use std::sync::Arc;
 
 use faultline_node::settings::NodeSettings;
-use faultline_sut::{KvClient, KvOp, Outcome, Target};
+use faultline_sut::{Answer, KvClient, KvOp, Target};
 use hdrhistogram::Histogram;
 
 use crate::cluster::{ClusterSpec, LocalCluster};
@@ -161,7 +161,7 @@ async fn write_load(
                 i += 1;
                 let t = Instant::now();
                 match client.call(&KvOp::Write(key.clone(), i)).await {
-                    Outcome::Ok(_) => {
+                    Answer::Ok(_) => {
                         ok += 1;
                         let _ = hist.record(t.elapsed().as_micros() as u64);
                     }

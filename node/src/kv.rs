@@ -55,7 +55,7 @@ pub struct Proposal {
 
 /// The result of applying a command.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Outcome {
+pub enum Applied {
     /// Done; for `Get` the value read, for `Put`/`Cas` the value now stored.
     Value(Option<i64>),
     /// The cas did not match: nothing changed.
@@ -101,23 +101,23 @@ pub struct Store {
 
 impl Store {
     /// Apply one committed command.
-    pub fn apply(&mut self, p: &Proposal) -> Outcome {
+    pub fn apply(&mut self, p: &Proposal) -> Applied {
         if !self.first_time(p.id) {
-            return Outcome::Duplicate;
+            return Applied::Duplicate;
         }
         match &p.command {
-            Command::Get { key } => Outcome::Value(self.registers.get(key).copied()),
+            Command::Get { key } => Applied::Value(self.registers.get(key).copied()),
             Command::Put { key, value } => {
                 self.registers.insert(key.clone(), *value);
-                Outcome::Value(Some(*value))
+                Applied::Value(Some(*value))
             }
             Command::Cas { key, expected, new } => {
                 let actual = self.registers.get(key).copied();
                 if actual == Some(*expected) {
                     self.registers.insert(key.clone(), *new);
-                    Outcome::Value(Some(*new))
+                    Applied::Value(Some(*new))
                 } else {
-                    Outcome::CasMismatch { actual }
+                    Applied::CasMismatch { actual }
                 }
             }
         }
@@ -208,11 +208,11 @@ mod tests {
         let k = || "k".to_string();
         assert_eq!(
             s.apply(&p(1, Command::Get { key: k() })),
-            Outcome::Value(None)
+            Applied::Value(None)
         );
         assert_eq!(
             s.apply(&p(2, Command::Put { key: k(), value: 3 })),
-            Outcome::Value(Some(3))
+            Applied::Value(Some(3))
         );
         assert_eq!(
             s.apply(&p(
@@ -223,7 +223,7 @@ mod tests {
                     new: 5
                 }
             )),
-            Outcome::CasMismatch { actual: Some(3) }
+            Applied::CasMismatch { actual: Some(3) }
         );
         assert_eq!(
             s.apply(&p(
@@ -234,11 +234,11 @@ mod tests {
                     new: 5
                 }
             )),
-            Outcome::Value(Some(5))
+            Applied::Value(Some(5))
         );
         assert_eq!(
             s.apply(&p(5, Command::Get { key: k() })),
-            Outcome::Value(Some(5))
+            Applied::Value(Some(5))
         );
     }
 
@@ -266,7 +266,7 @@ mod tests {
                 value: -1,
             },
         );
-        assert_eq!(r.apply(&again), Outcome::Duplicate);
+        assert_eq!(r.apply(&again), Applied::Duplicate);
         assert!(Store::from_snapshot(&bytes[..bytes.len() / 2]).is_err());
     }
 
@@ -284,7 +284,7 @@ mod tests {
         };
         s.apply(&put(1, 5));
         s.apply(&put(2, 6));
-        assert_eq!(s.apply(&put(1, 5)), Outcome::Duplicate);
+        assert_eq!(s.apply(&put(1, 5)), Applied::Duplicate);
         assert_eq!(s.local_read("k"), Some(6));
     }
 
@@ -299,18 +299,18 @@ mod tests {
             },
         };
         // Out of order within the window: each applies once.
-        assert_eq!(s.apply(&put(1, 3)), Outcome::Value(Some(3)));
-        assert_eq!(s.apply(&put(1, 1)), Outcome::Value(Some(1)));
-        assert_eq!(s.apply(&put(1, 3)), Outcome::Duplicate);
+        assert_eq!(s.apply(&put(1, 3)), Applied::Value(Some(3)));
+        assert_eq!(s.apply(&put(1, 1)), Applied::Value(Some(1)));
+        assert_eq!(s.apply(&put(1, 3)), Applied::Duplicate);
         let n = DEDUP_WINDOW as u64 * 3;
         for seq in 4..=n {
-            assert_eq!(s.apply(&put(1, seq)), Outcome::Value(Some(seq as i64)));
+            assert_eq!(s.apply(&put(1, seq)), Applied::Value(Some(seq as i64)));
         }
         assert!(s.sessions[&1].seen.len() <= DEDUP_WINDOW);
         // A copy from before the window counts as a duplicate (never applied
         // twice), and so does a recent one.
-        assert_eq!(s.apply(&put(1, 2)), Outcome::Duplicate);
-        assert_eq!(s.apply(&put(1, n)), Outcome::Duplicate);
+        assert_eq!(s.apply(&put(1, 2)), Applied::Duplicate);
+        assert_eq!(s.apply(&put(1, n)), Applied::Duplicate);
         // Sessions beyond the limit: the least recently used is forgotten.
         for session in 2..=(DEDUP_SESSIONS as u64 + 1) {
             s.apply(&put(session, 1));

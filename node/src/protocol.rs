@@ -8,7 +8,7 @@ use tokio_util::codec::LengthDelimitedCodec;
 
 use std::collections::BTreeMap;
 
-use crate::kv::{Outcome, Proposal};
+use crate::kv::{Applied, Proposal};
 use crate::raft::{Membership, MembershipChange, Message, NodeId, RefusalKind, Role, Status};
 
 /// The largest frame accepted on any link; a larger one closes the connection.
@@ -100,7 +100,7 @@ pub enum PeerFrame {
         /// The follower's handle.
         id: u64,
         /// The outcome.
-        result: Result<Outcome, ClientError>,
+        result: Result<Applied, ClientError>,
     },
     /// The first frame on every peer connection: who is calling, from which
     /// cluster. A node closes a connection whose first frame is not a

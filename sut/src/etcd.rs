@@ -31,7 +31,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde_json::{json, Value};
 
-use crate::{KvClient, KvOp, Member, Outcome, Target, TargetKind};
+use crate::{Answer, KvClient, KvOp, Member, Target, TargetKind};
 
 /// How reads are served.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -246,15 +246,15 @@ fn int_of(v: &Value) -> u64 {
 }
 
 /// Map an etcd answer to an outcome (see the module's table).
-pub fn classify(op: &KvOp, answer: Result<(u16, Value), reqwest::Error>) -> Outcome {
+pub fn classify(op: &KvOp, answer: Result<(u16, Value), reqwest::Error>) -> Answer {
     let read = matches!(op, KvOp::Read(_));
     let (code, v) = match answer {
         Ok(a) => a,
         Err(e) if e.is_connect() || read => {
-            return Outcome::Fail(format!("etcd: {}", error_chain(&e)))
+            return Answer::Fail(format!("etcd: {}", error_chain(&e)))
         }
-        Err(e) if e.is_timeout() => return Outcome::Info("etcd: no answer in time".into()),
-        Err(e) => return Outcome::Info(format!("etcd: {}", error_chain(&e))),
+        Err(e) if e.is_timeout() => return Answer::Info("etcd: no answer in time".into()),
+        Err(e) => return Answer::Info(format!("etcd: {}", error_chain(&e))),
     };
     if code != 200 {
         let msg = v["error"]
@@ -265,35 +265,35 @@ pub fn classify(op: &KvOp, answer: Result<(u16, Value), reqwest::Error>) -> Outc
         let definite = read || v["code"].as_u64() == Some(3);
         let what = format!("etcd: HTTP {code}: {msg}");
         return if definite {
-            Outcome::Fail(what)
+            Answer::Fail(what)
         } else {
-            Outcome::Info(what)
+            Answer::Info(what)
         };
     }
     match op {
         KvOp::Read(_) => {
             let value = v["kvs"][0]["value"].as_str();
             match value {
-                None => Outcome::Ok(None),
+                None => Answer::Ok(None),
                 Some(b) => match B64
                     .decode(b)
                     .ok()
                     .and_then(|raw| String::from_utf8(raw).ok())
                     .and_then(|s| s.parse::<i64>().ok())
                 {
-                    Some(n) => Outcome::Ok(Some(n)),
+                    Some(n) => Answer::Ok(Some(n)),
                     None => {
-                        Outcome::Fail(format!("etcd: the key holds '{b}' (base64), not a number"))
+                        Answer::Fail(format!("etcd: the key holds '{b}' (base64), not a number"))
                     }
                 },
             }
         }
-        KvOp::Write(..) => Outcome::Ok(None),
+        KvOp::Write(..) => Answer::Ok(None),
         KvOp::Cas(..) => {
             if v["succeeded"].as_bool() == Some(true) {
-                Outcome::Ok(None)
+                Answer::Ok(None)
             } else {
-                Outcome::Fail("cas mismatch: the compare failed".into())
+                Answer::Fail("cas mismatch: the compare failed".into())
             }
         }
     }
@@ -341,7 +341,7 @@ impl KvClient for EtcdClient {
         self.addr
     }
 
-    fn call<'a>(&'a self, op: &'a KvOp) -> BoxFuture<'a, Outcome> {
+    fn call<'a>(&'a self, op: &'a KvOp) -> BoxFuture<'a, Answer> {
         async move {
             let (path, body) = request(op, self.reads);
             classify(op, post(&self.http, self.addr, path, body).await)
@@ -520,34 +520,34 @@ mod tests {
         let w = KvOp::Write("k".into(), 1);
         let r = KvOp::Read("k".into());
         let c = KvOp::Cas("k".into(), 1, 2);
-        assert_eq!(classify(&w, Ok((200, json!({})))), Outcome::Ok(None));
+        assert_eq!(classify(&w, Ok((200, json!({})))), Answer::Ok(None));
         assert_eq!(
             classify(&r, Ok((200, json!({"kvs": [{"value": b64("7")}]})))),
-            Outcome::Ok(Some(7))
+            Answer::Ok(Some(7))
         );
         assert_eq!(
             classify(&r, Ok((200, json!({"count": "0"})))),
-            Outcome::Ok(None)
+            Answer::Ok(None)
         );
         assert!(matches!(
             classify(&c, Ok((200, json!({"succeeded": false})))),
-            Outcome::Fail(_)
+            Answer::Fail(_)
         ));
         assert_eq!(
             classify(&c, Ok((200, json!({"succeeded": true})))),
-            Outcome::Ok(None)
+            Answer::Ok(None)
         );
         let timeout = json!({"error": "etcdserver: request timed out", "code": 14});
         assert!(matches!(
             classify(&w, Ok((503, timeout.clone()))),
-            Outcome::Info(_)
+            Answer::Info(_)
         ));
-        assert!(matches!(classify(&r, Ok((503, timeout))), Outcome::Fail(_)));
+        assert!(matches!(classify(&r, Ok((503, timeout))), Answer::Fail(_)));
         let invalid = json!({"error": "bad", "code": 3});
-        assert!(matches!(classify(&c, Ok((400, invalid))), Outcome::Fail(_)));
+        assert!(matches!(classify(&c, Ok((400, invalid))), Answer::Fail(_)));
         assert!(matches!(
             classify(&r, Ok((200, json!({"kvs": [{"value": b64("x")}]})))),
-            Outcome::Fail(_)
+            Answer::Fail(_)
         ));
     }
 

@@ -10,8 +10,8 @@ use faultline_node::protocol::{ClientRequest, ClientResponse, NodeStatus};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-use crate::outcome::classify;
-use crate::{KvClient, KvOp, Member, Outcome, Program, Target, TargetKind};
+use crate::answer::classify;
+use crate::{Answer, KvClient, KvOp, Member, Program, Target, TargetKind};
 
 /// faultline's node, run by a program.
 #[derive(Clone, Debug)]
@@ -33,7 +33,7 @@ impl KvClient for NodeClient {
         self.0.addr()
     }
 
-    fn call<'a>(&'a self, op: &'a KvOp) -> BoxFuture<'a, Outcome> {
+    fn call<'a>(&'a self, op: &'a KvOp) -> BoxFuture<'a, Answer> {
         let request = match op {
             KvOp::Read(key) => ClientRequest::Get { key: key.clone() },
             KvOp::Write(key, value) => ClientRequest::Put {

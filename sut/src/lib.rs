@@ -2,7 +2,7 @@
 //! the system it tests, and [`Target`] is them: the command that starts one
 //! member (its data directory, its addresses, its peers, its settings); a
 //! client with `read`, `write` and `cas` whose every answer maps honestly to
-//! ok / fail / info ([`KvClient`], [`Outcome`]); a status with role, term,
+//! ok / fail / info ([`KvClient`], [`Answer`]); a status with role, term,
 //! leader and commit/applied index (what leader-aware faults, the observer
 //! and the leader timeline use); and its name. Stopping, killing, pausing
 //! and restarting members is the same for every system (process groups,
@@ -13,10 +13,10 @@
 //! - [`maelstrom`]: any program that speaks Maelstrom's protocol.
 #![deny(missing_docs)]
 
+pub mod answer;
 pub mod etcd;
 pub mod faultline;
 pub mod maelstrom;
-pub mod outcome;
 pub mod settings;
 
 use std::fmt;
@@ -30,7 +30,7 @@ use faultline_node::protocol::NodeStatus;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-pub use outcome::Outcome;
+pub use answer::Answer;
 
 /// Which system a run tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,7 +249,7 @@ pub trait KvClient: Send + Sync {
     /// The member's client address.
     fn addr(&self) -> SocketAddr;
     /// Run one operation; the answer mapped to what the history records.
-    fn call<'a>(&'a self, op: &'a KvOp) -> BoxFuture<'a, Outcome>;
+    fn call<'a>(&'a self, op: &'a KvOp) -> BoxFuture<'a, Answer>;
 }
 
 /// What a target can do, for the faults, backends and settings that need

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use faultline_node::kv::{Command, Outcome as KvOutcome, Proposal, RequestId, Store};
+use faultline_node::kv::{Applied as KvOutcome, Command, Proposal, RequestId, Store};
 use faultline_node::protocol::{self, ClientEnvelope, ClientReply, ClientRequest, ClientResponse};
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpListener;

@@ -3,7 +3,7 @@
 //!
 //! - [`recorder`]: one time-ordered stream of events to `history.jsonl`,
 //!   shared by the workload and the nemesis.
-//! - [`outcome`]: how a client's answer maps to `ok`, `fail` or `info`
+//! - [`answer`]: how a client's answer maps to `ok`, `fail` or `info`
 //!   (from the system-under-test crate, where each target's client lives).
 //! - [`register`]: the read/write/cas register workload and its final reads.
 //! - [`fake`]: an in-process stand-in node, healthy or broken, for tests and benchmarks.
@@ -11,6 +11,6 @@
 
 pub mod bench;
 pub mod fake;
-pub use faultline_sut::outcome;
+pub use faultline_sut::answer;
 pub mod recorder;
 pub mod register;

@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::outcome::Outcome;
+use crate::answer::Answer;
 use crate::recorder::{Event, Process, Recorder};
 
 /// How keys are chosen.
@@ -129,7 +129,7 @@ pub struct RegisterWorkload {
     next_process: Arc<AtomicU64>,
     /// Per key: the last value handed out, so every write is unique.
     values: Arc<Vec<AtomicI64>>,
-    /// Outcome counts.
+    /// Answer counts.
     pub counts: Arc<Counts>,
     /// The system the nodes run.
     target: Arc<dyn Target>,
@@ -241,7 +241,7 @@ impl RegisterWorkload {
                 )
                 .await;
                 count(&self.counts, &outcome);
-                if let Outcome::Ok(_) = outcome {
+                if let Answer::Ok(_) = outcome {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -251,11 +251,11 @@ impl RegisterWorkload {
     }
 }
 
-fn count(c: &Counts, o: &Outcome) {
+fn count(c: &Counts, o: &Answer) {
     match o {
-        Outcome::Ok(_) => c.ok.fetch_add(1, Ordering::Relaxed),
-        Outcome::Fail(_) => c.fail.fetch_add(1, Ordering::Relaxed),
-        Outcome::Info(_) => c.info.fetch_add(1, Ordering::Relaxed),
+        Answer::Ok(_) => c.ok.fetch_add(1, Ordering::Relaxed),
+        Answer::Fail(_) => c.fail.fetch_add(1, Ordering::Relaxed),
+        Answer::Info(_) => c.info.fetch_add(1, Ordering::Relaxed),
     };
 }
 
@@ -366,13 +366,13 @@ impl ProcessCtx {
             .await;
             count(&self.counts, &outcome);
             match outcome {
-                Outcome::Info(_) => {
+                Answer::Info(_) => {
                     // The operation may still be in flight: this process is
                     // retired and a fresh one takes its place.
                     process = self.next_process.fetch_add(1, Ordering::Relaxed);
                     clients[n] = None;
                 }
-                Outcome::Fail(_) if interval.is_none() => {
+                Answer::Fail(_) if interval.is_none() => {
                     // Unlimited rate: do not spin on a node that refuses.
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
@@ -394,7 +394,7 @@ async fn execute(
     key: &str,
     op: OpKind,
     timeout: Duration,
-) -> Outcome {
+) -> Answer {
     let (f, value, request) = match op {
         OpKind::Read => ("read", Value::Null, KvOp::Read(key.to_string())),
         OpKind::Write(v) => ("write", json!(v), KvOp::Write(key.to_string(), v)),
@@ -422,22 +422,22 @@ async fn execute(
                 *client = Some(c);
                 o
             }
-            Err(e) => Outcome::Fail(e),
+            Err(e) => Answer::Fail(e),
         },
     };
     match &outcome {
-        Outcome::Ok(v) => {
+        Answer::Ok(v) => {
             let value = if f == "read" { json!(v) } else { value };
             recorder.record(&event("ok", value, None));
         }
-        Outcome::Fail(e) => {
+        Answer::Fail(e) => {
             recorder.record(&event("fail", value, Some(e.clone())));
         }
-        Outcome::Info(e) => {
+        Answer::Info(e) => {
             recorder.record(&event("info", value, Some(e.clone())));
         }
     }
-    if matches!(outcome, Outcome::Info(_)) {
+    if matches!(outcome, Answer::Info(_)) {
         *client = None;
     }
     outcome

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::bugs::UnsafeBug;
-use crate::kv::{Command, Outcome, Proposal, RequestId};
+use crate::kv::{Applied, Command, Proposal, RequestId};
 use crate::protocol::{
     ClientError, ClientReply, ClientRequest, ClientResponse, MembersInfo, NodeStatus, PeerFrame,
 };
@@ -156,26 +156,26 @@ impl NodeLoop {
         match self.raft.propose(bytes) {
             Ok((_, _)) if early_ack.is_some() => {
                 // UNSAFE ack-before-commit: acknowledge once it is in our own log.
-                self.answer(reply, Ok(Outcome::Value(early_ack)));
+                self.answer(reply, Ok(Applied::Value(early_ack)));
             }
             Ok((index, term)) => self.await_commit(index, term, reply),
             Err(e) => self.answer(reply, Err(refused(e))),
         }
     }
 
-    pub(super) fn answer(&mut self, reply: ReplyTo, result: Result<Outcome, ClientError>) {
+    pub(super) fn answer(&mut self, reply: ReplyTo, result: Result<Applied, ClientError>) {
         match reply {
             ReplyTo::Peer { origin, id } => {
                 self.send_peer(&origin, PeerFrame::ForwardReply { id, result })
             }
             reply => {
                 let response = match result {
-                    Ok(Outcome::Value(v)) => ClientResponse::Ok(v),
-                    Ok(Outcome::CasMismatch { actual }) => ClientResponse::CasMismatch { actual },
-                    Ok(Outcome::Membership { index }) => ClientResponse::Changed { index },
+                    Ok(Applied::Value(v)) => ClientResponse::Ok(v),
+                    Ok(Applied::CasMismatch { actual }) => ClientResponse::CasMismatch { actual },
+                    Ok(Applied::Membership { index }) => ClientResponse::Changed { index },
                     // The first copy of this request was applied and answered
                     // already; this one changed nothing and is not news.
-                    Ok(Outcome::Duplicate) => ClientResponse::Error(ClientError::Timeout),
+                    Ok(Applied::Duplicate) => ClientResponse::Error(ClientError::Timeout),
                     Err(e) => ClientResponse::Error(e),
                 };
                 self.send_reply(reply, response);
@@ -212,7 +212,7 @@ impl NodeLoop {
                         membership = %m.describe(),
                         "configuration committed"
                     );
-                    Some(Outcome::Membership { index: entry.index })
+                    Some(Applied::Membership { index: entry.index })
                 }
                 EntryData::Command(bytes) => match bincode::deserialize::<Proposal>(bytes) {
                     Ok(p) => Some(self.store.apply(&p)),

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::Framed;
 
 use super::host::codec;
-use crate::{KvClient, KvOp, Outcome};
+use crate::{Answer, KvClient, KvOp};
 
 type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>;
 
@@ -137,20 +137,20 @@ pub fn body_of(op: &KvOp, msg_id: u64) -> Value {
 pub const DEFINITE: &[u64] = &[10, 11, 12, 14, 20, 21, 22, 30];
 
 /// What an answer means for the history.
-pub fn outcome_of(op: &KvOp, body: &Value) -> Outcome {
+pub fn outcome_of(op: &KvOp, body: &Value) -> Answer {
     let ty = body["type"].as_str().unwrap_or("");
     match (op, ty) {
         (KvOp::Read(_), "read_ok") => match &body["value"] {
-            Value::Null => Outcome::Ok(None),
+            Value::Null => Answer::Ok(None),
             v => match v.as_i64() {
-                Some(i) => Outcome::Ok(Some(i)),
-                None => Outcome::Info(format!(
+                Some(i) => Answer::Ok(Some(i)),
+                None => Answer::Info(format!(
                     "read_ok with a value that is not an integer: {}",
                     short(v)
                 )),
             },
         },
-        (KvOp::Write(..), "write_ok") | (KvOp::Cas(..), "cas_ok") => Outcome::Ok(None),
+        (KvOp::Write(..), "write_ok") | (KvOp::Cas(..), "cas_ok") => Answer::Ok(None),
         (_, "error") => {
             let code = body["code"].as_u64();
             let text = body["text"].as_str().unwrap_or("");
@@ -160,12 +160,12 @@ pub fn outcome_of(op: &KvOp, body: &Value) -> Outcome {
             };
             match (op, code) {
                 // A read of a key nobody wrote: the register's initial value.
-                (KvOp::Read(_), Some(20)) => Outcome::Ok(None),
-                (_, Some(c)) if DEFINITE.contains(&c) => Outcome::Fail(said),
-                _ => Outcome::Info(said),
+                (KvOp::Read(_), Some(20)) => Answer::Ok(None),
+                (_, Some(c)) if DEFINITE.contains(&c) => Answer::Fail(said),
+                _ => Answer::Info(said),
             }
         }
-        _ => Outcome::Info(format!("unexpected answer: {}", short(body))),
+        _ => Answer::Info(format!("unexpected answer: {}", short(body))),
     }
 }
 
@@ -213,7 +213,7 @@ impl KvClient for MaelstromClient {
         self.addr
     }
 
-    fn call<'a>(&'a self, op: &'a KvOp) -> BoxFuture<'a, Outcome> {
+    fn call<'a>(&'a self, op: &'a KvOp) -> BoxFuture<'a, Answer> {
         async move {
             let msg_id = self.next.fetch_add(1, Ordering::Relaxed);
             let (tx, rx) = oneshot::channel();
@@ -224,14 +224,14 @@ impl KvClient for MaelstromClient {
             let frame = json!({ "body": body_of(op, msg_id) }).to_string();
             if self.send.send(Bytes::from(frame)).is_err() {
                 self.waiting.lock().expect("not poisoned").remove(&msg_id);
-                return Outcome::Fail(format!("the connection to {} is closed", self.addr));
+                return Answer::Fail(format!("the connection to {} is closed", self.addr));
             }
             match tokio::time::timeout(self.timeout, rx).await {
                 Ok(Ok(body)) => outcome_of(op, &body),
-                Ok(Err(_)) => Outcome::Info("the client was dropped".into()),
+                Ok(Err(_)) => Answer::Info("the client was dropped".into()),
                 Err(_) => {
                     self.waiting.lock().expect("not poisoned").remove(&msg_id);
-                    Outcome::Info(format!("no answer within {:?}", self.timeout))
+                    Answer::Info(format!("no answer within {:?}", self.timeout))
                 }
             }
         }
@@ -252,16 +252,16 @@ mod tests {
 
     #[test]
     fn every_row_of_the_answer_table() {
-        let ok = |o: &Outcome| matches!(o, Outcome::Ok(_));
-        let fail = |o: &Outcome| matches!(o, Outcome::Fail(_));
-        let info = |o: &Outcome| matches!(o, Outcome::Info(_));
+        let ok = |o: &Answer| matches!(o, Answer::Ok(_));
+        let fail = |o: &Answer| matches!(o, Answer::Fail(_));
+        let info = |o: &Answer| matches!(o, Answer::Info(_));
         assert_eq!(
             outcome_of(&read(), &json!({"type": "read_ok", "value": 3})),
-            Outcome::Ok(Some(3))
+            Answer::Ok(Some(3))
         );
         assert_eq!(
             outcome_of(&read(), &json!({"type": "read_ok", "value": null})),
-            Outcome::Ok(None)
+            Answer::Ok(None)
         );
         assert!(info(&outcome_of(
             &read(),
@@ -275,7 +275,7 @@ mod tests {
         // 20 on a read: a read of nothing; on a cas: it did not happen.
         assert_eq!(
             outcome_of(&read(), &json!({"type": "error", "code": 20})),
-            Outcome::Ok(None)
+            Answer::Ok(None)
         );
         for c in DEFINITE {
             assert!(

@@ -24,7 +24,7 @@ use faultline_node::protocol::ClientResponse;
 
 /// The outcome of one operation, as recorded.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Answer {
     /// Took effect; for a read, the value read.
     Ok(Option<i64>),
     /// Certainly did not take effect.
@@ -34,20 +34,20 @@ pub enum Outcome {
 }
 
 /// Map a client call's result to an outcome.
-pub fn classify(result: Result<ClientResponse, CallError>) -> Outcome {
+pub fn classify(result: Result<ClientResponse, CallError>) -> Answer {
     match result {
-        Ok(ClientResponse::Ok(v)) => Outcome::Ok(v),
-        Ok(ClientResponse::CasMismatch { actual }) => Outcome::Fail(format!(
+        Ok(ClientResponse::Ok(v)) => Answer::Ok(v),
+        Ok(ClientResponse::CasMismatch { actual }) => Answer::Fail(format!(
             "cas mismatch: the register held {}",
             actual.map_or("null".into(), |v| v.to_string())
         )),
-        Ok(ClientResponse::Error(e)) if e.is_definite() => Outcome::Fail(e.to_string()),
-        Ok(ClientResponse::Error(e)) => Outcome::Info(e.to_string()),
+        Ok(ClientResponse::Error(e)) if e.is_definite() => Answer::Fail(e.to_string()),
+        Ok(ClientResponse::Error(e)) => Answer::Info(e.to_string()),
         Ok(
             ClientResponse::Status(_) | ClientResponse::Members(_) | ClientResponse::Changed { .. },
-        ) => Outcome::Info("unexpected answer to a register operation".into()),
-        Err(e) if e.is_definite() => Outcome::Fail(e.to_string()),
-        Err(e) => Outcome::Info(e.to_string()),
+        ) => Answer::Info("unexpected answer to a register operation".into()),
+        Err(e) if e.is_definite() => Answer::Fail(e.to_string()),
+        Err(e) => Answer::Info(e.to_string()),
     }
 }
 
@@ -61,46 +61,46 @@ mod tests {
         let addr = "127.0.0.1:1".parse().unwrap();
         assert!(matches!(
             classify(Err(CallError::Timeout(addr))),
-            Outcome::Info(_)
+            Answer::Info(_)
         ));
         assert!(matches!(
             classify(Err(CallError::ConnectionLost(addr))),
-            Outcome::Info(_)
+            Answer::Info(_)
         ));
         assert!(matches!(
             classify(Ok(ClientResponse::Error(ClientError::Timeout))),
-            Outcome::Info(_)
+            Answer::Info(_)
         ));
         assert!(matches!(
             classify(Ok(ClientResponse::Error(ClientError::LeadershipLost))),
-            Outcome::Info(_)
+            Answer::Info(_)
         ));
         assert!(matches!(
             classify(Ok(ClientResponse::Error(ClientError::ShuttingDown))),
-            Outcome::Info(_)
+            Answer::Info(_)
         ));
         assert!(matches!(
             classify(Ok(ClientResponse::Error(ClientError::NoLeader))),
-            Outcome::Fail(_)
+            Answer::Fail(_)
         ));
         assert!(matches!(
             classify(Ok(ClientResponse::Error(ClientError::NotLeader {
                 leader: None
             }))),
-            Outcome::Fail(_)
+            Answer::Fail(_)
         ));
         assert!(matches!(
             classify(Ok(ClientResponse::CasMismatch { actual: Some(1) })),
-            Outcome::Fail(_)
+            Answer::Fail(_)
         ));
         assert_eq!(
             classify(Ok(ClientResponse::Ok(Some(3)))),
-            Outcome::Ok(Some(3))
+            Answer::Ok(Some(3))
         );
         let refused = CallError::Connect {
             addr,
             cause: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
         };
-        assert!(matches!(classify(Err(refused)), Outcome::Fail(_)));
+        assert!(matches!(classify(Err(refused)), Answer::Fail(_)));
     }
 }
