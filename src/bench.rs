@@ -205,7 +205,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             snapshot_entries,
         } => {
             let base = scratch_dir("bench-soak")?;
-            let plan = faultline_nemesis::soak::SoakPlan {
+            let plan = faultline_nemesis::bench::soak::SoakPlan {
                 duration,
                 baseline_duration: baseline_duration.min(duration),
                 clients,
@@ -213,7 +213,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 nodes,
                 snapshot_entries,
             };
-            faultline_nemesis::soak::soak(&crate::node_binary()?, &base, &plan).await?
+            faultline_nemesis::bench::soak::soak(&crate::node_binary()?, &base, &plan).await?
         }
         BenchWhat::Core { proposals } => println!("{}", faultline_node::bench::core(proposals)),
         BenchWhat::Check { quick } => bench_check(quick)?,
@@ -227,7 +227,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         } => {
             // A plain thread: the benchmark runs runtimes of its own.
             let t = std::thread::spawn(move || {
-                faultline_nemesis::netbench::net(pings, messages, size as usize)
+                faultline_nemesis::bench::net::net(pings, messages, size as usize)
             });
             tokio::task::spawn_blocking(move || t.join())
                 .await?

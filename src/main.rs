@@ -167,7 +167,7 @@ fn main() -> ExitCode {
     match needs_kernel_net(&cli.command) {
         Ok(false) => {}
         Ok(true) => {
-            if let Err(e) = faultline_nemesis::kernel::netns::enter_private_network() {
+            if let Err(e) = faultline_nemesis::net::kernel::netns::enter_private_network() {
                 eprintln!("faultline: error: {e}");
                 return ExitCode::from(2);
             }

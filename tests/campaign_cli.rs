@@ -205,7 +205,7 @@ fn a_small_campaign_produces_every_page_and_plot_and_report_reproduces_them() {
         assert!(typed.availability.share > 0.0);
         let _: faultline_runner::spec::RunSpec =
             serde_json::from_str(&std::fs::read_to_string(rd.spec()).unwrap()).unwrap();
-        let links: Vec<faultline_nemesis::proxy::LinkStats> =
+        let links: Vec<faultline_nemesis::net::proxy::LinkStats> =
             serde_json::from_str(&std::fs::read_to_string(rd.links()).unwrap()).unwrap();
         assert!(!links.is_empty());
         let history = faultline_checker::read_jsonl(std::io::BufReader::new(

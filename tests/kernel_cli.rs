@@ -34,7 +34,7 @@ fn faults_the_kernel_backend_cannot_make_are_refused_in_one_line() {
         "{err}"
     );
 
-    let netem = faultline_nemesis::kernel::netns::netem_available().unwrap();
+    let netem = faultline_nemesis::net::kernel::netns::netem_available().unwrap();
     let (code, _, err) = common::faultline(&[
         "run",
         "--net",

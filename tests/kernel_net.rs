@@ -15,8 +15,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use faultline_nemesis::fault::{Fault, Target};
+use faultline_nemesis::net::proxy::LinkStats;
 use faultline_nemesis::net::{Net, NetBackend};
-use faultline_nemesis::proxy::LinkStats;
 use faultline_nemesis::testbed::{Testbed, TestbedSpec};
 use faultline_node::client::Client;
 use faultline_node::protocol::{ClientRequest, ClientResponse};
@@ -47,7 +47,7 @@ fn stats(tb: &Testbed) -> BTreeMap<(String, String), LinkStats> {
         .collect()
 }
 
-fn kernel(tb: &Testbed) -> &faultline_nemesis::kernel::KernelNet {
+fn kernel(tb: &Testbed) -> &faultline_nemesis::net::kernel::KernelNet {
     match &tb.net {
         Net::Kernel(k) => k,
         Net::Proxy(_) | Net::Direct => panic!("the testbed does not run on the kernel network"),
@@ -370,7 +370,7 @@ fn main() -> ExitCode {
     if !common::kernel_backend_available("kernel_net") {
         return ExitCode::SUCCESS;
     }
-    if let Err(e) = faultline_nemesis::kernel::netns::enter_private_network() {
+    if let Err(e) = faultline_nemesis::net::kernel::netns::enter_private_network() {
         eprintln!("kernel_net: cannot enter a network namespace of its own: {e}");
         return ExitCode::FAILURE;
     }

@@ -30,7 +30,7 @@ pub struct ClusterSpec {
     /// Per slot: the network namespace its node starts in (the kernel
     /// backend); a slot not listed starts where the controller is.
     pub namespaces:
-        std::collections::BTreeMap<String, std::sync::Arc<crate::kernel::netns::Namespace>>,
+        std::collections::BTreeMap<String, std::sync::Arc<crate::net::kernel::netns::Namespace>>,
 }
 
 /// The addresses of one node.

@@ -42,7 +42,7 @@ pub struct NodeSpec {
     pub voters: Vec<String>,
     /// The network namespace to start in (the kernel backend); `None`:
     /// where the controller is.
-    pub netns: Option<std::sync::Arc<crate::kernel::netns::Namespace>>,
+    pub netns: Option<std::sync::Arc<crate::net::kernel::netns::Namespace>>,
 }
 
 /// The state of a node process.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use faultline_nemesis::proxy::{start_link, LinkRules};
+use faultline_nemesis::net::proxy::{start_link, LinkRules};
 use futures::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{FramedRead, FramedWrite};
@@ -37,7 +37,10 @@ async fn sink() -> (std::net::SocketAddr, Arc<Mutex<Vec<u32>>>) {
     (addr, got)
 }
 
-async fn send_through(rules: LinkRules, n: u32) -> (Vec<u32>, faultline_nemesis::proxy::LinkStats) {
+async fn send_through(
+    rules: LinkRules,
+    n: u32,
+) -> (Vec<u32>, faultline_nemesis::net::proxy::LinkStats) {
     let (upstream, got) = sink().await;
     let link = start_link("a", "b", upstream, 7).await.unwrap();
     link.set_rules(rules);
@@ -208,7 +211,7 @@ async fn a_blocked_link_drops_silently_and_heals_without_reconnecting() {
 
 mod filters {
     use super::*;
-    use faultline_nemesis::proxy::MessageFilter;
+    use faultline_nemesis::net::proxy::MessageFilter;
     use faultline_node::protocol::{decode, encode, PeerFrame};
     use faultline_node::raft::{Entry, EntryData, Message, MessageBody};
 

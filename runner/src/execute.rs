@@ -73,7 +73,7 @@ pub async fn run_campaign(
         .any(|r| r.spec.net == faultline_nemesis::net::NetBackend::Kernel)
     {
         // Refuse what this kernel cannot make before any run starts.
-        let netem = faultline_nemesis::kernel::netns::netem_available()
+        let netem = faultline_nemesis::net::kernel::netns::netem_available()
             .map_err(|e| anyhow::anyhow!("probing the kernel for netem: {e}"))?;
         for r in &runs {
             r.plan.check_kernel_faults(netem).with_context(|| {

@@ -81,7 +81,7 @@ where
 /// Without it a test says so on one line and is skipped, except under
 /// `CI=true`, where a missing prerequisite fails the test.
 pub fn kernel_backend_available(test: &str) -> bool {
-    match faultline_nemesis::kernel::netns::check_prerequisites() {
+    match faultline_nemesis::net::kernel::netns::check_prerequisites() {
         Ok(()) => true,
         Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
             panic!("{test}: the kernel network backend is needed under CI=true: {why}")

@@ -10,8 +10,8 @@ use faultline_node::raft::Role;
 use serde_json::{json, Value};
 
 use super::{sorted, Testbed};
-use crate::network::Network;
-use crate::proxy::{LinkRules, MessageFilter};
+use crate::net::network::Network;
+use crate::net::proxy::{LinkRules, MessageFilter};
 
 impl Testbed {
     /// [`Fault::Figure8`], step by step. Returns the nodes left cut off (V

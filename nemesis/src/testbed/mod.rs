@@ -26,9 +26,9 @@ use serde_json::Value;
 
 use crate::cluster::{allocate, direct_links, ClusterSpec, LocalCluster};
 use crate::fault::{Family, Fault, Target};
-use crate::kernel::KernelNet;
+use crate::net::kernel::KernelNet;
+use crate::net::network::Network;
 use crate::net::{Net, NetBackend};
-use crate::network::Network;
 use crate::process::ProcState;
 
 /// What to start.

@@ -23,7 +23,7 @@ use anyhow::{bail, Context};
 use faultline_node::netpolicy;
 
 use crate::cluster::NodeAddrs;
-use crate::proxy::{Counted, LinkStats};
+use crate::net::proxy::{Counted, LinkStats};
 use netem::Shape;
 use netns::{run_here, Namespace};
 

@@ -19,8 +19,8 @@ use hdrhistogram::Histogram;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use crate::kernel::netns::Namespace;
-use crate::kernel::KernelNet;
+use crate::net::kernel::netns::Namespace;
+use crate::net::kernel::KernelNet;
 
 /// One path's figures.
 pub struct PathFigures {
@@ -156,8 +156,8 @@ async fn a_side(
     let a_addr = l.local_addr()?;
     let mut links = Vec::new();
     let (to_b, to_a) = if proxy {
-        let ab = crate::proxy::start_link("a", "b", b_addr, 1).await?;
-        let ba = crate::proxy::start_link("b", "a", a_addr, 2).await?;
+        let ab = crate::net::proxy::start_link("a", "b", b_addr, 1).await?;
+        let ba = crate::net::proxy::start_link("b", "a", a_addr, 2).await?;
         let r = (ab.addr(), ba.addr());
         links.push(ab);
         links.push(ba);

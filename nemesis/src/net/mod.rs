@@ -3,6 +3,10 @@
 //! testbed's faults speak to [`Net`]; which faults each backend can make
 //! is decided here ([`kernel_refusal`]) before a run starts.
 
+pub mod kernel;
+pub mod network;
+pub mod proxy;
+
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
@@ -10,10 +14,10 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::fault::Fault;
-use crate::kernel::netem::Shape;
-use crate::kernel::{netem_missing, KernelNet};
-use crate::network::Network;
-use crate::proxy::{LinkRules, LinkStats};
+use crate::net::kernel::netem::Shape;
+use crate::net::kernel::{netem_missing, KernelNet};
+use crate::net::network::Network;
+use crate::net::proxy::{LinkRules, LinkStats};
 
 /// Which network carries the nodes' traffic and takes the faults.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

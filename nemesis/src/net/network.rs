@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::cluster::NodeAddrs;
-use crate::proxy::{start_link, Link, LinkRules, LinkStats};
+use crate::net::proxy::{start_link, Link, LinkRules, LinkStats};
 
 /// All N·(N−1) links of a cluster.
 pub struct Network {

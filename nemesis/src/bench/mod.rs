@@ -1,6 +1,10 @@
 //! Benchmarks of what runs a cluster: `faultline bench node` (a real
 //! cluster's writes/s with group commit and with one fsync per entry) and
-//! `faultline bench proxy` (what a link proxy adds to a message).
+//! `faultline bench proxy` (what a link proxy adds to a message); with
+//! [`net`] (`faultline bench net`) and [`soak`] (`faultline bench soak`).
+
+pub mod net;
+pub mod soak;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -260,7 +264,7 @@ async fn measure_path(via_proxy: bool, pings: u32, messages: u32) -> anyhow::Res
     use futures::SinkExt;
     let (sink, mut rx) = frame_sink().await?;
     let target = if via_proxy {
-        let link = crate::proxy::start_link("a", "b", sink, 1).await?;
+        let link = crate::net::proxy::start_link("a", "b", sink, 1).await?;
         let addr = link.addr();
         std::mem::forget(link); // its tasks live for the rest of the bench
         addr
