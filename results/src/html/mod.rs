@@ -6,16 +6,16 @@
 //! [`run_page`] is one run's page, [`campaign_page`] a campaign's, and
 //! [`counterexample_svg`] draws a counterexample as a timeline.
 
-mod campaign;
+mod campaign_page;
 mod counterexample;
-mod run;
+mod run_page;
 
 use faultline_checker::Verdict;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-pub use campaign::campaign_page;
+pub use campaign_page::campaign_page;
 pub use counterexample::counterexample_svg;
-pub use run::run_page;
+pub use run_page::run_page;
 
 const STYLE: &str = r#"
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1100px}
