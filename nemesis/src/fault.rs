@@ -212,37 +212,154 @@ pub enum Fault {
     },
 }
 
+/// What a message fault does to each message on its links.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Rule {
+    /// Drop with this probability.
+    Loss(f64),
+    /// Delay by `ms`, plus up to `jitter_ms` more.
+    Delay {
+        /// Base delay, ms.
+        ms: u64,
+        /// Extra random delay up to this, ms.
+        jitter_ms: u64,
+    },
+    /// Deliver twice with this probability.
+    Duplicate(f64),
+    /// Hold back with this probability.
+    Reorder(f64),
+}
+
+/// A shape of links cut.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Shape<'a> {
+    /// One node cut off from all: the leader, or a random node.
+    Isolate {
+        /// The leader (else a random node).
+        leader: bool,
+    },
+    /// Random majority and minority halves.
+    Halves,
+    /// Two halves and a bridge node that sees both.
+    Bridge(&'a Target),
+    /// Each node sees only its ring neighbours.
+    Ring,
+    /// The leader cut one way.
+    OneWay {
+        /// It can send but not receive (else receive but not send).
+        inbound: bool,
+    },
+    /// A follower held apart until it needs a snapshot.
+    Lag(&'a Target),
+}
+
+/// What a process fault does.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Proc<'a> {
+    /// SIGSTOP, then SIGCONT at heal.
+    Pause(&'a Target),
+    /// SIGKILL, then a restart at heal.
+    Crash(&'a Target),
+    /// A crash loop until heal.
+    Restart {
+        /// Time from one kill to the next, ms.
+        every_ms: u64,
+        /// Whom.
+        target: &'a Target,
+    },
+}
+
+/// What a fault is, by what makes it. [`Fault::class`] is the one match
+/// that places every kind; the code that makes, heals, refuses or counts
+/// faults matches on this (every arm spelled out), so a new kind is placed
+/// once, and every maker then has to decide about it if its class is new.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Class<'a> {
+    /// Links cut in a shape.
+    Partition(Shape<'a>),
+    /// The paper's Figure 8, played by message filters.
+    Figure8,
+    /// A rule on every message of the links that touch the target.
+    Message(Rule, &'a Target),
+    /// Signals to processes.
+    Process(Proc<'a>),
+    /// A membership change (`split`: with two fresh nodes and the leader cut off).
+    Membership {
+        /// membership-split.
+        split: bool,
+    },
+    /// Several faults.
+    Combined {
+        /// The parts, in starting order.
+        parts: &'a [Fault],
+        /// All at once.
+        together: bool,
+    },
+}
+
 impl Fault {
+    /// The fault by what makes it (see [`Class`]).
+    pub fn class(&self) -> Class<'_> {
+        match self {
+            Fault::PartitionNode => Class::Partition(Shape::Isolate { leader: false }),
+            Fault::PartitionLeader => Class::Partition(Shape::Isolate { leader: true }),
+            Fault::PartitionHalves => Class::Partition(Shape::Halves),
+            Fault::PartitionBridge { bridge } => Class::Partition(Shape::Bridge(bridge)),
+            Fault::PartitionRing => Class::Partition(Shape::Ring),
+            Fault::OneWayIn => Class::Partition(Shape::OneWay { inbound: true }),
+            Fault::OneWayOut => Class::Partition(Shape::OneWay { inbound: false }),
+            Fault::Lag { target } => Class::Partition(Shape::Lag(target)),
+            Fault::Loss { p, target } => Class::Message(Rule::Loss(*p), target),
+            Fault::Delay {
+                ms,
+                jitter_ms,
+                target,
+            } => Class::Message(
+                Rule::Delay {
+                    ms: *ms,
+                    jitter_ms: *jitter_ms,
+                },
+                target,
+            ),
+            Fault::Duplicate { p, target } => Class::Message(Rule::Duplicate(*p), target),
+            Fault::Reorder { p, target } => Class::Message(Rule::Reorder(*p), target),
+            Fault::Pause { target } => Class::Process(Proc::Pause(target)),
+            Fault::Crash { target } => Class::Process(Proc::Crash(target)),
+            Fault::Restart { every_ms, target } => Class::Process(Proc::Restart {
+                every_ms: *every_ms,
+                target,
+            }),
+            Fault::Membership => Class::Membership { split: false },
+            Fault::MembershipSplit => Class::Membership { split: true },
+            Fault::Figure8 => Class::Figure8,
+            Fault::Combined { parts, together } => Class::Combined {
+                parts,
+                together: *together,
+            },
+        }
+    }
+
     /// The fault's family: how it is made, and what its history events are called.
     pub fn family(&self) -> Family {
-        match self {
-            Fault::PartitionNode
-            | Fault::PartitionLeader
-            | Fault::PartitionHalves
-            | Fault::PartitionBridge { .. }
-            | Fault::PartitionRing
-            | Fault::OneWayIn
-            | Fault::OneWayOut
-            | Fault::Lag { .. }
-            | Fault::Figure8 => Family::Partition,
-            Fault::Loss { .. } => Family::Loss,
-            Fault::Delay { .. } => Family::Delay,
-            Fault::Duplicate { .. } => Family::Duplicate,
-            Fault::Reorder { .. } => Family::Reorder,
-            Fault::Pause { .. } => Family::Pause,
-            Fault::Crash { .. } | Fault::Restart { .. } => Family::Crash,
-            Fault::Membership | Fault::MembershipSplit => Family::Membership,
-            Fault::Combined { .. } => Family::Combined,
+        match self.class() {
+            Class::Partition(_) | Class::Figure8 => Family::Partition,
+            Class::Message(Rule::Loss(_), _) => Family::Loss,
+            Class::Message(Rule::Delay { .. }, _) => Family::Delay,
+            Class::Message(Rule::Duplicate(_), _) => Family::Duplicate,
+            Class::Message(Rule::Reorder(_), _) => Family::Reorder,
+            Class::Process(Proc::Pause(_)) => Family::Pause,
+            Class::Process(Proc::Crash(_) | Proc::Restart { .. }) => Family::Crash,
+            Class::Membership { .. } => Family::Membership,
+            Class::Combined { .. } => Family::Combined,
         }
     }
 
     /// How many spare node slots the fault needs.
     pub fn spares_needed(&self) -> usize {
-        match self {
-            Fault::Membership => 1,
-            Fault::MembershipSplit => 2,
-            Fault::Combined { parts, .. } => parts.iter().map(Fault::spares_needed).sum(),
-            _ => 0,
+        match self.class() {
+            Class::Membership { split } => 1 + usize::from(split),
+            Class::Combined { parts, .. } => parts.iter().map(Fault::spares_needed).sum(),
+            Class::Partition(_) | Class::Figure8 | Class::Message(..) | Class::Process(_) => 0,
         }
     }
 
@@ -348,7 +465,14 @@ impl Fault {
             | Fault::Delay { target: t, .. }
             | Fault::Pause { target: t }
             | Fault::Crash { target: t } => target(t),
-            _ => Ok(()),
+            Fault::PartitionNode
+            | Fault::PartitionLeader
+            | Fault::OneWayIn
+            | Fault::OneWayOut
+            | Fault::PartitionHalves
+            | Fault::PartitionRing
+            | Fault::Membership
+            | Fault::MembershipSplit => Ok(()),
         }
     }
 }

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::fault::Fault;
+use crate::fault::{Class, Fault};
 use crate::testbed::{Applied, Testbed};
 
 /// How faults are scheduled.
@@ -115,9 +115,13 @@ pub async fn run_schedule(
     for p in plan {
         // A combined fault starts its parts one slice apart (or all at once) and heals them
         // together at the end, the last first.
-        let (parts, together): (Vec<Fault>, bool) = match &p.fault {
-            Fault::Combined { parts, together } => (parts.clone(), *together),
-            f => (vec![f.clone()], false),
+        let (parts, together): (Vec<Fault>, bool) = match p.fault.class() {
+            Class::Combined { parts, together } => (parts.to_vec(), together),
+            Class::Partition(_)
+            | Class::Figure8
+            | Class::Message(..)
+            | Class::Process(_)
+            | Class::Membership { .. } => (vec![p.fault.clone()], false),
         };
         let slice = if together {
             0

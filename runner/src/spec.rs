@@ -411,38 +411,26 @@ impl RunSpec {
 
     /// The capabilities fault `f` needs of the target on this run's backend.
     fn fault_needs(&self, f: &Fault) -> Vec<faultline_sut::Capability> {
-        use faultline_nemesis::fault::Family;
+        use faultline_nemesis::fault::{Class, Shape};
         use faultline_sut::Capability as C;
-        let mut out = Vec::new();
-        match f.family() {
-            Family::Combined => {
-                if let Fault::Combined { parts, .. } = f {
-                    parts.iter().for_each(|p| out.extend(self.fault_needs(p)));
-                }
+        let links = (self.net == NetBackend::Proxy).then_some(C::BehindLinkProxy);
+        match f.class() {
+            Class::Combined { parts, .. } => {
+                parts.iter().flat_map(|p| self.fault_needs(p)).collect()
             }
-            Family::Membership => out.push(C::MembershipChanges),
-            Family::Crash => {
-                if !self.allow_amnesia {
-                    out.push(C::Durable);
-                }
+            Class::Membership { .. } => vec![C::MembershipChanges],
+            Class::Process(_) if self.allow_amnesia => Vec::new(),
+            Class::Process(p) => match p {
+                faultline_nemesis::fault::Proc::Pause(_) => Vec::new(),
+                faultline_nemesis::fault::Proc::Crash(_)
+                | faultline_nemesis::fault::Proc::Restart { .. } => vec![C::Durable],
+            },
+            Class::Figure8 => links.into_iter().chain([C::ScriptedScenarios]).collect(),
+            Class::Partition(Shape::Lag(_)) => {
+                links.into_iter().chain([C::ReportsSnapshots]).collect()
             }
-            Family::Pause => {}
-            Family::Partition
-            | Family::Loss
-            | Family::Delay
-            | Family::Duplicate
-            | Family::Reorder => {
-                if self.net == NetBackend::Proxy {
-                    out.push(C::BehindLinkProxy);
-                }
-                match f {
-                    Fault::Figure8 => out.push(C::ScriptedScenarios),
-                    Fault::Lag { .. } => out.push(C::ReportsSnapshots),
-                    _ => {}
-                }
-            }
+            Class::Partition(_) | Class::Message(..) => links.into_iter().collect(),
         }
-        out
     }
 
     /// For a target that is a program of the user's: one to run.

@@ -13,7 +13,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fault::Fault;
+use crate::fault::{Class, Fault, Rule};
 use crate::net::kernel::netem::Shape;
 use crate::net::kernel::{netem_missing, KernelNet};
 use crate::net::network::Network;
@@ -57,18 +57,21 @@ impl FromStr for NetBackend {
 /// Why `fault` cannot run on the kernel backend (`None`: it can).
 /// `netem` says whether the kernel has `tc netem`.
 pub fn kernel_refusal(fault: &Fault, netem: bool) -> Option<String> {
-    match fault {
-        Fault::Combined { parts, .. } => parts.iter().find_map(|p| kernel_refusal(p, netem)),
-        Fault::Figure8 => Some(
+    match fault.class() {
+        Class::Combined { parts, .. } => parts.iter().find_map(|p| kernel_refusal(p, netem)),
+        Class::Figure8 => Some(
             "figure-8 needs to read Raft messages (it lets only votes, or only entries up to a term, through a link), which only the proxy can: use --net proxy".into(),
         ),
-        Fault::MembershipSplit => Some(
+        Class::Membership { split: true } => Some(
             "membership-split reroutes a cut-off leader's links while new servers join, which only the proxy does: use --net proxy".into(),
         ),
-        Fault::Delay { .. } if !netem => Some(netem_missing("delay")),
-        Fault::Duplicate { .. } if !netem => Some(netem_missing("duplicate")),
-        Fault::Reorder { .. } if !netem => Some(netem_missing("reorder")),
-        _ => None,
+        Class::Message(Rule::Delay { .. }, _) if !netem => Some(netem_missing("delay")),
+        Class::Message(Rule::Duplicate(_), _) if !netem => Some(netem_missing("duplicate")),
+        Class::Message(Rule::Reorder(_), _) if !netem => Some(netem_missing("reorder")),
+        Class::Message(..)
+        | Class::Partition(_)
+        | Class::Process(_)
+        | Class::Membership { split: false } => None,
     }
 }
 
@@ -139,36 +142,31 @@ impl Net {
         &self,
         ids: &[String],
         nodes: &BTreeSet<String>,
-        fault: &Fault,
+        rule: Rule,
         tag: u64,
     ) -> anyhow::Result<()> {
         match self {
             Net::Proxy(n) => {
-                n.update_touching(nodes, |r: &mut LinkRules| match fault {
-                    Fault::Loss { p, .. } => r.loss = *p,
-                    Fault::Delay { ms, jitter_ms, .. } => {
-                        r.delay = std::time::Duration::from_millis(*ms);
-                        r.jitter = std::time::Duration::from_millis(*jitter_ms);
+                n.update_touching(nodes, |r: &mut LinkRules| match rule {
+                    Rule::Loss(p) => r.loss = p,
+                    Rule::Delay { ms, jitter_ms } => {
+                        r.delay = std::time::Duration::from_millis(ms);
+                        r.jitter = std::time::Duration::from_millis(jitter_ms);
                     }
-                    Fault::Duplicate { p, .. } => r.duplicate = *p,
-                    Fault::Reorder { p, .. } => r.reorder = *p,
-                    _ => {}
+                    Rule::Duplicate(p) => r.duplicate = p,
+                    Rule::Reorder(p) => r.reorder = p,
                 });
                 Ok(())
             }
             Net::Kernel(k) => {
-                let shape = match fault {
-                    Fault::Loss { p, .. } => {
+                let shape = match rule {
+                    Rule::Loss(p) => {
                         let links = links_where(ids, |a, b| nodes.contains(a) || nodes.contains(b));
-                        return k.drop_links(tag, &links, Some(*p));
+                        return k.drop_links(tag, &links, Some(p));
                     }
-                    Fault::Delay { ms, jitter_ms, .. } => Shape::Delay {
-                        ms: *ms,
-                        jitter_ms: *jitter_ms,
-                    },
-                    Fault::Duplicate { p, .. } => Shape::Duplicate { p: *p },
-                    Fault::Reorder { p, .. } => Shape::Reorder { p: *p },
-                    other => anyhow::bail!("{other} is not a message fault"),
+                    Rule::Delay { ms, jitter_ms } => Shape::Delay { ms, jitter_ms },
+                    Rule::Duplicate(p) => Shape::Duplicate { p },
+                    Rule::Reorder(p) => Shape::Reorder { p },
                 };
                 k.shape(tag, nodes, &shape)
             }

@@ -13,7 +13,6 @@ use faultline_node::protocol::{ClientRequest, ClientResponse, MembersInfo};
 use serde_json::{json, Value};
 
 use super::{sorted, Applied, Testbed};
-use crate::fault::Fault;
 
 /// How long one step of a membership fault may take.
 const MEMBERSHIP_DEADLINE: Duration = Duration::from_secs(20);
@@ -21,13 +20,14 @@ const MEMBERSHIP_DEADLINE: Duration = Duration::from_secs(20);
 impl Testbed {
     /// Start a membership fault; returns the nodes it hit and what the
     /// history records.
+    /// `split`: membership-split (else membership).
     pub(super) async fn membership_fault(
         &mut self,
-        fault: &Fault,
+        split: bool,
     ) -> anyhow::Result<(Vec<String>, Value)> {
         let ids = self.cluster.ids();
-        Ok(match fault {
-            Fault::Membership => {
+        Ok(match split {
+            false => {
                 if ids.len() < 2 {
                     anyhow::bail!(
                         "membership: only {} node(s) left; not removing any",
@@ -49,7 +49,7 @@ impl Testbed {
                     json!({"removed": victim, "voters": info.voters, "config_index": info.config_index}),
                 )
             }
-            Fault::MembershipSplit => {
+            true => {
                 let free = self.cluster.free_slots();
                 if free.len() < 2 {
                     anyhow::bail!(
@@ -99,14 +99,17 @@ impl Testbed {
                     json!({"leader": leader, "fresh": fresh, "groups": groups, "answer": answer}),
                 )
             }
-            other => unreachable!("{other} is not a membership fault"),
         })
     }
 
     /// End a membership fault; returns what the history's end event records.
-    pub(super) async fn heal_membership(&mut self, applied: &Applied) -> anyhow::Result<Value> {
-        match applied.fault {
-            Fault::Membership => {
+    pub(super) async fn heal_membership(
+        &mut self,
+        applied: &Applied,
+        split: bool,
+    ) -> anyhow::Result<Value> {
+        match split {
+            false => {
                 let mut free = self.cluster.free_slots();
                 // Reuse the slot just freed only when there is no other.
                 if free.len() > 1 {
@@ -139,7 +142,7 @@ impl Testbed {
                 let voters = self.leader_members().await.map(|m| m.voters);
                 return Ok(json!({"added": slot, "voters": voters}));
             }
-            Fault::MembershipSplit => {
+            true => {
                 self.net.heal(applied.tag)?;
                 let fresh: Vec<String> = applied.nodes[1..].to_vec();
                 // Let the cluster settle, then take out whichever fresh node got in.
@@ -179,7 +182,6 @@ impl Testbed {
                 }
                 result.context("dropping the fresh nodes again")?;
             }
-            _ => {}
         }
         Ok(Value::Null)
     }

@@ -6,22 +6,19 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
 use super::Testbed;
-use crate::fault::Fault;
+use crate::fault::{Rule, Target};
 
 impl Testbed {
     /// Start a message fault on the links that touch its target nodes;
     /// returns the nodes it hit and what the history records.
-    pub(super) async fn message(&mut self, fault: &Fault) -> anyhow::Result<(Vec<String>, Value)> {
-        let target = match fault {
-            Fault::Loss { target, .. }
-            | Fault::Delay { target, .. }
-            | Fault::Duplicate { target, .. }
-            | Fault::Reorder { target, .. } => target.clone(),
-            other => anyhow::bail!("{other} is not a message fault"),
-        };
-        let nodes: BTreeSet<String> = self.resolve(&target).await.into_iter().collect();
+    pub(super) async fn message(
+        &mut self,
+        rule: Rule,
+        target: &Target,
+    ) -> anyhow::Result<(Vec<String>, Value)> {
+        let nodes: BTreeSet<String> = self.resolve(target).await.into_iter().collect();
         let slots = self.cluster.slot_ids();
-        self.net.message(&slots, &nodes, fault, self.tag)?;
+        self.net.message(&slots, &nodes, rule, self.tag)?;
         let nodes: Vec<String> = nodes.into_iter().collect();
         Ok((nodes.clone(), json!(nodes)))
     }

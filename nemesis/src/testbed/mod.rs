@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cluster::{allocate, direct_links, ClusterSpec, LocalCluster};
-use crate::fault::{Family, Fault, Target};
+use crate::fault::{Class, Family, Fault, Shape, Target};
 use crate::net::kernel::KernelNet;
 use crate::net::network::Network;
 use crate::net::{Net, NetBackend};
@@ -87,10 +87,16 @@ pub struct Applied {
 impl Applied {
     /// History `f` of the start and the end of this fault.
     pub fn event_names(&self) -> (&'static str, &'static str) {
-        match self.fault {
-            Fault::Membership => return ("remove-node", "add-node"),
-            Fault::MembershipSplit => return ("start-membership-split", "stop-membership-split"),
-            _ => {}
+        match self.fault.class() {
+            Class::Membership { split: false } => return ("remove-node", "add-node"),
+            Class::Membership { split: true } => {
+                return ("start-membership-split", "stop-membership-split")
+            }
+            Class::Partition(_)
+            | Class::Figure8
+            | Class::Message(..)
+            | Class::Process(_)
+            | Class::Combined { .. } => {}
         }
         match self.fault.family() {
             Family::Partition => ("start-partition", "stop-partition"),
@@ -240,16 +246,13 @@ impl Testbed {
     pub async fn apply(&mut self, fault: &Fault) -> anyhow::Result<Applied> {
         self.tag += 1;
         let tag = self.tag;
-        let (nodes, value) = match (fault, fault.family()) {
-            (Fault::Combined { parts, .. }, _) => return self.apply_parts(fault, parts).await,
-            (Fault::Figure8, _) => self.figure8().await?,
-            (_, Family::Partition) => self.partition(fault).await?,
-            (_, Family::Loss | Family::Delay | Family::Duplicate | Family::Reorder) => {
-                self.message(fault).await?
-            }
-            (_, Family::Pause | Family::Crash) => self.process_fault(fault).await?,
-            (_, Family::Membership) => self.membership_fault(fault).await?,
-            (_, Family::Combined) => unreachable!("a combined fault is matched first"),
+        let (nodes, value) = match fault.class() {
+            Class::Combined { parts, .. } => return self.apply_parts(fault, parts).await,
+            Class::Figure8 => self.figure8().await?,
+            Class::Partition(shape) => self.partition(shape).await?,
+            Class::Message(rule, target) => self.message(rule, target).await?,
+            Class::Process(p) => self.process_fault(p).await?,
+            Class::Membership { split } => self.membership_fault(split).await?,
         };
         Ok(Applied {
             fault: fault.clone(),
@@ -309,15 +312,19 @@ impl Testbed {
                 None => Ok(Value::Array(details)),
             };
         }
-        if let Fault::Lag { .. } = applied.fault {
-            let value = self.wait_compacted_past(applied).await;
-            self.net.heal(applied.tag)?;
-            return Ok(value);
-        }
-        match applied.fault.family() {
-            Family::Pause | Family::Crash => self.heal_process(applied).await?,
-            Family::Membership => return self.heal_membership(applied).await,
-            _ => self.net.heal(applied.tag)?,
+        match applied.fault.class() {
+            Class::Partition(Shape::Lag(_)) => {
+                let value = self.wait_compacted_past(applied).await;
+                self.net.heal(applied.tag)?;
+                return Ok(value);
+            }
+            Class::Process(p) => self.heal_process(applied, p).await?,
+            Class::Membership { split } => return self.heal_membership(applied, split).await,
+            // A combined fault with no parts applied (it never started) has
+            // only its network rules to drop, as the others.
+            Class::Partition(_) | Class::Figure8 | Class::Message(..) | Class::Combined { .. } => {
+                self.net.heal(applied.tag)?
+            }
         }
         Ok(Value::Null)
     }

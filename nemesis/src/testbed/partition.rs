@@ -11,39 +11,39 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 use super::{sorted, Applied, Testbed};
-use crate::fault::{Fault, LAG_WAIT_MS};
+use crate::fault::{Shape, LAG_WAIT_MS};
 
 impl Testbed {
     /// Start a partition fault; returns the nodes it hit and what the
     /// history records.
     pub(super) async fn partition(
         &mut self,
-        fault: &Fault,
+        shape: Shape<'_>,
     ) -> anyhow::Result<(Vec<String>, Value)> {
         let ids = self.cluster.ids();
         let slots = self.cluster.slot_ids();
         let tag = self.tag;
         let n = ids.len();
-        match fault {
-            Fault::PartitionNode | Fault::PartitionLeader => {
-                let leader = self.leader().await;
-                let victim = match (fault, &leader) {
-                    (Fault::PartitionLeader, Some(l)) => l.clone(),
-                    _ => self.random_node(),
+        match shape {
+            Shape::Isolate { leader: of_leader } => {
+                let leader = if of_leader { self.leader().await } else { None };
+                let victim = match leader {
+                    Some(l) => l,
+                    None => self.random_node(),
                 };
                 let rest: Vec<String> = ids.iter().filter(|i| **i != victim).cloned().collect();
                 let groups = vec![vec![victim.clone()], rest];
                 self.net.partition(&slots, &groups, tag)?;
                 Ok((vec![victim], json!(groups)))
             }
-            Fault::PartitionHalves => {
+            Shape::Halves => {
                 let mut s = self.shuffled();
                 let minority: Vec<String> = s.drain(..(n - 1) / 2).collect();
                 let groups = vec![sorted(minority), sorted(s)];
                 self.net.partition(&slots, &groups, tag)?;
                 Ok((groups[0].clone(), json!(groups)))
             }
-            Fault::PartitionBridge { bridge } => {
+            Shape::Bridge(bridge) => {
                 let bridge = match self.resolve(bridge).await.into_iter().next() {
                     Some(b) => b,
                     None => self.random_node(),
@@ -62,7 +62,7 @@ impl Testbed {
                 let value = json!({"halves": [a, b], "bridge": bridge});
                 Ok((vec![bridge], value))
             }
-            Fault::PartitionRing => {
+            Shape::Ring => {
                 let ring = self.shuffled();
                 let majority = majority(n);
                 let reach = majority / 2; // each node sees `reach` neighbours on each side
@@ -90,12 +90,11 @@ impl Testbed {
                     json!({"ring": ring, "each_sees_neighbours": reach}),
                 ))
             }
-            Fault::OneWayIn | Fault::OneWayOut => {
+            Shape::OneWay { inbound } => {
                 let leader = match self.leader().await {
                     Some(l) => l,
                     None => self.random_node(),
                 };
-                let inbound = matches!(fault, Fault::OneWayIn);
                 self.net.block_where(&slots, tag, |x, y| {
                     if inbound {
                         y == leader
@@ -111,7 +110,7 @@ impl Testbed {
                 };
                 Ok((vec![leader], value))
             }
-            Fault::Lag { target } => {
+            Shape::Lag(target) => {
                 let leader = self.leader().await;
                 let victim = match target {
                     crate::fault::Target::Node(id) => id.clone(),
@@ -142,7 +141,6 @@ impl Testbed {
                     json!({"lagging": victim, "last_log_index": last, "leader": leader}),
                 ))
             }
-            other => unreachable!("{other} is not a partition"),
         }
     }
 

@@ -9,7 +9,7 @@ use anyhow::Context;
 use serde_json::{json, Value};
 
 use super::{Applied, Testbed};
-use crate::fault::Fault;
+use crate::fault::{Class, Proc};
 use crate::process::{free_port, ProcState};
 
 impl Testbed {
@@ -17,10 +17,10 @@ impl Testbed {
     /// records.
     pub(super) async fn process_fault(
         &mut self,
-        fault: &Fault,
+        fault: Proc<'_>,
     ) -> anyhow::Result<(Vec<String>, Value)> {
         Ok(match fault {
-            Fault::Pause { target } => {
+            Proc::Pause(target) => {
                 let nodes = self.resolve(target).await;
                 for id in &nodes {
                     if let Some(p) = self.cluster.node_mut(id) {
@@ -29,7 +29,7 @@ impl Testbed {
                 }
                 (nodes.clone(), json!(nodes))
             }
-            Fault::Crash { target } => {
+            Proc::Crash(target) => {
                 let nodes = self.resolve(target).await;
                 for id in &nodes {
                     if let Some(p) = self.cluster.node_mut(id) {
@@ -38,26 +38,29 @@ impl Testbed {
                 }
                 (nodes.clone(), json!(nodes))
             }
-            Fault::Restart { target, .. } => {
+            Proc::Restart { target, .. } => {
                 let nodes = self.resolve(target).await;
                 self.restart_now(&nodes).await?;
                 (nodes.clone(), json!(nodes))
             }
-            other => unreachable!("{other} is not a process fault"),
         })
     }
 
     /// End a process fault.
-    pub(super) async fn heal_process(&mut self, applied: &Applied) -> anyhow::Result<()> {
-        match applied.fault {
-            Fault::Pause { .. } => {
+    pub(super) async fn heal_process(
+        &mut self,
+        applied: &Applied,
+        fault: Proc<'_>,
+    ) -> anyhow::Result<()> {
+        match fault {
+            Proc::Pause(_) => {
                 for id in &applied.nodes {
                     if let Some(p) = self.cluster.node_mut(id) {
                         p.resume().with_context(|| format!("resuming {id}"))?;
                     }
                 }
             }
-            Fault::Crash { .. } => {
+            Proc::Crash(_) => {
                 for id in &applied.nodes {
                     self.launch(id, false)
                         .await
@@ -67,7 +70,7 @@ impl Testbed {
             // A crash loop leaves each node running after its last round and
             // touched no link: nothing to undo (healing every link here would
             // end the other parts of a combined fault early).
-            _ => {}
+            Proc::Restart { .. } => {}
         }
         Ok(())
     }
@@ -86,10 +89,11 @@ impl Testbed {
         Ok(())
     }
 
-    /// One more round of a crash loop ([`Fault::Restart`]): the nodes it hit
-    /// are killed and restarted again. Other faults: nothing to do.
+    /// One more round of a crash loop ([`crate::fault::Fault::Restart`]):
+    /// the nodes it hit are killed and restarted again. Other faults:
+    /// nothing to do.
     pub async fn restart_again(&mut self, applied: &Applied) -> anyhow::Result<()> {
-        if matches!(applied.fault, Fault::Restart { .. }) {
+        if let Class::Process(Proc::Restart { .. }) = applied.fault.class() {
             self.restart_now(&applied.nodes).await?;
         }
         Ok(())
