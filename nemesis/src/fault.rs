@@ -1,6 +1,7 @@
 //! Fault kinds: what a fault does when it starts, and how it heals, and
 //! how a `--nemesis` list is parsed. `docs/faults.md` describes every kind
-//! for users (a test keeps it in step with [`KINDS`]). This file is over 500
+//! for users (a test keeps it in step with [`KINDS`]; every name comes
+//! from one table, which [`Kind::name`] reads). This file is over 500
 //! lines because the kinds' parsing, printing and validation are one
 //! grammar and read best together.
 
@@ -9,33 +10,113 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// Every fault kind's name, as `--nemesis` takes it (aliases: `partition` for
-/// `partition-halves`, `kill` for `crash`).
-pub const KINDS: &[&str] = &[
-    "partition-node",
-    "partition-leader",
-    "partition-halves",
-    "partition-bridge",
-    "partition-ring",
-    "one-way-in",
-    "one-way-out",
-    "lag",
-    "loss",
-    "delay",
-    "duplicate",
-    "reorder",
-    "pause",
-    "pause-leader",
-    "pause-minority",
-    "crash",
-    "crash-leader",
-    "crash-minority",
-    "crash-all",
-    "restart",
-    "membership",
-    "membership-split",
-    "figure-8",
+/// A fault kind as `--nemesis` names it (a kind with a fixed target, such
+/// as `pause-leader`, is a kind of its own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `partition-node`.
+    PartitionNode,
+    /// `partition-leader`.
+    PartitionLeader,
+    /// `partition-halves`.
+    PartitionHalves,
+    /// `partition-bridge`.
+    PartitionBridge,
+    /// `partition-ring`.
+    PartitionRing,
+    /// `one-way-in`.
+    OneWayIn,
+    /// `one-way-out`.
+    OneWayOut,
+    /// `lag`.
+    Lag,
+    /// `loss`.
+    Loss,
+    /// `delay`.
+    Delay,
+    /// `duplicate`.
+    Duplicate,
+    /// `reorder`.
+    Reorder,
+    /// `pause`.
+    Pause,
+    /// `pause-leader`.
+    PauseLeader,
+    /// `pause-minority`.
+    PauseMinority,
+    /// `crash`.
+    Crash,
+    /// `crash-leader`.
+    CrashLeader,
+    /// `crash-minority`.
+    CrashMinority,
+    /// `crash-all`.
+    CrashAll,
+    /// `restart`.
+    Restart,
+    /// `membership`.
+    Membership,
+    /// `membership-split`.
+    MembershipSplit,
+    /// `figure-8`.
+    Figure8,
+}
+
+/// The one table of fault names: [`KINDS`], parsing and printing all read
+/// it (in [`Kind`]'s order; aliases: `partition` for `partition-halves`,
+/// `kill` for `crash`).
+const NAMES: [(Kind, &str); 23] = [
+    (Kind::PartitionNode, "partition-node"),
+    (Kind::PartitionLeader, "partition-leader"),
+    (Kind::PartitionHalves, "partition-halves"),
+    (Kind::PartitionBridge, "partition-bridge"),
+    (Kind::PartitionRing, "partition-ring"),
+    (Kind::OneWayIn, "one-way-in"),
+    (Kind::OneWayOut, "one-way-out"),
+    (Kind::Lag, "lag"),
+    (Kind::Loss, "loss"),
+    (Kind::Delay, "delay"),
+    (Kind::Duplicate, "duplicate"),
+    (Kind::Reorder, "reorder"),
+    (Kind::Pause, "pause"),
+    (Kind::PauseLeader, "pause-leader"),
+    (Kind::PauseMinority, "pause-minority"),
+    (Kind::Crash, "crash"),
+    (Kind::CrashLeader, "crash-leader"),
+    (Kind::CrashMinority, "crash-minority"),
+    (Kind::CrashAll, "crash-all"),
+    (Kind::Restart, "restart"),
+    (Kind::Membership, "membership"),
+    (Kind::MembershipSplit, "membership-split"),
+    (Kind::Figure8, "figure-8"),
 ];
+
+/// Every fault kind's name, as `--nemesis` takes it (from [`NAMES`]).
+pub const KINDS: [&str; NAMES.len()] = {
+    let mut out = [""; NAMES.len()];
+    let mut i = 0;
+    while i < NAMES.len() {
+        out[i] = NAMES[i].1;
+        i += 1;
+    }
+    out
+};
+
+impl Kind {
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        NAMES[self as usize].1
+    }
+
+    /// The kind a name (or alias) stands for.
+    pub fn from_name(name: &str) -> Option<Kind> {
+        match name {
+            "partition" => Some(Kind::PartitionHalves),
+            "kill" => Some(Kind::Crash),
+            _ => NAMES.iter().find(|(_, n)| *n == name).map(|(k, _)| *k),
+        }
+    }
+}
 
 /// The longest a `lag` fault's heal waits for the leader to compact past
 /// the lagging follower, ms.
@@ -298,6 +379,46 @@ pub enum Class<'a> {
 }
 
 impl Fault {
+    /// Its kind (`None` for a combination of kinds).
+    pub fn kind(&self) -> Option<Kind> {
+        Some(match self {
+            Fault::PartitionNode => Kind::PartitionNode,
+            Fault::PartitionLeader => Kind::PartitionLeader,
+            Fault::PartitionHalves => Kind::PartitionHalves,
+            Fault::PartitionBridge { .. } => Kind::PartitionBridge,
+            Fault::PartitionRing => Kind::PartitionRing,
+            Fault::OneWayIn => Kind::OneWayIn,
+            Fault::OneWayOut => Kind::OneWayOut,
+            Fault::Lag { .. } => Kind::Lag,
+            Fault::Loss { .. } => Kind::Loss,
+            Fault::Delay { .. } => Kind::Delay,
+            Fault::Duplicate { .. } => Kind::Duplicate,
+            Fault::Reorder { .. } => Kind::Reorder,
+            Fault::Pause {
+                target: Target::Leader,
+            } => Kind::PauseLeader,
+            Fault::Pause {
+                target: Target::Minority,
+            } => Kind::PauseMinority,
+            Fault::Pause { .. } => Kind::Pause,
+            Fault::Crash {
+                target: Target::Leader,
+            } => Kind::CrashLeader,
+            Fault::Crash {
+                target: Target::Minority,
+            } => Kind::CrashMinority,
+            Fault::Crash {
+                target: Target::All,
+            } => Kind::CrashAll,
+            Fault::Crash { .. } => Kind::Crash,
+            Fault::Restart { .. } => Kind::Restart,
+            Fault::Membership => Kind::Membership,
+            Fault::MembershipSplit => Kind::MembershipSplit,
+            Fault::Figure8 => Kind::Figure8,
+            Fault::Combined { .. } => return None,
+        })
+    }
+
     /// The fault by what makes it (see [`Class`]).
     pub fn class(&self) -> Class<'_> {
         match self {
@@ -489,58 +610,54 @@ fn target_str(t: &Target) -> String {
 
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Fault::PartitionNode => write!(f, "partition-node"),
-            Fault::PartitionLeader => write!(f, "partition-leader"),
-            Fault::PartitionHalves => write!(f, "partition-halves"),
-            Fault::PartitionBridge {
-                bridge: Target::RandomNode,
-            } => write!(f, "partition-bridge"),
-            Fault::PartitionBridge { bridge } => {
-                write!(f, "partition-bridge@{}", target_str(bridge))
+        let Some(kind) = self.kind() else {
+            let Fault::Combined { parts, together } = self else {
+                unreachable!("only a combination has no kind")
+            };
+            let names: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
+            return write!(f, "{}", names.join(if *together { "&" } else { "+" }));
+        };
+        let name = kind.name();
+        match self.class() {
+            Class::Partition(
+                Shape::Bridge(Target::RandomNode) | Shape::Lag(Target::RandomNode),
+            ) => {
+                write!(f, "{name}")
             }
-            Fault::PartitionRing => write!(f, "partition-ring"),
-            Fault::OneWayIn => write!(f, "one-way-in"),
-            Fault::OneWayOut => write!(f, "one-way-out"),
-            Fault::Lag {
-                target: Target::RandomNode,
-            } => write!(f, "lag"),
-            Fault::Lag { target } => write!(f, "lag@{}", target_str(target)),
-            Fault::Loss { p, target } => write!(f, "loss:{p}@{}", target_str(target)),
-            Fault::Delay {
-                ms,
-                jitter_ms,
-                target,
-            } => write!(f, "delay:{ms}:{jitter_ms}@{}", target_str(target)),
-            Fault::Duplicate { p, target } => write!(f, "duplicate:{p}@{}", target_str(target)),
-            Fault::Reorder { p, target } => write!(f, "reorder:{p}@{}", target_str(target)),
-            Fault::Pause {
-                target: Target::Leader,
-            } => write!(f, "pause-leader"),
-            Fault::Pause {
-                target: Target::Minority,
-            } => write!(f, "pause-minority"),
-            Fault::Pause { target } => write!(f, "pause@{}", target_str(target)),
-            Fault::Crash {
-                target: Target::Leader,
-            } => write!(f, "crash-leader"),
-            Fault::Crash {
-                target: Target::Minority,
-            } => write!(f, "crash-minority"),
-            Fault::Crash {
-                target: Target::All,
-            } => write!(f, "crash-all"),
-            Fault::Crash { target } => write!(f, "crash@{}", target_str(target)),
-            Fault::Restart { every_ms, target } => {
-                write!(f, "restart:{every_ms}@{}", target_str(target))
+            Class::Partition(Shape::Bridge(t) | Shape::Lag(t)) => {
+                write!(f, "{name}@{}", target_str(t))
             }
-            Fault::Membership => write!(f, "membership"),
-            Fault::MembershipSplit => write!(f, "membership-split"),
-            Fault::Figure8 => write!(f, "figure-8"),
-            Fault::Combined { parts, together } => {
-                let names: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
-                write!(f, "{}", names.join(if *together { "&" } else { "+" }))
+            Class::Message(Rule::Delay { ms, jitter_ms }, t) => {
+                write!(f, "{name}:{ms}:{jitter_ms}@{}", target_str(t))
             }
+            Class::Message(Rule::Loss(p) | Rule::Duplicate(p) | Rule::Reorder(p), t) => {
+                write!(f, "{name}:{p}@{}", target_str(t))
+            }
+            Class::Process(Proc::Pause(t) | Proc::Crash(t))
+                if matches!(
+                    kind,
+                    Kind::PauseLeader
+                        | Kind::PauseMinority
+                        | Kind::CrashLeader
+                        | Kind::CrashMinority
+                        | Kind::CrashAll
+                ) =>
+            {
+                let _ = t;
+                write!(f, "{name}")
+            }
+            Class::Process(Proc::Pause(t) | Proc::Crash(t)) => {
+                write!(f, "{name}@{}", target_str(t))
+            }
+            Class::Process(Proc::Restart { every_ms, target }) => {
+                write!(f, "{name}:{every_ms}@{}", target_str(target))
+            }
+            Class::Partition(
+                Shape::Isolate { .. } | Shape::Halves | Shape::Ring | Shape::OneWay { .. },
+            )
+            | Class::Figure8
+            | Class::Membership { .. }
+            | Class::Combined { .. } => write!(f, "{name}"),
         }
     }
 }
@@ -615,45 +732,45 @@ impl FromStr for Fault {
             Ok(f)
         };
         let node_target = |t: Option<Target>, d: Target| t.unwrap_or(d);
-        let fault = match name {
-            "partition-node" => no_args(Fault::PartitionNode)?,
-            "partition-leader" => no_args(Fault::PartitionLeader)?,
-            "partition" | "partition-halves" => no_args(Fault::PartitionHalves)?,
-            "partition-bridge" if args.is_empty() => Fault::PartitionBridge {
+        let Some(kind) = Kind::from_name(name) else {
+            return Err(format!(
+                "unknown fault {} (known: {})",
+                faultline_node::echo::shown(name),
+                KINDS.join(", ")
+            ));
+        };
+        let fault = match kind {
+            Kind::PartitionNode => no_args(Fault::PartitionNode)?,
+            Kind::PartitionLeader => no_args(Fault::PartitionLeader)?,
+            Kind::PartitionHalves => no_args(Fault::PartitionHalves)?,
+            Kind::PartitionBridge if args.is_empty() => Fault::PartitionBridge {
                 bridge: node_target(target, Target::RandomNode),
             },
-            "partition-bridge" => return Err(format!("{q}: partition-bridge takes no parameters")),
-            "partition-ring" => no_args(Fault::PartitionRing)?,
-            "one-way-in" => no_args(Fault::OneWayIn)?,
-            "one-way-out" => no_args(Fault::OneWayOut)?,
-            "lag" if args.is_empty() => Fault::Lag { target: node_target(target, Target::RandomNode) },
-            "lag" => return Err(format!("{q}: lag takes no parameters (the node's --snapshot-entries decides how far behind it falls)")),
-            "loss" => Fault::Loss { p: num(0, 0.2)?, target: node_target(target, Target::All) },
-            "delay" => Fault::Delay { ms: ms(0, 100)?, jitter_ms: ms(1, 50)?, target: node_target(target, Target::All) },
-            "duplicate" => Fault::Duplicate { p: num(0, 0.2)?, target: node_target(target, Target::All) },
-            "reorder" => Fault::Reorder { p: num(0, 0.3)?, target: node_target(target, Target::All) },
-            "pause" => Fault::Pause { target: node_target(target, Target::RandomNode) },
-            "pause-leader" => no_args(Fault::Pause { target: Target::Leader })?,
-            "pause-minority" => no_args(Fault::Pause { target: Target::Minority })?,
-            "crash" | "kill" => Fault::Crash { target: node_target(target, Target::RandomNode) },
-            "crash-leader" => no_args(Fault::Crash { target: Target::Leader })?,
-            "crash-minority" => no_args(Fault::Crash { target: Target::Minority })?,
-            "crash-all" => no_args(Fault::Crash { target: Target::All })?,
-            "restart" if args.len() <= 1 => Fault::Restart { every_ms: ms(0, 500)?, target: node_target(target, Target::RandomNode) },
-            "restart" => return Err(format!("{q}: too many parameters")),
-            "membership" => no_args(Fault::Membership)?,
-            "membership-split" => no_args(Fault::MembershipSplit)?,
-            "figure-8" if args.is_empty() && target.is_none() => Fault::Figure8,
-            "figure-8" => {
+            Kind::PartitionBridge => return Err(format!("{q}: partition-bridge takes no parameters")),
+            Kind::PartitionRing => no_args(Fault::PartitionRing)?,
+            Kind::OneWayIn => no_args(Fault::OneWayIn)?,
+            Kind::OneWayOut => no_args(Fault::OneWayOut)?,
+            Kind::Lag if args.is_empty() => Fault::Lag { target: node_target(target, Target::RandomNode) },
+            Kind::Lag => return Err(format!("{q}: lag takes no parameters (the node's --snapshot-entries decides how far behind it falls)")),
+            Kind::Loss => Fault::Loss { p: num(0, 0.2)?, target: node_target(target, Target::All) },
+            Kind::Delay => Fault::Delay { ms: ms(0, 100)?, jitter_ms: ms(1, 50)?, target: node_target(target, Target::All) },
+            Kind::Duplicate => Fault::Duplicate { p: num(0, 0.2)?, target: node_target(target, Target::All) },
+            Kind::Reorder => Fault::Reorder { p: num(0, 0.3)?, target: node_target(target, Target::All) },
+            Kind::Pause => Fault::Pause { target: node_target(target, Target::RandomNode) },
+            Kind::PauseLeader => no_args(Fault::Pause { target: Target::Leader })?,
+            Kind::PauseMinority => no_args(Fault::Pause { target: Target::Minority })?,
+            Kind::Crash => Fault::Crash { target: node_target(target, Target::RandomNode) },
+            Kind::CrashLeader => no_args(Fault::Crash { target: Target::Leader })?,
+            Kind::CrashMinority => no_args(Fault::Crash { target: Target::Minority })?,
+            Kind::CrashAll => no_args(Fault::Crash { target: Target::All })?,
+            Kind::Restart if args.len() <= 1 => Fault::Restart { every_ms: ms(0, 500)?, target: node_target(target, Target::RandomNode) },
+            Kind::Restart => return Err(format!("{q}: too many parameters")),
+            Kind::Membership => no_args(Fault::Membership)?,
+            Kind::MembershipSplit => no_args(Fault::MembershipSplit)?,
+            Kind::Figure8 if args.is_empty() && target.is_none() => Fault::Figure8,
+            Kind::Figure8 => {
                 return Err(format!(
                     "{q}: figure-8 takes no parameter and no target (message filters, not link delays, time its steps)"
-                ))
-            }
-            other => {
-                return Err(format!(
-                    "unknown fault {} (known: {})",
-                    faultline_node::echo::shown(other),
-                    KINDS.join(", ")
                 ))
             }
         };
@@ -663,7 +780,7 @@ impl FromStr for Fault {
                 | Fault::Delay { .. }
                 | Fault::Duplicate { .. }
                 | Fault::Reorder { .. }
-        ) && args.len() > if name == "delay" { 2 } else { 1 }
+        ) && args.len() > if kind == Kind::Delay { 2 } else { 1 }
         {
             return Err(format!("{q}: too many parameters"));
         }
@@ -687,6 +804,17 @@ pub fn parse_list(list: &str, n: usize) -> Result<Vec<Fault>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_name_table_is_in_the_kinds_order_and_each_kind_prints_its_name() {
+        for (i, (k, name)) in NAMES.iter().enumerate() {
+            assert_eq!(*k as usize, i, "{name}");
+            assert_eq!(Kind::from_name(name), Some(*k));
+            let f: Fault = name.parse().unwrap();
+            assert_eq!(f.kind(), Some(*k), "{name}");
+            assert!(f.to_string().starts_with(name), "{name} prints as {f}");
+        }
+    }
 
     #[test]
     fn every_listed_kind_parses_on_five_nodes() {
