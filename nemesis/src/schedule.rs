@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::fault::{Class, Fault};
 use crate::testbed::{Applied, Testbed};
+use faultline_rundir::records::NemesisRecord;
 
 /// How faults are scheduled.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -140,8 +141,13 @@ pub async fn run_schedule(
                 Ok(applied) => {
                     let (start_f, _) = applied.event_names();
                     sink(
-                        start_f,
-                        json!({"fault": applied.name, "nodes": applied.nodes, "detail": applied.value}),
+                        &start_f,
+                        record(NemesisRecord {
+                            fault: applied.name.clone(),
+                            nodes: applied.nodes.clone(),
+                            detail: Some(applied.value.clone()),
+                            error: None,
+                        }),
                     );
                     if let Fault::Restart { every_ms, .. } = applied.fault {
                         loops.push((active.len(), every_ms, started + every_ms));
@@ -168,14 +174,15 @@ pub async fn run_schedule(
                 Ok(v) => (v, None),
                 Err(e) => (Value::Null, Some(format!("{e:#}"))),
             };
-            let mut event = json!({"fault": applied.name, "nodes": applied.nodes});
-            if !detail.is_null() {
-                event["detail"] = detail;
-            }
-            if let Some(e) = &error {
-                event["error"] = json!(e);
-            }
-            sink(stop_f, event);
+            sink(
+                &stop_f,
+                record(NemesisRecord {
+                    fault: applied.name.clone(),
+                    nodes: applied.nodes.clone(),
+                    detail: (!detail.is_null()).then_some(detail),
+                    error: error.clone(),
+                }),
+            );
             healed.push(ExecutedFault {
                 name: applied.name.clone(),
                 family: applied.fault.family().name().into(),
@@ -222,12 +229,22 @@ async fn crash_loops(
             Err(e) => {
                 sink(
                     "restart",
-                    json!({"fault": applied.name, "nodes": applied.nodes, "error": format!("{e:#}")}),
+                    record(NemesisRecord {
+                        fault: applied.name.clone(),
+                        nodes: applied.nodes.clone(),
+                        detail: None,
+                        error: Some(format!("{e:#}")),
+                    }),
                 );
                 loops.remove(k);
             }
         }
     }
+}
+
+/// A nemesis event's value, as the history records it.
+fn record(r: NemesisRecord) -> Value {
+    serde_json::to_value(r).unwrap_or(Value::Null)
 }
 
 #[cfg(test)]

@@ -356,7 +356,7 @@ pub fn init_logging() {
             .location()
             .map(|l| format!("{}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        tracing::error!(target: "faultline::panic", %location, "panicked: {message}");
+        tracing::error!(target: faultline_rundir::records::PANIC, %location, "panicked: {message}");
         default_hook(info);
     }));
 }

@@ -21,7 +21,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// One safety violation found in the nodes' logs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -61,24 +60,27 @@ pub fn audit(nodes_dir: &Path, start_unix_ns: Option<u128>) -> Vec<Finding> {
 }
 
 /// A "became leader" line of a node's log, as (time, the node if the line
-/// names it, term): faultline's role-change line, or etcd's raft line
-/// (`"msg":"<member> became leader at term N"`, named by its log file).
-pub fn leader_line(v: &Value) -> Option<(Option<u128>, Option<String>, u64)> {
-    if v["target"].as_str() == Some("faultline::role") {
-        let f = &v["fields"];
-        if f["role"].as_str() != Some("Leader") {
+/// names it, term): faultline's role-change record, or etcd's raft line
+/// (`"msg":"<member> became leader at term N"`, named by its log file;
+/// another program's JSON).
+pub fn leader_line(line: &str) -> Option<(Option<u128>, Option<String>, u64)> {
+    use faultline_rundir::records::{LogLine, ROLE};
+    if let Some(l) = LogLine::parse(line).filter(|l| l.is(ROLE)) {
+        if l.fields.role.as_deref() != Some("Leader") {
             return None;
         }
-        let ts = v["timestamp"].as_str().and_then(parse_rfc3339_ns);
-        return Some((
-            ts,
-            f["id"].as_str().map(str::to_string),
-            f["term"].as_u64()?,
-        ));
+        let ts = l.timestamp.as_deref().and_then(parse_rfc3339_ns);
+        return Some((ts, l.fields.id, l.fields.term?));
     }
-    let msg = v["msg"].as_str()?;
-    let (_, term) = msg.split_once(" became leader at term ")?;
-    let ts = v["ts"].as_str().and_then(parse_rfc3339_ns);
+    #[derive(serde::Deserialize)]
+    struct EtcdLine {
+        msg: String,
+        #[serde(default)]
+        ts: Option<String>,
+    }
+    let e: EtcdLine = serde_json::from_str(line).ok()?;
+    let (_, term) = e.msg.split_once(" became leader at term ")?;
+    let ts = e.ts.as_deref().and_then(parse_rfc3339_ns);
     Some((ts, None, term.trim().parse().ok()?))
 }
 
@@ -93,12 +95,7 @@ pub fn audit_texts(logs: &[(String, String)], start_unix_ns: Option<u128>) -> Ve
     let mut findings = Vec::new();
     for (file_id, text) in logs {
         for line in text.lines() {
-            let Ok(v) = serde_json::from_str::<Value>(line) else {
-                continue;
-            };
-            let fields = &v["fields"];
-            let ts = v["timestamp"].as_str().and_then(parse_rfc3339_ns);
-            if let Some((ts, id, term)) = leader_line(&v) {
+            if let Some((ts, id, term)) = leader_line(line) {
                 let id = id.unwrap_or_else(|| file_id.clone());
                 let first = leaders.entry(term).or_default().entry(id).or_insert(ts);
                 if first.is_none() {
@@ -106,10 +103,15 @@ pub fn audit_texts(logs: &[(String, String)], start_unix_ns: Option<u128>) -> Ve
                 }
                 continue;
             }
-            match v["target"].as_str() {
-                Some("faultline::lost_entries") => {
-                    let follower = fields["follower"].as_str().unwrap_or("a follower");
-                    let (from, to) = (fields["from"].as_u64(), fields["to"].as_u64());
+            let Some(l) = faultline_rundir::records::LogLine::parse(line) else {
+                continue;
+            };
+            let fields = &l.fields;
+            let ts = l.timestamp.as_deref().and_then(parse_rfc3339_ns);
+            match l.target.as_deref() {
+                Some(faultline_rundir::records::LOST_ENTRIES) => {
+                    let follower = fields.follower.as_deref().unwrap_or("a follower");
+                    let (from, to) = (fields.from, fields.to);
                     findings.push(Finding {
                         kind: "lost-entries".into(),
                         nodes: vec![follower.to_string()],
@@ -122,14 +124,14 @@ pub fn audit_texts(logs: &[(String, String)], start_unix_ns: Option<u128>) -> Ve
                         },
                     });
                 }
-                Some("faultline::panic") => findings.push(Finding {
+                Some(faultline_rundir::records::PANIC) => findings.push(Finding {
                     kind: "node-panic".into(),
                     nodes: vec![file_id.clone()],
                     at_s: at(ts),
                     message: format!(
                         "{file_id} stopped on its own: {} ({})",
-                        fields["message"].as_str().unwrap_or("panicked"),
-                        fields["location"].as_str().unwrap_or("unknown location")
+                        fields.message.as_deref().unwrap_or("panicked"),
+                        fields.location.as_deref().unwrap_or("unknown location")
                     ),
                 }),
                 _ => {}

@@ -37,7 +37,7 @@ pub struct RunFiles {
     /// `spec.json` as written (null when missing).
     pub spec_json: Value,
     /// `links.json` (null when missing).
-    pub links: Value,
+    pub links: Vec<faultline_rundir::records::LinkStats>,
     /// `history.jsonl`.
     pub history: History,
     /// `status.jsonl` (empty when missing).
@@ -66,7 +66,11 @@ impl RunFiles {
             serde_json::from_value(spec_json.clone())
                 .with_context(|| format!("reading {}", rd.spec().display()))?
         };
-        let links = read_json(&rd.links())?.unwrap_or(Value::Null);
+        let links = match read_json(&rd.links())? {
+            Some(v) => serde_json::from_value(v)
+                .with_context(|| format!("reading {}", rd.links().display()))?,
+            None => Vec::new(),
+        };
         let hist_path = rd.history();
         let f = std::fs::File::open(&hist_path)
             .with_context(|| format!("opening {}", hist_path.display()))?;
@@ -75,8 +79,16 @@ impl RunFiles {
         let status = read_status(&rd.status())?;
         let schedule = read_json(&rd.schedule())?;
         let complete = schedule.is_some();
-        let started_unix_ns =
-            schedule.and_then(|v| v["started_unix_ns"].as_str()?.parse::<u128>().ok());
+        let started_unix_ns = schedule.and_then(|v| {
+            use serde::de::IgnoredAny;
+            serde_json::from_value::<
+                faultline_rundir::records::ScheduleRecord<IgnoredAny, IgnoredAny, IgnoredAny>,
+            >(v)
+            .ok()?
+            .started_unix_ns
+            .parse::<u128>()
+            .ok()
+        });
         let leader_starts = started_unix_ns
             .map(|start| leader_starts(&rd.nodes(), start))
             .unwrap_or_default();
@@ -145,14 +157,8 @@ fn leader_starts(nodes: &Path, start_unix_ns: u128) -> Vec<(u64, String, u64)> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        for line in text
-            .lines()
-            .filter(|l| l.contains("became leader") || l.contains("\"faultline::role\""))
-        {
-            let Ok(v) = serde_json::from_str::<Value>(line) else {
-                continue;
-            };
-            let Some((Some(ts), id, term)) = crate::audit::leader_line(&v) else {
+        for line in text.lines() {
+            let Some((Some(ts), id, term)) = crate::audit::leader_line(line) else {
                 continue;
             };
             if let Some(t) = ts.checked_sub(start_unix_ns) {

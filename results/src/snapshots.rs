@@ -45,20 +45,17 @@ pub fn count(nodes_dir: &Path) -> BTreeMap<String, NodeSnapshots> {
 /// The counts of one node's log text.
 pub fn count_text(text: &str) -> NodeSnapshots {
     let mut c = NodeSnapshots::default();
-    for line in text.lines().filter(|l| l.contains("faultline::snapshot")) {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+    use faultline_rundir::records::{LogLine, SNAPSHOT};
+    for line in text.lines() {
+        let Some(l) = LogLine::parse(line).filter(|l| l.is(SNAPSHOT)) else {
             continue;
         };
-        if v["target"].as_str() != Some("faultline::snapshot") {
-            continue;
-        }
-        let f = &v["fields"];
-        match f["message"].as_str() {
+        match l.fields.message.as_deref() {
             Some(m) if m.starts_with("took") => c.taken += 1,
             Some(m) if m.starts_with("installed") => c.installed += 1,
             _ => continue,
         }
-        c.last_index = c.last_index.max(f["index"].as_u64().unwrap_or(0));
+        c.last_index = c.last_index.max(l.fields.index.unwrap_or(0));
     }
     c
 }

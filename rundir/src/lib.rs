@@ -6,6 +6,8 @@
 //! `docs/history-format.md` (the history).
 #![deny(missing_docs)]
 
+pub mod records;
+
 use std::path::{Path, PathBuf};
 
 /// The history: every invocation and completion, JSON Lines.

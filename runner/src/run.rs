@@ -112,13 +112,13 @@ pub async fn run_one(
     let load = tokio::spawn(async move { w.run(start + limit).await });
 
     let schedule = plan.schedule.clone();
-    let plan = schedule::plan(&schedule, limit);
+    let planned = schedule::plan(&schedule, limit);
     let rec = recorder.clone();
     let sink = move |f: &str, v: serde_json::Value| rec.nemesis(f, v);
     let counts = workload.counts.clone();
     let mut load = load;
     let main = async {
-        let ran = schedule::run_schedule(&mut tb, &plan, start, &sink).await;
+        let ran = schedule::run_schedule(&mut tb, &planned, start, &sink).await;
         let _ = (&mut load).await;
         ran
     };
@@ -168,13 +168,13 @@ pub async fn run_one(
     std::fs::write(rd.links(), serde_json::to_vec_pretty(&links)?)?;
     std::fs::write(
         rd.schedule(),
-        serde_json::to_vec_pretty(&serde_json::json!({
-            "config": schedule,
-            "planned": plan,
-            "executed": executed,
+        serde_json::to_vec_pretty(&faultline_rundir::records::ScheduleRecord {
+            config: schedule,
+            planned,
+            executed,
             // A string: JSON readers may not keep 64-bit integers exact.
-            "started_unix_ns": started_unix_ns.to_string(),
-        }))?,
+            started_unix_ns: started_unix_ns.to_string(),
+        })?,
     )?;
     faultline_results::write_run_report(dir, &faultline_checker::Options::default())
 }

@@ -126,44 +126,7 @@ pub struct LinkCounters {
     filtered: AtomicU64,
 }
 
-/// A snapshot of a link's counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinkStats {
-    /// Sender.
-    pub from: String,
-    /// Receiver.
-    pub to: String,
-    /// Messages delivered (duplicates count twice).
-    pub passed: u64,
-    /// Messages dropped (loss, partition, full queue, receiver down).
-    pub dropped: u64,
-    /// Messages duplicated.
-    pub duplicated: u64,
-    /// Messages delivered later than they arrived (delay, jitter, reorder).
-    pub delayed: u64,
-    /// Bytes delivered.
-    pub bytes: u64,
-    /// Messages the link's [`MessageFilter`] dropped or shortened.
-    #[serde(default)]
-    pub filtered: u64,
-    /// Bytes dropped (the kernel backend counts them; the proxy does not).
-    #[serde(default)]
-    pub dropped_bytes: u64,
-    /// What the counts count: messages (the proxy) or packets (the kernel).
-    #[serde(default)]
-    pub counted: Counted,
-}
-
-/// The unit of a link's counts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Counted {
-    /// Whole frames of the node's protocol (the proxy).
-    #[default]
-    Messages,
-    /// IP packets (the kernel backend's nftables counters).
-    Packets,
-}
+pub use faultline_rundir::records::{Counted, LinkStats};
 
 /// One directed link's proxy.
 pub struct Link {

@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cluster::{allocate, direct_links, ClusterSpec, LocalCluster};
-use crate::fault::{Class, Family, Fault, Shape, Target};
+use crate::fault::{Class, Fault, Shape, Target};
 use crate::net::kernel::KernelNet;
 use crate::net::network::Network;
 use crate::net::{Net, NetBackend};
@@ -86,26 +86,19 @@ pub struct Applied {
 
 impl Applied {
     /// History `f` of the start and the end of this fault.
-    pub fn event_names(&self) -> (&'static str, &'static str) {
+    pub fn event_names(&self) -> (String, String) {
         match self.fault.class() {
-            Class::Membership { split: false } => return ("remove-node", "add-node"),
+            Class::Membership { split: false } => ("remove-node".into(), "add-node".into()),
             Class::Membership { split: true } => {
-                return ("start-membership-split", "stop-membership-split")
+                faultline_rundir::records::event_names("membership-split")
             }
             Class::Partition(_)
             | Class::Figure8
             | Class::Message(..)
             | Class::Process(_)
-            | Class::Combined { .. } => {}
-        }
-        match self.fault.family() {
-            Family::Partition => ("start-partition", "stop-partition"),
-            Family::Loss => ("start-loss", "stop-loss"),
-            Family::Delay => ("start-delay", "stop-delay"),
-            Family::Duplicate => ("start-duplicate", "stop-duplicate"),
-            Family::Reorder => ("start-reorder", "stop-reorder"),
-            Family::Pause => ("pause", "resume"),
-            Family::Crash | Family::Membership | Family::Combined => ("kill", "restart"),
+            | Class::Combined { .. } => {
+                faultline_rundir::records::event_names(self.fault.family().name())
+            }
         }
     }
 }

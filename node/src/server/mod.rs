@@ -234,7 +234,7 @@ pub async fn serve(
     if let Some((from, to)) = lost {
         let id = &config.id;
         tracing::error!(
-            target: "faultline::lost_entries",
+            target: faultline_rundir::records::LOST_ENTRIES,
             id = %id,
             follower = %id,
             from,

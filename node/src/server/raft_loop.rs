@@ -113,7 +113,7 @@ impl NodeLoop {
                 if let Some(has) = self.raft.check_acknowledged(term, acknowledged) {
                     let id = self.config.id.clone();
                     tracing::error!(
-                        target: "faultline::lost_entries",
+                        target: faultline_rundir::records::LOST_ENTRIES,
                         id = %id,
                         follower = %id,
                         %leader,
@@ -246,7 +246,7 @@ impl NodeLoop {
                 })?;
             }
             tracing::info!(
-                target: "faultline::snapshot",
+                target: faultline_rundir::records::SNAPSHOT,
                 id = %self.config.id,
                 index = s.meta.index,
                 term = s.meta.term,
@@ -307,7 +307,7 @@ impl NodeLoop {
         if self.raft.snapshot_due() {
             let index = self.raft.take_snapshot(self.store.to_snapshot());
             tracing::info!(
-                target: "faultline::snapshot",
+                target: faultline_rundir::records::SNAPSHOT,
                 id = %self.config.id,
                 index,
                 first_index = self.raft.log().first_index(),
@@ -336,7 +336,7 @@ impl NodeLoop {
                 }
             }
             tracing::info!(
-                target: "faultline::role",
+                target: faultline_rundir::records::ROLE,
                 id = %self.config.id,
                 role = ?soft.0,
                 term = soft.1,

@@ -152,7 +152,7 @@ pub struct RunResults {
     /// Elections.
     pub elections: Elections,
     /// Proxy counters per link.
-    pub links: Value,
+    pub links: Vec<faultline_rundir::records::LinkStats>,
     /// Snapshots each node took and installed, from the nodes' logs
     /// (empty: none, or a system that does not log them).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -284,7 +284,7 @@ pub fn analyze(files: &RunFiles, check: &Options) -> RunResults {
 /// The analysis proper, on parsed inputs; `end` is the main phase's end, ns.
 pub fn compute(
     spec: Value,
-    links: Value,
+    links: Vec<faultline_rundir::records::LinkStats>,
     h: &History,
     status: &[StatusRound],
     checker: Report,

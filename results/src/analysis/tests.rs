@@ -32,7 +32,7 @@ fn nemesis_events_pair_into_windows_including_membership_changes() {
 fn analyse_polls(spec: Value, status: &[StatusRound], end_ms: u64) -> RunResults {
     let h = faultline_checker::history::read_jsonl(&b""[..]).unwrap();
     let checked = faultline_checker::check_history(&h, &faultline_checker::Options::default());
-    compute(spec, Value::Null, &h, status, checked, end_ms * 1_000_000)
+    compute(spec, Vec::new(), &h, status, checked, end_ms * 1_000_000)
 }
 
 /// (node, role, term, leader, heard_ms)

@@ -1,7 +1,7 @@
 //! Fault windows, read back from the history's nemesis events.
 
 use faultline_checker::History;
-use serde_json::Value;
+use faultline_rundir::records::{phase, NemesisRecord, Phase};
 
 /// A fault window read back from the history's nemesis events.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,34 +22,24 @@ pub fn fault_windows(h: &History, end: u64) -> Vec<FaultWindow> {
     let mut open: Vec<FaultWindow> = Vec::new();
     let mut done = Vec::new();
     for e in &h.nemesis {
-        let name = e
-            .value
-            .get("fault")
-            .and_then(Value::as_str)
-            .unwrap_or(&e.f)
-            .to_string();
-        let nodes: Vec<String> = e
-            .value
-            .get("nodes")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let is_start =
-            e.f.starts_with("start-") || matches!(e.f.as_str(), "pause" | "kill" | "remove-node");
-        let is_stop =
-            e.f.starts_with("stop-") || matches!(e.f.as_str(), "resume" | "restart" | "add-node");
-        if is_start {
+        // Another program's history may carry other values: its events are
+        // named by their `f` alone.
+        let record: NemesisRecord = serde_json::from_value(e.value.clone()).unwrap_or_default();
+        let name = if record.fault.is_empty() {
+            e.f.clone()
+        } else {
+            record.fault
+        };
+        let nodes = record.nodes;
+        let p = phase(&e.f);
+        if p == Some(Phase::Start) {
             open.push(FaultWindow {
                 name,
                 start: e.time,
                 end,
                 nodes,
             });
-        } else if is_stop {
+        } else if p == Some(Phase::Stop) {
             if let Some(i) = open.iter().position(|w| w.name == name) {
                 let mut w = open.remove(i);
                 w.end = e.time;

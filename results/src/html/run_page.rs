@@ -77,7 +77,8 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
         (statistics(r))
         h2 { "Faults" }
         (faults(r))
-        @if let Some(links) = r.links.as_array() {
+        @if !r.links.is_empty() {
+            @let links = &r.links;
             h2 { "Links" }
             (links_table(links))
         }
@@ -115,22 +116,45 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
 }
 
 /// Every field of `spec.json`, as written.
+/// What the page says of `spec.json` in words: its typed fields (the
+/// settings table shows every field as written).
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct SpecView {
+    target: Option<String>,
+    target_version: Option<String>,
+    effective: Option<EffectiveView>,
+    allow_amnesia: bool,
+    net: Option<String>,
+    read_mode: Option<String>,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct EffectiveView {
+    passed: Option<String>,
+}
+
+fn spec_view(spec: &Value) -> SpecView {
+    serde_json::from_value(spec.clone()).unwrap_or_default()
+}
+
 /// Which system the run tested, its version and, for etcd, what was passed.
 fn system_words(spec: &Value) -> String {
-    let s = |k: &str| spec.get(k).and_then(Value::as_str).unwrap_or("");
-    let name = match s("target") {
-        "etcd" => "etcd",
-        "maelstrom" => "a Maelstrom node:",
+    let v = spec_view(spec);
+    let name = match v.target.as_deref() {
+        Some("etcd") => "etcd",
+        Some("maelstrom") => "a Maelstrom node:",
         _ => "faultline's node",
     };
-    let mut out = format!("{name} {}", s("target_version"));
-    if let Some(p) = spec["effective"].get("passed").and_then(Value::as_str) {
+    let mut out = format!("{name} {}", v.target_version.as_deref().unwrap_or(""));
+    if let Some(p) = v.effective.and_then(|e| e.passed) {
         out.push_str(&format!(" — {p}"));
     }
-    if spec.get("allow_amnesia").and_then(Value::as_bool) == Some(true) {
+    if v.allow_amnesia {
         out.push_str(" — crashes allowed on a node that keeps its state in memory: after a restart it has forgotten everything, so a lost write is expected of it, not a finding");
     }
-    if s("read_mode") == "serializable" {
+    if v.read_mode.as_deref() == Some("serializable") {
         out.push_str(" — serializable reads (from each member's local state)");
     }
     out
@@ -138,7 +162,7 @@ fn system_words(spec: &Value) -> String {
 
 /// Which network backend the run used, in words.
 fn network_words(spec: &Value) -> &'static str {
-    match spec.get("net").and_then(Value::as_str) {
+    match spec_view(spec).net.as_deref() {
         Some("kernel") => "kernel — each node in a network namespace of its own on a bridge; faults are nftables rules acting on IP packets",
         _ => "proxy — faultline's proxy on every directed link (loopback); faults act on whole messages",
     }
@@ -246,30 +270,19 @@ fn faults(r: &RunResults) -> Markup {
     )
 }
 
-fn links_table(links: &[Value]) -> Markup {
-    let packets = links
-        .first()
-        .and_then(|l| l.get("counted"))
-        .and_then(Value::as_str)
-        == Some("packets");
-    let g = |l: &Value, k: &str| {
-        l.get(k)
-            .map(|v| {
-                v.as_u64()
-                    .map_or_else(|| v.as_str().unwrap_or("").to_string(), |n| n.to_string())
-            })
-            .unwrap_or_default()
-    };
+fn links_table(links: &[faultline_rundir::records::LinkStats]) -> Markup {
+    use faultline_rundir::records::Counted;
+    let packets = links.first().map(|l| l.counted) == Some(Counted::Packets);
     if packets {
         let rows: Vec<Vec<String>> = links
             .iter()
             .map(|l| {
                 vec![
-                    format!("{} → {}", g(l, "from"), g(l, "to")),
-                    g(l, "passed"),
-                    g(l, "bytes"),
-                    g(l, "dropped"),
-                    g(l, "dropped_bytes"),
+                    format!("{} → {}", l.from, l.to),
+                    l.passed.to_string(),
+                    l.bytes.to_string(),
+                    l.dropped.to_string(),
+                    l.dropped_bytes.to_string(),
                 ]
             })
             .collect();
@@ -282,12 +295,12 @@ fn links_table(links: &[Value]) -> Markup {
         .iter()
         .map(|l| {
             vec![
-                format!("{} → {}", g(l, "from"), g(l, "to")),
-                g(l, "passed"),
-                g(l, "dropped"),
-                g(l, "duplicated"),
-                g(l, "delayed"),
-                g(l, "bytes"),
+                format!("{} → {}", l.from, l.to),
+                l.passed.to_string(),
+                l.dropped.to_string(),
+                l.duplicated.to_string(),
+                l.delayed.to_string(),
+                l.bytes.to_string(),
             ]
         })
         .collect();

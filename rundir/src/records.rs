@@ -1,0 +1,215 @@
+//! The records the run's files hold besides the history's client events
+//! (whose contract is `docs/history-format.md`): the nemesis events of the
+//! history, the schedule file, and the nodes' own log lines that the
+//! reports read. Writers build these types and readers parse them, so a
+//! field cannot be written under one name and read under another;
+//! `docs/run-files.md` names every field, and a test keeps it so.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Whether a nemesis event starts or ends a fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// The fault starts.
+    Start,
+    /// The fault ends.
+    Stop,
+}
+
+/// The history's names of a fault's start and end events, by family
+/// (`loss` → `start-loss` / `stop-loss`), and the special pairs.
+pub fn event_names(family: &str) -> (String, String) {
+    match family {
+        "pause" => ("pause".into(), "resume".into()),
+        "crash" | "membership" | "combined" => ("kill".into(), "restart".into()),
+        f => (format!("start-{f}"), format!("stop-{f}")),
+    }
+}
+
+/// The events that pair without a `start-`/`stop-` prefix.
+const PAIRS: &[(&str, &str)] = &[
+    ("pause", "resume"),
+    ("kill", "restart"),
+    ("remove-node", "add-node"),
+];
+
+/// Which phase a nemesis event's `f` is, if it is a fault's start or end.
+pub fn phase(f: &str) -> Option<Phase> {
+    if f.starts_with("start-") || PAIRS.iter().any(|(s, _)| *s == f) {
+        Some(Phase::Start)
+    } else if f.starts_with("stop-") || PAIRS.iter().any(|(_, e)| *e == f) {
+        Some(Phase::Stop)
+    } else {
+        None
+    }
+}
+
+/// The `value` of a nemesis event in the history.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NemesisRecord {
+    /// The fault's name (`partition-leader`, `loss:0.2@all`, ...).
+    pub fault: String,
+    /// The nodes it hit.
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    /// What the fault did, by kind (the groups of a partition, the node a
+    /// membership change added, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Value>,
+    /// Why starting or healing it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `schedule.json`: the schedule's settings, what was planned, what ran,
+/// and when the run started.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScheduleRecord<C, P, E> {
+    /// The schedule's settings.
+    pub config: C,
+    /// The fault windows planned.
+    pub planned: P,
+    /// The faults as they ran.
+    pub executed: E,
+    /// The run's start, ns since the Unix epoch, as a string (JSON readers
+    /// may not keep 64-bit integers exact).
+    pub started_unix_ns: String,
+}
+
+/// `links.json`: one record per directed link.
+/// A snapshot of a link's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkStats {
+    /// Sender.
+    pub from: String,
+    /// Receiver.
+    pub to: String,
+    /// Messages delivered (duplicates count twice).
+    pub passed: u64,
+    /// Messages dropped (loss, partition, full queue, receiver down).
+    pub dropped: u64,
+    /// Messages duplicated.
+    pub duplicated: u64,
+    /// Messages delivered later than they arrived (delay, jitter, reorder).
+    pub delayed: u64,
+    /// Bytes delivered.
+    pub bytes: u64,
+    /// Messages the link's message filter dropped or shortened.
+    #[serde(default)]
+    pub filtered: u64,
+    /// Bytes dropped (the kernel backend counts them; the proxy does not).
+    #[serde(default)]
+    pub dropped_bytes: u64,
+    /// What the counts count: messages (the proxy) or packets (the kernel).
+    #[serde(default)]
+    pub counted: Counted,
+}
+
+/// The unit of a link's counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Counted {
+    /// Whole frames of the node's protocol (the proxy).
+    #[default]
+    Messages,
+    /// IP packets (the kernel backend's nftables counters).
+    Packets,
+}
+
+/// A node's structured log line (faultline's node writes JSON lines with
+/// tracing's layout): what the reports read of it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// When, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    /// The record's target: [`ROLE`], [`SNAPSHOT`], [`LOST_ENTRIES`],
+    /// [`PANIC`], or another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Its fields.
+    #[serde(default)]
+    pub fields: LogFields,
+}
+
+/// The fields of a [`LogLine`] that the reports read (each present on some
+/// targets only).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogFields {
+    /// The line's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// [`ROLE`]: the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// [`ROLE`]: its new role (`Leader`, `Follower`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// [`ROLE`]: the term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<u64>,
+    /// [`SNAPSHOT`]: the last index the snapshot covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    /// [`LOST_ENTRIES`]: the node that lost them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follower: Option<String>,
+    /// [`LOST_ENTRIES`]: the first index lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<u64>,
+    /// [`LOST_ENTRIES`]: the last index lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<u64>,
+    /// [`PANIC`]: where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+}
+
+/// The target of a node's role changes.
+pub const ROLE: &str = "faultline::role";
+/// The target of a node's snapshots taken and installed.
+pub const SNAPSHOT: &str = "faultline::snapshot";
+/// The target of a node's report that it lost acknowledged entries.
+pub const LOST_ENTRIES: &str = "faultline::lost_entries";
+/// The target of a node's panic.
+pub const PANIC: &str = "faultline::panic";
+
+impl LogLine {
+    /// The line parsed, if it is a JSON object.
+    pub fn parse(line: &str) -> Option<LogLine> {
+        serde_json::from_str(line).ok()
+    }
+
+    /// Whether its target is `t`.
+    pub fn is(&self, t: &str) -> bool {
+        self.target.as_deref() == Some(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_name_has_its_phase() {
+        for family in [
+            "partition",
+            "loss",
+            "delay",
+            "duplicate",
+            "reorder",
+            "pause",
+            "crash",
+            "membership",
+        ] {
+            let (s, e) = event_names(family);
+            assert_eq!(phase(&s), Some(Phase::Start), "{s}");
+            assert_eq!(phase(&e), Some(Phase::Stop), "{e}");
+        }
+        assert_eq!(phase("remove-node"), Some(Phase::Start));
+        assert_eq!(phase("add-node"), Some(Phase::Stop));
+        assert_eq!(phase("start-membership-split"), Some(Phase::Start));
+        assert_eq!(phase("schedule"), None);
+    }
+}
