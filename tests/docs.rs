@@ -102,3 +102,66 @@ fn the_readme_stays_short() {
         "README.md has {lines} lines; reference belongs in docs/"
     );
 }
+
+/// The JSON keys `value` (an object, or objects nested in it) carries.
+fn keys(value: &serde_json::Value, out: &mut Vec<String>) {
+    if let Some(m) = value.as_object() {
+        for (k, v) in m {
+            out.push(k.clone());
+            keys(v, out);
+        }
+    }
+}
+
+#[test]
+fn every_field_of_the_run_files_records_is_in_the_run_files_page() {
+    use faultline_rundir::records::*;
+    let text = page("run-files.md");
+    let full = LogLine {
+        timestamp: Some("t".into()),
+        target: Some(ROLE.into()),
+        fields: LogFields {
+            message: Some("m".into()),
+            id: Some("n1".into()),
+            role: Some("Leader".into()),
+            term: Some(1),
+            index: Some(1),
+            follower: Some("n2".into()),
+            from: Some(1),
+            to: Some(2),
+            location: Some("l".into()),
+        },
+    };
+    let records = [
+        serde_json::to_value(NemesisRecord {
+            fault: "f".into(),
+            nodes: vec![],
+            detail: Some(serde_json::json!(null)),
+            error: Some("e".into()),
+        })
+        .unwrap(),
+        serde_json::to_value(ScheduleRecord {
+            config: (),
+            planned: (),
+            executed: (),
+            started_unix_ns: "0".into(),
+        })
+        .unwrap(),
+        serde_json::to_value(LinkStats::default()).unwrap(),
+        serde_json::to_value(full).unwrap(),
+    ];
+    let mut missing = Vec::new();
+    for r in &records {
+        let mut ks = Vec::new();
+        keys(r, &mut ks);
+        for k in ks {
+            if !text.contains(&format!("`{k}`")) {
+                missing.push(k);
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/run-files.md does not name {missing:?}"
+    );
+}
