@@ -208,6 +208,15 @@ fn a_small_campaign_produces_every_page_and_plot_and_report_reproduces_them() {
         let links: Vec<faultline_nemesis::net::proxy::LinkStats> =
             serde_json::from_str(&std::fs::read_to_string(rd.links()).unwrap()).unwrap();
         assert!(!links.is_empty());
+        let schedule: faultline_rundir::records::ScheduleRecord<
+            faultline_nemesis::schedule::ScheduleConfig,
+            Vec<faultline_nemesis::schedule::PlannedFault>,
+            Vec<faultline_nemesis::schedule::ExecutedFault>,
+        > = serde_json::from_str(&std::fs::read_to_string(rd.schedule()).unwrap()).unwrap();
+        assert!(!schedule.executed.is_empty());
+        assert!(schedule.started_unix_ns.parse::<u128>().is_ok());
+        let status = faultline_results::run_files::read_status(&rd.status()).unwrap();
+        assert!(!status.is_empty());
         let history = faultline_checker::read_jsonl(std::io::BufReader::new(
             std::fs::File::open(rd.history()).unwrap(),
         ))
