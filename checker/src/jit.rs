@@ -39,7 +39,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::history::{Op, OpKind, Outcome};
-use crate::search::{Budget, Failure, GiveUp, SearchResult};
+use crate::search::{settle, Budget, Failure, GiveUp, Run, SearchResult};
 
 type Value = Option<i64>;
 
@@ -267,31 +267,10 @@ struct Search<'a> {
     candidates: Vec<(u32, u32, u32)>,
 }
 
-enum Run {
-    Done,
-    Failed { best_step: u64 },
-    GaveUp(GiveUp),
-    Snapshot(Failure),
-}
-
 /// Check one key's operations (`fail` ones removed) against a register.
 pub fn check(ops: &[Op], budget: Budget) -> SearchResult {
     let plan = Plan::new(ops);
-    match Search::new(&plan).run(budget, None) {
-        Run::Done => SearchResult::Linearizable,
-        Run::GaveUp(g) => SearchResult::Unknown(g),
-        Run::Failed { best_step } => match Search::new(&plan).run(budget, Some(best_step)) {
-            Run::Snapshot(f) => SearchResult::NotLinearizable(f),
-            // The replay is the same run; were it not, say so plainly
-            // rather than invent a prefix.
-            _ => SearchResult::NotLinearizable(Failure {
-                prefix: vec![],
-                stuck: 0,
-                pending: vec![],
-            }),
-        },
-        Run::Snapshot(_) => unreachable!("no snapshot requested"),
-    }
+    settle(|snapshot_at| Search::new(&plan).run(budget, snapshot_at))
 }
 
 impl<'a> Search<'a> {

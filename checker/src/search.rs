@@ -167,32 +167,41 @@ pub fn check<M: Model>(
     budget: Budget,
     states_never_recur: bool,
 ) -> SearchResult {
-    let s = Search::new(model, ops, states_never_recur);
-    match s.run(budget, None) {
-        Run::Done => SearchResult::Linearizable,
-        Run::GaveUp(g) => SearchResult::Unknown(g),
-        Run::Failed { best_step } => {
-            // Replay up to the step that reached the deepest prefix, and take
-            // its picture (cheaper than copying the stack at every new depth).
-            let s = Search::new(model, ops, states_never_recur);
-            match s.run(budget, Some(best_step)) {
-                Run::Snapshot(f) => SearchResult::NotLinearizable(f),
-                _ => SearchResult::NotLinearizable(Failure {
-                    prefix: vec![],
-                    stuck: 0,
-                    pending: vec![],
-                }),
-            }
-        }
-        Run::Snapshot(_) => unreachable!("no snapshot requested"),
-    }
+    settle(|snapshot_at| Search::new(model, ops, states_never_recur).run(budget, snapshot_at))
 }
 
-enum Run {
+/// How one pass of a search ended.
+pub(crate) enum Run {
+    /// Every operation placed.
     Done,
+    /// No order works; the deepest prefix was reached at this step.
     Failed { best_step: u64 },
+    /// The budget ran out.
     GaveUp(GiveUp),
+    /// The picture taken at the step asked for.
     Snapshot(Failure),
+}
+
+/// A search's result from `run`, a deterministic pass that stops at the
+/// step it is given (if any): when no order works, a second pass replays up
+/// to the step that reached the deepest prefix and takes its picture
+/// (cheaper than copying the stack at every new depth).
+pub(crate) fn settle(run: impl Fn(Option<u64>) -> Run) -> SearchResult {
+    match run(None) {
+        Run::Done => SearchResult::Linearizable,
+        Run::GaveUp(g) => SearchResult::Unknown(g),
+        Run::Failed { best_step } => match run(Some(best_step)) {
+            Run::Snapshot(f) => SearchResult::NotLinearizable(f),
+            // The replay is the same run; were it not, say so plainly
+            // rather than invent a prefix.
+            _ => SearchResult::NotLinearizable(Failure {
+                prefix: vec![],
+                stuck: 0,
+                pending: vec![],
+            }),
+        },
+        Run::Snapshot(_) => unreachable!("no snapshot requested"),
+    }
 }
 
 impl<'a, M: Model> Search<'a, M> {

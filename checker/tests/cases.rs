@@ -639,20 +639,10 @@ fn the_just_in_time_search_agrees_with_exhaustive_search_on_thousands_of_small_h
             seed: 10_000 + seed,
             ..GenConfig::default()
         };
-        let h = gen(&cfg);
-        let ops: Vec<Op> = h
-            .ops
-            .iter()
-            .filter(|o| o.outcome != Outcome::Fail)
-            .cloned()
-            .collect();
+        let ops = completed(&gen(&cfg));
         let want = brute(&ops);
         counts[want as usize] += 1;
-        let budget = Budget {
-            deadline: Instant::now() + Duration::from_secs(10),
-            max_configs: 1 << 20,
-        };
-        let got = faultline_checker::jit::check(&ops, budget);
+        let got = faultline_checker::jit::check(&ops, generous_budget());
         assert_eq!(
             matches!(got, SearchResult::Linearizable),
             want,
@@ -664,4 +654,21 @@ fn the_just_in_time_search_agrees_with_exhaustive_search_on_thousands_of_small_h
         }
     }
     assert!(counts[0] > 500 && counts[1] > 1000, "{counts:?}");
+}
+
+/// The operations of a history that did not fail (what a key's search gets).
+fn completed(h: &History) -> Vec<Op> {
+    h.ops
+        .iter()
+        .filter(|o| o.outcome != Outcome::Fail)
+        .cloned()
+        .collect()
+}
+
+/// A budget no small history comes near.
+fn generous_budget() -> Budget {
+    Budget {
+        deadline: Instant::now() + Duration::from_secs(10),
+        max_configs: 1 << 20,
+    }
 }

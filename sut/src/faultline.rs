@@ -61,18 +61,9 @@ impl Target for FaultlineNode {
 
     fn command(&self, m: &Member<'_>) -> std::process::Command {
         let mut cmd = std::process::Command::new(&self.program.program);
-        cmd.args(&self.program.args)
-            .arg("--id")
-            .arg(m.id)
-            .arg("--listen")
-            .arg(m.listen.to_string())
-            .arg("--client")
-            .arg(m.client.to_string())
-            .arg("--data-dir")
-            .arg(m.data_dir);
-        for (id, addr) in m.peers {
-            cmd.arg("--peer").arg(format!("{id}={addr}"));
-        }
+        cmd.args(&self.program.args);
+        m.address_args(&mut cmd);
+        cmd.arg("--data-dir").arg(m.data_dir);
         if m.join {
             cmd.arg("--join");
         } else if !m.voters.is_empty() {

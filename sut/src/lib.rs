@@ -233,6 +233,23 @@ pub struct Member<'a> {
     pub join: bool,
 }
 
+impl Member<'_> {
+    /// `--id`, `--listen`, `--client` and one `--peer ID=ADDR` per peer:
+    /// the flags by which a member learns where it and its peers are (for
+    /// faultline's node and for a Maelstrom node's host alike).
+    pub(crate) fn address_args(&self, cmd: &mut std::process::Command) {
+        cmd.arg("--id")
+            .arg(self.id)
+            .arg("--listen")
+            .arg(self.listen.to_string())
+            .arg("--client")
+            .arg(self.client.to_string());
+        for (id, addr) in self.peers {
+            cmd.arg("--peer").arg(format!("{id}={addr}"));
+        }
+    }
+}
+
 /// One register operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KvOp {

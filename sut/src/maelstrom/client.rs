@@ -181,12 +181,7 @@ fn detail(text: &str) -> String {
 }
 
 fn short(v: &Value) -> String {
-    let s = v.to_string();
-    if s.len() > 200 {
-        format!("{}…", s.chars().take(200).collect::<String>())
-    } else {
-        s
-    }
+    super::host::shown_line(&v.to_string())
 }
 
 /// Maelstrom's name for an error code.

@@ -56,13 +56,16 @@ pub struct HostConfig {
 /// The longest line the host takes from a node (16 MiB).
 const MAX_LINE: usize = 16 << 20;
 
-/// A line for an error message: at most 200 characters, control characters shown.
-fn shown_line(line: &str) -> String {
+/// A line a node printed, for an error message: at most 200 characters
+/// (a whole message is worth seeing, unlike a flag's value), with every
+/// character that could garble a terminal line escaped as the project's
+/// own messages escape them ([`faultline_node::echo::hidden_char`]).
+pub(crate) fn shown_line(line: &str) -> String {
     let mut s: String = line
         .chars()
         .take(200)
         .flat_map(|c| {
-            if c.is_control() {
+            if faultline_node::echo::hidden_char(c) {
                 c.escape_default().collect::<Vec<_>>()
             } else {
                 vec![c]

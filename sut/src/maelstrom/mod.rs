@@ -199,16 +199,8 @@ impl Target for Maelstrom {
             .expect("not poisoned")
             .insert(m.id.to_string(), m.client);
         let mut cmd = std::process::Command::new(&self.host.program);
-        cmd.args(&self.host.args)
-            .arg("--id")
-            .arg(m.id)
-            .arg("--listen")
-            .arg(m.listen.to_string())
-            .arg("--client")
-            .arg(m.client.to_string());
-        for (id, addr) in m.peers {
-            cmd.arg("--peer").arg(format!("{id}={addr}"));
-        }
+        cmd.args(&self.host.args);
+        m.address_args(&mut cmd);
         cmd.arg("--").arg(&self.program).args(&self.args);
         cmd
     }
