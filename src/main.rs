@@ -6,7 +6,9 @@ mod bench_maelstrom;
 mod campaign;
 mod check_cmd;
 mod cluster_cmd;
+mod compare_cmd;
 mod kv;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -34,6 +36,12 @@ enum Cmd {
     Campaign(campaign::CampaignArgs),
     /// Rebuild a run's or a campaign's HTML from its stored files.
     Report(campaign::ReportArgs),
+    /// Compare two campaigns cell by cell: each figure A vs B, the
+    /// difference and whether it is clear; writes a page.
+    Compare(compare_cmd::CompareArgs),
+    /// The store in a browser, on loopback: every campaign and run, newest
+    /// first, running ones with their progress, and comparisons.
+    Serve(serve::ServeArgs),
     /// Check a history for linearizability (exit 0 yes, 1 no, 3 unknown, 2 bad input).
     Check(check_cmd::CheckArgs),
     /// Talk to one node: status, get, put, cas.
@@ -194,7 +202,10 @@ fn main() -> ExitCode {
         faultline_nemesis::process::kill_every_group();
         default_hook(info);
     }));
-    let handles_signals = !matches!(cli.command, Cmd::Cluster(_) | Cmd::Check(_) | Cmd::Kv(_));
+    let handles_signals = !matches!(
+        cli.command,
+        Cmd::Cluster(_) | Cmd::Check(_) | Cmd::Kv(_) | Cmd::Compare(_) | Cmd::Serve(_)
+    );
     let result = rt.block_on(async {
         let work = async {
             match cli.command {
@@ -203,6 +214,8 @@ fn main() -> ExitCode {
             Cmd::Run(a) => campaign::run_cmd(a).await,
             Cmd::Campaign(a) => campaign::campaign_cmd(a).await,
             Cmd::Report(a) => campaign::report_cmd(a),
+            Cmd::Compare(a) => compare_cmd::run(a),
+            Cmd::Serve(a) => serve::run(a).await,
             Cmd::Kv(a) => kv::run(a).await,
             Cmd::Cluster(a) => cluster_cmd::run(a).await,
             Cmd::Bench(a) => bench::run(a).await,

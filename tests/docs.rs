@@ -148,6 +148,19 @@ fn every_field_of_the_run_files_records_is_in_the_run_files_page() {
         })
         .unwrap(),
         serde_json::to_value(LinkStats::default()).unwrap(),
+        serde_json::to_value(ProgressRecord {
+            state: CampaignState::Running,
+            pid: 1,
+            total: 2,
+            done: 1,
+            started_unix_ms: 0,
+            updated_unix_ms: 1,
+            done_planned_s: 1.0,
+            remaining_planned_s: 1.0,
+            last_run: Some("r".into()),
+            last_line: Some("l".into()),
+        })
+        .unwrap(),
         serde_json::to_value(full).unwrap(),
     ];
     let mut missing = Vec::new();

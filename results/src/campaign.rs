@@ -7,6 +7,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use faultline_checker::Verdict;
+use faultline_rundir::records::ProgressRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -76,9 +77,13 @@ pub struct RunRow {
     pub valid: Verdict,
     /// Availability share.
     pub availability: f64,
-    /// Mean time without a leader per fault window, ms.
+    /// Time without a working leader, ms: the median over the run's fault
+    /// windows (the whole run's total when it had no fault window).
     pub leaderless_ms: f64,
-    /// Mean heal → first ok, ms.
+    /// Time without a working leader over the whole run, ms (every window
+    /// and every quiet period together).
+    pub leaderless_total_ms: f64,
+    /// Heal → first ok, ms: the median over the run's fault windows.
     pub recovery_ms: Option<f64>,
     /// p99 latency of ok ops, ms.
     pub p99_ms: f64,
@@ -134,16 +139,10 @@ fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<RunRow> {
     };
     let r: RunResults =
         serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
-    let mean = |xs: Vec<f64>| {
-        if xs.is_empty() {
-            None
-        } else {
-            Some(xs.iter().sum::<f64>() / xs.len() as f64)
-        }
-    };
-    let leaderless = mean(r.faults.iter().map(|f| f.leaderless_ms).collect())
+    let leaderless = r
+        .leaderless_per_window()
         .unwrap_or(r.elections.leaderless_ms);
-    let recovery = mean(r.faults.iter().filter_map(|f| f.recovery_ms).collect());
+    let recovery = crate::stats::median(r.faults.iter().filter_map(|f| f.recovery_ms));
     let counts = r
         .counts
         .values()
@@ -177,6 +176,7 @@ fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<RunRow> {
         valid: r.valid,
         availability: r.availability.share,
         leaderless_ms: leaderless,
+        leaderless_total_ms: r.elections.leaderless_ms,
         recovery_ms: recovery,
         p99_ms: r.latency.get("all").map_or(0.0, |p| p.p99),
         counts,
@@ -206,6 +206,7 @@ fn not_run(run: &CampaignRun, dir: &Path) -> RunRow {
         valid: Verdict::Unknown,
         availability: 0.0,
         leaderless_ms: 0.0,
+        leaderless_total_ms: 0.0,
         recovery_ms: None,
         p99_ms: 0.0,
         counts: (0, 0, 0),
@@ -276,14 +277,32 @@ fn rows_and_cells(
     Ok((rows, cells))
 }
 
+/// A campaign read back from the store: its index, every run's row (runs
+/// not finished marked cut short) and the comparison's cells.
+pub struct LoadedCampaign {
+    /// `campaign.json`.
+    pub index: CampaignIndex,
+    /// Every run's row, in the campaign's order.
+    pub rows: Vec<RunRow>,
+    /// Settings × faults, from the whole runs only.
+    pub cells: Vec<Vec<crate::cells::Cell>>,
+}
+
+/// Read a campaign directory (one still running too: its unfinished runs
+/// are cut short and left out of the cells).
+pub fn load_campaign(dir: &Path) -> anyhow::Result<LoadedCampaign> {
+    let path = faultline_rundir::CampaignDir::new(dir).campaign();
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let index: CampaignIndex =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let (rows, cells) = rows_and_cells(dir, &index)?;
+    Ok(LoadedCampaign { index, rows, cells })
+}
+
 /// Write a campaign's page from `campaign.json` and its runs' `results.json`.
 pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
-    let path = faultline_rundir::CampaignDir::new(dir).campaign();
-    let index: CampaignIndex = serde_json::from_str(
-        &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
-    )
-    .with_context(|| format!("parsing {}", path.display()))?;
-    let (rows, cells) = rows_and_cells(dir, &index)?;
+    let LoadedCampaign { index, rows, cells } = load_campaign(dir)?;
     let settings: Vec<String> = index.settings.iter().map(|s| s.name.clone()).collect();
     let err = |e: Box<dyn std::error::Error>| anyhow::anyhow!("drawing the campaign plots: {e}");
     for (file, figure) in [
@@ -298,12 +317,13 @@ pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
         plots::grouped_boxes(
             &dir.join(file),
             &format!(
-                "{} per fault: median, quartiles and 95 % interval",
+                "{}: each fault window one sample; median, quartiles, 95 % interval",
                 figure.title()
             ),
             &index.faults,
             &settings,
             &summaries,
+            figure == Figure::Availability,
         )
         .map_err(err)?;
     }
@@ -327,7 +347,7 @@ pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
             .collect();
         plots::election_cdf(&dir.join("campaign-elections.svg"), &series).map_err(err)?;
     }
-    write_page(dir, &index, &rows, &cells, &elections)?;
+    write_page(dir, &index, &rows, &cells, &elections, None)?;
     let invalid_runs: Vec<String> = rows
         .iter()
         .filter(|r| r.valid == Verdict::NotLinearizable)
@@ -370,7 +390,7 @@ pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
         .map(|r| {
             json!({"dir": r.dir, "setting": r.setting, "fault": r.fault, "repeat": r.repeat, "valid": r.valid,
                    "expect": r.expect, "judgement": r.judgement(),
-                   "availability": r.availability, "leaderless_ms": r.leaderless_ms, "recovery_ms": r.recovery_ms, "p99_ms": r.p99_ms})
+                   "availability": r.availability, "leaderless_ms": r.leaderless_ms, "leaderless_total_ms": r.leaderless_total_ms, "recovery_ms": r.recovery_ms, "p99_ms": r.p99_ms})
         })
         .collect();
     std::fs::write(
@@ -384,13 +404,19 @@ pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
 }
 
 /// Write the campaign page from the first `done` runs only (to keep the page
-/// current while a campaign runs).
-pub fn write_campaign_report_partial(dir: &Path, done: usize) -> anyhow::Result<()> {
+/// current while a campaign runs); with the campaign's progress, the page
+/// says how far it has come and, served over HTTP, fills in by itself as
+/// runs finish.
+pub fn write_campaign_report_partial(
+    dir: &Path,
+    done: usize,
+    progress: Option<&ProgressRecord>,
+) -> anyhow::Result<()> {
     let path = faultline_rundir::CampaignDir::new(dir).campaign();
     let mut index: CampaignIndex = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
     index.runs.truncate(done);
     let (rows, cells) = rows_and_cells(dir, &index)?;
-    write_page(dir, &index, &rows, &cells, &[])
+    write_page(dir, &index, &rows, &cells, &[], progress)
 }
 
 /// Write the campaign's `index.html`.
@@ -400,6 +426,7 @@ fn write_page(
     rows: &[RunRow],
     cells: &[Vec<crate::cells::Cell>],
     elections: &[crate::elections::ElectionTimes],
+    progress: Option<&ProgressRecord>,
 ) -> anyhow::Result<()> {
     let page = html::campaign_page(
         &index.name,
@@ -408,6 +435,7 @@ fn write_page(
         rows,
         cells,
         elections,
+        progress,
     );
     std::fs::write(dir.join("index.html"), page).context("writing the campaign's index.html")
 }

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod bench;
 pub mod campaign;
 pub mod cells;
+pub mod compare;
 pub mod elections;
 pub mod expect;
 pub mod html;
@@ -23,6 +24,7 @@ pub mod plots;
 pub mod run_files;
 pub mod snapshots;
 pub mod stats;
+pub mod store_index;
 
 use std::path::Path;
 

@@ -371,22 +371,30 @@ pub fn leaders(
 
 /// Grouped boxes: for each fault kind (x), one box per setting — the
 /// interquartile range, a line at the median, and a whisker for the 95 %
-/// interval of the median — so the spread shows, not a bar of a mean.
+/// interval of the median — so the spread shows, not a bar of a mean. A
+/// `percent` figure's axis runs from 0 to 100.
 pub fn grouped_boxes(
     path: &Path,
     title: &str,
     faults: &[String],
     settings: &[String],
     cells: &[Vec<Option<crate::stats::Summary>>],
+    percent: bool,
 ) -> DrawResult<()> {
-    let ymax = cells
-        .iter()
-        .flatten()
-        .flatten()
-        .map(|s| s.q3.max(s.ci_high))
-        .fold(0.0f64, f64::max)
-        * 1.35
-        + 1e-9;
+    // A share ends at 100 %; other figures leave room above the highest
+    // box for the legend.
+    let ymax = if percent {
+        100.0
+    } else {
+        cells
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|s| s.q3.max(s.ci_high))
+            .fold(0.0f64, f64::max)
+            * 1.35
+            + 1e-9
+    };
     let root = SVGBackend::new(path, (1000, 380)).into_drawing_area();
     root.fill(&WHITE)?;
     let groups = faults.len().max(1) as f64;
@@ -442,7 +450,17 @@ pub fn grouped_boxes(
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
         chart.draw_series(lines)?;
     }
-    legend(&mut chart)?;
+    if percent {
+        // The boxes of a share sit near the top: the legend goes below.
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+    } else {
+        legend(&mut chart)?;
+    }
     root.present()?;
     Ok(())
 }

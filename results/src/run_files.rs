@@ -26,6 +26,30 @@ pub struct StoredSpec {
     /// What the run is expected to show (linearizable when absent).
     #[serde(default)]
     pub expect: crate::expect::Expect,
+    /// The system under test (`faultline`, `etcd`, `maelstrom`).
+    #[serde(default)]
+    pub target: Option<String>,
+    /// The network backend (`proxy`, `kernel`).
+    #[serde(default)]
+    pub net: Option<String>,
+    /// Cluster size.
+    #[serde(default)]
+    pub nodes: Option<usize>,
+}
+
+impl StoredSpec {
+    /// A run directory's `spec.json`, typed; none when it has none (a run
+    /// that never started), an error naming the file when it is unreadable.
+    pub fn read(dir: &Path) -> anyhow::Result<Option<StoredSpec>> {
+        let path = faultline_rundir::RunDir::new(dir).spec();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .with_context(|| format!("reading {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
 }
 
 /// A run directory, loaded.

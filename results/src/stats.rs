@@ -38,6 +38,16 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
+/// The median of `samples` (NaNs left out); none without samples.
+pub fn median(samples: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let mut s: Vec<f64> = samples.into_iter().filter(|x| !x.is_nan()).collect();
+    if s.is_empty() {
+        return None;
+    }
+    s.sort_by(f64::total_cmp);
+    Some(quantile(&s, 0.5))
+}
+
 /// Summarize `samples` (NaNs left out); `seed` fixes the bootstrap. None
 /// without samples.
 pub fn summarize(samples: &[f64], seed: u64) -> Option<Summary> {

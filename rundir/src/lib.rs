@@ -28,6 +28,8 @@ pub const NODES: &str = "nodes";
 pub const INDEX: &str = "index.html";
 /// A campaign's list of settings, faults and runs.
 pub const CAMPAIGN: &str = "campaign.json";
+/// A campaign's progress, rewritten as its runs finish.
+pub const PROGRESS: &str = "progress.json";
 
 /// The data files of a run that its page links to, in order.
 pub const RUN_FILES: &[&str] = &[HISTORY, RESULTS, SCHEDULE, SPEC, STATUS, LINKS];
@@ -103,6 +105,10 @@ impl CampaignDir {
     /// [`CAMPAIGN`].
     pub fn campaign(&self) -> PathBuf {
         self.0.join(CAMPAIGN)
+    }
+    /// [`PROGRESS`].
+    pub fn progress(&self) -> PathBuf {
+        self.0.join(PROGRESS)
     }
     /// The campaign's own [`RESULTS`].
     pub fn results(&self) -> PathBuf {

@@ -213,3 +213,88 @@ mod tests {
         assert_eq!(phase("schedule"), None);
     }
 }
+
+/// `progress.json`: how far a campaign has come, rewritten (whole, by a
+/// rename) when it starts, after each run and when it ends, so a reader
+/// never sees half a record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProgressRecord {
+    /// Where the campaign stands.
+    pub state: CampaignState,
+    /// The controller's process id (a `running` campaign whose controller
+    /// is gone was killed).
+    pub pid: u32,
+    /// Runs in all.
+    pub total: usize,
+    /// Runs finished.
+    pub done: usize,
+    /// When the campaign started, ms since the Unix epoch.
+    pub started_unix_ms: u64,
+    /// When this record was written, ms since the Unix epoch.
+    pub updated_unix_ms: u64,
+    /// The planned seconds of the finished runs (their time limits and a
+    /// start-up allowance).
+    pub done_planned_s: f64,
+    /// The planned seconds of the runs still to come.
+    pub remaining_planned_s: f64,
+    /// The last finished run's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<String>,
+    /// The last finished run's line, as the terminal showed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_line: Option<String>,
+}
+
+/// Where a campaign stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CampaignState {
+    /// Its controller is running it.
+    Running,
+    /// Every run ended.
+    Finished,
+    /// Ctrl-C or SIGTERM stopped it.
+    Interrupted,
+}
+
+impl ProgressRecord {
+    /// Write it into `dir`'s `progress.json` whole: to a temporary file,
+    /// then renamed over the old one.
+    pub fn write(&self, dir: &crate::CampaignDir) -> std::io::Result<()> {
+        let path = dir.progress();
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+        std::fs::rename(&tmp, &path)
+    }
+
+    /// `dir`'s `progress.json`; none when the campaign has none (one from
+    /// before the file existed).
+    pub fn read(dir: &crate::CampaignDir) -> Result<Option<ProgressRecord>, String> {
+        let path = dir.progress();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| format!("reading {}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("reading {}: {e}", path.display())),
+        }
+    }
+
+    /// Whether the campaign is under way now: its record says running and
+    /// its controller, on this machine, is alive.
+    pub fn live(&self) -> bool {
+        self.state == CampaignState::Running
+            && std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+
+    /// Seconds still to go, estimated from the runs' planned durations
+    /// scaled by how long the finished ones really took.
+    pub fn seconds_left(&self) -> f64 {
+        let elapsed = self.updated_unix_ms.saturating_sub(self.started_unix_ms) as f64 / 1e3;
+        if self.done == 0 || self.done_planned_s <= 0.0 {
+            self.remaining_planned_s
+        } else {
+            self.remaining_planned_s * (elapsed / self.done_planned_s)
+        }
+    }
+}

@@ -10,6 +10,7 @@ use faultline_checker::Verdict;
 use faultline_nemesis::process::NodeCommand;
 use faultline_results::expect::Judgement;
 use faultline_results::{CampaignIndex, CampaignRun, CampaignSetting, CampaignSummary, RunResults};
+use faultline_rundir::records::{CampaignState, ProgressRecord};
 
 use crate::campaign::{CampaignConfig, PlannedRun};
 use crate::run::{run_one, Progress};
@@ -45,6 +46,12 @@ static ACTIVE: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
 pub fn after_interrupt() {
     let dir = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(dir) = dir {
+        let campaign = faultline_rundir::CampaignDir::new(&dir);
+        if let Ok(Some(mut p)) = ProgressRecord::read(&campaign) {
+            p.state = CampaignState::Interrupted;
+            p.updated_unix_ms = unix_ms();
+            let _ = p.write(&campaign);
+        }
         if let Err(e) = faultline_results::write_campaign_report(&dir) {
             eprintln!("faultline: warning: rewriting the campaign page: {e:#}");
         } else {
@@ -54,6 +61,13 @@ pub fn after_interrupt() {
             );
         }
     }
+}
+
+/// Now, ms since the Unix epoch.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Seconds a run takes beyond its time limit (start-up, heal, final reads).
@@ -133,22 +147,52 @@ pub async fn run_campaign(
         .map(|r| r.spec.time_limit_s + RUN_OVERHEAD_S)
         .sum();
     watch.started(name, &dir, &runs, approx);
+    let planned = |r: &PlannedRun| r.spec.time_limit_s + RUN_OVERHEAD_S;
+    let mut progress = ProgressRecord {
+        state: CampaignState::Running,
+        pid: std::process::id(),
+        total: runs.len(),
+        done: 0,
+        started_unix_ms: unix_ms(),
+        updated_unix_ms: unix_ms(),
+        done_planned_s: 0.0,
+        remaining_planned_s: approx,
+        last_run: None,
+        last_line: None,
+    };
+    let campaign_dir = faultline_rundir::CampaignDir::new(&dir);
+    progress
+        .write(&campaign_dir)
+        .with_context(|| format!("writing {}", campaign_dir.progress().display()))?;
+    // The page exists (every run listed as to come) from the start.
+    let _ = faultline_results::write_campaign_report_partial(&dir, 0, Some(&progress));
     for (i, run) in runs.iter().enumerate() {
-        let progress = watch.run_started(i, run);
+        let ticks = watch.run_started(i, run);
         let results = run_one(
             &run.spec,
             &run.plan,
             &dir.join(&run.dir),
             node_bin,
-            progress.as_ref(),
+            ticks.as_ref(),
         )
         .await
         .with_context(|| format!("run {}", run.dir))?;
         watch.run_finished(i, runs.len(), run, &results);
-        // Keep the campaign page current as runs finish.
-        let _ = faultline_results::write_campaign_report_partial(&dir, i + 1);
+        progress.done = i + 1;
+        progress.updated_unix_ms = unix_ms();
+        progress.done_planned_s += planned(run);
+        progress.remaining_planned_s = (progress.remaining_planned_s - planned(run)).max(0.0);
+        progress.last_run = Some(run.dir.clone());
+        progress.last_line = Some(run_line(&results));
+        // Keep the campaign page current as runs finish: the page first,
+        // then the progress a watching browser polls for.
+        let _ = faultline_results::write_campaign_report_partial(&dir, i + 1, Some(&progress));
+        let _ = progress.write(&campaign_dir);
     }
     let summary = faultline_results::write_campaign_report(&dir)?;
+    progress.state = CampaignState::Finished;
+    progress.updated_unix_ms = unix_ms();
+    let _ = progress.write(&campaign_dir);
     *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = None;
     Ok(CampaignOutcome {
         page: dir.join("index.html"),
@@ -158,7 +202,9 @@ pub async fn run_campaign(
 }
 
 /// One line that says how a run ended: its verdict, any safety finding in
-/// the nodes' logs, availability, time without a leader and p99 latency.
+/// the nodes' logs, availability, time without a leader (in all, and the
+/// median per fault window, as the campaign's tables show it) and p99
+/// latency.
 pub fn run_line(results: &RunResults) -> String {
     let mut verdict = match results.checker.valid {
         Verdict::Linearizable => "linearizable",
@@ -182,9 +228,9 @@ pub fn run_line(results: &RunResults) -> String {
         ));
     }
     format!(
-        "{verdict}; availability {:.1} %, {:.0} ms without a leader, p99 {:.1} ms",
+        "{verdict}; availability {:.1} % of the run, without a leader {}, p99 latency {:.1} ms",
         results.availability.share * 100.0,
-        results.elections.leaderless_ms,
+        results.leaderless_words(),
         results.latency.get("all").map_or(0.0, |p| p.p99)
     )
 }

@@ -5,12 +5,13 @@
 use faultline_checker::Verdict;
 use maud::{html, Markup};
 
-use super::{num, page, table};
+use super::{cell_text, num, page, table};
 use crate::campaign::{verdict_word, CampaignSetting, RunRow};
 use crate::cells::{Cell, Figure};
 use crate::elections::ElectionTimes;
 use crate::expect::{Expect, Judgement};
 use crate::stats::{winner, Summary, Winner};
+use faultline_rundir::records::ProgressRecord;
 
 fn mean(v: impl Iterator<Item = f64>) -> f64 {
     let v: Vec<f64> = v.collect();
@@ -29,6 +30,7 @@ pub fn campaign_page(
     rows: &[RunRow],
     cells: &[Vec<Cell>],
     elections: &[ElectionTimes],
+    progress: Option<&ProgressRecord>,
 ) -> String {
     let described: Vec<Vec<String>> = settings
         .iter()
@@ -36,6 +38,9 @@ pub fn campaign_page(
         .collect();
     let body = html! {
         h1 { "faultline campaign: " (name) }
+        @if let Some(p) = progress {
+            (running_banner(p))
+        }
         (expectation_banner(rows))
         @if rows.iter().any(|r| r.expect.is_control()) {
             (detection_table(settings, rows))
@@ -52,7 +57,7 @@ pub fn campaign_page(
         (best_per_fault(settings, faults, cells))
         h2 { "Comparison" }
         p class="small" {
-            "Per setting and fault, each figure as median [95 % interval of the median] and n, the number of fault windows. Time without a working leader counts every stretch in which no leader had a majority of its voters following it and hearing from it within two heartbeats (from the nodes' status). Then the p99 latency of ok operations (mean over runs) and the runs' verdicts. Click a header to sort."
+            "Per setting and fault, each figure as its median over the fault windows [95 % interval of that median] and n, the number of fault windows (every repeat's windows pooled). Time without a working leader counts every stretch in which no leader had a majority of its voters following it and hearing from it within two heartbeats (from the nodes' status). Then the p99 latency of ok operations (mean over runs) and the runs' verdicts. Click a header to sort."
         }
         (comparison(settings, faults, rows, cells))
         h2 { "Plots" }
@@ -67,6 +72,31 @@ pub fn campaign_page(
         (runs_table(rows))
     };
     page(&format!("faultline campaign {name}"), body, true)
+}
+
+/// A campaign under way: how far it has come, its last run and about how
+/// long it has left. The element's `data-done` is what the page's script
+/// compares with `progress.json` to know when to fill in (served over
+/// HTTP; a page opened from disk stays as it is).
+fn running_banner(p: &ProgressRecord) -> Markup {
+    let left = p.seconds_left();
+    let left = if left >= 90.0 {
+        format!("{:.0} min", left / 60.0)
+    } else {
+        format!("{left:.0} s")
+    };
+    html! {
+        div id="live" class="banner unk" data-done=(p.done) data-total=(p.total) {
+            b { "RUNNING: " (p.done) " of " (p.total) " runs done" }
+            ", about " (left) " left (estimated from the runs' planned durations, scaled by how long the finished ones took)."
+            @if let (Some(dir), Some(line)) = (&p.last_run, &p.last_line) {
+                br;
+                span class="small" { "Last: " a href={ (dir) "/index.html" } { (dir) } ": " (line) }
+            }
+            br;
+            span class="small" { "Served by " code { "faultline serve" } ", this page fills in as runs finish; opened from disk, reload it." }
+        }
+    }
 }
 
 /// The Raft paper's Figure 16 on these processes: the distribution per
@@ -176,7 +206,7 @@ fn best_per_fault(settings: &[CampaignSetting], faults: &[String], cells: &[Vec<
                     b { (f) } ": "
                     @for (k, figure) in [Figure::Leaderless, Figure::Availability].into_iter().enumerate() {
                         @if k > 0 { "; " }
-                        (figure.title()) " — "
+                        (figure.title()) ", median per window — "
                         @let column: Vec<Option<Summary>> = cells.iter().map(|row| row.get(fi).and_then(|c| c.summary(figure)).cloned()).collect();
                         @match winner(&column, figure.better()) {
                             Some(Winner::Clear { setting }) => {
@@ -196,15 +226,6 @@ fn best_per_fault(settings: &[CampaignSetting], faults: &[String], cells: &[Vec<
     }
 }
 
-/// `median [low, high] n` for a table cell.
-fn cell_text(s: &Summary) -> String {
-    let d = if s.median.abs() < 10.0 { 1 } else { 0 };
-    format!(
-        "{:.d$} [{:.d$}, {:.d$}] n={}",
-        s.median, s.ci_low, s.ci_high, s.n
-    )
-}
-
 fn comparison(
     settings: &[CampaignSetting],
     faults: &[String],
@@ -212,9 +233,9 @@ fn comparison(
     cells: &[Vec<Cell>],
 ) -> Markup {
     let shown = [
-        (Figure::Leaderless, "no leader ms"),
-        (Figure::HealToOk, "heal → ok ms"),
-        (Figure::Availability, "avail %"),
+        (Figure::Leaderless, "no leader ms, median per window"),
+        (Figure::HealToOk, "heal → ok ms, median per window"),
+        (Figure::Availability, "avail %, median per window"),
     ];
     html! {
         table class="sortable" {
@@ -224,7 +245,7 @@ fn comparison(
                     @for (_, m) in shown {
                         th { (f) br; span class="small" { (m) } }
                     }
-                    th { (f) br; span class="small" { "p99 ms" } }
+                    th { (f) br; span class="small" { "p99 ms, mean of runs" } }
                     th { (f) br; span class="small" { "verdict" } }
                 }
             } }
@@ -317,7 +338,7 @@ fn runs_table(rows: &[RunRow]) -> Markup {
         table class="sortable" {
             thead { tr {
                 th class="l" { "run" } th class="l" { "setting" } th class="l" { "fault" } th { "repeat" }
-                th class="l" { "verdict" } th class="l" { "expected" } th { "avail %" } th { "no leader ms" } th { "p99 ms" }
+                th class="l" { "verdict" } th class="l" { "expected" } th { "avail % of the run" } th { "no leader ms, whole run" } th { "no leader ms, median per window" } th { "p99 ms" }
                 th { "ok" } th { "fail" } th { "info" }
             } }
             tbody {
@@ -338,6 +359,7 @@ fn runs_table(rows: &[RunRow]) -> Markup {
                             (match j { Judgement::AsExpected => "as expected", Judgement::Unexpected => "UNEXPECTED", Judgement::Undecided => "undecided" })
                         }
                         td { (format!("{:.1}", r.availability * 100.0)) }
+                        td { (format!("{:.0}", r.leaderless_total_ms)) }
                         td { (format!("{:.0}", r.leaderless_ms)) }
                         td { (format!("{:.1}", r.p99_ms)) }
                         td { (r.counts.0) }

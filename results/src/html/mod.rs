@@ -4,49 +4,84 @@
 //! network fetches and no scripts from elsewhere, readable from a file.
 //!
 //! [`run_page`] is one run's page, [`campaign_page`] a campaign's, and
-//! [`counterexample_svg`] draws a counterexample as a timeline.
+//! [`counterexample_svg`] draws a counterexample as a timeline. At a
+//! phone's width the page itself never scrolls sideways: wide tables and
+//! drawings scroll inside their own box.
 
 mod campaign_page;
+mod compare_page;
 mod counterexample;
 mod run_page;
+mod store_page;
 
 use faultline_checker::Verdict;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 pub use campaign_page::campaign_page;
+pub use compare_page::compare_page;
 pub use counterexample::counterexample_svg;
 pub use run_page::run_page;
+pub use store_page::{store_entries, store_page};
 
 const STYLE: &str = r#"
-body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1100px}
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1100px;overflow-wrap:break-word}
+@media (max-width:600px){body{margin:10px}}
+table{display:block;max-width:100%;overflow-x:auto;width:max-content}
+.scroll{max-width:100%;overflow-x:auto}
 h1{font-size:22px} h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:8px 0;font-size:14px} td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th{background:#f3f3f3;cursor:pointer} td.l,th.l{text-align:left}
 .banner{padding:14px 18px;border-radius:6px;font-size:18px;margin:12px 0}
-.ok{background:#e3f5e8;border:1px solid #2e8b57} .bad{background:#fbe4e4;border:1px solid #c81e1e} .unk{background:#fff2d9;border:1px solid #e69100}
-.small{font-size:13px;color:#555} img{max-width:100%;border:1px solid #eee;margin:6px 0}
+.ok{background:#e3f5e8;border:1px solid #2e8b57} .run{background:#e4ecfb;border:1px solid #2b5fc8} .cmp{background:#f3f3f3} .bad{background:#fbe4e4;border:1px solid #c81e1e} .unk{background:#fff2d9;border:1px solid #e69100}
+.small{font-size:13px;color:#555} img{max-width:100%;height:auto;border:1px solid #eee;margin:6px 0}
 td.good{background:#e3f5e8} td.poor{background:#fbe4e4} code{background:#f6f6f6;padding:1px 4px}
 "#;
 
-/// A tiny sorter for tables with class `sortable`: click a header to sort by
-/// that column (numbers by value, the rest as text).
-const SORT_SCRIPT: &str = r#"
-document.querySelectorAll('table.sortable').forEach(function(t){
-  t.querySelectorAll('th').forEach(function(th,i){
-    th.addEventListener('click',function(){
-      var rows=Array.from(t.tBodies[0].rows), asc=th.dataset.asc!=='1'; th.dataset.asc=asc?'1':'0';
-      rows.sort(function(a,b){
-        var x=a.cells[i].dataset.v||a.cells[i].textContent, y=b.cells[i].dataset.v||b.cells[i].textContent;
-        var nx=parseFloat(x), ny=parseFloat(y);
-        var c=(!isNaN(nx)&&!isNaN(ny))?nx-ny:x.localeCompare(y);
-        return asc?c:-c;});
-      rows.forEach(function(r){t.tBodies[0].appendChild(r);});
+/// The pages' script: a tiny sorter for tables with class `sortable`
+/// (click a header to sort by that column, numbers by value, the rest as
+/// text), and, on a campaign page served over HTTP while the campaign runs
+/// (an element `#live`), a poll of `progress.json` that swaps in the
+/// rewritten page when a run finishes. Opened from disk, only the sorter
+/// runs.
+const SCRIPT: &str = r#"
+function bindSort(){
+  document.querySelectorAll('table.sortable').forEach(function(t){
+    t.querySelectorAll('th').forEach(function(th,i){
+      th.addEventListener('click',function(){
+        var rows=Array.from(t.tBodies[0].rows), asc=th.dataset.asc!=='1'; th.dataset.asc=asc?'1':'0';
+        rows.sort(function(a,b){
+          var x=a.cells[i].dataset.v||a.cells[i].textContent, y=b.cells[i].dataset.v||b.cells[i].textContent;
+          var nx=parseFloat(x), ny=parseFloat(y);
+          var c=(!isNaN(nx)&&!isNaN(ny))?nx-ny:x.localeCompare(y);
+          return asc?c:-c;});
+        rows.forEach(function(r){t.tBodies[0].appendChild(r);});
+      });
     });
   });
-});
+}
+bindSort();
+(function(){
+  if(!/^https?:$/.test(location.protocol)) return;
+  var tries=0;
+  function live(){ return document.getElementById('live'); }
+  function poll(){
+    var l=live(); if(!l) return;
+    fetch('progress.json',{cache:'no-store'}).then(function(r){return r.ok?r.json():null;}).then(function(p){
+      if(!p) return;
+      if(String(p.done)===l.dataset.done && p.state==='running') return;
+      if(++tries>30) return;
+      return fetch(location.pathname,{cache:'no-store'}).then(function(r){return r.text();}).then(function(t){
+        var d=new DOMParser().parseFromString(t,'text/html');
+        document.body.innerHTML=d.body.innerHTML; bindSort();
+        var n=live(); if(!n || n.dataset.done!==String(p.done)) return; tries=0;
+      });
+    }).catch(function(){}).finally(function(){ if(live()) setTimeout(poll,2000); });
+  }
+  setTimeout(poll,2000);
+})();
 "#;
 
-/// A whole page: `body` inside the shared style, with the table sorter
+/// A whole page: `body` inside the shared style, with the pages' script
 /// when `sortable`.
 fn page(title: &str, body: Markup, sortable: bool) -> String {
     html! {
@@ -54,13 +89,14 @@ fn page(title: &str, body: Markup, sortable: bool) -> String {
         html lang="en" {
             head {
                 meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) }
                 style { (PreEscaped(STYLE)) }
             }
             body {
                 (body)
                 @if sortable {
-                    script { (PreEscaped(SORT_SCRIPT)) }
+                    script { (PreEscaped(SCRIPT)) }
                 }
             }
         }
@@ -118,6 +154,15 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> Markup {
             }
         }
     }
+}
+
+/// `median [low, high] n=N` for a table cell.
+fn cell_text(s: &crate::stats::Summary) -> String {
+    let d = if s.median.abs() < 10.0 { 1 } else { 0 };
+    format!(
+        "{:.d$} [{:.d$}, {:.d$}] n={}",
+        s.median, s.ci_low, s.ci_high, s.n
+    )
 }
 
 /// One decimal.

@@ -96,7 +96,7 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
                     @if !c.minimal { " (a reduced set, not a minimal one)" }
                     ". Faded, beside them: grey, the end of the longest linearizable prefix the search found; red, what could not be linearized after it; blue, concurrent. Dashed: never completed (info)."
                 }
-                (PreEscaped(counterexample_svg(c)))
+                div class="scroll" { (PreEscaped(counterexample_svg(c))) }
             }
         }
         @for u in &r.checker.unknown {
@@ -170,18 +170,31 @@ fn network_words(spec: &Value) -> &'static str {
 
 fn settings_rows(spec: &Value) -> Vec<Vec<String>> {
     spec.as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| {
-                    let v = match v {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    vec![k.clone(), v]
-                })
-                .collect()
-        })
+        .map(|m| m.iter().map(|(k, v)| vec![k.clone(), plain(v)]).collect())
         .unwrap_or_default()
+}
+
+/// A value of `spec.json` in words, not JSON: a list as `a, b`, a record as
+/// `key: value; key: value` (the target's effective settings, say), nothing
+/// as `–`.
+fn plain(v: &Value) -> String {
+    match v {
+        Value::Null => "–".into(),
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => if *b { "yes" } else { "no" }.into(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(items) if items.is_empty() => "none".into(),
+        Value::Array(items) => items.iter().map(plain).collect::<Vec<_>>().join(", "),
+        Value::Object(m) if m.is_empty() => "none".into(),
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| match v {
+                Value::Array(_) | Value::Object(_) => format!("{k}: ({})", plain(v)),
+                _ => format!("{k}: {}", plain(v)),
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
 }
 
 fn statistics(r: &RunResults) -> Markup {
@@ -213,9 +226,12 @@ fn statistics(r: &RunResults) -> Markup {
         })
         .collect();
     let availability = [
-        vec!["ok throughput (ops/s)".into(), f1(r.throughput)],
         vec![
-            "100 ms buckets with an ok op".into(),
+            "ok throughput, mean over the run (ops/s)".into(),
+            f1(r.throughput),
+        ],
+        vec![
+            "availability: the run's 100 ms buckets with an ok op".into(),
             format!("{:.1} %", r.availability.share * 100.0),
         ],
         vec![
@@ -225,10 +241,7 @@ fn statistics(r: &RunResults) -> Markup {
                 r.availability.longest_gap_ms, r.availability.longest_gap_start_s
             ),
         ],
-        vec![
-            "time without a leader".into(),
-            format!("{:.0} ms", r.elections.leaderless_ms),
-        ],
+        vec!["time without a working leader".into(), r.leaderless_words()],
         vec![
             "leader changes".into(),
             r.elections.leader_changes.to_string(),
@@ -264,7 +277,7 @@ fn faults(r: &RunResults) -> Markup {
             "nodes",
             "start → first ok (ms)",
             "heal → first ok (ms)",
-            "without leader (ms)",
+            "without a working leader in the window (ms)",
         ],
         &rows,
     )

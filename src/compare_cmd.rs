@@ -1,0 +1,55 @@
+//! `faultline compare A B`: two campaigns side by side.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use faultline_results::compare::{default_out, parse_pair, write_comparison, Call};
+
+/// `faultline compare` flags.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Campaign A's directory (store/<campaign>).
+    a: PathBuf,
+    /// Campaign B's directory.
+    b: PathBuf,
+    /// Pair setting A_SETTING of A with B_SETTING of B (repeatable);
+    /// default: settings with the same name, or the only setting of each.
+    #[arg(long = "pair", value_name = "A_SETTING=B_SETTING", value_parser = parse_pair)]
+    pairs: Vec<(String, String)>,
+    /// Where to write the comparison [default: beside A, compare-<A>-vs-<B>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print compare.json's summary as JSON on standard output.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Compare two campaigns; print where the page is.
+pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
+    let out = a.out.clone().unwrap_or_else(|| default_out(&a.a, &a.b));
+    let c = write_comparison(&a.a, &a.b, &a.pairs, &out)?;
+    let clear = c
+        .shared
+        .iter()
+        .flat_map(|s| s.figures.iter())
+        .filter(|f| matches!(f.call, Call::ABetter | Call::BBetter))
+        .count();
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"report": out.join("index.html"), "shared": c.shared.len(),
+                "clear_differences": clear, "only_a": c.only_a.len(), "only_b": c.only_b.len(),
+                "pairs": c.pairs})
+        );
+    } else {
+        eprintln!(
+            "faultline: {} cells both ran ({clear} figures clearly different), {} only in A, {} only in B",
+            c.shared.len(),
+            c.only_a.len(),
+            c.only_b.len()
+        );
+        println!("report: {}", out.join("index.html").display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
