@@ -223,6 +223,84 @@ fn a_small_campaign_produces_every_page_and_plot_and_report_reproduces_them() {
         .unwrap();
         assert!(!history.ops.is_empty());
     }
+    // The campaign said where it stood as it went, and ends finished.
+    let progress: faultline_rundir::records::ProgressRecord = serde_json::from_str(
+        &std::fs::read_to_string(faultline_rundir::CampaignDir::new(&camp).progress()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        progress.state,
+        faultline_rundir::records::CampaignState::Finished
+    );
+    assert_eq!((progress.done, progress.total), (4, 4));
+    assert!(progress.last_line.unwrap().contains("per fault window"));
+    // Every figure says what it is: the runs table's time without a leader
+    // in all and per window; a run's settings in words, not JSON.
+    assert!(
+        before.contains("no leader ms, whole run")
+            && before.contains("no leader ms, median per window")
+    );
+    assert!(!run_before.contains("{&quot;"), "a setting shown as JSON");
+    // A campaign compared with itself: every cell shared, no clear
+    // difference anywhere; bad pairs and a bad directory are one line each.
+    let out_dir = dir.path().join("cmp");
+    let (code, out, err) = faultline(&[
+        "compare",
+        camp.to_str().unwrap(),
+        camp.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let c: faultline_results::compare::Comparison =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("compare.json")).unwrap())
+            .unwrap();
+    assert_eq!(c.shared.len(), 4, "two settings x two faults");
+    assert!(c.only_a.is_empty() && c.only_b.is_empty());
+    for cell in &c.shared {
+        assert_eq!(cell.verdicts_a, cell.verdicts_b);
+        for f in &cell.figures {
+            assert!(
+                matches!(
+                    f.call,
+                    faultline_results::compare::Call::NoClearDifference
+                        | faultline_results::compare::Call::NotComparable
+                ),
+                "{f:?}"
+            );
+            assert!(f.difference.is_none_or(|d| d == 0.0), "{f:?}");
+        }
+    }
+    assert_well_formed_html(&out_dir.join("index.html"));
+    for p in svgs_in(&out_dir) {
+        assert_valid_svg(&p);
+    }
+    let (code, _, err) = faultline(&[
+        "compare",
+        camp.to_str().unwrap(),
+        camp.to_str().unwrap(),
+        "--pair",
+        "nope=fast",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("campaign A has no setting \"nope\""), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let (code, _, err) = faultline(&["compare", store.to_str().unwrap(), camp.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("campaign.json"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // serve binds to loopback only, and says so in one line.
+    let (code, _, err) = faultline(&[
+        "serve",
+        "--store",
+        store.to_str().unwrap(),
+        "--bind",
+        "0.0.0.0",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("only to loopback"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
     // ... and a field renamed in a run whose history is gone (what report
     // cannot rebuild) stops the report with the file and the field named,
     // instead of a zero in the campaign table.

@@ -300,9 +300,12 @@ pub fn load_campaign(dir: &Path) -> anyhow::Result<LoadedCampaign> {
     Ok(LoadedCampaign { index, rows, cells })
 }
 
-/// Write a campaign's page from `campaign.json` and its runs' `results.json`.
-pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
-    let LoadedCampaign { index, rows, cells } = load_campaign(dir)?;
+/// The campaign's box plots of the cells so far.
+fn draw_plots(
+    dir: &Path,
+    index: &CampaignIndex,
+    cells: &[Vec<crate::cells::Cell>],
+) -> anyhow::Result<()> {
     let settings: Vec<String> = index.settings.iter().map(|s| s.name.clone()).collect();
     let err = |e: Box<dyn std::error::Error>| anyhow::anyhow!("drawing the campaign plots: {e}");
     for (file, figure) in [
@@ -327,6 +330,14 @@ pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
         )
         .map_err(err)?;
     }
+    Ok(())
+}
+
+/// Write a campaign's page from `campaign.json` and its runs' `results.json`.
+pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
+    let LoadedCampaign { index, rows, cells } = load_campaign(dir)?;
+    draw_plots(dir, &index, &cells)?;
+    let err = |e: Box<dyn std::error::Error>| anyhow::anyhow!("drawing the campaign plots: {e}");
     let settings: Vec<(String, Option<String>)> = index
         .settings
         .iter()
@@ -416,6 +427,7 @@ pub fn write_campaign_report_partial(
     let mut index: CampaignIndex = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
     index.runs.truncate(done);
     let (rows, cells) = rows_and_cells(dir, &index)?;
+    draw_plots(dir, &index, &cells)?;
     write_page(dir, &index, &rows, &cells, &[], progress)
 }
 

@@ -73,6 +73,8 @@ bindSort();
       return fetch(location.pathname,{cache:'no-store'}).then(function(r){return r.text();}).then(function(t){
         var d=new DOMParser().parseFromString(t,'text/html');
         document.body.innerHTML=d.body.innerHTML; bindSort();
+        // The plots were redrawn: fetch them again, not from the cache.
+        document.querySelectorAll('img').forEach(function(i){ i.src=i.getAttribute('src').split('?')[0]+'?v='+p.done+'-'+p.state; });
         var n=live(); if(!n || n.dataset.done!==String(p.done)) return; tries=0;
       });
     }).catch(function(){}).finally(function(){ if(live()) setTimeout(poll,2000); });
@@ -90,6 +92,9 @@ fn page(title: &str, body: Markup, sortable: bool) -> String {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                // No icon to fetch: a browser's request for /favicon.ico
+                // would fail on every page.
+                link rel="icon" href="data:,";
                 title { (title) }
                 style { (PreEscaped(STYLE)) }
             }
