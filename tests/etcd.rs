@@ -84,6 +84,84 @@ expect = "not-linearizable"
         .collect();
     top.sort();
     assert_eq!(top, ["etcd.toml", "store"], "files outside the store");
+    // faultline's node beside etcd under the same fault, on the other
+    // network backend: `faultline compare` lines up the cell they share
+    // (the settings paired by hand), lists the rest, and says the targets
+    // and the backends differ.
+    std::fs::write(
+        dir.path().join("node.toml"),
+        r#"
+name = "node-test"
+faults = ["partition-leader"]
+[run]
+time_limit = 12
+fault_interval = 3
+[[setting]]
+name = "default"
+election_timeout = "500..1000"
+heartbeat = 50
+"#,
+    )
+    .unwrap();
+    let (code, out, err) = common::faultline_in(
+        dir.path(),
+        &["campaign", "node.toml", "--store", "store", "--json"],
+        Duration::from_secs(400),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let node = dir.path().join(v_of(&out)["campaign"].as_str().unwrap());
+    let (code, out, err) = common::faultline_in(
+        dir.path(),
+        &[
+            "compare",
+            campaign.to_str().unwrap(),
+            node.to_str().unwrap(),
+            "--pair",
+            "linearizable=default",
+            "--out",
+            "etcd-vs-node",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let c: faultline_results::compare::Comparison = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("etcd-vs-node/compare.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (c.a.target.as_str(), c.b.target.as_str()),
+        ("etcd", "faultline")
+    );
+    assert_eq!((c.a.net.as_str(), c.b.net.as_str()), ("kernel", "proxy"));
+    assert_eq!(c.shared.len(), 1, "{:?}", c.shared);
+    assert_eq!(
+        (
+            c.shared[0].setting_a.as_str(),
+            c.shared[0].setting_b.as_str()
+        ),
+        ("linearizable", "default")
+    );
+    assert!(c.shared[0].windows.0 > 0 && c.shared[0].windows.1 > 0);
+    let lone: Vec<(&str, &str)> = c
+        .only_a
+        .iter()
+        .map(|l| (l.setting.as_str(), l.fault.as_str()))
+        .collect();
+    assert_eq!(
+        lone,
+        [
+            ("linearizable", "crash-leader"),
+            ("serializable", "partition-leader")
+        ]
+    );
+    let page = std::fs::read_to_string(dir.path().join("etcd-vs-node/index.html")).unwrap();
+    assert!(
+        page.contains("target (etcd vs faultline)")
+            && page.contains("network backend (kernel vs proxy)"),
+        "the page says what differs besides the settings"
+    );
+    std::fs::remove_dir_all(dir.path().join("etcd-vs-node")).unwrap();
+    std::fs::remove_file(dir.path().join("node.toml")).unwrap();
     // The control with linearizable reads is not caught: the campaign fails.
     std::fs::write(
         dir.path().join("control.toml"),
