@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::extract::{Form, State};
-use axum::http::{header, StatusCode, Uri};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -176,10 +176,30 @@ fn entry_dir(root: &Path, name: &str) -> Result<PathBuf, Failure> {
     Ok(dir)
 }
 
+/// Whether a request comes from this server's own pages: a browser names
+/// the page's origin on a form's POST, and a page of another site (which
+/// could post to loopback) is refused.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        // Not from a browser's page (curl, a script): allowed.
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin = origin.to_str().ok().and_then(|o| o.strip_prefix("http://"));
+    matches!((origin, host), (Some(o), Some(h)) if o == h)
+}
+
 async fn compare(
     State(state): State<Arc<Store>>,
+    headers: HeaderMap,
     Form(form): Form<CompareForm>,
 ) -> Result<Response, Failure> {
+    if !same_origin(&headers) {
+        return Err(Failure(
+            StatusCode::FORBIDDEN,
+            "a comparison is made from this server's own front page only".into(),
+        ));
+    }
     let a = entry_dir(&state.root, &form.a)?;
     let b = entry_dir(&state.root, &form.b)?;
     let pairs = form
@@ -296,6 +316,19 @@ mod tests {
             let e = check_bind(bad.parse().unwrap()).unwrap_err().to_string();
             assert!(e.contains("only to loopback") && e.contains(bad), "{e}");
         }
+    }
+
+    #[test]
+    fn a_comparison_is_made_only_from_the_servers_own_pages() {
+        let mut h = HeaderMap::new();
+        assert!(same_origin(&h), "no origin: not a browser's page");
+        h.insert(header::HOST, "127.0.0.1:8080".parse().unwrap());
+        h.insert(header::ORIGIN, "http://127.0.0.1:8080".parse().unwrap());
+        assert!(same_origin(&h));
+        h.insert(header::ORIGIN, "http://evil.example".parse().unwrap());
+        assert!(!same_origin(&h));
+        h.insert(header::ORIGIN, "null".parse().unwrap());
+        assert!(!same_origin(&h));
     }
 
     #[test]

@@ -65,9 +65,22 @@ where
     DB::ErrorType: 'static,
     CT: plotters::coord::CoordTranslate,
 {
+    legend_at(chart, SeriesLabelPosition::UpperRight)
+}
+
+/// The series legend in the usual style, at `position`.
+fn legend_at<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> DrawResult<()>
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    CT: plotters::coord::CoordTranslate,
+{
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(position)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()?;
@@ -452,12 +465,7 @@ pub fn grouped_boxes(
     }
     if percent {
         // The boxes of a share sit near the top: the legend goes below.
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        legend_at(&mut chart, SeriesLabelPosition::LowerRight)?;
     } else {
         legend(&mut chart)?;
     }

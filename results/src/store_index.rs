@@ -86,6 +86,35 @@ pub struct StoreEntry {
     pub error: Option<String>,
 }
 
+impl StoreEntry {
+    /// An entry of `kind` in directory `dir`, its page at `link`, started
+    /// at `started_unix_ms`; nothing else known yet.
+    fn new(dir: &str, kind: EntryKind, link: String, started_unix_ms: u64) -> StoreEntry {
+        StoreEntry {
+            dir: dir.to_string(),
+            kind,
+            name: dir.to_string(),
+            started_unix_ms,
+            duration_s: None,
+            target: None,
+            net: None,
+            settings: 0,
+            faults: 0,
+            repeats: 0,
+            runs: 0,
+            done: 0,
+            state: EntryState::Stopped,
+            verdict: None,
+            judgement: None,
+            colour: "unk".into(),
+            seconds_left: None,
+            last_line: None,
+            link,
+            error: None,
+        }
+    }
+}
+
 /// What the front page reads of a campaign's own `results.json`.
 #[derive(Deserialize)]
 struct CampaignResultsView {
@@ -141,28 +170,12 @@ fn judged(unexpected: usize, undecided: usize) -> (String, String) {
 /// A campaign directory (a one-run campaign is listed as a run).
 fn campaign_entry(dir: &Path, name: &str) -> StoreEntry {
     let cd = CampaignDir::new(dir);
-    let mut e = StoreEntry {
-        dir: name.to_string(),
-        kind: EntryKind::Campaign,
-        name: name.to_string(),
-        started_unix_ms: modified_ms(&cd.campaign()).unwrap_or(0),
-        duration_s: None,
-        target: None,
-        net: None,
-        settings: 0,
-        faults: 0,
-        repeats: 0,
-        runs: 0,
-        done: 0,
-        state: EntryState::Stopped,
-        verdict: None,
-        judgement: None,
-        colour: "unk".into(),
-        seconds_left: None,
-        last_line: None,
-        link: format!("{name}/index.html"),
-        error: None,
-    };
+    let mut e = StoreEntry::new(
+        name,
+        EntryKind::Campaign,
+        format!("{name}/index.html"),
+        modified_ms(&cd.campaign()).unwrap_or(0),
+    );
     let index: CampaignIndex = match read_json(&cd.campaign()) {
         Ok(Some(i)) => i,
         Ok(None) => return e,
@@ -249,30 +262,18 @@ fn campaign_entry(dir: &Path, name: &str) -> StoreEntry {
 fn run_entry(dir: &Path, name: &str) -> StoreEntry {
     let rd = RunDir::new(dir);
     let spec = StoredSpec::read(dir).ok().flatten().unwrap_or_default();
-    let mut e = StoreEntry {
-        dir: name.to_string(),
-        kind: EntryKind::Run,
-        name: name.to_string(),
-        started_unix_ms: modified_ms(&rd.spec())
+    let mut e = StoreEntry::new(
+        name,
+        EntryKind::Run,
+        format!("{name}/index.html"),
+        modified_ms(&rd.spec())
             .or_else(|| modified_ms(&rd.history()))
             .unwrap_or(0),
-        duration_s: spec.time_limit_s,
-        target: spec.target,
-        net: spec.net,
-        settings: 1,
-        faults: 1,
-        repeats: 1,
-        runs: 1,
-        done: 0,
-        state: EntryState::Stopped,
-        verdict: None,
-        judgement: None,
-        colour: "unk".into(),
-        seconds_left: None,
-        last_line: None,
-        link: format!("{name}/index.html"),
-        error: None,
-    };
+    );
+    e.duration_s = spec.time_limit_s;
+    e.target = spec.target;
+    e.net = spec.net;
+    (e.settings, e.faults, e.repeats, e.runs) = (1, 1, 1, 1);
     match read_json::<RunResultsView>(&rd.results()) {
         Ok(Some(r)) => {
             e.done = 1;
@@ -297,28 +298,14 @@ fn run_entry(dir: &Path, name: &str) -> StoreEntry {
 /// A comparison's directory.
 fn comparison_entry(dir: &Path, name: &str) -> StoreEntry {
     let path = dir.join(crate::compare::COMPARE_JSON);
-    let mut e = StoreEntry {
-        dir: name.to_string(),
-        kind: EntryKind::Comparison,
-        name: name.to_string(),
-        started_unix_ms: modified_ms(&path).unwrap_or(0),
-        duration_s: None,
-        target: None,
-        net: None,
-        settings: 0,
-        faults: 0,
-        repeats: 0,
-        runs: 0,
-        done: 0,
-        state: EntryState::Finished,
-        verdict: None,
-        judgement: None,
-        colour: "cmp".into(),
-        seconds_left: None,
-        last_line: None,
-        link: format!("{name}/index.html"),
-        error: None,
-    };
+    let mut e = StoreEntry::new(
+        name,
+        EntryKind::Comparison,
+        format!("{name}/index.html"),
+        modified_ms(&path).unwrap_or(0),
+    );
+    e.state = EntryState::Finished;
+    e.colour = "cmp".into();
     match read_json::<crate::compare::Comparison>(&path) {
         Ok(Some(c)) => {
             e.name = format!("{} vs {}", c.a.dir_name, c.b.dir_name);
