@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use faultline_checker::Verdict;
-use faultline_rundir::records::{CampaignState, ProgressRecord};
+use faultline_rundir::records::{read_record, unix_ms, CampaignState, ProgressRecord};
 use faultline_rundir::{CampaignDir, RunDir};
 use serde::{Deserialize, Serialize};
 
@@ -140,22 +140,6 @@ fn modified_ms(p: &Path) -> Option<u64> {
     Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64)
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-fn read_json<T: for<'de> Deserialize<'de>>(p: &Path) -> Result<Option<T>, String> {
-    match std::fs::read_to_string(p) {
-        Ok(t) => serde_json::from_str(&t)
-            .map(Some)
-            .map_err(|e| format!("reading {}: {e}", p.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("reading {}: {e}", p.display())),
-    }
-}
-
 /// The colour and words of a verdict against expectations.
 fn judged(unexpected: usize, undecided: usize) -> (String, String) {
     if unexpected > 0 {
@@ -176,7 +160,7 @@ fn campaign_entry(dir: &Path, name: &str) -> StoreEntry {
         format!("{name}/index.html"),
         modified_ms(&cd.campaign()).unwrap_or(0),
     );
-    let index: CampaignIndex = match read_json(&cd.campaign()) {
+    let index: CampaignIndex = match read_record(&cd.campaign()) {
         Ok(Some(i)) => i,
         Ok(None) => return e,
         Err(err) => {
@@ -210,7 +194,7 @@ fn campaign_entry(dir: &Path, name: &str) -> StoreEntry {
         e.error = Some(err);
         None
     });
-    let results: Option<CampaignResultsView> = read_json(&cd.results()).unwrap_or_else(|err| {
+    let results: Option<CampaignResultsView> = read_record(&cd.results()).unwrap_or_else(|err| {
         e.error = Some(err);
         None
     });
@@ -224,7 +208,7 @@ fn campaign_entry(dir: &Path, name: &str) -> StoreEntry {
                 CampaignState::Interrupted => EntryState::Interrupted,
             };
             let end = if e.state == EntryState::Running {
-                now_ms()
+                unix_ms()
             } else {
                 p.updated_unix_ms
             };
@@ -274,7 +258,7 @@ fn run_entry(dir: &Path, name: &str) -> StoreEntry {
     e.target = spec.target;
     e.net = spec.net;
     (e.settings, e.faults, e.repeats, e.runs) = (1, 1, 1, 1);
-    match read_json::<RunResultsView>(&rd.results()) {
+    match read_record::<RunResultsView>(&rd.results()) {
         Ok(Some(r)) => {
             e.done = 1;
             e.state = EntryState::Finished;
@@ -306,7 +290,7 @@ fn comparison_entry(dir: &Path, name: &str) -> StoreEntry {
     );
     e.state = EntryState::Finished;
     e.colour = "cmp".into();
-    match read_json::<crate::compare::Comparison>(&path) {
+    match read_record::<crate::compare::Comparison>(&path) {
         Ok(Some(c)) => {
             e.name = format!("{} vs {}", c.a.dir_name, c.b.dir_name);
             e.target = Some(if c.a.target == c.b.target {

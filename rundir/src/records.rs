@@ -270,14 +270,7 @@ impl ProgressRecord {
     /// `dir`'s `progress.json`; none when the campaign has none (one from
     /// before the file existed).
     pub fn read(dir: &crate::CampaignDir) -> Result<Option<ProgressRecord>, String> {
-        let path = dir.progress();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| format!("reading {}: {e}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("reading {}: {e}", path.display())),
-        }
+        read_record(&dir.progress())
     }
 
     /// Whether the campaign is under way now: its record says running and
@@ -297,4 +290,25 @@ impl ProgressRecord {
             self.remaining_planned_s * (elapsed / self.done_planned_s)
         }
     }
+}
+
+/// A JSON record from `path`: none when the file is not there, an error
+/// naming the file when it cannot be read or parsed.
+pub fn read_record<T: for<'de> Deserialize<'de>>(
+    path: &std::path::Path,
+) -> Result<Option<T>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| format!("reading {}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("reading {}: {e}", path.display())),
+    }
+}
+
+/// Now, ms since the Unix epoch (the unit of [`ProgressRecord`]'s times).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

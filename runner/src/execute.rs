@@ -10,7 +10,7 @@ use faultline_checker::Verdict;
 use faultline_nemesis::process::NodeCommand;
 use faultline_results::expect::Judgement;
 use faultline_results::{CampaignIndex, CampaignRun, CampaignSetting, CampaignSummary, RunResults};
-use faultline_rundir::records::{CampaignState, ProgressRecord};
+use faultline_rundir::records::{unix_ms, CampaignState, ProgressRecord};
 
 use crate::campaign::{CampaignConfig, PlannedRun};
 use crate::run::{run_one, Progress};
@@ -61,13 +61,6 @@ pub fn after_interrupt() {
             );
         }
     }
-}
-
-/// Now, ms since the Unix epoch.
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Seconds a run takes beyond its time limit (start-up, heal, final reads).
