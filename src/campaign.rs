@@ -10,18 +10,18 @@ use clap::Args;
 use faultline_checker::Verdict;
 use faultline_results::RunResults;
 use faultline_runner::campaign::{CampaignConfig, PlannedRun, Setting, SharedRun};
-use faultline_runner::execute::{rebuild_report, run_campaign, run_line, CampaignWatch};
+use faultline_runner::execute::{rebuild_report, run_campaign, run_line, CampaignWatch, Placement};
 use faultline_runner::presets;
 use faultline_runner::run::Progress;
 use faultline_runner::spec::{defaults, parse_key_dist, parse_mix};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-/// Progress bars for a campaign: one for the runs, one for the run under
-/// way, and a line per finished run.
+/// Progress bars for a campaign: one for the runs, one per run under way
+/// (several with `--jobs` or `--workers`), and a line per finished run.
 struct Bars {
     multi: MultiProgress,
     runs: ProgressBar,
-    run: ProgressBar,
+    under_way: std::sync::Mutex<std::collections::HashMap<usize, ProgressBar>>,
     tally: std::sync::Mutex<[u32; 3]>,
 }
 
@@ -33,36 +33,52 @@ impl Bars {
             ProgressStyle::with_template("{bar:30} {pos}/{len} runs  {msg}")
                 .expect("valid template"),
         );
-        let run = multi.add(ProgressBar::new(1000));
-        run.set_style(ProgressStyle::with_template("{bar:30} {msg}").expect("valid template"));
         Bars {
             multi,
             runs,
-            run,
+            under_way: Default::default(),
             tally: std::sync::Mutex::new([0; 3]),
         }
     }
 
     fn finish(&self) {
-        self.run.finish_and_clear();
+        for (_, bar) in self
+            .under_way
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+        {
+            bar.finish_and_clear();
+        }
         self.runs.finish_and_clear();
     }
 }
 
 impl CampaignWatch for Bars {
-    fn started(&self, name: &str, dir: &Path, runs: &[PlannedRun], approx_secs: f64) {
+    fn started(&self, name: &str, dir: &Path, runs: &[PlannedRun], todo: usize, approx_secs: f64) {
         self.runs.set_length(runs.len() as u64);
+        self.runs.set_position((runs.len() - todo) as u64);
+        let left = if todo == runs.len() {
+            String::new()
+        } else {
+            format!(", {todo} left to run")
+        };
         self.multi.suspend(|| {
             eprintln!(
-                "faultline: campaign '{name}': {} runs (about {approx_secs:.0} s) into {}",
+                "faultline: campaign '{name}': {} runs{left} (about {approx_secs:.0} s) into {}",
                 runs.len(),
                 dir.display()
             )
         });
     }
 
-    fn run_started(&self, _i: usize, run: &PlannedRun) -> Option<Progress> {
-        let bar = self.run.clone();
+    fn run_started(&self, i: usize, run: &PlannedRun) -> Option<Progress> {
+        let bar = self.multi.add(ProgressBar::new(1000));
+        bar.set_style(ProgressStyle::with_template("{bar:30} {msg}").expect("valid template"));
+        self.under_way
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(i, bar.clone());
         let limit = run.spec.time_limit_s;
         let label = format!("{} / {}", run.spec.setting, run.fault);
         Some(Progress {
@@ -75,27 +91,46 @@ impl CampaignWatch for Bars {
         })
     }
 
-    fn run_finished(&self, i: usize, total: usize, run: &PlannedRun, results: &RunResults) {
+    fn run_finished(
+        &self,
+        i: usize,
+        done: usize,
+        total: usize,
+        run: &PlannedRun,
+        results: &RunResults,
+    ) {
+        if let Some(bar) = self
+            .under_way
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&i)
+        {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
+        }
         let mut tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
         match results.valid {
             Verdict::Linearizable => tally[0] += 1,
             Verdict::NotLinearizable => tally[1] += 1,
             Verdict::Unknown => tally[2] += 1,
         }
-        self.runs.inc(1);
+        self.runs.set_position(done as u64);
         self.runs.set_message(format!(
             "linearizable {}, NOT linearizable {}, unknown {}",
             tally[0], tally[1], tally[2]
         ));
         self.multi.suspend(|| {
             eprintln!(
-                "[{}/{total}] {} / {}: {}",
-                i + 1,
+                "[{done}/{total}] {} / {}: {}",
                 run.spec.setting,
                 run.fault,
                 run_line(results)
             )
         });
+    }
+
+    fn note(&self, line: &str) {
+        self.multi.suspend(|| eprintln!("faultline: {line}"));
     }
 }
 
@@ -108,9 +143,20 @@ async fn run_and_print(
     name: &str,
     store: &Path,
     json: bool,
+    placement: &Placement,
+    resume: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let bars = Bars::new();
-    let outcome = run_campaign(config, name, store, &crate::node_binary()?, &bars).await;
+    let outcome = run_campaign(
+        config,
+        name,
+        store,
+        &crate::node_binary()?,
+        &bars,
+        placement,
+        resume,
+    )
+    .await;
     bars.finish();
     let outcome = outcome?;
     let s = &outcome.summary;
@@ -325,7 +371,7 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             expect_by_fault: Default::default(),
         }],
     };
-    run_and_print(&config, "run", &a.store, a.json).await
+    run_and_print(&config, "run", &a.store, a.json, &Placement::Here, None).await
 }
 
 /// `faultline campaign` flags.
@@ -346,12 +392,55 @@ pub struct CampaignArgs {
     /// Print a JSON summary on standard output.
     #[arg(long)]
     json: bool,
+    /// Run up to N runs at once on this machine, each in a process (and,
+    /// as root, a loopback) of its own, pinned to its own cores when there
+    /// are at least 2 per run; docs/campaigns.md says what shared cores do
+    /// to timing figures.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// Run the runs on the worker hosts of this inventory over SSH, one at a
+    /// time per worker (docs/campaigns.md: the format, what a worker needs).
+    #[arg(long, value_name = "INVENTORY", conflicts_with = "jobs")]
+    pub workers: Option<PathBuf>,
+    /// Finish this campaign directory of the store: run only its runs that
+    /// are missing or were interrupted (give the campaign file it started with).
+    #[arg(long, value_name = "STORE/CAMPAIGN")]
+    resume: Option<PathBuf>,
+}
+
+impl CampaignArgs {
+    /// Whether this process itself runs the campaign's runs (not child
+    /// processes or workers), so that it must enter a kernel-backend
+    /// network first.
+    pub fn runs_here(&self) -> bool {
+        self.workers.is_none() && self.jobs <= 1
+    }
 }
 
 /// Run `faultline campaign FILE` or `faultline campaign --preset NAME`.
 pub async fn campaign_cmd(a: CampaignArgs) -> anyhow::Result<ExitCode> {
     let (config, name) = load_campaign(&a)?;
-    run_and_print(&config, &name, &a.store, a.json).await
+    let exe = || std::env::current_exe().context("finding this program to start its runs");
+    let placement = match (&a.workers, a.jobs) {
+        (Some(inv), _) => Placement::Workers {
+            hosts: faultline_hosts::inventory::load(inv)?,
+            exe: exe()?,
+        },
+        (None, 1) => Placement::Here,
+        (None, jobs) => Placement::Jobs {
+            jobs: jobs as usize,
+            exe: exe()?,
+        },
+    };
+    run_and_print(
+        &config,
+        &name,
+        &a.store,
+        a.json,
+        &placement,
+        a.resume.as_deref(),
+    )
+    .await
 }
 
 /// The campaign `faultline campaign` names, and its name.
@@ -385,7 +474,15 @@ pub struct DemoArgs {
 
 /// Run the built-in demo campaign.
 pub async fn demo_cmd(a: DemoArgs) -> anyhow::Result<ExitCode> {
-    run_and_print(&presets::load("demo")?, "demo", &a.store, a.json).await
+    run_and_print(
+        &presets::load("demo")?,
+        "demo",
+        &a.store,
+        a.json,
+        &Placement::Here,
+        None,
+    )
+    .await
 }
 
 /// `faultline report` flags.

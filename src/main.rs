@@ -77,6 +77,19 @@ enum Cmd {
     /// A trivial Maelstrom node (echo, relay) for `bench maelstrom`.
     #[command(hide = true)]
     MaelstromEcho,
+    /// Run one run of a campaign in this process: its spec and placement
+    /// as one JSON line on stdin, reports as JSON lines on stdout; stops
+    /// when stdin ends (what `--jobs` and `--workers` start per run).
+    #[command(hide = true)]
+    RunSpec {
+        /// The run's directory (new).
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// Run in a network namespace of its own with only loopback (the
+        /// run's ports are then its own).
+        #[arg(long)]
+        own_loopback: bool,
+    },
     /// Run one Raft node (the same as the `faultline-node` binary; flags as there).
     #[command(hide = true, disable_help_flag = true)]
     Node {
@@ -166,6 +179,19 @@ fn main() -> ExitCode {
             }
         };
     }
+    // A run in a process of its own reads its job before any thread
+    // starts: a kernel-network run, or one with a loopback of its own,
+    // moves into a network namespace first.
+    let job = match &cli.command {
+        Cmd::RunSpec { own_loopback, .. } => match start_job(*own_loopback) {
+            Ok(job) => Some(job),
+            Err(e) => {
+                eprintln!("faultline: error: {}", one_line_safe(&format!("{e:#}")));
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
     if let Some(bin) = &cli.etcd_bin {
         // Read where a run finds etcd; set before any thread starts.
         std::env::set_var("FAULTLINE_ETCD_BIN", bin);
@@ -219,6 +245,11 @@ fn main() -> ExitCode {
             Cmd::Kv(a) => kv::run(a).await,
             Cmd::Cluster(a) => cluster_cmd::run(a).await,
             Cmd::Bench(a) => bench::run(a).await,
+            Cmd::RunSpec { dir, .. } => {
+                let job = job.expect("read before the runtime started");
+                let code = faultline_runner::child::run_job(&job, &dir, &node_binary()?).await?;
+                Ok(ExitCode::from(code))
+            }
             Cmd::Node { .. } | Cmd::MaelstromHost { .. } | Cmd::MaelstromEcho => {
                 unreachable!("handled before the runtime starts")
             }
@@ -281,7 +312,6 @@ fn one_line_safe(text: &str) -> String {
     out
 }
 
-/// Whether the command uses the kernel network backend.
 /// SIGINT and SIGTERM, registered now; the future ends with the first
 /// that arrives (its name and number).
 fn interrupt() -> anyhow::Result<impl std::future::Future<Output = (&'static str, u8)>> {
@@ -296,11 +326,28 @@ fn interrupt() -> anyhow::Result<impl std::future::Future<Output = (&'static str
     })
 }
 
+/// `faultline run-spec`: read the job, enter its network, and stop when
+/// stdin ends.
+fn start_job(own_loopback: bool) -> anyhow::Result<faultline_runner::child::Job> {
+    let job = faultline_runner::child::read_job()?;
+    use faultline_nemesis::net::{kernel::netns, NetBackend};
+    match job.spec.net {
+        NetBackend::Kernel => netns::enter_private_network().map_err(anyhow::Error::msg)?,
+        NetBackend::Proxy if own_loopback => {
+            netns::enter_own_loopback().map_err(anyhow::Error::msg)?
+        }
+        NetBackend::Proxy => {}
+    }
+    faultline_runner::child::stop_at_end_of_stdin();
+    Ok(job)
+}
+
+/// Whether the command uses the kernel network backend in this process.
 fn needs_kernel_net(cmd: &Cmd) -> anyhow::Result<bool> {
     use faultline_nemesis::net::NetBackend;
     Ok(match cmd {
         Cmd::Run(a) => a.net == NetBackend::Kernel,
-        Cmd::Campaign(a) => campaign::load_campaign(a)?.0.uses_kernel_net(),
+        Cmd::Campaign(a) => a.runs_here() && campaign::load_campaign(a)?.0.uses_kernel_net(),
         Cmd::Bench(a) => a.needs_kernel_net(),
         _ => false,
     })

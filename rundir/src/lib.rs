@@ -6,6 +6,7 @@
 //! `docs/history-format.md` (the history).
 #![deny(missing_docs)]
 
+pub mod placement;
 pub mod records;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,8 @@ pub const INDEX: &str = "index.html";
 pub const CAMPAIGN: &str = "campaign.json";
 /// A campaign's progress, rewritten as its runs finish.
 pub const PROGRESS: &str = "progress.json";
+/// Where a campaign's runs, or one run, ran.
+pub const PLACEMENT: &str = "placement.json";
 
 /// The data files of a run that its page links to, in order.
 pub const RUN_FILES: &[&str] = &[HISTORY, RESULTS, SCHEDULE, SPEC, STATUS, LINKS];
@@ -54,6 +57,10 @@ impl RunDir {
     /// [`RESULTS`].
     pub fn results(&self) -> PathBuf {
         self.0.join(RESULTS)
+    }
+    /// [`PLACEMENT`].
+    pub fn placement(&self) -> PathBuf {
+        self.0.join(PLACEMENT)
     }
     /// [`SPEC`].
     pub fn spec(&self) -> PathBuf {
@@ -109,6 +116,10 @@ impl CampaignDir {
     /// [`PROGRESS`].
     pub fn progress(&self) -> PathBuf {
         self.0.join(PROGRESS)
+    }
+    /// [`PLACEMENT`].
+    pub fn placement(&self) -> PathBuf {
+        self.0.join(PLACEMENT)
     }
     /// The campaign's own [`RESULTS`].
     pub fn results(&self) -> PathBuf {

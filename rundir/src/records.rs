@@ -261,10 +261,7 @@ impl ProgressRecord {
     /// Write it into `dir`'s `progress.json` whole: to a temporary file,
     /// then renamed over the old one.
     pub fn write(&self, dir: &crate::CampaignDir) -> std::io::Result<()> {
-        let path = dir.progress();
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
-        std::fs::rename(&tmp, &path)
+        crate::placement::write_whole(&dir.progress(), self)
     }
 
     /// `dir`'s `progress.json`; none when the campaign has none (one from

@@ -10,21 +10,34 @@ use faultline_checker::Verdict;
 use faultline_nemesis::process::NodeCommand;
 use faultline_results::expect::Judgement;
 use faultline_results::{CampaignIndex, CampaignRun, CampaignSetting, CampaignSummary, RunResults};
-use faultline_rundir::records::{unix_ms, CampaignState, ProgressRecord};
+use faultline_rundir::placement::{write_whole, Attempt, CampaignPlacement, Mode, Resume};
+use faultline_rundir::records::{read_record, unix_ms, CampaignState, ProgressRecord};
 
 use crate::campaign::{CampaignConfig, PlannedRun};
+use crate::dispatch::{dispatch, Shared, Slot};
 use crate::run::{run_one, Progress};
 use crate::store::create_campaign_dir;
 
 /// What the caller is told as a campaign goes.
 pub trait CampaignWatch {
-    /// The campaign starts: its directory, its runs and about how long they take.
-    fn started(&self, name: &str, dir: &Path, runs: &[PlannedRun], approx_secs: f64);
+    /// The campaign starts: its directory, its runs, how many of them are
+    /// left to run (all but on a resumption) and about how long they take.
+    fn started(&self, name: &str, dir: &Path, runs: &[PlannedRun], todo: usize, approx_secs: f64);
     /// Run `i` (from 0) starts; the returned progress, if any, is ticked
     /// through the run.
     fn run_started(&self, i: usize, run: &PlannedRun) -> Option<Progress>;
-    /// Run `i` ended with these results.
-    fn run_finished(&self, i: usize, total: usize, run: &PlannedRun, results: &RunResults);
+    /// Run `i` ended with these results; `done` of `total` runs have.
+    fn run_finished(
+        &self,
+        i: usize,
+        done: usize,
+        total: usize,
+        run: &PlannedRun,
+        results: &RunResults,
+    );
+    /// Something the user should know meanwhile (a worker lost, a run
+    /// re-queued), in one line.
+    fn note(&self, line: &str);
 }
 
 /// A campaign that ran to its end.
@@ -37,13 +50,39 @@ pub struct CampaignOutcome {
     pub summary: CampaignSummary,
 }
 
+/// Where a campaign's runs run.
+pub enum Placement {
+    /// One at a time, in this process (the default).
+    Here,
+    /// Up to `jobs` at once, each in a child process `exe run-spec`.
+    Jobs {
+        /// Runs at once.
+        jobs: usize,
+        /// This program (`faultline`).
+        exe: PathBuf,
+    },
+    /// One at a time on each worker host, over SSH.
+    Workers {
+        /// The inventory's hosts.
+        hosts: Vec<faultline_hosts::inventory::Host>,
+        /// This program (`faultline`), copied to each worker.
+        exe: PathBuf,
+    },
+}
+
+/// How often a run is tried in all on workers (a run that a worker failed
+/// for a reason of its own is re-queued at most twice).
+pub const MAX_ATTEMPTS: usize = 3;
+
 /// The campaign under way in this process, for [`after_interrupt`].
 static ACTIVE: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
 
-/// After a Ctrl-C or SIGTERM stopped a campaign: rewrite its page from the
-/// runs that finished, the interrupted one marked as such (best effort: the
-/// process is about to exit).
+/// After a Ctrl-C or SIGTERM stopped a campaign: stop the runs under way
+/// in child processes, then rewrite its page from the runs that finished,
+/// the interrupted ones marked as such (best effort: the process is about
+/// to exit).
 pub fn after_interrupt() {
+    crate::child::stop_children(std::time::Duration::from_secs(20));
     let dir = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(dir) = dir {
         let campaign = faultline_rundir::CampaignDir::new(&dir);
@@ -66,23 +105,194 @@ pub fn after_interrupt() {
 /// Seconds a run takes beyond its time limit (start-up, heal, final reads).
 const RUN_OVERHEAD_S: f64 = 4.0;
 
-/// Run a campaign named `name` into a new directory of `store`.
+/// Run a campaign named `name` into a new directory of `store` (or, with
+/// `resume`, the runs left in that campaign directory), placed as
+/// `placement` says.
 pub async fn run_campaign(
     config: &CampaignConfig,
     name: &str,
     store: &Path,
     node_bin: &NodeCommand,
     watch: &dyn CampaignWatch,
+    placement: &Placement,
+    resume: Option<&Path>,
 ) -> anyhow::Result<CampaignOutcome> {
     let runs = config.runs()?;
+    // What this machine cannot run is said before anything starts; on
+    // workers, each worker's run says it.
+    if !matches!(placement, Placement::Workers { .. }) {
+        check_here(&runs, node_bin)?;
+    }
+    let (dir, todo, set_aside) = match resume {
+        Some(dir) => {
+            let left = crate::resume::leftover(dir, &runs)?;
+            (dir.to_path_buf(), left.todo, Some(left.set_aside))
+        }
+        None => {
+            let dir = create_campaign_dir(store, name)?;
+            std::fs::write(
+                faultline_rundir::CampaignDir::new(&dir).campaign(),
+                serde_json::to_vec_pretty(&index(config, name, &runs))?,
+            )?;
+            (dir, (0..runs.len()).collect(), None)
+        }
+    };
+    *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = Some(dir.clone());
+    let campaign_dir = faultline_rundir::CampaignDir::new(&dir);
+    let mut record = placement_record(placement, &campaign_dir, set_aside, todo.len());
+    write_whole(&campaign_dir.placement(), &record)
+        .with_context(|| format!("writing {}", campaign_dir.placement().display()))?;
+    let planned = |r: &PlannedRun| r.spec.time_limit_s + RUN_OVERHEAD_S;
+    let remaining: f64 = todo.iter().map(|&i| planned(&runs[i])).sum();
+    watch.started(
+        name,
+        &dir,
+        &runs,
+        todo.len(),
+        remaining / record.jobs.max(1) as f64,
+    );
+    let mut tally = Tally {
+        dir: &dir,
+        campaign: &campaign_dir,
+        watch,
+        total: runs.len(),
+        progress: ProgressRecord {
+            state: CampaignState::Running,
+            pid: std::process::id(),
+            total: runs.len(),
+            done: runs.len() - todo.len(),
+            started_unix_ms: unix_ms(),
+            updated_unix_ms: unix_ms(),
+            done_planned_s: 0.0,
+            remaining_planned_s: remaining,
+            last_run: None,
+            last_line: None,
+        },
+        planned: &planned,
+    };
+    tally
+        .progress
+        .write(&campaign_dir)
+        .with_context(|| format!("writing {}", campaign_dir.progress().display()))?;
+    // The page exists (every run listed as to come) from the start.
+    let _ = faultline_results::write_campaign_report_partial(
+        &dir,
+        tally.progress.done,
+        Some(&tally.progress),
+    );
+    match placement {
+        Placement::Here => {
+            for &i in &todo {
+                let run = &runs[i];
+                let ticks = watch.run_started(i, run);
+                let results = run_one(
+                    &run.spec,
+                    &run.plan,
+                    &dir.join(&run.dir),
+                    node_bin,
+                    ticks.as_ref(),
+                    None,
+                )
+                .await
+                .with_context(|| format!("run {}", run.dir))?;
+                tally.finished(i, run, &results);
+            }
+        }
+        Placement::Jobs { jobs, exe } => {
+            let sets = record
+                .pinned
+                .then(|| crate::child::cpu_sets(&crate::child::available_cpus(), *jobs))
+                .flatten();
+            let slots: Vec<Slot> = (0..*jobs)
+                .map(|k| Slot::Local {
+                    cpus: sets.as_ref().map(|s| s[k].clone()),
+                })
+                .collect();
+            let ctx = Shared {
+                exe,
+                node_bin,
+                dir: &dir,
+                shared_cores: record.shared_cores,
+                own_loopback: faultline_nemesis::net::kernel::netns::Namespace::new().is_ok(),
+            };
+            let ran = dispatch(&ctx, slots, &runs, &todo, &mut tally, &mut record).await;
+            stopped_short(ran, &dir, &mut tally.progress)?;
+        }
+        Placement::Workers { hosts, exe } => {
+            let mut workers = Vec::new();
+            for h in hosts {
+                match crate::workers::Worker::prepare(h, exe, node_bin).await {
+                    Ok(w) => workers.push(w),
+                    Err(e) => {
+                        watch.note(&format!("worker {} left out: {e:#}", h.name));
+                        record.lost.push(Attempt {
+                            on: h.name.clone(),
+                            error: format!("{e:#}"),
+                        });
+                    }
+                }
+            }
+            let _ = write_whole(&campaign_dir.placement(), &record);
+            anyhow::ensure!(
+                !workers.is_empty(),
+                "no worker could be set up (the first: {})",
+                record.lost.first().map_or("", |a| a.error.as_str())
+            );
+            let ctx = Shared {
+                exe,
+                node_bin,
+                dir: &dir,
+                shared_cores: false,
+                own_loopback: false,
+            };
+            let slots: Vec<Slot> = workers.iter().map(Slot::Remote).collect();
+            let ran = dispatch(&ctx, slots, &runs, &todo, &mut tally, &mut record).await;
+            for w in workers {
+                w.close(&dir).await;
+            }
+            stopped_short(ran, &dir, &mut tally.progress)?;
+        }
+    }
+    let summary = faultline_results::write_campaign_report(&dir)?;
+    tally.progress.state = CampaignState::Finished;
+    tally.progress.updated_unix_ms = unix_ms();
+    let _ = tally.progress.write(&campaign_dir);
+    *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    Ok(CampaignOutcome {
+        page: dir.join("index.html"),
+        dir,
+        summary,
+    })
+}
+
+/// A campaign that could not run every run still leaves its page (the
+/// finished runs) and says it stopped.
+fn stopped_short(
+    ran: anyhow::Result<()>,
+    dir: &Path,
+    progress: &mut ProgressRecord,
+) -> anyhow::Result<()> {
+    if ran.is_err() {
+        progress.state = CampaignState::Interrupted;
+        progress.updated_unix_ms = unix_ms();
+        let _ = progress.write(&faultline_rundir::CampaignDir::new(dir));
+        let _ = faultline_results::write_campaign_report(dir);
+        *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+    ran
+}
+
+/// Refuse, before any run starts, what this machine cannot run: kernel
+/// faults its kernel lacks, a target that cannot be built here (etcd
+/// missing or too old, say).
+fn check_here(runs: &[PlannedRun], node_bin: &NodeCommand) -> anyhow::Result<()> {
     if runs
         .iter()
         .any(|r| r.spec.net == faultline_nemesis::net::NetBackend::Kernel)
     {
-        // Refuse what this kernel cannot make before any run starts.
         let netem = faultline_nemesis::net::kernel::netns::netem_available()
             .map_err(|e| anyhow::anyhow!("probing the kernel for netem: {e}"))?;
-        for r in &runs {
+        for r in runs {
             r.plan.check_kernel_faults(netem).with_context(|| {
                 format!(
                     "setting {}, fault {}",
@@ -92,18 +302,19 @@ pub async fn run_campaign(
             })?;
         }
     }
-    // A target that cannot be built here (etcd missing or too old, say)
-    // is said before anything starts: one build per target the runs use.
     let mut seen = Vec::new();
-    for r in &runs {
+    for r in runs {
         if !seen.contains(&r.spec.target) {
             seen.push(r.spec.target);
             crate::run::system(&r.spec, node_bin)?;
         }
     }
-    let dir = create_campaign_dir(store, name)?;
-    *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = Some(dir.clone());
-    let index = CampaignIndex {
+    Ok(())
+}
+
+/// The campaign's `campaign.json`.
+fn index(config: &CampaignConfig, name: &str, runs: &[PlannedRun]) -> CampaignIndex {
+    CampaignIndex {
         name: name.to_string(),
         settings: config
             .settings
@@ -130,68 +341,78 @@ pub async fn run_campaign(
                 expect: r.spec.expect,
             })
             .collect(),
+    }
+}
+
+/// The campaign's `placement.json` as it starts (a resumption keeps the
+/// earlier record's history and adds itself).
+fn placement_record(
+    placement: &Placement,
+    campaign: &faultline_rundir::CampaignDir,
+    set_aside: Option<Vec<String>>,
+    todo: usize,
+) -> CampaignPlacement {
+    let cores = crate::child::available_cpus().len();
+    let (mode, jobs, workers) = match placement {
+        Placement::Here => (Mode::Here, 1, Vec::new()),
+        Placement::Jobs { jobs, .. } => (Mode::Jobs, *jobs, Vec::new()),
+        Placement::Workers { hosts, .. } => (
+            Mode::Workers,
+            hosts.len(),
+            hosts.iter().map(|h| h.name.clone()).collect(),
+        ),
     };
-    std::fs::write(
-        faultline_rundir::CampaignDir::new(&dir).campaign(),
-        serde_json::to_vec_pretty(&index)?,
-    )?;
-    let approx: f64 = runs
-        .iter()
-        .map(|r| r.spec.time_limit_s + RUN_OVERHEAD_S)
-        .sum();
-    watch.started(name, &dir, &runs, approx);
-    let planned = |r: &PlannedRun| r.spec.time_limit_s + RUN_OVERHEAD_S;
-    let mut progress = ProgressRecord {
-        state: CampaignState::Running,
-        pid: std::process::id(),
-        total: runs.len(),
-        done: 0,
-        started_unix_ms: unix_ms(),
-        updated_unix_ms: unix_ms(),
-        done_planned_s: 0.0,
-        remaining_planned_s: approx,
-        last_run: None,
-        last_line: None,
-    };
-    let campaign_dir = faultline_rundir::CampaignDir::new(&dir);
-    progress
-        .write(&campaign_dir)
-        .with_context(|| format!("writing {}", campaign_dir.progress().display()))?;
-    // The page exists (every run listed as to come) from the start.
-    let _ = faultline_results::write_campaign_report_partial(&dir, 0, Some(&progress));
-    for (i, run) in runs.iter().enumerate() {
-        let ticks = watch.run_started(i, run);
-        let results = run_one(
-            &run.spec,
-            &run.plan,
-            &dir.join(&run.dir),
-            node_bin,
-            ticks.as_ref(),
-        )
-        .await
-        .with_context(|| format!("run {}", run.dir))?;
-        watch.run_finished(i, runs.len(), run, &results);
-        progress.done = i + 1;
-        progress.updated_unix_ms = unix_ms();
-        progress.done_planned_s += planned(run);
-        progress.remaining_planned_s = (progress.remaining_planned_s - planned(run)).max(0.0);
-        progress.last_run = Some(run.dir.clone());
-        progress.last_line = Some(run_line(&results));
+    let pinned = mode == Mode::Jobs
+        && crate::child::cpu_sets(&(0..cores).collect::<Vec<_>>(), jobs).is_some();
+    let earlier: Option<CampaignPlacement> = read_record(&campaign.placement()).ok().flatten();
+    let mut resumed = earlier.as_ref().map_or(Vec::new(), |e| e.resumed.clone());
+    if let Some(set_aside) = set_aside {
+        resumed.push(Resume {
+            at_unix_ms: unix_ms(),
+            runs: todo,
+            set_aside,
+        });
+    }
+    CampaignPlacement {
+        mode,
+        jobs,
+        cores,
+        pinned,
+        shared_cores: mode == Mode::Jobs && !pinned && jobs > 1,
+        workers,
+        lost: Vec::new(),
+        requeued: earlier.as_ref().map_or(Vec::new(), |e| e.requeued.clone()),
+        failed: Vec::new(),
+        resumed,
+    }
+}
+
+/// The bookkeeping after each finished run: the watcher, the progress
+/// record and the campaign page.
+pub(crate) struct Tally<'a> {
+    dir: &'a Path,
+    campaign: &'a faultline_rundir::CampaignDir,
+    pub(crate) watch: &'a dyn CampaignWatch,
+    total: usize,
+    pub(crate) progress: ProgressRecord,
+    planned: &'a dyn Fn(&PlannedRun) -> f64,
+}
+
+impl Tally<'_> {
+    pub(crate) fn finished(&mut self, i: usize, run: &PlannedRun, results: &RunResults) {
+        let p = &mut self.progress;
+        p.done += 1;
+        self.watch.run_finished(i, p.done, self.total, run, results);
+        p.updated_unix_ms = unix_ms();
+        p.done_planned_s += (self.planned)(run);
+        p.remaining_planned_s = (p.remaining_planned_s - (self.planned)(run)).max(0.0);
+        p.last_run = Some(run.dir.clone());
+        p.last_line = Some(run_line(results));
         // Keep the campaign page current as runs finish: the page first,
         // then the progress a watching browser polls for.
-        let _ = faultline_results::write_campaign_report_partial(&dir, i + 1, Some(&progress));
-        let _ = progress.write(&campaign_dir);
+        let _ = faultline_results::write_campaign_report_partial(self.dir, p.done, Some(p));
+        let _ = p.write(self.campaign);
     }
-    let summary = faultline_results::write_campaign_report(&dir)?;
-    progress.state = CampaignState::Finished;
-    progress.updated_unix_ms = unix_ms();
-    let _ = progress.write(&campaign_dir);
-    *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    Ok(CampaignOutcome {
-        page: dir.join("index.html"),
-        dir,
-        summary,
-    })
 }
 
 /// One line that says how a run ended: its verdict, any safety finding in

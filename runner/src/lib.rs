@@ -8,7 +8,11 @@
 //! - [`presets`]: the built-in campaigns (TOML files compiled in).
 //! - [`run`]: [`run::run_one`], one run from start to report.
 //! - [`observer`]: the status poller that records who leads when.
-//! - [`execute`]: a whole campaign into the store, and rebuilding reports.
+//! - [`execute`]: a whole campaign into the store (here, in local jobs or
+//!   on worker hosts), and rebuilding reports.
+//! - [`child`]: one run in a process of its own (`faultline run-spec`).
+//! - [`workers`]: worker hosts over SSH.
+//! - [`resume`]: finishing a campaign that was cut short.
 //! - [`store`]: the store's directory names and the `latest` link.
 //!
 //! ```no_run
@@ -16,16 +20,20 @@
 //! use faultline_runner::{run::run_one, spec::RunSpec};
 //! let spec = RunSpec { nemesis: "pause-leader".into(), time_limit_s: 10.0, ..RunSpec::default() };
 //! let plan = spec.plan()?;
-//! let results = run_one(&spec, &plan, std::path::Path::new("store/one"), &node, None).await?;
+//! let results = run_one(&spec, &plan, std::path::Path::new("store/one"), &node, None, None).await?;
 //! println!("{:?}", results.valid);
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
 
 pub mod campaign;
+pub mod child;
+mod dispatch;
 pub mod execute;
 pub mod observer;
 pub mod presets;
+pub mod resume;
 pub mod run;
 pub mod spec;
 pub mod store;
+pub mod workers;

@@ -14,6 +14,7 @@ use faultline_nemesis::process::NodeCommand;
 use faultline_nemesis::schedule;
 use faultline_nemesis::testbed::{Testbed, TestbedSpec};
 use faultline_results::RunResults;
+use faultline_rundir::placement::{write_whole, RunPlacement};
 use faultline_sut::Target;
 use faultline_workloads::recorder::Recorder;
 use faultline_workloads::register::RegisterWorkload;
@@ -40,22 +41,27 @@ pub fn system(spec: &RunSpec, node_bin: &NodeCommand) -> anyhow::Result<Arc<dyn 
 }
 
 /// Run one test into `dir` and write its report: `spec` as written (it
-/// is stored), `plan` what it validated into ([`RunSpec::plan`]).
+/// is stored), `plan` what it validated into ([`RunSpec::plan`]),
+/// `placement` where a campaign placed it (stored for its page).
 pub async fn run_one(
     spec: &RunSpec,
     plan: &crate::spec::RunPlan,
     dir: &Path,
     node_bin: &NodeCommand,
     progress: Option<&Progress>,
+    placement: Option<&RunPlacement>,
 ) -> anyhow::Result<RunResults> {
     let target = system(spec, node_bin)?;
     crate::store::create_run_dir(dir)?;
+    let rd = faultline_rundir::RunDir::new(dir);
+    if let Some(p) = placement {
+        write_whole(&rd.placement(), p).context("writing placement.json")?;
+    }
     let stored = RunSpec {
         effective: Some(plan.effective.clone()),
         target_version: Some(target.version()),
         ..spec.clone()
     };
-    let rd = faultline_rundir::RunDir::new(dir);
     std::fs::write(rd.spec(), serde_json::to_vec_pretty(&stored)?)?;
     let mut tb = Testbed::start(&TestbedSpec {
         nodes: spec.nodes,

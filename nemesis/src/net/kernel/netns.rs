@@ -143,6 +143,14 @@ pub fn enter_private_network() -> Result<(), String> {
     faultline_node::netpolicy::declare_sealed()
 }
 
+/// Move the whole process into a fresh network namespace with only `lo`
+/// (up): its loopback ports are then its own. Like
+/// [`enter_private_network`], before any other thread starts.
+pub fn enter_own_loopback() -> Result<(), String> {
+    unshare_net().map_err(|e| format!("cannot create a network namespace: {e}"))?;
+    run_here("ip", &["link", "set", "lo", "up"], None).map(|_| ())
+}
+
 /// Check what the kernel backend needs: `ip` (iproute2), `nft` (nftables)
 /// and permission to create network namespaces. The error names what is
 /// missing and how to get it.

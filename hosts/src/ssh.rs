@@ -1,0 +1,351 @@
+//! One multiplexed OpenSSH connection per host (the `openssh` crate drives
+//! the system's `ssh` with a control master, so the user's own config,
+//! agent and known hosts apply), and what faultline does over it: shell
+//! commands bounded in time, uploads that skip an identical file, and
+//! directories copied back with `tar`.
+//!
+//! A host that stops answering is noticed by ssh's keep-alive
+//! ([`ALIVE_INTERVAL`] × ssh's `ServerAliveCountMax`, 3 by default) and by
+//! the time limit of every command; nothing waits on it for ever.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder};
+use tokio::io::AsyncWriteExt;
+
+use crate::inventory::Host;
+
+/// How long connecting to a host may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often ssh asks a silent host whether it is still there.
+pub const ALIVE_INTERVAL: Duration = Duration::from_secs(3);
+/// How long a control master outlives its last command: a controller
+/// killed with SIGKILL leaves its masters for at most this long.
+const MASTER_IDLE_S: usize = 120;
+
+/// A remote command started with [`Connection::spawn`].
+pub type RemoteChild = openssh::Child<Arc<Session>>;
+
+/// An open connection to one host of the inventory.
+pub struct Connection {
+    /// The host it reaches.
+    pub host: Host,
+    session: Arc<Session>,
+}
+
+/// What a finished remote command left.
+pub struct Output {
+    /// Its exit code (None: killed by a signal, or ssh lost the host).
+    pub code: Option<i32>,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+}
+
+impl Output {
+    /// The first non-empty line of standard error, or "".
+    pub fn first_error_line(&self) -> &str {
+        self.stderr
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("")
+    }
+}
+
+impl Connection {
+    /// Connect to `host` (its host key must already be known: ssh runs in
+    /// batch mode with strict host-key checking).
+    pub async fn open(host: &Host) -> anyhow::Result<Connection> {
+        let mut b = SessionBuilder::default();
+        b.known_hosts_check(KnownHosts::Strict)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .server_alive_interval(ALIVE_INTERVAL)
+            .control_directory(std::env::temp_dir())
+            .clean_history_control_directory(true)
+            .control_persist(ControlPersist::IdleFor(
+                std::num::NonZeroUsize::new(MASTER_IDLE_S).expect("not zero"),
+            ));
+        if let Some(p) = host.port {
+            b.port(p);
+        }
+        if let Some(k) = &host.identity {
+            b.keyfile(k);
+        }
+        if let Some(c) = &host.ssh_config {
+            b.config_file(c);
+        }
+        if let Some(k) = &host.known_hosts {
+            b.user_known_hosts_file(k);
+        }
+        let connect = b.connect(&host.ssh);
+        let session = tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(5), connect)
+            .await
+            .map_err(|_| anyhow::anyhow!("{}: no answer within {CONNECT_TIMEOUT:?}", who(host)))?
+            .map_err(|e| anyhow::anyhow!("{}: cannot connect: {}", who(host), one_line(&e)))?;
+        Ok(Connection {
+            host: host.clone(),
+            session: Arc::new(session),
+        })
+    }
+
+    /// Run `script` with `sh -c` on the host, within `limit`.
+    pub async fn run(&self, script: &str, limit: Duration) -> anyhow::Result<Output> {
+        let mut cmd = self.session.command("sh");
+        cmd.arg("-c")
+            .arg(script)
+            .stdin(openssh::Stdio::null())
+            .stdout(openssh::Stdio::piped())
+            .stderr(openssh::Stdio::piped());
+        let out = tokio::time::timeout(limit, cmd.output())
+            .await
+            .map_err(|_| anyhow::anyhow!("{}: no answer within {limit:?}", who(&self.host)))?
+            .map_err(|e| anyhow::anyhow!("{}: {}", who(&self.host), one_line(&e)))?;
+        Ok(Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    /// Run `script` and return its standard output; a non-zero exit is an
+    /// error naming the host, `what` and the first line of its stderr.
+    pub async fn sh(&self, what: &str, script: &str, limit: Duration) -> anyhow::Result<String> {
+        let out = self.run(script, limit).await?;
+        match out.code {
+            Some(0) => Ok(out.stdout),
+            code => anyhow::bail!(
+                "{}: {what} failed ({}): {}",
+                who(&self.host),
+                code.map_or("no exit code".into(), |c| format!("exit {c}")),
+                out.first_error_line()
+            ),
+        }
+    }
+
+    /// Start `script` with `sh -c` on the host, its three streams piped.
+    /// The remote program sees end-of-file on its stdin when the returned
+    /// child (or its stdin) is dropped.
+    pub async fn spawn(&self, script: &str) -> anyhow::Result<RemoteChild> {
+        let mut cmd = Session::to_command(self.session.clone(), "sh");
+        cmd.arg("-c")
+            .arg(script)
+            .stdin(openssh::Stdio::piped())
+            .stdout(openssh::Stdio::piped())
+            .stderr(openssh::Stdio::piped());
+        cmd.spawn()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {}", who(&self.host), one_line(&e)))
+    }
+
+    /// Whether the host still answers (within `limit`).
+    pub async fn alive(&self, limit: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(limit, self.run("true", limit)).await,
+            Ok(Ok(Output { code: Some(0), .. }))
+        )
+    }
+
+    /// Copy `local` to the host's `remote` (made executable) unless a file
+    /// with the same SHA-256 is there already; true when it was copied.
+    pub async fn upload_if_changed(
+        &self,
+        local: &Path,
+        remote: &str,
+        limit: Duration,
+    ) -> anyhow::Result<bool> {
+        let local_sum = sha256_file(local)
+            .with_context(|| format!("reading {} to upload it", local.display()))?;
+        let out = self
+            .run(&format!("sha256sum {} 2>/dev/null", quote(remote)), limit)
+            .await?;
+        if out.stdout.split_whitespace().next() == Some(local_sum.as_str()) {
+            return Ok(false);
+        }
+        let part = format!("{remote}.part");
+        let script = format!(
+            "mkdir -p \"$(dirname {r})\" && cat > {p} && chmod 755 {p} && mv -f {p} {r}",
+            r = quote(remote),
+            p = quote(&part)
+        );
+        let mut child = self.spawn(&script).await?;
+        let mut stdin = child.stdin().take().context("the upload's stdin")?;
+        let mut file = tokio::fs::File::open(local)
+            .await
+            .with_context(|| format!("opening {}", local.display()))?;
+        let copy = async {
+            tokio::io::copy(&mut file, &mut stdin).await?;
+            stdin.shutdown().await?;
+            drop(stdin);
+            child
+                .wait_with_output()
+                .await
+                .map_err(std::io::Error::other)
+        };
+        let out = tokio::time::timeout(limit, copy)
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "{}: uploading {} took longer than {limit:?}",
+                    who(&self.host),
+                    local.display()
+                )
+            })?
+            .map_err(|e| {
+                anyhow::anyhow!("{}: uploading {}: {e}", who(&self.host), local.display())
+            })?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{}: uploading {} to {remote} failed: {}",
+            who(&self.host),
+            local.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(true)
+    }
+
+    /// Copy the host's directory `remote_parent/name` into `local_parent`
+    /// (as `local_parent/name`), with `tar` on both ends, within `limit`.
+    pub async fn download_dir(
+        &self,
+        remote_parent: &str,
+        name: &str,
+        local_parent: &Path,
+        limit: Duration,
+    ) -> anyhow::Result<()> {
+        std::fs::create_dir_all(local_parent)
+            .with_context(|| format!("creating {}", local_parent.display()))?;
+        let script = format!("tar -C {} -cf - {}", quote(remote_parent), quote(name));
+        let mut remote = self.spawn(&script).await?;
+        drop(remote.stdin().take());
+        let mut out = remote.stdout().take().context("the download's stdout")?;
+        let mut local = tokio::process::Command::new("tar")
+            .arg("-C")
+            .arg(local_parent)
+            .arg("-xf")
+            .arg("-")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting tar here (is it installed?)")?;
+        let mut sink = local.stdin.take().context("tar's stdin")?;
+        let copy = async {
+            tokio::io::copy(&mut out, &mut sink).await?;
+            drop(sink);
+            let theirs = remote
+                .wait_with_output()
+                .await
+                .map_err(std::io::Error::other)?;
+            let ours = local.wait_with_output().await?;
+            Ok::<_, std::io::Error>((theirs, ours))
+        };
+        let (theirs, ours) = tokio::time::timeout(limit, copy)
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "{}: copying {remote_parent}/{name} back took longer than {limit:?}",
+                    who(&self.host)
+                )
+            })?
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: copying {remote_parent}/{name} back: {e}",
+                    who(&self.host)
+                )
+            })?;
+        anyhow::ensure!(
+            theirs.status.success(),
+            "{}: tar of {remote_parent}/{name} failed: {}",
+            who(&self.host),
+            String::from_utf8_lossy(&theirs.stderr).trim()
+        );
+        anyhow::ensure!(
+            ours.status.success(),
+            "unpacking {name} from {} into {} failed: {}",
+            self.host.name,
+            local_parent.display(),
+            String::from_utf8_lossy(&ours.stderr).trim()
+        );
+        Ok(())
+    }
+
+    /// Close the connection (its control master exits).
+    pub async fn close(self) {
+        if let Ok(session) = Arc::try_unwrap(self.session) {
+            let _ = tokio::time::timeout(Duration::from_secs(10), session.close()).await;
+        }
+    }
+}
+
+/// How a host is named in messages: `w1 (root@192.0.2.1)`.
+pub fn who(host: &Host) -> String {
+    format!("host {} ({})", host.name, host.ssh)
+}
+
+/// An error of the ssh layer on one line.
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    let text = e.to_string();
+    let mut words: Vec<&str> = text.split_whitespace().collect();
+    words.dedup();
+    words.join(" ")
+}
+
+/// `s` quoted for a POSIX shell.
+pub fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The SHA-256 of a file, in hex.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut hash = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+    }
+    Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_any_text() {
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), "'it'\\''s'");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf %s {}", quote("x'; echo $HOME `id` \"y")))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "x'; echo $HOME `id` \"y"
+        );
+    }
+
+    #[test]
+    fn a_file_hashes_as_sha256sum_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"abc").unwrap();
+        assert_eq!(
+            sha256_file(&p).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
