@@ -66,8 +66,7 @@ impl Connection {
         b.known_hosts_check(KnownHosts::Strict)
             .connect_timeout(CONNECT_TIMEOUT)
             .server_alive_interval(ALIVE_INTERVAL)
-            .control_directory(std::env::temp_dir())
-            .clean_history_control_directory(true)
+            .control_directory(control_dir()?)
             .control_persist(ControlPersist::IdleFor(
                 std::num::NonZeroUsize::new(MASTER_IDLE_S).expect("not zero"),
             ));
@@ -281,6 +280,23 @@ impl Connection {
         if let Ok(session) = Arc::try_unwrap(self.session) {
             let _ = tokio::time::timeout(Duration::from_secs(10), session.close()).await;
         }
+        // Empty once every connection of this process is closed.
+        if let Ok(dir) = control_dir() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// This process's directory for its control sockets (each connection's
+/// in a temporary directory inside it): its own, because another
+/// program's sockets there are not ours to touch.
+fn control_dir() -> anyhow::Result<std::path::PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = std::env::temp_dir().join(format!("faultline-ssh-{}", std::process::id()));
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => Ok(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(dir),
+        Err(e) => Err(e).with_context(|| format!("creating {}", dir.display())),
     }
 }
 

@@ -414,18 +414,21 @@ pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
     Ok(summary)
 }
 
-/// Write the campaign page from the first `done` runs only (to keep the page
-/// current while a campaign runs); with the campaign's progress, the page
-/// says how far it has come and, served over HTTP, fills in by itself as
-/// runs finish.
+/// Write the campaign page from the finished runs only (those with their
+/// `results.json`: runs at once, or a resumption, finish out of order), to
+/// keep the page current while a campaign runs; with the campaign's
+/// progress, the page says how far it has come and, served over HTTP,
+/// fills in by itself as runs finish.
 pub fn write_campaign_report_partial(
     dir: &Path,
-    done: usize,
     progress: Option<&ProgressRecord>,
 ) -> anyhow::Result<()> {
-    let path = faultline_rundir::CampaignDir::new(dir).campaign();
+    let campaign = faultline_rundir::CampaignDir::new(dir);
+    let path = campaign.campaign();
     let mut index: CampaignIndex = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
-    index.runs.truncate(done);
+    index
+        .runs
+        .retain(|r| campaign.run(&r.dir).results().exists());
     let (rows, cells) = rows_and_cells(dir, &index)?;
     draw_plots(dir, &index, &cells)?;
     write_page(dir, &index, &rows, &cells, &[], progress)
@@ -440,14 +443,18 @@ fn write_page(
     elections: &[crate::elections::ElectionTimes],
     progress: Option<&ProgressRecord>,
 ) -> anyhow::Result<()> {
+    let placement: Option<faultline_rundir::placement::CampaignPlacement> =
+        faultline_rundir::records::read_record(
+            &faultline_rundir::CampaignDir::new(dir).placement(),
+        )
+        .map_err(anyhow::Error::msg)?;
     let page = html::campaign_page(
-        &index.name,
-        &index.settings,
-        &index.faults,
+        index,
         rows,
         cells,
         elections,
         progress,
+        placement.as_ref(),
     );
     std::fs::write(dir.join("index.html"), page).context("writing the campaign's index.html")
 }

@@ -76,6 +76,9 @@ pub struct RunFiles {
     /// after every process stopped. A run directory without it was cut
     /// short (Ctrl-C, a killed controller).
     pub complete: bool,
+    /// `placement.json`: where a campaign placed the run (none when it ran
+    /// in the controller's own process).
+    pub placement: Option<faultline_rundir::placement::RunPlacement>,
 }
 
 impl RunFiles {
@@ -126,6 +129,8 @@ impl RunFiles {
             started_unix_ns,
             leader_starts,
             complete,
+            placement: faultline_rundir::records::read_record(&rd.placement())
+                .map_err(anyhow::Error::msg)?,
         })
     }
 }

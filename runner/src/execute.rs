@@ -175,11 +175,7 @@ pub async fn run_campaign(
         .write(&campaign_dir)
         .with_context(|| format!("writing {}", campaign_dir.progress().display()))?;
     // The page exists (every run listed as to come) from the start.
-    let _ = faultline_results::write_campaign_report_partial(
-        &dir,
-        tally.progress.done,
-        Some(&tally.progress),
-    );
+    let _ = faultline_results::write_campaign_report_partial(&dir, Some(&tally.progress));
     match placement {
         Placement::Here => {
             for &i in &todo {
@@ -410,7 +406,7 @@ impl Tally<'_> {
         p.last_line = Some(run_line(results));
         // Keep the campaign page current as runs finish: the page first,
         // then the progress a watching browser polls for.
-        let _ = faultline_results::write_campaign_report_partial(self.dir, p.done, Some(p));
+        let _ = faultline_results::write_campaign_report_partial(self.dir, Some(p));
         let _ = p.write(self.campaign);
     }
 }

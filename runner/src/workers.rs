@@ -32,6 +32,11 @@ pub const RUN_GRACE: Duration = Duration::from_secs(300);
 const SETUP_LIMIT: Duration = Duration::from_secs(300);
 /// How long a short command on a worker may take.
 const SHORT: Duration = Duration::from_secs(30);
+/// How long a worker may take to show it still answers.
+const ALIVE_CHECK: Duration = Duration::from_secs(10);
+/// How long the last clean-up on a worker may take (a lost one does not
+/// answer at all).
+const CLOSE_LIMIT: Duration = Duration::from_secs(5);
 /// How long copying a run directory back may take.
 const COPY_LIMIT: Duration = Duration::from_secs(300);
 
@@ -137,7 +142,7 @@ impl Worker {
 
     /// A failure: the worker's, when it no longer answers.
     async fn failed(&self, why: String) -> WorkerEnd {
-        if self.conn.alive(SHORT).await {
+        if self.conn.alive(ALIVE_CHECK).await {
             WorkerEnd::Failed(why)
         } else {
             WorkerEnd::Lost(format!("stopped answering ({why})"))
@@ -218,7 +223,10 @@ impl Worker {
             let parent = format!("{}/runs/{}", self.conn.host.dir, camp.to_string_lossy());
             let _ = self
                 .conn
-                .run(&format!("rmdir {} 2>/dev/null", quote(&parent)), SHORT)
+                .run(
+                    &format!("rmdir {} 2>/dev/null", quote(&parent)),
+                    CLOSE_LIMIT,
+                )
                 .await;
         }
         self.conn.close().await;

@@ -4,6 +4,8 @@
 //! only some of it.
 #![allow(dead_code)] // every test binary compiles this file; few use all of it
 
+pub mod sshd;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

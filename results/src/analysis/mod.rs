@@ -169,6 +169,10 @@ pub struct RunResults {
     /// What the run was expected to show (from its spec).
     #[serde(default)]
     pub expect: crate::expect::Expect,
+    /// Where a campaign placed it (`placement.json`): a worker, a CPU
+    /// set, shared cores; none for a run in the controller's own process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<faultline_rundir::placement::RunPlacement>,
 }
 
 impl RunResults {
@@ -286,6 +290,7 @@ pub fn analyze(files: &RunFiles, check: &Options) -> RunResults {
     }
     results.torn_history_line = history.torn_last_line.map(|(line, _)| line);
     results.expect = files.spec.expect;
+    results.placement = files.placement.clone();
     if !files.complete {
         let last = history.last_op_time() as f64 / 1e9;
         results.interrupted = Some(format!(
@@ -488,6 +493,7 @@ pub fn compute(
         interrupted: None,
         torn_history_line: None,
         expect: Default::default(),
+        placement: None,
     }
 }
 

@@ -6,11 +6,12 @@ use faultline_checker::Verdict;
 use maud::{html, Markup};
 
 use super::{cell_text, num, page, table};
-use crate::campaign::{verdict_word, CampaignSetting, RunRow};
+use crate::campaign::{verdict_word, CampaignIndex, CampaignSetting, RunRow};
 use crate::cells::{Cell, Figure};
 use crate::elections::ElectionTimes;
 use crate::expect::{Expect, Judgement};
 use crate::stats::{winner, Summary, Winner};
+use faultline_rundir::placement::{CampaignPlacement, Mode, Requeue};
 use faultline_rundir::records::ProgressRecord;
 
 fn mean(v: impl Iterator<Item = f64>) -> f64 {
@@ -24,14 +25,14 @@ fn mean(v: impl Iterator<Item = f64>) -> f64 {
 
 /// The campaign page.
 pub fn campaign_page(
-    name: &str,
-    settings: &[CampaignSetting],
-    faults: &[String],
+    index: &CampaignIndex,
     rows: &[RunRow],
     cells: &[Vec<Cell>],
     elections: &[ElectionTimes],
     progress: Option<&ProgressRecord>,
+    placement: Option<&CampaignPlacement>,
 ) -> String {
+    let (name, settings, faults) = (&index.name, &index.settings, &index.faults);
     let described: Vec<Vec<String>> = settings
         .iter()
         .map(|s| vec![s.name.clone(), s.description.clone()])
@@ -40,6 +41,9 @@ pub fn campaign_page(
         h1 { "faultline campaign: " (name) }
         @if let Some(p) = progress {
             (running_banner(p))
+        }
+        @if let Some(p) = placement {
+            (placement_section(p))
         }
         (expectation_banner(rows))
         @if rows.iter().any(|r| r.expect.is_control()) {
@@ -78,6 +82,63 @@ pub fn campaign_page(
 /// long it has left. The element's `data-done` is what the page's script
 /// compares with `progress.json` to know when to fill in (served over
 /// HTTP; a page opened from disk stays as it is).
+/// Where the runs ran: local jobs and whether they shared cores, workers
+/// and what they failed, resumptions.
+fn placement_section(p: &CampaignPlacement) -> Markup {
+    let failures = |list: &[Requeue]| -> Vec<Vec<String>> {
+        list.iter()
+            .map(|r| {
+                vec![
+                    r.run.clone(),
+                    r.attempt.to_string(),
+                    r.failure.on.clone(),
+                    r.failure.error.clone(),
+                ]
+            })
+            .collect()
+    };
+    html! {
+        div id="placement" {
+            @match p.mode {
+                Mode::Here => {}
+                Mode::Jobs => p {
+                    b { "Ran " (p.jobs) " runs at once on this machine (" (p.cores) " cores). " }
+                    @if p.pinned {
+                        "Each run (its controller and its members) was pinned to cores of its own."
+                    } @else if p.shared_cores {
+                        span class="poor" { "The runs shared cores" }
+                        " (pinning needs 2 cores per run): timing figures — latency, time without a leader, elections — may have moved against runs one at a time; verdicts do not."
+                    }
+                },
+                Mode::Workers => p {
+                    b { "Ran on " (p.workers.len()) " worker hosts, one run at a time each: " }
+                    (p.workers.join(", ")) "."
+                },
+            }
+            @for l in &p.lost {
+                p class="poor" { "Worker " (l.on) " was lost or left out: " (l.error) }
+            }
+            @if !p.requeued.is_empty() {
+                p { b { "Runs re-queued" } " after a worker failed them (not a verdict; a verdict is never retried):" }
+                (table(&["run", "attempt", "failed on", "why"], &failures(&p.requeued)))
+            }
+            @if !p.failed.is_empty() {
+                p class="poor" { b { "Runs given up" } " after failing on every try (no result):" }
+                (table(&["run", "attempt", "failed on", "why"], &failures(&p.failed)))
+            }
+            @for r in &p.resumed {
+                p class="small" {
+                    "Resumed: " (r.runs) " runs missing or interrupted were run again"
+                    @if !r.set_aside.is_empty() {
+                        "; the interrupted copies are kept in " code { ".interrupted/" }
+                    }
+                    "."
+                }
+            }
+        }
+    }
+}
+
 fn running_banner(p: &ProgressRecord) -> Markup {
     let left = p.seconds_left();
     let left = if left >= 90.0 {

@@ -27,6 +27,12 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
         h1 { "faultline run: " (title) }
         p { b { "System under test: " } (system_words(&r.spec)) }
         p { b { "Network: " } (network_words(&r.spec)) }
+        @if let Some(p) = &r.placement {
+            p id="placement" { b { "Ran on: " } (placement_words(p)) }
+            @for a in &p.attempts {
+                p class="small" { "An earlier attempt on " (a.on) " failed: " (a.error) }
+            }
+        }
         @if let Some(cut) = &r.interrupted {
             div class="banner unk" {
                 b { "INTERRUPTED: " (cut) "." }
@@ -133,6 +139,22 @@ struct SpecView {
 #[serde(default)]
 struct EffectiveView {
     passed: Option<String>,
+}
+
+/// Where a campaign ran the run, in words.
+fn placement_words(p: &faultline_rundir::placement::RunPlacement) -> String {
+    let mut s = match &p.host {
+        Some(host) => format!("worker {} ({host})", p.ran_on),
+        None => "this machine, in a process of its own".to_string(),
+    };
+    if let Some(cpus) = &p.cpus {
+        let list: Vec<String> = cpus.iter().map(usize::to_string).collect();
+        s.push_str(&format!(", pinned to CPUs {}", list.join(",")));
+    }
+    if p.shared_cores {
+        s.push_str(", sharing cores with other runs of the campaign (its timing figures may have moved; its verdict does not)");
+    }
+    s
 }
 
 fn spec_view(spec: &Value) -> SpecView {
