@@ -132,6 +132,15 @@ fn every_field_of_the_run_files_records_is_in_the_run_files_page() {
             location: Some("l".into()),
         },
     };
+    let attempt = faultline_rundir::placement::Attempt {
+        on: "w1".into(),
+        error: "e".into(),
+    };
+    let requeue = faultline_rundir::placement::Requeue {
+        run: "r".into(),
+        attempt: 1,
+        failure: attempt.clone(),
+    };
     let records = [
         serde_json::to_value(NemesisRecord {
             fault: "f".into(),
@@ -162,6 +171,31 @@ fn every_field_of_the_run_files_records_is_in_the_run_files_page() {
         })
         .unwrap(),
         serde_json::to_value(full).unwrap(),
+        serde_json::to_value(faultline_rundir::placement::CampaignPlacement {
+            mode: faultline_rundir::placement::Mode::Workers,
+            jobs: 2,
+            cores: 2,
+            pinned: false,
+            shared_cores: false,
+            workers: vec!["w1".into()],
+            lost: vec![attempt.clone()],
+            requeued: vec![requeue.clone()],
+            failed: vec![requeue],
+            resumed: vec![faultline_rundir::placement::Resume {
+                at_unix_ms: 1,
+                runs: 1,
+                set_aside: vec!["x".into()],
+            }],
+        })
+        .unwrap(),
+        serde_json::to_value(faultline_rundir::placement::RunPlacement {
+            ran_on: "w1".into(),
+            host: Some("h".into()),
+            cpus: Some(vec![0]),
+            shared_cores: true,
+            attempts: vec![attempt],
+        })
+        .unwrap(),
     ];
     let mut missing = Vec::new();
     for r in &records {

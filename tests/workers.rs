@@ -230,12 +230,7 @@ fn twelve_runs_on_three_workers_match_the_same_campaign_here_and_with_two_jobs()
         );
         let deadline = Instant::now() + DEADLINE;
         loop {
-            let left: Vec<String> = hosts
-                .processes(i)
-                .into_iter()
-                .map(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default())
-                .filter(|c| c.starts_with("faultline"))
-                .collect();
+            let left = faultline_processes(&hosts, i);
             if left.is_empty() {
                 break;
             }
@@ -327,6 +322,84 @@ fn a_worker_that_stops_answering_has_its_run_requeued_and_the_campaign_finishes(
         page.contains("Runs re-queued"),
         "the campaign page hides the re-queued run"
     );
+}
+
+/// The `faultline` processes (a run's controller, its nodes) in host `i`.
+fn faultline_processes(hosts: &SshHosts, i: usize) -> Vec<String> {
+    hosts
+        .processes(i)
+        .into_iter()
+        .map(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default())
+        .filter(|c| c.starts_with("faultline"))
+        .collect()
+}
+
+#[test]
+fn ctrl_c_stops_every_workers_run_and_leaves_a_readable_store() {
+    let Some(hosts) = SshHosts::start("workers-ctrl-c", 2) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let file = w.join("long.toml");
+    std::fs::write(
+        &file,
+        "name = \"long\"\nrepeats = 4\nfaults = [\"pause-leader\"]\n[run]\nnodes = 3\ntime_limit = 120\nfault_interval = 1\nkeys = 5\nconcurrency = 4\nrate = 40\nseed = 3\n[[setting]]\nname = \"correct\"\n",
+    )
+    .unwrap();
+    let store = w.join("store");
+    let inv = hosts.inventory.to_str().unwrap().to_string();
+    let cmd = hosts.faultline(&[
+        "campaign",
+        file.to_str().unwrap(),
+        "--workers",
+        &inv,
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    let child = start(cmd, w, "ctrl-c");
+    // Interrupt once both workers run a cluster.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !(0..2).all(|i| {
+        faultline_processes(&hosts, i)
+            .iter()
+            .any(|c| c.starts_with("faultline-n"))
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "the workers never started their runs"
+        );
+        std::thread::sleep(POLL);
+    }
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let (code, _, err) = finish(child, w, "ctrl-c", Duration::from_secs(90));
+    assert_eq!(code, 130, "{err}");
+    for (i, h) in hosts.hosts.iter().enumerate() {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = faultline_processes(&hosts, i);
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} still runs {left:?} after Ctrl-C",
+                h.name
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+    let camp = std::fs::read_dir(&store)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("campaign.json").exists())
+        .unwrap();
+    assert_eq!(json(&camp.join("progress.json"))["state"], "interrupted");
+    assert!(camp.join("index.html").is_file());
+    let (code, _, err) = common::faultline(&["report", camp.to_str().unwrap()]);
+    assert!(code == 0 || code == 3, "the store is not readable: {err}");
 }
 
 /// Processes whose command line names `dir` (a run's controller and its
@@ -488,4 +561,66 @@ fn a_bad_inventory_or_jobs_value_is_one_line_and_exit_2() {
     let (code, _, err) = common::faultline(&["campaign", "--preset", "demo", "--jobs", "0"]);
     assert_eq!(code, 2, "{err}");
     assert!(!w.join("s").exists(), "a refused campaign made a store");
+}
+
+/// Not a test: the wall times docs/benchmarks.md reports. Run it with
+/// `cargo test --release --test workers -- --ignored --nocapture measure`
+/// on a quiet machine (as root, with OpenSSH installed).
+#[test]
+#[ignore]
+fn measure_wall_times_here_with_jobs_and_on_workers() {
+    let Some(hosts) = SshHosts::start("measure", 3) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let all = std::fs::read_to_string(&hosts.inventory).unwrap();
+    let inventory = |n: usize| {
+        let p = w.join(format!("workers-{n}.toml"));
+        let text: Vec<&str> = all
+            .split("\n\n")
+            .filter(|s| !s.trim().is_empty())
+            .take(n)
+            .collect();
+        std::fs::write(&p, text.join("\n\n")).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let (w1, w2, w3) = (inventory(1), inventory(2), inventory(3));
+    let limit = Duration::from_secs(1800);
+    println!("| preset | placement | wall time, s |\n|---|---|---|");
+    for preset in ["figure-16-quick", "bug-hunt-ci"] {
+        let modes: Vec<(&str, Vec<&str>, bool)> = vec![
+            ("here, one run at a time", vec![], false),
+            ("here, --jobs 2", vec!["--jobs", "2"], false),
+            ("1 worker", vec!["--workers", &w1], true),
+            ("2 workers", vec!["--workers", &w2], true),
+            ("3 workers", vec!["--workers", &w3], true),
+        ];
+        for (label, extra, remote) in modes {
+            let store = w.join(format!("{preset}-{}", label.replace([' ', ',', '-'], "_")));
+            let mut args = vec![
+                "campaign",
+                "--preset",
+                preset,
+                "--store",
+                store.to_str().unwrap(),
+            ];
+            args.extend(extra);
+            let cmd = if remote {
+                hosts.faultline(&args)
+            } else {
+                let mut c = Command::new(faultline_bin());
+                c.args(&args);
+                c
+            };
+            let t0 = Instant::now();
+            let (code, _, err) = finish(start(cmd, w, "measure"), w, "measure", limit);
+            let secs = t0.elapsed().as_secs_f64();
+            let ready: Vec<&str> = err.lines().filter(|l| l.contains("ready in")).collect();
+            println!(
+                "| {preset} | {label} | {secs:.0} (exit {code}) | {}",
+                ready.join("; ")
+            );
+        }
+    }
 }

@@ -448,13 +448,6 @@ fn write_page(
             &faultline_rundir::CampaignDir::new(dir).placement(),
         )
         .map_err(anyhow::Error::msg)?;
-    let page = html::campaign_page(
-        index,
-        rows,
-        cells,
-        elections,
-        progress,
-        placement.as_ref(),
-    );
+    let page = html::campaign_page(index, rows, cells, elections, progress, placement.as_ref());
     std::fs::write(dir.join("index.html"), page).context("writing the campaign's index.html")
 }

@@ -215,10 +215,28 @@ pub async fn run_campaign(
             stopped_short(ran, &dir, &mut tally.progress)?;
         }
         Placement::Workers { hosts, exe } => {
+            // Every worker is set up at once (uploads take a while each).
+            let ready = futures::future::join_all(
+                hosts
+                    .iter()
+                    .map(|h| crate::workers::Worker::prepare(h, exe, node_bin)),
+            )
+            .await;
             let mut workers = Vec::new();
-            for h in hosts {
-                match crate::workers::Worker::prepare(h, exe, node_bin).await {
-                    Ok(w) => workers.push(w),
+            for (h, prepared) in hosts.iter().zip(ready) {
+                match prepared {
+                    Ok(w) => {
+                        watch.note(&format!(
+                            "worker {} ready in {:.1} s ({})",
+                            w.name,
+                            w.setup.as_secs_f64(),
+                            match w.uploaded {
+                                0 => "its binaries were current".to_string(),
+                                n => format!("copied {:.1} MB", n as f64 / 1e6),
+                            }
+                        ));
+                        workers.push(w);
+                    }
                     Err(e) => {
                         watch.note(&format!("worker {} left out: {e:#}", h.name));
                         record.lost.push(Attempt {
@@ -229,11 +247,13 @@ pub async fn run_campaign(
                 }
             }
             let _ = write_whole(&campaign_dir.placement(), &record);
-            anyhow::ensure!(
-                !workers.is_empty(),
-                "no worker could be set up (the first: {})",
-                record.lost.first().map_or("", |a| a.error.as_str())
-            );
+            if workers.is_empty() {
+                let why = anyhow::anyhow!(
+                    "no worker could be set up (the first: {})",
+                    record.lost.first().map_or("", |a| a.error.as_str())
+                );
+                stopped_short(Err(why), &dir, &mut tally.progress)?;
+            }
             let ctx = Shared {
                 exe,
                 node_bin,

@@ -44,6 +44,10 @@ const COPY_LIMIT: Duration = Duration::from_secs(300);
 pub struct Worker {
     /// Its name in the inventory.
     pub name: String,
+    /// How long connecting and setting it up took.
+    pub setup: Duration,
+    /// The bytes copied to it at setup (0: its binaries were current).
+    pub uploaded: u64,
     conn: Connection,
 }
 
@@ -62,6 +66,7 @@ impl Worker {
     /// Connect to `host`, check it runs this build's OS and architecture,
     /// and copy `exe` (and the node binary) to it when they differ.
     pub async fn prepare(host: &Host, exe: &Path, node: &NodeCommand) -> anyhow::Result<Worker> {
+        let t0 = std::time::Instant::now();
         let conn = Connection::open(host).await?;
         let uname = conn.sh("uname", "uname -sm", SHORT).await?;
         let mut words = uname.split_whitespace();
@@ -80,12 +85,22 @@ impl Worker {
             SHORT,
         )
         .await?;
-        conn.upload_if_changed(exe, &format!("{}/bin/faultline", host.dir), SETUP_LIMIT)
-            .await?;
+        let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        let mut uploaded = 0;
+        if conn
+            .upload_if_changed(exe, &format!("{}/bin/faultline", host.dir), SETUP_LIMIT)
+            .await?
+        {
+            uploaded += size(exe);
+        }
         let remote_node = format!("{}/bin/faultline-node", host.dir);
         if node.args.is_empty() {
-            conn.upload_if_changed(&node.program, &remote_node, SETUP_LIMIT)
-                .await?;
+            if conn
+                .upload_if_changed(&node.program, &remote_node, SETUP_LIMIT)
+                .await?
+            {
+                uploaded += size(&node.program);
+            }
         } else {
             // The worker's faultline runs its own `node` subcommand; an old
             // faultline-node beside it would be taken instead.
@@ -98,6 +113,8 @@ impl Worker {
         }
         Ok(Worker {
             name: host.name.clone(),
+            setup: t0.elapsed(),
+            uploaded,
             conn,
         })
     }
