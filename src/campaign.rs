@@ -75,10 +75,16 @@ impl CampaignWatch for Bars {
     fn run_started(&self, i: usize, run: &PlannedRun) -> Option<Progress> {
         let bar = self.multi.add(ProgressBar::new(1000));
         bar.set_style(ProgressStyle::with_template("{bar:30} {msg}").expect("valid template"));
-        self.under_way
+        // A run tried again (re-queued from a worker) replaces its old bar.
+        let old = self
+            .under_way
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(i, bar.clone());
+        if let Some(old) = old {
+            old.finish_and_clear();
+            self.multi.remove(&old);
+        }
         let limit = run.spec.time_limit_s;
         let label = format!("{} / {}", run.spec.setting, run.fault);
         Some(Progress {

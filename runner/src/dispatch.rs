@@ -219,7 +219,7 @@ pub(crate) async fn dispatch(
     let left: Vec<&str> = queue.iter().map(|t| runs[t.i].dir.as_str()).collect();
     anyhow::ensure!(
         left.is_empty() && record.failed.is_empty(),
-        "{} runs have no result ({}{}): {}; the campaign page lists the others, and --resume {} runs the rest",
+        "{} runs have no result ({}{}): {}; the campaign page lists the others, and the same campaign with --resume {} runs the rest",
         left.len() + record.failed.len(),
         record
             .failed
