@@ -7,6 +7,7 @@ mod campaign;
 mod check_cmd;
 mod cluster_cmd;
 mod compare_cmd;
+mod hosts_cmd;
 mod kv;
 mod serve;
 
@@ -42,6 +43,9 @@ enum Cmd {
     /// The store in a browser, on loopback: every campaign and run, newest
     /// first, running ones with their progress, and comparisons.
     Serve(serve::ServeArgs),
+    /// Hosts of an inventory: `check` what each offers.
+    #[command(subcommand)]
+    Hosts(hosts_cmd::HostsCmd),
     /// Check a history for linearizability (exit 0 yes, 1 no, 3 unknown, 2 bad input).
     Check(check_cmd::CheckArgs),
     /// Talk to one node: status, get, put, cas.
@@ -230,7 +234,12 @@ fn main() -> ExitCode {
     }));
     let handles_signals = !matches!(
         cli.command,
-        Cmd::Cluster(_) | Cmd::Check(_) | Cmd::Kv(_) | Cmd::Compare(_) | Cmd::Serve(_)
+        Cmd::Cluster(_)
+            | Cmd::Check(_)
+            | Cmd::Kv(_)
+            | Cmd::Compare(_)
+            | Cmd::Serve(_)
+            | Cmd::Hosts(_)
     );
     let result = rt.block_on(async {
         let work = async {
@@ -242,6 +251,7 @@ fn main() -> ExitCode {
             Cmd::Report(a) => campaign::report_cmd(a),
             Cmd::Compare(a) => compare_cmd::run(a),
             Cmd::Serve(a) => serve::run(a).await,
+            Cmd::Hosts(c) => hosts_cmd::run(c).await,
             Cmd::Kv(a) => kv::run(a).await,
             Cmd::Cluster(a) => cluster_cmd::run(a).await,
             Cmd::Bench(a) => bench::run(a).await,

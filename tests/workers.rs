@@ -624,3 +624,64 @@ fn measure_wall_times_here_with_jobs_and_on_workers() {
         }
     }
 }
+
+#[test]
+fn hosts_check_reports_a_host_without_nft_and_a_host_with_a_wrong_key_one_line_each() {
+    // w2's logins get a PATH without sbin, where nft lives.
+    let Some(hosts) = SshHosts::start_with("hosts-check", &["", "SetEnv PATH=/usr/bin:/bin"])
+    else {
+        return;
+    };
+    let all = std::fs::read_to_string(&hosts.inventory).unwrap();
+    let first = all.split("\n\n").next().unwrap().to_string();
+    let wrong = hosts.wrong_key();
+    let bad = first
+        .replace("\"w1\"", "\"w1-wrong-key\"")
+        .lines()
+        .map(|l| {
+            if l.starts_with("identity") {
+                format!("identity = \"{}\"", wrong.display())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let inv = hosts.dir.path().join("check.toml");
+    std::fs::write(&inv, format!("{all}\n{bad}\n")).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let cmd = hosts.faultline(&["hosts", "check", inv.to_str().unwrap()]);
+    let (code, out, err) = finish(
+        start(cmd, work.path(), "check"),
+        work.path(),
+        "check",
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, 2, "{out}\n{err}");
+    let problems: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(problems.len(), 2, "one line per problem: {err}");
+    assert!(
+        problems
+            .iter()
+            .any(|l| l.contains("host w2") && l.contains("no nft")),
+        "{err}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|l| l.contains("host w1-wrong-key") && l.contains("Permission denied")),
+        "{err}"
+    );
+    // The good host's line says what it found.
+    let w1 = out
+        .lines()
+        .find(|l| l.starts_with("w1:"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        w1.contains("nft /")
+            && w1.contains("(usable)")
+            && w1.contains("MB")
+            && w1.contains("clock"),
+        "{w1}"
+    );
+}

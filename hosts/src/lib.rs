@@ -13,5 +13,6 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod check;
 pub mod inventory;
 pub mod ssh;

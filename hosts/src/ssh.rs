@@ -305,9 +305,16 @@ pub fn who(host: &Host) -> String {
     format!("host {} ({})", host.name, host.ssh)
 }
 
-/// An error of the ssh layer on one line.
-fn one_line(e: &dyn std::fmt::Display) -> String {
-    let text = e.to_string();
+/// An error of the ssh layer on one line, with its causes (ssh's own
+/// words, such as "Permission denied (publickey)").
+fn one_line(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
     let mut words: Vec<&str> = text.split_whitespace().collect();
     words.dedup();
     words.join(" ")

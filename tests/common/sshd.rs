@@ -97,6 +97,13 @@ impl SshHosts {
     /// `nft` or OpenSSH are missing, except under `CI=true`, where that
     /// fails the test.
     pub fn start(test: &str, n: usize) -> Option<SshHosts> {
+        SshHosts::start_with(test, &vec![""; n])
+    }
+
+    /// Start one host per entry of `extra`, each entry added to that
+    /// host's sshd_config (e.g. `SetEnv PATH=/usr/bin:/bin`).
+    pub fn start_with(test: &str, extra: &[&str]) -> Option<SshHosts> {
+        let n = extra.len();
         if let Some(why) = missing() {
             if std::env::var("CI").as_deref() == Ok("true") {
                 panic!("{test}: SSH hosts are needed under CI=true: {why}");
@@ -172,9 +179,10 @@ impl SshHosts {
                     "ListenAddress {ip}:22\nHostKey {hk}\nAuthorizedKeysFile {ak}\nPidFile none\n\
                      UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n\
                      PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-                     X11Forwarding no\nPrintMotd no\nMaxSessions 100\nMaxStartups 100\nLogLevel ERROR\n",
+                     X11Forwarding no\nPrintMotd no\nMaxSessions 100\nMaxStartups 100\nLogLevel ERROR\n{extra}\n",
                     hk = hd.join("host_key").display(),
-                    ak = d.join("id.pub").display()
+                    ak = d.join("id.pub").display(),
+                    extra = extra[i - 1]
                 ),
             )
             .unwrap();
@@ -256,6 +264,15 @@ impl SshHosts {
             std::fs::read_to_string(self.dir.path().join(&h.name).join("sshd.log"))
                 .unwrap_or_default()
         );
+    }
+
+    /// A key that no host accepts (for a host entry with the wrong key).
+    pub fn wrong_key(&self) -> PathBuf {
+        let p = self.dir.path().join("wrong_id");
+        if !p.exists() {
+            keygen(&p);
+        }
+        p
     }
 
     /// `faultline ARGS`, to be started in the control namespace.
