@@ -142,6 +142,7 @@ pub async fn maelstrom(base: &Path, pings: u32, messages: u32) -> anyhow::Result
         node_args: Vec::new(),
         seed: 1,
         net: NetBackend::Proxy,
+        hosts: None,
     })
     .await?;
     let addrs = tb.cluster.client_addrs();

@@ -204,6 +204,11 @@ pub struct RunArgs {
     /// own, faults by nftables; needs root, `ip` and `nft`; see docs/faults.md).
     #[arg(long, default_value = "proxy")]
     pub net: faultline_nemesis::net::NetBackend,
+    /// Run the members on the hosts of this inventory, one per host, over
+    /// ssh (docs/hosts.md); network faults are then nftables rules on
+    /// each host. Only the hosts it lists are contacted.
+    #[arg(long, value_name = "FILE")]
+    pub hosts: Option<String>,
     /// The system under test: `faultline` (its own node), `etcd` (found on
     /// PATH or given by --etcd-bin; network faults need --net kernel; see
     /// docs/etcd.md) or `maelstrom` (any program that speaks Maelstrom's
@@ -337,7 +342,13 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             rate: a.rate,
             seed,
             op_timeout: a.op_timeout,
-            net: a.net,
+            net: match (&a.hosts, a.net) {
+                (Some(_), faultline_nemesis::net::NetBackend::Proxy) => {
+                    faultline_nemesis::net::NetBackend::Hosts
+                }
+                (_, net) => net,
+            },
+            hosts: a.hosts.clone(),
             target: a.target,
             read_mode: a.read_mode,
             bin: a.bin.clone(),
@@ -358,6 +369,7 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             tick: None,
             faults: None,
             net: None,
+            hosts: None,
             target: None,
             bin: None,
             args: None,

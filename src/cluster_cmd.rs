@@ -66,6 +66,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         target: faultline_sut::faultline(crate::node_binary()?),
         node_args,
         namespaces: Default::default(),
+        hosts: Default::default(),
     };
     // Listen for Ctrl-C before anything starts: a signal that arrives while
     // nodes start (or right after the prompt) is then queued, not fatal, and

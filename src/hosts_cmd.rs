@@ -1,5 +1,6 @@
 //! `faultline hosts check INVENTORY`: what each host of an inventory offers
-//! (for `--workers`), one problem per line.
+//! (for `--hosts` and `--workers`), one problem per line; `faultline hosts
+//! clean INVENTORY`: remove what a killed `--hosts` run left on each host.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +15,18 @@ pub enum HostsCmd {
     /// whether it may be used), free disk in its working directory, the
     /// target's version and its clock offset; exit 2 with one line per problem.
     Check(CheckArgs),
+    /// Remove what `--hosts` runs that did not end left on each host of an
+    /// inventory: the processes they started, their nftables tables, their
+    /// directories and markers (nothing else); exit 2 if a host cannot be
+    /// reached.
+    Clean(CleanArgs),
+}
+
+/// `faultline hosts clean` flags.
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// The inventory (docs/hosts.md: the format).
+    inventory: PathBuf,
 }
 
 /// `faultline hosts check` flags.
@@ -24,10 +37,10 @@ pub struct CheckArgs {
     /// The system the hosts will run.
     #[arg(long, value_enum, default_value = "faultline")]
     target: CheckTarget,
-    /// The network the runs use: `kernel` (network faults by nftables on
-    /// the hosts: a missing or unusable nft is a problem) or `proxy` (nft
-    /// is only reported).
-    #[arg(long, default_value = "kernel")]
+    /// The network the runs use: `hosts` or `kernel` (network faults by
+    /// nftables on the hosts: a missing or unusable nft is a problem) or
+    /// `proxy` (nft is only reported).
+    #[arg(long, default_value = "hosts")]
     net: faultline_nemesis::net::NetBackend,
     /// Print the findings as JSON on standard output.
     #[arg(long)]
@@ -45,7 +58,10 @@ pub enum CheckTarget {
 
 /// Run `faultline hosts …`.
 pub async fn run(cmd: HostsCmd) -> anyhow::Result<ExitCode> {
-    let HostsCmd::Check(a) = cmd;
+    let a = match cmd {
+        HostsCmd::Check(a) => a,
+        HostsCmd::Clean(a) => return clean(a).await,
+    };
     let hosts = faultline_hosts::inventory::load(&a.inventory)?;
     let target = match a.target {
         CheckTarget::Faultline => Target::Faultline,
@@ -55,7 +71,7 @@ pub async fn run(cmd: HostsCmd) -> anyhow::Result<ExitCode> {
         check(
             h,
             target,
-            a.net == faultline_nemesis::net::NetBackend::Kernel,
+            a.net != faultline_nemesis::net::NetBackend::Proxy,
         )
     }))
     .await;
@@ -90,4 +106,106 @@ fn line(f: &Found) -> String {
         f.clock_offset_ms
             .map_or("?".into(), |(o, h)| format!("{o:+.0} ms (± {h:.0})")),
     )
+}
+
+/// `faultline hosts clean`: on each host, every run named by its marker or
+/// by a directory in `DIR/runs`: kill the processes tagged with that run
+/// (and this host), unmount what is mounted in its directory, delete its
+/// nftables table, remove its directory and its marker.
+async fn clean(a: CleanArgs) -> anyhow::Result<ExitCode> {
+    let hosts = faultline_hosts::inventory::load(&a.inventory)?;
+    let done = futures::future::join_all(hosts.iter().map(clean_host)).await;
+    let mut failed = false;
+    for (h, r) in hosts.iter().zip(done) {
+        match r {
+            Ok(line) => println!("{}: {line}", h.name),
+            Err(e) => {
+                failed = true;
+                eprintln!("faultline: {e:#}");
+            }
+        }
+    }
+    Ok(ExitCode::from(if failed { 2 } else { 0 }))
+}
+
+async fn clean_host(h: &faultline_hosts::inventory::Host) -> anyhow::Result<String> {
+    use faultline_hosts::ssh::{quote, Connection};
+    use faultline_nemesis::hosts::{remove_script, sweep_script, MARKER};
+    let limit = std::time::Duration::from_secs(60);
+    let conn = Connection::open(h).await?;
+    let dir = quote(&h.dir);
+    let listing = conn
+        .sh(
+            "reading the run marker",
+            &format!(
+                "cd {dir} 2>/dev/null || exit 0; sed -n 's/^run=//p' {MARKER} 2>/dev/null; ls runs 2>/dev/null; true"
+            ),
+            limit,
+        )
+        .await;
+    let listing = match listing {
+        Ok(l) => l,
+        Err(e) => {
+            conn.close().await;
+            return Err(e);
+        }
+    };
+    let mut runs: Vec<String> = listing
+        .split_whitespace()
+        .filter(|r| {
+            r.starts_with('r') && r.len() > 1 && r.chars().all(|c| c.is_ascii_alphanumeric())
+        })
+        .map(str::to_string)
+        .collect();
+    runs.sort();
+    runs.dedup();
+    if runs.is_empty() {
+        conn.close().await;
+        return Ok(format!("nothing to clean in {}", h.dir));
+    }
+    let mut said = Vec::new();
+    for run in &runs {
+        let tag = format!("{run}@{}", h.name);
+        let table = faultline_nemesis::net::kernel::nft::host_table(run);
+        let script = format!(
+            "killed=$({sweep}); \
+             cd {dir} || exit 1; d=\"$(pwd)/runs/{run}\"; \
+             m=0; for p in $(awk -v d=\"$d\" '$5 == d || index($5, d \"/\") == 1 {{print $5}}' /proc/self/mountinfo | sort -r); do umount \"$p\" 2>/dev/null || umount -l \"$p\"; m=$((m+1)); done; \
+             t=kept; if command -v nft >/dev/null 2>&1 && nft list table inet {table} >/dev/null 2>&1; then nft delete table inet {table} && t=removed; else t=none; fi; \
+             if [ -d \"$d\" ]; then r=removed; else r=none; fi; \
+             {remove}; \
+             echo \"$killed $m $t $r\"",
+            sweep = sweep_script(&tag),
+            remove = remove_script(&h.dir, run),
+        );
+        let out = conn.sh("cleaning", &script, limit).await;
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                conn.close().await;
+                return Err(e);
+            }
+        };
+        let f: Vec<&str> = out.split_whitespace().collect();
+        let (killed, mounts, table_state, dir_state) = (
+            f.first().copied().unwrap_or("?"),
+            f.get(1).copied().unwrap_or("?"),
+            f.get(2).copied().unwrap_or("?"),
+            f.get(3).copied().unwrap_or("?"),
+        );
+        said.push(format!(
+            "run {run}: {killed} process(es) killed, {mounts} mount(s) removed, nft table {table} {}, directory {}",
+            match table_state {
+                "removed" => "removed",
+                "none" => "absent",
+                other => other,
+            },
+            match dir_state {
+                "removed" => "removed",
+                _ => "absent",
+            }
+        ));
+    }
+    conn.close().await;
+    Ok(said.join("; "))
 }

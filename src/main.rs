@@ -32,7 +32,7 @@ enum Cmd {
     /// The built-in demo campaign (a few minutes); prints where its report is.
     Demo(campaign::DemoArgs),
     /// One test run: a cluster, a workload, faults on a schedule, a verdict and a report.
-    Run(campaign::RunArgs),
+    Run(Box<campaign::RunArgs>),
     /// A matrix of timeout settings x faults x repeats from a TOML file.
     Campaign(campaign::CampaignArgs),
     /// Rebuild a run's or a campaign's HTML from its stored files.
@@ -246,7 +246,7 @@ fn main() -> ExitCode {
             match cli.command {
             Cmd::Check(a) => check_cmd::run(a),
             Cmd::Demo(a) => campaign::demo_cmd(a).await,
-            Cmd::Run(a) => campaign::run_cmd(a).await,
+            Cmd::Run(a) => campaign::run_cmd(*a).await,
             Cmd::Campaign(a) => campaign::campaign_cmd(a).await,
             Cmd::Report(a) => campaign::report_cmd(a),
             Cmd::Compare(a) => compare_cmd::run(a),
@@ -346,7 +346,7 @@ fn start_job(own_loopback: bool) -> anyhow::Result<faultline_runner::child::Job>
         NetBackend::Proxy if own_loopback => {
             netns::enter_own_loopback().map_err(anyhow::Error::msg)?
         }
-        NetBackend::Proxy => {}
+        NetBackend::Proxy | NetBackend::Hosts => {}
     }
     faultline_runner::child::stop_at_end_of_stdin();
     Ok(job)

@@ -114,6 +114,7 @@ async fn a_late_answer_from_before_a_restart_does_not_answer_a_new_request() {
         extra_args: vec!["--election-timeout".into(), "60000..60001".into()],
         voters: vec!["n1".into(), "n2".into(), "n3".into()],
         netns: None,
+        host: None,
     };
     let bin: faultline_nemesis::process::NodeCommand = common::node_bin().into();
     let mut node = NodeProcess::start(&faultline_sut::faultline(bin), spec).unwrap();

@@ -101,6 +101,7 @@ fn spec(dir: &Path) -> ClusterSpec {
             "50".into(),
         ],
         namespaces: Default::default(),
+        hosts: Default::default(),
     }
 }
 

@@ -32,6 +32,7 @@ fn spec(dir: &Path, election: &str) -> ClusterSpec {
             "50".into(),
         ],
         namespaces: Default::default(),
+        hosts: Default::default(),
     }
 }
 

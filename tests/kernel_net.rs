@@ -36,6 +36,7 @@ fn spec(dir: &std::path::Path, seed: u64) -> TestbedSpec {
         ],
         seed,
         net: NetBackend::Kernel,
+        hosts: None,
     }
 }
 

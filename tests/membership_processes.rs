@@ -61,6 +61,7 @@ async fn a_node_joins_and_the_leader_leaves_from_the_command_line() {
             "50".into(),
         ],
         namespaces: Default::default(),
+        hosts: Default::default(),
     };
     let mut cluster = LocalCluster::start_with_spares(&spec, 1).unwrap();
     cluster.wait_ready(DEADLINE).await.unwrap();

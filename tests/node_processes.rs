@@ -26,6 +26,7 @@ fn spec(dir: &std::path::Path) -> ClusterSpec {
             "50".into(),
         ],
         namespaces: Default::default(),
+        hosts: Default::default(),
     }
 }
 

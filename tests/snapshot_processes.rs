@@ -56,6 +56,7 @@ async fn a_follower_behind_several_snapshots_catches_up_by_install_snapshot() {
         .map(String::from)
         .to_vec(),
         namespaces: Default::default(),
+        hosts: Default::default(),
     };
     let mut cluster = LocalCluster::start(&spec).unwrap();
     cluster.wait_ready(DEADLINE).await.unwrap();

@@ -8,11 +8,11 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::sshd::SshHosts;
-use common::{faultline_bin, DEADLINE, POLL};
+use common::{faultline_bin, finish, json, start, DEADLINE, POLL};
 use serde_json::Value;
 
 /// Twelve short runs: the correct node under two faults, a positive
@@ -47,40 +47,6 @@ election_timeout = "60..120"
 heartbeat = 20
 faults = ["crash-leader"]
 "#;
-
-/// Start `cmd` with its output in files of `dir` (no pipe can fill up).
-fn start(mut cmd: Command, dir: &Path, tag: &str) -> Child {
-    cmd.stdin(Stdio::null())
-        .stdout(std::fs::File::create(dir.join(format!("{tag}.out"))).unwrap())
-        .stderr(std::fs::File::create(dir.join(format!("{tag}.err"))).unwrap());
-    cmd.spawn().unwrap()
-}
-
-/// Wait (bounded by `limit`) for `child`; its exit code, stdout, stderr.
-fn finish(mut child: Child, dir: &Path, tag: &str, limit: Duration) -> (i32, String, String) {
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if t0.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{tag} still running after {limit:?}: {}",
-                std::fs::read_to_string(dir.join(format!("{tag}.err"))).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let read = |ext: &str| std::fs::read_to_string(dir.join(format!("{tag}.{ext}"))).unwrap();
-    (status.code().unwrap_or(-1), read("out"), read("err"))
-}
-
-fn json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
-}
 
 /// The campaign directory a `--json` summary names.
 fn campaign_of(stdout: &str) -> PathBuf {

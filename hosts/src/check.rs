@@ -56,6 +56,28 @@ fn now_s() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// The host's clock minus this machine's, ms, and half the round trip
+/// as its uncertainty: the host's time against the middle of the round
+/// trip, the best of three (`None`: the host's clock could not be read).
+pub async fn clock_offset(conn: &Connection) -> Option<(f64, f64)> {
+    let mut best: Option<(f64, f64)> = None;
+    for _ in 0..3 {
+        let t0 = now_s();
+        let Ok(o) = conn.run("date +%s.%N", PROBE).await else {
+            break;
+        };
+        let t1 = now_s();
+        if let Ok(remote) = o.stdout.trim().parse::<f64>() {
+            let offset = (remote - (t0 + t1) / 2.0) * 1e3;
+            let half = (t1 - t0) / 2.0 * 1e3;
+            if best.is_none_or(|(_, h)| half < h) {
+                best = Some((offset, half));
+            }
+        }
+    }
+    best
+}
+
 /// Check `host` for `target`; `nft_needed` when the runs will put network
 /// faults on it (a missing or unusable nft is then a problem).
 pub async fn check(host: &Host, target: Target, nft_needed: bool) -> Found {
@@ -165,23 +187,7 @@ pub async fn check(host: &Host, target: Target, nft_needed: bool) -> Found {
         }
         Err(e) => f.problems.push(format!("{e:#}")),
     }
-    // The clock: the host's time against the middle of the round trip,
-    // the best of three.
-    let mut best: Option<(f64, f64)> = None;
-    for _ in 0..3 {
-        let t0 = now_s();
-        let Ok(o) = conn.run("date +%s.%N", PROBE).await else {
-            break;
-        };
-        let t1 = now_s();
-        if let Ok(remote) = o.stdout.trim().parse::<f64>() {
-            let offset = (remote - (t0 + t1) / 2.0) * 1e3;
-            let half = (t1 - t0) / 2.0 * 1e3;
-            if best.is_none_or(|(_, h)| half < h) {
-                best = Some((offset, half));
-            }
-        }
-    }
+    let best = clock_offset(&conn).await;
     match best {
         Some((offset, half)) => {
             if offset.abs() - half > MAX_OFFSET_MS {

@@ -11,6 +11,9 @@
 //! ssh_config = "ssh_config"    # optional (ssh -F): a config file instead of ~/.ssh/config
 //! known_hosts = "known_hosts"  # optional: a known-hosts file instead of ~/.ssh/known_hosts
 //! dir = "/var/tmp/faultline"   # optional: the working directory on the host
+//! address = "192.0.2.11"       # for --hosts: the address its peers and the clients use
+//! peer_port = 7000             # optional (--hosts): the member's peer port
+//! client_port = 7001           # optional (--hosts): the member's client port
 //! ```
 //!
 //! Relative paths of files on this machine are relative to the inventory
@@ -44,7 +47,19 @@ pub struct Host {
     pub known_hosts: Option<PathBuf>,
     /// The working directory on the host.
     pub dir: String,
+    /// The address its peers and the clients reach its member at
+    /// (`--hosts`; workers need none).
+    pub address: Option<std::net::IpAddr>,
+    /// The member's peer port (`--hosts`).
+    pub peer_port: u16,
+    /// The member's client port (`--hosts`).
+    pub client_port: u16,
 }
+
+/// A member's peer port when the inventory names none.
+pub const DEFAULT_PEER_PORT: u16 = 7000;
+/// A member's client port when the inventory names none.
+pub const DEFAULT_CLIENT_PORT: u16 = 7001;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +78,9 @@ struct Entry {
     ssh_config: Option<PathBuf>,
     known_hosts: Option<PathBuf>,
     dir: Option<String>,
+    address: Option<String>,
+    peer_port: Option<u16>,
+    client_port: Option<u16>,
 }
 
 /// Read an inventory file; every error names the file (and the host).
@@ -108,6 +126,22 @@ pub fn parse(text: &str, base: &Path) -> anyhow::Result<Vec<Host>> {
             "host {:?}: dir = {dir:?} is not a directory of its own",
             e.name
         );
+        let address = match &e.address {
+            None => None,
+            Some(a) => Some(a.parse::<std::net::IpAddr>().map_err(|_| {
+                anyhow::anyhow!(
+                    "host {:?}: address = {a:?} is not an IP address (give the address its peers and the clients use)",
+                    e.name
+                )
+            })?),
+        };
+        let peer_port = e.peer_port.unwrap_or(DEFAULT_PEER_PORT);
+        let client_port = e.client_port.unwrap_or(DEFAULT_CLIENT_PORT);
+        anyhow::ensure!(
+            peer_port != 0 && client_port != 0 && peer_port != client_port,
+            "host {:?}: peer_port and client_port must be two different ports, not 0",
+            e.name
+        );
         let local = |p: Option<PathBuf>| p.map(|p| expand(&p, base));
         hosts.push(Host {
             name: e.name,
@@ -117,6 +151,9 @@ pub fn parse(text: &str, base: &Path) -> anyhow::Result<Vec<Host>> {
             ssh_config: local(e.ssh_config),
             known_hosts: local(e.known_hosts),
             dir,
+            address,
+            peer_port,
+            client_port,
         });
     }
     Ok(hosts)
@@ -166,6 +203,15 @@ mod tests {
         assert_eq!(hosts[0].dir, DEFAULT_DIR);
         assert_eq!(hosts[1].dir, "/var/tmp/fl");
         assert_eq!(hosts[1].identity, None);
+        assert_eq!(hosts[0].address, None);
+        assert_eq!(hosts[0].peer_port, DEFAULT_PEER_PORT);
+        let with = parse(
+            "[[host]]\nname = \"h1\"\nssh = \"h1\"\naddress = \"10.0.0.5\"\nclient_port = 2379\n",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(with[0].address, Some("10.0.0.5".parse().unwrap()));
+        assert_eq!(with[0].client_port, 2379);
     }
 
     #[test]
@@ -183,5 +229,9 @@ mod tests {
         let e = err("[[host]]\nname = \"a\"\nssh = \"x\"\ndir = \"/\"\n");
         assert!(e.contains("not a directory of its own"), "{e}");
         assert!(!e.contains('\n'), "{e}");
+        let e = err("[[host]]\nname = \"a\"\nssh = \"x\"\naddress = \"a.example\"\n");
+        assert!(e.contains("not an IP address"), "{e}");
+        let e = err("[[host]]\nname = \"a\"\nssh = \"x\"\npeer_port = 7001\n");
+        assert!(e.contains("two different ports"), "{e}");
     }
 }

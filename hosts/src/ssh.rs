@@ -275,6 +275,147 @@ impl Connection {
         Ok(())
     }
 
+    /// A command of this machine that runs `script` with `sh -c` on the
+    /// host over this connection's control master (never a connection of
+    /// its own: as the `openssh` crate does, port 9 is given, so ssh fails
+    /// rather than dial anew when the master is gone). For callers that
+    /// are not async: the nodes of a `--hosts` run.
+    pub fn blocking_command(&self, script: &str) -> std::process::Command {
+        let mut cmd = std::process::Command::new("ssh");
+        cmd.arg("-S")
+            .arg(self.session.control_socket())
+            .args(["-o", "BatchMode=yes", "-T", "-p", "9", "none", "--"])
+            .arg(format!("sh -c {}", quote(script)))
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// [`Connection::run`] for callers that are not async: `script` with
+    /// `stdin` as its input, within `limit` (the local ssh is killed then).
+    pub fn run_blocking(
+        &self,
+        script: &str,
+        stdin: Option<&[u8]>,
+        limit: Duration,
+    ) -> anyhow::Result<Output> {
+        let mut cmd = self.blocking_command(script);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        if stdin.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("{}: starting ssh: {e}", who(&self.host)))?;
+        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            use std::io::Write;
+            let data = data.to_vec();
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(&data);
+            });
+        }
+        let read = |r: Option<Box<dyn std::io::Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut text = Vec::new();
+                if let Some(mut r) = r {
+                    let _ = r.read_to_end(&mut text);
+                }
+                String::from_utf8_lossy(&text).into_owned()
+            })
+        };
+        let out = read(child.stdout.take().map(|p| Box::new(p) as _));
+        let err = read(child.stderr.take().map(|p| Box::new(p) as _));
+        let status = wait_bounded(&mut child, limit)
+            .ok_or_else(|| anyhow::anyhow!("{}: no answer within {limit:?}", who(&self.host)))?;
+        Ok(Output {
+            code: status.code(),
+            stdout: out.join().unwrap_or_default(),
+            stderr: err.join().unwrap_or_default(),
+        })
+    }
+
+    /// [`Connection::sh`] for callers that are not async.
+    pub fn sh_blocking(&self, what: &str, script: &str, limit: Duration) -> anyhow::Result<String> {
+        let out = self.run_blocking(script, None, limit)?;
+        match out.code {
+            Some(0) => Ok(out.stdout),
+            Some(255) => anyhow::bail!(
+                "{}: {what} failed: the connection is lost ({})",
+                who(&self.host),
+                out.first_error_line()
+            ),
+            code => anyhow::bail!(
+                "{}: {what} failed ({}): {}",
+                who(&self.host),
+                code.map_or("no exit code".into(), |c| format!("exit {c}")),
+                out.first_error_line()
+            ),
+        }
+    }
+
+    /// [`Connection::download_dir`] for callers that are not async.
+    pub fn download_dir_blocking(
+        &self,
+        remote_parent: &str,
+        name: &str,
+        local_parent: &Path,
+        limit: Duration,
+    ) -> anyhow::Result<()> {
+        std::fs::create_dir_all(local_parent)
+            .with_context(|| format!("creating {}", local_parent.display()))?;
+        let mut remote = self
+            .blocking_command(&format!(
+                "tar -C {} -cf - {}",
+                quote(remote_parent),
+                quote(name)
+            ))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("{}: starting ssh: {e}", who(&self.host)))?;
+        let pipe = remote.stdout.take().context("ssh's stdout")?;
+        let mut local = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(local_parent)
+            .args(["-xf", "-"])
+            .stdin(Stdio::from(pipe))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting tar here (is it installed?)")?;
+        let deadline = std::time::Instant::now() + limit;
+        let theirs = wait_bounded(&mut remote, limit);
+        let ours = wait_bounded(
+            &mut local,
+            deadline.saturating_duration_since(std::time::Instant::now()),
+        );
+        let stderr = |c: &mut std::process::Child| {
+            let mut s = String::new();
+            if let Some(mut e) = c.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut s);
+            }
+            s.trim().to_string()
+        };
+        match (theirs, ours) {
+            (Some(t), Some(o)) if t.success() && o.success() => Ok(()),
+            (None, _) | (_, None) => anyhow::bail!(
+                "{}: copying {remote_parent}/{name} back took longer than {limit:?}",
+                who(&self.host)
+            ),
+            (Some(t), _) if !t.success() => anyhow::bail!(
+                "{}: tar of {remote_parent}/{name} failed: {}",
+                who(&self.host),
+                stderr(&mut remote)
+            ),
+            _ => anyhow::bail!(
+                "unpacking {name} from {} into {} failed: {}",
+                self.host.name,
+                local_parent.display(),
+                stderr(&mut local)
+            ),
+        }
+    }
+
     /// Close the connection (its control master exits).
     pub async fn close(self) {
         if let Ok(session) = Arc::try_unwrap(self.session) {
@@ -285,6 +426,36 @@ impl Connection {
             let _ = std::fs::remove_dir(dir);
         }
     }
+}
+
+/// Wait for `child` at most `limit`; past it, kill it and say `None`.
+pub fn wait_bounded(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match child.try_wait() {
+            Ok(Some(s)) => return Some(s),
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}
+
+/// Remove this process's control directory if no connection uses it any
+/// more (after the last [`Connection`] was dropped or closed).
+pub fn remove_control_dir() {
+    let dir = std::env::temp_dir().join(format!("faultline-ssh-{}", std::process::id()));
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// This process's directory for its control sockets (each connection's

@@ -31,6 +31,9 @@ pub struct ClusterSpec {
     /// backend); a slot not listed starts where the controller is.
     pub namespaces:
         std::collections::BTreeMap<String, std::sync::Arc<crate::net::kernel::netns::Namespace>>,
+    /// Per slot: the host its node runs on (`--hosts`); a slot not listed
+    /// runs on this machine.
+    pub hosts: std::collections::BTreeMap<String, Arc<crate::hosts::RunHost>>,
 }
 
 /// The addresses of one node.
@@ -152,6 +155,7 @@ impl LocalCluster {
                 log_file: rd.node_log(&a.id),
                 extra_args: spec.node_args.clone(),
                 netns: spec.namespaces.get(&a.id).cloned(),
+                host: spec.hosts.get(&a.id).cloned(),
                 voters: if addrs.len() > spec.nodes {
                     voters.clone()
                 } else {
@@ -296,11 +300,14 @@ impl LocalCluster {
             let id = self.nodes[i].id().to_string();
             loop {
                 if self.nodes[i].state() == ProcState::Down {
-                    let log = &self.nodes[i].spec().log_file;
+                    let p = &self.nodes[i];
+                    let log = match &p.spec().host {
+                        Some(h) => format!("{}/nodes/{id}.log on host {}", h.run_dir, h.name()),
+                        None => p.spec().log_file.display().to_string(),
+                    };
                     bail!(
-                        "node {id} exited during start-up; the end of {}: {}",
-                        log.display(),
-                        log_tail(log, 3)
+                        "node {id} exited during start-up; the end of {log}: {}",
+                        p.log_tail(3)
                     );
                 }
                 if self.status(&id, Duration::from_millis(500)).await.is_ok() {

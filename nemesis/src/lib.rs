@@ -10,6 +10,8 @@
 //!   [`net::network`] (all links of a cluster, and partitions built from
 //!   them) and [`net::kernel`] (a namespace per node on a bridge, faults
 //!   as nftables rules and netem).
+//! - [`hosts`]: a run's members on the hosts of an inventory (`--hosts`),
+//!   over one OpenSSH connection per host.
 //! - [`fault`]: the fault kinds, their names and validation.
 //! - [`testbed`]: cluster + network, applying and healing faults.
 //! - [`schedule`]: the seeded schedule of fault and quiet periods.
@@ -20,6 +22,7 @@
 pub mod bench;
 pub mod cluster;
 pub mod fault;
+pub mod hosts;
 pub mod net;
 pub mod process;
 pub mod schedule;

@@ -43,6 +43,10 @@ pub struct NodeSpec {
     /// The network namespace to start in (the kernel backend); `None`:
     /// where the controller is.
     pub netns: Option<std::sync::Arc<crate::net::kernel::netns::Namespace>>,
+    /// The host to start on (`--hosts`): its data directory and log are
+    /// then in the run's directory there, and `data_dir` and `log_file`
+    /// are where they are copied back to at the end.
+    pub host: Option<Arc<crate::hosts::RunHost>>,
 }
 
 /// The state of a node process.
@@ -64,6 +68,9 @@ pub struct NodeProcess {
     paused: bool,
     /// Start with `--join` (outside the configuration) instead of `--voters`.
     join: bool,
+    /// On a host: the member's pid there (its session and process group);
+    /// `child` is then this machine's ssh that waits for it.
+    remote_pid: Option<u32>,
 }
 
 /// Process groups started by this controller and not yet killed: what
@@ -118,6 +125,7 @@ impl NodeProcess {
             child: None,
             paused: false,
             join: false,
+            remote_pid: None,
         }
     }
 
@@ -126,6 +134,18 @@ impl NodeProcess {
     /// added by a membership change.
     pub fn start_fresh(&mut self) -> io::Result<()> {
         self.kill();
+        if let Some(h) = self.spec.host.clone() {
+            h.sh(
+                "wiping a member's data directory",
+                &format!(
+                    "rm -rf {}",
+                    faultline_hosts::ssh::quote(&remote_data(&h, &self.spec.id))
+                ),
+            )
+            .map_err(|e| io::Error::other(format!("{e:#}")))?;
+            self.join = true;
+            return self.spawn();
+        }
         match std::fs::remove_dir_all(&self.spec.data_dir) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -141,6 +161,9 @@ impl NodeProcess {
     }
 
     fn spawn(&mut self) -> io::Result<()> {
+        if let Some(h) = self.spec.host.clone() {
+            return self.spawn_remote(&h);
+        }
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -183,6 +206,91 @@ impl NodeProcess {
         Ok(())
     }
 
+    /// Start the member on its host, over ssh: this machine keeps an ssh
+    /// process that prints the member's pid and waits for it to end.
+    fn spawn_remote(&mut self, h: &Arc<crate::hosts::RunHost>) -> io::Result<()> {
+        use std::io::BufRead;
+        let s = &self.spec;
+        let data = remote_data(h, &s.id);
+        let cmd = self.target.command(&Member {
+            id: &s.id,
+            listen: s.listen,
+            client: s.client,
+            peers: &s.peers,
+            data_dir: std::path::Path::new(&data),
+            settings: &s.extra_args,
+            voters: &s.voters,
+            join: self.join,
+        });
+        let script = h
+            .start_script(&cmd, &format!("nodes/{}.log", s.id))
+            .map_err(|e| io::Error::other(format!("{e:#}")))?;
+        let mut child = h
+            .command(&script)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("starting ssh: {e}")))?;
+        let out = child.stdout.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut r = std::io::BufReader::new(out);
+            let mut line = String::new();
+            let _ = r.read_line(&mut line);
+            let _ = tx.send(line);
+            let _ = std::io::copy(&mut r, &mut std::io::sink());
+        });
+        let line = rx
+            .recv_timeout(crate::hosts::COMMAND_LIMIT)
+            .unwrap_or_default();
+        match line.trim().parse::<u32>() {
+            Ok(pid) => {
+                self.remote_pid = Some(pid);
+                self.child = Some(child);
+                self.paused = false;
+                Ok(())
+            }
+            Err(_) => {
+                let _ = faultline_hosts::ssh::wait_bounded(&mut child, Duration::ZERO);
+                Err(io::Error::other(format!(
+                    "starting {} on host {}: no pid came back ({})",
+                    s.id,
+                    h.name(),
+                    h.lost().unwrap_or_else(|| "ssh ended".into())
+                )))
+            }
+        }
+    }
+
+    /// The last `n` non-empty lines of the member's log (read over ssh
+    /// for a member on a host).
+    pub fn log_tail(&self, n: usize) -> String {
+        match &self.spec.host {
+            Some(h) => h.tail(&format!("nodes/{}.log", self.spec.id), n),
+            None => crate::cluster::log_tail(&self.spec.log_file, n),
+        }
+    }
+
+    /// Signal the member on its host; a host that does not answer is
+    /// an error (and marked lost).
+    fn signal_remote(&self, sig: &str) -> io::Result<()> {
+        match (&self.spec.host, self.remote_pid) {
+            (Some(h), Some(pid)) => h
+                .signal(pid, sig)
+                .map_err(|e| io::Error::other(format!("{e:#}"))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Reap this machine's ssh of a member on a host, bounded.
+    fn reap_remote(&mut self, limit: Duration) {
+        if let Some(mut c) = self.child.take() {
+            let _ = faultline_hosts::ssh::wait_bounded(&mut c, limit);
+        }
+        self.remote_pid = None;
+        self.paused = false;
+    }
+
     /// The node's spec.
     pub fn spec(&self) -> &NodeSpec {
         &self.spec
@@ -206,9 +314,15 @@ impl NodeProcess {
 
     /// Whether the process is running, paused or down (an exit is noticed here).
     pub fn state(&mut self) -> ProcState {
+        let remote = self.spec.host.is_some();
         match self.child.as_mut() {
             None => ProcState::Down,
             Some(c) => match c.try_wait() {
+                Ok(Some(_)) if remote => {
+                    self.child = None;
+                    self.remote_pid = None;
+                    ProcState::Down
+                }
                 Ok(Some(_)) => {
                     // Whatever it started dies with it.
                     end_group(c.id());
@@ -223,6 +337,13 @@ impl NodeProcess {
 
     /// Crash: SIGKILL the process group and reap it.
     pub fn kill(&mut self) {
+        if self.spec.host.is_some() {
+            if self.child.is_some() {
+                let _ = self.signal_remote("KILL");
+                self.reap_remote(Duration::from_secs(10));
+            }
+            return;
+        }
         if let Some(mut c) = self.child.take() {
             end_group(c.id());
             let _ = c.kill();
@@ -233,7 +354,20 @@ impl NodeProcess {
 
     /// Stop politely: SIGTERM, wait up to `grace`, then SIGKILL.
     pub fn stop(&mut self, grace: Duration) {
-        if let Some(c) = self.child.as_mut() {
+        if self.spec.host.is_some() && self.child.is_some() {
+            if self.paused {
+                let _ = self.signal_remote("CONT");
+            }
+            let _ = self.signal_remote("TERM");
+            let deadline = Instant::now() + grace;
+            while Instant::now() < deadline {
+                if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+                    self.reap_remote(Duration::ZERO);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        } else if let Some(c) = self.child.as_mut() {
             let pid = c.id();
             if self.paused {
                 let _ = signal_group(pid, libc::SIGCONT);
@@ -261,6 +395,11 @@ impl NodeProcess {
 
     /// Pause with SIGSTOP.
     pub fn pause(&mut self) -> io::Result<()> {
+        if self.spec.host.is_some() {
+            self.signal_remote("STOP")?;
+            self.paused = self.child.is_some();
+            return Ok(());
+        }
         if let Some(c) = &self.child {
             signal_group(c.id(), libc::SIGSTOP)?;
             self.paused = true;
@@ -270,6 +409,11 @@ impl NodeProcess {
 
     /// Resume with SIGCONT.
     pub fn resume(&mut self) -> io::Result<()> {
+        if self.spec.host.is_some() {
+            self.signal_remote("CONT")?;
+            self.paused = false;
+            return Ok(());
+        }
         if let Some(c) = &self.child {
             signal_group(c.id(), libc::SIGCONT)?;
         }
@@ -282,6 +426,11 @@ impl Drop for NodeProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A member's data directory on its host (absolute).
+fn remote_data(h: &crate::hosts::RunHost, id: &str) -> String {
+    format!("{}/nodes/{id}", h.run_dir)
 }
 
 /// Whether a process with this pid exists (and is not a zombie of ours).

@@ -176,6 +176,11 @@ pub struct NodeArgs {
     /// Refused in the machine's own network namespace.
     #[arg(long)]
     pub sealed_net: bool,
+    /// The node runs on a host of a `faultline run --hosts` inventory:
+    /// allow this address (its own, a peer's) besides loopback. Given once
+    /// per host of the run; only what the inventory lists.
+    #[arg(long = "allow-addr", value_name = "IP")]
+    pub allow_addr: Vec<std::net::IpAddr>,
 }
 
 /// The core's settings from timeouts in milliseconds, validated: the
@@ -254,6 +259,7 @@ impl NodeArgs {
         if self.sealed_net {
             crate::netpolicy::declare_sealed().map_err(|e| format!("--sealed-net: {e}"))?;
         }
+        crate::netpolicy::allow_inventory(&self.allow_addr);
         loopback(&self.listen, "--listen")?;
         loopback(&self.client, "--client")?;
         for (id, addr) in &self.peers {

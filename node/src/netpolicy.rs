@@ -1,7 +1,8 @@
 //! Which addresses faultline may bind to and connect to: loopback
-//! (127.0.0.0/8, ::1) always, and the run's private range
-//! ([`PRIVATE_NET`]) only inside a network namespace created for a run
-//! (`--net kernel`), which has no route to any other network. Every
+//! (127.0.0.0/8, ::1) always, the run's private range ([`PRIVATE_NET`])
+//! only inside a network namespace created for a run (`--net kernel`),
+//! which has no route to any other network, and the addresses of the
+//! hosts an inventory the user gave lists (`--hosts`, [`allow_inventory`]). Every
 //! connect and every bind of faultline goes through [`allowed`] first, so
 //! no packet of a test can leave the machine.
 
@@ -15,6 +16,26 @@ pub const PRIVATE_NET: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 0);
 pub const PRIVATE_PREFIX: u8 = 24;
 
 static SEALED: AtomicBool = AtomicBool::new(false);
+static INVENTORY: std::sync::Mutex<Vec<IpAddr>> = std::sync::Mutex::new(Vec::new());
+
+/// Allow these addresses too: the hosts of an inventory the user gave
+/// (`faultline run --hosts`), which the run's members and clients reach.
+/// Exactly these addresses, no range around them.
+pub fn allow_inventory(addrs: &[IpAddr]) {
+    let mut list = INVENTORY.lock().unwrap_or_else(|e| e.into_inner());
+    for a in addrs {
+        if !list.contains(a) {
+            list.push(*a);
+        }
+    }
+}
+
+fn in_inventory(ip: IpAddr) -> bool {
+    INVENTORY
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&ip)
+}
 
 /// Whether `ip` lies in [`PRIVATE_NET`].
 pub fn in_private_net(ip: IpAddr) -> bool {
@@ -95,7 +116,10 @@ pub fn is_sealed() -> bool {
 
 /// Whether faultline may connect to or bind `addr`; the error says why not.
 pub fn allowed(addr: SocketAddr) -> Result<(), String> {
-    if addr.ip().is_loopback() || (is_sealed() && in_private_net(addr.ip())) {
+    if addr.ip().is_loopback()
+        || (is_sealed() && in_private_net(addr.ip()))
+        || in_inventory(addr.ip())
+    {
         return Ok(());
     }
     if in_private_net(addr.ip()) {
@@ -126,6 +150,15 @@ mod tests {
             let e = allowed(a.parse().unwrap()).unwrap_err();
             assert!(e.contains("not a loopback address"), "{e}");
         }
+    }
+
+    #[test]
+    fn an_inventory_allows_exactly_its_addresses() {
+        let near = "192.0.2.200:7000".parse().unwrap();
+        assert!(allowed(near).is_err());
+        allow_inventory(&["192.0.2.201".parse().unwrap()]);
+        assert!(allowed("192.0.2.201:7000".parse().unwrap()).is_ok());
+        assert!(allowed(near).is_err());
     }
 
     #[test]

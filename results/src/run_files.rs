@@ -79,6 +79,9 @@ pub struct RunFiles {
     /// `placement.json`: where a campaign placed the run (none when it ran
     /// in the controller's own process).
     pub placement: Option<faultline_rundir::placement::RunPlacement>,
+    /// `hosts.json`: the hosts a `--hosts` run's members ran on, with
+    /// their clock offsets.
+    pub hosts: Option<faultline_rundir::records::HostsRecord>,
 }
 
 impl RunFiles {
@@ -116,8 +119,17 @@ impl RunFiles {
             .parse::<u128>()
             .ok()
         });
+        let hosts: Option<faultline_rundir::records::HostsRecord> =
+            faultline_rundir::records::read_record(&rd.hosts()).map_err(anyhow::Error::msg)?;
+        // A member's log is stamped by its host's clock: moved onto this
+        // machine's by the offset measured at the run's start.
+        let offsets: std::collections::BTreeMap<String, f64> = hosts
+            .iter()
+            .flat_map(|h| &h.hosts)
+            .filter_map(|e| Some((e.node.clone(), e.clock_offset_ms?)))
+            .collect();
         let leader_starts = started_unix_ns
-            .map(|start| leader_starts(&rd.nodes(), start))
+            .map(|start| leader_starts(&rd.nodes(), start, &offsets))
             .unwrap_or_default();
         Ok(RunFiles {
             dir: dir.to_path_buf(),
@@ -131,6 +143,7 @@ impl RunFiles {
             complete,
             placement: faultline_rundir::records::read_record(&rd.placement())
                 .map_err(anyhow::Error::msg)?,
+            hosts,
         })
     }
 }
@@ -169,7 +182,11 @@ pub fn read_status(path: &Path) -> anyhow::Result<Vec<StatusRound>> {
 }
 
 /// The moments nodes became leader, from their logs (`nodes/*.log`).
-fn leader_starts(nodes: &Path, start_unix_ns: u128) -> Vec<(u64, String, u64)> {
+fn leader_starts(
+    nodes: &Path,
+    start_unix_ns: u128,
+    offsets_ms: &std::collections::BTreeMap<String, f64>,
+) -> Vec<(u64, String, u64)> {
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir(nodes) else {
         return out;
@@ -190,6 +207,8 @@ fn leader_starts(nodes: &Path, start_unix_ns: u128) -> Vec<(u64, String, u64)> {
             let Some((Some(ts), id, term)) = crate::audit::leader_line(line) else {
                 continue;
             };
+            let shift = offsets_ms.get(&file_id).map_or(0, |ms| (ms * 1e6) as i128);
+            let ts = (ts as i128 - shift).max(0) as u128;
             if let Some(t) = ts.checked_sub(start_unix_ns) {
                 out.push((t as u64, id.unwrap_or_else(|| file_id.clone()), term));
             }

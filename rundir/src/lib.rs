@@ -33,6 +33,8 @@ pub const CAMPAIGN: &str = "campaign.json";
 pub const PROGRESS: &str = "progress.json";
 /// Where a campaign's runs, or one run, ran.
 pub const PLACEMENT: &str = "placement.json";
+/// The hosts a `--hosts` run ran its members on.
+pub const HOSTS: &str = "hosts.json";
 
 /// The data files of a run that its page links to, in order.
 pub const RUN_FILES: &[&str] = &[HISTORY, RESULTS, SCHEDULE, SPEC, STATUS, LINKS];
@@ -61,6 +63,10 @@ impl RunDir {
     /// [`PLACEMENT`].
     pub fn placement(&self) -> PathBuf {
         self.0.join(PLACEMENT)
+    }
+    /// [`HOSTS`].
+    pub fn hosts(&self) -> PathBuf {
+        self.0.join(HOSTS)
     }
     /// [`SPEC`].
     pub fn spec(&self) -> PathBuf {

@@ -309,3 +309,36 @@ pub fn unix_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+/// What a run on hosts stores about them (`hosts.json` in the run
+/// directory), for the run page.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HostsRecord {
+    /// The run's id on the hosts (its directory, marker and nft table).
+    pub run: String,
+    /// The inventory file.
+    pub inventory: String,
+    /// One entry per member.
+    pub hosts: Vec<HostEntry>,
+    /// Seconds to set up (connect, check markers, copy the node, clocks).
+    pub setup_s: f64,
+}
+
+/// One member's host, as the run page shows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HostEntry {
+    /// The member's id.
+    pub node: String,
+    /// The host's name in the inventory.
+    pub host: String,
+    /// Its ssh destination.
+    pub ssh: String,
+    /// The address its member listened on.
+    pub address: String,
+    /// Its clock minus the control node's, ms.
+    pub clock_offset_ms: Option<f64>,
+    /// The uncertainty of that (half the round trip), ms.
+    pub clock_uncertainty_ms: Option<f64>,
+    /// Whether the node was copied at this run's setup.
+    pub copied: bool,
+}

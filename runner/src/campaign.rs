@@ -50,6 +50,8 @@ pub struct SharedRun {
     pub args: Vec<String>,
     /// Run crash faults on a target whose restart forgets everything.
     pub allow_amnesia: bool,
+    /// The inventory of hosts the members run on (docs/hosts.md).
+    pub hosts: Option<String>,
 }
 
 impl Default for SharedRun {
@@ -74,6 +76,7 @@ impl Default for SharedRun {
             bin: d.bin,
             args: d.args,
             allow_amnesia: d.allow_amnesia,
+            hosts: d.hosts,
         }
     }
 }
@@ -117,6 +120,9 @@ pub struct Setting {
     /// default: the campaign's `[run]`).
     #[serde(default)]
     pub net: Option<faultline_nemesis::net::NetBackend>,
+    /// The inventory of hosts for this setting only (docs/hosts.md).
+    #[serde(default)]
+    pub hosts: Option<String>,
     /// The system under test for this setting only ("faultline", "etcd"
     /// or "maelstrom").
     #[serde(default)]
@@ -457,7 +463,13 @@ impl CampaignConfig {
                         max_append_entries: s.max_append_entries,
                         tick_ms: s.tick,
                         snapshot_entries: s.snapshot_entries,
-                        net: s.net.unwrap_or(self.run.net),
+                        net: match (&s.hosts, &self.run.hosts, s.net) {
+                            (Some(_), _, None) | (None, Some(_), None) => {
+                                faultline_nemesis::net::NetBackend::Hosts
+                            }
+                            _ => s.net.unwrap_or(self.run.net),
+                        },
+                        hosts: s.hosts.clone().or_else(|| self.run.hosts.clone()),
                         target,
                         read_mode: s.read_mode.unwrap_or(self.run.read_mode),
                         expect: s.expectation(f),

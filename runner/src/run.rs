@@ -76,6 +76,7 @@ pub async fn run_one(
         node_args: plan.member_args.clone(),
         seed: spec.seed,
         net: spec.net,
+        hosts: spec.hosts.as_ref().map(std::path::PathBuf::from),
     })
     .await?;
     if target.capabilities().reports_leader {
@@ -117,6 +118,13 @@ pub async fn run_one(
     let w = workload.clone();
     let load = tokio::spawn(async move { w.run(start + limit).await });
 
+    // A host that stops answering ends the run (its faults could no
+    // longer be applied or healed).
+    let watched: Vec<Arc<faultline_nemesis::hosts::RunHost>> = tb
+        .hosts
+        .as_ref()
+        .map(|h| h.hosts().to_vec())
+        .unwrap_or_default();
     let schedule = plan.schedule.clone();
     let planned = schedule::plan(&schedule, limit);
     let rec = recorder.clone();
@@ -127,6 +135,20 @@ pub async fn run_one(
         let ran = schedule::run_schedule(&mut tb, &planned, start, &sink).await;
         let _ = (&mut load).await;
         ran
+    };
+    let lost = async {
+        loop {
+            if let Some(why) = watched.iter().find_map(|h| h.lost()) {
+                return why;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    let main = async {
+        tokio::select! {
+            ran = main => Ok(ran),
+            why = lost => Err(why),
+        }
     };
     let executed = match progress {
         Some(p) => {
@@ -147,6 +169,19 @@ pub async fn run_one(
             }
         }
         None => main.await,
+    };
+    let executed = match executed {
+        Ok(ran) => ran,
+        Err(why) => {
+            load.abort();
+            let at = start.elapsed().as_secs_f64();
+            drop(tb);
+            let _ = recorder.finish();
+            anyhow::bail!(
+                "{why}: the run stopped at {at:.1} s (its history so far is in {})",
+                rd.history().display()
+            );
+        }
     };
 
     // Final phase: heal everything, wait for a leader, read every key.

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use faultline_nemesis::fault::{parse_list, Fault};
-use faultline_nemesis::net::{kernel_refusal, NetBackend};
+use faultline_nemesis::net::{hosts_refusal, kernel_refusal, NetBackend};
 use faultline_nemesis::schedule::{plan, ScheduleConfig};
 use faultline_node::settings::NodeSettings;
 use faultline_sut::etcd::ReadMode;
@@ -131,6 +131,10 @@ pub struct RunSpec {
     /// Crash faults on a target whose restart forgets everything.
     #[serde(default)]
     pub allow_amnesia: bool,
+    /// The inventory of hosts the members run on (`--hosts`; the network
+    /// backend is then `hosts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<String>,
     /// The tested system's version (written by the run; ignored when read).
     #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub target_version: Option<String>,
@@ -233,6 +237,7 @@ impl Default for RunSpec {
             bin: None,
             args: Vec::new(),
             allow_amnesia: false,
+            hosts: None,
             target_version: None,
             effective: None,
         }
@@ -292,6 +297,20 @@ impl RunSpec {
         let faults =
             parse_list(&self.nemesis, self.nodes).map_err(|e| anyhow::anyhow!("--nemesis: {e}"))?;
         self.validate_target(&faults)?;
+        match (&self.hosts, self.net) {
+            (Some(_), NetBackend::Hosts) => {
+                if let Some(why) = faults.iter().find_map(hosts_refusal) {
+                    anyhow::bail!("{why}");
+                }
+            }
+            (Some(_), other) => anyhow::bail!(
+                "--hosts runs the members on the hosts, over their own network: it does not go with --net {other}"
+            ),
+            (None, NetBackend::Hosts) => {
+                anyhow::bail!("the hosts network needs an inventory: --hosts FILE (docs/hosts.md)")
+            }
+            (None, _) => {}
+        }
         if self.net == NetBackend::Kernel {
             // Netem is probed where the run starts (`check_kernel_faults`);
             // what no kernel can do is refused here.
@@ -399,6 +418,9 @@ impl RunSpec {
         }
         if self.net == NetBackend::Kernel {
             need("--net kernel", C::SealedNamespace)?;
+        }
+        if self.net == NetBackend::Hosts {
+            need("--hosts", C::OnHosts)?;
         }
         kind.check_settings(&self.target_settings())
             .map_err(|e| anyhow::anyhow!("setting {s}: {e}"))?;

@@ -66,6 +66,9 @@ impl TargetKind {
                 program: false,
                 meant_correct: true,
                 sealed_net_args: &["--sealed-net"],
+                on_hosts: true,
+                host_addr_flag: Some("--allow-addr"),
+                copied_to_hosts: true,
             },
             TargetKind::Etcd => Capabilities {
                 behind_link_proxy: false,
@@ -85,6 +88,9 @@ impl TargetKind {
                 program: false,
                 meant_correct: false,
                 sealed_net_args: &[],
+                on_hosts: true,
+                host_addr_flag: None,
+                copied_to_hosts: false,
             },
             TargetKind::Maelstrom => Capabilities {
                 behind_link_proxy: true,
@@ -103,6 +109,9 @@ impl TargetKind {
                 program: true,
                 meant_correct: false,
                 sealed_net_args: &[],
+                on_hosts: false,
+                host_addr_flag: None,
+                copied_to_hosts: false,
             },
         }
     }
@@ -117,6 +126,9 @@ impl TargetKind {
             (TargetKind::Etcd, Capability::CheckQuorum) => "etcd always checks quorum",
             (TargetKind::Maelstrom, Capability::Durable) => {
                 "a Maelstrom node keeps its state in memory, so a restart is total amnesia, which Raft does not survive by design (--allow-amnesia runs it anyway)"
+            }
+            (TargetKind::Maelstrom, Capability::OnHosts) => {
+                "each Maelstrom node's messages go through faultline's proxies on this machine"
             }
             (TargetKind::Maelstrom, Capability::SealedNamespace) => {
                 "the maelstrom target runs on the proxy backend, where faultline is the nodes' network"
@@ -145,6 +157,7 @@ impl TargetKind {
             (_, Capability::ReadModes) => {
                 "read_mode is etcd's (faultline's node has --unsafe-bug stale-read for the same)"
             }
+            (_, Capability::OnHosts) => "it cannot be started on the hosts of an inventory",
             (_, Capability::Program) => {
                 "bin and args are for the maelstrom target (--target maelstrom)"
             }
@@ -313,6 +326,15 @@ pub struct Capabilities {
     pub meant_correct: bool,
     /// Flags its members get when they run in sealed namespaces.
     pub sealed_net_args: &'static [&'static str],
+    /// Its members can run on the hosts of an inventory (`--hosts`).
+    pub on_hosts: bool,
+    /// The flag, given once per host address of a `--hosts` run, that lets
+    /// a member bind and reach those addresses (faultline's node keeps to
+    /// loopback otherwise).
+    pub host_addr_flag: Option<&'static str>,
+    /// faultline copies its program to each host (its own node); else
+    /// each host must have it on the login's PATH (etcd).
+    pub copied_to_hosts: bool,
 }
 
 /// One thing a fault, backend or setting needs of a target.
@@ -344,6 +366,8 @@ pub enum Capability {
     ReadModes,
     /// [`Capabilities::program`].
     Program,
+    /// [`Capabilities::on_hosts`].
+    OnHosts,
 }
 
 impl Capabilities {
@@ -363,6 +387,7 @@ impl Capabilities {
             Capability::NodeKnobs => self.node_knobs,
             Capability::ReadModes => self.read_modes,
             Capability::Program => self.program,
+            Capability::OnHosts => self.on_hosts,
         }
     }
 }

@@ -138,3 +138,45 @@ pub async fn call(
         tokio::time::sleep(POLL).await;
     }
 }
+
+/// Start `cmd` with its output in files of `dir` (`TAG.out`, `TAG.err`:
+/// no pipe can fill up).
+pub fn start(mut cmd: Command, dir: &Path, tag: &str) -> std::process::Child {
+    cmd.stdin(Stdio::null())
+        .stdout(std::fs::File::create(dir.join(format!("{tag}.out"))).unwrap())
+        .stderr(std::fs::File::create(dir.join(format!("{tag}.err"))).unwrap());
+    cmd.spawn().unwrap()
+}
+
+/// Wait (bounded by `limit`) for a child of [`start`]; its exit code,
+/// stdout and stderr.
+pub fn finish(
+    mut child: std::process::Child,
+    dir: &Path,
+    tag: &str,
+    limit: Duration,
+) -> (i32, String, String) {
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{tag} still running after {limit:?}: {}",
+                std::fs::read_to_string(dir.join(format!("{tag}.err"))).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let read = |ext: &str| std::fs::read_to_string(dir.join(format!("{tag}.{ext}"))).unwrap();
+    (status.code().unwrap_or(-1), read("out"), read("err"))
+}
+
+/// A JSON file, read and parsed (a panic names the file).
+pub fn json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}

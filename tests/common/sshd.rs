@@ -198,7 +198,7 @@ impl SshHosts {
             let sshd = cmd.spawn().expect("starting sshd");
             inventory.push_str(&format!(
                 "[[host]]\nname = \"{name}\"\nssh = \"root@{ip}\"\nidentity = \"{id}\"\n\
-                 ssh_config = \"{cfg}\"\nknown_hosts = \"{known}\"\ndir = \"{work}\"\n\n",
+                 ssh_config = \"{cfg}\"\nknown_hosts = \"{known}\"\ndir = \"{work}\"\naddress = \"{ip}\"\n\n",
                 id = d.join("id").display(),
                 cfg = d.join("ssh_config").display(),
                 known = d.join("known_hosts").display(),
@@ -281,6 +281,11 @@ impl SshHosts {
         cmd.args(args);
         self.ctl.enter_on_spawn(&mut cmd);
         cmd
+    }
+
+    /// Run `program args` in host `i`'s namespace (its `nft`, say).
+    pub fn on_host(&self, i: usize, program: &str, args: &[&str]) -> Result<String, String> {
+        self.hosts[i].ns.run(program, args, None)
     }
 
     /// The processes in host `i`'s namespace (sshd and all it started).

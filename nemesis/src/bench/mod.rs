@@ -200,6 +200,7 @@ async fn node_mode(
         target: target.clone(),
         node_args,
         namespaces: Default::default(),
+        hosts: Default::default(),
     };
     let mut cluster = LocalCluster::start(&spec)?;
     cluster.wait_ready(Duration::from_secs(30)).await?;

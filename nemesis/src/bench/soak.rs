@@ -177,6 +177,7 @@ async fn mode(
         target: target.clone(),
         node_args: args,
         namespaces: Default::default(),
+        hosts: Default::default(),
     };
     let mut cluster = LocalCluster::start(&spec)?;
     cluster.wait_ready(Duration::from_secs(30)).await?;

@@ -30,6 +30,9 @@ pub enum NetBackend {
     /// Each node in a network namespace of its own; faults by nftables
     /// (and tc netem where the kernel has it), acting on packets.
     Kernel,
+    /// Each node on a host of an inventory (`--hosts`); faults by an
+    /// nftables table of the run's own on each host.
+    Hosts,
 }
 
 impl fmt::Display for NetBackend {
@@ -37,6 +40,7 @@ impl fmt::Display for NetBackend {
         f.write_str(match self {
             NetBackend::Proxy => "proxy",
             NetBackend::Kernel => "kernel",
+            NetBackend::Hosts => "hosts",
         })
     }
 }
@@ -47,8 +51,9 @@ impl FromStr for NetBackend {
         match s {
             "proxy" => Ok(NetBackend::Proxy),
             "kernel" => Ok(NetBackend::Kernel),
+            "hosts" => Ok(NetBackend::Hosts),
             other => Err(format!(
-                "'{other}' is not a network backend (proxy or kernel)"
+                "'{other}' is not a network backend (proxy or kernel; --hosts FILE for hosts)"
             )),
         }
     }
@@ -75,11 +80,30 @@ pub fn kernel_refusal(fault: &Fault, netem: bool) -> Option<String> {
     }
 }
 
+/// Why `fault` cannot run on the hosts of an inventory (`None`: it can):
+/// what needs the proxy, membership changes (which need spare hosts) and
+/// netem's shapes (not offered on hosts).
+pub fn hosts_refusal(fault: &Fault) -> Option<String> {
+    match fault.class() {
+        Class::Combined { parts, .. } => parts.iter().find_map(hosts_refusal),
+        Class::Figure8 => Some(
+            "figure-8 needs to read Raft messages, which only the proxy can: use --net proxy on this machine".into(),
+        ),
+        Class::Membership { .. } => Some(format!(
+            "{fault} is not offered on --hosts (it needs spare hosts to join): run it on this machine"
+        )),
+        Class::Message(Rule::Delay { .. } | Rule::Duplicate(_) | Rule::Reorder(_), _) => Some(format!(
+            "{fault} is not offered on --hosts (it would need netem on each host's interface): loss:P, partitions and process faults are; run it on this machine"
+        )),
+        Class::Message(..) | Class::Partition(_) | Class::Process(_) => None,
+    }
+}
+
 /// The network of a running testbed.
 pub enum Net {
     /// The per-link proxies.
     Proxy(Network),
-    /// The kernel's network.
+    /// The kernel's network (or the rules on a run's hosts).
     Kernel(KernelNet),
     /// Nodes that reach each other directly on loopback (a system whose
     /// members cannot be put behind link proxies, on the proxy backend):
@@ -257,5 +281,28 @@ mod tests {
             .parse::<NetBackend>()
             .unwrap_err()
             .contains("proxy or kernel"));
+    }
+
+    #[test]
+    fn hosts_take_partitions_loss_and_process_faults_only() {
+        let refused = |s: &str| hosts_refusal(&parse_list(s, 5).unwrap()[0]);
+        for ok in [
+            "partition-leader",
+            "loss:0.2",
+            "one-way-in",
+            "crash-leader",
+            "pause:leader",
+            "partition-ring&loss:0.1@n1",
+        ] {
+            assert!(refused(ok).is_none(), "{ok}");
+        }
+        for no in [
+            "figure-8",
+            "membership",
+            "delay:50",
+            "partition-leader+reorder:0.1",
+        ] {
+            assert!(refused(no).unwrap().contains("this machine"), "{no}");
+        }
     }
 }

@@ -31,6 +31,22 @@ use crate::net::network::Network;
 use crate::net::{Net, NetBackend};
 use crate::process::ProcState;
 
+/// The program a target starts its members with (copied to, or looked
+/// for on, the hosts of a `--hosts` run).
+fn member_program(target: &std::sync::Arc<dyn faultline_sut::Target>) -> PathBuf {
+    let probe = target.command(&faultline_sut::Member {
+        id: "n1",
+        listen: ([127, 0, 0, 1], 1).into(),
+        client: ([127, 0, 0, 1], 2).into(),
+        peers: &[],
+        data_dir: std::path::Path::new("."),
+        settings: &[],
+        voters: &[],
+        join: false,
+    });
+    PathBuf::from(probe.get_program())
+}
+
 /// What to start.
 #[derive(Clone, Debug)]
 pub struct TestbedSpec {
@@ -49,6 +65,8 @@ pub struct TestbedSpec {
     pub seed: u64,
     /// The network backend.
     pub net: NetBackend,
+    /// The inventory of a `--hosts` run.
+    pub hosts: Option<PathBuf>,
 }
 
 /// A running cluster with its network.
@@ -63,6 +81,9 @@ pub struct Testbed {
     tag: u64,
     /// The slot a membership fault freed last (reused last).
     last_removed: Option<String>,
+    /// A `--hosts` run's hosts; last, so that the nodes and the rules are
+    /// gone before the run ends on each host.
+    pub hosts: Option<crate::hosts::HostsRun>,
 }
 
 /// A fault as it was applied: what to undo at heal, and what to record.
@@ -133,7 +154,9 @@ impl Testbed {
             target: spec.target.clone(),
             node_args: spec.node_args.clone(),
             namespaces: Default::default(),
+            hosts: Default::default(),
         };
+        let mut hosts = None;
         let (mut cluster, net) = match spec.net {
             NetBackend::Proxy if !spec.target.capabilities().behind_link_proxy => {
                 // Its members find each other at one advertised address
@@ -172,15 +195,59 @@ impl Testbed {
                     LocalCluster::start_with_links(&cspec, &addrs, &direct_links(&addrs))?;
                 (cluster, Net::Kernel(net))
             }
+            NetBackend::Hosts => {
+                let inventory = spec
+                    .hosts
+                    .as_ref()
+                    .context("the hosts backend needs an inventory (--hosts FILE)")?;
+                let caps = spec.target.capabilities();
+                let run = crate::hosts::HostsRun::start(
+                    inventory,
+                    spec.nodes + spec.spares,
+                    &spec.dir,
+                    &member_program(&spec.target),
+                    caps.copied_to_hosts,
+                )
+                .await?;
+                let addrs = run.addrs();
+                let net = KernelNet::on_hosts(&run)?;
+                if let Some(flag) = caps.host_addr_flag {
+                    for a in &addrs {
+                        cspec.node_args.push(flag.to_string());
+                        cspec.node_args.push(a.listen.ip().to_string());
+                    }
+                }
+                cspec.hosts = addrs
+                    .iter()
+                    .map(|a| a.id.clone())
+                    .zip(run.hosts().iter().cloned())
+                    .collect();
+                hosts = Some(run);
+                let cluster =
+                    LocalCluster::start_with_links(&cspec, &addrs, &direct_links(&addrs))?;
+                (cluster, Net::Kernel(net))
+            }
         };
-        cluster.wait_ready(Duration::from_secs(30)).await?;
+        if let Err(e) = cluster.wait_ready(Duration::from_secs(30)).await {
+            // The nodes first, then the rules, then the hosts.
+            drop(cluster);
+            drop(net);
+            drop(hosts);
+            return Err(e);
+        }
         Ok(Testbed {
             cluster,
             net,
             rng: ChaCha8Rng::seed_from_u64(spec.seed ^ 0x4E3E_5155),
             tag: 0,
             last_removed: None,
+            hosts,
         })
+    }
+
+    /// The first host of a `--hosts` run found not answering, in one line.
+    pub fn lost_host(&self) -> Option<String> {
+        self.hosts.as_ref().and_then(|h| h.lost())
     }
 
     /// The proxies, for the faults that only they can make.

@@ -173,6 +173,9 @@ pub struct RunResults {
     /// set, shared cores; none for a run in the controller's own process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<faultline_rundir::placement::RunPlacement>,
+    /// The hosts a `--hosts` run's members ran on (`hosts.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<faultline_rundir::records::HostsRecord>,
 }
 
 impl RunResults {
@@ -291,6 +294,7 @@ pub fn analyze(files: &RunFiles, check: &Options) -> RunResults {
     results.torn_history_line = history.torn_last_line.map(|(line, _)| line);
     results.expect = files.spec.expect;
     results.placement = files.placement.clone();
+    results.hosts = files.hosts.clone();
     if !files.complete {
         let last = history.last_op_time() as f64 / 1e9;
         results.interrupted = Some(format!(
@@ -494,6 +498,7 @@ pub fn compute(
         torn_history_line: None,
         expect: Default::default(),
         placement: None,
+        hosts: None,
     }
 }
 

@@ -27,6 +27,22 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
         h1 { "faultline run: " (title) }
         p { b { "System under test: " } (system_words(&r.spec)) }
         p { b { "Network: " } (network_words(&r.spec)) }
+        @if let Some(h) = &r.hosts {
+            p id="hosts" { b { "Hosts: " } "each member on a host of " code { (h.inventory) } " over ssh (run " code { (h.run) } ", set up in " (format!("{:.1}", h.setup_s)) " s)." }
+            table {
+                tr { th { "member" } th { "host" } th { "ssh" } th { "address" } th { "clock offset" } }
+                @for e in &h.hosts {
+                    tr {
+                        td { (e.node) } td { (e.host) } td { (e.ssh) } td { (e.address) }
+                        td { (match (e.clock_offset_ms, e.clock_uncertainty_ms) {
+                            (Some(o), Some(u)) => format!("{o:+.1} ms (± {u:.1})"),
+                            _ => "not measured".into(),
+                        }) }
+                    }
+                }
+            }
+            p class="small" { "The history is timed on this control node's clock. Elections and the leader timeline come from the members' logs, stamped by each host's clock and moved onto this one's by the offset above: they are as exact as that offset (± its uncertainty)." }
+        }
         @if let Some(p) = &r.placement {
             p id="placement" { b { "Ran on: " } (placement_words(p)) }
             @for a in &p.attempts {
@@ -186,6 +202,7 @@ fn system_words(spec: &Value) -> String {
 fn network_words(spec: &Value) -> &'static str {
     match spec_view(spec).net.as_deref() {
         Some("kernel") => "kernel — each node in a network namespace of its own on a bridge; faults are nftables rules acting on IP packets",
+        Some("hosts") => "hosts — each node on a host of the inventory, reached over ssh; faults are nftables rules of the run's own table on each host, acting on member-to-member packets (the control node's ssh and clients are never cut)",
         _ => "proxy — faultline's proxy on every directed link (loopback); faults act on whole messages",
     }
 }

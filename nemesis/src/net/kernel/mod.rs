@@ -4,6 +4,12 @@
 //! drop rules in the receiving node's namespace ([`nft`]) and, where the
 //! kernel has it, `tc netem` on the sending node's interface ([`netem`]).
 //!
+//! The same rules serve a run on the hosts of an inventory (`--hosts`,
+//! [`KernelNet::on_hosts`]): there each node's table is `inet
+//! faultline_RUN` on its host, written with `nft -f -` over ssh; only
+//! member-to-member traffic matches a rule, so the control node's ssh and
+//! its clients are never cut.
+//!
 //! The controller itself must first move into a namespace of its own
 //! ([`netns::enter_private_network`]), so that the bridge, the veths and
 //! the nodes' namespaces all hang off a namespace that no other process
@@ -15,7 +21,7 @@ pub mod netns;
 pub mod nft;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -40,14 +46,43 @@ static IN_USE: AtomicBool = AtomicBool::new(false);
 
 struct Slot {
     id: String,
-    ip: Ipv4Addr,
-    ns: Arc<Namespace>,
-    host_dev: String,
+    ip: IpAddr,
+    site: Site,
+    /// The bridge end of its veth (namespaces only).
+    host_dev: Option<String>,
 }
 
-/// The private network of one run.
+/// Where a node's rules are: its namespace here, or its host.
+enum Site {
+    Ns(Arc<Namespace>),
+    Host(Arc<crate::hosts::RunHost>),
+}
+
+impl Site {
+    /// Run `program args…` there with `input` on its stdin.
+    fn run(&self, program: &str, args: &[&str], input: Option<&str>) -> Result<String, String> {
+        match self {
+            Site::Ns(ns) => ns.run(program, args, input),
+            Site::Host(h) => {
+                let mut line = faultline_hosts::ssh::quote(program);
+                for a in args {
+                    line.push(' ');
+                    line.push_str(&faultline_hosts::ssh::quote(a));
+                }
+                h.sh_with(&format!("{program} {}", args.join(" ")), &line, input)
+                    .map_err(|e| format!("{e:#}"))
+            }
+        }
+    }
+}
+
+/// The private network of one run, or the rules on a run's hosts.
 pub struct KernelNet {
     slots: Vec<Slot>,
+    /// The nftables table of the run (family inet).
+    table: String,
+    /// Whether this run built the bridge and namespaces here (not hosts).
+    bridge: bool,
     netem: bool,
     /// Per fault tag: the slots that got drop rules.
     ruled: Mutex<BTreeMap<u64, BTreeSet<String>>>,
@@ -67,6 +102,8 @@ impl KernelNet {
         }
         let mut net = KernelNet {
             slots: Vec::new(),
+            table: nft::TABLE.to_string(),
+            bridge: true,
             netem: false,
             ruled: Mutex::default(),
             shaped: Mutex::default(),
@@ -134,18 +171,63 @@ impl KernelNet {
                 )),
             ))
             .with_context(|| format!("configuring {id}'s interface"))?;
-            let peers: Vec<(String, Ipv4Addr)> =
-                all.iter().filter(|(p, _)| p != id).cloned().collect();
-            e(ns.run("nft", &["-f", "-"], Some(&nft::base_ruleset(&peers))))
-                .with_context(|| format!("creating {id}'s nftables table"))?;
+            let peers: Vec<(String, IpAddr)> = all
+                .iter()
+                .filter(|(p, _)| p != id)
+                .map(|(p, a)| (p.clone(), IpAddr::V4(*a)))
+                .collect();
+            e(ns.run(
+                "nft",
+                &["-f", "-"],
+                Some(&nft::base_ruleset(&self.table, &peers)),
+            ))
+            .with_context(|| format!("creating {id}'s nftables table"))?;
             self.slots.push(Slot {
                 id: id.clone(),
-                ip: *ip,
-                ns,
-                host_dev,
+                ip: IpAddr::V4(*ip),
+                site: Site::Ns(ns),
+                host_dev: Some(host_dev),
             });
         }
         Ok(())
+    }
+
+    /// The rules of a run on hosts: table `inet faultline_RUN` on each
+    /// host of `hosts` (slot `n1` on the first, and so on), counting each
+    /// peer's packets; dropped at the end of the run.
+    pub fn on_hosts(hosts: &crate::hosts::HostsRun) -> anyhow::Result<KernelNet> {
+        let mut net = KernelNet {
+            slots: Vec::new(),
+            table: nft::host_table(&hosts.run),
+            bridge: false,
+            netem: false,
+            ruled: Mutex::default(),
+            shaped: Mutex::default(),
+        };
+        let all: Vec<(String, IpAddr)> = hosts
+            .addrs()
+            .into_iter()
+            .map(|a| (a.id, a.listen.ip()))
+            .collect();
+        for (h, (id, ip)) in hosts.hosts().iter().zip(&all) {
+            let peers: Vec<(String, IpAddr)> =
+                all.iter().filter(|(p, _)| p != id).cloned().collect();
+            let site = Site::Host(h.clone());
+            site.run(
+                "nft",
+                &["-f", "-"],
+                Some(&nft::base_ruleset(&net.table, &peers)),
+            )
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("creating {id}'s nftables table on host {}", h.name()))?;
+            net.slots.push(Slot {
+                id: id.clone(),
+                ip: *ip,
+                site,
+                host_dev: None,
+            });
+        }
+        Ok(net)
     }
 
     /// Every slot's addresses (peer port [`PEER_PORT`], client port
@@ -163,7 +245,10 @@ impl KernelNet {
 
     /// The namespace of slot `id`, to start its node in.
     pub fn namespace(&self, id: &str) -> Option<Arc<Namespace>> {
-        self.slot(id).map(|s| s.ns.clone())
+        match &self.slot(id)?.site {
+            Site::Ns(ns) => Some(ns.clone()),
+            Site::Host(_) => None,
+        }
     }
 
     /// The slot ids.
@@ -195,14 +280,14 @@ impl KernelNet {
             by_receiver
                 .entry(to.as_str())
                 .or_default()
-                .push_str(&nft::drop_rule(tag, from, src.ip, p));
+                .push_str(&nft::drop_rule(&self.table, tag, from, src.ip, p));
         }
         for (to, rules) in by_receiver {
             let slot = self.slot(to).expect("checked above");
-            slot.ns
+            slot.site
                 .run("nft", &["-f", "-"], Some(&rules))
                 .map_err(anyhow::Error::msg)
-                .with_context(|| format!("adding drop rules in {to}'s namespace"))?;
+                .with_context(|| format!("adding drop rules for {to}"))?;
             self.ruled
                 .lock()
                 .expect("not poisoned")
@@ -224,7 +309,10 @@ impl KernelNet {
                 .slots
                 .iter()
                 .filter(|d| d.id != s.id && (nodes.contains(&s.id) || nodes.contains(&d.id)))
-                .map(|d| d.ip)
+                .filter_map(|d| match d.ip {
+                    IpAddr::V4(a) => Some(a),
+                    IpAddr::V6(_) => None,
+                })
                 .collect();
             if dests.is_empty() {
                 continue;
@@ -240,7 +328,8 @@ impl KernelNet {
             }
             for cmd in netem::shape_commands(NODE_DEV, &dests, shape) {
                 let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
-                s.ns.run("tc", &args, None)
+                s.site
+                    .run("tc", &args, None)
                     .map_err(anyhow::Error::msg)
                     .with_context(|| format!("shaping {}'s traffic", s.id))?;
             }
@@ -278,7 +367,7 @@ impl KernelNet {
         for s in self.slots.iter().filter(|s| shaped.contains(&s.id)) {
             let args = netem::clear_command(NODE_DEV);
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            if let Err(e) = s.ns.run("tc", &args, None) {
+            if let Err(e) = s.site.run("tc", &args, None) {
                 first_err.get_or_insert(anyhow::anyhow!("clearing {}'s shape: {e}", s.id));
             }
         }
@@ -286,12 +375,17 @@ impl KernelNet {
     }
 
     fn delete_rules(&self, s: &Slot, comment: Option<&str>) -> anyhow::Result<()> {
-        let json = list_fault_chain(s)?;
+        let json = self.list_fault_chain(s)?;
         let handles = nft::rule_handles(&json, comment).map_err(anyhow::Error::msg)?;
         if !handles.is_empty() {
-            s.ns.run("nft", &["-f", "-"], Some(&nft::delete_rules(&handles)))
+            s.site
+                .run(
+                    "nft",
+                    &["-f", "-"],
+                    Some(&nft::delete_rules(&self.table, &handles)),
+                )
                 .map_err(anyhow::Error::msg)
-                .with_context(|| format!("removing rules in {}'s namespace", s.id))?;
+                .with_context(|| format!("removing {}'s fault rules", s.id))?;
         }
         Ok(())
     }
@@ -300,7 +394,7 @@ impl KernelNet {
     /// `fault-TAG` per rule), to check what a heal left.
     pub fn fault_rules(&self, id: &str) -> anyhow::Result<Vec<String>> {
         let s = self.slot(id).with_context(|| format!("no node {id}"))?;
-        let json = list_fault_chain(s)?;
+        let json = self.list_fault_chain(s)?;
         nft::rule_comments(&json).map_err(anyhow::Error::msg)
     }
 
@@ -326,10 +420,10 @@ impl KernelNet {
         let mut out = Vec::new();
         for to in &self.slots {
             let counters = to
-                .ns
+                .site
                 .run(
                     "nft",
-                    &["-j", "list", "counters", "table", "inet", nft::TABLE],
+                    &["-j", "list", "counters", "table", "inet", &self.table],
                     None,
                 )
                 .ok()
@@ -361,24 +455,39 @@ impl KernelNet {
     }
 }
 
-impl Drop for KernelNet {
-    fn drop(&mut self) {
-        for s in &self.slots {
-            let _ = run_here("ip", &["link", "del", &s.host_dev], None);
-        }
-        let _ = run_here("ip", &["link", "del", BRIDGE], None);
-        IN_USE.store(false, Ordering::SeqCst);
+impl KernelNet {
+    /// `nft -j list chain inet TABLE faults` where a slot's rules are.
+    fn list_fault_chain(&self, s: &Slot) -> anyhow::Result<String> {
+        s.site
+            .run(
+                "nft",
+                &["-j", "list", "chain", "inet", &self.table, "faults"],
+                None,
+            )
+            .map_err(anyhow::Error::msg)
     }
 }
 
-/// `nft -j list chain inet faultline faults` in a slot's namespace.
-fn list_fault_chain(s: &Slot) -> anyhow::Result<String> {
-    s.ns.run(
-        "nft",
-        &["-j", "list", "chain", "inet", nft::TABLE, "faults"],
-        None,
-    )
-    .map_err(anyhow::Error::msg)
+impl Drop for KernelNet {
+    fn drop(&mut self) {
+        for s in &self.slots {
+            match (&s.site, &s.host_dev) {
+                (Site::Ns(_), Some(dev)) => {
+                    let _ = run_here("ip", &["link", "del", dev], None);
+                }
+                (Site::Host(h), _) if h.lost().is_none() => {
+                    let _ = s
+                        .site
+                        .run("nft", &["delete", "table", "inet", &self.table], None);
+                }
+                _ => {}
+            }
+        }
+        if self.bridge {
+            let _ = run_here("ip", &["link", "del", BRIDGE], None);
+            IN_USE.store(false, Ordering::SeqCst);
+        }
+    }
 }
 
 fn shape_name(shape: &Shape) -> &'static str {

@@ -10,16 +10,31 @@
 //! from P that a fault dropped) and `seen_P` (packets from P let in).
 //! Client traffic (from the controller's bridge address) matches no rule.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde_json::Value;
 
-/// The table's name (family `inet`).
+/// The table's name (family `inet`) in a run's own namespaces; on the
+/// hosts of an inventory it carries the run's id ([`host_table`]).
 pub const TABLE: &str = "faultline";
 
-/// The ruleset a node's namespace starts with, for these peers.
-pub fn base_ruleset(peers: &[(String, Ipv4Addr)]) -> String {
-    let mut s = format!("table inet {TABLE} {{\n");
+/// The table of run `run` on a host of an inventory.
+pub fn host_table(run: &str) -> String {
+    format!("{TABLE}_{run}")
+}
+
+/// `ip saddr A` or `ip6 saddr A`.
+fn saddr(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(a) => format!("ip saddr {a}"),
+        IpAddr::V6(a) => format!("ip6 saddr {a}"),
+    }
+}
+
+/// The ruleset a node's namespace (or host) starts with, for these peers,
+/// as table `table`.
+pub fn base_ruleset(table: &str, peers: &[(String, IpAddr)]) -> String {
+    let mut s = format!("table inet {table} {{\n");
     for (id, _) in peers {
         s.push_str(&format!(
             "  counter drop_{id} {{ }}\n  counter seen_{id} {{ }}\n"
@@ -28,7 +43,7 @@ pub fn base_ruleset(peers: &[(String, Ipv4Addr)]) -> String {
     s.push_str("  chain faults {\n    type filter hook input priority 0; policy accept;\n  }\n");
     s.push_str("  chain count {\n    type filter hook input priority 10; policy accept;\n");
     for (id, ip) in peers {
-        s.push_str(&format!("    ip saddr {ip} counter name \"seen_{id}\"\n"));
+        s.push_str(&format!("    {} counter name \"seen_{id}\"\n", saddr(*ip)));
     }
     s.push_str("  }\n}\n");
     s
@@ -41,7 +56,7 @@ pub fn tag_comment(tag: u64) -> String {
 
 /// A rule that drops packets from peer `from` at `ip`: all of them, or
 /// with probability `p` (nft `numgen random`, in steps of 1/10000).
-pub fn drop_rule(tag: u64, from: &str, ip: Ipv4Addr, p: Option<f64>) -> String {
+pub fn drop_rule(table: &str, tag: u64, from: &str, ip: IpAddr, p: Option<f64>) -> String {
     let chance = match p {
         Some(p) if p < 1.0 => {
             let n = (p.clamp(0.0, 1.0) * 10_000.0).round() as u32;
@@ -50,7 +65,8 @@ pub fn drop_rule(tag: u64, from: &str, ip: Ipv4Addr, p: Option<f64>) -> String {
         _ => String::new(),
     };
     format!(
-        "add rule inet {TABLE} faults ip saddr {ip}{chance} counter name \"drop_{from}\" drop comment \"{}\"\n",
+        "add rule inet {table} faults {}{chance} counter name \"drop_{from}\" drop comment \"{}\"\n",
+        saddr(ip),
         tag_comment(tag)
     )
 }
@@ -65,10 +81,10 @@ fn items(json: &str) -> Result<Vec<Value>, String> {
 }
 
 /// The commands that delete the given rule handles of chain `faults`.
-pub fn delete_rules(handles: &[u64]) -> String {
+pub fn delete_rules(table: &str, handles: &[u64]) -> String {
     handles
         .iter()
-        .map(|h| format!("delete rule inet {TABLE} faults handle {h}\n"))
+        .map(|h| format!("delete rule inet {table} faults handle {h}\n"))
         .collect()
 }
 
@@ -124,7 +140,7 @@ mod tests {
 
     #[test]
     fn the_base_table_counts_each_peer_and_has_an_empty_fault_chain() {
-        let s = base_ruleset(&[("n2".into(), Ipv4Addr::new(10, 99, 0, 12))]);
+        let s = base_ruleset(TABLE, &[("n2".into(), "10.99.0.12".parse().unwrap())]);
         assert!(s.contains("counter drop_n2 { }"));
         assert!(s.contains("ip saddr 10.99.0.12 counter name \"seen_n2\""));
         assert!(s.contains(
@@ -134,15 +150,20 @@ mod tests {
 
     #[test]
     fn drop_rules_are_tagged_and_loss_is_in_ten_thousandths() {
-        let ip = Ipv4Addr::new(10, 99, 0, 11);
+        let ip: IpAddr = "10.99.0.11".parse().unwrap();
         assert_eq!(
-            drop_rule(7, "n1", ip, None),
+            drop_rule(TABLE, 7, "n1", ip, None),
             "add rule inet faultline faults ip saddr 10.99.0.11 counter name \"drop_n1\" drop comment \"fault-7\"\n"
         );
+        assert!(drop_rule(TABLE, 7, "n1", ip, Some(0.2))
+            .contains("numgen random mod 10000 < 2000 counter"));
+        assert!(!drop_rule(TABLE, 7, "n1", ip, Some(1.0)).contains("numgen"));
+        let t = host_table("r1");
+        let v6 = drop_rule(&t, 1, "n2", "fd00::2".parse().unwrap(), None);
         assert!(
-            drop_rule(7, "n1", ip, Some(0.2)).contains("numgen random mod 10000 < 2000 counter")
+            v6.starts_with("add rule inet faultline_r1 faults ip6 saddr fd00::2 counter"),
+            "{v6}"
         );
-        assert!(!drop_rule(7, "n1", ip, Some(1.0)).contains("numgen"));
     }
 
     #[test]
@@ -154,7 +175,7 @@ mod tests {
         assert_eq!(rule_handles(rules, Some("fault-1")).unwrap(), vec![5]);
         assert_eq!(rule_handles(rules, None).unwrap(), vec![5, 6]);
         assert_eq!(
-            delete_rules(&[5]),
+            delete_rules(TABLE, &[5]),
             "delete rule inet faultline faults handle 5\n"
         );
         let c = r#"{"nftables": [{"metainfo": {}}, {"counter": {"family": "inet", "name": "drop_n2", "table": "faultline", "handle": 2, "packets": 3, "bytes": 180}}]}"#;

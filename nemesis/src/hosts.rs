@@ -1,0 +1,536 @@
+//! A run on the hosts of an inventory (`faultline run --hosts`): one
+//! member per host, started, signalled and stopped over one multiplexed
+//! OpenSSH connection per host ([`faultline_hosts::ssh`]).
+//!
+//! On each host the run lives in `DIR/runs/RUN` (DIR: the inventory's
+//! working directory) with its members' data and logs in `nodes/`, and a
+//! marker `DIR/faultline-run.marker` names it while it is live. Members
+//! start in a session of their own (`setsid`) with `FAULTLINE_RUN=RUN@HOST`
+//! in their environment: that is how the end of a run, or `faultline hosts
+//! clean` after a killed controller, finds exactly the processes the run
+//! started and nothing else. The network faults' nftables table is
+//! `inet faultline_RUN` ([`crate::net::kernel`] builds its rules).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use faultline_hosts::inventory::Host;
+use faultline_hosts::ssh::{quote, who, Connection};
+use faultline_rundir::records::{HostEntry, HostsRecord};
+
+use crate::cluster::NodeAddrs;
+
+/// The marker of a live run, in a host's working directory.
+pub const MARKER: &str = "faultline-run.marker";
+/// How long one command on a host may take.
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(15);
+/// How often each host is asked whether it still answers.
+const WATCH_EVERY: Duration = Duration::from_secs(2);
+/// How long copying a member's files back may take.
+const DOWNLOAD_LIMIT: Duration = Duration::from_secs(300);
+
+/// The environment variable that tags a run's processes on a host.
+pub const RUN_ENV: &str = "FAULTLINE_RUN";
+
+/// One host of a run.
+pub struct RunHost {
+    /// Its inventory entry.
+    pub host: Host,
+    /// The address its member listens on.
+    pub addr: IpAddr,
+    conn: Connection,
+    /// The working directory, absolute.
+    pub dir: String,
+    /// The run's directory on the host: `DIR/runs/RUN`.
+    pub run_dir: String,
+    /// `RUN@HOST`, the value of [`RUN_ENV`] of the run's processes there.
+    pub tag: String,
+    /// Its clock minus this machine's, ms, and the uncertainty.
+    pub clock_offset_ms: Option<(f64, f64)>,
+    /// Local program → its path on the host.
+    programs: BTreeMap<PathBuf, String>,
+    lost: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for RunHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", who(&self.host), self.run_dir)
+    }
+}
+
+impl RunHost {
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.host.name
+    }
+
+    /// Why it is lost, once it stopped answering.
+    pub fn lost(&self) -> Option<String> {
+        self.lost.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn mark_lost(&self, why: String) {
+        let mut l = self.lost.lock().unwrap_or_else(|e| e.into_inner());
+        if l.is_none() {
+            *l = Some(why);
+        }
+    }
+
+    /// Run `script` there (bounded); a host found not answering is marked
+    /// lost, and later commands fail at once.
+    pub fn sh(&self, what: &str, script: &str) -> anyhow::Result<String> {
+        self.sh_with(what, script, None)
+    }
+
+    /// [`RunHost::sh`] with `input` on the script's stdin.
+    pub fn sh_with(&self, what: &str, script: &str, input: Option<&str>) -> anyhow::Result<String> {
+        if let Some(why) = self.lost() {
+            bail!("{what} skipped: {why}");
+        }
+        let out = self
+            .conn
+            .run_blocking(script, input.map(str::as_bytes), COMMAND_LIMIT);
+        match out {
+            Ok(o) if o.code == Some(0) => Ok(o.stdout),
+            Ok(o) if o.code == Some(255) || o.code.is_none() => {
+                let why = format!(
+                    "{} stopped answering (ssh: {})",
+                    who(&self.host),
+                    nonempty(o.first_error_line())
+                );
+                self.mark_lost(why.clone());
+                bail!("{what}: {why}")
+            }
+            Ok(o) => bail!(
+                "{}: {what} failed (exit {}): {}",
+                who(&self.host),
+                o.code.unwrap_or(-1),
+                nonempty(o.first_error_line())
+            ),
+            Err(e) => {
+                let why = format!("{e:#}");
+                self.mark_lost(why.clone());
+                bail!("{what}: {why}")
+            }
+        }
+    }
+
+    /// The shell line that starts a member (its command as a target built
+    /// it) in a session of its own, tagged, with its output appended to
+    /// `log`; it prints the member's pid, waits for it and prints its exit.
+    pub fn start_script(&self, cmd: &std::process::Command, log: &str) -> anyhow::Result<String> {
+        let local = PathBuf::from(cmd.get_program());
+        let program = self
+            .programs
+            .get(&local)
+            .cloned()
+            .with_context(|| format!("{} has no copy of {}", self.name(), local.display()))?;
+        // `cd … || exit` on a line of its own: `cd … && prog &` would put
+        // the cd and the program in a background subshell, whose pid is
+        // not the member's.
+        let mut line = format!("cd {} || exit 1; ", quote(&self.run_dir));
+        line.push_str(&format!("{RUN_ENV}={} ", quote(&self.tag)));
+        for (k, v) in cmd.get_envs() {
+            if let Some(v) = v {
+                line.push_str(&format!(
+                    "{}={} ",
+                    k.to_string_lossy(),
+                    quote(&v.to_string_lossy())
+                ));
+            }
+        }
+        line.push_str(&format!("setsid {}", quote(&program)));
+        for a in cmd.get_args() {
+            line.push(' ');
+            line.push_str(&quote(&a.to_string_lossy()));
+        }
+        line.push_str(&format!(
+            " >>{} 2>&1 </dev/null & echo $!; wait $!; echo \"exit $?\"",
+            quote(log)
+        ));
+        Ok(line)
+    }
+
+    /// A command of this machine that runs `script` there (for a member's
+    /// long-lived start line).
+    pub fn command(&self, script: &str) -> std::process::Command {
+        self.conn.blocking_command(script)
+    }
+
+    /// Send `signal` to the process group `pgid` (a member's session).
+    /// (`kill -SIG -PGID`: dash's kill takes no `--`.)
+    pub fn signal(&self, pgid: u32, signal: &str) -> anyhow::Result<()> {
+        self.sh(
+            &format!("sending SIG{signal} to member process group {pgid}"),
+            &format!("kill -{signal} -{pgid} 2>/dev/null || true"),
+        )
+        .map(|_| ())
+    }
+
+    /// The last `n` non-empty lines of a file of the run's directory there.
+    pub fn tail(&self, rel: &str, n: usize) -> String {
+        self.sh(
+            "reading a member log",
+            &format!(
+                "cd {} && grep -v '^[[:space:]]*$' {} | tail -n {n}",
+                quote(&self.run_dir),
+                quote(rel)
+            ),
+        )
+        .map(|t| {
+            let lines: Vec<String> = t.lines().map(|l| l.chars().take(300).collect()).collect();
+            if lines.is_empty() {
+                "(empty)".into()
+            } else {
+                lines.join(" | ")
+            }
+        })
+        .unwrap_or_else(|e| format!("(cannot read it: {e:#})"))
+    }
+
+    fn run_on(&self, script: &str) -> anyhow::Result<String> {
+        self.sh("a command of the run", script)
+    }
+}
+
+fn nonempty(s: &str) -> &str {
+    if s.is_empty() {
+        "no answer"
+    } else {
+        s
+    }
+}
+
+/// The hosts of one run, from setup to teardown.
+pub struct HostsRun {
+    /// The run's id.
+    pub run: String,
+    /// The inventory it came from.
+    pub inventory: PathBuf,
+    hosts: Vec<Arc<RunHost>>,
+    local_dir: PathBuf,
+    record: HostsRecord,
+    stop: Arc<AtomicBool>,
+    watcher: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The run's id: the time and this process (letters and digits: it is in
+/// an nft table's name).
+pub fn new_run_id() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("r{ms:x}{:x}", std::process::id())
+}
+
+impl HostsRun {
+    /// Connect to the first `n` hosts of `inventory`, refuse a host where
+    /// another run's marker is live, mark each host, and put the member's
+    /// program there (`upload`: copied when its checksum differs) or find
+    /// it (`on_path`: a program the host must have on its PATH, such as
+    /// etcd). `local_dir` is the run directory here.
+    pub async fn start(
+        inventory: &Path,
+        n: usize,
+        local_dir: &Path,
+        program: &Path,
+        upload: bool,
+    ) -> anyhow::Result<HostsRun> {
+        let started = Instant::now();
+        let all = faultline_hosts::inventory::load(inventory)?;
+        if all.len() < n {
+            bail!(
+                "{}: {} hosts for {n} members: a --hosts run puts one member on each host",
+                inventory.display(),
+                all.len()
+            );
+        }
+        let chosen: Vec<Host> = all.into_iter().take(n).collect();
+        let mut addrs = Vec::new();
+        for h in &chosen {
+            let a = h.address.with_context(|| {
+                format!(
+                    "{}: host {:?} has no address (give the address its peers and the clients reach it at: address = \"…\")",
+                    inventory.display(),
+                    h.name
+                )
+            })?;
+            if addrs.contains(&a) {
+                bail!(
+                    "{}: host {:?} has the address {a} of another host",
+                    inventory.display(),
+                    h.name
+                );
+            }
+            addrs.push(a);
+        }
+        faultline_node::netpolicy::allow_inventory(&addrs);
+        let run = new_run_id();
+        let opened = futures::future::join_all(chosen.iter().map(Connection::open)).await;
+        let mut conns = Vec::new();
+        for c in opened {
+            conns.push(c?);
+        }
+        let mut hosts: Vec<Arc<RunHost>> = Vec::new();
+        let mut entries = Vec::new();
+        for (conn, addr) in conns.into_iter().zip(addrs) {
+            let h = conn.host.clone();
+            let set_up = set_up_host(&conn, &run, program, upload, inventory).await;
+            let (dir, placed, copied) = match set_up {
+                Ok(s) => s,
+                Err(e) => {
+                    unmark(&hosts);
+                    return Err(e);
+                }
+            };
+            let clock = faultline_hosts::check::clock_offset(&conn).await;
+            entries.push(HostEntry {
+                node: format!("n{}", hosts.len() + 1),
+                host: h.name.clone(),
+                ssh: h.ssh.clone(),
+                address: addr.to_string(),
+                clock_offset_ms: clock.map(|c| c.0),
+                clock_uncertainty_ms: clock.map(|c| c.1),
+                copied,
+            });
+            hosts.push(Arc::new(RunHost {
+                addr,
+                tag: format!("{run}@{}", h.name),
+                run_dir: format!("{dir}/runs/{run}"),
+                dir,
+                clock_offset_ms: clock,
+                programs: BTreeMap::from([(program.to_path_buf(), placed)]),
+                lost: Mutex::new(None),
+                host: h,
+                conn,
+            }));
+        }
+        let record = HostsRecord {
+            run: run.clone(),
+            inventory: inventory.display().to_string(),
+            hosts: entries,
+            setup_s: started.elapsed().as_secs_f64(),
+        };
+        std::fs::write(
+            faultline_rundir::RunDir::new(local_dir).hosts(),
+            serde_json::to_vec_pretty(&record)?,
+        )
+        .context("writing hosts.json")?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let hosts = hosts.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || watch(&hosts, &stop))
+        };
+        Ok(HostsRun {
+            run,
+            inventory: inventory.to_path_buf(),
+            hosts,
+            local_dir: local_dir.to_path_buf(),
+            record,
+            stop,
+            watcher: Some(watcher),
+        })
+    }
+
+    /// The hosts, one per member slot, in order.
+    pub fn hosts(&self) -> &[Arc<RunHost>] {
+        &self.hosts
+    }
+
+    /// Each slot's addresses: `n1` on the first host, and so on.
+    pub fn addrs(&self) -> Vec<NodeAddrs> {
+        self.hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| NodeAddrs {
+                id: format!("n{}", i + 1),
+                listen: SocketAddr::new(h.addr, h.host.peer_port),
+                client: SocketAddr::new(h.addr, h.host.client_port),
+            })
+            .collect()
+    }
+
+    /// What `hosts.json` holds.
+    pub fn record(&self) -> &HostsRecord {
+        &self.record
+    }
+
+    /// The first host found not answering, as one line.
+    pub fn lost(&self) -> Option<String> {
+        self.hosts.iter().find_map(|h| h.lost())
+    }
+
+    /// End the run on every host: kill what is left of its processes, copy
+    /// each member's `nodes/` files back into the run directory here, and
+    /// remove the run's directory and marker there. A host that stopped
+    /// answering keeps what the run left: the returned lines say so.
+    pub fn finish(&mut self) -> Vec<String> {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(w) = self.watcher.take() {
+            let _ = w.join();
+        }
+        let mut problems = Vec::new();
+        let local_nodes = faultline_rundir::RunDir::new(&self.local_dir).nodes();
+        let local_parent = local_nodes
+            .parent()
+            .unwrap_or(&self.local_dir)
+            .to_path_buf();
+        for h in &self.hosts {
+            if let Some(why) = h.lost() {
+                problems.push(format!(
+                    "{why}: run {} may have left processes, an nft table and {} there; `faultline hosts clean {}` removes them once it answers",
+                    self.run,
+                    h.run_dir,
+                    self.inventory.display()
+                ));
+                continue;
+            }
+            let _ = h.run_on(&sweep_script(&h.tag));
+            if let Err(e) =
+                h.conn
+                    .download_dir_blocking(&h.run_dir, "nodes", &local_parent, DOWNLOAD_LIMIT)
+            {
+                problems.push(format!("copying {}'s member files back: {e:#}", h.name()));
+                // Keep them there rather than lose them.
+                continue;
+            }
+            if let Err(e) = h.run_on(&remove_script(&h.dir, &self.run)) {
+                problems.push(format!("{e:#}"));
+            }
+        }
+        problems
+    }
+}
+
+impl Drop for HostsRun {
+    fn drop(&mut self) {
+        if self.watcher.is_some() {
+            for p in self.finish() {
+                eprintln!("faultline: {p}");
+            }
+        }
+        // Each connection's control master exits as it is dropped.
+        self.hosts.clear();
+        faultline_hosts::ssh::remove_control_dir();
+    }
+}
+
+/// Set one host up for run `run`: its working directory (absolute), the
+/// run's marker (refused where another run's is live) and directory, and
+/// the member's program there. Returns the directory, the program's path
+/// there and whether it was copied. A failure after marking unmarks.
+async fn set_up_host(
+    conn: &Connection,
+    run: &str,
+    program: &Path,
+    upload: bool,
+    inventory: &Path,
+) -> anyhow::Result<(String, String, bool)> {
+    let h = &conn.host;
+    let w = who(h);
+    let dir = conn
+        .sh(
+            "creating the working directory",
+            &format!("mkdir -p {d} && cd {d} && pwd", d = quote(&h.dir)),
+            COMMAND_LIMIT,
+        )
+        .await?
+        .trim()
+        .to_string();
+    let run_dir = format!("{dir}/runs/{run}");
+    let mark = format!(
+        "cd {d} && if [ -e {MARKER} ]; then printf 'LIVE '; tr '\\n' ' ' < {MARKER}; exit 0; fi; \
+         (set -C; printf 'run=%s\\ncontroller=%s\\nstarted=%s\\n' {run} \"${{SSH_CLIENT%% *}}\" \"$(date -u +%FT%TZ)\" > {MARKER}) && \
+         mkdir -p {r}/nodes && echo OK",
+        d = quote(&dir),
+        r = quote(&run_dir),
+    );
+    let said = conn.sh("marking the run", &mark, COMMAND_LIMIT).await?;
+    if let Some(live) = said.trim().strip_prefix("LIVE ") {
+        bail!(
+            "{w}: another run is marked live in {dir} ({}): if it is over, `faultline hosts clean {}` removes what it left",
+            live.trim(),
+            inventory.display()
+        );
+    }
+    let name = program
+        .file_name()
+        .map_or("member".into(), |f| f.to_string_lossy().into_owned());
+    let placed = if upload {
+        let remote = format!("{dir}/bin/{name}");
+        conn.upload_if_changed(program, &remote, Duration::from_secs(600))
+            .await
+            .map(|copied| (remote, copied))
+    } else {
+        conn.sh(
+            "finding the target",
+            &format!("command -v {} || true", quote(&name)),
+            COMMAND_LIMIT,
+        )
+        .await
+        .and_then(|p| {
+            let p = p.trim().to_string();
+            if p.is_empty() {
+                bail!("{w}: no {name} on the login's PATH (install it there; for etcd: the package etcd-server)")
+            }
+            Ok((p, false))
+        })
+    };
+    match placed {
+        Ok((p, copied)) => Ok((dir, p, copied)),
+        Err(e) => {
+            let _ = conn.run(&remove_script(&dir, run), COMMAND_LIMIT).await;
+            Err(e)
+        }
+    }
+}
+
+/// Remove the markers that this setup wrote before it failed.
+fn unmark(marked: &[Arc<RunHost>]) {
+    for h in marked {
+        let run = h.tag.split('@').next().unwrap_or("");
+        let _ = h.run_on(&remove_script(&h.dir, run));
+    }
+}
+
+/// Kill every process whose environment carries exactly `RUN_ENV=tag`.
+pub fn sweep_script(tag: &str) -> String {
+    format!(
+        "n=0; for p in /proc/[0-9]*; do \
+         if tr '\\0' '\\n' < $p/environ 2>/dev/null | grep -qxF {t}; then kill -KILL ${{p#/proc/}} 2>/dev/null && n=$((n+1)); fi; \
+         done; echo $n",
+        t = quote(&format!("{RUN_ENV}={tag}"))
+    )
+}
+
+/// Remove run `run`'s directory under `dir` and its marker (only if the
+/// marker is that run's).
+pub fn remove_script(dir: &str, run: &str) -> String {
+    format!(
+        "cd {d} && rm -rf runs/{r} && rmdir runs 2>/dev/null; \
+         if grep -qx 'run={r}' {MARKER} 2>/dev/null; then rm -f {MARKER}; fi; true",
+        d = quote(dir),
+        r = run
+    )
+}
+
+/// Ask each host every [`WATCH_EVERY`] whether it answers, until `stop`.
+fn watch(hosts: &[Arc<RunHost>], stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        for h in hosts {
+            if h.lost().is_none() && !stop.load(Ordering::SeqCst) {
+                let _ = h.sh("asking whether it answers", "true");
+            }
+        }
+        let until = Instant::now() + WATCH_EVERY;
+        while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
