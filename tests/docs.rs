@@ -188,6 +188,24 @@ fn every_field_of_the_run_files_records_is_in_the_run_files_page() {
             }],
         })
         .unwrap(),
+        serde_json::to_value(HostsRecord {
+            run: "r".into(),
+            inventory: "i".into(),
+            setup_s: 1.0,
+            teardown_s: Some(1.0),
+            hosts: vec![HostEntry {
+                node: "n1".into(),
+                host: "h1".into(),
+                ssh: "s".into(),
+                address: "a".into(),
+                clock_offset_ms: Some(1.0),
+                clock_uncertainty_ms: Some(1.0),
+                copied: true,
+                setup_s: 1.0,
+                teardown_s: Some(1.0),
+            }],
+        })
+        .unwrap(),
         serde_json::to_value(faultline_rundir::placement::RunPlacement {
             ran_on: "w1".into(),
             host: Some("h".into()),

@@ -62,6 +62,32 @@ fn assert_clean(hosts: &SshHosts, i: usize) {
     }
 }
 
+/// Poll (bounded) until a fault's rules are on one of the hosts.
+fn wait_for_fault_rules(hosts: &SshHosts, child: &std::process::Child, d: &Path, tag: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let ruled = (0..3).any(|i| {
+            hosts
+                .on_host(i, "nft", &["list", "ruleset"])
+                .is_ok_and(|r| r.contains("fault-"))
+        });
+        if ruled {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline && process_alive(child),
+            "no fault rule appeared: {}",
+            std::fs::read_to_string(d.join(format!("{tag}.err"))).unwrap_or_default()
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+fn process_alive(child: &std::process::Child) -> bool {
+    // SAFETY: signal 0 only asks whether the test's own child exists.
+    unsafe { libc::kill(child.id() as i32, 0) == 0 }
+}
+
 fn run_args<'a>(inventory: &'a str, store: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut a = vec![
         "run", "--hosts", inventory, "--store", store, "--seed", "5", "--json",
@@ -166,7 +192,7 @@ fn etcd_on_three_hosts_under_the_same_faults_is_linearizable() {
 }
 
 #[test]
-fn a_killed_controller_leaves_a_marker_that_refuses_runs_until_hosts_clean() {
+fn ctrl_c_ends_the_run_on_every_host_and_a_killed_controller_leaves_a_marker_until_hosts_clean() {
     let Some(hosts) = SshHosts::start("hosts_clean", 3) else {
         return;
     };
@@ -185,25 +211,19 @@ fn a_killed_controller_leaves_a_marker_that_refuses_runs_until_hosts_clean() {
             "1",
         ],
     );
-    let mut child = start(hosts.faultline(&args), d, "killed");
-    // Wait (bounded) until the first fault's rules are on a host.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let ruled = (0..3).any(|i| {
-            hosts
-                .on_host(i, "nft", &["list", "ruleset"])
-                .is_ok_and(|r| r.contains("fault-"))
-        });
-        if ruled {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline && child.try_wait().unwrap().is_none(),
-            "no fault rule appeared: {}",
-            std::fs::read_to_string(d.join("killed.err")).unwrap_or_default()
-        );
-        std::thread::sleep(POLL);
+    // Ctrl-C mid-run: the run ends on every host.
+    let child = start(hosts.faultline(&args), d, "interrupted");
+    wait_for_fault_rules(&hosts, &child, d, "interrupted");
+    // SAFETY: a signal to the test's own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let (code, _, err) = finish(child, d, "interrupted", Duration::from_secs(120));
+    assert_eq!(code, 130, "{err}");
+    for i in 0..3 {
+        assert_clean(&hosts, i);
     }
+    // SIGKILL mid-run: nothing ends the run on the hosts.
+    let mut child = start(hosts.faultline(&args), d, "killed");
+    wait_for_fault_rules(&hosts, &child, d, "killed");
     child.kill().unwrap();
     child.wait().unwrap();
     // What the run left: its members, tables, directories and markers.
@@ -311,4 +331,81 @@ fn a_host_that_stops_answering_ends_the_run_in_one_line() {
     let (code, out, err) = finish(clean, d, "clean", Duration::from_secs(120));
     assert_eq!(code, 0, "{out}\n{err}");
     assert_clean(&hosts, 2);
+}
+
+/// The figures of the closing note: the same 30 s run on three hosts and
+/// on this machine (`--net kernel`, the same nftables rules), and how long
+/// setup and teardown took per host. `cargo test --test hosts -- --ignored
+/// --nocapture measure`.
+#[test]
+#[ignore = "a measurement, not a test"]
+fn measure_a_run_on_three_hosts_beside_one_machine() {
+    let Some(hosts) = SshHosts::start("hosts_measure", 3) else {
+        return;
+    };
+    let d = hosts.dir.path();
+    let inv = hosts.inventory.display().to_string();
+    let common = [
+        "--nemesis",
+        "partition-leader,crash-leader,pause-leader,loss:0.2",
+        "--time-limit",
+        "30",
+        "--fault-interval",
+        "3",
+        "--seed",
+        "5",
+        "--json",
+    ];
+    for (tag, place) in [
+        ("hosts", vec!["--hosts", inv.as_str()]),
+        ("here", vec!["--net", "kernel"]),
+    ] {
+        let store = d.join(format!("store-{tag}"));
+        let store_s = store.display().to_string();
+        let mut args = vec!["run", "--store", store_s.as_str()];
+        args.extend(place);
+        args.extend(common);
+        let t0 = Instant::now();
+        let child = start(hosts.faultline(&args), d, tag);
+        let (code, out, err) = finish(child, d, tag, Duration::from_secs(300));
+        assert_eq!(code, 0, "{out}\n{err}");
+        let run = run_dir(&store);
+        let r = json(&run.join("results.json"));
+        let leaderless: Vec<f64> = r["faults"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| f["leaderless_ms"].as_f64())
+            .collect();
+        println!(
+            "{tag}: wall {:.1} s, valid {}, availability {:.3}, p99 {} ms, leaderless per window {:?} ms, total leaderless {} ms",
+            t0.elapsed().as_secs_f64(),
+            r["valid"],
+            r["availability"]["share"].as_f64().unwrap(),
+            r["latency"]["all"]["p99"],
+            leaderless,
+            r["elections"]["leaderless_ms"]
+        );
+        if tag == "hosts" {
+            let h = json(&run.join("hosts.json"));
+            println!(
+                "setup {} s, teardown {} s; per host: {}",
+                h["setup_s"],
+                h["teardown_s"],
+                h["hosts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| format!(
+                        "{} setup {:.2} s teardown {:.2} s clock {:+.1} ms",
+                        e["host"].as_str().unwrap(),
+                        e["setup_s"].as_f64().unwrap(),
+                        e["teardown_s"].as_f64().unwrap_or(-1.0),
+                        e["clock_offset_ms"].as_f64().unwrap_or(0.0)
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
+    }
 }

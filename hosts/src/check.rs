@@ -58,16 +58,30 @@ fn now_s() -> f64 {
 
 /// The host's clock minus this machine's, ms, and half the round trip
 /// as its uncertainty: the host's time against the middle of the round
-/// trip, the best of three (`None`: the host's clock could not be read).
+/// trip, the best of five. The five are asked of one remote shell that is
+/// already running (a line in, its time out), so that starting a remote
+/// command — slower than its answer — does not skew the middle.
 pub async fn clock_offset(conn: &Connection) -> Option<(f64, f64)> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut child = conn
+        .spawn("while read -r _; do date +%s.%N; done")
+        .await
+        .ok()?;
+    let mut stdin = child.stdin().take()?;
+    let mut lines = BufReader::new(child.stdout().take()?).lines();
     let mut best: Option<(f64, f64)> = None;
-    for _ in 0..3 {
+    for _ in 0..5 {
         let t0 = now_s();
-        let Ok(o) = conn.run("date +%s.%N", PROBE).await else {
+        let round = async {
+            stdin.write_all(b"\n").await.ok()?;
+            stdin.flush().await.ok()?;
+            lines.next_line().await.ok()?
+        };
+        let Ok(Some(line)) = tokio::time::timeout(PROBE, round).await else {
             break;
         };
         let t1 = now_s();
-        if let Ok(remote) = o.stdout.trim().parse::<f64>() {
+        if let Ok(remote) = line.trim().parse::<f64>() {
             let offset = (remote - (t0 + t1) / 2.0) * 1e3;
             let half = (t1 - t0) / 2.0 * 1e3;
             if best.is_none_or(|(_, h)| half < h) {
@@ -75,6 +89,8 @@ pub async fn clock_offset(conn: &Connection) -> Option<(f64, f64)> {
             }
         }
     }
+    drop(stdin);
+    let _ = tokio::time::timeout(PROBE, child.wait()).await;
     best
 }
 

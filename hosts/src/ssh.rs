@@ -416,6 +416,24 @@ impl Connection {
         }
     }
 
+    /// Whether this connection's control master is still there (`ssh -O
+    /// check`, bounded; no command runs on the host). The master itself
+    /// notices a silent host by ssh's keep-alive ([`ALIVE_INTERVAL`] ×
+    /// `ServerAliveCountMax`) and exits.
+    pub fn master_alive(&self) -> bool {
+        let mut cmd = std::process::Command::new("ssh");
+        cmd.arg("-S")
+            .arg(self.session.control_socket())
+            .args(["-o", "BatchMode=yes", "-O", "check", "none"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        match cmd.spawn() {
+            Ok(mut c) => wait_bounded(&mut c, Duration::from_secs(5)).is_some_and(|s| s.success()),
+            Err(_) => false,
+        }
+    }
+
     /// Close the connection (its control master exits).
     pub async fn close(self) {
         if let Ok(session) = Arc::try_unwrap(self.session) {

@@ -29,7 +29,7 @@ use crate::cluster::NodeAddrs;
 pub const MARKER: &str = "faultline-run.marker";
 /// How long one command on a host may take.
 pub const COMMAND_LIMIT: Duration = Duration::from_secs(15);
-/// How often each host is asked whether it still answers.
+/// How often each host's connection is checked.
 const WATCH_EVERY: Duration = Duration::from_secs(2);
 /// How long copying a member's files back may take.
 const DOWNLOAD_LIMIT: Duration = Duration::from_secs(300);
@@ -280,6 +280,7 @@ impl HostsRun {
         let mut entries = Vec::new();
         for (conn, addr) in conns.into_iter().zip(addrs) {
             let h = conn.host.clone();
+            let t0 = Instant::now();
             let set_up = set_up_host(&conn, &run, program, upload, inventory).await;
             let (dir, placed, copied) = match set_up {
                 Ok(s) => s,
@@ -297,6 +298,8 @@ impl HostsRun {
                 clock_offset_ms: clock.map(|c| c.0),
                 clock_uncertainty_ms: clock.map(|c| c.1),
                 copied,
+                setup_s: t0.elapsed().as_secs_f64(),
+                teardown_s: None,
             });
             hosts.push(Arc::new(RunHost {
                 addr,
@@ -315,6 +318,7 @@ impl HostsRun {
             inventory: inventory.display().to_string(),
             hosts: entries,
             setup_s: started.elapsed().as_secs_f64(),
+            teardown_s: None,
         };
         std::fs::write(
             faultline_rundir::RunDir::new(local_dir).hosts(),
@@ -375,13 +379,15 @@ impl HostsRun {
         if let Some(w) = self.watcher.take() {
             let _ = w.join();
         }
+        let started = Instant::now();
         let mut problems = Vec::new();
         let local_nodes = faultline_rundir::RunDir::new(&self.local_dir).nodes();
         let local_parent = local_nodes
             .parent()
             .unwrap_or(&self.local_dir)
             .to_path_buf();
-        for h in &self.hosts {
+        for (i, h) in self.hosts.iter().enumerate() {
+            let t0 = Instant::now();
             if let Some(why) = h.lost() {
                 problems.push(format!(
                     "{why}: run {} may have left processes, an nft table and {} there; `faultline hosts clean {}` removes them once it answers",
@@ -402,6 +408,14 @@ impl HostsRun {
             }
             if let Err(e) = h.run_on(&remove_script(&h.dir, &self.run)) {
                 problems.push(format!("{e:#}"));
+            }
+            self.record.hosts[i].teardown_s = Some(t0.elapsed().as_secs_f64());
+        }
+        self.record.teardown_s = Some(started.elapsed().as_secs_f64());
+        let rd = faultline_rundir::RunDir::new(&self.local_dir);
+        if let Ok(json) = serde_json::to_vec_pretty(&self.record) {
+            if let Err(e) = std::fs::write(rd.hosts(), json) {
+                problems.push(format!("writing {}: {e}", rd.hosts().display()));
             }
         }
         problems
@@ -520,12 +534,17 @@ pub fn remove_script(dir: &str, run: &str) -> String {
     )
 }
 
-/// Ask each host every [`WATCH_EVERY`] whether it answers, until `stop`.
+/// Check every [`WATCH_EVERY`] that each host's control master is still
+/// there (its keep-alive gives up on a silent host), until `stop`. No
+/// command runs on the hosts for it.
 fn watch(hosts: &[Arc<RunHost>], stop: &AtomicBool) {
     while !stop.load(Ordering::SeqCst) {
         for h in hosts {
-            if h.lost().is_none() && !stop.load(Ordering::SeqCst) {
-                let _ = h.sh("asking whether it answers", "true");
+            if h.lost().is_none() && !stop.load(Ordering::SeqCst) && !h.conn.master_alive() {
+                h.mark_lost(format!(
+                    "{} stopped answering (ssh's keep-alive gave up on it)",
+                    who(&h.host)
+                ));
             }
         }
         let until = Instant::now() + WATCH_EVERY;

@@ -322,6 +322,10 @@ pub struct HostsRecord {
     pub hosts: Vec<HostEntry>,
     /// Seconds to set up (connect, check markers, copy the node, clocks).
     pub setup_s: f64,
+    /// Seconds to end the run on the hosts (kill what is left, copy the
+    /// members' files back, remove the run's directory and marker).
+    #[serde(default)]
+    pub teardown_s: Option<f64>,
 }
 
 /// One member's host, as the run page shows it.
@@ -341,4 +345,10 @@ pub struct HostEntry {
     pub clock_uncertainty_ms: Option<f64>,
     /// Whether the node was copied at this run's setup.
     pub copied: bool,
+    /// Seconds this host's setup took (marker, copy, clock).
+    #[serde(default)]
+    pub setup_s: f64,
+    /// Seconds this host's teardown took.
+    #[serde(default)]
+    pub teardown_s: Option<f64>,
 }

@@ -518,4 +518,45 @@ mod tests {
         assert_eq!(runs[1].spec.election_timeout, "150..300");
         assert_eq!(runs[1].spec.heartbeat_ms, 50);
     }
+
+    #[test]
+    fn hosts_in_run_or_in_a_setting_put_its_runs_on_the_hosts_network() {
+        let c = CampaignConfig::parse(
+            "faults = [\"partition-leader\"]\n[run]\nhosts = \"h.toml\"\n[[setting]]\nname = \"a\"\n",
+            "test",
+        )
+        .unwrap();
+        let runs = c.runs().unwrap();
+        assert_eq!(runs[0].spec.net, faultline_nemesis::net::NetBackend::Hosts);
+        assert_eq!(runs[0].spec.hosts.as_deref(), Some("h.toml"));
+        let c = CampaignConfig::parse(
+            "faults = [\"loss:0.1\"]\n[[setting]]\nname = \"here\"\n[[setting]]\nname = \"there\"\nhosts = \"h.toml\"\n",
+            "test",
+        )
+        .unwrap();
+        let runs = c.runs().unwrap();
+        assert_eq!(runs[0].spec.net, faultline_nemesis::net::NetBackend::Proxy);
+        assert_eq!(runs[1].spec.net, faultline_nemesis::net::NetBackend::Hosts);
+        let refused = |text: &str| {
+            format!(
+                "{:#}",
+                CampaignConfig::parse(text, "test")
+                    .unwrap()
+                    .runs()
+                    .unwrap_err()
+            )
+        };
+        let e = refused(
+            "faults = [\"delay:50\"]\n[run]\nhosts = \"h.toml\"\n[[setting]]\nname = \"a\"\n",
+        );
+        assert!(e.contains("not offered on --hosts"), "{e}");
+        let e = refused("faults = [\"crash-leader\"]\n[run]\nhosts = \"h.toml\"\n[[setting]]\nname = \"a\"\nnet = \"kernel\"\n");
+        assert!(e.contains("does not go with --net kernel"), "{e}");
+        let e = refused(
+            "faults = [\"crash-leader\"]\n[run]\nnet = \"hosts\"\n[[setting]]\nname = \"a\"\n",
+        );
+        assert!(e.contains("needs an inventory"), "{e}");
+        let e = refused("faults = [\"partition-leader\"]\n[run]\nhosts = \"h.toml\"\ntarget = \"maelstrom\"\nbin = \"/bin/true\"\n[[setting]]\nname = \"a\"\n");
+        assert!(e.contains("--hosts is not supported on maelstrom"), "{e}");
+    }
 }

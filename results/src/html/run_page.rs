@@ -28,9 +28,9 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
         p { b { "System under test: " } (system_words(&r.spec)) }
         p { b { "Network: " } (network_words(&r.spec)) }
         @if let Some(h) = &r.hosts {
-            p id="hosts" { b { "Hosts: " } "each member on a host of " code { (h.inventory) } " over ssh (run " code { (h.run) } ", set up in " (format!("{:.1}", h.setup_s)) " s)." }
+            p id="hosts" { b { "Hosts: " } "each member on a host of " code { (h.inventory) } " over ssh (run " code { (h.run) } ", set up in " (format!("{:.1}", h.setup_s)) " s" @if let Some(t) = h.teardown_s { ", ended in " (format!("{t:.1}")) " s" } ")." }
             table {
-                tr { th { "member" } th { "host" } th { "ssh" } th { "address" } th { "clock offset" } }
+                tr { th { "member" } th { "host" } th { "ssh" } th { "address" } th { "clock offset" } th { "setup" } th { "teardown" } }
                 @for e in &h.hosts {
                     tr {
                         td { (e.node) } td { (e.host) } td { (e.ssh) } td { (e.address) }
@@ -38,6 +38,8 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
                             (Some(o), Some(u)) => format!("{o:+.1} ms (± {u:.1})"),
                             _ => "not measured".into(),
                         }) }
+                        td { (format!("{:.1} s", e.setup_s)) }
+                        td { (e.teardown_s.map_or("–".into(), |t| format!("{t:.1} s"))) }
                     }
                 }
             }
