@@ -438,6 +438,11 @@ impl CampaignArgs {
 /// Run `faultline campaign FILE` or `faultline campaign --preset NAME`.
 pub async fn campaign_cmd(a: CampaignArgs) -> anyhow::Result<ExitCode> {
     let (config, name) = load_campaign(&a)?;
+    if !a.runs_here() && config.uses_hosts() {
+        anyhow::bail!(
+            "this campaign runs members on hosts (hosts = …): such runs go one at a time from this control node, so leave out --jobs and --workers"
+        );
+    }
     let exe = || std::env::current_exe().context("finding this program to start its runs");
     let placement = match (&a.workers, a.jobs) {
         (Some(inv), _) => Placement::Workers {

@@ -409,3 +409,50 @@ fn measure_a_run_on_three_hosts_beside_one_machine() {
         }
     }
 }
+
+#[test]
+fn what_cannot_run_on_hosts_is_refused_in_one_line_before_anything_starts() {
+    let d = tempfile::tempdir().unwrap();
+    // Loopback on port 1: nothing is contacted before these refusals, and
+    // if it were, nothing would answer.
+    std::fs::write(
+        d.path().join("h.toml"),
+        "[[host]]\nname = \"h1\"\nssh = \"nobody@127.0.0.1\"\nport = 1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("c.toml"),
+        "faults = [\"crash-leader\"]\n[run]\nhosts = \"h.toml\"\n[[setting]]\nname = \"a\"\n",
+    )
+    .unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["run", "--hosts", "h.toml", "--nemesis", "delay:50"],
+            "not offered on --hosts",
+        ),
+        (
+            &["run", "--hosts", "h.toml", "--net", "kernel"],
+            "does not go with --net kernel",
+        ),
+        (
+            &[
+                "run",
+                "--hosts",
+                "h.toml",
+                "--nodes",
+                "1",
+                "--nemesis",
+                "crash-leader",
+            ],
+            "has no address",
+        ),
+        (&["campaign", "c.toml", "--jobs", "2"], "leave out --jobs"),
+    ];
+    for (args, want) in cases {
+        let (code, _, err) = common::faultline_in(d.path(), args, Duration::from_secs(60));
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+        assert_eq!(errors.len(), 1, "{args:?}: {err}");
+    }
+}

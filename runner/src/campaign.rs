@@ -360,6 +360,11 @@ impl CampaignConfig {
         out
     }
 
+    /// Whether any run's members run on the hosts of an inventory.
+    pub fn uses_hosts(&self) -> bool {
+        self.run.hosts.is_some() || self.settings.iter().any(|s| s.hosts.is_some())
+    }
+
     /// Whether any run of the campaign uses the kernel network backend.
     pub fn uses_kernel_net(&self) -> bool {
         self.run.net == faultline_nemesis::net::NetBackend::Kernel
@@ -463,11 +468,16 @@ impl CampaignConfig {
                         max_append_entries: s.max_append_entries,
                         tick_ms: s.tick,
                         snapshot_entries: s.snapshot_entries,
-                        net: match (&s.hosts, &self.run.hosts, s.net) {
-                            (Some(_), _, None) | (None, Some(_), None) => {
+                        // An inventory puts the runs on its hosts' network,
+                        // unless a backend is named (then refused: they do
+                        // not go together).
+                        net: match s.net.unwrap_or(self.run.net) {
+                            faultline_nemesis::net::NetBackend::Proxy
+                                if s.hosts.is_some() || self.run.hosts.is_some() =>
+                            {
                                 faultline_nemesis::net::NetBackend::Hosts
                             }
-                            _ => s.net.unwrap_or(self.run.net),
+                            net => net,
                         },
                         hosts: s.hosts.clone().or_else(|| self.run.hosts.clone()),
                         target,

@@ -53,7 +53,7 @@ impl FromStr for NetBackend {
             "kernel" => Ok(NetBackend::Kernel),
             "hosts" => Ok(NetBackend::Hosts),
             other => Err(format!(
-                "'{other}' is not a network backend (proxy or kernel; --hosts FILE for hosts)"
+                "'{other}' is not a network backend (proxy or kernel); for hosts, give --hosts FILE"
             )),
         }
     }

@@ -282,20 +282,47 @@ impl KernelNet {
                 .or_default()
                 .push_str(&nft::drop_rule(&self.table, tag, from, src.ip, p));
         }
-        for (to, rules) in by_receiver {
-            let slot = self.slot(to).expect("checked above");
-            slot.site
-                .run("nft", &["-f", "-"], Some(&rules))
-                .map_err(anyhow::Error::msg)
-                .with_context(|| format!("adding drop rules for {to}"))?;
-            self.ruled
-                .lock()
-                .expect("not poisoned")
-                .entry(tag)
-                .or_default()
-                .insert(to.to_string());
+        // Every receiver at once: on hosts each is an ssh round trip, and
+        // a fault should start everywhere at about the same time.
+        let added: Vec<(&str, anyhow::Result<String>)> = std::thread::scope(|scope| {
+            let running: Vec<_> = by_receiver
+                .iter()
+                .map(|(to, rules)| {
+                    let slot = self.slot(to).expect("checked above");
+                    (
+                        *to,
+                        scope.spawn(move || slot.site.run("nft", &["-f", "-"], Some(rules))),
+                    )
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|(to, t)| {
+                    let r = t
+                        .join()
+                        .unwrap_or_else(|_| Err("the nft thread panicked".into()))
+                        .map_err(anyhow::Error::msg);
+                    (to, r)
+                })
+                .collect()
+        });
+        let mut first_err = None;
+        for (to, r) in added {
+            match r {
+                Ok(_) => {
+                    self.ruled
+                        .lock()
+                        .expect("not poisoned")
+                        .entry(tag)
+                        .or_default()
+                        .insert(to.to_string());
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e.context(format!("adding drop rules for {to}")));
+                }
+            }
         }
-        Ok(())
+        first_err.map_or(Ok(()), Err)
     }
 
     /// Shape the peer traffic of the links touching `nodes` (both
@@ -359,10 +386,23 @@ impl KernelNet {
             .unwrap_or_default();
         let comment = nft::tag_comment(tag);
         let mut first_err = None;
-        for s in self.slots.iter().filter(|s| ruled.contains(&s.id)) {
-            if let Err(e) = self.delete_rules(s, Some(&comment)) {
-                first_err.get_or_insert(e);
-            }
+        let deleted: Vec<anyhow::Result<()>> = std::thread::scope(|scope| {
+            let running: Vec<_> = self
+                .slots
+                .iter()
+                .filter(|s| ruled.contains(&s.id))
+                .map(|s| scope.spawn(|| self.delete_rules(s, Some(&comment))))
+                .collect();
+            running
+                .into_iter()
+                .map(|t| {
+                    t.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("the nft thread panicked")))
+                })
+                .collect()
+        });
+        for e in deleted.into_iter().filter_map(Result::err) {
+            first_err.get_or_insert(e);
         }
         for s in self.slots.iter().filter(|s| shaped.contains(&s.id)) {
             let args = netem::clear_command(NODE_DEV);
