@@ -231,7 +231,12 @@ fn ctrl_c_ends_the_run_on_every_host_and_a_killed_controller_leaves_a_marker_unt
         .filter(|&i| hosts.hosts[i].workdir.join("faultline-run.marker").exists())
         .count();
     assert_eq!(left, 3);
-    // A new run is refused while the markers are there.
+    // A new run is refused while the markers are there; a host without
+    // one (w3's is set aside here) is marked by the new run and unmarked
+    // again when another host refuses it.
+    let w3_marker = hosts.hosts[2].workdir.join("faultline-run.marker");
+    let aside = d.join("w3.marker");
+    std::fs::rename(&w3_marker, &aside).unwrap();
     let again = start(
         hosts.faultline(&run_args(
             &inv,
@@ -252,6 +257,8 @@ fn ctrl_c_ends_the_run_on_every_host_and_a_killed_controller_leaves_a_marker_unt
         1,
         "{err}"
     );
+    assert!(!w3_marker.exists(), "the refused run left its marker on w3");
+    std::fs::rename(&aside, &w3_marker).unwrap();
     let clean = start(hosts.faultline(&["hosts", "clean", &inv]), d, "clean");
     let (code, out, err) = finish(clean, d, "clean", Duration::from_secs(120));
     assert_eq!(code, 0, "{out}\n{err}");

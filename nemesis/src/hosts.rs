@@ -229,11 +229,12 @@ pub fn new_run_id() -> String {
 }
 
 impl HostsRun {
-    /// Connect to the first `n` hosts of `inventory`, refuse a host where
-    /// another run's marker is live, mark each host, and put the member's
-    /// program there (`upload`: copied when its checksum differs) or find
-    /// it (`on_path`: a program the host must have on its PATH, such as
-    /// etcd). `local_dir` is the run directory here.
+    /// Connect to the first `n` hosts of `inventory` (all at once), refuse
+    /// a host where another run's marker is live, mark each host, and put
+    /// the member's `program` there: copied when its checksum differs
+    /// (`upload`), else found on the login's PATH by its file name (etcd).
+    /// `local_dir` is the run directory here. If any host fails, the
+    /// others are unmarked and the first error is returned.
     pub async fn start(
         inventory: &Path,
         n: usize,
@@ -276,29 +277,35 @@ impl HostsRun {
         for c in opened {
             conns.push(c?);
         }
+        // Every host at once: the copy of the node is most of it.
+        let set_up = futures::future::join_all(conns.iter().map(|conn| async {
+            let t0 = Instant::now();
+            let placed = set_up_host(conn, &run, program, upload, inventory).await;
+            let clock = faultline_hosts::check::clock_offset(conn).await;
+            placed.map(|p| (p, clock, t0.elapsed().as_secs_f64()))
+        }))
+        .await;
         let mut hosts: Vec<Arc<RunHost>> = Vec::new();
         let mut entries = Vec::new();
-        for (conn, addr) in conns.into_iter().zip(addrs) {
-            let h = conn.host.clone();
-            let t0 = Instant::now();
-            let set_up = set_up_host(&conn, &run, program, upload, inventory).await;
-            let (dir, placed, copied) = match set_up {
-                Ok(s) => s,
+        let mut first_err = None;
+        for ((conn, addr), r) in conns.into_iter().zip(addrs).zip(set_up) {
+            let ((dir, placed, copied), clock, took) = match r {
+                Ok(r) => r,
                 Err(e) => {
-                    unmark(&hosts);
-                    return Err(e);
+                    first_err.get_or_insert(e);
+                    continue;
                 }
             };
-            let clock = faultline_hosts::check::clock_offset(&conn).await;
+            let h = conn.host.clone();
             entries.push(HostEntry {
-                node: format!("n{}", hosts.len() + 1),
+                node: format!("n{}", entries.len() + 1),
                 host: h.name.clone(),
                 ssh: h.ssh.clone(),
                 address: addr.to_string(),
                 clock_offset_ms: clock.map(|c| c.0),
                 clock_uncertainty_ms: clock.map(|c| c.1),
                 copied,
-                setup_s: t0.elapsed().as_secs_f64(),
+                setup_s: took,
                 teardown_s: None,
             });
             hosts.push(Arc::new(RunHost {
@@ -312,6 +319,11 @@ impl HostsRun {
                 host: h,
                 conn,
             }));
+        }
+        if let Some(e) = first_err {
+            // The hosts that were set up give their markers back.
+            unmark(&hosts);
+            return Err(e);
         }
         let record = HostsRecord {
             run: run.clone(),
