@@ -290,6 +290,35 @@ impl Connection {
         cmd
     }
 
+    /// Start a [`Shell`] on the host, over this connection.
+    pub fn shell(&self) -> anyhow::Result<Shell> {
+        use std::io::BufRead;
+        let mut child = self
+            .blocking_command("exec sh")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("{}: starting ssh: {e}", who(&self.host)))?;
+        let stdin = child.stdin.take().context("the shell's stdin")?;
+        let stdout = child.stdout.take().context("the shell's stdout")?;
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Shell {
+            child,
+            stdin,
+            lines,
+            count: 0,
+        })
+    }
+
     /// [`Connection::run`] for callers that are not async: `script` with
     /// `stdin` as its input, within `limit` (the local ssh is killed then).
     pub fn run_blocking(
@@ -443,6 +472,99 @@ impl Connection {
         if let Ok(dir) = control_dir() {
             let _ = std::fs::remove_dir(dir);
         }
+    }
+}
+
+/// A shell kept running on a host ([`Connection::shell`]): a command
+/// written to it runs at once, where a command of its own would cost the
+/// host a new ssh session (a fork of sshd and a login shell: tens of
+/// milliseconds on an idle host, more on a busy one). A run's faults go
+/// through it, so that they start on every host at about the same time.
+pub struct Shell {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+    count: u64,
+}
+
+/// Why a [`Shell`] command did not come back: the shell should not be
+/// used again.
+#[derive(Debug)]
+pub enum ShellError {
+    /// The shell is gone (its ssh ended, or writing to it failed).
+    Gone(String),
+    /// No answer within the time limit.
+    Silent(Duration),
+}
+
+impl std::fmt::Display for ShellError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShellError::Gone(why) => write!(f, "its shell is gone ({why})"),
+            ShellError::Silent(limit) => write!(f, "no answer within {limit:?}"),
+        }
+    }
+}
+
+impl Shell {
+    /// Run `script` (with `sh -c`) with `input` on its stdin; its exit code
+    /// and its output (stdout and stderr together), within `limit`.
+    pub fn run(
+        &mut self,
+        script: &str,
+        input: Option<&str>,
+        limit: Duration,
+    ) -> Result<(i32, String), ShellError> {
+        use std::io::Write;
+        self.count += 1;
+        let end = format!("__faultline_end_{}_{}", std::process::id(), self.count);
+        let mut text = format!("sh -c {} 2>&1", quote(script));
+        match input {
+            Some(data) => {
+                text.push_str(&format!(" <<'{end}'\n{data}"));
+                if !data.ends_with('\n') {
+                    text.push('\n');
+                }
+                text.push_str(&format!("{end}\n"));
+            }
+            None => text.push_str(" </dev/null\n"),
+        }
+        text.push_str(&format!("echo \"{end} $?\"\n"));
+        self.stdin
+            .write_all(text.as_bytes())
+            .and_then(|()| self.stdin.flush())
+            .map_err(|e| ShellError::Gone(e.to_string()))?;
+        let deadline = std::time::Instant::now() + limit;
+        let mut out = String::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => match line.find(&end) {
+                    Some(at) => {
+                        out.push_str(&line[..at]);
+                        let code = line[at + end.len()..].trim().parse().unwrap_or(-1);
+                        return Ok((code, out));
+                    }
+                    None => {
+                        out.push_str(&line);
+                        out.push('\n');
+                    }
+                },
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(ShellError::Silent(limit))
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(ShellError::Gone("its ssh ended".into()))
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

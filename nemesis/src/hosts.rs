@@ -55,6 +55,9 @@ pub struct RunHost {
     /// Local program → its path on the host.
     programs: BTreeMap<PathBuf, String>,
     lost: Mutex<Option<String>>,
+    /// The shell kept running there for the run's commands (started at
+    /// the first one; dropped when it fails, to be started again).
+    shell: Mutex<Option<faultline_hosts::ssh::Shell>>,
 }
 
 impl std::fmt::Debug for RunHost {
@@ -91,6 +94,39 @@ impl RunHost {
     pub fn sh_with(&self, what: &str, script: &str, input: Option<&str>) -> anyhow::Result<String> {
         if let Some(why) = self.lost() {
             bail!("{what} skipped: {why}");
+        }
+        // The kept shell first; a fresh ssh session when it cannot answer
+        // (which also tells a lost host from a broken shell).
+        {
+            let mut shell = self.shell.lock().unwrap_or_else(|e| e.into_inner());
+            if shell.is_none() {
+                *shell = self.conn.shell().ok();
+            }
+            if let Some(sh) = shell.as_mut() {
+                match sh.run(script, input, COMMAND_LIMIT) {
+                    Ok((0, out)) => return Ok(out),
+                    Ok((code, out)) => bail!(
+                        "{}: {what} failed (exit {code}): {}",
+                        who(&self.host),
+                        nonempty(
+                            out.lines()
+                                .map(str::trim)
+                                .find(|l| !l.is_empty())
+                                .unwrap_or("")
+                        )
+                    ),
+                    Err(faultline_hosts::ssh::ShellError::Silent(limit)) => {
+                        *shell = None;
+                        let why = format!(
+                            "{} stopped answering (no answer within {limit:?})",
+                            who(&self.host)
+                        );
+                        self.mark_lost(why.clone());
+                        bail!("{what}: {why}")
+                    }
+                    Err(faultline_hosts::ssh::ShellError::Gone(_)) => *shell = None,
+                }
+            }
         }
         let out = self
             .conn
@@ -316,6 +352,7 @@ impl HostsRun {
                 clock_offset_ms: clock,
                 programs: BTreeMap::from([(program.to_path_buf(), placed)]),
                 lost: Mutex::new(None),
+                shell: Mutex::new(None),
                 host: h,
                 conn,
             }));
