@@ -245,11 +245,6 @@ impl Testbed {
         })
     }
 
-    /// The first host of a `--hosts` run found not answering, in one line.
-    pub fn lost_host(&self) -> Option<String> {
-        self.hosts.as_ref().and_then(|h| h.lost())
-    }
-
     /// The proxies, for the faults that only they can make.
     fn proxy_net(&self) -> anyhow::Result<&Network> {
         self.net
