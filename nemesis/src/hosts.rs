@@ -409,16 +409,6 @@ impl HostsRun {
             .collect()
     }
 
-    /// What `hosts.json` holds.
-    pub fn record(&self) -> &HostsRecord {
-        &self.record
-    }
-
-    /// The first host found not answering, as one line.
-    pub fn lost(&self) -> Option<String> {
-        self.hosts.iter().find_map(|h| h.lost())
-    }
-
     /// End the run on every host: kill what is left of its processes, copy
     /// each member's `nodes/` files back into the run directory here, and
     /// remove the run's directory and marker there. A host that stopped
