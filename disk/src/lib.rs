@@ -1,0 +1,516 @@
+//! The disk model behind faultline's disk faults: what a member has
+//! written, what of it is durable, and what a power loss, a torn write or a
+//! failing fsync leaves of it.
+//!
+//! The model keeps the files' current contents in a [`Store`] (the real
+//! files under the layer, or memory in tests) and, per file, enough to undo
+//! what is not durable yet: for every write since the file's last good
+//! fsync, the bytes it overwrote and the length the file had. Memory grows
+//! with the un-fsynced data only, not with the files.
+//!
+//! The rules (the strict POSIX reading, as LazyFS takes it):
+//! - a file's data becomes durable at `fsync`/`fdatasync` of that file;
+//! - creating, renaming and removing a name becomes durable only when its
+//!   directory is fsynced; a file created and never made durable by its
+//!   directory is gone after a power loss, whatever was fsynced in it;
+//! - a failed fsync (EIO) leaves the file's un-fsynced writes never to be
+//!   made durable (as Linux does: the dirty pages are dropped and marked
+//!   clean), while the next fsync succeeds — the "fsyncgate" trap;
+//! - a power loss undoes every write and every name change not durable.
+//!
+//! This crate is the model alone; the filesystem that puts it between a
+//! member and its disk is not built yet (issue: disk faults).
+#![deny(missing_docs)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand::{Rng, SeedableRng};
+
+/// A file of the model (an inode: names point at it).
+pub type Ino = u64;
+
+/// An error the layer returns to the program, as errno.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Errno {
+    /// No space left on device (`disk-full`).
+    NoSpace,
+    /// Input/output error (`fsync-error`).
+    Io,
+    /// No such file or directory.
+    NotFound,
+}
+
+/// Where the files' current contents are.
+pub trait Store {
+    /// `len` bytes of `ino` from `offset` (fewer past its end).
+    fn read_at(&self, ino: Ino, offset: u64, len: usize) -> Vec<u8>;
+    /// Write `data` at `offset`, extending the file as needed.
+    fn write_at(&mut self, ino: Ino, offset: u64, data: &[u8]);
+    /// Cut or extend (with zeros) the file to `len`.
+    fn set_len(&mut self, ino: Ino, len: u64);
+    /// The file's length.
+    fn len(&self, ino: Ino) -> u64;
+    /// Forget the file (no name points at it any more).
+    fn remove(&mut self, ino: Ino);
+}
+
+/// Files in memory (for tests and benchmarks of the model).
+#[derive(Default)]
+pub struct MemStore {
+    files: BTreeMap<Ino, Vec<u8>>,
+}
+
+impl Store for MemStore {
+    fn read_at(&self, ino: Ino, offset: u64, len: usize) -> Vec<u8> {
+        let f = self.files.get(&ino).map_or(&[][..], Vec::as_slice);
+        let start = (offset as usize).min(f.len());
+        let end = start.saturating_add(len).min(f.len());
+        f[start..end].to_vec()
+    }
+    fn write_at(&mut self, ino: Ino, offset: u64, data: &[u8]) {
+        let f = self.files.entry(ino).or_default();
+        let end = offset as usize + data.len();
+        if f.len() < end {
+            f.resize(end, 0);
+        }
+        f[offset as usize..end].copy_from_slice(data);
+    }
+    fn set_len(&mut self, ino: Ino, len: u64) {
+        self.files.entry(ino).or_default().resize(len as usize, 0);
+    }
+    fn len(&self, ino: Ino) -> u64 {
+        self.files.get(&ino).map_or(0, |f| f.len() as u64)
+    }
+    fn remove(&mut self, ino: Ino) {
+        self.files.remove(&ino);
+    }
+}
+
+/// What undoes one write: the bytes it overwrote and the file's length
+/// before it.
+#[derive(Clone, Debug)]
+struct Undo {
+    offset: u64,
+    /// The bytes in `[offset, offset + written)` that were there before
+    /// (shorter when the write went past the old end).
+    old: Vec<u8>,
+    /// How many bytes the write wrote (0 for a truncate).
+    written: u64,
+    old_len: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+struct FileState {
+    /// Undo records of the writes not durable, oldest first.
+    pending: Vec<Undo>,
+    /// Writes that a failed fsync dropped: they stay in the current
+    /// contents but are never made durable (undone at a power loss).
+    dropped: Vec<Undo>,
+}
+
+/// A torn write's shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tear {
+    /// The last pending write keeps a seeded prefix; every earlier pending
+    /// write of the file is lost.
+    PrefixOfLast,
+    /// A seeded subset of the pending 4 KiB pages reached the disk; the
+    /// others did not.
+    PageSubset,
+}
+
+/// What one power loss undid.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Loss {
+    /// Bytes of writes undone.
+    pub bytes: u64,
+    /// Names that came back or went away.
+    pub names: Vec<String>,
+    /// For a torn write: the file, and the bytes of it that were kept.
+    pub torn: Option<(String, u64)>,
+}
+
+/// Counters per member, as the run page shows them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Bytes written.
+    pub bytes_written: u64,
+    /// Successful fsyncs (files and directories).
+    pub fsyncs: u64,
+    /// Errors injected (ENOSPC on a write, EIO on an fsync).
+    pub injected: u64,
+}
+
+/// Faults switched on for a window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Switches {
+    /// Writes fail with ENOSPC.
+    pub disk_full: bool,
+    /// fsync fails with EIO.
+    pub fsync_error: bool,
+}
+
+/// The disk of one member.
+pub struct Disk<S: Store> {
+    store: S,
+    next: Ino,
+    /// Name → file, as the program sees it now.
+    names: BTreeMap<String, Ino>,
+    /// Name → file, as a power loss would leave it.
+    durable: BTreeMap<String, Ino>,
+    /// Directories that exist (now / durably); `""` is the root.
+    dirs: BTreeSet<String>,
+    durable_dirs: BTreeSet<String>,
+    files: BTreeMap<Ino, FileState>,
+    /// The switches of the current fault window.
+    pub switches: Switches,
+    /// Counters.
+    pub counters: Counters,
+}
+
+/// The directory a name is in (`a/b/c` → `a/b`, `c` → ``).
+pub fn parent(name: &str) -> &str {
+    name.rfind('/').map_or("", |i| &name[..i])
+}
+
+impl<S: Store> Disk<S> {
+    /// An empty disk on `store`.
+    pub fn new(store: S) -> Disk<S> {
+        Disk {
+            store,
+            next: 1,
+            names: BTreeMap::new(),
+            durable: BTreeMap::new(),
+            dirs: BTreeSet::from([String::new()]),
+            durable_dirs: BTreeSet::from([String::new()]),
+            files: BTreeMap::new(),
+            switches: Switches::default(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// The store (to read the current contents).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The file a name points at now.
+    pub fn lookup(&self, name: &str) -> Option<Ino> {
+        self.names.get(name).copied()
+    }
+
+    /// Every name now, in order.
+    pub fn names(&self) -> Vec<String> {
+        self.names.keys().cloned().collect()
+    }
+
+    /// Create an empty file (its name is durable once its directory is
+    /// fsynced).
+    pub fn create(&mut self, name: &str) -> Result<Ino, Errno> {
+        if !self.dirs.contains(parent(name)) {
+            return Err(Errno::NotFound);
+        }
+        let ino = self.next;
+        self.next += 1;
+        self.store.set_len(ino, 0);
+        if let Some(old) = self.names.insert(name.to_string(), ino) {
+            self.forget_if_unnamed(old);
+        }
+        self.files.insert(ino, FileState::default());
+        Ok(ino)
+    }
+
+    /// Make a directory (durable once its parent is fsynced).
+    pub fn mkdir(&mut self, name: &str) -> Result<(), Errno> {
+        if !self.dirs.contains(parent(name)) {
+            return Err(Errno::NotFound);
+        }
+        self.dirs.insert(name.to_string());
+        Ok(())
+    }
+
+    /// Write `data` at `offset` of `ino`.
+    pub fn write(&mut self, ino: Ino, offset: u64, data: &[u8]) -> Result<usize, Errno> {
+        if self.switches.disk_full {
+            self.counters.injected += 1;
+            return Err(Errno::NoSpace);
+        }
+        let old_len = self.store.len(ino);
+        let old = self.store.read_at(ino, offset, data.len());
+        self.store.write_at(ino, offset, data);
+        self.files.entry(ino).or_default().pending.push(Undo {
+            offset,
+            old,
+            written: data.len() as u64,
+            old_len,
+        });
+        self.counters.bytes_written += data.len() as u64;
+        Ok(data.len())
+    }
+
+    /// Cut or extend `ino` to `len`.
+    pub fn truncate(&mut self, ino: Ino, len: u64) {
+        let old_len = self.store.len(ino);
+        let old = if len < old_len {
+            self.store.read_at(ino, len, (old_len - len) as usize)
+        } else {
+            Vec::new()
+        };
+        self.store.set_len(ino, len);
+        self.files.entry(ino).or_default().pending.push(Undo {
+            offset: len.min(old_len),
+            old,
+            written: 0,
+            old_len,
+        });
+    }
+
+    /// fsync (or fdatasync) `ino`: its writes become durable; with the
+    /// `fsync_error` switch on, EIO, and its un-fsynced writes are dropped
+    /// for good.
+    pub fn fsync(&mut self, ino: Ino) -> Result<(), Errno> {
+        let state = self.files.entry(ino).or_default();
+        if self.switches.fsync_error {
+            self.counters.injected += 1;
+            let pending = std::mem::take(&mut state.pending);
+            state.dropped.extend(pending);
+            return Err(Errno::Io);
+        }
+        let made_durable = std::mem::take(&mut state.pending);
+        // A write dropped by an earlier failed fsync must not, at a power
+        // loss, bring back old bytes over what is durable now.
+        if !state.dropped.is_empty() {
+            for w in made_durable.iter().filter(|w| w.written > 0) {
+                let (a, b) = (w.offset, w.offset + w.written);
+                for d in state.dropped.iter_mut() {
+                    // Undoing it must not cut the file short of the
+                    // durable write either.
+                    if a < d.offset + d.written.max(1) && d.offset <= b {
+                        d.old_len = d.old_len.max(b);
+                    }
+                    let (da, db) = (d.offset, d.offset + d.old.len() as u64);
+                    let (from, to) = (a.max(da), b.min(db));
+                    if from < to {
+                        let now = self.store.read_at(ino, from, (to - from) as usize);
+                        let at = (from - da) as usize;
+                        d.old[at..at + now.len()].copy_from_slice(&now);
+                    }
+                }
+            }
+        }
+        self.counters.fsyncs += 1;
+        Ok(())
+    }
+
+    /// fsync the directory `dir`: the names in it (created, renamed,
+    /// removed) become durable.
+    pub fn fsync_dir(&mut self, dir: &str) -> Result<(), Errno> {
+        if self.switches.fsync_error {
+            self.counters.injected += 1;
+            return Err(Errno::Io);
+        }
+        let in_dir = |n: &String| parent(n) == dir;
+        let gone: Vec<String> = self
+            .durable
+            .keys()
+            .filter(|n| in_dir(n) && !self.names.contains_key(*n))
+            .cloned()
+            .collect();
+        for n in gone {
+            self.durable.remove(&n);
+        }
+        for (n, ino) in self.names.iter().filter(|(n, _)| in_dir(n)) {
+            self.durable.insert(n.clone(), *ino);
+        }
+        let sub: Vec<String> = self
+            .dirs
+            .iter()
+            .filter(|d| !d.is_empty() && in_dir(d))
+            .cloned()
+            .collect();
+        self.durable_dirs
+            .retain(|d| d.is_empty() || !in_dir(d) || self.dirs.contains(d));
+        self.durable_dirs.extend(sub);
+        self.counters.fsyncs += 1;
+        Ok(())
+    }
+
+    /// Rename `from` to `to` (replacing `to`); durable once both
+    /// directories are fsynced.
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<(), Errno> {
+        let ino = self.names.remove(from).ok_or(Errno::NotFound)?;
+        if let Some(old) = self.names.insert(to.to_string(), ino) {
+            self.forget_if_unnamed(old);
+        }
+        Ok(())
+    }
+
+    /// Remove the name `name`; durable once its directory is fsynced.
+    pub fn unlink(&mut self, name: &str) -> Result<(), Errno> {
+        let ino = self.names.remove(name).ok_or(Errno::NotFound)?;
+        self.forget_if_unnamed(ino);
+        Ok(())
+    }
+
+    /// Forget a file no name (now or durable) points at.
+    fn forget_if_unnamed(&mut self, ino: Ino) {
+        let named = self
+            .names
+            .values()
+            .chain(self.durable.values())
+            .any(|i| *i == ino);
+        if !named {
+            self.files.remove(&ino);
+            self.store.remove(ino);
+        }
+    }
+
+    /// Bytes written and not yet durable (dropped ones included).
+    pub fn bytes_not_durable(&self) -> u64 {
+        self.files
+            .values()
+            .flat_map(|f| f.pending.iter().chain(&f.dropped))
+            .map(|u| u.written)
+            .sum()
+    }
+
+    /// The names with writes not yet durable.
+    pub fn pending_names(&self) -> Vec<String> {
+        self.names
+            .iter()
+            .filter(|(_, ino)| {
+                self.files
+                    .get(ino)
+                    .is_some_and(|f| !f.pending.is_empty() || !f.dropped.is_empty())
+            })
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// A power loss: every write and every name change that was not
+    /// durable is undone.
+    pub fn power_loss(&mut self) -> Loss {
+        self.lose(None)
+    }
+
+    /// A power loss in the middle of writing back one file (chosen by
+    /// `seed` among those with pending writes): that file keeps a seeded
+    /// part of its pending writes (`tear`); everything else not durable is
+    /// undone.
+    pub fn torn(&mut self, seed: u64, tear: Tear) -> Loss {
+        let candidates = self.pending_names();
+        if candidates.is_empty() {
+            return self.lose(None);
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let name = candidates[rng.gen_range(0..candidates.len())].clone();
+        self.lose(Some((name, tear, rng.gen())))
+    }
+
+    fn lose(&mut self, torn: Option<(String, Tear, u64)>) -> Loss {
+        let mut loss = Loss::default();
+        let torn_ino = torn
+            .as_ref()
+            .and_then(|(n, _, _)| self.names.get(n).copied());
+        let inos: Vec<Ino> = self.files.keys().copied().collect();
+        for ino in inos {
+            let state = self.files.get_mut(&ino).expect("listed");
+            let mut undo: Vec<Undo> = std::mem::take(&mut state.dropped);
+            undo.extend(std::mem::take(&mut state.pending));
+            // A torn file: the byte ranges that reached the disk, with
+            // what is in them now (the newest writes).
+            let kept: Vec<(u64, Vec<u8>)> = match (&torn, torn_ino) {
+                (Some((_, tear, r)), Some(t)) if t == ino => kept_ranges(&undo, *tear, *r)
+                    .into_iter()
+                    .map(|(a, b)| (a, self.store.read_at(ino, a, (b - a) as usize)))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for u in undo.iter().rev() {
+                loss.bytes += u.written;
+                if !u.old.is_empty() {
+                    self.store.write_at(ino, u.offset, &u.old);
+                }
+                self.store.set_len(ino, u.old_len);
+            }
+            if let (Some((name, _, _)), Some(t)) = (&torn, torn_ino) {
+                if t == ino {
+                    let mut bytes = 0;
+                    for (at, data) in &kept {
+                        self.store.write_at(ino, *at, data);
+                        bytes += data.len() as u64;
+                    }
+                    loss.bytes = loss.bytes.saturating_sub(bytes);
+                    loss.torn = Some((name.clone(), bytes));
+                }
+            }
+        }
+        let mut changed: BTreeSet<String> = BTreeSet::new();
+        for (n, ino) in &self.names {
+            if self.durable.get(n) != Some(ino) {
+                changed.insert(n.clone());
+            }
+        }
+        for n in self.durable.keys() {
+            if !self.names.contains_key(n) {
+                changed.insert(n.clone());
+            }
+        }
+        loss.names = changed.into_iter().collect();
+        self.names = self.durable.clone();
+        self.dirs = self.durable_dirs.clone();
+        let live: BTreeSet<Ino> = self.names.values().copied().collect();
+        let dead: Vec<Ino> = self
+            .files
+            .keys()
+            .filter(|i| !live.contains(i))
+            .copied()
+            .collect();
+        for ino in dead {
+            self.files.remove(&ino);
+            self.store.remove(ino);
+        }
+        loss
+    }
+}
+
+/// The page size a torn write keeps or loses pages of.
+pub const PAGE: u64 = 4096;
+
+/// The byte ranges `[a, b)` of a file's pending writes (oldest first) that
+/// a torn write-back kept: a prefix of the last write, or the pages whose
+/// bit in `r` is set (page `p` by bit `p % 64`).
+fn kept_ranges(undo: &[Undo], tear: Tear, r: u64) -> Vec<(u64, u64)> {
+    match tear {
+        Tear::PrefixOfLast => match undo.iter().rev().find(|u| u.written > 0) {
+            Some(last) => {
+                let kept = r % last.written;
+                if kept == 0 {
+                    Vec::new()
+                } else {
+                    vec![(last.offset, last.offset + kept)]
+                }
+            }
+            None => Vec::new(),
+        },
+        Tear::PageSubset => {
+            let keeps = |page: u64| (r >> (page % 64)) & 1 == 1;
+            let mut out = Vec::new();
+            for u in undo.iter().filter(|u| u.written > 0) {
+                let end = u.offset + u.written;
+                let mut at = u.offset;
+                while at < end {
+                    let to = ((at / PAGE + 1) * PAGE).min(end);
+                    if keeps(at / PAGE) {
+                        out.push((at, to));
+                    }
+                    at = to;
+                }
+            }
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
