@@ -1,7 +1,9 @@
 //! Hosts that faultline reaches over SSH: the inventory file that lists
 //! them ([`inventory`]) and one multiplexed OpenSSH connection per host
-//! ([`ssh`]). Campaign workers (`faultline campaign --workers`) use it; only
-//! hosts of an inventory the user gave are ever contacted.
+//! ([`ssh`]), and what a host offers ([`check`]). Runs on hosts
+//! (`faultline run --hosts`) and campaign workers (`faultline campaign
+//! --workers`) use it; only hosts of an inventory the user gave are ever
+//! contacted.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
