@@ -473,7 +473,8 @@ pub fn load_campaign(a: &CampaignArgs) -> anyhow::Result<(CampaignConfig, String
         (Some(file), None) => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
-            let config = CampaignConfig::parse(&text, &file.display().to_string())?;
+            let mut config = CampaignConfig::parse(&text, &file.display().to_string())?;
+            config.resolve_paths(file.parent().unwrap_or(std::path::Path::new("")));
             let name = config.name.clone().unwrap_or_else(|| {
                 file.file_stem()
                     .map_or("campaign".into(), |s| s.to_string_lossy().into_owned())

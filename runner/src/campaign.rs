@@ -360,6 +360,22 @@ impl CampaignConfig {
         out
     }
 
+    /// Take the inventories' relative paths (`hosts = …`) from `base`,
+    /// the campaign file's directory.
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        let resolve = |p: &mut Option<String>| {
+            if let Some(path) = p.as_mut() {
+                if std::path::Path::new(path.as_str()).is_relative() {
+                    *path = base.join(path.as_str()).display().to_string();
+                }
+            }
+        };
+        resolve(&mut self.run.hosts);
+        for s in &mut self.settings {
+            resolve(&mut s.hosts);
+        }
+    }
+
     /// Whether any run's members run on the hosts of an inventory.
     pub fn uses_hosts(&self) -> bool {
         self.run.hosts.is_some() || self.settings.iter().any(|s| s.hosts.is_some())
@@ -539,6 +555,12 @@ mod tests {
         let runs = c.runs().unwrap();
         assert_eq!(runs[0].spec.net, faultline_nemesis::net::NetBackend::Hosts);
         assert_eq!(runs[0].spec.hosts.as_deref(), Some("h.toml"));
+        let mut moved = c.clone();
+        moved.resolve_paths(std::path::Path::new("/etc/campaigns"));
+        assert_eq!(
+            moved.runs().unwrap()[0].spec.hosts.as_deref(),
+            Some("/etc/campaigns/h.toml")
+        );
         let c = CampaignConfig::parse(
             "faults = [\"loss:0.1\"]\n[[setting]]\nname = \"here\"\n[[setting]]\nname = \"there\"\nhosts = \"h.toml\"\n",
             "test",
