@@ -93,7 +93,7 @@ pub fn hosts_refusal(fault: &Fault) -> Option<String> {
             "{fault} is not offered on --hosts (it needs spare hosts to join): run it on this machine"
         )),
         Class::Message(Rule::Delay { .. } | Rule::Duplicate(_) | Rule::Reorder(_), _) => Some(format!(
-            "{fault} is not offered on --hosts (it would need netem on each host's interface): loss:P, partitions and process faults are; run it on this machine"
+            "{fault} is not offered on --hosts (netem would replace the root qdisc of each host's own interface): loss:P, partitions and process faults are; run it on this machine"
         )),
         Class::Message(..) | Class::Partition(_) | Class::Process(_) => None,
     }
