@@ -18,9 +18,13 @@
 //!   clean), while the next fsync succeeds — the "fsyncgate" trap;
 //! - a power loss undoes every write and every name change not durable.
 //!
-//! This crate is the model alone; the filesystem that puts it between a
-//! member and its disk is not built yet (issue: disk faults).
+//! [`fs`] is the filesystem that puts the model between a member and its
+//! disk (a FUSE mount over its data directory); [`store`] keeps the files'
+//! contents in a backing directory on the real disk.
 #![deny(missing_docs)]
+
+pub mod fs;
+pub mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -38,6 +42,10 @@ pub enum Errno {
     Io,
     /// No such file or directory.
     NotFound,
+    /// Directory not empty.
+    NotEmpty,
+    /// Is a directory.
+    IsDir,
 }
 
 /// Where the files' current contents are.
@@ -162,6 +170,9 @@ pub struct Disk<S: Store> {
     dirs: BTreeSet<String>,
     durable_dirs: BTreeSet<String>,
     files: BTreeMap<Ino, FileState>,
+    /// Directory renames not made durable yet (`from`, `to`): when the
+    /// directory of `to` is fsynced, what is durable under `from` moves.
+    dir_renames: Vec<(String, String)>,
     /// The switches of the current fault window.
     pub switches: Switches,
     /// Counters.
@@ -184,6 +195,7 @@ impl<S: Store> Disk<S> {
             dirs: BTreeSet::from([String::new()]),
             durable_dirs: BTreeSet::from([String::new()]),
             files: BTreeMap::new(),
+            dir_renames: Vec::new(),
             switches: Switches::default(),
             counters: Counters::default(),
         }
@@ -309,6 +321,14 @@ impl<S: Store> Disk<S> {
             self.counters.injected += 1;
             return Err(Errno::Io);
         }
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.dir_renames)
+            .into_iter()
+            .partition(|(_, to)| parent(to) == dir);
+        self.dir_renames = later;
+        for (from, to) in now {
+            self.durable = moved(std::mem::take(&mut self.durable), &from, &to);
+            self.durable_dirs = moved_set(std::mem::take(&mut self.durable_dirs), &from, &to);
+        }
         let in_dir = |n: &String| parent(n) == dir;
         let gone: Vec<String> = self
             .durable
@@ -336,8 +356,28 @@ impl<S: Store> Disk<S> {
     }
 
     /// Rename `from` to `to` (replacing `to`); durable once both
-    /// directories are fsynced.
+    /// directories are fsynced. A directory takes everything under it
+    /// along (`to` must not exist or be an empty directory).
     pub fn rename(&mut self, from: &str, to: &str) -> Result<(), Errno> {
+        if self.dirs.contains(from) && !from.is_empty() {
+            if self.names.contains_key(to) || !self.children(to).is_empty() {
+                return Err(Errno::NotEmpty);
+            }
+            if !self.dirs.contains(parent(to)) || to.starts_with(&format!("{from}/")) {
+                return Err(Errno::NotFound);
+            }
+            self.dirs.remove(to);
+            self.names = moved(std::mem::take(&mut self.names), from, to);
+            self.dirs = moved_set(std::mem::take(&mut self.dirs), from, to);
+            self.dir_renames.push((from.to_string(), to.to_string()));
+            return Ok(());
+        }
+        if self.dirs.contains(to) {
+            return Err(Errno::IsDir);
+        }
+        if !self.dirs.contains(parent(to)) {
+            return Err(Errno::NotFound);
+        }
         let ino = self.names.remove(from).ok_or(Errno::NotFound)?;
         if let Some(old) = self.names.insert(to.to_string(), ino) {
             self.forget_if_unnamed(old);
@@ -350,6 +390,100 @@ impl<S: Store> Disk<S> {
         let ino = self.names.remove(name).ok_or(Errno::NotFound)?;
         self.forget_if_unnamed(ino);
         Ok(())
+    }
+
+    /// Remove the empty directory `name`; durable once its parent is
+    /// fsynced.
+    pub fn rmdir(&mut self, name: &str) -> Result<(), Errno> {
+        if name.is_empty() || !self.dirs.contains(name) {
+            return Err(Errno::NotFound);
+        }
+        if !self.children(name).is_empty() {
+            return Err(Errno::NotEmpty);
+        }
+        self.dirs.remove(name);
+        Ok(())
+    }
+
+    /// Every directory now (the root as `""`), parents first.
+    pub fn dirs(&self) -> Vec<String> {
+        self.dirs.iter().cloned().collect()
+    }
+
+    /// Whether `name` is a directory now (`""` is the root).
+    pub fn is_dir(&self, name: &str) -> bool {
+        self.dirs.contains(name)
+    }
+
+    /// What is in directory `dir` now: (name in it, file or `None` for a
+    /// directory), in order.
+    pub fn children(&self, dir: &str) -> Vec<(String, Option<Ino>)> {
+        let mut out: Vec<(String, Option<Ino>)> = self
+            .dirs
+            .iter()
+            .filter(|d| !d.is_empty() && parent(d) == dir)
+            .map(|d| (base(d).to_string(), None))
+            .collect();
+        out.extend(
+            self.names
+                .iter()
+                .filter(|(n, _)| parent(n) == dir)
+                .map(|(n, i)| (base(n).to_string(), Some(*i))),
+        );
+        out.sort();
+        out
+    }
+
+    /// Whether the file exists (some name, now or durable, points at it).
+    pub fn has_file(&self, ino: Ino) -> bool {
+        self.files.contains_key(&ino)
+    }
+
+    /// Damage the disk itself (while the member is stopped): flip one
+    /// seeded bit of a seeded non-empty file, or cut its tail off at a
+    /// seeded length. Durable: a power loss does not bring it back. `None`
+    /// when there is no non-empty file.
+    pub fn corrupt(&mut self, seed: u64, how: Damage) -> Option<Corruption> {
+        let files: Vec<(String, Ino, u64)> = self
+            .names
+            .iter()
+            .map(|(n, i)| (n.clone(), *i, self.store.len(*i)))
+            .filter(|(_, _, len)| *len > 0)
+            .collect();
+        if files.is_empty() {
+            return None;
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let (name, ino, len) = files[rng.gen_range(0..files.len())].clone();
+        let offset = rng.gen_range(0..len);
+        match how {
+            Damage::BitFlip => {
+                let bit: u8 = rng.gen_range(0..8);
+                let mut b = self.store.read_at(ino, offset, 1);
+                b[0] ^= 1 << bit;
+                self.store.write_at(ino, offset, &b);
+                // What undoes a pending write over that byte must keep the
+                // flip: the damage is on the disk, under the cache.
+                for u in self.files.entry(ino).or_default().pending.iter_mut() {
+                    if (u.offset..u.offset + u.old.len() as u64).contains(&offset) {
+                        u.old[(offset - u.offset) as usize] ^= 1 << bit;
+                    }
+                }
+            }
+            Damage::Truncate => {
+                self.store.set_len(ino, offset);
+                let state = self.files.entry(ino).or_default();
+                state.pending.clear();
+                state.dropped.clear();
+            }
+        }
+        self.counters.injected += 1;
+        Some(Corruption {
+            file: name,
+            offset,
+            len,
+            how,
+        })
     }
 
     /// Forget a file no name (now or durable) points at.
@@ -457,6 +591,7 @@ impl<S: Store> Disk<S> {
             }
         }
         loss.names = changed.into_iter().collect();
+        self.dir_renames.clear();
         self.names = self.durable.clone();
         self.dirs = self.durable_dirs.clone();
         let live: BTreeSet<Ino> = self.names.values().copied().collect();
@@ -472,6 +607,56 @@ impl<S: Store> Disk<S> {
         }
         loss
     }
+}
+
+/// The last part of a name (`a/b/c` → `c`).
+pub fn base(name: &str) -> &str {
+    name.rfind('/').map_or(name, |i| &name[i + 1..])
+}
+
+/// `key` moved from under `from` to under `to` (`None`: not under `from`).
+pub(crate) fn rebase(key: &str, from: &str, to: &str) -> Option<String> {
+    if key == from {
+        Some(to.to_string())
+    } else {
+        key.strip_prefix(from)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .map(|rest| format!("{to}/{rest}"))
+    }
+}
+
+fn moved(map: BTreeMap<String, Ino>, from: &str, to: &str) -> BTreeMap<String, Ino> {
+    map.into_iter()
+        .map(|(k, v)| (rebase(&k, from, to).unwrap_or(k), v))
+        .collect()
+}
+
+fn moved_set(set: BTreeSet<String>, from: &str, to: &str) -> BTreeSet<String> {
+    set.into_iter()
+        .map(|k| rebase(&k, from, to).unwrap_or(k))
+        .collect()
+}
+
+/// How [`Disk::corrupt`] damages a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Damage {
+    /// One bit flipped.
+    BitFlip,
+    /// The tail cut off.
+    Truncate,
+}
+
+/// What [`Disk::corrupt`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Corruption {
+    /// The file's name.
+    pub file: String,
+    /// The byte flipped, or the new length.
+    pub offset: u64,
+    /// The file's length before.
+    pub len: u64,
+    /// How.
+    pub how: Damage,
 }
 
 /// The page size a torn write keeps or loses pages of.

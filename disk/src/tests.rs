@@ -254,3 +254,50 @@ fn random_histories_lose_exactly_what_was_not_durable() {
         }
     }
 }
+
+#[test]
+fn a_renamed_directory_takes_its_files_along_once_its_parent_is_fsynced() {
+    let mut d = disk();
+    d.mkdir("wal.tmp").unwrap();
+    let f = d.create("wal.tmp/0.wal").unwrap();
+    d.write(f, 0, b"seg").unwrap();
+    d.fsync(f).unwrap();
+    d.fsync_dir("wal.tmp").unwrap();
+    d.fsync_dir("").unwrap();
+    d.rename("wal.tmp", "wal").unwrap();
+    assert_eq!(d.names(), vec!["wal/0.wal".to_string()]);
+    // Not durable yet: the power loss brings back the old name.
+    d.power_loss();
+    assert!(d.is_dir("wal.tmp") && !d.is_dir("wal"));
+    assert_eq!(content(&d, "wal.tmp/0.wal").as_deref(), Some(&b"seg"[..]));
+    d.rename("wal.tmp", "wal").unwrap();
+    d.fsync_dir("").unwrap();
+    d.power_loss();
+    assert!(d.is_dir("wal") && !d.is_dir("wal.tmp"));
+    assert_eq!(content(&d, "wal/0.wal").as_deref(), Some(&b"seg"[..]));
+    // A directory with something in it is not removed, nor replaced.
+    assert_eq!(d.rmdir("wal"), Err(Errno::NotEmpty));
+    d.mkdir("other").unwrap();
+    d.create("other/x").unwrap();
+    assert_eq!(d.rename("wal", "other"), Err(Errno::NotEmpty));
+}
+
+#[test]
+fn corruption_is_on_the_disk_itself_and_survives_a_power_loss() {
+    let mut d = disk();
+    let f = d.create("log").unwrap();
+    d.write(f, 0, &[0u8; 64]).unwrap();
+    d.fsync(f).unwrap();
+    d.fsync_dir("").unwrap();
+    // A pending write over the flipped byte, then lost.
+    let c = d.corrupt(7, Damage::BitFlip).expect("a file to damage");
+    assert_eq!((c.file.as_str(), c.len), ("log", 64));
+    let flipped = content(&d, "log").unwrap();
+    assert_eq!(flipped.iter().map(|b| b.count_ones()).sum::<u32>(), 1);
+    d.write(f, 0, &[9u8; 64]).unwrap();
+    d.power_loss();
+    assert_eq!(content(&d, "log").unwrap(), flipped);
+    let c = d.corrupt(8, Damage::Truncate).unwrap();
+    assert_eq!(content(&d, "log").unwrap().len() as u64, c.offset);
+    assert!(c.offset < 64);
+}

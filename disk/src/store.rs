@@ -1,0 +1,131 @@
+//! The files' current contents on the real disk: one backing file per
+//! file of the model, named by its number, in a directory of the run's.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::{Ino, Store};
+
+/// A [`Store`] in a backing directory. An I/O error of the real disk is
+/// kept (the first one) for the layer to report as EIO: the model itself
+/// has no errors of its own.
+pub struct FileStore {
+    dir: PathBuf,
+    open: RefCell<HashMap<Ino, File>>,
+    error: RefCell<Option<String>>,
+}
+
+impl FileStore {
+    /// A store in `dir` (created if missing).
+    pub fn new(dir: &Path) -> std::io::Result<FileStore> {
+        std::fs::create_dir_all(dir)?;
+        Ok(FileStore {
+            dir: dir.to_path_buf(),
+            open: RefCell::new(HashMap::new()),
+            error: RefCell::new(None),
+        })
+    }
+
+    /// The backing file of `ino`.
+    pub fn path(&self, ino: Ino) -> PathBuf {
+        self.dir.join(ino.to_string())
+    }
+
+    /// The backing directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The first I/O error of the real disk since the last call, if any.
+    pub fn take_error(&self) -> Option<String> {
+        self.error.borrow_mut().take()
+    }
+
+    fn failed(&self, what: &str, ino: Ino, e: std::io::Error) {
+        let mut err = self.error.borrow_mut();
+        if err.is_none() {
+            *err = Some(format!("{what} {}: {e}", self.path(ino).display()));
+        }
+    }
+
+    /// Run `f` on the open backing file of `ino` (opened, and created,
+    /// on first use).
+    fn with<T>(
+        &self,
+        ino: Ino,
+        what: &str,
+        f: impl FnOnce(&File) -> std::io::Result<T>,
+    ) -> Option<T> {
+        let mut open = self.open.borrow_mut();
+        if let std::collections::hash_map::Entry::Vacant(slot) = open.entry(ino) {
+            match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(self.path(ino))
+            {
+                Ok(file) => {
+                    slot.insert(file);
+                }
+                Err(e) => {
+                    drop(open);
+                    self.failed("opening", ino, e);
+                    return None;
+                }
+            }
+        }
+        let result = f(&open[&ino]);
+        drop(open);
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.failed(what, ino, e);
+                None
+            }
+        }
+    }
+}
+
+impl Store for FileStore {
+    fn read_at(&self, ino: Ino, offset: u64, len: usize) -> Vec<u8> {
+        self.with(ino, "reading", |f| {
+            let mut buf = vec![0u8; len];
+            let mut got = 0;
+            while got < len {
+                match f.read_at(&mut buf[got..], offset + got as u64)? {
+                    0 => break,
+                    n => got += n,
+                }
+            }
+            buf.truncate(got);
+            Ok(buf)
+        })
+        .unwrap_or_default()
+    }
+
+    fn write_at(&mut self, ino: Ino, offset: u64, data: &[u8]) {
+        self.with(ino, "writing", |f| f.write_all_at(data, offset));
+    }
+
+    fn set_len(&mut self, ino: Ino, len: u64) {
+        self.with(ino, "resizing", |f| f.set_len(len));
+    }
+
+    fn len(&self, ino: Ino) -> u64 {
+        self.with(ino, "reading the size of", |f| Ok(f.metadata()?.len()))
+            .unwrap_or(0)
+    }
+
+    fn remove(&mut self, ino: Ino) {
+        self.open.borrow_mut().remove(&ino);
+        if let Err(e) = std::fs::remove_file(self.path(ino)) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                self.failed("removing", ino, e);
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The layer mounted for real: what a program sees through it, what a
+//! power loss leaves, injected errors, and that no mount outlives the
+//! process that made it. Needs root, `/dev/fuse` and `fusermount3`;
+//! without them each test says why and passes, except under `CI=true`.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use faultline_disk::fs::{check_prerequisites, is_mounted, Mounted};
+use faultline_disk::{Damage, Switches};
+
+fn can_mount() -> bool {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    match (root, check_prerequisites()) {
+        (true, Ok(())) => true,
+        (false, _) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("skipped: mounting the disk layer needs root");
+            false
+        }
+        (_, Err(e)) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("skipped: {e}");
+            false
+        }
+        (root, e) => panic!("CI must be able to mount the disk layer (root: {root}, {e:?})"),
+    }
+}
+
+fn write_file(path: &Path, data: &[u8], sync: bool) {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .unwrap();
+    f.write_all(data).unwrap();
+    if sync {
+        f.sync_all().unwrap();
+    }
+}
+
+fn sync_dir(path: &Path) {
+    fs::File::open(path).unwrap().sync_all().unwrap();
+}
+
+#[test]
+fn a_power_loss_through_the_mount_leaves_exactly_what_was_fsynced() {
+    if !can_mount() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut m = Mounted::mount(&data, &tmp.path().join("backing")).unwrap();
+    assert!(is_mounted(m.mountpoint()));
+    let data = m.mountpoint().to_path_buf();
+    write_file(&data.join("kept"), b"fsynced", true);
+    fs::create_dir(data.join("wal.tmp")).unwrap();
+    write_file(&data.join("wal.tmp/seg"), b"segment", true);
+    sync_dir(&data.join("wal.tmp"));
+    sync_dir(&data);
+    // Not durable: a write without fsync, a new name, a directory rename.
+    let f = OpenOptions::new()
+        .write(true)
+        .open(data.join("kept"))
+        .unwrap();
+    f.write_all_at(b"CHANGED", 0).unwrap();
+    drop(f);
+    write_file(&data.join("lost"), b"never fsynced", false);
+    fs::rename(data.join("wal.tmp"), data.join("wal")).unwrap();
+    assert_eq!(fs::read(data.join("kept")).unwrap(), b"CHANGED");
+    // What a read through mmap sees.
+    let f = fs::File::open(data.join("kept")).unwrap();
+    // SAFETY: a private read-only map of a 7-byte file, read within it.
+    let seen = unsafe {
+        use std::os::fd::AsRawFd;
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            7,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED);
+        let v = std::slice::from_raw_parts(p as *const u8, 7).to_vec();
+        libc::munmap(p, 7);
+        v
+    };
+    assert_eq!(seen, b"CHANGED");
+    drop(f);
+    let stats = m.stats();
+    assert!(stats.not_durable >= 20, "{stats:?}");
+
+    let loss = m.power_loss();
+    assert!(loss.bytes >= 20, "{loss:?}");
+    assert_eq!(fs::read(data.join("kept")).unwrap(), b"fsynced");
+    assert!(!data.join("lost").exists());
+    assert_eq!(fs::read(data.join("wal.tmp/seg")).unwrap(), b"segment");
+    assert!(!data.join("wal").exists());
+
+    // Injected errors reach the program.
+    m.set_switches(Switches {
+        disk_full: true,
+        fsync_error: false,
+    });
+    let f = OpenOptions::new()
+        .write(true)
+        .open(data.join("kept"))
+        .unwrap();
+    let e = f.write_all_at(b"x", 7).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+    m.set_switches(Switches {
+        disk_full: false,
+        fsync_error: true,
+    });
+    f.write_all_at(b"more", 7).unwrap();
+    let e = f.sync_all().unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+    m.set_switches(Switches::default());
+    f.sync_all().expect("the retry succeeds (fsyncgate)");
+    drop(f);
+    m.power_loss();
+    assert_eq!(
+        fs::read(data.join("kept")).unwrap(),
+        b"fsynced",
+        "the EIO lost the write"
+    );
+    assert!(m.stats().counters.injected >= 2);
+
+    // Damage while nothing has the file open.
+    let c = m.corrupt(3, Damage::Truncate).expect("a file");
+    assert_eq!(fs::metadata(data.join(&c.file)).unwrap().len(), c.offset);
+
+    let seen: Vec<Vec<u8>> = ["kept", "wal.tmp/seg"]
+        .iter()
+        .map(|n| fs::read(data.join(n)).unwrap())
+        .collect();
+    m.unmount().unwrap();
+    assert!(!is_mounted(&data));
+    // Left in place as last seen, without the layer.
+    for (n, before) in ["kept", "wal.tmp/seg"].iter().zip(&seen) {
+        assert_eq!(&fs::read(data.join(n)).unwrap(), before, "{n}");
+    }
+    assert!(!tmp.path().join("backing").exists());
+}
+
+#[test]
+fn a_slow_disk_makes_fsync_slower() {
+    if !can_mount() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let m = Mounted::mount(&tmp.path().join("d"), &tmp.path().join("b")).unwrap();
+    m.set_slow(Duration::from_millis(300));
+    let started = Instant::now();
+    write_file(&m.mountpoint().join("f"), b"x", true);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+/// Not a test on its own: the child that mounts and waits to be killed.
+#[test]
+fn child_mounts_and_waits() {
+    let Ok(dir) = std::env::var("FAULTLINE_DISK_CHILD") else {
+        return;
+    };
+    let dir = Path::new(&dir);
+    let m = Mounted::mount(&dir.join("data"), &dir.join("backing")).unwrap();
+    write_file(&m.mountpoint().join("f"), b"x", false);
+    fs::write(dir.join("ready"), b"").unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+#[test]
+fn no_mount_outlives_a_process_killed_with_sigkill() {
+    if !can_mount() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_mounts_and_waits", "--nocapture"])
+        .env("FAULTLINE_DISK_CHILD", tmp.path())
+        .spawn()
+        .unwrap();
+    let data = tmp.path().join("data");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !tmp.path().join("ready").exists() {
+        assert!(Instant::now() < deadline, "the child never mounted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(is_mounted(&data));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while is_mounted(&data) {
+        assert!(Instant::now() < deadline, "the mount outlived its process");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
