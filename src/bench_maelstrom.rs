@@ -143,6 +143,7 @@ pub async fn maelstrom(base: &Path, pings: u32, messages: u32) -> anyhow::Result
         seed: 1,
         net: NetBackend::Proxy,
         hosts: None,
+        disk: false,
     })
     .await?;
     let addrs = tb.cluster.client_addrs();

@@ -60,12 +60,24 @@ pub enum Kind {
     MembershipSplit,
     /// `figure-8`.
     Figure8,
+    /// `lose-unsynced`.
+    LoseUnsynced,
+    /// `torn-write`.
+    TornWrite,
+    /// `corrupt`.
+    Corrupt,
+    /// `disk-full`.
+    DiskFull,
+    /// `fsync-error`.
+    FsyncError,
+    /// `slow-disk`.
+    SlowDisk,
 }
 
 /// The one table of fault names: [`KINDS`], parsing and printing all read
 /// it (in [`Kind`]'s order; aliases: `partition` for `partition-halves`,
 /// `kill` for `crash`).
-const NAMES: [(Kind, &str); 23] = [
+const NAMES: [(Kind, &str); 29] = [
     (Kind::PartitionNode, "partition-node"),
     (Kind::PartitionLeader, "partition-leader"),
     (Kind::PartitionHalves, "partition-halves"),
@@ -89,6 +101,12 @@ const NAMES: [(Kind, &str); 23] = [
     (Kind::Membership, "membership"),
     (Kind::MembershipSplit, "membership-split"),
     (Kind::Figure8, "figure-8"),
+    (Kind::LoseUnsynced, "lose-unsynced"),
+    (Kind::TornWrite, "torn-write"),
+    (Kind::Corrupt, "corrupt"),
+    (Kind::DiskFull, "disk-full"),
+    (Kind::FsyncError, "fsync-error"),
+    (Kind::SlowDisk, "slow-disk"),
 ];
 
 /// Every fault kind's name, as `--nemesis` takes it (from [`NAMES`]).
@@ -141,6 +159,8 @@ pub enum Family {
     Crash,
     /// Membership changes.
     Membership,
+    /// What a member's disk keeps, returns or takes.
+    Disk,
     /// Several faults at once.
     Combined,
 }
@@ -157,6 +177,7 @@ impl Family {
             Family::Pause => "pause",
             Family::Crash => "crash",
             Family::Membership => "membership",
+            Family::Disk => "disk",
             Family::Combined => "combined",
         }
     }
@@ -175,6 +196,11 @@ pub enum Target {
     RandomNode,
     /// A random minority (at most (n-1)/2 nodes).
     Minority,
+    /// A random majority (n/2 + 1 nodes).
+    Majority,
+    /// One follower chosen at random (from the run's seed) when the fault
+    /// starts.
+    Follower,
     /// A named node.
     Node(String),
 }
@@ -282,6 +308,45 @@ pub enum Fault {
     /// message filters, not delays, decide what reaches whom, so each step
     /// happens whatever the machine's speed.
     Figure8,
+    /// Kill the member (SIGKILL) and drop every write and name change its
+    /// disk had not made durable (a power loss); restart it at heal.
+    LoseUnsynced {
+        /// Whom.
+        target: Target,
+    },
+    /// As [`Fault::LoseUnsynced`], but one file with pending writes keeps a
+    /// seeded part of them (a power loss in the middle of writing it back).
+    TornWrite {
+        /// Whom.
+        target: Target,
+    },
+    /// Kill the member, damage one of its files chosen by the seed (one
+    /// bit flipped, or the tail cut off), restart it at heal.
+    Corrupt {
+        /// Cut the tail off (else flip a bit).
+        truncate: bool,
+        /// Whom.
+        target: Target,
+    },
+    /// Writes fail with ENOSPC until heal; members that stopped are
+    /// restarted at heal.
+    DiskFull {
+        /// Whom.
+        target: Target,
+    },
+    /// fsync fails with EIO until heal (and the un-fsynced writes are
+    /// dropped for good); members that stopped are restarted at heal.
+    FsyncError {
+        /// Whom.
+        target: Target,
+    },
+    /// Every fsync takes `ms` longer until heal.
+    SlowDisk {
+        /// Extra time per fsync, ms.
+        ms: u64,
+        /// Whom.
+        target: Target,
+    },
     /// Several faults at once, started one after another (`A+B`) or all at
     /// the fault's start (`A&B`), and healed together.
     Combined {
@@ -350,6 +415,27 @@ pub enum Proc<'a> {
     },
 }
 
+/// What a disk fault does (through each target member's disk layer).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum DiskOp {
+    /// SIGKILL and a power loss; restart at heal.
+    LoseUnsynced,
+    /// SIGKILL and a torn power loss; restart at heal.
+    Torn,
+    /// SIGKILL and one file damaged (`truncate`: its tail cut, else a bit
+    /// flipped); restart at heal.
+    Corrupt {
+        /// Cut the tail.
+        truncate: bool,
+    },
+    /// ENOSPC on writes.
+    Full,
+    /// EIO on fsync.
+    FsyncError,
+    /// Slower fsyncs, by this many ms.
+    Slow(u64),
+}
+
 /// What a fault is, by what makes it. [`Fault::class`] is the one match
 /// that places every kind; the code that makes, heals, refuses or counts
 /// faults matches on this (every arm spelled out), so a new kind is placed
@@ -369,6 +455,8 @@ pub enum Class<'a> {
         /// membership-split.
         split: bool,
     },
+    /// Through the disk layer of each target member.
+    Disk(DiskOp, &'a Target),
     /// Several faults.
     Combined {
         /// The parts, in starting order.
@@ -415,6 +503,12 @@ impl Fault {
             Fault::Membership => Kind::Membership,
             Fault::MembershipSplit => Kind::MembershipSplit,
             Fault::Figure8 => Kind::Figure8,
+            Fault::LoseUnsynced { .. } => Kind::LoseUnsynced,
+            Fault::TornWrite { .. } => Kind::TornWrite,
+            Fault::Corrupt { .. } => Kind::Corrupt,
+            Fault::DiskFull { .. } => Kind::DiskFull,
+            Fault::FsyncError { .. } => Kind::FsyncError,
+            Fault::SlowDisk { .. } => Kind::SlowDisk,
             Fault::Combined { .. } => return None,
         })
     }
@@ -453,6 +547,17 @@ impl Fault {
             Fault::Membership => Class::Membership { split: false },
             Fault::MembershipSplit => Class::Membership { split: true },
             Fault::Figure8 => Class::Figure8,
+            Fault::LoseUnsynced { target } => Class::Disk(DiskOp::LoseUnsynced, target),
+            Fault::TornWrite { target } => Class::Disk(DiskOp::Torn, target),
+            Fault::Corrupt { truncate, target } => Class::Disk(
+                DiskOp::Corrupt {
+                    truncate: *truncate,
+                },
+                target,
+            ),
+            Fault::DiskFull { target } => Class::Disk(DiskOp::Full, target),
+            Fault::FsyncError { target } => Class::Disk(DiskOp::FsyncError, target),
+            Fault::SlowDisk { ms, target } => Class::Disk(DiskOp::Slow(*ms), target),
             Fault::Combined { parts, together } => Class::Combined {
                 parts,
                 together: *together,
@@ -471,7 +576,21 @@ impl Fault {
             Class::Process(Proc::Pause(_)) => Family::Pause,
             Class::Process(Proc::Crash(_) | Proc::Restart { .. }) => Family::Crash,
             Class::Membership { .. } => Family::Membership,
+            Class::Disk(..) => Family::Disk,
             Class::Combined { .. } => Family::Combined,
+        }
+    }
+
+    /// Whether the fault works through the members' disk layer.
+    pub fn needs_disk_layer(&self) -> bool {
+        match self.class() {
+            Class::Disk(..) => true,
+            Class::Combined { parts, .. } => parts.iter().any(Fault::needs_disk_layer),
+            Class::Partition(_)
+            | Class::Figure8
+            | Class::Message(..)
+            | Class::Process(_)
+            | Class::Membership { .. } => false,
         }
     }
 
@@ -480,7 +599,11 @@ impl Fault {
         match self.class() {
             Class::Membership { split } => 1 + usize::from(split),
             Class::Combined { parts, .. } => parts.iter().map(Fault::spares_needed).sum(),
-            Class::Partition(_) | Class::Figure8 | Class::Message(..) | Class::Process(_) => 0,
+            Class::Partition(_)
+            | Class::Figure8
+            | Class::Message(..)
+            | Class::Process(_)
+            | Class::Disk(..) => 0,
         }
     }
 
@@ -511,6 +634,7 @@ impl Fault {
             Target::Minority if n < 3 => {
                 Err(format!("a {n}-node cluster has no non-empty minority"))
             }
+            Target::Follower if n < 2 => Err(format!("a {n}-node cluster has no follower")),
             _ => Ok(()),
         };
         match self {
@@ -582,6 +706,15 @@ impl Fault {
             } => Err(format!(
                 "'{self}': lag holds back one follower: lag, lag@node or lag@ID"
             )),
+            Fault::SlowDisk { ms, .. } if *ms == 0 || *ms > 60_000 => Err(format!(
+                "'{self}': a slow disk's extra time per fsync is between 1 and 60000 ms"
+            )),
+            Fault::LoseUnsynced { target: t }
+            | Fault::TornWrite { target: t }
+            | Fault::Corrupt { target: t, .. }
+            | Fault::DiskFull { target: t }
+            | Fault::FsyncError { target: t }
+            | Fault::SlowDisk { target: t, .. } => target(t),
             Fault::Lag { target: t }
             | Fault::Delay { target: t, .. }
             | Fault::Pause { target: t }
@@ -604,6 +737,8 @@ fn target_str(t: &Target) -> String {
         Target::Leader => "leader".into(),
         Target::RandomNode => "node".into(),
         Target::Minority => "minority".into(),
+        Target::Majority => "majority".into(),
+        Target::Follower => "follower".into(),
         Target::Node(id) => id.clone(),
     }
 }
@@ -652,6 +787,15 @@ impl fmt::Display for Fault {
             Class::Process(Proc::Restart { every_ms, target }) => {
                 write!(f, "{name}:{every_ms}@{}", target_str(target))
             }
+            Class::Disk(DiskOp::Corrupt { truncate }, t) => {
+                let how = if truncate { "truncate" } else { "bitflip" };
+                write!(f, "{name}:{how}@{}", target_str(t))
+            }
+            Class::Disk(DiskOp::Slow(ms), t) => write!(f, "{name}:{ms}@{}", target_str(t)),
+            Class::Disk(
+                DiskOp::LoseUnsynced | DiskOp::Torn | DiskOp::Full | DiskOp::FsyncError,
+                t,
+            ) => write!(f, "{name}@{}", target_str(t)),
             Class::Partition(
                 Shape::Isolate { .. } | Shape::Halves | Shape::Ring | Shape::OneWay { .. },
             )
@@ -696,6 +840,8 @@ impl FromStr for Fault {
                     "leader" => Target::Leader,
                     "node" => Target::RandomNode,
                     "minority" => Target::Minority,
+                    "majority" => Target::Majority,
+                    "follower" => Target::Follower,
                     id if !id.is_empty() => Target::Node(id.to_string()),
                     _ => return Err(format!("{q}: empty target after @")),
                 };
@@ -767,6 +913,23 @@ impl FromStr for Fault {
             Kind::Restart => return Err(format!("{q}: too many parameters")),
             Kind::Membership => no_args(Fault::Membership)?,
             Kind::MembershipSplit => no_args(Fault::MembershipSplit)?,
+            Kind::LoseUnsynced if args.is_empty() => Fault::LoseUnsynced { target: node_target(target, Target::RandomNode) },
+            Kind::TornWrite if args.is_empty() => Fault::TornWrite { target: node_target(target, Target::RandomNode) },
+            Kind::DiskFull if args.is_empty() => Fault::DiskFull { target: node_target(target, Target::RandomNode) },
+            Kind::FsyncError if args.is_empty() => Fault::FsyncError { target: node_target(target, Target::RandomNode) },
+            Kind::LoseUnsynced | Kind::TornWrite | Kind::DiskFull | Kind::FsyncError => {
+                return Err(format!("{q}: {name} takes no parameters, only a target (@leader, @follower, @nX, @minority, @majority, @all)"))
+            }
+            Kind::Corrupt if args.len() <= 1 => Fault::Corrupt {
+                truncate: match args.first().copied() {
+                    None | Some("bitflip") => false,
+                    Some("truncate") => true,
+                    Some(other) => return Err(format!("{q}: corrupt takes bitflip or truncate, not {}", faultline_node::echo::shown(other))),
+                },
+                target: node_target(target, Target::RandomNode),
+            },
+            Kind::SlowDisk if args.len() <= 1 => Fault::SlowDisk { ms: ms(0, 200)?, target: node_target(target, Target::RandomNode) },
+            Kind::Corrupt | Kind::SlowDisk => return Err(format!("{q}: too many parameters")),
             Kind::Figure8 if args.is_empty() && target.is_none() => Fault::Figure8,
             Kind::Figure8 => {
                 return Err(format!(
@@ -857,6 +1020,15 @@ mod tests {
             "partition-leader+crash-leader",
             "loss:0.2@all+pause-leader",
             "partition-bridge@leader&delay:300:0@leader&restart:150@leader",
+            "lose-unsynced@all",
+            "lose-unsynced@leader+partition-halves",
+            "torn-write@minority",
+            "corrupt:bitflip@minority",
+            "corrupt:truncate@n2",
+            "disk-full@leader",
+            "fsync-error@follower",
+            "slow-disk:200@leader",
+            "lose-unsynced@majority",
         ] {
             let f: Fault = s.parse().unwrap();
             assert_eq!(f.to_string(), s);
@@ -906,5 +1078,11 @@ mod tests {
         assert!(err("lag@all", 3).contains("holds back one follower"));
         assert!(err("lag@n4", 3).contains("not a node"));
         assert!(parse_list("lag@n2,lag@n3,crash-leader", 3).is_ok());
+        assert!(err("corrupt:zero", 3).contains("bitflip or truncate"));
+        assert!(err("lose-unsynced:3", 3).contains("only a target"));
+        assert!(err("slow-disk:0", 3).contains("between 1 and 60000"));
+        assert!(err("slow-disk:x", 3).contains("whole number"));
+        assert!(err("disk-full@n5", 3).contains("not a node"));
+        assert!(err("fsync-error@follower", 1).contains("no follower"));
     }
 }

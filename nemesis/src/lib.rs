@@ -21,6 +21,7 @@
 
 pub mod bench;
 pub mod cluster;
+pub mod disk;
 pub mod fault;
 pub mod hosts;
 pub mod net;

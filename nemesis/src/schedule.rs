@@ -122,6 +122,7 @@ pub async fn run_schedule(
             | Class::Figure8
             | Class::Message(..)
             | Class::Process(_)
+            | Class::Disk(..)
             | Class::Membership { .. } => (vec![p.fault.clone()], false),
         };
         let slice = if together {

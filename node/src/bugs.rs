@@ -52,10 +52,18 @@ pub enum UnsafeBug {
     /// Nothing shows while it follows; once it leads, it serves reads from
     /// that state: stale values, lost writes.
     InstallKeepsState,
+    /// The storage writes each batch of entries with `write` and counts it
+    /// durable at once: the follower answers AppendEntries and the leader
+    /// counts itself toward the commit before the entries are on disk; it
+    /// fsyncs the log at most once a second (a timer, as systems that
+    /// batch their fsyncs do), and its durable mark follows those fsyncs
+    /// only. A power loss on a majority (`lose-unsynced`) drops entries a
+    /// majority acknowledged: lost writes.
+    AckBeforeFsync,
 }
 
 /// Every variant, in the order the docs list them.
-pub const ALL: [UnsafeBug; 8] = [
+pub const ALL: [UnsafeBug; 9] = [
     UnsafeBug::StaleRead,
     UnsafeBug::ForgetVote,
     UnsafeBug::CommitOldTerm,
@@ -64,6 +72,7 @@ pub const ALL: [UnsafeBug; 8] = [
     UnsafeBug::AckBeforeCommit,
     UnsafeBug::OneStepMembership,
     UnsafeBug::InstallKeepsState,
+    UnsafeBug::AckBeforeFsync,
 ];
 
 impl UnsafeBug {
@@ -78,6 +87,7 @@ impl UnsafeBug {
             UnsafeBug::AckBeforeCommit => "ack-before-commit",
             UnsafeBug::OneStepMembership => "one-step-membership",
             UnsafeBug::InstallKeepsState => "install-keeps-state",
+            UnsafeBug::AckBeforeFsync => "ack-before-fsync",
         }
     }
 }

@@ -82,6 +82,9 @@ pub struct RunFiles {
     /// `hosts.json`: the hosts a `--hosts` run's members ran on, with
     /// their clock offsets.
     pub hosts: Option<faultline_rundir::records::HostsRecord>,
+    /// `disk.json`: what each member's disk layer counted and what every
+    /// disk fault did (a run with disk faults only).
+    pub disk: Option<faultline_rundir::records::DiskRecord>,
 }
 
 impl RunFiles {
@@ -144,6 +147,7 @@ impl RunFiles {
             placement: faultline_rundir::records::read_record(&rd.placement())
                 .map_err(anyhow::Error::msg)?,
             hosts,
+            disk: faultline_rundir::records::read_record(&rd.disk()).map_err(anyhow::Error::msg)?,
         })
     }
 }

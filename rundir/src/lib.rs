@@ -35,6 +35,9 @@ pub const PROGRESS: &str = "progress.json";
 pub const PLACEMENT: &str = "placement.json";
 /// The hosts a `--hosts` run ran its members on.
 pub const HOSTS: &str = "hosts.json";
+/// What each member's disk layer counted, and what every disk fault did
+/// (a run with disk faults only).
+pub const DISK: &str = "disk.json";
 
 /// The data files of a run that its page links to, in order.
 pub const RUN_FILES: &[&str] = &[HISTORY, RESULTS, SCHEDULE, SPEC, STATUS, LINKS];
@@ -87,6 +90,14 @@ impl RunDir {
     /// [`NODES`]: the nodes' logs (`nX.log`) and data directories (`nX/`).
     pub fn nodes(&self) -> PathBuf {
         self.0.join(NODES)
+    }
+    /// [`DISK`].
+    pub fn disk(&self) -> PathBuf {
+        self.0.join(DISK)
+    }
+    /// Where node `id`'s disk layer keeps its files during the run.
+    pub fn node_backing(&self, id: &str) -> PathBuf {
+        self.nodes().join(format!(".{id}.disk"))
     }
     /// Node `id`'s log.
     pub fn node_log(&self, id: &str) -> PathBuf {

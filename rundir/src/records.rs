@@ -352,3 +352,66 @@ pub struct HostEntry {
     #[serde(default)]
     pub teardown_s: Option<f64>,
 }
+
+/// What one disk fault did to one member.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct DiskEvent {
+    /// The fault, as `--nemesis` names it.
+    pub fault: String,
+    /// The member.
+    pub node: String,
+    /// Bytes of writes a power loss dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_bytes: Option<u64>,
+    /// Names a power loss brought back or took away.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names_undone: Vec<String>,
+    /// A torn write: the file, and how many of its pending bytes were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torn: Option<(String, u64)>,
+    /// Damage: the file, the byte flipped or the new length, the old
+    /// length, and `bitflip` or `truncate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrupted: Option<Damaged>,
+    /// Errors the layer returned in the window (ENOSPC, EIO).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injected: Option<u64>,
+    /// The member did not come back: why (the last lines of its log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+}
+
+/// One damaged file.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Damaged {
+    /// The file, under the member's data directory.
+    pub file: String,
+    /// The byte whose bit was flipped, or the length it was cut to.
+    pub offset: u64,
+    /// Its length before.
+    pub len: u64,
+    /// `bitflip` or `truncate`.
+    pub how: String,
+}
+
+/// Per member, at the end of the run.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct DiskCounters {
+    /// Bytes written through the layer.
+    pub bytes_written: u64,
+    /// Successful fsyncs (files and directories).
+    pub fsyncs: u64,
+    /// Errors injected (ENOSPC, EIO) and corruptions.
+    pub injected: u64,
+    /// Bytes written and not durable at the end.
+    pub not_durable: u64,
+}
+
+/// `disk.json`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct DiskRecord {
+    /// Per member.
+    pub nodes: std::collections::BTreeMap<String, DiskCounters>,
+    /// What every disk fault did, in order.
+    pub events: Vec<DiskEvent>,
+}

@@ -47,6 +47,16 @@ pub const PRESETS: &[Preset] = &[
         text: include_str!("../presets/etcd.toml"),
     },
     Preset {
+        name: "disk",
+        about: "faultline's node under every disk fault, and the ack-before-fsync control (about 1 minute; needs root and fuse3)",
+        text: include_str!("../presets/disk.toml"),
+    },
+    Preset {
+        name: "etcd-disk",
+        about: "etcd under power losses, torn writes and corruption of one member and of a majority (about 3 minutes; needs etcd, root and fuse3)",
+        text: include_str!("../presets/etcd-disk.toml"),
+    },
+    Preset {
         name: "figure-16",
         about: "the Raft paper's Figure 16 on real processes: time to elect a new leader after the leader crashed, 100 trials per election timeout range (about 40 minutes)",
         text: include_str!("../presets/figure-16.toml"),

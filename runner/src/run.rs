@@ -77,6 +77,7 @@ pub async fn run_one(
         seed: spec.seed,
         net: spec.net,
         hosts: spec.hosts.as_ref().map(std::path::PathBuf::from),
+        disk: plan.faults.iter().any(Fault::needs_disk_layer),
     })
     .await?;
     if target.capabilities().reports_leader {

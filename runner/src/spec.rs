@@ -297,6 +297,13 @@ impl RunSpec {
         let faults =
             parse_list(&self.nemesis, self.nodes).map_err(|e| anyhow::anyhow!("--nemesis: {e}"))?;
         self.validate_target(&faults)?;
+        if faults.iter().any(Fault::needs_disk_layer)
+            && faults.iter().any(|f| f.spares_needed() > 0)
+        {
+            anyhow::bail!(
+                "membership faults start fresh members on wiped data directories, which the disk layer of disk faults is mounted over: run them in separate runs"
+            );
+        }
         match (&self.hosts, self.net) {
             (Some(_), NetBackend::Hosts) => {
                 if let Some(why) = faults.iter().find_map(hosts_refusal) {
@@ -452,6 +459,9 @@ impl RunSpec {
                 links.into_iter().chain([C::ReportsSnapshots]).collect()
             }
             Class::Partition(_) | Class::Message(..) => links.into_iter().collect(),
+            // The layer sits under any program's data directory; a target
+            // that keeps nothing there has nothing for it to break.
+            Class::Disk(..) => vec![C::Durable],
         }
     }
 

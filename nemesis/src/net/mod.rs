@@ -76,6 +76,7 @@ pub fn kernel_refusal(fault: &Fault, netem: bool) -> Option<String> {
         Class::Message(..)
         | Class::Partition(_)
         | Class::Process(_)
+        | Class::Disk(..)
         | Class::Membership { split: false } => None,
     }
 }
@@ -94,6 +95,9 @@ pub fn hosts_refusal(fault: &Fault) -> Option<String> {
         )),
         Class::Message(Rule::Delay { .. } | Rule::Duplicate(_) | Rule::Reorder(_), _) => Some(format!(
             "{fault} is not offered on --hosts (netem would replace the root qdisc of each host's own interface): loss:P, partitions and process faults are; run it on this machine"
+        )),
+        Class::Disk(..) => Some(format!(
+            "{fault} is not offered on --hosts yet (the disk layer is mounted on this machine): run it here"
         )),
         Class::Message(..) | Class::Partition(_) | Class::Process(_) => None,
     }

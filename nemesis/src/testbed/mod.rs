@@ -8,6 +8,7 @@
 //! [`figure8`]. The schedule that alternates faults and quiet periods is
 //! [`crate::schedule`].
 
+mod disk;
 mod figure8;
 mod membership;
 mod message;
@@ -67,6 +68,9 @@ pub struct TestbedSpec {
     pub net: NetBackend,
     /// The inventory of a `--hosts` run.
     pub hosts: Option<PathBuf>,
+    /// Put the disk layer (FUSE) under every member's data directory (for
+    /// disk faults, or to measure what it costs).
+    pub disk: bool,
 }
 
 /// A running cluster with its network.
@@ -81,6 +85,9 @@ pub struct Testbed {
     tag: u64,
     /// The slot a membership fault freed last (reused last).
     last_removed: Option<String>,
+    /// The disk layers under the members, when the run has disk faults;
+    /// after the cluster, so that the members are gone when they unmount.
+    pub disks: Option<crate::disk::Disks>,
     /// A `--hosts` run's hosts; last, so that the nodes and the rules are
     /// gone before the run ends on each host.
     pub hosts: Option<crate::hosts::HostsRun>,
@@ -117,6 +124,7 @@ impl Applied {
             | Class::Figure8
             | Class::Message(..)
             | Class::Process(_)
+            | Class::Disk(..)
             | Class::Combined { .. } => {
                 faultline_rundir::records::event_names(self.fault.family().name())
             }
@@ -157,6 +165,18 @@ impl Testbed {
             hosts: Default::default(),
         };
         let mut hosts = None;
+        let disks = if spec.disk {
+            anyhow::ensure!(
+                spec.net != NetBackend::Hosts,
+                "disk faults are not offered on --hosts yet: run them on this machine"
+            );
+            let ids: Vec<String> = (1..=spec.nodes + spec.spares)
+                .map(|i| format!("n{i}"))
+                .collect();
+            Some(crate::disk::Disks::mount(&spec.dir, &ids)?)
+        } else {
+            None
+        };
         let (mut cluster, net) = match spec.net {
             NetBackend::Proxy if !spec.target.capabilities().behind_link_proxy => {
                 // Its members find each other at one advertised address
@@ -232,6 +252,7 @@ impl Testbed {
             // The nodes first, then the rules, then the hosts.
             drop(cluster);
             drop(net);
+            drop(disks);
             drop(hosts);
             return Err(e);
         }
@@ -241,6 +262,7 @@ impl Testbed {
             rng: ChaCha8Rng::seed_from_u64(spec.seed ^ 0x4E3E_5155),
             tag: 0,
             last_removed: None,
+            disks,
             hosts,
         })
     }
@@ -290,10 +312,29 @@ impl Testbed {
                 ids.sort();
                 ids
             }
+            Target::Majority => {
+                let k = self.cluster.ids().len() / 2 + 1;
+                let mut ids = self.shuffled();
+                ids.truncate(k);
+                ids.sort();
+                ids
+            }
             Target::Leader => match self.leader().await {
                 Some(l) => vec![l],
                 None => vec![self.random_node()],
             },
+            Target::Follower => {
+                let leader = self.leader().await;
+                let others: Vec<String> = self
+                    .shuffled()
+                    .into_iter()
+                    .filter(|id| Some(id) != leader.as_ref())
+                    .collect();
+                match others.first() {
+                    Some(id) => vec![id.clone()],
+                    None => vec![self.random_node()],
+                }
+            }
         }
     }
 
@@ -308,6 +349,7 @@ impl Testbed {
             Class::Message(rule, target) => self.message(rule, target).await?,
             Class::Process(p) => self.process_fault(p).await?,
             Class::Membership { split } => self.membership_fault(split).await?,
+            Class::Disk(op, target) => self.disk_fault(op, target, &fault.to_string()).await?,
         };
         Ok(Applied {
             fault: fault.clone(),
@@ -375,6 +417,7 @@ impl Testbed {
             }
             Class::Process(p) => self.heal_process(applied, p).await?,
             Class::Membership { split } => return self.heal_membership(applied, split).await,
+            Class::Disk(..) => return self.heal_disk(applied).await,
             // A combined fault with no parts applied (it never started) has
             // only its network rules to drop, as the others.
             Class::Partition(_) | Class::Figure8 | Class::Message(..) | Class::Combined { .. } => {
@@ -387,6 +430,12 @@ impl Testbed {
     /// Heal the network, resume paused nodes, restart dead ones.
     pub fn heal_all(&mut self) -> anyhow::Result<()> {
         self.net.heal_all()?;
+        if let Some(d) = &self.disks {
+            for (_, m) in d.all() {
+                m.set_switches(Default::default());
+                m.set_slow(Duration::ZERO);
+            }
+        }
         for p in self.cluster.nodes_mut() {
             match p.state() {
                 ProcState::Paused => p.resume().with_context(|| format!("resuming {}", p.id()))?,

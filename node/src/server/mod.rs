@@ -171,9 +171,13 @@ pub async fn serve(
             return Ok(());
         }
     };
-    let (storage, recovered) = opened
+    let (mut storage, recovered) = opened
         .context("storage task")?
         .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
+    if config.bugs.contains(&UnsafeBug::AckBeforeFsync) {
+        // UNSAFE ack-before-fsync: see the variant.
+        storage.ack_before_fsync();
+    }
     if !config.accept_lost_vote && !config.bugs.contains(&UnsafeBug::VolatileLog) {
         recovered.check_term_record(&config.data_dir)?;
     }

@@ -196,6 +196,9 @@ pub struct Storage {
     /// The file's length: where the next record goes.
     end: u64,
     mode: SyncMode,
+    /// UNSAFE ack-before-fsync: when the log was last fsynced (`None`:
+    /// the bug is off).
+    lazy_fsync: Option<std::time::Instant>,
     /// Scratch buffer reused for appends.
     buf: Vec<u8>,
     /// The highest index known durable, on disk (see [`durable_mark`]).
@@ -323,6 +326,7 @@ impl Storage {
             snapshot_index,
             end: scan.end,
             mode,
+            lazy_fsync: None,
             buf: Vec::new(),
             mark,
             recovering_to: lost_from.map_or(0, |(_, to)| to),
@@ -426,6 +430,15 @@ impl Storage {
                         .write_all_at(&self.buf, self.end)
                         .map_err(io_err("writing", &self.log_path))?;
                     self.end = at;
+                    // UNSAFE ack-before-fsync: written is taken for
+                    // durable; the fsync comes at most once a second, and
+                    // the durable mark follows only those.
+                    if let Some(last) = self.lazy_fsync {
+                        if last.elapsed() < std::time::Duration::from_secs(1) {
+                            return Ok(());
+                        }
+                        self.lazy_fsync = Some(std::time::Instant::now());
+                    }
                     self.log
                         .sync_data()
                         .map_err(io_err("syncing", &self.log_path))?;
@@ -453,6 +466,12 @@ impl Storage {
         }
         self.mark.raise(last.max(self.recovering_to))?;
         Ok(())
+    }
+
+    /// UNSAFE ack-before-fsync: count writes durable before they are
+    /// (see [`crate::bugs::UnsafeBug::AckBeforeFsync`]).
+    pub fn ack_before_fsync(&mut self) {
+        self.lazy_fsync = Some(std::time::Instant::now());
     }
 
     /// Drop every stored entry up to `to`: copy the records after it to

@@ -176,6 +176,13 @@ pub struct RunResults {
     /// The hosts a `--hosts` run's members ran on (`hosts.json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hosts: Option<faultline_rundir::records::HostsRecord>,
+    /// Entries lost by members whose files the nemesis damaged: their own
+    /// check noticed (not a violation; the run page lists them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disk_noted: Vec<crate::audit::Finding>,
+    /// The disk layer's counts and what the disk faults did (`disk.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<faultline_rundir::records::DiskRecord>,
 }
 
 impl RunResults {
@@ -287,6 +294,25 @@ pub fn analyze(files: &RunFiles, check: &Options) -> RunResults {
     // The run's wall-clock start places log findings in the run.
     let nodes = faultline_rundir::RunDir::new(&files.dir).nodes();
     results.findings = crate::audit::audit(&nodes, files.started_unix_ns);
+    // A member whose files the nemesis damaged (corrupt:…) and that then
+    // lacks entries it had acknowledged lost them to the damage, not to a
+    // bug: its own check says so, and it does not vote until it has them
+    // again. Noted on the page, not a violation.
+    if let Some(d) = &files.disk {
+        let damaged: std::collections::BTreeSet<&str> = d
+            .events
+            .iter()
+            .filter(|e| e.corrupted.is_some())
+            .map(|e| e.node.as_str())
+            .collect();
+        let (noted, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut results.findings)
+            .into_iter()
+            .partition(|f| {
+                f.kind == "lost-entries" && f.nodes.iter().all(|n| damaged.contains(n.as_str()))
+            });
+        results.findings = kept;
+        results.disk_noted = noted;
+    }
     results.snapshots = crate::snapshots::count(&nodes);
     if !results.findings.is_empty() {
         results.valid = Verdict::NotLinearizable;
@@ -295,6 +321,7 @@ pub fn analyze(files: &RunFiles, check: &Options) -> RunResults {
     results.expect = files.spec.expect;
     results.placement = files.placement.clone();
     results.hosts = files.hosts.clone();
+    results.disk = files.disk.clone();
     if !files.complete {
         let last = history.last_op_time() as f64 / 1e9;
         results.interrupted = Some(format!(
@@ -499,6 +526,8 @@ pub fn compute(
         expect: Default::default(),
         placement: None,
         hosts: None,
+        disk_noted: Vec::new(),
+        disk: None,
     }
 }
 

@@ -27,6 +27,12 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
         h1 { "faultline run: " (title) }
         p { b { "System under test: " } (system_words(&r.spec)) }
         p { b { "Network: " } (network_words(&r.spec)) }
+        @if let Some(d) = &r.disk {
+            (disk_section(d))
+            @for f in &r.disk_noted {
+                p class="note" { "After its files were damaged: " (f.message) " — its own check noticed, and it does not vote until it holds them again (not a violation)." }
+            }
+        }
         @if let Some(h) = &r.hosts {
             p id="hosts" { b { "Hosts: " } "each member on a host of " code { (h.inventory) } " over ssh (run " code { (h.run) } ", set up in " (format!("{:.1}", h.setup_s)) " s" @if let Some(t) = h.teardown_s { ", ended in " (format!("{t:.1}")) " s" } ")." }
             table {
@@ -364,5 +370,72 @@ fn links_table(links: &[faultline_rundir::records::LinkStats]) -> Markup {
             &["link", "passed", "dropped", "duplicated", "delayed", "bytes"],
             &rows,
         ))
+    }
+}
+
+/// The disk layer's table: per member, what it wrote and fsynced and the
+/// errors injected; then what every disk fault did (bytes a power loss
+/// dropped, a torn file, a damaged file and offset, a member that did not
+/// come back and why).
+fn disk_section(d: &faultline_rundir::records::DiskRecord) -> Markup {
+    html! {
+        h2 id="disk" { "Disk" }
+        p { "Every member's data directory was behind faultline's disk layer (FUSE): a write is durable once its file is fsynced, a new, renamed or removed name once its directory is (docs/faults.md)." }
+        table {
+            tr { th { "member" } th { "bytes written" } th { "fsyncs" } th { "errors injected" } th { "not durable at the end" } }
+            @for (node, c) in &d.nodes {
+                tr {
+                    td { (node) } td { (c.bytes_written) } td { (c.fsyncs) }
+                    td { (c.injected) } td { (c.not_durable) " bytes" }
+                }
+            }
+        }
+        @if !d.events.is_empty() {
+            table {
+                tr { th { "fault" } th { "member" } th { "what it did" } th { "afterwards" } }
+                @for e in &d.events {
+                    tr {
+                        td { code { (e.fault) } } td { (e.node) }
+                        td { (disk_event_words(e)) }
+                        td { @match &e.stopped {
+                            Some(why) => { b { "did not come back: " } code { (why) } }
+                            None => "back",
+                        } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn disk_event_words(e: &faultline_rundir::records::DiskEvent) -> String {
+    let mut parts = Vec::new();
+    if let Some(b) = e.dropped_bytes {
+        parts.push(format!("power loss: {b} bytes of writes dropped"));
+    }
+    if !e.names_undone.is_empty() {
+        parts.push(format!("names undone: {}", e.names_undone.join(", ")));
+    }
+    if let Some((file, kept)) = &e.torn {
+        parts.push(format!(
+            "torn write of {file}: {kept} of its pending bytes kept"
+        ));
+    }
+    if let Some(c) = &e.corrupted {
+        parts.push(match c.how.as_str() {
+            "truncate" => format!("{} cut from {} to {} bytes", c.file, c.len, c.offset),
+            _ => format!(
+                "one bit flipped in {} at byte {} (of {})",
+                c.file, c.offset, c.len
+            ),
+        });
+    }
+    if let Some(n) = e.injected.filter(|n| *n > 0) {
+        parts.push(format!("{n} errors returned (ENOSPC/EIO)"));
+    }
+    if parts.is_empty() {
+        "nothing to drop".into()
+    } else {
+        parts.join("; ")
     }
 }
