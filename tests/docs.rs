@@ -206,6 +206,34 @@ fn every_field_of_the_run_files_records_is_in_the_run_files_page() {
             }],
         })
         .unwrap(),
+        serde_json::to_value(faultline_rundir::records::DiskRecord {
+            nodes: [(
+                "n1".to_string(),
+                faultline_rundir::records::DiskCounters {
+                    bytes_written: 1,
+                    fsyncs: 1,
+                    injected: 1,
+                    not_durable: 1,
+                },
+            )]
+            .into(),
+            events: vec![faultline_rundir::records::DiskEvent {
+                fault: "f".into(),
+                node: "n1".into(),
+                dropped_bytes: Some(1),
+                names_undone: vec!["a".into()],
+                torn: Some(("a".into(), 1)),
+                corrupted: Some(faultline_rundir::records::Damaged {
+                    file: "a".into(),
+                    offset: 1,
+                    len: 2,
+                    how: "bitflip".into(),
+                }),
+                injected: Some(1),
+                stopped: Some("x".into()),
+            }],
+        })
+        .unwrap(),
         serde_json::to_value(faultline_rundir::placement::RunPlacement {
             ran_on: "w1".into(),
             host: Some("h".into()),
