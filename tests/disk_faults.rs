@@ -175,7 +175,13 @@ fn ack_before_fsync_is_caught_by_a_power_loss_of_every_member() {
     // A positive control: caught is as expected.
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(err.contains("NOT LINEARIZABLE"), "{err}");
-    let disk = json(&run_dir(&tmp.path().join("bug")).join("disk.json"));
+    let dir = run_dir(&tmp.path().join("bug"));
+    let page = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(
+        page.contains("during: lose-unsynced@all"),
+        "the counterexample does not name the window that lost the write"
+    );
+    let disk = json(&dir.join("disk.json"));
     let dropped: u64 = disk["events"]
         .as_array()
         .unwrap()

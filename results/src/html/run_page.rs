@@ -121,6 +121,9 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
             @if let Some(c) = &f.counterexample {
                 h2 { "Counterexample on key " (f.key) ": " (c.kind.words()) }
                 p { (c.explanation) }
+                @if c.kind == faultline_checker::witness::WitnessKind::LostWrite {
+                    p { (lost_in(c, &r.faults)) }
+                }
                 p class="small" {
                     "Heavy red: the witness, " (c.witness.len()) " operations that cannot all be explained together"
                     @if !c.minimal { " (a reduced set, not a minimal one)" }
@@ -437,5 +440,51 @@ fn disk_event_words(e: &faultline_rundir::records::DiskEvent) -> String {
         "nothing to drop".into()
     } else {
         parts.join("; ")
+    }
+}
+
+/// For a lost write: the fault windows between the write's
+/// acknowledgement and the last read that missed it (what lost it).
+fn lost_in(
+    c: &faultline_checker::Counterexample,
+    faults: &[crate::analysis::FaultStats],
+) -> String {
+    use faultline_checker::history::{OpKind, Outcome};
+    let acked = c
+        .witness
+        .iter()
+        .filter(|o| o.kind != OpKind::Read && o.outcome == Outcome::Ok)
+        .filter_map(|o| o.complete_ns)
+        .min();
+    let missed = c
+        .witness
+        .iter()
+        .filter(|o| o.kind == OpKind::Read)
+        .map(|o| o.invoke_ns)
+        .max();
+    let (Some(from), Some(to)) = (acked, missed) else {
+        return String::new();
+    };
+    let (from_s, to_s) = (from as f64 / 1e9, to as f64 / 1e9);
+    let hit: Vec<String> = faults
+        .iter()
+        .filter(|w| w.start_s < to_s && w.end_s > from_s)
+        .map(|w| {
+            format!(
+                "{} ({:.1}–{:.1} s, {})",
+                w.name,
+                w.start_s,
+                w.end_s,
+                w.nodes.join(", ")
+            )
+        })
+        .collect();
+    if hit.is_empty() {
+        format!("No fault window falls between the write's acknowledgement ({from_s:.3} s) and the read that missed it ({to_s:.3} s).")
+    } else {
+        format!(
+            "Lost between its acknowledgement ({from_s:.3} s) and the read that missed it ({to_s:.3} s), during: {}.",
+            hit.join("; ")
+        )
     }
 }
