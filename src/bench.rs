@@ -38,6 +38,12 @@ enum BenchWhat {
         /// faultline's node beside etcd under the same load.
         #[arg(long, default_value = "faultline")]
         target: faultline_sut::TargetKind,
+        /// `direct`: the data directories on the disk as they are; `fuse`:
+        /// also a run through faultline's disk layer (the FUSE filesystem
+        /// of the disk faults), side by side with the direct one (needs
+        /// root and fuse3).
+        #[arg(long, default_value = "direct", value_parser = ["direct", "fuse"])]
+        disk: String,
     },
     /// A long soak at full rate, with snapshots and without, side by side:
     /// each node's peak resident memory and data directory size next to the
@@ -163,6 +169,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             conns,
             nodes,
             target,
+            disk,
         } => {
             // faultline's node beside another target, when one is named.
             let caps = target.capabilities();
@@ -193,6 +200,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 clients,
                 conns as usize,
                 nodes,
+                disk == "fuse",
             )
             .await?
         }

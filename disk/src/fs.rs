@@ -455,7 +455,15 @@ impl Filesystem for Layer {
                 return reply.error(libc::ENOENT);
             };
             match s.disk.fsync(file) {
-                Ok(()) => reply.ok(),
+                Ok(()) => {
+                    // The real disk's flush too: a member's fsync through
+                    // the layer costs what it costs without it.
+                    s.disk.store().sync(file);
+                    match s.real_error() {
+                        Some(e) => reply.error(e),
+                        None => reply.ok(),
+                    }
+                }
                 Err(e) => reply.error(errno(e)),
             }
         };

@@ -30,6 +30,7 @@ struct NodeFigures {
 /// with one fsync per entry, side by side; or, given `etcd`, faultline's
 /// node (group commit) beside etcd under the same load. Data under `base`
 /// (removed at the end). Prints as it goes.
+#[allow(clippy::too_many_arguments)]
 pub async fn node(
     node_bin: &NodeCommand,
     etcd: Option<Arc<dyn Target>>,
@@ -38,6 +39,7 @@ pub async fn node(
     clients: usize,
     conns: usize,
     nodes: usize,
+    disk_layer: bool,
 ) -> anyhow::Result<()> {
     let conns = conns.min(clients.max(1));
     println!("faultline bench node: {nodes} nodes, {clients} clients on {conns} connections, {duration} s per mode, fsync on (data in {})", base.display());
@@ -50,17 +52,67 @@ pub async fn node(
         nodes,
         load,
         duration,
+        false,
     )
     .await?;
     print_node("faultline (group commit)", &group);
     let (other, label) = match etcd {
-        Some(etcd) => {
-            let label = format!("etcd {}", etcd.version());
+        Some(etcd) if disk_layer => {
+            let label = format!("etcd {} (disk layer)", etcd.version());
+            let direct = node_mode(
+                &etcd,
+                Vec::new(),
+                &base.join("etcd"),
+                nodes,
+                load,
+                duration,
+                false,
+            )
+            .await?;
+            print_node(&format!("etcd {}", etcd.version()), &direct);
             (
-                node_mode(&etcd, Vec::new(), &base.join("etcd"), nodes, load, duration).await?,
+                node_mode(
+                    &etcd,
+                    Vec::new(),
+                    &base.join("etcd-layer"),
+                    nodes,
+                    load,
+                    duration,
+                    true,
+                )
+                .await?,
                 label,
             )
         }
+        Some(etcd) => {
+            let label = format!("etcd {}", etcd.version());
+            (
+                node_mode(
+                    &etcd,
+                    Vec::new(),
+                    &base.join("etcd"),
+                    nodes,
+                    load,
+                    duration,
+                    false,
+                )
+                .await?,
+                label,
+            )
+        }
+        None if disk_layer => (
+            node_mode(
+                &faultline,
+                faultline_args(false),
+                &base.join("disk-layer"),
+                nodes,
+                load,
+                duration,
+                true,
+            )
+            .await?,
+            "faultline (disk layer)".to_string(),
+        ),
         None => (
             node_mode(
                 &faultline,
@@ -69,6 +121,7 @@ pub async fn node(
                 nodes,
                 load,
                 duration,
+                false,
             )
             .await?,
             "faultline (fsync per entry)".to_string(),
@@ -76,12 +129,22 @@ pub async fn node(
     };
     print_node(&label, &other);
     let rate = |f: &NodeFigures| f.writes as f64 / f.secs;
-    println!(
-        "faultline (group commit) / {label}: {:.2}x writes/s, p99 {:.2} ms vs {:.2} ms",
-        rate(&group) / rate(&other).max(1e-9),
-        group.hist.value_at_quantile(0.99) as f64 / 1000.0,
-        other.hist.value_at_quantile(0.99) as f64 / 1000.0,
-    );
+    let p99 = |f: &NodeFigures| f.hist.value_at_quantile(0.99) as f64 / 1000.0;
+    if disk_layer {
+        println!(
+            "{label} / direct: {:.2}x writes/s, p99 {:.2} ms vs {:.2} ms",
+            rate(&other) / rate(&group).max(1e-9),
+            p99(&other),
+            p99(&group),
+        );
+    } else {
+        println!(
+            "faultline (group commit) / {label}: {:.2}x writes/s, p99 {:.2} ms vs {:.2} ms",
+            rate(&group) / rate(&other).max(1e-9),
+            p99(&group),
+            p99(&other),
+        );
+    }
     let _ = std::fs::remove_dir_all(base);
     Ok(())
 }
@@ -186,6 +249,9 @@ async fn write_load(
     Ok((hist, writes, errors, start.elapsed().as_secs_f64()))
 }
 
+/// One mode of `bench node`: a cluster of `target` under the write load;
+/// with `disk_layer`, each member's data directory behind the disk layer
+/// (FUSE), whose counters are printed after.
 async fn node_mode(
     target: &Arc<dyn Target>,
     node_args: Vec<String>,
@@ -193,7 +259,14 @@ async fn node_mode(
     nodes: usize,
     (clients, conns): (usize, usize),
     secs: u64,
+    disk_layer: bool,
 ) -> anyhow::Result<NodeFigures> {
+    let mut disks = if disk_layer {
+        let ids: Vec<String> = (1..=nodes).map(|i| format!("n{i}")).collect();
+        Some(crate::disk::Disks::mount(dir, &ids)?)
+    } else {
+        None
+    };
     let spec = ClusterSpec {
         nodes,
         dir: dir.to_path_buf(),
@@ -220,6 +293,16 @@ async fn node_mode(
             .map_err(|_| anyhow::anyhow!("the load thread panicked"))??;
 
     cluster.shutdown();
+    if let Some(d) = &mut disks {
+        for (id, m) in d.all() {
+            let s = m.stats();
+            println!(
+                "{:>28}  {id}'s disk layer: {} bytes written, {} fsyncs",
+                "", s.counters.bytes_written, s.counters.fsyncs
+            );
+        }
+        d.finish()?;
+    }
     Ok(NodeFigures {
         writes,
         errors,
