@@ -298,3 +298,30 @@ fn no_mount_is_left_after_ctrl_c_or_sigkill_of_the_controller() {
         assert!(left.trim().is_empty(), "{tag}: processes left: {left}");
     }
 }
+
+#[test]
+fn without_fusermount3_a_disk_fault_is_refused_before_anything_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(faultline_bin());
+    cmd.args([
+        "run",
+        "--nemesis",
+        "disk-full@leader",
+        "--time-limit",
+        "6",
+        "--fault-interval",
+        "1",
+        "--store",
+    ])
+    .arg(tmp.path().join("s"))
+    .env("PATH", "/nonexistent");
+    let child = start(cmd, tmp.path(), "nofuse");
+    let (code, _, err) = finish(child, tmp.path(), "nofuse", Duration::from_secs(60));
+    assert_eq!(code, 2, "{err}");
+    let last = err.lines().last().unwrap_or("");
+    assert!(
+        last.contains("fusermount3") && last.contains("fuse3 package"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("s").exists(), "a store was made: {err}");
+}

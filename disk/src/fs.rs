@@ -613,6 +613,15 @@ pub fn check_prerequisites() -> Result<(), String> {
             "disk faults need fusermount3 (it unmounts the layer even when faultline is killed): install the fuse3 package".into(),
         );
     }
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let root = unsafe { libc::geteuid() } == 0;
+    let allowed = std::fs::read_to_string("/etc/fuse.conf")
+        .is_ok_and(|c| c.lines().any(|l| l.trim() == "user_allow_other"));
+    if !root && !allowed {
+        return Err(
+            "disk faults mount the layer for the members (allow_other): run as root, or add user_allow_other to /etc/fuse.conf".into(),
+        );
+    }
     Ok(())
 }
 

@@ -10,6 +10,13 @@ use anyhow::Context;
 use faultline_disk::fs::Mounted;
 pub use faultline_rundir::records::{Damaged, DiskCounters, DiskEvent, DiskRecord};
 
+/// Whether this machine can put the disk layer under the members (FUSE,
+/// fusermount3, and permission to mount it for the members): one line
+/// naming what is missing.
+pub fn check_prerequisites() -> Result<(), String> {
+    faultline_disk::fs::check_prerequisites()
+}
+
 /// The mounted layers.
 pub struct Disks {
     mounts: BTreeMap<String, Mounted>,

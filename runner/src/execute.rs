@@ -299,8 +299,8 @@ fn stopped_short(
 }
 
 /// Refuse, before any run starts, what this machine cannot run: kernel
-/// faults its kernel lacks, a target that cannot be built here (etcd
-/// missing or too old, say).
+/// faults its kernel lacks, disk faults without FUSE, a target that cannot
+/// be built here (etcd missing or too old, say).
 fn check_here(runs: &[PlannedRun], node_bin: &NodeCommand) -> anyhow::Result<()> {
     if runs
         .iter()
@@ -317,6 +317,14 @@ fn check_here(runs: &[PlannedRun], node_bin: &NodeCommand) -> anyhow::Result<()>
                 )
             })?;
         }
+    }
+    if runs.iter().any(|r| {
+        r.plan
+            .faults
+            .iter()
+            .any(faultline_nemesis::fault::Fault::needs_disk_layer)
+    }) {
+        faultline_nemesis::disk::check_prerequisites().map_err(anyhow::Error::msg)?;
     }
     let mut seen = Vec::new();
     for r in runs {
