@@ -325,3 +325,43 @@ fn without_fusermount3_a_disk_fault_is_refused_before_anything_starts() {
     );
     assert!(!tmp.path().join("s").exists(), "a store was made: {err}");
 }
+
+#[test]
+fn ignore_fsync_error_and_no_dir_fsync_are_caught() {
+    if !disk_layer_available("disk bug variants") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for (bug, nemesis, extra) in [
+        (
+            "ignore-fsync-error",
+            "fsync-error@all+lose-unsynced@all",
+            None,
+        ),
+        ("no-dir-fsync", "lose-unsynced@follower", Some("50")),
+    ] {
+        let mut args = vec![
+            "--unsafe-bug",
+            bug,
+            "--nemesis",
+            nemesis,
+            "--time-limit",
+            "14",
+            "--fault-interval",
+            "2",
+            "--seed",
+            "1",
+        ];
+        if let Some(n) = extra {
+            args.extend(["--snapshot-entries", n]);
+        }
+        let (code, out, err) = run(tmp.path(), bug, &args, Duration::from_secs(120));
+        // A positive control: caught is as expected.
+        assert_eq!(code, 0, "{bug}: {out}\n{err}");
+        assert!(
+            err.contains("NOT LINEARIZABLE") || err.contains("UNSAFE in the nodes' logs"),
+            "{bug} was not caught: {err}"
+        );
+    }
+    assert!(mounts_under(tmp.path()).is_empty());
+}

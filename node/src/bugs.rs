@@ -60,10 +60,21 @@ pub enum UnsafeBug {
     /// only. A power loss on a majority (`lose-unsynced`) drops entries a
     /// majority acknowledged: lost writes.
     AckBeforeFsync,
+    /// An fsync of the log, of the term/vote record or of the durable mark
+    /// that fails (EIO) is logged and the node carries on as if it had
+    /// succeeded (the "fsyncgate" mistake): the writes it was to make
+    /// durable are lost at the next power loss, after the node
+    /// acknowledged them.
+    IgnoreFsyncError,
+    /// Compaction and snapshots replace the log and the snapshot by
+    /// renaming a new file over the old one without fsyncing the directory:
+    /// after a power loss the old names come back, and the entries
+    /// appended to the new log since (fsynced, acknowledged) are gone.
+    NoDirFsync,
 }
 
 /// Every variant, in the order the docs list them.
-pub const ALL: [UnsafeBug; 9] = [
+pub const ALL: [UnsafeBug; 11] = [
     UnsafeBug::StaleRead,
     UnsafeBug::ForgetVote,
     UnsafeBug::CommitOldTerm,
@@ -73,6 +84,8 @@ pub const ALL: [UnsafeBug; 9] = [
     UnsafeBug::OneStepMembership,
     UnsafeBug::InstallKeepsState,
     UnsafeBug::AckBeforeFsync,
+    UnsafeBug::IgnoreFsyncError,
+    UnsafeBug::NoDirFsync,
 ];
 
 impl UnsafeBug {
@@ -88,6 +101,8 @@ impl UnsafeBug {
             UnsafeBug::OneStepMembership => "one-step-membership",
             UnsafeBug::InstallKeepsState => "install-keeps-state",
             UnsafeBug::AckBeforeFsync => "ack-before-fsync",
+            UnsafeBug::IgnoreFsyncError => "ignore-fsync-error",
+            UnsafeBug::NoDirFsync => "no-dir-fsync",
         }
     }
 }

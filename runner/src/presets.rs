@@ -48,7 +48,7 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "disk",
-        about: "faultline's node under every disk fault, and the ack-before-fsync control (about 1 minute; needs root and fuse3)",
+        about: "faultline's node under every disk fault, and the disk-only bug variants as controls: ack-before-fsync, ignore-fsync-error, no-dir-fsync (about 5 minutes; needs root and fuse3)",
         text: include_str!("../presets/disk.toml"),
     },
     Preset {

@@ -174,10 +174,9 @@ pub async fn serve(
     let (mut storage, recovered) = opened
         .context("storage task")?
         .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
-    if config.bugs.contains(&UnsafeBug::AckBeforeFsync) {
-        // UNSAFE ack-before-fsync: see the variant.
-        storage.ack_before_fsync();
-    }
+    // UNSAFE ack-before-fsync, ignore-fsync-error, no-dir-fsync: see the
+    // variants.
+    storage.enable_bugs(&config.bugs);
     if !config.accept_lost_vote && !config.bugs.contains(&UnsafeBug::VolatileLog) {
         recovered.check_term_record(&config.data_dir)?;
     }

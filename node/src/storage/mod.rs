@@ -199,6 +199,11 @@ pub struct Storage {
     /// UNSAFE ack-before-fsync: when the log was last fsynced (`None`:
     /// the bug is off).
     lazy_fsync: Option<std::time::Instant>,
+    /// UNSAFE ignore-fsync-error: a failed fsync is logged and ignored.
+    ignore_fsync_errors: bool,
+    /// UNSAFE no-dir-fsync: renames over the log and the snapshot are not
+    /// followed by an fsync of the directory.
+    no_dir_fsync: bool,
     /// Scratch buffer reused for appends.
     buf: Vec<u8>,
     /// The highest index known durable, on disk (see [`durable_mark`]).
@@ -327,6 +332,8 @@ impl Storage {
             end: scan.end,
             mode,
             lazy_fsync: None,
+            ignore_fsync_errors: false,
+            no_dir_fsync: false,
             buf: Vec::new(),
             mark,
             recovering_to: lost_from.map_or(0, |(_, to)| to),
@@ -363,10 +370,21 @@ impl Storage {
         write: &LogWrite,
     ) -> Result<(), StorageError> {
         if let Some(h) = hard {
-            write_meta(&self.dir, h)?;
+            match write_meta(&self.dir, h) {
+                // UNSAFE ignore-fsync-error: a failed sync of the record is
+                // logged and ignored.
+                Err(StorageError::Io {
+                    op: "syncing",
+                    path,
+                    cause,
+                }) if self.ignore_fsync_errors => {
+                    tracing::error!(path = %path.display(), "fsync failed, carrying on (UNSAFE ignore-fsync-error): {cause}");
+                }
+                r => r?,
+            }
         }
         if let Some(s) = &write.snapshot {
-            snapshot_file::write(&self.dir, s)?;
+            snapshot_file::write_with(&self.dir, s, !self.no_dir_fsync)?;
             self.snapshot_index = s.meta.index;
         }
         if let Some(from) = write.truncate_from {
@@ -382,9 +400,7 @@ impl Storage {
                     .set_len(self.end)
                     .map_err(io_err("truncating", &self.log_path))?;
                 if write.entries.is_empty() {
-                    self.log
-                        .sync_data()
-                        .map_err(io_err("syncing", &self.log_path))?;
+                    self.synced(self.log.sync_data(), &self.log_path)?;
                 }
             }
         }
@@ -439,9 +455,7 @@ impl Storage {
                         }
                         self.lazy_fsync = Some(std::time::Instant::now());
                     }
-                    self.log
-                        .sync_data()
-                        .map_err(io_err("syncing", &self.log_path))?;
+                    self.synced(self.log.sync_data(), &self.log_path)?;
                 }
             }
             SyncMode::PerEntry => {
@@ -453,9 +467,7 @@ impl Storage {
                         .map_err(io_err("writing", &self.log_path))?;
                     self.offsets.push(self.end);
                     self.end += self.buf.len() as u64;
-                    self.log
-                        .sync_data()
-                        .map_err(io_err("syncing", &self.log_path))?;
+                    self.synced(self.log.sync_data(), &self.log_path)?;
                 }
             }
         }
@@ -464,14 +476,40 @@ impl Storage {
         if last >= self.recovering_to {
             self.recovering_to = 0;
         }
-        self.mark.raise(last.max(self.recovering_to))?;
+        match self.mark.raise(last.max(self.recovering_to)) {
+            // UNSAFE ignore-fsync-error: the mark's failure too.
+            Err(e) if self.ignore_fsync_errors => {
+                tracing::error!(
+                    "the durable mark failed, carrying on (UNSAFE ignore-fsync-error): {e}"
+                );
+            }
+            r => r?,
+        }
         Ok(())
     }
 
-    /// UNSAFE ack-before-fsync: count writes durable before they are
-    /// (see [`crate::bugs::UnsafeBug::AckBeforeFsync`]).
-    pub fn ack_before_fsync(&mut self) {
-        self.lazy_fsync = Some(std::time::Instant::now());
+    /// Switch on the storage's known-bug variants among `bugs` (UNSAFE:
+    /// ack-before-fsync, ignore-fsync-error, no-dir-fsync; see
+    /// [`crate::bugs::UnsafeBug`]).
+    pub fn enable_bugs(&mut self, bugs: &[crate::bugs::UnsafeBug]) {
+        use crate::bugs::UnsafeBug;
+        if bugs.contains(&UnsafeBug::AckBeforeFsync) {
+            self.lazy_fsync = Some(std::time::Instant::now());
+        }
+        self.ignore_fsync_errors = bugs.contains(&UnsafeBug::IgnoreFsyncError);
+        self.no_dir_fsync = bugs.contains(&UnsafeBug::NoDirFsync);
+    }
+
+    /// A sync's result: an error, unless UNSAFE ignore-fsync-error logs it
+    /// and carries on.
+    fn synced(&self, r: std::io::Result<()>, path: &Path) -> Result<(), StorageError> {
+        match r {
+            Err(e) if self.ignore_fsync_errors => {
+                tracing::error!(path = %path.display(), "fsync failed, carrying on (UNSAFE ignore-fsync-error): {e}");
+                Ok(())
+            }
+            r => r.map_err(io_err("syncing", path)),
+        }
     }
 
     /// Drop every stored entry up to `to`: copy the records after it to
@@ -499,7 +537,10 @@ impl Storage {
             .map_err(io_err("writing", &tmp))?;
         file.sync_all().map_err(io_err("syncing", &tmp))?;
         fs::rename(&tmp, &self.log_path).map_err(io_err("renaming", &self.log_path))?;
-        sync_dir(&self.dir)?;
+        // UNSAFE no-dir-fsync: the rename is left to chance.
+        if !self.no_dir_fsync {
+            sync_dir(&self.dir)?;
+        }
         self.log = file;
         self.offsets.drain(..drop);
         for o in &mut self.offsets {

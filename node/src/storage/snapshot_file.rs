@@ -155,6 +155,16 @@ fn decode_from(
 
 /// Store `snapshot` as `dir/snapshot`, atomically and durably.
 pub fn write(dir: &Path, snapshot: &Snapshot) -> Result<(), StorageError> {
+    write_with(dir, snapshot, true)
+}
+
+/// [`write`]; without `sync_dir`, the rename is not made durable (UNSAFE
+/// no-dir-fsync only).
+pub(super) fn write_with(
+    dir: &Path,
+    snapshot: &Snapshot,
+    sync_the_dir: bool,
+) -> Result<(), StorageError> {
     let tmp = dir.join("snapshot.tmp");
     let path = dir.join("snapshot");
     {
@@ -164,6 +174,10 @@ pub fn write(dir: &Path, snapshot: &Snapshot) -> Result<(), StorageError> {
         f.sync_all().map_err(io_err("syncing", &tmp))?;
     }
     fs::rename(&tmp, &path).map_err(io_err("renaming", &path))?;
+    if !sync_the_dir {
+        // UNSAFE no-dir-fsync: the rename is left to chance.
+        return Ok(());
+    }
     sync_dir(dir)
 }
 
