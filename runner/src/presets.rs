@@ -52,6 +52,11 @@ pub const PRESETS: &[Preset] = &[
         text: include_str!("../presets/disk.toml"),
     },
     Preset {
+        name: "slow-disk",
+        about: "three timeout settings under a leader whose fsyncs are 50 ms and 200 ms slower (about 3 minutes; needs root and fuse3)",
+        text: include_str!("../presets/slow-disk.toml"),
+    },
+    Preset {
         name: "etcd-disk",
         about: "etcd under power losses, torn writes and corruption of one member and of a majority (about 3 minutes; needs etcd, root and fuse3)",
         text: include_str!("../presets/etcd-disk.toml"),
