@@ -199,3 +199,72 @@ fn no_mount_outlives_a_process_killed_with_sigkill() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn o_dsync_writes_and_msync_are_durable_and_sync_file_range_is_not() {
+    if !can_mount() {
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let m = Mounted::mount(&tmp.path().join("d"), &tmp.path().join("b")).unwrap();
+    let data = m.mountpoint().to_path_buf();
+    write_file(&data.join("dsync"), b"", true);
+    write_file(&data.join("range"), b"", true);
+    sync_dir(&data);
+    let f = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DSYNC)
+        .open(data.join("dsync"))
+        .unwrap();
+    f.write_all_at(b"kept", 0).unwrap();
+    drop(f);
+    let f = OpenOptions::new()
+        .write(true)
+        .open(data.join("range"))
+        .unwrap();
+    f.write_all_at(b"lost", 0).unwrap();
+    // SAFETY: a valid descriptor; the call only reads its arguments.
+    let r = unsafe {
+        libc::sync_file_range(
+            f.as_raw_fd(),
+            0,
+            0,
+            libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                | libc::SYNC_FILE_RANGE_WRITE
+                | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+        )
+    };
+    assert_eq!(r, 0);
+    drop(f);
+    // A shared writable map, msync(MS_SYNC)ed.
+    write_file(&data.join("mapped"), b"....", true);
+    sync_dir(&data);
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(data.join("mapped"))
+        .unwrap();
+    // SAFETY: a shared map of the 4-byte file, written within it, synced
+    // and unmapped before the file is closed.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            4,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED);
+        std::ptr::copy_nonoverlapping(b"msyn".as_ptr(), p as *mut u8, 4);
+        assert_eq!(libc::msync(p, 4, libc::MS_SYNC), 0);
+        libc::munmap(p, 4);
+    }
+    drop(f);
+    m.power_loss();
+    assert_eq!(fs::read(data.join("dsync")).unwrap(), b"kept");
+    assert_eq!(fs::read(data.join("range")).unwrap(), b"");
+    assert_eq!(fs::read(data.join("mapped")).unwrap(), b"msyn");
+}
