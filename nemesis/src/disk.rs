@@ -22,6 +22,10 @@ pub struct Disks {
     mounts: BTreeMap<String, Mounted>,
     /// What the faults did so far.
     pub events: Vec<DiskEvent>,
+    /// The faults not healed yet, by (fault tag, member): their event's
+    /// index in `events`, and the member's injected-error count when the
+    /// fault started.
+    pub(crate) open: BTreeMap<(u64, String), (usize, u64)>,
     record: PathBuf,
 }
 
@@ -34,6 +38,7 @@ impl Disks {
         let mut disks = Disks {
             mounts: BTreeMap::new(),
             events: Vec::new(),
+            open: BTreeMap::new(),
             record: rd.disk(),
         };
         for id in ids {

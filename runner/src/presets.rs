@@ -53,7 +53,7 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "slow-disk",
-        about: "three timeout settings under a leader whose fsyncs are 50 ms and 200 ms slower (about 3 minutes; needs root and fuse3)",
+        about: "three timeout settings under fsyncs 200 ms slower on the leader, and on a majority (about 3 minutes; needs root and fuse3)",
         text: include_str!("../presets/slow-disk.toml"),
     },
     Preset {

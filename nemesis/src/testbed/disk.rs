@@ -86,52 +86,36 @@ impl Testbed {
                 }),
                 DiskOp::Slow(ms) => disk.set_slow(Duration::from_millis(ms)),
             }
-            event.injected = Some(disk.stats().counters.injected);
-            self.disk_events().push(event);
+            let baseline = disk.stats().counters.injected;
+            let tag = self.tag;
+            let disks = self.disks.as_mut().expect("checked");
+            disks
+                .open
+                .insert((tag, id.clone()), (disks.events.len(), baseline));
+            disks.events.push(event);
         }
         Ok((nodes.clone(), json!(nodes)))
-    }
-
-    fn disk_events(&mut self) -> &mut Vec<DiskEvent> {
-        &mut self.disks.as_mut().expect("checked").events
     }
 
     /// End a disk fault: switches off, and every member it hit that is
     /// down started again (recorded when it does not come back).
     pub(super) async fn heal_disk(&mut self, applied: &Applied) -> anyhow::Result<Value> {
-        let Some(disks) = self.disks.as_ref() else {
-            return Ok(Value::Null);
-        };
-        let mut injected = Vec::new();
+        let mut stopped = Vec::new();
         for id in &applied.nodes {
+            let Some(disks) = self.disks.as_mut() else {
+                return Ok(Value::Null);
+            };
             let disk = disks.get(id)?;
-            let before = disk.stats().counters.injected;
+            let injected = disk.stats().counters.injected;
             disk.set_switches(Switches::default());
             disk.set_slow(Duration::ZERO);
-            injected.push(before);
-        }
-        let mut stopped = Vec::new();
-        for (id, injected) in applied.nodes.iter().zip(injected) {
-            let at_start = self
-                .disks
-                .as_ref()
-                .and_then(|d| d.events.iter().rev().find(|e| &e.node == id))
-                .and_then(|e| e.injected)
-                .unwrap_or(0);
-            if let Some(e) = self
-                .disks
-                .as_mut()
-                .and_then(|d| d.events.iter_mut().rev().find(|e| &e.node == id))
-            {
-                e.injected = Some(injected.saturating_sub(at_start));
+            let event = disks.open.remove(&(applied.tag, id.clone()));
+            if let Some((i, baseline)) = event {
+                disks.events[i].injected = Some(injected.saturating_sub(baseline));
             }
             if let Some(why) = self.start_if_down(id).await? {
-                if let Some(e) = self
-                    .disks
-                    .as_mut()
-                    .and_then(|d| d.events.iter_mut().rev().find(|e| &e.node == id))
-                {
-                    e.stopped = Some(why.clone());
+                if let (Some((i, _)), Some(d)) = (event, self.disks.as_mut()) {
+                    d.events[i].stopped = Some(why.clone());
                 }
                 stopped.push(json!({"node": id, "stopped": why}));
             }
