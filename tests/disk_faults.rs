@@ -7,11 +7,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{faultline_bin, finish, json, start};
+use common::{faultline_bin, finish, json, run_dir, start};
 
 fn disk_layer_available(test: &str) -> bool {
     // SAFETY: geteuid cannot fail.
@@ -43,23 +43,6 @@ fn mounts_under(dir: &Path) -> Vec<String> {
         .filter(|m| m.starts_with(dir.to_string_lossy().as_ref()))
         .map(str::to_string)
         .collect()
-}
-
-/// The one run directory under `store`.
-fn run_dir(store: &Path) -> PathBuf {
-    let mut found = Vec::new();
-    for c in std::fs::read_dir(store).unwrap().flatten() {
-        if !c.path().is_dir() || c.file_name() == "latest" {
-            continue;
-        }
-        for r in std::fs::read_dir(c.path()).unwrap().flatten() {
-            if r.path().join("spec.json").exists() {
-                found.push(r.path());
-            }
-        }
-    }
-    assert_eq!(found.len(), 1, "{found:?}");
-    found.pop().unwrap()
 }
 
 fn run(tmp: &Path, tag: &str, args: &[&str], limit: Duration) -> (i32, String, String) {

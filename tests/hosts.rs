@@ -6,28 +6,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::sshd::SshHosts;
-use common::{finish, json, start, DEADLINE, POLL};
-
-/// The one run directory under `store` (the one with a spec.json).
-fn run_dir(store: &Path) -> PathBuf {
-    let mut found = Vec::new();
-    for c in std::fs::read_dir(store).unwrap().flatten() {
-        if !c.path().is_dir() || c.file_name() == "latest" {
-            continue;
-        }
-        for r in std::fs::read_dir(c.path()).unwrap().flatten() {
-            if r.path().join("spec.json").exists() {
-                found.push(r.path());
-            }
-        }
-    }
-    assert_eq!(found.len(), 1, "{found:?}");
-    found.pop().unwrap()
-}
+use common::{finish, json, run_dir, start, DEADLINE, POLL};
 
 /// Poll (bounded) until host `i` has nothing of a run left: only its
 /// sshd listener among its processes, no faultline table, no run

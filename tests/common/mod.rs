@@ -6,7 +6,7 @@
 
 pub mod sshd;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -179,4 +179,21 @@ pub fn finish(
 pub fn json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
+}
+
+/// The one run directory under `store` (the one with a spec.json).
+pub fn run_dir(store: &Path) -> PathBuf {
+    let mut found = Vec::new();
+    for c in std::fs::read_dir(store).unwrap().flatten() {
+        if !c.path().is_dir() || c.file_name() == "latest" {
+            continue;
+        }
+        for r in std::fs::read_dir(c.path()).unwrap().flatten() {
+            if r.path().join("spec.json").exists() {
+                found.push(r.path());
+            }
+        }
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.pop().unwrap()
 }
