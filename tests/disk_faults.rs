@@ -258,8 +258,15 @@ fn no_mount_is_left_after_ctrl_c_or_sigkill_of_the_controller() {
         while !mounts_under(tmp.path()).is_empty() {
             assert!(
                 Instant::now() < deadline,
-                "{tag}: mounts left: {:?}",
-                mounts_under(tmp.path())
+                "{tag}: mounts left: {:?}; fusermount3 processes: {}; the run said: {err}",
+                mounts_under(tmp.path()),
+                String::from_utf8_lossy(
+                    &Command::new("pgrep")
+                        .args(["-a", "fusermount3"])
+                        .output()
+                        .unwrap()
+                        .stdout
+                )
             );
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -591,6 +591,112 @@ pub struct Mounted {
     session: Option<fuser::BackgroundSession>,
     mountpoint: PathBuf,
     backing: PathBuf,
+    watchdog: Option<Watchdog>,
+}
+
+/// A forked process that lazily unmounts the layer once this process is
+/// gone (SIGKILL included): it waits for the end of a pipe only this
+/// process writes to. fusermount3's own `auto_unmount` does not do it
+/// whenever the mount still answers an open (a member that inherited the
+/// FUSE device can keep it answering), so this one does, unconditionally.
+struct Watchdog {
+    pid: libc::pid_t,
+    /// The write end; closing it tells the watchdog to unmount and exit.
+    pipe: Option<std::os::fd::OwnedFd>,
+}
+
+impl Watchdog {
+    fn start(mountpoint: &Path) -> std::io::Result<Watchdog> {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let path = std::ffi::CString::new(mountpoint.as_os_str().as_encoded_bytes())
+            .map_err(std::io::Error::other)?;
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: pipe2 fills the two-element array it is given.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let (read, write) = (fds[0], fds[1]);
+        // SAFETY: the child calls only async-signal-safe functions (setsid,
+        // sigprocmask, close_range, read, umount2, _exit) on memory made
+        // before the fork, so forking a threaded process is sound.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: see above; every pointer is to this process's memory.
+            unsafe {
+                libc::setsid();
+                let mut all: libc::sigset_t = std::mem::zeroed();
+                libc::sigfillset(&mut all);
+                libc::sigprocmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+                // Keep nothing of the parent's open: not its FUSE device,
+                // not its sockets, only the pipe's read end.
+                libc::close_range(0, (read - 1) as libc::c_uint, 0);
+                libc::close_range((read + 1) as libc::c_uint, libc::c_uint::MAX, 0);
+                let mut b = 0u8;
+                loop {
+                    let n = libc::read(read, (&mut b as *mut u8).cast(), 1);
+                    if n == 0 || (n < 0 && *libc::__errno_location() != libc::EINTR) {
+                        break;
+                    }
+                }
+                libc::umount2(path.as_ptr(), libc::MNT_DETACH);
+                libc::_exit(0);
+            }
+        }
+        // SAFETY: both descriptors came from pipe2 above and are ours.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(read), OwnedFd::from_raw_fd(write)) };
+        drop(read);
+        if pid < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Watchdog {
+            pid,
+            pipe: Some(write),
+        })
+    }
+
+    /// Tell it to go (it unmounts, if anything is still mounted) and reap
+    /// it, waiting at most 5 s.
+    fn stop(&mut self) {
+        self.pipe = None;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut status = 0;
+            // SAFETY: reaping our own child; status is a valid int.
+            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+            if r != 0 || Instant::now() > deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Mark every descriptor of this process on `/dev/fuse` close-on-exec, so
+/// that the members started later do not hold the layer's connection open.
+fn fuse_fds_cloexec() {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    for e in dir.flatten() {
+        let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if std::fs::read_link(e.path()).is_ok_and(|t| t == Path::new("/dev/fuse")) {
+            // SAFETY: F_GETFD/F_SETFD on a descriptor of this process.
+            unsafe {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags >= 0 {
+                    libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+                }
+            }
+        }
+    }
 }
 
 /// Whether this machine can mount the layer: `/dev/fuse` and
@@ -694,12 +800,22 @@ impl Mounted {
             .with_context(|| format!("mounting the disk layer over {}", mountpoint.display()))?
             .spawn()
             .with_context(|| format!("serving the disk layer over {}", mountpoint.display()))?;
-        Ok(Mounted {
+        fuse_fds_cloexec();
+        let mut mounted = Mounted {
             shared,
             session: Some(session),
             mountpoint,
             backing: backing.to_path_buf(),
-        })
+            watchdog: None,
+        };
+        // Dropping `mounted` on failure unmounts it again.
+        mounted.watchdog = Some(Watchdog::start(&mounted.mountpoint).with_context(|| {
+            format!(
+                "starting the unmount watchdog of {}",
+                mounted.mountpoint.display()
+            )
+        })?);
+        Ok(mounted)
     }
 
     /// The directory the layer is mounted over.
@@ -780,6 +896,9 @@ impl Mounted {
             );
         }
         drop(session);
+        if let Some(mut w) = self.watchdog.take() {
+            w.stop();
+        }
         let deadline = Instant::now() + Duration::from_secs(10);
         while is_mounted(&self.mountpoint) {
             if Instant::now() > deadline {
