@@ -255,7 +255,7 @@ impl Filesystem for Layer {
 
     fn mknod(
         &mut self,
-        req: &Request<'_>,
+        _req: &Request<'_>,
         parent: u64,
         name: &OsStr,
         mode: u32,
@@ -274,7 +274,6 @@ impl Filesystem for Layer {
             },
             Err(e) => reply.error(e),
         }
-        let _ = req;
     }
 
     fn mkdir(
