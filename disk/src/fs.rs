@@ -80,6 +80,11 @@ impl Shared {
         }
     }
 
+    /// The path of `name` in the directory `parent` (a FUSE inode).
+    fn child(&self, parent: u64, name: &OsStr) -> Option<String> {
+        self.dir_path(parent).and_then(|d| join(d, name))
+    }
+
     fn dir_id(&mut self, path: &str) -> u64 {
         if path.is_empty() {
             return fuser::FUSE_ROOT_ID;
@@ -190,7 +195,7 @@ fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 impl Layer {
     fn entry(&self, parent: u64, name: &OsStr, reply: ReplyEntry) {
         let mut s = lock(&self.0);
-        let Some(path) = s.dir_path(parent).and_then(|d| join(d, name)) else {
+        let Some(path) = s.child(parent, name) else {
             return reply.error(libc::ENOENT);
         };
         match s.lookup(&path).and_then(|id| s.attr(id)) {
@@ -286,7 +291,7 @@ impl Filesystem for Layer {
         reply: ReplyEntry,
     ) {
         let mut s = lock(&self.0);
-        let Some(path) = s.dir_path(parent).and_then(|d| join(d, name)) else {
+        let Some(path) = s.child(parent, name) else {
             return reply.error(libc::ENOENT);
         };
         if s.lookup(&path).is_some() {
@@ -305,7 +310,7 @@ impl Filesystem for Layer {
 
     fn unlink(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
         let mut s = lock(&self.0);
-        let Some(path) = s.dir_path(parent).and_then(|d| join(d, name)) else {
+        let Some(path) = s.child(parent, name) else {
             return reply.error(libc::ENOENT);
         };
         if s.disk.is_dir(&path) {
@@ -319,7 +324,7 @@ impl Filesystem for Layer {
 
     fn rmdir(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
         let mut s = lock(&self.0);
-        let Some(path) = s.dir_path(parent).and_then(|d| join(d, name)) else {
+        let Some(path) = s.child(parent, name) else {
             return reply.error(libc::ENOENT);
         };
         if s.disk.lookup(&path).is_some() {
@@ -345,10 +350,7 @@ impl Filesystem for Layer {
         reply: ReplyEmpty,
     ) {
         let mut s = lock(&self.0);
-        let (Some(from), Some(to)) = (
-            s.dir_path(parent).and_then(|d| join(d, name)),
-            s.dir_path(newparent).and_then(|d| join(d, newname)),
-        ) else {
+        let (Some(from), Some(to)) = (s.child(parent, name), s.child(newparent, newname)) else {
             return reply.error(libc::ENOENT);
         };
         if flags & libc::RENAME_EXCHANGE != 0 {
@@ -554,10 +556,7 @@ impl Filesystem for Layer {
 }
 
 fn create(s: &mut Shared, parent: u64, name: &OsStr, mode: u32) -> Result<u64, i32> {
-    let path = s
-        .dir_path(parent)
-        .and_then(|d| join(d, name))
-        .ok_or(libc::ENOENT)?;
+    let path = s.child(parent, name).ok_or(libc::ENOENT)?;
     if s.lookup(&path).is_some() {
         return Err(libc::EEXIST);
     }
