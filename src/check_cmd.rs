@@ -45,7 +45,7 @@ pub struct CheckArgs {
 
 /// Read a history file in the given format; errors name the file and line.
 pub fn load(path: &std::path::Path, format: Format) -> anyhow::Result<History> {
-    let shown = faultline_node::echo::shown_os(path.as_os_str());
+    let shown = faultline_rundir::quote::quoted_os(path.as_os_str());
     let result = match format {
         Format::Jsonl => {
             let f = File::open(path).map_err(|e| anyhow::anyhow!("cannot open {shown}: {e}"))?;

@@ -92,7 +92,7 @@ fn parse_local_addr(s: &str) -> Result<SocketAddr, String> {
     let addr: SocketAddr = s.parse().map_err(|_| {
         format!(
             "{} is not an IP:PORT address",
-            faultline_node::echo::shown(s)
+            faultline_rundir::quote::quoted(s)
         )
     })?;
     faultline_node::client::local_address(addr)?;

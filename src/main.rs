@@ -312,7 +312,7 @@ fn one_line_safe(text: &str) -> String {
         if c.is_whitespace() {
             flush(&mut word, &mut out);
             out.push(c);
-        } else if faultline_node::echo::hidden_char(c) {
+        } else if faultline_rundir::quote::hidden_char(c) {
             word.extend(c.escape_unicode());
         } else {
             word.push(c);

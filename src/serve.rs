@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::{Form, State};
@@ -37,6 +38,8 @@ pub struct ServeArgs {
 struct Store {
     root: PathBuf,
     shown: String,
+    /// The address it listens on: the only `Host` it answers to.
+    addr: SocketAddr,
 }
 
 /// Refuse any address that is not loopback, before anything binds.
@@ -46,6 +49,57 @@ pub fn check_bind(ip: IpAddr) -> anyhow::Result<()> {
         "faultline serve binds only to loopback (127.0.0.0/8 or ::1), not {ip}: the store is not for the network"
     );
     Ok(())
+}
+
+/// The server's bounds.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// How long a client may take to send a request's headers (10 s).
+    pub header_read: Duration,
+    /// How long a connection may go without a byte read or written (30 s).
+    pub idle: Duration,
+    /// How long Ctrl-C waits for responses under way before the server
+    /// returns anyway (2 s).
+    pub grace: Duration,
+    /// The most connections served at once ([`connection_cap`]).
+    pub connections: usize,
+}
+
+impl Limits {
+    /// The defaults, with the connection cap for this process's open-file
+    /// limit.
+    pub fn for_this_process() -> Limits {
+        Limits {
+            header_read: Duration::from_secs(10),
+            idle: Duration::from_secs(30),
+            grace: Duration::from_secs(2),
+            connections: connection_cap(open_file_limit()),
+        }
+    }
+}
+
+/// The most connections served at once, whatever the open-file limit: a
+/// browser opens six per host, so this is generous for a loopback page.
+const MAX_CONNECTIONS: usize = 256;
+
+/// The connection cap for an open-file limit of `nofile`: at most
+/// [`MAX_CONNECTIONS`], and at most half the limit, so the store's files
+/// can still be opened when every connection is taken.
+pub fn connection_cap(nofile: u64) -> usize {
+    (nofile / 2).clamp(8, MAX_CONNECTIONS as u64) as usize
+}
+
+fn open_file_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur
+    } else {
+        1024
+    }
 }
 
 /// Serve the store until Ctrl-C.
@@ -58,15 +112,16 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     );
     let root = std::fs::canonicalize(&a.store)
         .with_context(|| format!("resolving {}", a.store.display()))?;
-    let state = Arc::new(Store {
-        root,
-        shown: a.store.display().to_string(),
-    });
-    let app = router(state);
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(a.bind, a.port))
         .await
         .with_context(|| format!("binding {}", SocketAddr::new(a.bind, a.port)))?;
     let addr = listener.local_addr()?;
+    let state = Arc::new(Store {
+        root,
+        shown: a.store.display().to_string(),
+        addr,
+    });
+    let app = router(state);
     println!(
         "serving {} at http://{addr}/ (Ctrl-C stops)",
         a.store.display()
@@ -75,13 +130,182 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         use std::io::Write;
         let _ = std::io::stdout().flush();
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .context("serving")?;
+    serve_until(listener, app, Limits::for_this_process(), async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Accept and serve connections until `stop` completes: at most
+/// `limits.connections` at once (a connection beyond that is closed at
+/// once, and the first of every such burst logged), each closed when its
+/// headers take longer than `limits.header_read` or it is idle for
+/// `limits.idle`; at `stop`, connections finish what they are sending for
+/// at most `limits.grace`, then the server returns whatever the clients do.
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: Limits,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let cap = limits.connections;
+    let permits = Arc::new(tokio::sync::Semaphore::new(cap));
+    let (shutdown, _) = tokio::sync::watch::channel(false);
+    let mut stop = std::pin::pin!(stop);
+    let mut refused_since_log: Option<(std::time::Instant, u64)> = None;
+    let mut accept_backoff = Duration::from_millis(5);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut stop => break,
+            a = listener.accept() => a,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => {
+                accept_backoff = Duration::from_millis(5);
+                stream
+            }
+            Err(e) => {
+                // Out of file descriptors, most likely: say so, back off.
+                eprintln!("faultline serve: accepting a connection: {e}");
+                tokio::time::sleep(accept_backoff).await;
+                accept_backoff = (accept_backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            drop(stream);
+            let now = std::time::Instant::now();
+            match &mut refused_since_log {
+                Some((at, n)) if now.duration_since(*at) < Duration::from_secs(10) => *n += 1,
+                _ => {
+                    eprintln!(
+                        "faultline serve: {cap} connections open (the cap); new connections are closed until one ends"
+                    );
+                    refused_since_log = Some((now, 0));
+                }
+            }
+            continue;
+        };
+        let app = app.clone();
+        let mut down = shutdown.subscribe();
+        tokio::spawn(async move {
+            let _permit = permit;
+            serve_connection(stream, app, limits, &mut down).await;
+        });
+    }
+    drop(listener);
+    let _ = shutdown.send(true);
+    // Every connection holds a permit: all of them back means all ended.
+    let all = u32::try_from(cap).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(limits.grace, permits.acquire_many(all)).await;
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    app: Router,
+    limits: Limits,
+    down: &mut tokio::sync::watch::Receiver<bool>,
+) {
+    let io = Watched::new(stream);
+    let last = io.last.clone();
+    let born = io.born;
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read)
+        .max_buf_size(64 * 1024);
+    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    let mut conn = std::pin::pin!(conn);
+    let mut closing: Option<tokio::time::Instant> = None;
+    let mut tick = tokio::time::interval((limits.idle / 4).min(Duration::from_secs(1)));
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = down.changed(), if closing.is_none() => {
+                conn.as_mut().graceful_shutdown();
+                closing = Some(tokio::time::Instant::now() + limits.grace);
+            }
+            _ = tick.tick() => {
+                let idle = born.elapsed().saturating_sub(Duration::from_millis(
+                    last.load(std::sync::atomic::Ordering::Relaxed),
+                ));
+                match closing {
+                    Some(at) if tokio::time::Instant::now() >= at => return,
+                    Some(_) => {}
+                    None if idle >= limits.idle => {
+                        conn.as_mut().graceful_shutdown();
+                        closing = Some(tokio::time::Instant::now() + limits.grace);
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+}
+
+/// A connection that notes when a byte last went either way (ms since it
+/// was accepted), for the idle timeout.
+struct Watched {
+    inner: tokio::net::TcpStream,
+    born: std::time::Instant,
+    last: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Watched {
+    fn new(inner: tokio::net::TcpStream) -> Watched {
+        Watched {
+            inner,
+            born: std::time::Instant::now(),
+            last: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        }
+    }
+    fn touch(&self) {
+        let ms = self.born.elapsed().as_millis() as u64;
+        self.last.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl tokio::io::AsyncRead for Watched {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.touch();
+        }
+        r
+    }
+}
+
+impl tokio::io::AsyncWrite for Watched {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(r, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        r
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 fn router(state: Arc<Store>) -> Router {
@@ -91,7 +315,59 @@ fn router(state: Arc<Store>) -> Router {
         .route("/api/front", get(api_front))
         .route("/compare", post(compare))
         .fallback(get(file))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            only_loopback_hosts,
+        ))
         .with_state(state)
+}
+
+/// Whether a request's `Host` names this server on loopback: a page of
+/// another site that rebinds its own name to 127.0.0.1 (DNS rebinding)
+/// sends its own name, and is refused.
+fn loopback_host(host: Option<&str>, addr: SocketAddr) -> bool {
+    let Some(host) = host else {
+        return false;
+    };
+    let port = addr.port();
+    let names = [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+        match addr.ip() {
+            IpAddr::V4(ip) => format!("{ip}:{port}"),
+            IpAddr::V6(ip) => format!("[{ip}]:{port}"),
+        },
+    ];
+    let host = host.to_ascii_lowercase();
+    names.contains(&host)
+        || (port == 80 && ["127.0.0.1", "localhost", "[::1]"].contains(&host.as_str()))
+}
+
+async fn only_loopback_hosts(
+    State(state): State<Arc<Store>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        // HTTP/2 and absolute-form requests carry it in the URI.
+        .or_else(|| req.uri().authority().map(|a| a.to_string()));
+    if !loopback_host(host.as_deref(), state.addr) {
+        return Failure(
+            StatusCode::MISDIRECTED_REQUEST,
+            format!(
+                "this server answers only to its loopback names (127.0.0.1:{0}, localhost:{0}, [::1]:{0}), not {1:?}",
+                state.addr.port(),
+                host.unwrap_or_default()
+            ),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// A handler's error: a status and one line.
@@ -283,7 +559,7 @@ async fn file(State(state): State<Arc<Store>>, uri: Uri) -> Result<Response, Fai
         return Err(not_found());
     }
     let mut path = state.root.join(rel);
-    if path.is_dir() {
+    if tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_dir()) {
         path = path.join("index.html");
     }
     let real = tokio::fs::canonicalize(&path)
@@ -292,13 +568,35 @@ async fn file(State(state): State<Arc<Store>>, uri: Uri) -> Result<Response, Fai
     if !real.starts_with(&state.root) {
         return Err(not_found());
     }
-    let body = tokio::fs::read(&real).await.map_err(|_| not_found())?;
+    // A regular file only (a FIFO would hang the server, a device never
+    // end), streamed: a large file costs a buffer, not its size.
+    let opened = {
+        let real = real.clone();
+        tokio::task::spawn_blocking(move || faultline_rundir::read::open_regular(&real))
+            .await
+            .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    };
+    let (f, len) = match opened {
+        Ok(x) => x,
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            return Err(Failure(
+                StatusCode::FORBIDDEN,
+                format!("{} is not a regular file", uri.path()),
+            ))
+        }
+        Err(_) => return Err(not_found()),
+    };
+    let stream = tokio_util::io::ReaderStream::with_capacity(
+        tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(f), len),
+        64 << 10,
+    );
     Ok((
         [
             (header::CONTENT_TYPE, content_type(&real)),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        body,
+        [(header::CONTENT_LENGTH, len.to_string())],
+        axum::body::Body::from_stream(stream),
     )
         .into_response())
 }
@@ -329,6 +627,223 @@ mod tests {
         assert!(!same_origin(&h));
         h.insert(header::ORIGIN, "null".parse().unwrap());
         assert!(!same_origin(&h));
+    }
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    struct Running {
+        addr: SocketAddr,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        done: tokio::task::JoinHandle<()>,
+    }
+
+    async fn start(root: &Path, limits: Limits) -> Running {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Store {
+            root: std::fs::canonicalize(root).unwrap(),
+            shown: root.display().to_string(),
+            addr,
+        });
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let done = tokio::spawn(serve_until(listener, router(state), limits, async {
+            let _ = stopped.await;
+        }));
+        Running {
+            addr,
+            stop: Some(stop),
+            done,
+        }
+    }
+
+    fn quick() -> Limits {
+        Limits {
+            header_read: Duration::from_millis(300),
+            idle: Duration::from_millis(600),
+            grace: Duration::from_millis(300),
+            connections: 4,
+        }
+    }
+
+    /// Send `request` and read the answer until the server closes (bounded).
+    async fn ask(addr: SocketAddr, request: &str) -> String {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(request.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(20), c.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Whether the server closes `c` within `within` (EOF or reset).
+    async fn closed_within(c: &mut tokio::net::TcpStream, within: Duration) -> bool {
+        let mut buf = [0u8; 1024];
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, c.read(&mut buf)).await {
+                Err(_) => return false,
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_host_that_is_not_this_servers_loopback_name_is_refused() {
+        let store = tempfile::tempdir().unwrap();
+        let s = start(store.path(), quick()).await;
+        let port = s.addr.port();
+        for host in [
+            format!("127.0.0.1:{port}"),
+            format!("localhost:{port}"),
+            format!("LOCALHOST:{port}"),
+        ] {
+            let a = ask(
+                s.addr,
+                &format!("GET /api/store HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+            )
+            .await;
+            assert!(a.starts_with("HTTP/1.1 200"), "{host}: {a}");
+        }
+        // DNS rebinding: the attacker's own name, on this port.
+        for host in [
+            format!("evil.example:{port}"),
+            format!("127.0.0.1:{}", port.wrapping_add(1)),
+            "127.0.0.1".to_string(),
+        ] {
+            let a = ask(
+                s.addr,
+                &format!("GET /api/store HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+            )
+            .await;
+            assert!(a.starts_with("HTTP/1.1 421"), "{host}: {a}");
+        }
+        // A POST with a matching Origin from the rebound name writes nothing.
+        let body = "a=x&b=y";
+        let a = ask(
+            s.addr,
+            &format!(
+                "POST /compare HTTP/1.1\r\nHost: evil.example:{port}\r\nOrigin: http://evil.example:{port}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+        .await;
+        assert!(a.starts_with("HTTP/1.1 421"), "{a}");
+        // No Host at all (HTTP/1.0): refused too.
+        let a = ask(s.addr, "GET / HTTP/1.0\r\n\r\n").await;
+        assert!(
+            a.starts_with("HTTP/1.0 421") || a.starts_with("HTTP/1.1 421"),
+            "{a}"
+        );
+    }
+
+    #[tokio::test]
+    async fn half_sent_and_idle_connections_are_closed_and_the_cap_holds() {
+        let store = tempfile::tempdir().unwrap();
+        let s = start(store.path(), quick()).await;
+        // Headers never finished: closed after the header timeout.
+        let mut slow = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        slow.write_all(b"GET / HTTP/1.1\r\nHost: 127")
+            .await
+            .unwrap();
+        assert!(closed_within(&mut slow, Duration::from_secs(10)).await);
+        // Connected and silent: closed when idle.
+        let mut idle = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        assert!(closed_within(&mut idle, Duration::from_secs(10)).await);
+        // The cap: four held, a fifth closed at once.
+        let limits = Limits {
+            header_read: Duration::from_secs(30),
+            idle: Duration::from_secs(30),
+            ..quick()
+        };
+        let s2 = start(store.path(), limits).await;
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            let mut c = tokio::net::TcpStream::connect(s2.addr).await.unwrap();
+            c.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+            held.push(c);
+        }
+        // Accepted in order: the fifth is refused once the four are served.
+        let mut fifth = tokio::net::TcpStream::connect(s2.addr).await.unwrap();
+        assert!(closed_within(&mut fifth, Duration::from_secs(10)).await);
+        assert!(!closed_within(&mut held[0], Duration::from_millis(200)).await);
+        // One ends: a new client is served again.
+        held.pop();
+        let mut answered = false;
+        for _ in 0..50 {
+            let port = s2.addr.port();
+            let a = ask(
+                s2.addr,
+                &format!("GET /api/store HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"),
+            )
+            .await;
+            if a.starts_with("HTTP/1.1 200") {
+                answered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(answered);
+    }
+
+    #[tokio::test]
+    async fn stopping_does_not_wait_for_a_half_sent_request() {
+        let store = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            header_read: Duration::from_secs(3600),
+            idle: Duration::from_secs(3600),
+            ..quick()
+        };
+        let mut s = start(store.path(), limits).await;
+        let mut c = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: 1").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = s.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(10), &mut s.done)
+            .await
+            .expect("the server returned within its grace")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_fifo_or_a_device_in_the_store_never_hangs_a_request() {
+        let store = tempfile::tempdir().unwrap();
+        let camp = store.path().join("c1");
+        std::fs::create_dir(&camp).unwrap();
+        let fifo = camp.join("results.json");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let c2 = std::ffi::CString::new(camp.join("campaign.json").to_str().unwrap()).unwrap();
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::mkfifo(c2.as_ptr(), 0o600) }, 0);
+        let s = start(store.path(), quick()).await;
+        let port = s.addr.port();
+        let get = |path: &str| {
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")
+        };
+        let a = tokio::time::timeout(
+            Duration::from_secs(20),
+            ask(s.addr, &get("/c1/results.json")),
+        )
+        .await
+        .expect("answered");
+        assert!(a.starts_with("HTTP/1.1 403"), "{a}");
+        let a = tokio::time::timeout(Duration::from_secs(20), ask(s.addr, &get("/api/store")))
+            .await
+            .expect("answered");
+        assert!(a.starts_with("HTTP/1.1 200") && a.contains("FIFO"), "{a}");
+        let a = tokio::time::timeout(Duration::from_secs(20), ask(s.addr, &get("/")))
+            .await
+            .expect("answered");
+        assert!(a.starts_with("HTTP/1.1 200"), "{a}");
+    }
+
+    #[test]
+    fn the_connection_cap_stays_below_the_open_file_limit() {
+        assert_eq!(connection_cap(1024), 256);
+        assert_eq!(connection_cap(100), 50);
+        assert_eq!(connection_cap(1 << 20), 256);
+        assert_eq!(connection_cap(0), 8);
     }
 
     #[test]

@@ -455,6 +455,42 @@ fn raw_field(line: &str, field: &str) -> String {
         .unwrap_or_else(|| "(unreadable)".into())
 }
 
+/// The longest line a history may have: an operation is a few hundred
+/// bytes; a line without end (a link to `/dev/zero`) stops here instead of
+/// filling memory.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// `read_until(b'\n')`, but holding at most `limit + 1` bytes: a longer
+/// line leaves `buf` over `limit` and is not read further.
+fn read_line_bounded(
+    r: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    limit: usize,
+) -> std::io::Result<usize> {
+    let mut consumed = 0;
+    loop {
+        let avail = match r.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if avail.is_empty() {
+            return Ok(consumed);
+        }
+        let (take, done) = match avail.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (avail.len(), false),
+        };
+        let take = take.min(limit + 1 - buf.len());
+        buf.extend_from_slice(&avail[..take]);
+        r.consume(take);
+        consumed += take;
+        if done || buf.len() > limit {
+            return Ok(consumed);
+        }
+    }
+}
+
 /// Read a JSON Lines history (docs/history-format.md) from `reader`, one line at a time.
 pub fn read_jsonl(reader: impl BufRead) -> Result<History, HistoryError> {
     let mut b = Builder::default();
@@ -464,11 +500,16 @@ pub fn read_jsonl(reader: impl BufRead) -> Result<History, HistoryError> {
     let mut raw = Vec::new();
     for n in 1.. {
         raw.clear();
-        let read = reader
-            .read_until(b'\n', &mut raw)
+        let read = read_line_bounded(&mut reader, &mut raw, MAX_LINE)
             .map_err(|e| HistoryError::Io(format!("line {n}: {e}")))?;
         if read == 0 {
             break;
+        }
+        if raw.len() > MAX_LINE {
+            return Err(bad(
+                n,
+                format!("longer than {MAX_LINE} bytes (no operation line is)"),
+            ));
         }
         let complete = raw.last() == Some(&b'\n');
         let text = std::str::from_utf8(&raw).ok();

@@ -672,3 +672,32 @@ fn generous_budget() -> Budget {
         max_configs: 1 << 20,
     }
 }
+
+/// A history in which nothing completed ok proves nothing: every operation
+/// may never have happened, so it is undecided, not linearizable; the same
+/// for a key of an otherwise decided history.
+#[test]
+fn a_history_with_no_ok_operation_proves_nothing() {
+    let only_info = hist(&[
+        (1, "invoke", "write", "1"),
+        (1, "info", "write", "1"),
+        (2, "invoke", "read", ""),
+        (2, "info", "read", ""),
+    ]);
+    let r = check_history(&only_info, &Options::default());
+    assert_eq!(r.valid, Verdict::Unknown, "{r:?}");
+    assert!(r
+        .reason
+        .as_deref()
+        .unwrap_or("")
+        .contains("no operation of the history completed ok"));
+    let text = "{\"time\":1,\"process\":1,\"type\":\"invoke\",\"f\":\"write\",\"key\":\"a\",\"value\":1}\n\
+                {\"time\":2,\"process\":1,\"type\":\"ok\",\"f\":\"write\",\"key\":\"a\",\"value\":1}\n\
+                {\"time\":3,\"process\":2,\"type\":\"invoke\",\"f\":\"write\",\"key\":\"b\",\"value\":1}\n\
+                {\"time\":4,\"process\":2,\"type\":\"info\",\"f\":\"write\",\"key\":\"b\",\"value\":1}\n";
+    let h = read_jsonl(text.as_bytes()).unwrap();
+    let r = check_history(&h, &Options::default());
+    assert_eq!(r.valid, Verdict::Unknown, "{r:?}");
+    assert_eq!(r.unknown.len(), 1);
+    assert_eq!(r.unknown[0].key, "b");
+}

@@ -627,7 +627,7 @@ impl Fault {
                 } else {
                     Err(format!(
                         "target @{} is not a node of this {n}-node cluster (n1..n{n})",
-                        faultline_node::echo::shown(id)
+                        faultline_rundir::quote::quoted(id)
                     ))
                 }
             }
@@ -811,7 +811,7 @@ impl FromStr for Fault {
 
     fn from_str(s: &str) -> Result<Fault, String> {
         let s = s.trim();
-        let q = faultline_node::echo::shown(s);
+        let q = faultline_rundir::quote::quoted(s);
         if s.contains('+') && s.contains('&') {
             return Err(format!(
                 "{q}: join parts with '+' (one after another) or '&' (all at once), not both"
@@ -856,7 +856,10 @@ impl FromStr for Fault {
             match args.get(i) {
                 None => Ok(default),
                 Some(a) => a.parse::<f64>().map_err(|_| {
-                    format!("{q}: {} is not a number", faultline_node::echo::shown(a))
+                    format!(
+                        "{q}: {} is not a number",
+                        faultline_rundir::quote::quoted(a)
+                    )
                 }),
             }
         };
@@ -866,7 +869,7 @@ impl FromStr for Fault {
                 Some(a) => a.trim_end_matches("ms").parse::<u64>().map_err(|_| {
                     format!(
                         "{q}: {} is not a whole number of milliseconds",
-                        faultline_node::echo::shown(a)
+                        faultline_rundir::quote::quoted(a)
                     )
                 }),
             }
@@ -881,7 +884,7 @@ impl FromStr for Fault {
         let Some(kind) = Kind::from_name(name) else {
             return Err(format!(
                 "unknown fault {} (known: {})",
-                faultline_node::echo::shown(name),
+                faultline_rundir::quote::quoted(name),
                 KINDS.join(", ")
             ));
         };
@@ -924,7 +927,7 @@ impl FromStr for Fault {
                 truncate: match args.first().copied() {
                     None | Some("bitflip") => false,
                     Some("truncate") => true,
-                    Some(other) => return Err(format!("{q}: corrupt takes bitflip or truncate, not {}", faultline_node::echo::shown(other))),
+                    Some(other) => return Err(format!("{q}: corrupt takes bitflip or truncate, not {}", faultline_rundir::quote::quoted(other))),
                 },
                 target: node_target(target, Target::RandomNode),
             },

@@ -11,7 +11,6 @@ pub mod bugs;
 pub mod change;
 pub mod cli;
 pub mod client;
-pub mod echo;
 pub mod kv;
 pub mod leadership;
 pub mod netpolicy;

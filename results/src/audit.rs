@@ -49,14 +49,15 @@ pub fn audit(nodes_dir: &Path, start_unix_ns: Option<u128>) -> Vec<Finding> {
         })
         .unwrap_or_default();
     files.sort();
-    let texts: Vec<(String, String)> = files
-        .iter()
-        .filter_map(|p| {
-            let id = p.file_stem()?.to_string_lossy().into_owned();
-            Some((id, std::fs::read_to_string(p).ok()?))
-        })
-        .collect();
-    audit_texts(&texts, start_unix_ns)
+    let mut a = Auditor::new(start_unix_ns);
+    for p in &files {
+        let Some(id) = p.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        // One bounded line at a time: a member's log can be large.
+        let _ = faultline_rundir::read::for_each_line(p, |line| a.line(&id, line));
+    }
+    a.finish()
 }
 
 /// A "became leader" line of a node's log, as (time, the node if the line
@@ -86,91 +87,124 @@ pub fn leader_line(line: &str) -> Option<(Option<u128>, Option<String>, u64)> {
 
 /// [`audit`] on the logs' texts, as `(node id, text)`.
 pub fn audit_texts(logs: &[(String, String)], start_unix_ns: Option<u128>) -> Vec<Finding> {
-    let at = |ts: Option<u128>| -> Option<f64> {
-        let (t, s) = (ts?, start_unix_ns?);
-        Some((t as f64 - s as f64) / 1e9)
-    };
-    // term -> leaders, each with the first time it said so
-    let mut leaders: BTreeMap<u64, BTreeMap<String, Option<u128>>> = BTreeMap::new();
-    let mut findings = Vec::new();
+    let mut a = Auditor::new(start_unix_ns);
     for (file_id, text) in logs {
         for line in text.lines() {
-            if let Some((ts, id, term)) = leader_line(line) {
-                let id = id.unwrap_or_else(|| file_id.clone());
-                let first = leaders.entry(term).or_default().entry(id).or_insert(ts);
-                if first.is_none() {
-                    *first = ts;
-                }
-                continue;
-            }
-            let Some(l) = faultline_rundir::records::LogLine::parse(line) else {
-                continue;
-            };
-            let fields = &l.fields;
-            let ts = l.timestamp.as_deref().and_then(parse_rfc3339_ns);
-            match l.target.as_deref() {
-                Some(faultline_rundir::records::LOST_ENTRIES) => {
-                    let follower = fields.follower.as_deref().unwrap_or("a follower");
-                    let (from, to) = (fields.from, fields.to);
-                    findings.push(Finding {
-                        kind: "lost-entries".into(),
-                        nodes: vec![follower.to_string()],
-                        at_s: at(ts),
-                        message: match (from, to) {
-                            (Some(a), Some(b)) => {
-                                format!("node {follower} lost acknowledged entries {a}–{b}")
-                            }
-                            _ => format!("node {follower} lost acknowledged entries"),
-                        },
-                    });
-                }
-                Some(faultline_rundir::records::PANIC) => findings.push(Finding {
-                    kind: "node-panic".into(),
-                    nodes: vec![file_id.clone()],
-                    at_s: at(ts),
-                    message: format!(
-                        "{file_id} stopped on its own: {} ({})",
-                        fields.message.as_deref().unwrap_or("panicked"),
-                        fields.location.as_deref().unwrap_or("unknown location")
-                    ),
-                }),
-                _ => {}
-            }
+            a.line(file_id, line);
         }
     }
-    for (term, ids) in leaders {
-        if ids.len() < 2 {
-            continue;
+    a.finish()
+}
+
+/// The audit, fed one log line at a time.
+struct Auditor {
+    start_unix_ns: Option<u128>,
+    /// term -> leaders, each with the first time it said so
+    leaders: BTreeMap<u64, BTreeMap<String, Option<u128>>>,
+    findings: Vec<Finding>,
+}
+
+impl Auditor {
+    fn new(start_unix_ns: Option<u128>) -> Auditor {
+        Auditor {
+            start_unix_ns,
+            leaders: BTreeMap::new(),
+            findings: Vec::new(),
         }
-        let mut by_time: Vec<(String, Option<u128>)> = ids.into_iter().collect();
-        by_time.sort_by_key(|(id, t)| (t.unwrap_or(u128::MAX), id.clone()));
-        let second = by_time[1].1;
-        let who: Vec<String> = by_time
-            .iter()
-            .map(|(id, t)| match at(*t) {
-                // The first election happens while the cluster starts.
-                Some(s) if s < 0.0 => format!("{id} (before the run began)"),
-                Some(s) => format!("{id} (at {s:.1} s)"),
-                None => id.clone(),
-            })
-            .collect();
-        findings.push(Finding {
-            kind: "election-safety".into(),
-            nodes: by_time.iter().map(|(id, _)| id.clone()).collect(),
-            at_s: at(second),
-            message: format!(
-                "{} nodes became leader of term {term}: {}",
-                by_time.len(),
-                who.join(", ")
-            ),
+    }
+
+    fn at(&self, ts: Option<u128>) -> Option<f64> {
+        let (t, s) = (ts?, self.start_unix_ns?);
+        Some((t as f64 - s as f64) / 1e9)
+    }
+
+    fn line(&mut self, file_id: &str, line: &str) {
+        if let Some((ts, id, term)) = leader_line(line) {
+            let id = id.unwrap_or_else(|| file_id.to_string());
+            let first = self
+                .leaders
+                .entry(term)
+                .or_default()
+                .entry(id)
+                .or_insert(ts);
+            if first.is_none() {
+                *first = ts;
+            }
+            return;
+        }
+        let Some(l) = faultline_rundir::records::LogLine::parse(line) else {
+            return;
+        };
+        let fields = &l.fields;
+        let ts = l.timestamp.as_deref().and_then(parse_rfc3339_ns);
+        match l.target.as_deref() {
+            Some(faultline_rundir::records::LOST_ENTRIES) => {
+                let follower = fields.follower.as_deref().unwrap_or("a follower");
+                let (from, to) = (fields.from, fields.to);
+                self.findings.push(Finding {
+                    kind: "lost-entries".into(),
+                    nodes: vec![follower.to_string()],
+                    at_s: self.at(ts),
+                    message: match (from, to) {
+                        (Some(a), Some(b)) => {
+                            format!("node {follower} lost acknowledged entries {a}–{b}")
+                        }
+                        _ => format!("node {follower} lost acknowledged entries"),
+                    },
+                });
+            }
+            Some(faultline_rundir::records::PANIC) => self.findings.push(Finding {
+                kind: "node-panic".into(),
+                nodes: vec![file_id.to_string()],
+                at_s: self.at(ts),
+                message: format!(
+                    "{file_id} stopped on its own: {} ({})",
+                    fields.message.as_deref().unwrap_or("panicked"),
+                    fields.location.as_deref().unwrap_or("unknown location")
+                ),
+            }),
+            _ => {}
+        }
+    }
+
+    fn finish(mut self) -> Vec<Finding> {
+        let leaders = std::mem::take(&mut self.leaders);
+        for (term, ids) in leaders {
+            if ids.len() < 2 {
+                continue;
+            }
+            let mut by_time: Vec<(String, Option<u128>)> = ids.into_iter().collect();
+            by_time.sort_by_key(|(id, t)| (t.unwrap_or(u128::MAX), id.clone()));
+            let second = by_time[1].1;
+            let who: Vec<String> = by_time
+                .iter()
+                .map(|(id, t)| match self.at(*t) {
+                    // The first election happens while the cluster starts.
+                    Some(s) if s < 0.0 => format!("{id} (before the run began)"),
+                    Some(s) => format!("{id} (at {s:.1} s)"),
+                    None => id.clone(),
+                })
+                .collect();
+            let at = self.at(second);
+            self.findings.push(Finding {
+                kind: "election-safety".into(),
+                nodes: by_time.iter().map(|(id, _)| id.clone()).collect(),
+                at_s: at,
+                message: format!(
+                    "{} nodes became leader of term {term}: {}",
+                    by_time.len(),
+                    who.join(", ")
+                ),
+            });
+        }
+        let mut findings = self.findings;
+        findings.sort_by(|a, b| {
+            a.at_s
+                .unwrap_or(f64::INFINITY)
+                .total_cmp(&b.at_s.unwrap_or(f64::INFINITY))
         });
+        findings
     }
-    findings.sort_by(|a, b| {
-        a.at_s
-            .unwrap_or(f64::INFINITY)
-            .total_cmp(&b.at_s.unwrap_or(f64::INFINITY))
-    });
-    findings
 }
 
 /// An RFC 3339 time stamp (`2026-11-22T07:41:24.747481Z`, as the node

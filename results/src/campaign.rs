@@ -31,10 +31,25 @@ pub struct CampaignSetting {
     pub election_timeout: Option<String>,
 }
 
+fn plain_dir<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let dir = String::deserialize(d)?;
+    if faultline_rundir::plain_name(&dir) {
+        Ok(dir)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "run directory {} is not a plain name inside the campaign",
+            faultline_rundir::quote::quoted(&dir)
+        )))
+    }
+}
+
 /// One run of a campaign, as stored in `campaign.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CampaignRun {
-    /// Its directory, relative to the campaign's.
+    /// Its directory, relative to the campaign's: a plain name, refused
+    /// otherwise when the file is read (a `dir` of `../x` or `/x` would
+    /// make a report write outside the store).
+    #[serde(deserialize_with = "plain_dir")]
     pub dir: String,
     /// Setting name.
     pub setting: String,
@@ -128,14 +143,11 @@ fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<RunRow> {
     let path = faultline_rundir::CampaignDir::new(dir)
         .run(&run.dir)
         .results();
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
+    let text = match faultline_rundir::read::read_text(&path).map_err(anyhow::Error::msg)? {
+        Some(t) => t,
         // The campaign stopped before this run ended (Ctrl-C, a killed
         // controller): it has no results, and says so.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(not_run(run, &dir.join(&run.dir)))
-        }
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        None => return Ok(not_run(run, &dir.join(&run.dir))),
     };
     let r: RunResults =
         serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
@@ -288,14 +300,18 @@ pub struct LoadedCampaign {
     pub cells: Vec<Vec<crate::cells::Cell>>,
 }
 
+/// A campaign's `campaign.json` (every run directory a plain name).
+pub fn read_index(path: &Path) -> anyhow::Result<CampaignIndex> {
+    faultline_rundir::records::read_record(path)
+        .map_err(anyhow::Error::msg)?
+        .with_context(|| format!("reading {}: no such file", path.display()))
+}
+
 /// Read a campaign directory (one still running too: its unfinished runs
 /// are cut short and left out of the cells).
 pub fn load_campaign(dir: &Path) -> anyhow::Result<LoadedCampaign> {
     let path = faultline_rundir::CampaignDir::new(dir).campaign();
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let index: CampaignIndex =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let index = read_index(&path)?;
     let (rows, cells) = rows_and_cells(dir, &index)?;
     Ok(LoadedCampaign { index, rows, cells })
 }
@@ -425,7 +441,7 @@ pub fn write_campaign_report_partial(
 ) -> anyhow::Result<()> {
     let campaign = faultline_rundir::CampaignDir::new(dir);
     let path = campaign.campaign();
-    let mut index: CampaignIndex = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    let mut index = read_index(&path)?;
     index
         .runs
         .retain(|r| campaign.run(&r.dir).results().exists());

@@ -55,6 +55,9 @@ pub enum Call {
     BBetter,
     /// The intervals overlap.
     NoClearDifference,
+    /// A side has fewer than [`crate::stats::MIN_SAMPLES`] windows: no
+    /// call is made.
+    TooFewSamples,
     /// One side has no sample of this figure.
     NotComparable,
 }
@@ -66,6 +69,7 @@ impl Call {
             Call::ABetter => "A clearly better",
             Call::BBetter => "B clearly better",
             Call::NoClearDifference => "no clear difference",
+            Call::TooFewSamples => "too few windows to call",
             Call::NotComparable => "not comparable (no samples on one side)",
         }
     }
@@ -84,6 +88,10 @@ pub struct FigurePair {
     pub difference: Option<f64>,
     /// Whether that difference is clear.
     pub call: Call,
+    /// When it is not: about how many windows per side would likely make
+    /// the call ([`crate::stats::windows_needed`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows_needed: Option<usize>,
 }
 
 /// A cell's runs by verdict and against their expectations.
@@ -300,6 +308,7 @@ fn planned_cells(c: &LoadedCampaign) -> Vec<(String, String)> {
 /// How figure `f` compares between two summaries.
 pub fn call(f: Figure, a: Option<&Summary>, b: Option<&Summary>) -> Call {
     match (a, b) {
+        (Some(a), Some(b)) if a.n.min(b.n) < crate::stats::MIN_SAMPLES => Call::TooFewSamples,
         (Some(a), Some(b)) if clearly_better(a, b, f.better()) => Call::ABetter,
         (Some(a), Some(b)) if clearly_better(b, a, f.better()) => Call::BBetter,
         (Some(_), Some(_)) => Call::NoClearDifference,
@@ -336,6 +345,12 @@ pub fn compare(a: &Path, b: &Path, chosen: &[(String, String)]) -> anyhow::Resul
                         figure: f,
                         difference: a.zip(b).map(|(a, b)| b.median - a.median),
                         call: call(f, a, b),
+                        windows_needed: match call(f, a, b) {
+                            Call::NoClearDifference | Call::TooFewSamples => a
+                                .zip(b)
+                                .and_then(|(a, b)| crate::stats::windows_needed(a, b)),
+                            Call::ABetter | Call::BBetter | Call::NotComparable => None,
+                        },
                         a: a.cloned(),
                         b: b.cloned(),
                     }
@@ -575,6 +590,32 @@ mod tests {
         assert_eq!(
             call(Figure::Leaderless, None, Some(&near)),
             Call::NotComparable
+        );
+    }
+
+    #[test]
+    fn one_window_a_side_makes_no_call_and_says_how_many_would() {
+        // 89.47 % vs 90.0 %, one run each: zero-width intervals that do not
+        // overlap, and still no call.
+        let one = |m: f64| Summary {
+            n: 1,
+            median: m,
+            q1: m,
+            q3: m,
+            ci_low: m,
+            ci_high: m,
+        };
+        let (a, b) = (one(0.8947), one(0.90));
+        assert_eq!(
+            call(Figure::Availability, Some(&a), Some(&b)),
+            Call::TooFewSamples
+        );
+        let need = crate::stats::windows_needed(&a, &b).unwrap();
+        assert!(need >= crate::stats::MIN_SAMPLES, "{need}");
+        let w = crate::stats::winner(&[Some(a), Some(b)], crate::stats::Better::Higher);
+        assert!(
+            matches!(w, Some(crate::stats::Winner::NoClearDifference { n: 1, windows_needed: Some(x) }) if x >= 5),
+            "{w:?}"
         );
     }
 }

@@ -88,7 +88,7 @@ impl std::str::FromStr for Expect {
         .ok_or_else(|| {
             format!(
                 "{} is not linearizable, not-linearizable or unsafe",
-                faultline_node::echo::shown(s)
+                faultline_rundir::quote::quoted(s)
             )
         })
     }

@@ -42,13 +42,7 @@ impl StoredSpec {
     /// that never started), an error naming the file when it is unreadable.
     pub fn read(dir: &Path) -> anyhow::Result<Option<StoredSpec>> {
         let path = faultline_rundir::RunDir::new(dir).spec();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map(Some)
-                .with_context(|| format!("reading {}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-        }
+        faultline_rundir::records::read_record(&path).map_err(anyhow::Error::msg)
     }
 }
 
@@ -105,7 +99,7 @@ impl RunFiles {
             None => Vec::new(),
         };
         let hist_path = rd.history();
-        let f = std::fs::File::open(&hist_path)
+        let (f, _) = faultline_rundir::read::open_regular(&hist_path)
             .with_context(|| format!("opening {}", hist_path.display()))?;
         let history = faultline_checker::read_jsonl(std::io::BufReader::new(f))
             .map_err(|e| anyhow::anyhow!("{}: {e}", hist_path.display()))?;
@@ -154,33 +148,36 @@ impl RunFiles {
 
 /// Read `status.jsonl` (missing file: no rounds).
 pub fn read_status(path: &Path) -> anyhow::Result<Vec<StatusRound>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let lines: Vec<&str> = text.split('\n').collect();
+    // Parsed line by line as read: the last line may be torn (a writer
+    // killed mid-line), so a bad line is an error only once another
+    // follows it.
     let mut out = Vec::new();
-    for (i, l) in lines.iter().enumerate() {
-        if l.trim().is_empty() {
-            continue;
+    let mut pending: Option<(usize, usize, serde_json::Error)> = None;
+    let mut failed: Option<anyhow::Error> = None;
+    let mut n = 0;
+    faultline_rundir::read::for_each_line(path, |l| {
+        n += 1;
+        if failed.is_some() || l.trim().is_empty() {
+            return;
+        }
+        if let Some((line, _, e)) = pending.take() {
+            failed = Some(anyhow::Error::new(e).context(format!("{} line {line}", path.display())));
+            return;
         }
         match serde_json::from_str(l) {
             Ok(r) => out.push(r),
-            // The last line without its newline: a writer killed mid-line.
-            Err(_) if i + 1 == lines.len() => {
-                eprintln!(
-                    "faultline: warning: {} line {}: a torn last line ({} bytes) was skipped",
-                    path.display(),
-                    i + 1,
-                    l.len()
-                );
-            }
-            Err(e) => {
-                return Err(anyhow::Error::new(e))
-                    .with_context(|| format!("{} line {}", path.display(), i + 1))
-            }
+            Err(e) => pending = Some((n, l.len(), e)),
         }
+    })
+    .map_err(anyhow::Error::msg)?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if let Some((line, len, _)) = pending {
+        eprintln!(
+            "faultline: warning: {} line {line}: a torn last line ({len} bytes) was skipped",
+            path.display(),
+        );
     }
     Ok(out)
 }
@@ -200,34 +197,30 @@ fn leader_starts(
         if p.extension().is_none_or(|x| x != "log") {
             continue;
         }
-        let Ok(text) = std::fs::read_to_string(&p) else {
-            continue;
-        };
         let file_id = p
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        for line in text.lines() {
+        let _ = faultline_rundir::read::for_each_line(&p, |line| {
             let Some((Some(ts), id, term)) = crate::audit::leader_line(line) else {
-                continue;
+                return;
             };
             let shift = offsets_ms.get(&file_id).map_or(0, |ms| (ms * 1e6) as i128);
             let ts = (ts as i128 - shift).max(0) as u128;
             if let Some(t) = ts.checked_sub(start_unix_ns) {
                 out.push((t as u64, id.unwrap_or_else(|| file_id.clone()), term));
             }
-        }
+        });
     }
     out.sort();
     out
 }
 
 fn read_json(path: &Path) -> anyhow::Result<Option<Value>> {
-    match std::fs::read_to_string(path) {
-        Ok(t) => Ok(Some(
+    match faultline_rundir::read::read_text(path).map_err(anyhow::Error::msg)? {
+        Some(t) => Ok(Some(
             serde_json::from_str(&t).with_context(|| format!("parsing {}", path.display()))?,
         )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        None => Ok(None),
     }
 }

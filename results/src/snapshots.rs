@@ -18,6 +18,22 @@ pub struct NodeSnapshots {
     pub last_index: u64,
 }
 
+impl NodeSnapshots {
+    /// Count one line of a node's log.
+    fn count_line(&mut self, line: &str) {
+        use faultline_rundir::records::{LogLine, SNAPSHOT};
+        let Some(l) = LogLine::parse(line).filter(|l| l.is(SNAPSHOT)) else {
+            return;
+        };
+        match l.fields.message.as_deref() {
+            Some(m) if m.starts_with("took") => self.taken += 1,
+            Some(m) if m.starts_with("installed") => self.installed += 1,
+            _ => return,
+        }
+        self.last_index = self.last_index.max(l.fields.index.unwrap_or(0));
+    }
+}
+
 /// Count the snapshot lines in every `*.log` of `nodes_dir`, by node (the
 /// file's name). Nodes that never logged one are left out; an empty map
 /// means no node took or installed a snapshot (or the system under test
@@ -31,10 +47,11 @@ pub fn count(nodes_dir: &Path) -> BTreeMap<String, NodeSnapshots> {
         if p.extension().is_none_or(|x| x != "log") {
             continue;
         }
-        let (Some(id), Ok(text)) = (p.file_stem(), std::fs::read_to_string(&p)) else {
+        let Some(id) = p.file_stem() else {
             continue;
         };
-        let c = count_text(&text);
+        let mut c = NodeSnapshots::default();
+        let _ = faultline_rundir::read::for_each_line(&p, |line| c.count_line(line));
         if c != NodeSnapshots::default() {
             out.insert(id.to_string_lossy().into_owned(), c);
         }
@@ -45,17 +62,8 @@ pub fn count(nodes_dir: &Path) -> BTreeMap<String, NodeSnapshots> {
 /// The counts of one node's log text.
 pub fn count_text(text: &str) -> NodeSnapshots {
     let mut c = NodeSnapshots::default();
-    use faultline_rundir::records::{LogLine, SNAPSHOT};
     for line in text.lines() {
-        let Some(l) = LogLine::parse(line).filter(|l| l.is(SNAPSHOT)) else {
-            continue;
-        };
-        match l.fields.message.as_deref() {
-            Some(m) if m.starts_with("took") => c.taken += 1,
-            Some(m) if m.starts_with("installed") => c.installed += 1,
-            _ => continue,
-        }
-        c.last_index = c.last_index.max(l.fields.index.unwrap_or(0));
+        c.count_line(line);
     }
     c
 }

@@ -84,12 +84,44 @@ pub enum Better {
     Higher,
 }
 
-/// Whether `a` is clearly better than `b`: their confidence intervals do
-/// not overlap, and `a`'s lies on the better side.
+/// The fewest samples (fault windows) a side needs before any call is
+/// made: the bootstrap interval of one sample has no width, and of two to
+/// four it is as wide as the samples themselves, so an interval that does
+/// not overlap another says nothing yet.
+pub const MIN_SAMPLES: usize = 5;
+
+/// Whether `a` is clearly better than `b`: each has at least
+/// [`MIN_SAMPLES`], their confidence intervals do not overlap, and `a`'s
+/// lies on the better side.
 pub fn clearly_better(a: &Summary, b: &Summary, better: Better) -> bool {
+    if a.n < MIN_SAMPLES || b.n < MIN_SAMPLES {
+        return false;
+    }
     match better {
         Better::Lower => a.ci_high < b.ci_low,
         Better::Higher => a.ci_low > b.ci_high,
+    }
+}
+
+/// About how many windows per side would likely separate `a` from `b`
+/// (the interval narrows as 1/√n), never fewer than [`MIN_SAMPLES`]; none
+/// when their medians are equal and each side has enough samples already.
+pub fn windows_needed(a: &Summary, b: &Summary) -> Option<usize> {
+    let n = a.n.min(b.n);
+    let gap = (a.median - b.median).abs();
+    let half = |s: &Summary| (s.ci_high - s.ci_low) / 2.0;
+    if gap > 0.0 {
+        let k = ((half(a) + half(b)) / gap).powi(2);
+        Some(
+            ((n as f64) * k)
+                .ceil()
+                .max(n as f64 + 1.0)
+                .max(MIN_SAMPLES as f64) as usize,
+        )
+    } else if n < MIN_SAMPLES {
+        Some(MIN_SAMPLES)
+    } else {
+        None
     }
 }
 
@@ -140,13 +172,10 @@ pub fn winner(cells: &[Option<Summary>], better: Better) -> Option<Winner> {
         Better::Higher => b.median.total_cmp(&a.median),
     });
     let (a, b) = (by_median[0].1, by_median[1].1);
-    let gap = (a.median - b.median).abs();
-    let half = |s: &Summary| (s.ci_high - s.ci_low) / 2.0;
-    let windows_needed = (gap > 0.0).then(|| {
-        let k = ((half(a) + half(b)) / gap).powi(2);
-        ((n as f64) * k).ceil().max(n as f64 + 1.0) as usize
-    });
-    Some(Winner::NoClearDifference { n, windows_needed })
+    Some(Winner::NoClearDifference {
+        n,
+        windows_needed: windows_needed(a, b),
+    })
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 #![deny(missing_docs)]
 
 pub mod placement;
+pub mod quote;
+pub mod read;
 pub mod records;
 
 use std::path::{Path, PathBuf};
@@ -149,5 +151,31 @@ impl CampaignDir {
     /// Run `dir` of the campaign.
     pub fn run(&self, dir: &str) -> RunDir {
         RunDir::new(self.0.join(dir))
+    }
+}
+
+/// Whether `name` is a plain directory or file name: one path component,
+/// not `.` or `..`, no separator. Every path read from a store file (a
+/// campaign's run directories) must be one, so that reading a hostile
+/// store never writes outside it.
+pub fn plain_name(name: &str) -> bool {
+    let mut parts = Path::new(name).components();
+    matches!(
+        (parts.next(), parts.next()),
+        (Some(std::path::Component::Normal(_)), None)
+    ) && !name.contains('/')
+        && !name.contains('\0')
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_plain_names_are_plain() {
+        for ok in ["r001-default-partition", "a b", "x.y"] {
+            assert!(super::plain_name(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "../x", "/x", "a/b", "a/", "/", "a\0b"] {
+            assert!(!super::plain_name(bad), "{bad:?}");
+        }
     }
 }

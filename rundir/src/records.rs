@@ -290,16 +290,16 @@ impl ProgressRecord {
 }
 
 /// A JSON record from `path`: none when the file is not there, an error
-/// naming the file when it cannot be read or parsed.
+/// naming the file when it cannot be read or parsed, is not a regular
+/// file or is over its kind's size ([`crate::read::record_limit`]).
 pub fn read_record<T: for<'de> Deserialize<'de>>(
     path: &std::path::Path,
 ) -> Result<Option<T>, String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text)
+    match crate::read::read_text(path)? {
+        Some(text) => serde_json::from_str(&text)
             .map(Some)
             .map_err(|e| format!("reading {}: {e}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("reading {}: {e}", path.display())),
+        None => Ok(None),
     }
 }
 

@@ -483,16 +483,23 @@ pub fn rebuild_report(dir: &Path) -> anyhow::Result<(PathBuf, u8, Option<String>
     let campaign = faultline_rundir::CampaignDir::new(dir);
     if campaign.campaign().exists() {
         let path = campaign.campaign();
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let index: CampaignIndex =
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let index = faultline_results::campaign::read_index(&path)?;
         for r in &index.runs {
             // A run the campaign never reached has nothing to rebuild; the
             // campaign page lists it as not run.
             if !campaign.run(&r.dir).history().exists() {
                 continue;
             }
+            // A run directory that is a link could lead the pages out of
+            // the store: refused, as a `dir` that is not a plain name is.
+            let meta = std::fs::symlink_metadata(dir.join(&r.dir))
+                .with_context(|| format!("run {}", r.dir))?;
+            anyhow::ensure!(
+                meta.is_dir(),
+                "{}: run directory {} is a link or not a directory; the report writes only inside the store",
+                path.display(),
+                faultline_rundir::quote::quoted(&r.dir)
+            );
             faultline_results::write_run_report(&dir.join(&r.dir), &opts)
                 .with_context(|| format!("run {}", r.dir))?;
         }

@@ -63,14 +63,14 @@ pub fn check_name(what: &str, name: &str) -> anyhow::Result<()> {
         shown(name)
     );
     anyhow::ensure!(
-        !name.chars().any(faultline_node::echo::hidden_char),
+        !name.chars().any(faultline_rundir::quote::hidden_char),
         "{what} {} holds a control or text-direction character",
         shown(name)
     );
     Ok(())
 }
 
-pub use faultline_node::echo::shown;
+pub use faultline_rundir::quote::quoted as shown;
 
 /// The most campaign directories with one name started within one second.
 const SAME_SECOND: usize = 100;

@@ -200,7 +200,7 @@ impl FromStr for TargetKind {
             "maelstrom" => Ok(TargetKind::Maelstrom),
             other => Err(format!(
                 "'{}' is not a target (faultline, etcd or maelstrom)",
-                faultline_node::echo::shown(other)
+                faultline_rundir::quote::quoted(other)
             )),
         }
     }
@@ -470,5 +470,5 @@ impl TargetKind {
 
 /// A path from the user, safe to echo in a one-line message.
 pub(crate) fn shown_path(p: &std::path::Path) -> String {
-    faultline_node::echo::shown_os(p.as_os_str())
+    faultline_rundir::quote::quoted_os(p.as_os_str())
 }

@@ -144,7 +144,7 @@ impl TargetKind {
                 let args: Vec<String> = s
                     .args
                     .iter()
-                    .map(|a| faultline_node::echo::shown(a))
+                    .map(|a| faultline_rundir::quote::quoted(a))
                     .collect();
                 Ok(Effective {
                     passed: Some(format!(

@@ -124,8 +124,8 @@ async fn serve_peer(
                     from,
                 },
             ) => {
-                let theirs = crate::echo::shown(&theirs);
-                let from = crate::echo::shown(&from);
+                let theirs = faultline_rundir::quote::quoted(&theirs);
+                let from = faultline_rundir::quote::quoted(&from);
                 if let Some(held) = super::limits::may_log(&format!("cluster {from} {theirs}")) {
                     tracing::warn!(peer = %addr, held_back = held, "closing peer connection: {from} belongs to cluster {theirs}, not '{cluster}' (said at most once per {} s; {held} more since)", super::limits::REPEAT_LOG_EVERY.as_secs());
                 }

@@ -24,7 +24,7 @@ pub fn compare_page(c: &Comparison, links: &(String, String)) -> String {
         }
         h2 { "Cells both campaigns ran" }
         p class="small" {
-            "Each figure as its median over the cell's fault windows [95 % interval of that median] and n, the windows (every repeat's pooled), for A and for B; then B − A (of the medians), and the call by the same rule as a campaign page: a side is clearly better only when its interval does not overlap the other's; otherwise there is no clear difference. Time without a working leader, start → first ok and heal → first ok: lower is better; availability: higher. Click a header to sort."
+            "Each figure as its median over the cell's fault windows [95 % interval of that median] and n, the windows (every repeat's pooled), for A and for B; then B − A (of the medians), and the call by the same rule as a campaign page: a side is clearly better only when each side has at least 5 windows and its interval does not overlap the other's; otherwise there is no clear difference, with about how many windows per side would likely decide it. Time without a working leader, start → first ok and heal → first ok: lower is better; availability: higher. Click a header to sort."
         }
         @if c.shared.is_empty() {
             p { "None." }
@@ -126,7 +126,12 @@ fn figures_table(c: &Comparison) -> Markup {
                             td data-v=(p.a.as_ref().map_or(f64::NAN, |x| x.median)) { @match &p.a { Some(x) => (cell_text(x)), None => "–" } }
                             td data-v=(p.b.as_ref().map_or(f64::NAN, |x| x.median)) { @match &p.b { Some(x) => (cell_text(x)), None => "–" } }
                             td data-v=(p.difference.unwrap_or(f64::NAN)) { @match p.difference { Some(d) => (diff(p.figure, d)), None => "–" } }
-                            td class=(match p.call { Call::ABetter | Call::BBetter => "good l", _ => "l" }) { (p.call.words()) }
+                            td class=(match p.call { Call::ABetter | Call::BBetter => "good l", _ => "l" }) {
+                                (p.call.words())
+                                @if let Some(w) = p.windows_needed {
+                                    " (about " (w) " windows per side would be needed)"
+                                }
+                            }
                         }
                     }
                 }

@@ -175,7 +175,7 @@ fn detail(text: &str) -> String {
     } else {
         format!(
             ": {}",
-            faultline_node::echo::shown(&text.chars().take(200).collect::<String>())
+            faultline_rundir::quote::quoted(&text.chars().take(200).collect::<String>())
         )
     }
 }

@@ -59,13 +59,13 @@ const MAX_LINE: usize = 16 << 20;
 /// A line a node printed, for an error message: at most 200 characters
 /// (a whole message is worth seeing, unlike a flag's value), with every
 /// character that could garble a terminal line escaped as the project's
-/// own messages escape them ([`faultline_node::echo::hidden_char`]).
+/// own messages escape them ([`faultline_rundir::quote::hidden_char`]).
 pub(crate) fn shown_line(line: &str) -> String {
     let mut s: String = line
         .chars()
         .take(200)
         .flat_map(|c| {
-            if faultline_node::echo::hidden_char(c) {
+            if faultline_rundir::quote::hidden_char(c) {
                 c.escape_default().collect::<Vec<_>>()
             } else {
                 vec![c]

@@ -188,7 +188,7 @@ impl Target for Maelstrom {
         let mut s = format!("{} (Maelstrom protocol)", crate::shown_path(&self.program));
         for a in &self.args {
             s.push(' ');
-            s.push_str(&faultline_node::echo::shown(a));
+            s.push_str(&faultline_rundir::quote::quoted(a));
         }
         s
     }
@@ -283,11 +283,17 @@ impl Target for Maelstrom {
 /// Parse `faultline maelstrom-host`'s `--peer ID=ADDR`.
 pub fn parse_peer(s: &str) -> anyhow::Result<(String, SocketAddr)> {
     let Some((id, addr)) = s.split_once('=') else {
-        bail!("--peer {}: give ID=ADDRESS", faultline_node::echo::shown(s));
+        bail!(
+            "--peer {}: give ID=ADDRESS",
+            faultline_rundir::quote::quoted(s)
+        );
     };
-    let addr: SocketAddr = addr
-        .parse()
-        .with_context(|| format!("--peer {}: not an address", faultline_node::echo::shown(s)))?;
+    let addr: SocketAddr = addr.parse().with_context(|| {
+        format!(
+            "--peer {}: not an address",
+            faultline_rundir::quote::quoted(s)
+        )
+    })?;
     Ok((id.to_string(), addr))
 }
 

@@ -14,7 +14,7 @@ pub fn hidden_char(c: char) -> bool {
 
 /// `value` quoted, hidden characters escaped, cut after [`KEEP`]
 /// characters with its length said ("'xxx…' (100000 bytes)").
-pub fn shown(value: &str) -> String {
+pub fn quoted(value: &str) -> String {
     let mut out = String::from("'");
     for c in value.chars().take(KEEP) {
         if hidden_char(c) {
@@ -31,8 +31,8 @@ pub fn shown(value: &str) -> String {
 }
 
 /// The same for a value that may not be text (a path).
-pub fn shown_os(value: &std::ffi::OsStr) -> String {
-    shown(&value.to_string_lossy())
+pub fn quoted_os(value: &std::ffi::OsStr) -> String {
+    quoted(&value.to_string_lossy())
 }
 
 #[cfg(test)]
@@ -42,10 +42,10 @@ mod tests {
     #[test]
     fn long_values_are_cut_and_hidden_characters_escaped() {
         let long = "x".repeat(100_000);
-        let s = shown(&long);
+        let s = quoted(&long);
         assert!(s.len() < 100, "{s}");
         assert!(s.ends_with("(100000 bytes)"), "{s}");
-        assert_eq!(shown("a\u{202e}b\0c"), "'a\\u{202e}b\\u{0}c'");
-        assert_eq!(shown("plain"), "'plain'");
+        assert_eq!(quoted("a\u{202e}b\0c"), "'a\\u{202e}b\\u{0}c'");
+        assert_eq!(quoted("plain"), "'plain'");
     }
 }
