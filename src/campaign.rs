@@ -179,7 +179,10 @@ async fn run_and_print(
                 "max_ms": e.max, "paper": e.paper})).collect::<Vec<_>>()})
         );
     } else {
-        println!("report: {}", outcome.page.display());
+        println!(
+            "report: {}",
+            faultline_rundir::quote::escaped_path(&outcome.page)
+        );
     }
     if let Some(first) = s.unexpected.first() {
         use std::io::Write;
@@ -519,7 +522,7 @@ pub struct ReportArgs {
 /// Rebuild a run's or a campaign's pages from its stored files.
 pub fn report_cmd(a: ReportArgs) -> anyhow::Result<ExitCode> {
     let (page, code, miss) = rebuild_report(&a.dir)?;
-    println!("report: {}", page.display());
+    println!("report: {}", faultline_rundir::quote::escaped_path(&page));
     if let Some(m) = miss {
         eprintln!("faultline: UNEXPECTED: {m}");
     }

@@ -49,7 +49,10 @@ pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
             c.only_a.len(),
             c.only_b.len()
         );
-        println!("report: {}", out.join("index.html").display());
+        println!(
+            "report: {}",
+            faultline_rundir::quote::escaped_path(&out.join("index.html"))
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

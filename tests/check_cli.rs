@@ -220,3 +220,131 @@ fn kv_refuses_an_address_outside_loopback() {
         "{err}"
     );
 }
+
+fn mkfifo(p: &std::path::Path) {
+    let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+fn campaign_json(dir: &str) -> String {
+    format!(
+        r#"{{"name":"c","settings":[{{"name":"s","description":"d"}}],"faults":["f"],"runs":[{{"dir":{dir},"setting":"s","fault":"f","repeat":1,"seed":1}}]}}"#
+    )
+}
+
+/// `report` writes only inside the store: a run directory in
+/// `campaign.json` that is not a plain name, or that is a link, is refused
+/// in one line and nothing is written where it points.
+#[test]
+fn report_never_writes_outside_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let camp = store.join("c");
+    std::fs::create_dir_all(&camp).unwrap();
+    let outside = dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let abs = dir.path().join("abs");
+    for bad in [
+        "\"../../escaped\"".to_string(),
+        serde_json::to_string(abs.to_str().unwrap()).unwrap(),
+        "\"..\"".to_string(),
+    ] {
+        std::fs::write(camp.join("campaign.json"), campaign_json(&bad)).unwrap();
+        let (code, out, err) = common::faultline_in(
+            dir.path(),
+            &["report", camp.to_str().unwrap()],
+            std::time::Duration::from_secs(60),
+        );
+        assert_eq!(code, 2, "{bad}: {out}{err}");
+        assert!(err.contains("not a plain name"), "{bad}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    assert!(!dir.path().join("escaped").exists() && !abs.exists());
+    // A run directory that is a link out of the store.
+    std::fs::write(outside.join("history.jsonl"), "").unwrap();
+    std::os::unix::fs::symlink(&outside, camp.join("r1")).unwrap();
+    std::fs::write(camp.join("campaign.json"), campaign_json("\"r1\"")).unwrap();
+    let (code, out, err) = common::faultline_in(
+        dir.path(),
+        &["report", camp.to_str().unwrap()],
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("is a link"), "{err}");
+    assert!(!outside.join("index.html").exists());
+}
+
+/// `report` and `compare` read store files as regular files with a bound:
+/// a FIFO, a link to /dev/zero or a huge sparse file is one line, never a
+/// hang or an allocation of its size.
+#[test]
+fn report_and_compare_refuse_fifos_devices_and_huge_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let camp = dir.path().join("c");
+    let run = camp.join("r1");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(camp.join("campaign.json"), campaign_json("\"r1\"")).unwrap();
+    let limit = std::time::Duration::from_secs(60);
+    let results = run.join("results.json");
+    let history = run.join("history.jsonl");
+    std::fs::write(&history, "").unwrap();
+    let cases: Vec<(&str, Box<dyn Fn()>)> = vec![
+        ("FIFO", Box::new(|| mkfifo(&results))),
+        (
+            "character device",
+            Box::new(|| std::os::unix::fs::symlink("/dev/zero", &results).unwrap()),
+        ),
+        (
+            "bytes, over the",
+            Box::new(|| {
+                std::fs::File::create(&results)
+                    .unwrap()
+                    .set_len(500_000_000)
+                    .unwrap()
+            }),
+        ),
+    ];
+    for (what, make) in cases {
+        let _ = std::fs::remove_file(&results);
+        make();
+        let (code, out, err) = common::faultline_in(
+            dir.path(),
+            &["compare", camp.to_str().unwrap(), camp.to_str().unwrap()],
+            limit,
+        );
+        assert_eq!(code, 2, "{what}: {out}{err}");
+        assert!(err.contains(what), "{what}: {err}");
+    }
+    // A history that never ends: refused as a device, not read into memory.
+    let _ = std::fs::remove_file(&results);
+    std::fs::remove_file(&history).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &history).unwrap();
+    let (code, out, err) =
+        common::faultline_in(dir.path(), &["report", run.to_str().unwrap()], limit);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("character device"), "{err}");
+    std::fs::remove_file(&history).unwrap();
+    mkfifo(&history);
+    let (code, out, err) =
+        common::faultline_in(dir.path(), &["report", run.to_str().unwrap()], limit);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("FIFO"), "{err}");
+}
+
+/// A history of operations none of which completed ok proves nothing:
+/// undecided (exit 3), never linearizable.
+#[test]
+fn a_history_where_nothing_succeeded_is_undecided() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        &dir,
+        "info.jsonl",
+        r#"{"time":1,"process":0,"type":"invoke","f":"write","key":"k","value":1}
+{"time":2,"process":0,"type":"info","f":"write","key":"k","value":1}
+"#,
+    );
+    let (code, out, _) = faultline(&["check", &f]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("UNKNOWN"), "{out}");
+}

@@ -160,6 +160,7 @@ fn every_field_of_the_run_files_records_is_in_the_run_files_page() {
         serde_json::to_value(ProgressRecord {
             state: CampaignState::Running,
             pid: 1,
+            pid_start: Some(1),
             total: 2,
             done: 1,
             started_unix_ms: 0,

@@ -112,20 +112,19 @@ pub fn parse(text: &str, base: &Path) -> anyhow::Result<Vec<Host>> {
             e.name
         );
         check_word("ssh", &e.ssh, &e.name)?;
-        // ssh would read a destination that starts with '-' as an option.
+        check_destination(&e.ssh).map_err(|why| {
+            anyhow::anyhow!("host {:?}: ssh = {:?} {why}", e.name, e.ssh)
+        })?;
         anyhow::ensure!(
-            !e.ssh.starts_with('-'),
-            "host {:?}: ssh = {:?} starts with '-'",
-            e.name,
-            e.ssh
-        );
-        let dir = e.dir.unwrap_or_else(|| DEFAULT_DIR.to_string());
-        check_word("dir", &dir, &e.name)?;
-        anyhow::ensure!(
-            !dir.trim_end_matches('/').is_empty() && dir != "." && dir != "~",
-            "host {:?}: dir = {dir:?} is not a directory of its own",
+            e.port != Some(0),
+            "host {:?}: port = 0 is not a port (1 to 65535)",
             e.name
         );
+        let given = e.dir.unwrap_or_else(|| DEFAULT_DIR.to_string());
+        check_word("dir", &given, &e.name)?;
+        let dir = working_dir(&given).map_err(|why| {
+            anyhow::anyhow!("host {:?}: dir = {given:?} {why}", e.name)
+        })?;
         let address = match &e.address {
             None => None,
             Some(a) => Some(a.parse::<std::net::IpAddr>().map_err(|_| {
@@ -159,14 +158,108 @@ pub fn parse(text: &str, base: &Path) -> anyhow::Result<Vec<Host>> {
     Ok(hosts)
 }
 
+/// Top-level directories of a system (and a few below `/usr` and `/var`)
+/// that are never a run's working directory: `DIR/bin`, `DIR/runs` and
+/// the run marker are written there, and `hosts clean` removes below it.
+const SYSTEM_DIRS: &[&str] = &[
+    "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media",
+    "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var",
+    "/usr/bin", "/usr/sbin", "/usr/lib", "/usr/local", "/usr/local/bin", "/usr/share",
+    "/var/lib", "/var/log", "/var/tmp", "/var/run",
+];
+
+/// The working directory `dir`, normalised (`.` and `..` resolved as
+/// written, repeated and trailing `/` dropped), or why it is refused: one
+/// that resolves to `/`, to a system directory ([`SYSTEM_DIRS`]), to the
+/// login's home itself or above it, or that starts with `~` (it would not
+/// be expanded: a relative path is already taken from the home).
+pub fn working_dir(dir: &str) -> Result<String, String> {
+    if dir.starts_with('~') {
+        return Err(
+            "starts with '~': give a path relative to the login's home without it, or an absolute one"
+                .into(),
+        );
+    }
+    let absolute = dir.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for p in dir.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() && !absolute {
+                    return Err("leads out of the login's home directory".into());
+                }
+            }
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() {
+        return Err(if absolute {
+            "resolves to /, not a directory of its own".into()
+        } else {
+            "resolves to the login's home itself, not a directory of its own".into()
+        });
+    }
+    let norm = format!("{}{}", if absolute { "/" } else { "" }, parts.join("/"));
+    if absolute && SYSTEM_DIRS.contains(&norm.as_str()) {
+        return Err(format!(
+            "resolves to {norm}, a system directory, not a directory of its own"
+        ));
+    }
+    Ok(norm)
+}
+
+/// Why ssh destination `ssh` could reach ssh as an option, if it could:
+/// the `ssh://[user@]host[:port]` form is taken apart as ssh (and the
+/// `openssh` crate, which passes the destination without `--`) takes it,
+/// and no part may start with '-'; a port in it must be 1 to 65535.
+fn check_destination(ssh: &str) -> Result<(), String> {
+    let (user, host, port) = match ssh.strip_prefix("ssh://") {
+        Some(rest) => {
+            let (user, rest) = match rest.rfind('@') {
+                Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+                None => (None, rest),
+            };
+            let (host, port) = match rest.rfind(':') {
+                Some(c) if !rest.starts_with('[') || rest[..c].ends_with(']') => {
+                    (&rest[..c], Some(&rest[c + 1..]))
+                }
+                _ => (rest, None),
+            };
+            (user, host, port)
+        }
+        None => match ssh.rfind('@') {
+            Some(at) => (Some(&ssh[..at]), &ssh[at + 1..], None),
+            None => (None, ssh, None),
+        },
+    };
+    if ssh.starts_with('-') || host.starts_with('-') || user.is_some_and(|u| u.starts_with('-')) {
+        return Err("starts with '-' (ssh would read it as an option)".into());
+    }
+    if host.is_empty() {
+        return Err("names no host".into());
+    }
+    if let Some(p) = port {
+        match p.parse::<u16>() {
+            Ok(n) if n > 0 => {}
+            _ => return Err(format!("has port {p:?}, not a port (1 to 65535)")),
+        }
+    }
+    Ok(())
+}
+
 /// A value of one word: not empty, no blanks, no control characters, at
 /// most 200 bytes (it ends up on ssh's command line and in file names).
 fn check_word(field: &str, value: &str, host: &str) -> anyhow::Result<()> {
     anyhow::ensure!(
         !value.is_empty()
             && value.len() <= 200
-            && !value.chars().any(|c| c.is_whitespace() || c.is_control()),
-        "host {host:?}: {field} = {value:?} must be one word of at most 200 bytes"
+            && !value
+                .chars()
+                .any(|c| c.is_whitespace() || faultline_rundir::quote::hidden_char(c)),
+        "host {}: {field} = {} must be one word of at most 200 bytes, without control or direction characters",
+        faultline_rundir::quote::quoted(host),
+        faultline_rundir::quote::quoted(value)
     );
     Ok(())
 }
@@ -221,7 +314,9 @@ mod tests {
         let e = err("[[host]]\nname = \"a\"\nssh = \"-oProxyCommand=x\"\n");
         assert!(e.contains("starts with '-'"), "{e}");
         let e = err("[[host]]\nname = \"a\"\nssh = \"x y\"\n");
-        assert!(e.contains("host \"a\": ssh"), "{e}");
+        assert!(e.contains("host 'a': ssh"), "{e}");
+        let e = err("[[host]]\nname = \"a\\u202eb\"\nssh = \"x\"\n");
+        assert!(e.contains("\\u{202e}") && !e.contains('\u{202e}'), "{e}");
         let e = err("[[host]]\nname = \"a\"\nssh = \"x\"\n[[host]]\nname = \"a\"\nssh = \"y\"\n");
         assert!(e.contains("listed twice"), "{e}");
         let e = err("[[host]]\nname = \"a\"\nssh = \"x\"\nsh = 1\n");
@@ -229,6 +324,23 @@ mod tests {
         let e = err("[[host]]\nname = \"a\"\nssh = \"x\"\ndir = \"/\"\n");
         assert!(e.contains("not a directory of its own"), "{e}");
         assert!(!e.contains('\n'), "{e}");
+        // Bypasses of the directory check: each resolves to / , a system
+        // directory or the home, or would not be expanded.
+        for dir in ["/.", "/usr/..", "..", "~/", "~", ".", "a/../..", "/usr/./", "//etc//", "/var/tmp/.."] {
+            let e = err(&format!("[[host]]\nname = \"a\"\nssh = \"x\"\ndir = \"{dir}\"\n"));
+            assert!(e.contains(&format!("dir = {dir:?}")), "{dir}: {e}");
+        }
+        assert_eq!(working_dir("/var/tmp/./fl/").unwrap(), "/var/tmp/fl");
+        assert_eq!(working_dir("a/../b").unwrap(), "b");
+        // The URL form cannot smuggle an option to ssh.
+        for ssh in ["ssh://-oProxyCommand=x", "ssh://root@-oProxyCommand=x", "ssh://-l@x", "-x", "root@-x"] {
+            let e = err(&format!("[[host]]\nname = \"a\"\nssh = \"{ssh}\"\n"));
+            assert!(e.contains("starts with '-'"), "{ssh}: {e}");
+        }
+        assert!(err("[[host]]\nname = \"a\"\nssh = \"ssh://x:0\"\n").contains("not a port"));
+        assert!(parse("[[host]]\nname = \"a\"\nssh = \"ssh://root@x:2222\"\n", Path::new(".")).is_ok());
+        let e = err("[[host]]\nname = \"a\"\nssh = \"x\"\nport = 0\n");
+        assert!(e.contains("port = 0 is not a port"), "{e}");
         let e = err("[[host]]\nname = \"a\"\nssh = \"x\"\naddress = \"a.example\"\n");
         assert!(e.contains("not an IP address"), "{e}");
         let e = err("[[host]]\nname = \"a\"\nssh = \"x\"\npeer_port = 7001\n");

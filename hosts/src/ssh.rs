@@ -85,8 +85,19 @@ impl Connection {
         let connect = b.connect(&host.ssh);
         let session = tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(5), connect)
             .await
-            .map_err(|_| anyhow::anyhow!("{}: no answer within {CONNECT_TIMEOUT:?}", who(host)))?
-            .map_err(|e| anyhow::anyhow!("{}: cannot connect: {}", who(host), one_line(&e)))?;
+            .map_err(|_| anyhow::anyhow!("{}: no answer within {CONNECT_TIMEOUT:?}", who(host)))
+            .and_then(|r| {
+                r.map_err(|e| anyhow::anyhow!("{}: cannot connect: {}", who(host), one_line(&e)))
+            });
+        let session = match session {
+            Ok(s) => s,
+            Err(e) => {
+                // A failed connect leaves no socket: the directory goes too
+                // when no other connection uses it.
+                remove_control_dir();
+                return Err(e);
+            }
+        };
         Ok(Connection {
             host: host.clone(),
             session: Arc::new(session),

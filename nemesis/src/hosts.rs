@@ -264,21 +264,14 @@ pub fn new_run_id() -> String {
     format!("r{ms:x}{:x}", std::process::id())
 }
 
-impl HostsRun {
-    /// Connect to the first `n` hosts of `inventory` (all at once), refuse
-    /// a host where another run's marker is live, mark each host, and put
-    /// the member's `program` there: copied when its checksum differs
-    /// (`upload`), else found on the login's PATH by its file name (etcd).
-    /// `local_dir` is the run directory here. If any host fails, the
-    /// others are unmarked and the first error is returned.
-    pub async fn start(
-        inventory: &Path,
-        n: usize,
-        local_dir: &Path,
-        program: &Path,
-        upload: bool,
-    ) -> anyhow::Result<HostsRun> {
-        let started = Instant::now();
+/// The first `n` hosts of `inventory` and their member addresses, or the
+/// reason the inventory cannot carry an `n`-member run: checked before
+/// anything is made or contacted (too few hosts, a host without an
+/// address, two hosts with one address).
+pub fn members(
+    inventory: &Path,
+    n: usize,
+) -> anyhow::Result<(Vec<Host>, Vec<std::net::IpAddr>)> {
         let all = faultline_hosts::inventory::load(inventory)?;
         if all.len() < n {
             bail!(
@@ -306,6 +299,25 @@ impl HostsRun {
             }
             addrs.push(a);
         }
+    Ok((chosen, addrs))
+}
+
+impl HostsRun {
+    /// Connect to the first `n` hosts of `inventory` (all at once), refuse
+    /// a host where another run's marker is live, mark each host, and put
+    /// the member's `program` there: copied when its checksum differs
+    /// (`upload`), else found on the login's PATH by its file name (etcd).
+    /// `local_dir` is the run directory here. If any host fails, the
+    /// others are unmarked and the first error is returned.
+    pub async fn start(
+        inventory: &Path,
+        n: usize,
+        local_dir: &Path,
+        program: &Path,
+        upload: bool,
+    ) -> anyhow::Result<HostsRun> {
+        let started = Instant::now();
+        let (chosen, addrs) = members(inventory, n)?;
         faultline_node::netpolicy::allow_inventory(&addrs);
         let run = new_run_id();
         let opened = futures::future::join_all(chosen.iter().map(Connection::open)).await;

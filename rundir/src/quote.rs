@@ -30,6 +30,26 @@ pub fn quoted(value: &str) -> String {
     out
 }
 
+/// `value` whole, unquoted, with every hidden character escaped (`\u{1b}`
+/// for ESC): for a path printed on a line of its own, which must stay
+/// readable and must not move the terminal's cursor or reorder the line.
+pub fn escaped(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if hidden_char(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// [`escaped`] for a path.
+pub fn escaped_path(p: &std::path::Path) -> String {
+    escaped(&p.to_string_lossy())
+}
+
 /// The same for a value that may not be text (a path).
 pub fn quoted_os(value: &std::ffi::OsStr) -> String {
     quoted(&value.to_string_lossy())
@@ -47,5 +67,6 @@ mod tests {
         assert!(s.ends_with("(100000 bytes)"), "{s}");
         assert_eq!(quoted("a\u{202e}b\0c"), "'a\\u{202e}b\\u{0}c'");
         assert_eq!(quoted("plain"), "'plain'");
+        assert_eq!(escaped("store/\u{1b}[2Jx\u{202e}/index.html"), "store/\\u{1b}[2Jx\\u{202e}/index.html");
     }
 }

@@ -212,6 +212,33 @@ mod tests {
         assert_eq!(phase("start-membership-split"), Some(Phase::Start));
         assert_eq!(phase("schedule"), None);
     }
+
+    #[test]
+    fn a_campaign_is_live_only_while_its_own_controller_runs() {
+        let me = std::process::id();
+        let start = process_start(me).expect("this process runs");
+        let mut p = ProgressRecord {
+            state: CampaignState::Running,
+            pid: me,
+            pid_start: Some(start),
+            total: 1,
+            done: 0,
+            started_unix_ms: 0,
+            updated_unix_ms: 0,
+            done_planned_s: 0.0,
+            remaining_planned_s: 0.0,
+            last_run: None,
+            last_line: None,
+        };
+        assert!(p.live());
+        // The same pid, reused by another process after the controller died.
+        p.pid_start = Some(start + 1);
+        assert!(!p.live());
+        p.pid_start = None;
+        assert!(p.live(), "an older record: the pid alone decides");
+        p.state = CampaignState::Finished;
+        assert!(!p.live());
+    }
 }
 
 /// `progress.json`: how far a campaign has come, rewritten (whole, by a
@@ -224,6 +251,12 @@ pub struct ProgressRecord {
     /// The controller's process id (a `running` campaign whose controller
     /// is gone was killed).
     pub pid: u32,
+    /// When that process started (clock ticks after boot, field 22 of
+    /// `/proc/PID/stat`): a pid reused by another process after the
+    /// controller died does not make the campaign look alive. Absent in
+    /// records from before it was kept (then the pid alone decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_start: Option<u64>,
     /// Runs in all.
     pub total: usize,
     /// Runs finished.
@@ -273,8 +306,14 @@ impl ProgressRecord {
     /// Whether the campaign is under way now: its record says running and
     /// its controller, on this machine, is alive.
     pub fn live(&self) -> bool {
-        self.state == CampaignState::Running
-            && std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+        if self.state != CampaignState::Running {
+            return false;
+        }
+        match (process_start(self.pid), self.pid_start) {
+            (None, _) => false,
+            (Some(now), Some(then)) => now == then,
+            (Some(_), None) => true,
+        }
     }
 
     /// Seconds still to go, estimated from the runs' planned durations
@@ -301,6 +340,22 @@ pub fn read_record<T: for<'de> Deserialize<'de>>(
             .map_err(|e| format!("reading {}: {e}", path.display())),
         None => Ok(None),
     }
+}
+
+/// When process `pid` started, in clock ticks after boot (field 22 of
+/// `/proc/PID/stat`); none when it is not running (a zombie counts as not
+/// running).
+pub fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: the
+    // fields after it start after the last ')'.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (the state).
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    fields.get(22 - 3)?.parse().ok()
 }
 
 /// Now, ms since the Unix epoch (the unit of [`ProgressRecord`]'s times).

@@ -3,7 +3,6 @@
 //! expands to. Every field a file leaves out takes its value from
 //! [`crate::spec::defaults`].
 
-use anyhow::Context;
 use serde::Deserialize;
 
 use crate::spec::{defaults, RunSpec};
@@ -505,12 +504,18 @@ impl CampaignConfig {
                         target_version: None,
                         effective: None,
                     };
-                    let plan = spec.plan().with_context(|| {
-                        format!(
-                            "setting {}, fault {}",
-                            crate::store::shown(&s.name),
-                            crate::store::shown(f)
-                        )
+                    // A setting's own error names the setting already and
+                    // has nothing to do with the fault: said once, alone.
+                    let plan = spec.plan().map_err(|e| {
+                        if format!("{e:#}").starts_with("setting ") {
+                            e
+                        } else {
+                            e.context(format!(
+                                "setting {}, fault {}",
+                                crate::store::shown(&s.name),
+                                crate::store::shown(f)
+                            ))
+                        }
                     })?;
                     out.push(PlannedRun {
                         plan,

@@ -159,6 +159,7 @@ pub async fn run_campaign(
         progress: ProgressRecord {
             state: CampaignState::Running,
             pid: std::process::id(),
+            pid_start: faultline_rundir::records::process_start(std::process::id()),
             total: runs.len(),
             done: runs.len() - todo.len(),
             started_unix_ms: unix_ms(),
@@ -302,6 +303,17 @@ fn stopped_short(
 /// faults its kernel lacks, disk faults without FUSE, a target that cannot
 /// be built here (etcd missing or too old, say).
 fn check_here(runs: &[PlannedRun], node_bin: &NodeCommand) -> anyhow::Result<()> {
+    // An inventory that cannot carry the run is refused before the store
+    // directory is made.
+    let mut checked: Vec<(&str, usize)> = Vec::new();
+    for r in runs {
+        if let Some(inv) = r.spec.hosts.as_deref() {
+            if !checked.contains(&(inv, r.spec.nodes)) {
+                faultline_nemesis::hosts::members(Path::new(inv), r.spec.nodes)?;
+                checked.push((inv, r.spec.nodes));
+            }
+        }
+    }
     if runs
         .iter()
         .any(|r| r.spec.net == faultline_nemesis::net::NetBackend::Kernel)

@@ -79,8 +79,7 @@ pub fn leftover(dir: &Path, runs: &[PlannedRun]) -> anyhow::Result<Leftover> {
         let _ = std::fs::remove_dir_all(dir.join(format!(".incoming-{}", r.dir)));
         if run.path().exists() {
             let aside = dir.join(SET_ASIDE);
-            std::fs::create_dir_all(&aside)
-                .with_context(|| format!("creating {}", aside.display()))?;
+            set_aside_dir(&aside)?;
             let name = (1..=1000)
                 .map(|n| match n {
                     1 => r.dir.clone(),
@@ -95,4 +94,44 @@ pub fn leftover(dir: &Path, runs: &[PlannedRun]) -> anyhow::Result<Leftover> {
         todo.push(i);
     }
     Ok(Leftover { todo, set_aside })
+}
+
+/// Make `aside` a directory of the campaign's own, or find it one: a link
+/// in its place (which would move the interrupted run out of the store)
+/// or a file is refused, not followed.
+fn set_aside_dir(aside: &Path) -> anyhow::Result<()> {
+    match std::fs::create_dir(aside) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let meta = std::fs::symlink_metadata(aside)
+                .with_context(|| format!("reading {}", aside.display()))?;
+            anyhow::ensure!(
+                meta.is_dir(),
+                "{} is a link or not a directory: the interrupted runs are moved only inside the campaign",
+                aside.display()
+            );
+            Ok(())
+        }
+        Err(e) => Err(e).with_context(|| format!("creating {}", aside.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_link_in_place_of_the_set_aside_directory_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = d.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        let camp = d.path().join("c");
+        std::fs::create_dir(&camp).unwrap();
+        let aside = camp.join(super::SET_ASIDE);
+        std::os::unix::fs::symlink(&outside, &aside).unwrap();
+        let e = super::set_aside_dir(&aside).unwrap_err().to_string();
+        assert!(e.contains("is a link or not a directory"), "{e}");
+        std::fs::remove_file(&aside).unwrap();
+        super::set_aside_dir(&aside).unwrap();
+        super::set_aside_dir(&aside).unwrap();
+        assert!(std::fs::symlink_metadata(&aside).unwrap().is_dir());
+    }
 }
