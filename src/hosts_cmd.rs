@@ -169,12 +169,9 @@ async fn clean_host(h: &faultline_hosts::inventory::Host) -> anyhow::Result<Stri
         let table = faultline_nemesis::net::kernel::nft::host_table(run);
         let script = format!(
             "killed=$({sweep}); \
-             cd {dir} || exit 1; d=\"$(pwd)/runs/{run}\"; \
-             m=0; for p in $(awk -v d=\"$d\" '$5 == d || index($5, d \"/\") == 1 {{print $5}}' /proc/self/mountinfo | sort -r); do umount \"$p\" 2>/dev/null || umount -l \"$p\"; m=$((m+1)); done; \
              t=kept; if command -v nft >/dev/null 2>&1 && nft list table inet {table} >/dev/null 2>&1; then nft delete table inet {table} && t=removed; else t=none; fi; \
-             if [ -d \"$d\" ]; then r=removed; else r=none; fi; \
-             {remove}; \
-             echo \"$killed $m $t $r\"",
+             r=$({remove}); \
+             echo \"$killed $t $r\"",
             sweep = sweep_script(&tag),
             remove = remove_script(&h.dir, run),
         );
@@ -187,12 +184,9 @@ async fn clean_host(h: &faultline_hosts::inventory::Host) -> anyhow::Result<Stri
             }
         };
         let f: Vec<&str> = out.split_whitespace().collect();
-        let (killed, mounts, table_state, dir_state) = (
-            f.first().copied().unwrap_or("?"),
-            f.get(1).copied().unwrap_or("?"),
-            f.get(2).copied().unwrap_or("?"),
-            f.get(3).copied().unwrap_or("?"),
-        );
+        let field = |i: usize| f.get(i).copied().unwrap_or("?");
+        let (killed, table_state, mounts, left, dir_state) =
+            (field(0), field(1), field(2), field(3), field(4));
         said.push(format!(
             "run {run}: {killed} process(es) killed, {mounts} mount(s) removed, nft table {table} {}, directory {}",
             match table_state {
@@ -200,9 +194,13 @@ async fn clean_host(h: &faultline_hosts::inventory::Host) -> anyhow::Result<Stri
                 "none" => "absent",
                 other => other,
             },
-            match dir_state {
-                "removed" => "removed",
-                _ => "absent",
+            match (dir_state, left) {
+                ("removed", _) => "removed".to_string(),
+                ("none", _) => "absent".to_string(),
+                (_, "0") => "kept: it could not be removed".to_string(),
+                (_, n) => format!(
+                    "kept: {n} mount(s) below it could not be unmounted, so nothing was removed through them"
+                ),
             }
         ));
     }

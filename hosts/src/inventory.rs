@@ -112,9 +112,8 @@ pub fn parse(text: &str, base: &Path) -> anyhow::Result<Vec<Host>> {
             e.name
         );
         check_word("ssh", &e.ssh, &e.name)?;
-        check_destination(&e.ssh).map_err(|why| {
-            anyhow::anyhow!("host {:?}: ssh = {:?} {why}", e.name, e.ssh)
-        })?;
+        check_destination(&e.ssh)
+            .map_err(|why| anyhow::anyhow!("host {:?}: ssh = {:?} {why}", e.name, e.ssh))?;
         anyhow::ensure!(
             e.port != Some(0),
             "host {:?}: port = 0 is not a port (1 to 65535)",
@@ -122,9 +121,8 @@ pub fn parse(text: &str, base: &Path) -> anyhow::Result<Vec<Host>> {
         );
         let given = e.dir.unwrap_or_else(|| DEFAULT_DIR.to_string());
         check_word("dir", &given, &e.name)?;
-        let dir = working_dir(&given).map_err(|why| {
-            anyhow::anyhow!("host {:?}: dir = {given:?} {why}", e.name)
-        })?;
+        let dir = working_dir(&given)
+            .map_err(|why| anyhow::anyhow!("host {:?}: dir = {given:?} {why}", e.name))?;
         let address = match &e.address {
             None => None,
             Some(a) => Some(a.parse::<std::net::IpAddr>().map_err(|_| {
@@ -162,10 +160,37 @@ pub fn parse(text: &str, base: &Path) -> anyhow::Result<Vec<Host>> {
 /// that are never a run's working directory: `DIR/bin`, `DIR/runs` and
 /// the run marker are written there, and `hosts clean` removes below it.
 const SYSTEM_DIRS: &[&str] = &[
-    "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media",
-    "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var",
-    "/usr/bin", "/usr/sbin", "/usr/lib", "/usr/local", "/usr/local/bin", "/usr/share",
-    "/var/lib", "/var/log", "/var/tmp", "/var/run",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/media",
+    "/mnt",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/srv",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/var",
+    "/usr/bin",
+    "/usr/sbin",
+    "/usr/lib",
+    "/usr/local",
+    "/usr/local/bin",
+    "/usr/share",
+    "/var/lib",
+    "/var/log",
+    "/var/tmp",
+    "/var/run",
 ];
 
 /// The working directory `dir`, normalised (`.` and `..` resolved as
@@ -326,19 +351,42 @@ mod tests {
         assert!(!e.contains('\n'), "{e}");
         // Bypasses of the directory check: each resolves to / , a system
         // directory or the home, or would not be expanded.
-        for dir in ["/.", "/usr/..", "..", "~/", "~", ".", "a/../..", "/usr/./", "//etc//", "/var/tmp/.."] {
-            let e = err(&format!("[[host]]\nname = \"a\"\nssh = \"x\"\ndir = \"{dir}\"\n"));
+        for dir in [
+            "/.",
+            "/usr/..",
+            "..",
+            "~/",
+            "~",
+            ".",
+            "a/../..",
+            "/usr/./",
+            "//etc//",
+            "/var/tmp/..",
+        ] {
+            let e = err(&format!(
+                "[[host]]\nname = \"a\"\nssh = \"x\"\ndir = \"{dir}\"\n"
+            ));
             assert!(e.contains(&format!("dir = {dir:?}")), "{dir}: {e}");
         }
         assert_eq!(working_dir("/var/tmp/./fl/").unwrap(), "/var/tmp/fl");
         assert_eq!(working_dir("a/../b").unwrap(), "b");
         // The URL form cannot smuggle an option to ssh.
-        for ssh in ["ssh://-oProxyCommand=x", "ssh://root@-oProxyCommand=x", "ssh://-l@x", "-x", "root@-x"] {
+        for ssh in [
+            "ssh://-oProxyCommand=x",
+            "ssh://root@-oProxyCommand=x",
+            "ssh://-l@x",
+            "-x",
+            "root@-x",
+        ] {
             let e = err(&format!("[[host]]\nname = \"a\"\nssh = \"{ssh}\"\n"));
             assert!(e.contains("starts with '-'"), "{ssh}: {e}");
         }
         assert!(err("[[host]]\nname = \"a\"\nssh = \"ssh://x:0\"\n").contains("not a port"));
-        assert!(parse("[[host]]\nname = \"a\"\nssh = \"ssh://root@x:2222\"\n", Path::new(".")).is_ok());
+        assert!(parse(
+            "[[host]]\nname = \"a\"\nssh = \"ssh://root@x:2222\"\n",
+            Path::new(".")
+        )
+        .is_ok());
         let e = err("[[host]]\nname = \"a\"\nssh = \"x\"\nport = 0\n");
         assert!(e.contains("port = 0 is not a port"), "{e}");
         let e = err("[[host]]\nname = \"a\"\nssh = \"x\"\naddress = \"a.example\"\n");

@@ -268,37 +268,34 @@ pub fn new_run_id() -> String {
 /// reason the inventory cannot carry an `n`-member run: checked before
 /// anything is made or contacted (too few hosts, a host without an
 /// address, two hosts with one address).
-pub fn members(
-    inventory: &Path,
-    n: usize,
-) -> anyhow::Result<(Vec<Host>, Vec<std::net::IpAddr>)> {
-        let all = faultline_hosts::inventory::load(inventory)?;
-        if all.len() < n {
-            bail!(
-                "{}: {} hosts for {n} members: a --hosts run puts one member on each host",
-                inventory.display(),
-                all.len()
-            );
-        }
-        let chosen: Vec<Host> = all.into_iter().take(n).collect();
-        let mut addrs = Vec::new();
-        for h in &chosen {
-            let a = h.address.with_context(|| {
+pub fn members(inventory: &Path, n: usize) -> anyhow::Result<(Vec<Host>, Vec<std::net::IpAddr>)> {
+    let all = faultline_hosts::inventory::load(inventory)?;
+    if all.len() < n {
+        bail!(
+            "{}: {} hosts for {n} members: a --hosts run puts one member on each host",
+            inventory.display(),
+            all.len()
+        );
+    }
+    let chosen: Vec<Host> = all.into_iter().take(n).collect();
+    let mut addrs = Vec::new();
+    for h in &chosen {
+        let a = h.address.with_context(|| {
                 format!(
                     "{}: host {:?} has no address (give the address its peers and the clients reach it at: address = \"…\")",
                     inventory.display(),
                     h.name
                 )
             })?;
-            if addrs.contains(&a) {
-                bail!(
-                    "{}: host {:?} has the address {a} of another host",
-                    inventory.display(),
-                    h.name
-                );
-            }
-            addrs.push(a);
+        if addrs.contains(&a) {
+            bail!(
+                "{}: host {:?} has the address {a} of another host",
+                inventory.display(),
+                h.name
+            );
         }
+        addrs.push(a);
+    }
     Ok((chosen, addrs))
 }
 
@@ -575,11 +572,28 @@ pub fn sweep_script(tag: &str) -> String {
 }
 
 /// Remove run `run`'s directory under `dir` and its marker (only if the
-/// marker is that run's).
+/// marker is that run's), never through a mount: every mount below the
+/// run's directory is unmounted first, deepest first (mountinfo's octal
+/// escapes undone, so a path with a space is named as it is), then the
+/// directory is removed only if nothing is mounted below it any more, and
+/// `rm` does not cross into another filesystem even so. Prints one line:
+/// mounts unmounted, mounts still in place, and `removed`, `kept` (a
+/// mount stayed, or rm failed) or `none` (no directory).
 pub fn remove_script(dir: &str, run: &str) -> String {
+    // Undo mountinfo's \ooo escapes (space, tab, newline, backslash).
+    const MOUNTS: &str = r#"awk -v d="$d" 'function un(s,  o, i, c) { o = ""; for (i = 1; i <= length(s); i++) { c = substr(s, i, 1); if (c == "\\" && substr(s, i + 1, 3) ~ /^[0-7][0-7][0-7]$/) { o = o sprintf("%c", substr(s, i + 1, 1) * 64 + substr(s, i + 2, 1) * 8 + substr(s, i + 3, 1)); i += 3 } else { o = o c } } return o } { p = un($5); if (p == d || index(p, d "/") == 1) print p }' /proc/self/mountinfo | sort -r"#;
     format!(
-        "cd {d} && rm -rf runs/{r} && rmdir runs 2>/dev/null; \
-         if grep -qx 'run={r}' {MARKER} 2>/dev/null; then rm -f {MARKER}; fi; true",
+        "cd {d} || {{ echo '0 0 none'; exit 0; }}; d=\"$(pwd -P)/runs/{r}\"; \
+         set -f; m=0; list=$({MOUNTS}); old_ifs=$IFS; IFS='\n'; \
+         for p in $list; do if umount \"$p\" 2>/dev/null || umount -l \"$p\" 2>/dev/null; then m=$((m+1)); fi; done; \
+         IFS=$old_ifs; left=$({MOUNTS} | wc -l); \
+         if [ ! -d \"$d\" ]; then st=none; \
+         elif [ \"$left\" -ne 0 ]; then st=kept; \
+         elif rm -rf --one-file-system \"$d\" 2>/dev/null && [ ! -d \"$d\" ]; then st=removed; \
+         else st=kept; fi; \
+         rmdir runs 2>/dev/null; \
+         if [ \"$st\" != kept ] && grep -qx 'run={r}' {MARKER} 2>/dev/null; then rm -f {MARKER}; fi; \
+         echo \"$m $left $st\"",
         d = quote(dir),
         r = run
     )
@@ -602,5 +616,77 @@ fn watch(hosts: &[Arc<RunHost>], stop: &AtomicBool) {
         while Instant::now() < until && !stop.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The clean-up script run here with `sh`, as a host runs it: a bind
+    /// mount whose path has a space (mountinfo writes it `a\040b`) is
+    /// unmounted, the directory removed, and nothing behind the mount.
+    #[test]
+    fn removing_a_run_never_deletes_through_a_mount() {
+        // SAFETY: getuid has no preconditions.
+        if unsafe { libc::getuid() } != 0 {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI runs as root: this test needs mount"
+            );
+            eprintln!("skipped: bind mounts need root");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let work = d.path().join("work");
+        let outside = d.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("precious"), "keep me").unwrap();
+        let mnt = work.join("runs/rtest/a b");
+        let nested = work.join("runs/rtest/x");
+        std::fs::create_dir_all(&mnt).unwrap();
+        std::fs::create_dir_all(&nested).unwrap();
+        std::fs::write(work.join(MARKER), "run=rtest\n").unwrap();
+        let bind = |target: &Path| {
+            let ok = std::process::Command::new("mount")
+                .arg("--bind")
+                .arg(&outside)
+                .arg(target)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "mount --bind");
+        };
+        bind(&mnt);
+        bind(&nested);
+        // A mount inside a mount: deepest first.
+        std::fs::create_dir_all(mnt.join("inner")).unwrap();
+        bind(&mnt.join("inner"));
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(remove_script(work.to_str().unwrap(), "rtest"))
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let mounted = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        // Whatever happened, never leave the test's mounts behind.
+        for m in [mnt.join("inner"), mnt.clone(), nested.clone()] {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&m)
+                .status();
+        }
+        assert_eq!(
+            said,
+            "3 0 removed",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!mounted.contains(work.to_str().unwrap()), "{mounted}");
+        assert_eq!(
+            std::fs::read_to_string(outside.join("precious")).unwrap(),
+            "keep me"
+        );
+        assert!(!work.join("runs").exists() && !work.join(MARKER).exists());
     }
 }

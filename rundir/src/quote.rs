@@ -67,6 +67,9 @@ mod tests {
         assert!(s.ends_with("(100000 bytes)"), "{s}");
         assert_eq!(quoted("a\u{202e}b\0c"), "'a\\u{202e}b\\u{0}c'");
         assert_eq!(quoted("plain"), "'plain'");
-        assert_eq!(escaped("store/\u{1b}[2Jx\u{202e}/index.html"), "store/\\u{1b}[2Jx\\u{202e}/index.html");
+        assert_eq!(
+            escaped("store/\u{1b}[2Jx\u{202e}/index.html"),
+            "store/\\u{1b}[2Jx\\u{202e}/index.html"
+        );
     }
 }
