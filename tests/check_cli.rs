@@ -289,7 +289,8 @@ fn report_and_compare_refuse_fifos_devices_and_huge_files() {
     let results = run.join("results.json");
     let history = run.join("history.jsonl");
     std::fs::write(&history, "").unwrap();
-    let cases: Vec<(&str, Box<dyn Fn()>)> = vec![
+    type Make<'a> = Box<dyn Fn() + 'a>;
+    let cases: Vec<(&str, Make)> = vec![
         ("FIFO", Box::new(|| mkfifo(&results))),
         (
             "character device",
