@@ -187,6 +187,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                             read_mode: Default::default(),
                             bin: None,
                             args: &[],
+                            cluster: None,
                         })
                         .map_err(anyhow::Error::msg)?,
                 )

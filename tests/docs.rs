@@ -215,6 +215,7 @@ fn every_field_of_the_run_files_records_is_in_the_run_files_page() {
                     fsyncs: 1,
                     injected: 1,
                     not_durable: 1,
+                    left_behind: Some("x".into()),
                 },
             )]
             .into(),

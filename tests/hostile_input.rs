@@ -349,6 +349,38 @@ async fn a_node_of_another_cluster_is_turned_away() {
             l.display()
         );
     }
+    // A client of another run (a stale controller's) is turned away too;
+    // one naming this cluster, or none (`faultline kv`), is served.
+    let stale = Client::connect_in(addr, Duration::from_secs(5), Some("cluster-a"))
+        .await
+        .unwrap();
+    let got = stale
+        .call(ClientRequest::Put {
+            key: "k".into(),
+            value: 99,
+        })
+        .await;
+    assert!(got.is_err(), "a client of cluster A was served: {got:?}");
+    let own = Client::connect_in(addr, Duration::from_secs(5), Some("cluster-b"))
+        .await
+        .unwrap();
+    assert_eq!(
+        own.call(ClientRequest::Get { key: "k".into() })
+            .await
+            .unwrap(),
+        ClientResponse::Ok(Some(3)),
+        "the stale client's write must not have landed"
+    );
+    let leader_log = dir
+        .path()
+        .join("b")
+        .join("nodes")
+        .join(format!("{leader}.log"));
+    let text = std::fs::read_to_string(&leader_log).unwrap_or_default();
+    assert!(
+        text.contains("closing client connection: it belongs to cluster 'cluster-a'"),
+        "{text}"
+    );
 }
 
 async fn cluster_terms(cluster: &LocalCluster) -> Vec<u64> {

@@ -323,6 +323,49 @@ fn a_host_that_stops_answering_ends_the_run_in_one_line() {
     assert_clean(&hosts, 2);
 }
 
+/// A run whose marker disappears from a host (`hosts clean` run by hand
+/// against it) stops in one line instead of going on, so its clients never
+/// reach the next run's cluster on the same ports.
+#[test]
+fn a_run_whose_marker_is_removed_stops_in_one_line() {
+    let Some(hosts) = SshHosts::start("hosts_unmarked", 3) else {
+        return;
+    };
+    let d = hosts.dir.path();
+    let inv = hosts.inventory.display().to_string();
+    let store_s = d.join("store").display().to_string();
+    let args = run_args(
+        &inv,
+        &store_s,
+        &[
+            "--nemesis",
+            "partition-leader",
+            "--time-limit",
+            "120",
+            "--fault-interval",
+            "1",
+        ],
+    );
+    let child = start(hosts.faultline(&args), d, "unmarked");
+    wait_for_fault_rules(&hosts, &child, d, "unmarked");
+    std::fs::remove_file(hosts.hosts[1].workdir.join("faultline-run.marker")).unwrap();
+    let t0 = Instant::now();
+    let (code, out, err) = finish(child, d, "unmarked", Duration::from_secs(120));
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(t0.elapsed() < Duration::from_secs(100));
+    assert!(
+        err.contains("host w2") && err.contains("marker") && err.contains("is gone"),
+        "{err}"
+    );
+    assert!(err.contains("the run stopped at"), "{err}");
+    let clean = start(hosts.faultline(&["hosts", "clean", &inv]), d, "clean");
+    let (code, out, err) = finish(clean, d, "clean", Duration::from_secs(120));
+    assert_eq!(code, 0, "{out}\n{err}");
+    for i in 0..3 {
+        assert_clean(&hosts, i);
+    }
+}
+
 /// The figures of the closing note: the same 30 s run on three hosts and
 /// on this machine (`--net kernel`, the same nftables rules), and how long
 /// setup and teardown took per host. `cargo test --test hosts -- --ignored

@@ -62,7 +62,13 @@ fn errno(e: Errno) -> i32 {
     }
 }
 
+/// The longest name a directory entry may have, as on ext4 and XFS.
+const NAME_MAX: usize = 255;
+
 fn join(dir: &str, name: &OsStr) -> Option<String> {
+    if name.len() > NAME_MAX {
+        return None;
+    }
     let name = name.to_str()?;
     Some(if dir.is_empty() {
         name.to_string()
@@ -83,6 +89,16 @@ impl Shared {
     /// The path of `name` in the directory `parent` (a FUSE inode).
     fn child(&self, parent: u64, name: &OsStr) -> Option<String> {
         self.dir_path(parent).and_then(|d| join(d, name))
+    }
+
+    /// [`Shared::child`], or the error a real filesystem gives: a name
+    /// longer than [`NAME_MAX`] bytes is ENAMETOOLONG, anything else that
+    /// does not resolve ENOENT.
+    fn child_or(&self, parent: u64, name: &OsStr) -> Result<String, i32> {
+        if name.len() > NAME_MAX {
+            return Err(libc::ENAMETOOLONG);
+        }
+        self.child(parent, name).ok_or(libc::ENOENT)
     }
 
     fn dir_id(&mut self, path: &str) -> u64 {
@@ -195,8 +211,9 @@ fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 impl Layer {
     fn entry(&self, parent: u64, name: &OsStr, reply: ReplyEntry) {
         let mut s = lock(&self.0);
-        let Some(path) = s.child(parent, name) else {
-            return reply.error(libc::ENOENT);
+        let path = match s.child_or(parent, name) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
         };
         match s.lookup(&path).and_then(|id| s.attr(id)) {
             Some(attr) => reply.entry(&TTL, &attr, 0),
@@ -244,7 +261,9 @@ impl Filesystem for Layer {
                 s.disk.counters.injected += 1;
                 return reply.error(libc::ENOSPC);
             }
-            s.disk.truncate(file, len);
+            if let Err(e) = s.disk.truncate(file, len) {
+                return reply.error(errno(e));
+            }
         }
         if let Some(mode) = mode {
             s.modes.insert(ino, (mode & 0o7777) as u16);
@@ -291,8 +310,9 @@ impl Filesystem for Layer {
         reply: ReplyEntry,
     ) {
         let mut s = lock(&self.0);
-        let Some(path) = s.child(parent, name) else {
-            return reply.error(libc::ENOENT);
+        let path = match s.child_or(parent, name) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
         };
         if s.lookup(&path).is_some() {
             return reply.error(libc::EEXIST);
@@ -310,8 +330,9 @@ impl Filesystem for Layer {
 
     fn unlink(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
         let mut s = lock(&self.0);
-        let Some(path) = s.child(parent, name) else {
-            return reply.error(libc::ENOENT);
+        let path = match s.child_or(parent, name) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
         };
         if s.disk.is_dir(&path) {
             return reply.error(libc::EISDIR);
@@ -324,8 +345,9 @@ impl Filesystem for Layer {
 
     fn rmdir(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
         let mut s = lock(&self.0);
-        let Some(path) = s.child(parent, name) else {
-            return reply.error(libc::ENOENT);
+        let path = match s.child_or(parent, name) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
         };
         if s.disk.lookup(&path).is_some() {
             return reply.error(libc::ENOTDIR);
@@ -350,8 +372,9 @@ impl Filesystem for Layer {
         reply: ReplyEmpty,
     ) {
         let mut s = lock(&self.0);
-        let (Some(from), Some(to)) = (s.child(parent, name), s.child(newparent, newname)) else {
-            return reply.error(libc::ENOENT);
+        let (from, to) = match (s.child_or(parent, name), s.child_or(newparent, newname)) {
+            (Ok(f), Ok(t)) => (f, t),
+            (Err(e), _) | (_, Err(e)) => return reply.error(e),
         };
         if flags & libc::RENAME_EXCHANGE != 0 {
             return reply.error(libc::EINVAL);
@@ -380,7 +403,9 @@ impl Filesystem for Layer {
             return reply.error(libc::ENOENT);
         };
         if flags & libc::O_TRUNC != 0 && s.disk.store().len(file) > 0 {
-            s.disk.truncate(file, 0);
+            if let Err(e) = s.disk.truncate(file, 0) {
+                return reply.error(errno(e));
+            }
         }
         // No FOPEN_KEEP_CACHE: the kernel drops what it cached of the file.
         reply.opened(0, 0)
@@ -556,7 +581,7 @@ impl Filesystem for Layer {
 }
 
 fn create(s: &mut Shared, parent: u64, name: &OsStr, mode: u32) -> Result<u64, i32> {
-    let path = s.child(parent, name).ok_or(libc::ENOENT)?;
+    let path = s.child_or(parent, name)?;
     if s.lookup(&path).is_some() {
         return Err(libc::EEXIST);
     }
@@ -590,6 +615,8 @@ pub struct Mounted {
     mountpoint: PathBuf,
     backing: PathBuf,
     watchdog: Option<Watchdog>,
+    /// What the unmount could not leave in place, in one line.
+    left_behind: Option<String>,
 }
 
 /// A forked process that lazily unmounts the layer once this process is
@@ -805,6 +832,7 @@ impl Mounted {
             mountpoint,
             backing: backing.to_path_buf(),
             watchdog: None,
+            left_behind: None,
         };
         // Dropping `mounted` on failure unmounts it again.
         mounted.watchdog = Some(Watchdog::start(&mounted.mountpoint).with_context(|| {
@@ -910,22 +938,59 @@ impl Mounted {
         self.materialize()
     }
 
-    fn materialize(&self) -> anyhow::Result<()> {
+    /// Leave every name as a hard link to its backing file. A name that
+    /// cannot be linked does not stop the others; the backing directory
+    /// is removed only when every name is in place (otherwise it keeps
+    /// their data), and [`Mounted::left_behind`] says what was not done.
+    fn materialize(&mut self) -> anyhow::Result<()> {
         use anyhow::Context;
-        let s = self.shared();
-        for dir in s.disk.dirs() {
-            let at = self.mountpoint.join(&dir);
-            std::fs::create_dir_all(&at).with_context(|| format!("creating {}", at.display()))?;
+        let mut failed: Vec<String> = Vec::new();
+        let mut total = 0;
+        {
+            let s = self.shared();
+            for dir in s.disk.dirs() {
+                let at = self.mountpoint.join(&dir);
+                if let Err(e) = std::fs::create_dir_all(&at) {
+                    failed.push(format!("{}: {e}", faultline_rundir::quote::quoted(&dir)));
+                }
+            }
+            for name in s.disk.names() {
+                total += 1;
+                let ino = s.disk.lookup(&name).expect("listed");
+                let to = self.mountpoint.join(&name);
+                if let Err(e) = std::fs::hard_link(s.disk.store().path(ino), &to) {
+                    failed.push(format!(
+                        "{} (its data is {}): {e}",
+                        faultline_rundir::quote::quoted(&name),
+                        s.disk.store().path(ino).display()
+                    ));
+                }
+            }
         }
-        for name in s.disk.names() {
-            let ino = s.disk.lookup(&name).expect("listed");
-            let to = self.mountpoint.join(&name);
-            std::fs::hard_link(s.disk.store().path(ino), &to)
-                .with_context(|| format!("leaving {} in place", to.display()))?;
+        if failed.is_empty() {
+            return std::fs::remove_dir_all(&self.backing)
+                .with_context(|| format!("removing {}", self.backing.display()));
         }
-        std::fs::remove_dir_all(&self.backing)
-            .with_context(|| format!("removing {}", self.backing.display()))?;
+        self.left_behind = Some(format!(
+            "{} of {total} name(s) could not be left in {} and stay in {}: {}{}",
+            failed.len(),
+            self.mountpoint.display(),
+            self.backing.display(),
+            failed[0],
+            if failed.len() > 1 {
+                format!(" (and {} more)", failed.len() - 1)
+            } else {
+                String::new()
+            }
+        ));
         Ok(())
+    }
+
+    /// What the unmount could not leave in place (names it could not
+    /// link back), in one line; none when everything is where the member
+    /// left it.
+    pub fn left_behind(&self) -> Option<&str> {
+        self.left_behind.as_deref()
     }
 }
 

@@ -60,7 +60,26 @@ pub trait Store {
     fn len(&self, ino: Ino) -> u64;
     /// Forget the file (no name points at it any more).
     fn remove(&mut self, ino: Ino);
+    /// The parts of `[from, to)` of `ino` that may hold data (not holes),
+    /// in order. A store that cannot tell says the whole range.
+    fn data_ranges(&self, _ino: Ino, from: u64, to: u64) -> Vec<(u64, u64)> {
+        if from < to {
+            vec![(from, to)]
+        } else {
+            Vec::new()
+        }
+    }
 }
+
+/// The most bytes of undo records (what writes and truncations not yet
+/// durable overwrote or cut off) one member's disk holds. A write or a
+/// truncation that would need more fails with ENOSPC: the member pays for
+/// its own un-fsynced data, never the controller's memory.
+pub const UNDO_LIMIT: u64 = 256 << 20;
+
+/// How much of a cut-off range is read at a time: a chunk that reads as
+/// zeros is kept as a hole (the length alone), not as bytes.
+const UNDO_CHUNK: u64 = 1 << 20;
 
 /// Files in memory (for tests and benchmarks of the model).
 #[derive(Default)]
@@ -177,6 +196,18 @@ pub struct Disk<S: Store> {
     pub switches: Switches,
     /// Counters.
     pub counters: Counters,
+    /// Bytes held in undo records, every file's (at most [`UNDO_LIMIT`]).
+    undo_held: u64,
+}
+
+/// The bytes a file's undo records hold.
+fn held(state: &FileState) -> u64 {
+    state
+        .pending
+        .iter()
+        .chain(&state.dropped)
+        .map(|u| u.old.len() as u64)
+        .sum()
 }
 
 /// The directory a name is in (`a/b/c` → `a/b`, `c` → ``).
@@ -198,6 +229,21 @@ impl<S: Store> Disk<S> {
             dir_renames: Vec::new(),
             switches: Switches::default(),
             counters: Counters::default(),
+            undo_held: 0,
+        }
+    }
+
+    /// Bytes held in undo records now.
+    pub fn undo_held(&self) -> u64 {
+        self.undo_held
+    }
+
+    /// Room for `n` more bytes of undo records, or ENOSPC.
+    fn undo_room(&self, n: u64) -> Result<(), Errno> {
+        if self.undo_held.saturating_add(n) > UNDO_LIMIT {
+            Err(Errno::NoSpace)
+        } else {
+            Ok(())
         }
     }
 
@@ -248,7 +294,10 @@ impl<S: Store> Disk<S> {
             return Err(Errno::NoSpace);
         }
         let old_len = self.store.len(ino);
+        let overwritten = old_len.saturating_sub(offset).min(data.len() as u64);
+        self.undo_room(overwritten)?;
         let old = self.store.read_at(ino, offset, data.len());
+        self.undo_held += old.len() as u64;
         self.store.write_at(ino, offset, data);
         self.files.entry(ino).or_default().pending.push(Undo {
             offset,
@@ -260,21 +309,49 @@ impl<S: Store> Disk<S> {
         Ok(data.len())
     }
 
-    /// Cut or extend `ino` to `len`.
-    pub fn truncate(&mut self, ino: Ino, len: u64) {
+    /// Cut or extend `ino` to `len`. What a cut removes is kept for a
+    /// power loss chunk by chunk, holes and chunks of zeros by their length
+    /// alone (a sparse file of many gigabytes costs nothing); ENOSPC when
+    /// it would hold more than [`UNDO_LIMIT`].
+    pub fn truncate(&mut self, ino: Ino, len: u64) -> Result<(), Errno> {
         let old_len = self.store.len(ino);
-        let old = if len < old_len {
-            self.store.read_at(ino, len, (old_len - len) as usize)
-        } else {
-            Vec::new()
-        };
+        let mut chunks: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut bytes = 0u64;
+        if len < old_len {
+            for (a, b) in self.store.data_ranges(ino, len, old_len) {
+                let mut at = a;
+                while at < b {
+                    let n = (b - at).min(UNDO_CHUNK);
+                    self.undo_room(bytes + n)?;
+                    let data = self.store.read_at(ino, at, n as usize);
+                    if data.iter().any(|&x| x != 0) {
+                        bytes += data.len() as u64;
+                        chunks.push((at, data));
+                    }
+                    at += n;
+                }
+            }
+        }
         self.store.set_len(ino, len);
-        self.files.entry(ino).or_default().pending.push(Undo {
+        self.undo_held += bytes;
+        let state = self.files.entry(ino).or_default();
+        // Undone newest first: the chunks put the cut bytes back, then the
+        // length record restores the old length (holes read as zeros).
+        state.pending.push(Undo {
             offset: len.min(old_len),
-            old,
+            old: Vec::new(),
             written: 0,
             old_len,
         });
+        for (at, data) in chunks {
+            state.pending.push(Undo {
+                offset: at,
+                old: data,
+                written: 0,
+                old_len,
+            });
+        }
+        Ok(())
     }
 
     /// fsync (or fdatasync) `ino`: its writes become durable; with the
@@ -289,6 +366,7 @@ impl<S: Store> Disk<S> {
             return Err(Errno::Io);
         }
         let made_durable = std::mem::take(&mut state.pending);
+        self.undo_held -= made_durable.iter().map(|u| u.old.len() as u64).sum::<u64>();
         // A write dropped by an earlier failed fsync must not, at a power
         // loss, bring back old bytes over what is durable now.
         if !state.dropped.is_empty() {
@@ -473,6 +551,7 @@ impl<S: Store> Disk<S> {
             Damage::Truncate => {
                 self.store.set_len(ino, offset);
                 let state = self.files.entry(ino).or_default();
+                self.undo_held -= held(state);
                 state.pending.clear();
                 state.dropped.clear();
             }
@@ -494,7 +573,9 @@ impl<S: Store> Disk<S> {
             .chain(self.durable.values())
             .any(|i| *i == ino);
         if !named {
-            self.files.remove(&ino);
+            if let Some(state) = self.files.remove(&ino) {
+                self.undo_held -= held(&state);
+            }
             self.store.remove(ino);
         }
     }
@@ -579,6 +660,8 @@ impl<S: Store> Disk<S> {
                 }
             }
         }
+        // Every undo record was used up above.
+        self.undo_held = 0;
         let mut changed: BTreeSet<String> = BTreeSet::new();
         for (n, ino) in &self.names {
             if self.durable.get(n) != Some(ino) {

@@ -126,6 +126,45 @@ impl Store for FileStore {
             .unwrap_or(0)
     }
 
+    fn data_ranges(&self, ino: Ino, from: u64, to: u64) -> Vec<(u64, u64)> {
+        use std::os::fd::AsRawFd;
+        if from >= to {
+            return Vec::new();
+        }
+        // SEEK_DATA / SEEK_HOLE: the holes of a sparse file are skipped
+        // without reading them.
+        self.with(ino, "reading the holes of", |f| {
+            let fd = f.as_raw_fd();
+            let mut out = Vec::new();
+            let mut at = from;
+            while at < to {
+                // SAFETY: lseek on a descriptor we hold open.
+                let data = unsafe { libc::lseek(fd, at as i64, libc::SEEK_DATA) };
+                if data < 0 {
+                    let e = std::io::Error::last_os_error();
+                    // ENXIO: no data at or after `at`.
+                    if e.raw_os_error() == Some(libc::ENXIO) {
+                        break;
+                    }
+                    // A filesystem without SEEK_DATA: all of it.
+                    out.push((at, to));
+                    break;
+                }
+                let data = (data as u64).max(at);
+                if data >= to {
+                    break;
+                }
+                // SAFETY: as above.
+                let hole = unsafe { libc::lseek(fd, data as i64, libc::SEEK_HOLE) };
+                let hole = if hole < 0 { to } else { (hole as u64).min(to) };
+                out.push((data, hole));
+                at = hole;
+            }
+            Ok(out)
+        })
+        .unwrap_or_else(|| vec![(from, to)])
+    }
+
     fn remove(&mut self, ino: Ino) {
         self.open.borrow_mut().remove(&ino);
         if let Err(e) = std::fs::remove_file(self.path(ino)) {

@@ -35,9 +35,9 @@ fn overwrites_and_truncates_come_back_as_they_were() {
     d.write(a, 0, b"0123456789").unwrap();
     d.fsync(a).unwrap();
     d.write(a, 2, b"xx").unwrap();
-    d.truncate(a, 4);
+    d.truncate(a, 4).unwrap();
     d.write(a, 8, b"yy").unwrap();
-    d.truncate(a, 20);
+    d.truncate(a, 20).unwrap();
     d.power_loss();
     assert_eq!(content(&d, "a").unwrap(), b"0123456789");
 }
@@ -226,7 +226,7 @@ fn random_histories_lose_exactly_what_was_not_durable() {
                     let byte: u8 = rng.gen();
                     d.write(ino, off, &vec![byte; len]).unwrap();
                 }
-                6 => d.truncate(ino, rng.gen_range(0..80)),
+                6 => d.truncate(ino, rng.gen_range(0..80)).unwrap(),
                 7 => {
                     d.switches.fsync_error = true;
                     let _ = d.fsync(ino);
@@ -300,4 +300,66 @@ fn corruption_is_on_the_disk_itself_and_survives_a_power_loss() {
     let c = d.corrupt(8, Damage::Truncate).unwrap();
     assert_eq!(content(&d, "log").unwrap().len() as u64, c.offset);
     assert!(c.offset < 64);
+}
+
+/// A member that makes a huge sparse file and cuts it (`truncate -s 10G
+/// big; truncate -s 0 big`) costs no memory: the holes are kept as their
+/// length, and a power loss brings the length back.
+#[test]
+fn cutting_a_huge_sparse_file_holds_no_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Disk::new(crate::store::FileStore::new(dir.path()).unwrap());
+    let big = d.create("big").unwrap();
+    d.fsync_dir("").unwrap();
+    d.write(big, 0, b"head").unwrap();
+    d.truncate(big, 10 << 30).unwrap();
+    d.write(big, 5 << 30, b"middle").unwrap();
+    d.fsync(big).unwrap();
+    assert_eq!(d.undo_held(), 0);
+    d.truncate(big, 0).unwrap();
+    // Two pages of data, not ten gigabytes.
+    assert!(d.undo_held() <= 2 * UNDO_CHUNK, "{}", d.undo_held());
+    assert_eq!(d.store().len(big), 0);
+    d.power_loss();
+    assert_eq!(d.store().len(big), 10 << 30);
+    assert_eq!(d.store().read_at(big, 0, 4), b"head");
+    assert_eq!(d.store().read_at(big, 5 << 30, 6), b"middle");
+    assert_eq!(d.undo_held(), 0);
+}
+
+/// Undo records are bounded: a cut of more data than
+/// [`UNDO_LIMIT`] fails with ENOSPC (the member's own error), and so does
+/// a write that would overwrite past the bound.
+#[test]
+fn undo_records_past_the_bound_fail_the_members_own_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Disk::new(crate::store::FileStore::new(dir.path()).unwrap());
+    let f = d.create("f").unwrap();
+    d.fsync_dir("").unwrap();
+    let chunk = vec![7u8; 1 << 20];
+    let mut at = 0;
+    while at <= UNDO_LIMIT {
+        d.write(f, at, &chunk).unwrap();
+        at += chunk.len() as u64;
+    }
+    d.fsync(f).unwrap();
+    assert_eq!(d.truncate(f, 0), Err(Errno::NoSpace));
+    assert_eq!(d.store().len(f), at, "a refused cut changes nothing");
+    assert_eq!(d.undo_held(), 0);
+    // Overwrites not yet durable, up to the bound, then ENOSPC.
+    let mut over = 0;
+    let mut refused = false;
+    while over < at {
+        match d.write(f, over, &chunk) {
+            Ok(_) => over += chunk.len() as u64,
+            Err(e) => {
+                assert_eq!(e, Errno::NoSpace);
+                refused = true;
+                break;
+            }
+        }
+    }
+    assert!(refused && d.undo_held() <= UNDO_LIMIT);
+    d.fsync(f).unwrap();
+    assert_eq!(d.undo_held(), 0);
 }

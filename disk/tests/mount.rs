@@ -268,3 +268,44 @@ fn o_dsync_writes_and_msync_are_durable_and_sync_file_range_is_not() {
     assert_eq!(fs::read(data.join("range")).unwrap(), b"");
     assert_eq!(fs::read(data.join("mapped")).unwrap(), b"msyn");
 }
+
+/// A name longer than 255 bytes is refused with ENAMETOOLONG, as a real
+/// filesystem refuses it; and when the unmount cannot leave a name in the
+/// data directory (here one that already exists under the mount), the
+/// others are still left there, the backing directory keeps the data,
+/// and `left_behind` says which.
+#[test]
+fn long_names_are_refused_and_the_link_back_does_what_it_can() {
+    if !can_mount() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let backing = tmp.path().join("backing");
+    fs::create_dir_all(&data).unwrap();
+    // Under the mount, hidden while it is there.
+    fs::write(data.join("clash"), b"under the mount").unwrap();
+    let mut m = Mounted::mount(&data, &backing).unwrap();
+    let at = m.mountpoint().to_path_buf();
+    let long = "n".repeat(256);
+    let e = fs::write(at.join(&long), b"x").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENAMETOOLONG), "{e}");
+    let e = fs::create_dir(at.join(&long)).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENAMETOOLONG), "{e}");
+    write_file(&at.join("n".repeat(255)), b"fits", true);
+    write_file(&at.join("clash"), b"through the layer", true);
+    write_file(&at.join("other"), b"other", true);
+    let e = fs::rename(at.join("other"), at.join(&long)).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENAMETOOLONG), "{e}");
+    m.unmount().unwrap();
+    assert!(!is_mounted(&data));
+    assert_eq!(fs::read(data.join("other")).unwrap(), b"other");
+    assert_eq!(fs::read(data.join("n".repeat(255))).unwrap(), b"fits");
+    let left = m.left_behind().expect("the clash is said");
+    assert!(
+        left.contains("1 of 3 name(s)") && left.contains("'clash'"),
+        "{left}"
+    );
+    // Its data is not lost: the backing directory stays.
+    assert!(backing.exists(), "{left}");
+}

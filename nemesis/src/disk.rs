@@ -81,10 +81,17 @@ impl Disks {
                     fsyncs: s.counters.fsyncs,
                     injected: s.counters.injected,
                     not_durable: s.not_durable,
+                    left_behind: None,
                 },
             );
             if let Err(e) = m.unmount() {
                 first_err.get_or_insert(e.context(format!("{id}'s disk layer")));
+            }
+            if let Some(left) = m.left_behind() {
+                eprintln!("faultline: {id}'s disk layer: {left}");
+                if let Some(c) = record.nodes.get_mut(&id) {
+                    c.left_behind = Some(left.to_string());
+                }
             }
         }
         let text = serde_json::to_string_pretty(&record)?;

@@ -600,8 +600,11 @@ pub fn remove_script(dir: &str, run: &str) -> String {
 }
 
 /// Check every [`WATCH_EVERY`] that each host's control master is still
-/// there (its keep-alive gives up on a silent host), until `stop`. No
-/// command runs on the hosts for it.
+/// there (its keep-alive gives up on a silent host), and that the run's
+/// marker is still the host's (someone ran `hosts clean` against this live
+/// run: its members are gone, and its clients could reach the next run's
+/// cluster on the same ports), until `stop`. The marker is read through
+/// the kept shell, one `grep` per check.
 fn watch(hosts: &[Arc<RunHost>], stop: &AtomicBool) {
     while !stop.load(Ordering::SeqCst) {
         for h in hosts {
@@ -610,6 +613,20 @@ fn watch(hosts: &[Arc<RunHost>], stop: &AtomicBool) {
                     "{} stopped answering (ssh's keep-alive gave up on it)",
                     who(&h.host)
                 ));
+            }
+            if h.lost().is_none() && !stop.load(Ordering::SeqCst) {
+                let run = h.tag.split('@').next().unwrap_or("");
+                let check = format!(
+                    "cd {} && if grep -qx 'run={run}' {MARKER} 2>/dev/null; then echo ours; else echo gone; fi",
+                    quote(&h.dir)
+                );
+                if h.run_on(&check).is_ok_and(|o| o.trim() == "gone") {
+                    h.mark_lost(format!(
+                        "{}: the run's marker {}/{MARKER} is gone (was `faultline hosts clean` run against this live run?)",
+                        who(&h.host),
+                        h.dir
+                    ));
+                }
             }
         }
         let until = Instant::now() + WATCH_EVERY;

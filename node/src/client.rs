@@ -97,6 +97,17 @@ pub struct Client {
 impl Client {
     /// Connect to the node at `addr`; every call waits at most `timeout`.
     pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Client, CallError> {
+        Client::connect_in(addr, timeout, None).await
+    }
+
+    /// [`Client::connect`], naming `cluster` first when given: a node of
+    /// another cluster closes the connection (a client of an old run never
+    /// writes into the next run's cluster on the same ports).
+    pub async fn connect_in(
+        addr: SocketAddr,
+        timeout: Duration,
+        cluster: Option<&str>,
+    ) -> Result<Client, CallError> {
         if let Err(why) = local_address(addr) {
             return Err(CallError::Connect {
                 addr,
@@ -145,6 +156,15 @@ impl Client {
             // Connection gone: wake every waiter (their senders drop).
             w.lock().expect("not poisoned").clear();
         });
+        if let Some(cluster) = cluster {
+            // Sent before any request; its answer (id 0) has no waiter.
+            let _ = tx.send(ClientEnvelope {
+                id: 0,
+                request: ClientRequest::Hello {
+                    cluster: cluster.to_string(),
+                },
+            });
+        }
         Ok(Client {
             addr,
             next_id: AtomicU64::new(1),

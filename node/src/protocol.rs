@@ -172,6 +172,13 @@ pub enum ClientRequest {
         /// Voters to remove (or learners to drop from a change in progress).
         remove: Vec<NodeId>,
     },
+    /// The first request of a connection that names its cluster (a run's
+    /// clients do): a node of another cluster closes the connection, as it
+    /// does a peer's. Answered `Ok(None)`.
+    Hello {
+        /// The cluster the client belongs to.
+        cluster: String,
+    },
 }
 
 /// A client request with its id (answers may come back in any order).

@@ -460,6 +460,11 @@ pub struct DiskCounters {
     pub injected: u64,
     /// Bytes written and not durable at the end.
     pub not_durable: u64,
+    /// What the unmount could not leave in the member's data directory
+    /// (names it could not link back; their data stays in the backing
+    /// directory), in one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_behind: Option<String>,
 }
 
 /// `disk.json`.

@@ -342,7 +342,7 @@ fn check_here(runs: &[PlannedRun], node_bin: &NodeCommand) -> anyhow::Result<()>
     for r in runs {
         if !seen.contains(&r.spec.target) {
             seen.push(r.spec.target);
-            crate::run::system(&r.spec, node_bin)?;
+            crate::run::system(&r.spec, r.plan.cluster_id.as_deref(), node_bin)?;
         }
     }
     Ok(())

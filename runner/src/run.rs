@@ -29,13 +29,18 @@ pub struct Progress {
 }
 
 /// The system a run tests ([`faultline_sut::TargetKind::build`]).
-pub fn system(spec: &RunSpec, node_bin: &NodeCommand) -> anyhow::Result<Arc<dyn Target>> {
+pub fn system(
+    spec: &RunSpec,
+    cluster: Option<&str>,
+    node_bin: &NodeCommand,
+) -> anyhow::Result<Arc<dyn Target>> {
     spec.target
         .build(&faultline_sut::Build {
             node: node_bin.clone(),
             read_mode: spec.read_mode,
             bin: spec.bin.as_deref(),
             args: &spec.args,
+            cluster,
         })
         .map_err(anyhow::Error::msg)
 }
@@ -51,7 +56,7 @@ pub async fn run_one(
     progress: Option<&Progress>,
     placement: Option<&RunPlacement>,
 ) -> anyhow::Result<RunResults> {
-    let target = system(spec, node_bin)?;
+    let target = system(spec, plan.cluster_id.as_deref(), node_bin)?;
     crate::store::create_run_dir(dir)?;
     let rd = faultline_rundir::RunDir::new(dir);
     if let Some(p) = placement {

@@ -158,6 +158,9 @@ pub struct RunPlan {
     /// The flags every member gets (for faultline's node, with a fresh
     /// cluster id of its own).
     pub member_args: Vec<String>,
+    /// The cluster id in those flags, which the run's clients name too
+    /// (faultline's node only).
+    pub cluster_id: Option<String>,
     /// What the members really use, for `spec.json`.
     pub effective: Effective,
     /// The workload.
@@ -248,10 +251,23 @@ impl RunSpec {
     /// Validate the spec once and turn it into what a run consumes.
     pub fn plan(&self) -> anyhow::Result<RunPlan> {
         let faults = self.validate()?;
+        // One cluster id for the whole run: in the members' flags and in
+        // every client's greeting, so a client of another run (a stale
+        // controller's) is turned away.
+        let cluster_id =
+            (self.target == TargetKind::Faultline).then(faultline_node::settings::fresh_cluster_id);
+        let member_args = self
+            .target
+            .member_args(&faultline_sut::settings::TargetSettings {
+                cluster_id: cluster_id.as_deref(),
+                ..self.target_settings()
+            })
+            .map_err(anyhow::Error::msg)?;
         Ok(RunPlan {
             schedule: self.schedule(faults.clone()),
             faults,
-            member_args: self.member_args()?,
+            member_args,
+            cluster_id,
             effective: self.effective()?,
             register: self.register_config(),
             net: self.net,
@@ -381,6 +397,7 @@ impl RunSpec {
             seed: self.seed,
             op_timeout_ms: self.op_timeout_ms,
             args: &self.args,
+            cluster_id: None,
         }
     }
 

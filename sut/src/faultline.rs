@@ -17,12 +17,24 @@ use crate::{Answer, KvClient, KvOp, Member, Program, Target, TargetKind};
 #[derive(Clone, Debug)]
 pub struct FaultlineNode {
     program: Program,
+    /// The cluster its clients greet (none: they name none, and any node
+    /// answers them).
+    cluster: Option<String>,
 }
 
 impl FaultlineNode {
     /// The node run by `program`.
     pub fn new(program: Program) -> Self {
-        FaultlineNode { program }
+        FaultlineNode {
+            program,
+            cluster: None,
+        }
+    }
+
+    /// Its clients name `cluster` when they connect.
+    pub fn in_cluster(mut self, cluster: Option<&str>) -> Self {
+        self.cluster = cluster.map(str::to_string);
+        self
     }
 }
 
@@ -79,7 +91,7 @@ impl Target for FaultlineNode {
         timeout: Duration,
     ) -> BoxFuture<'a, Result<Box<dyn KvClient>, String>> {
         async move {
-            Client::connect(addr, timeout)
+            Client::connect_in(addr, timeout, self.cluster.as_deref())
                 .await
                 .map(|c| Box::new(NodeClient(c)) as Box<dyn KvClient>)
                 .map_err(|e| e.to_string())
@@ -93,7 +105,7 @@ impl Target for FaultlineNode {
         timeout: Duration,
     ) -> BoxFuture<'a, anyhow::Result<NodeStatus>> {
         async move {
-            let c = Client::connect(addr, timeout).await?;
+            let c = Client::connect_in(addr, timeout, self.cluster.as_deref()).await?;
             match c.call(ClientRequest::Status).await? {
                 ClientResponse::Status(s) => Ok(s),
                 other => bail!(

@@ -442,6 +442,9 @@ pub struct Build<'a> {
     pub bin: Option<&'a str>,
     /// Its arguments.
     pub args: &'a [String],
+    /// The run's cluster id, which faultline's node's clients name when
+    /// they connect (a node of another cluster turns them away).
+    pub cluster: Option<&'a str>,
 }
 
 impl TargetKind {
@@ -450,7 +453,9 @@ impl TargetKind {
     /// Maelstrom program hosted by this very binary.
     pub fn build(self, b: &Build<'_>) -> Result<Arc<dyn Target>, String> {
         Ok(match self {
-            TargetKind::Faultline => faultline(b.node.clone()),
+            TargetKind::Faultline => {
+                Arc::new(faultline::FaultlineNode::new(b.node.clone()).in_cluster(b.cluster))
+            }
             TargetKind::Etcd => {
                 let bin = std::env::var_os("FAULTLINE_ETCD_BIN").map(PathBuf::from);
                 Arc::new(etcd::Etcd::find(bin.as_deref(), b.read_mode)?)

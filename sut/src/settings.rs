@@ -38,6 +38,9 @@ pub struct TargetSettings<'a> {
     pub op_timeout_ms: u64,
     /// A program's arguments.
     pub args: &'a [String],
+    /// The run's cluster id (faultline's node: its peers and clients must
+    /// name it); none: a fresh one.
+    pub cluster_id: Option<&'a str>,
 }
 
 /// The timeouts a node really runs with (after rounding to its tick), or
@@ -78,7 +81,10 @@ pub fn node_settings(s: &TargetSettings<'_>) -> Result<NodeSettings, String> {
         check_quorum: s.check_quorum,
         seed: Some(s.seed),
         unsafe_bugs,
-        cluster_id: Some(faultline_node::settings::fresh_cluster_id()),
+        cluster_id: Some(
+            s.cluster_id
+                .map_or_else(faultline_node::settings::fresh_cluster_id, str::to_string),
+        ),
         tick_ms: s.tick_ms.unwrap_or(NodeSettings::DEFAULT_TICK_MS),
         ..NodeSettings::default()
     })

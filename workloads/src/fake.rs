@@ -53,7 +53,8 @@ pub async fn serve(behavior: Behavior) -> std::io::Result<SocketAddr> {
                         }
                         ClientRequest::Status
                         | ClientRequest::Members
-                        | ClientRequest::ChangeMembers { .. } => continue,
+                        | ClientRequest::ChangeMembers { .. }
+                        | ClientRequest::Hello { .. } => continue,
                     };
                     let outcome = store.lock().expect("store").apply(&Proposal {
                         id: RequestId { session, seq: n },

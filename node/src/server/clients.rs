@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use crate::protocol::{self, ClientEnvelope, ClientReply};
+use crate::protocol::{self, ClientEnvelope, ClientReply, ClientRequest, ClientResponse};
 
 use super::limits::{accept_loop, BudgetedCodec, FrameBudget, MAX_IN_FLIGHT, PARTIAL_FRAME_BYTES};
 use super::{Event, ReplyTo};
@@ -21,11 +21,15 @@ use super::{Event, ReplyTo};
 /// (released once the reply is written).
 pub(super) type Outgoing = (ClientReply, OwnedSemaphorePermit);
 
-pub(super) async fn accept_clients(listener: TcpListener, events: mpsc::UnboundedSender<Event>) {
+pub(super) async fn accept_clients(
+    listener: TcpListener,
+    cluster: Arc<str>,
+    events: mpsc::UnboundedSender<Event>,
+) {
     let budget = FrameBudget::new(PARTIAL_FRAME_BYTES);
     accept_loop(listener, "client", move |stream, addr| {
         let (codec, closed) = budget.codec();
-        serve(stream, addr, codec, closed, events.clone())
+        serve(stream, addr, codec, closed, cluster.clone(), events.clone())
     })
     .await
 }
@@ -35,6 +39,7 @@ async fn serve(
     addr: SocketAddr,
     codec: BudgetedCodec,
     closed: Arc<Notify>,
+    cluster: Arc<str>,
     events: mpsc::UnboundedSender<Event>,
 ) {
     let (read, write) = stream.into_split();
@@ -84,6 +89,24 @@ async fn serve(
                 break;
             }
         };
+        if let ClientRequest::Hello { cluster: theirs } = &env.request {
+            if **theirs != *cluster {
+                let theirs = faultline_rundir::quote::quoted(theirs);
+                if let Some(held) = super::limits::may_log(&format!("client cluster {}", addr.ip()))
+                {
+                    tracing::warn!(client = %addr, held_back = held, "closing client connection: it belongs to cluster {theirs}, not this one (a client of another run; said at most once per {} s; {held} more since)", super::limits::REPEAT_LOG_EVERY.as_secs());
+                }
+                break;
+            }
+            let answer = ClientReply {
+                id: env.id,
+                response: ClientResponse::Ok(None),
+            };
+            if tx.send((answer, permit)).is_err() {
+                break;
+            }
+            continue;
+        }
         let reply = ReplyTo::Client {
             tx: tx.clone(),
             id: env.id,

@@ -261,7 +261,11 @@ pub async fn serve(
         events_tx.clone(),
         config.cluster_id.clone(),
     ));
-    tasks.spawn(accept_clients(client_listener, events_tx.clone()));
+    tasks.spawn(accept_clients(
+        client_listener,
+        config.cluster_id.as_str().into(),
+        events_tx.clone(),
+    ));
     let mut node = NodeLoop {
         raft,
         writes: writes_tx,

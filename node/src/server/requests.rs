@@ -59,6 +59,12 @@ impl NodeLoop {
                 self.send_reply(reply, ClientResponse::Ok(v));
                 return;
             }
+            // Answered where the connection is read; one that gets here
+            // (a forwarded request) is acknowledged.
+            ClientRequest::Hello { .. } => {
+                self.send_reply(reply, ClientResponse::Ok(None));
+                return;
+            }
             ClientRequest::Get { key } => Command::Get { key },
             ClientRequest::Put { key, value } => Command::Put { key, value },
             ClientRequest::Cas { key, expected, new } => Command::Cas { key, expected, new },

@@ -393,6 +393,11 @@ fn disk_section(d: &faultline_rundir::records::DiskRecord) -> Markup {
                 }
             }
         }
+        @for (node, c) in &d.nodes {
+            @if let Some(left) = &c.left_behind {
+                p { b { (node) ": not every file was left in place: " } code { (left) } }
+            }
+        }
         @if !d.events.is_empty() {
             table {
                 tr { th { "fault" } th { "member" } th { "what it did" } th { "afterwards" } }
