@@ -215,6 +215,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    // A member's descendant that leaves its process group and whose parent
+    // exits becomes this process's child, not init's: it is found and
+    // killed with its member (nemesis::process::MEMBER_ENV).
+    if let Err(e) = faultline_nemesis::process::become_subreaper() {
+        eprintln!("faultline: warning: cannot become a subreaper ({e}): a member's escaped descendants are still killed by their tag");
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -9,6 +9,7 @@
 mod common;
 use common::faultline_in;
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -311,4 +312,83 @@ args = ["--heartbeat-ms", "300"]
     assert_eq!(specs.len(), 4);
     assert!(specs.iter().any(|s| s.contains("\"300\"")));
     assert!(specs.iter().all(|s| s.contains("primary.py")));
+}
+
+/// The resident memory of `pid`, MiB (0 once it is gone).
+fn rss_mib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        / 1024
+}
+
+/// A node that sends to itself without reading its stdin, prints lines
+/// that are not JSON and floods its stderr costs the host bounded memory
+/// and a bounded log: its queue drops past 64 MiB, the junk lines are said
+/// at most once a second, and its stderr is cut at 64 MiB with a note.
+#[test]
+fn a_flooding_node_costs_its_host_bounded_memory_and_log() {
+    if !python_available("a_flooding_node_costs_its_host_bounded_memory_and_log") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("n1.log");
+    let port = |_| {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string()
+    };
+    let (listen, client) = (port(0), port(1));
+    let mut host = std::process::Command::new(common::faultline_bin())
+        .args([
+            "maelstrom-host",
+            "--id",
+            "n1",
+            "--listen",
+            &listen,
+            "--client",
+            &client,
+        ])
+        .args(["--", "python3", &node("flood.py")])
+        .env("FLOOD_SECONDS", "8")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = host.id();
+    let mut peak = 0;
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(12) {
+        peak = peak.max(rss_mib(pid));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The whole group: the host and its node.
+    // SAFETY: a signal to the test's own process group.
+    unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+    let _ = host.wait();
+    let size = std::fs::metadata(&log).unwrap().len();
+    let text = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
+    assert!(peak > 0 && peak < 400, "the host peaked at {peak} MiB");
+    assert!(
+        size < (64 << 20) + (1 << 20),
+        "the log grew to {size} bytes"
+    );
+    assert!(
+        text.contains("the node's stderr was cut here, at 64 MiB"),
+        "no cut note"
+    );
+    let junk = text.matches("not a JSON message").count();
+    assert!((1..=30).contains(&junk), "{junk} lines about junk");
+    assert!(
+        text.contains("was dropped: 64 MiB wait in its queue"),
+        "no drop said"
+    );
 }

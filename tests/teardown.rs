@@ -404,3 +404,76 @@ fn ctrl_c_mid_campaign_leaves_a_store_that_report_reads_and_marks_the_cut() {
         "the second run is not listed as not run"
     );
 }
+
+/// A member's descendant that leaves its process group and session (fork,
+/// setsid, fork again: a daemon) is killed with the run all the same —
+/// at its normal end, and on Ctrl-C and SIGTERM.
+#[test]
+fn a_members_daemonized_descendant_does_not_outlive_the_run() {
+    use std::os::unix::fs::PermissionsExt;
+    // Ctrl-C and SIGTERM: a stand-in etcd whose child escapes.
+    for (sig, mark) in [(2, 3611u32), (15, 3613u32)] {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("etcd-daemon.sh");
+        std::fs::write(
+            &bin,
+            format!(
+                "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'etcd Version: 3.5.0'; exit 0; fi\nsetsid sh -c 'sleep {mark} & exit 0' &\nsleep 3600\n"
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let needle = format!("sleep {mark}");
+        let mut child = Command::new(common::faultline_bin())
+            .args(["run", "--target", "etcd", "--nemesis", "pause-leader"])
+            .arg("--etcd-bin")
+            .arg(&bin)
+            .arg("--store")
+            .arg(dir.path().join("store"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while pids_mentioning(&needle).len() < 3 {
+            assert!(Instant::now() < deadline, "the members did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        signal(child.id(), sig);
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(128 + sig), "{status:?}");
+        wait_gone(&needle);
+    }
+    // The normal end of a run: a Maelstrom node that daemonizes a sleeper.
+    let python = Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !python {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python3 is needed under CI=true"
+        );
+        eprintln!("skipped the Maelstrom half: python3 is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let node = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/maelstrom/escape.py");
+    let (code, out, err) = common::faultline_in(
+        dir.path(),
+        &[
+            "run",
+            "--target",
+            "maelstrom",
+            "--bin",
+            node.to_str().unwrap(),
+            "--nemesis=",
+            "--time-limit",
+            "3",
+        ],
+        Duration::from_secs(120),
+    );
+    assert!([0, 1, 3].contains(&code), "{code}: {out}{err}");
+    // The node's environment carries ESCAPE_MARK's default: 3607.
+    wait_gone("sleep 3607");
+}

@@ -73,29 +73,123 @@ pub struct NodeProcess {
     remote_pid: Option<u32>,
 }
 
-/// Process groups started by this controller and not yet killed: what
-/// [`kill_every_group`] ends. A group outlives its leader when the member
-/// started children of its own (an `etcd` wrapper script, say).
-static GROUPS: std::sync::Mutex<std::collections::BTreeSet<u32>> =
-    std::sync::Mutex::new(std::collections::BTreeSet::new());
+/// Process groups started by this controller and not yet killed, each
+/// with its member's tag: what [`kill_every_group`] ends. A group outlives
+/// its leader when the member started children of its own (an `etcd`
+/// wrapper script, say).
+static GROUPS: std::sync::Mutex<std::collections::BTreeMap<u32, String>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
 
-fn groups() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<u32>> {
+fn groups() -> std::sync::MutexGuard<'static, std::collections::BTreeMap<u32, String>> {
     GROUPS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The environment variable every member starts with: a tag of its own
+/// (`<controller pid>.<n>`). Its descendants inherit it wherever they go —
+/// a new session, a double fork, another program — so when the member is
+/// killed, every process that still carries its tag is killed too.
+pub const MEMBER_ENV: &str = "FAULTLINE_MEMBER";
+
+fn next_tag() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    format!(
+        "{}.{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// Make this process the subreaper of everything it starts
+/// (`PR_SET_CHILD_SUBREAPER`): a member's descendant whose parent exits
+/// (the setsid-and-fork-again of a daemon) becomes this process's child
+/// instead of init's, so it is reaped here and never outlives the
+/// controller unseen. For the commands that start members, before any
+/// thread starts.
+pub fn become_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments; touches no memory of ours.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// SIGKILL every process that carries member tag `tag` (the member and
+/// all its descendants, in whatever session or group they are now), and
+/// reap the ones that were reparented to this process. Bounded: at most
+/// five passes over /proc (a descendant forking while it is killed is
+/// caught by the next).
+fn kill_tagged(tag: &str) {
+    let needle = format!("{MEMBER_ENV}={tag}\0");
+    let me = std::process::id();
+    for _ in 0..5 {
+        let mut found = 0;
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for e in procs.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == me {
+                continue;
+            }
+            let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+                continue;
+            };
+            if !env.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                continue;
+            }
+            found += 1;
+            // SAFETY: kill(2) with a pid; no memory is touched.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            // A reparented orphan is ours to reap (a member itself is
+            // reaped by its Child handle, not here).
+            let ours = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let (_, rest) = s.rsplit_once(')')?;
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(me);
+            if ours && !groups().contains_key(&pid) {
+                let deadline = Instant::now() + Duration::from_secs(2);
+                // SAFETY: waitpid on our own child; status is ours.
+                while unsafe {
+                    libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), libc::WNOHANG)
+                } == 0
+                    && Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        }
+        if found == 0 {
+            return;
+        }
+    }
 }
 
 /// SIGKILL every process group this controller started and has not killed
 /// yet, children of its members included. For a signal handler or a panic
 /// hook: a paused group is killed too (SIGKILL ends stopped processes).
 pub fn kill_every_group() {
-    let all: Vec<u32> = std::mem::take(&mut *groups()).into_iter().collect();
-    for pgid in all {
-        let _ = signal_group(pgid, libc::SIGKILL);
+    let all: Vec<(u32, String)> = std::mem::take(&mut *groups()).into_iter().collect();
+    for (pgid, _) in &all {
+        let _ = signal_group(*pgid, libc::SIGKILL);
+    }
+    for (_, tag) in &all {
+        kill_tagged(tag);
     }
 }
 
-/// Kill one group (its leader may be gone; its children are not) and forget it.
+/// Kill one group (its leader may be gone; its children are not), and
+/// every descendant that left it, and forget it.
 fn end_group(pgid: u32) {
     let _ = signal_group(pgid, libc::SIGKILL);
+    let tag = groups().get(&pgid).cloned();
+    if let Some(tag) = tag {
+        kill_tagged(&tag);
+    }
     groups().remove(&pgid);
 }
 
@@ -181,9 +275,11 @@ impl NodeProcess {
             join: self.join,
         });
         let program = cmd.get_program().to_string_lossy().into_owned();
+        let tag = next_tag();
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))
+            .env(MEMBER_ENV, &tag)
             .process_group(0);
         // SAFETY: prctl is async-signal-safe and touches no memory of ours.
         unsafe {
@@ -200,7 +296,7 @@ impl NodeProcess {
         let child = cmd
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("starting {program}: {e}")))?;
-        groups().insert(child.id());
+        groups().insert(child.id(), tag);
         self.child = Some(child);
         self.paused = false;
         Ok(())

@@ -56,6 +56,89 @@ pub struct HostConfig {
 /// The longest line the host takes from a node (16 MiB).
 const MAX_LINE: usize = 16 << 20;
 
+/// The most bytes waiting in any one of the host's queues (to the node's
+/// stdin, to one peer link, to one client). A message that would go over
+/// is dropped and counted, as a congested network drops it: a node that
+/// sends without reading its stdin costs bounded memory, not the
+/// controller's.
+pub const QUEUE_BYTES: usize = 64 << 20;
+
+/// The most of the node's stderr the host passes on to the member's log;
+/// past it, one line says the rest was cut, and the rest is read and
+/// discarded (the node never blocks on it).
+pub const STDERR_CAP: u64 = 64 << 20;
+
+/// A queue bounded by the bytes waiting in it ([`QUEUE_BYTES`]).
+#[derive(Clone)]
+struct Queue {
+    tx: mpsc::UnboundedSender<Bytes>,
+    bytes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// The receiving end of a [`Queue`].
+struct QueueRx {
+    rx: mpsc::UnboundedReceiver<Bytes>,
+    bytes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn queue() -> (Queue, QueueRx) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    (
+        Queue {
+            tx,
+            bytes: bytes.clone(),
+        },
+        QueueRx { rx, bytes },
+    )
+}
+
+/// What [`Queue::push`] did.
+#[derive(Debug, PartialEq, Eq)]
+enum Pushed {
+    Queued,
+    /// Dropped: the queue holds [`QUEUE_BYTES`] already.
+    Full,
+    /// Dropped: nobody reads the queue any more.
+    Closed,
+}
+
+impl Queue {
+    fn push(&self, m: Bytes) -> Pushed {
+        use std::sync::atomic::Ordering;
+        let n = m.len().max(1);
+        let before = self.bytes.fetch_add(n, Ordering::AcqRel);
+        if before + n > QUEUE_BYTES {
+            self.bytes.fetch_sub(n, Ordering::AcqRel);
+            return Pushed::Full;
+        }
+        match self.tx.send(m) {
+            Ok(()) => Pushed::Queued,
+            Err(_) => {
+                self.bytes.fetch_sub(n, Ordering::AcqRel);
+                Pushed::Closed
+            }
+        }
+    }
+}
+
+impl QueueRx {
+    async fn recv(&mut self) -> Option<Bytes> {
+        let m = self.rx.recv().await?;
+        self.taken(&m);
+        Some(m)
+    }
+    fn try_recv(&mut self) -> Option<Bytes> {
+        let m = self.rx.try_recv().ok()?;
+        self.taken(&m);
+        Some(m)
+    }
+    fn taken(&self, m: &Bytes) {
+        self.bytes
+            .fetch_sub(m.len().max(1), std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// A line a node printed, for an error message: at most 200 characters
 /// (a whole message is worth seeing, unlike a flag's value), with every
 /// character that could garble a terminal line escaped as the project's
@@ -81,7 +164,7 @@ pub(crate) fn shown_line(line: &str) -> String {
 struct Shared {
     id: String,
     /// Clients connected here, by id.
-    clients: Mutex<HashMap<String, mpsc::UnboundedSender<Bytes>>>,
+    clients: Mutex<HashMap<String, Queue>>,
     /// When a message from each node last arrived, and one that looked like
     /// a leader's (append / heartbeat).
     heard: Mutex<HashMap<String, (Instant, Option<Instant>)>>,
@@ -89,10 +172,47 @@ struct Shared {
     unknown: std::sync::atomic::AtomicU64,
     /// When the last warning about them was logged.
     warned: Mutex<Option<Instant>>,
+    /// Rate-limited warnings of other kinds: when each was last logged and
+    /// how many happened since.
+    limited: Mutex<HashMap<&'static str, (Instant, u64)>>,
     started: Instant,
 }
 
 impl Shared {
+    /// Log `what` (a warning of kind `kind`) at most once a second, with
+    /// how many of its kind were not logged since.
+    fn warn_limited(&self, kind: &'static str, what: impl FnOnce() -> String) {
+        let mut l = self.limited.lock().expect("not poisoned");
+        let now = Instant::now();
+        let e = l.entry(kind).or_insert((now - Duration::from_secs(2), 0));
+        if now.duration_since(e.0) >= Duration::from_secs(1) {
+            let held = std::mem::take(&mut e.1);
+            e.0 = now;
+            let more = if held > 0 {
+                format!(" ({held} more like it since the last such line)")
+            } else {
+                String::new()
+            };
+            eprintln!("maelstrom-host {}: {}{more}", self.id, what());
+        } else {
+            e.1 += 1;
+        }
+    }
+
+    /// Push `m` on `q` (towards `to`); a drop is counted and said, rate
+    /// limited.
+    fn push(&self, q: &Queue, to: &str, m: Bytes) {
+        if q.push(m) == Pushed::Full {
+            self.warn_limited("queue full", || {
+                format!(
+                    "a message to {} was dropped: {} MiB wait in its queue already (the receiver does not keep up)",
+                    shown_line(to),
+                    QUEUE_BYTES >> 20
+                )
+            });
+        }
+    }
+
     fn warn_unknown(&self, dest: &str) {
         let n = self
             .unknown
@@ -131,11 +251,13 @@ pub async fn run(cfg: HostConfig) -> anyhow::Result<()> {
         .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting {}", shown_line(program)))?;
     let mut stdin = child.stdin.take().context("the node's stdin")?;
+    let stderr = child.stderr.take().context("the node's stderr")?;
+    tokio::spawn(pass_stderr(stderr, cfg.id.clone()));
     let stdout = child.stdout.take().context("the node's stdout")?;
     let mut lines = BufReader::with_capacity(1 << 16, stdout);
 
@@ -174,15 +296,16 @@ pub async fn run(cfg: HostConfig) -> anyhow::Result<()> {
         heard: Mutex::new(HashMap::new()),
         unknown: Default::default(),
         warned: Mutex::new(None),
+        limited: Mutex::new(HashMap::new()),
         started: Instant::now(),
     });
     // Everything for the node's stdin goes through one queue.
-    let (to_node, mut node_rx) = mpsc::unbounded_channel::<Bytes>();
+    let (to_node, mut node_rx) = queue();
     tokio::spawn(async move { write_stdin(&mut stdin, &mut node_rx).await });
     // One sender per peer link, connecting (again) as needed.
-    let mut links: HashMap<String, mpsc::UnboundedSender<Bytes>> = HashMap::new();
+    let mut links: HashMap<String, Queue> = HashMap::new();
     for (peer, addr) in &cfg.peers {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = queue();
         links.insert(peer.clone(), tx);
         tokio::spawn(peer_link(*addr, rx));
     }
@@ -209,25 +332,26 @@ pub async fn run(cfg: HostConfig) -> anyhow::Result<()> {
         let msg: Value = match serde_json::from_str(&line) {
             Ok(m @ Value::Object(_)) => m,
             _ => {
-                eprintln!(
-                    "maelstrom-host {id}: the node printed a line that is not a JSON message, dropped: {}",
-                    shown_line(&line)
-                );
+                shared.warn_limited("not json", || {
+                    format!(
+                        "the node printed a line that is not a JSON message, dropped: {}",
+                        shown_line(&line)
+                    )
+                });
                 continue;
             }
         };
         let Some(dest) = msg["dest"].as_str() else {
-            eprintln!(
-                "maelstrom-host {id}: a message without dest, dropped: {}",
-                shown_line(&line)
-            );
+            shared.warn_limited("no dest", || {
+                format!("a message without dest, dropped: {}", shown_line(&line))
+            });
             continue;
         };
         let bytes = Bytes::from(line);
         if dest == id {
-            let _ = to_node.send(bytes);
+            shared.push(&to_node, dest, bytes);
         } else if let Some(link) = links.get(dest) {
-            let _ = link.send(bytes);
+            shared.push(link, dest, bytes);
         } else if let Some(c) = shared
             .clients
             .lock()
@@ -235,12 +359,12 @@ pub async fn run(cfg: HostConfig) -> anyhow::Result<()> {
             .get(dest)
             .cloned()
         {
-            let _ = c.send(bytes);
+            shared.push(&c, dest, bytes);
         } else if SERVICES.contains(&dest) {
             shared.warn_unknown(dest);
             if let Some(msg_id) = msg["body"]["msg_id"].as_u64() {
                 let reply = json!({"src": dest, "dest": id, "body": {"type": "error", "in_reply_to": msg_id, "code": 10, "text": format!("faultline does not provide Maelstrom's {dest} service")}});
-                let _ = to_node.send(Bytes::from(reply.to_string()));
+                shared.push(&to_node, &id, Bytes::from(reply.to_string()));
             }
         } else {
             shared.warn_unknown(dest);
@@ -270,7 +394,34 @@ async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
     }
 }
 
-async fn write_stdin(stdin: &mut ChildStdin, rx: &mut mpsc::UnboundedReceiver<Bytes>) {
+/// Pass the node's stderr on to the host's (the member's log), at most
+/// [`STDERR_CAP`] bytes; then one line says the rest was cut, and the rest
+/// is read and dropped.
+async fn pass_stderr(mut from: tokio::process::ChildStderr, id: String) {
+    let mut to = tokio::io::stderr();
+    let mut passed = 0u64;
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if passed < STDERR_CAP {
+            let keep = (n as u64).min(STDERR_CAP - passed) as usize;
+            let _ = to.write_all(&buf[..keep]).await;
+            passed += keep as u64;
+            if passed >= STDERR_CAP {
+                let note = format!(
+                    "\nmaelstrom-host {id}: the node's stderr was cut here, at {} MiB; the rest is not kept\n",
+                    STDERR_CAP >> 20
+                );
+                let _ = to.write_all(note.as_bytes()).await;
+            }
+        }
+    }
+}
+
+async fn write_stdin(stdin: &mut ChildStdin, rx: &mut QueueRx) {
     let mut out = Vec::with_capacity(1 << 16);
     while let Some(m) = rx.recv().await {
         out.clear();
@@ -279,11 +430,11 @@ async fn write_stdin(stdin: &mut ChildStdin, rx: &mut mpsc::UnboundedReceiver<By
         // Take what else is queued: one write for a burst.
         while out.len() < (1 << 16) {
             match rx.try_recv() {
-                Ok(m) => {
+                Some(m) => {
                     out.extend_from_slice(&m);
                     out.push(b'\n');
                 }
-                Err(_) => break,
+                None => break,
             }
         }
         if stdin.write_all(&out).await.is_err() || stdin.flush().await.is_err() {
@@ -295,7 +446,7 @@ async fn write_stdin(stdin: &mut ChildStdin, rx: &mut mpsc::UnboundedReceiver<By
 /// Send frames to a peer's host (through its link proxy in a run),
 /// connecting again after a failure; what cannot be sent is dropped, as a
 /// network would.
-async fn peer_link(addr: SocketAddr, mut rx: mpsc::UnboundedReceiver<Bytes>) {
+async fn peer_link(addr: SocketAddr, mut rx: QueueRx) {
     let mut conn: Option<Framed<TcpStream, LengthDelimitedCodec>> = None;
     let mut last_try: Option<Instant> = None;
     while let Some(m) = rx.recv().await {
@@ -312,8 +463,8 @@ async fn peer_link(addr: SocketAddr, mut rx: mpsc::UnboundedReceiver<Bytes>) {
         let mut ok = c.feed(m).await.is_ok();
         while ok {
             match rx.try_recv() {
-                Ok(m) => ok = c.feed(m).await.is_ok(),
-                Err(_) => break,
+                Some(m) => ok = c.feed(m).await.is_ok(),
+                None => break,
             }
         }
         if !ok || SinkExt::<Bytes>::flush(c).await.is_err() {
@@ -329,7 +480,7 @@ pub fn codec() -> LengthDelimitedCodec {
         .new_codec()
 }
 
-async fn accept_peers(l: TcpListener, shared: Arc<Shared>, to_node: mpsc::UnboundedSender<Bytes>) {
+async fn accept_peers(l: TcpListener, shared: Arc<Shared>, to_node: Queue) {
     while let Ok((s, _)) = l.accept().await {
         let _ = s.set_nodelay(true);
         let shared = shared.clone();
@@ -350,19 +501,14 @@ async fn accept_peers(l: TcpListener, shared: Arc<Shared>, to_node: mpsc::Unboun
                         }
                     }
                 }
-                if to_node.send(f).is_err() {
-                    return;
-                }
+                let to = shared.id.clone();
+                shared.push(&to_node, &to, f);
             }
         });
     }
 }
 
-async fn accept_clients(
-    l: TcpListener,
-    shared: Arc<Shared>,
-    to_node: mpsc::UnboundedSender<Bytes>,
-) {
+async fn accept_clients(l: TcpListener, shared: Arc<Shared>, to_node: Queue) {
     while let Ok((s, _)) = l.accept().await {
         let _ = s.set_nodelay(true);
         let shared = shared.clone();
@@ -373,11 +519,7 @@ async fn accept_clients(
     }
 }
 
-async fn serve_client(
-    s: TcpStream,
-    shared: Arc<Shared>,
-    to_node: mpsc::UnboundedSender<Bytes>,
-) -> anyhow::Result<()> {
+async fn serve_client(s: TcpStream, shared: Arc<Shared>, to_node: Queue) -> anyhow::Result<()> {
     let mut framed = Framed::new(s, codec());
     let Some(first) = framed.next().await.transpose()? else {
         return Ok(());
@@ -403,7 +545,7 @@ async fn serve_client(
     let Some(cid) = first["hello"].as_str().map(str::to_string) else {
         bail!("a client's first frame is neither hello nor status");
     };
-    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+    let (tx, mut rx) = queue();
     shared
         .clients
         .lock()
@@ -417,9 +559,7 @@ async fn serve_client(
                 continue;
             };
             let msg = json!({"src": cid, "dest": id, "body": v["body"]});
-            if to_node.send(Bytes::from(msg.to_string())).is_err() {
-                break;
-            }
+            shared.push(&to_node, &id, Bytes::from(msg.to_string()));
         }
     };
     let writer = async {
