@@ -292,11 +292,8 @@ pub struct RunArgs {
     /// never (the node's default: 10000; for etcd, its --snapshot-count).
     #[arg(long)]
     snapshot_entries: Option<u64>,
-    /// UNSAFE: run the nodes with a known bug, to see faultline catch it
-    /// (stale-read, forget-vote, commit-old-term, volatile-log,
-    /// skip-prev-check, ack-before-commit, one-step-membership,
-    /// install-keeps-state).
-    #[arg(long)]
+    /// UNSAFE: run the nodes with a known bug, to see faultline catch it.
+    #[arg(long, help = bug_help())]
     unsafe_bug: Option<String>,
     /// What the run is expected to show: `linearizable`, or for a positive
     /// control `not-linearizable` or `unsafe` (a safety violation in the
@@ -401,11 +398,9 @@ pub struct CampaignArgs {
     /// The campaign file (TOML; docs/campaigns.md describes the format).
     #[arg(required_unless_present = "preset", conflicts_with = "preset")]
     file: Option<PathBuf>,
-    /// A built-in campaign instead of a file: demo, bug-hunt (every known-bug
-    /// variant and the correct node, 5 repeats, about 20 minutes),
-    /// bug-hunt-ci (the short version CI runs) or membership (membership
-    /// changes under faults, about 5 minutes); docs/campaigns.md has each.
-    #[arg(long)]
+    /// A built-in campaign instead of a file (listed from the presets'
+    /// table, so none is missing).
+    #[arg(long, help = preset_help())]
     preset: Option<String>,
     /// Where runs are stored.
     #[arg(long, default_value = "store")]
@@ -527,4 +522,26 @@ pub fn report_cmd(a: ReportArgs) -> anyhow::Result<ExitCode> {
         eprintln!("faultline: UNEXPECTED: {m}");
     }
     Ok(ExitCode::from(code))
+}
+
+/// `--preset`'s help: every built-in campaign with what it is for, from
+/// the presets' own table.
+pub fn preset_help() -> String {
+    let list: Vec<String> = presets::PRESETS
+        .iter()
+        .map(|p| format!("{} ({})", p.name, p.about))
+        .collect();
+    format!(
+        "A built-in campaign instead of a file: {}; docs/campaigns.md has each",
+        list.join("; ")
+    )
+}
+
+/// `--unsafe-bug`'s help: every known-bug variant, from the node's table.
+pub fn bug_help() -> String {
+    let names: Vec<&str> = faultline_node::bugs::ALL.iter().map(|b| b.name()).collect();
+    format!(
+        "UNSAFE: run the nodes with a known bug, to see faultline catch it ({}); docs/bug-hunt.md has each",
+        names.join(", ")
+    )
 }

@@ -84,16 +84,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         print!("{}", render_text(&args.file.display().to_string(), &report));
     }
-    Ok(ExitCode::from(exit_code(report.valid)))
-}
-
-/// The exit status for a verdict.
-pub fn exit_code(v: Verdict) -> u8 {
-    match v {
-        Verdict::Linearizable => 0,
-        Verdict::NotLinearizable => 1,
-        Verdict::Unknown => 3,
-    }
+    Ok(ExitCode::from(report.valid.exit_code()))
 }
 
 /// The report as text.

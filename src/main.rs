@@ -387,3 +387,47 @@ pub fn node_binary() -> anyhow::Result<faultline_nemesis::process::NodeCommand> 
         args: vec!["node".into()],
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    fn help(path: &[&str]) -> String {
+        let mut cmd = super::Cli::command();
+        for sub in path {
+            cmd = cmd
+                .find_subcommand(sub)
+                .unwrap_or_else(|| panic!("no subcommand {sub}"))
+                .clone();
+        }
+        cmd.render_long_help().to_string()
+    }
+
+    /// The help is built from the presets' and variants' tables: a new
+    /// preset or variant cannot be missing from it.
+    #[test]
+    fn the_help_names_every_preset_and_every_known_bug_variant() {
+        let campaign = help(&["campaign"]);
+        for p in faultline_runner::presets::PRESETS {
+            assert!(
+                campaign.contains(p.name),
+                "campaign --help lacks preset {}",
+                p.name
+            );
+        }
+        let run = help(&["run"]);
+        for b in faultline_node::bugs::ALL {
+            assert!(
+                run.contains(b.name()),
+                "run --help lacks variant {}",
+                b.name()
+            );
+        }
+        // The README, which a new user reads first, names every preset.
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        for p in faultline_runner::presets::PRESETS {
+            assert!(readme.contains(p.name), "README.md lacks preset {}", p.name);
+        }
+    }
+}

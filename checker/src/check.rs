@@ -54,6 +54,19 @@ pub enum Verdict {
     Unknown,
 }
 
+impl Verdict {
+    /// The exit status of a command whose verdict this is: 0
+    /// linearizable, 1 not, 3 undecided (the one place this is decided;
+    /// README's exit-code table).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Linearizable => 0,
+            Verdict::NotLinearizable => 1,
+            Verdict::Unknown => 3,
+        }
+    }
+}
+
 impl Serialize for Verdict {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {

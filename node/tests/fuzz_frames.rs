@@ -87,6 +87,41 @@ proptest! {
     }
 }
 
+/// Every length field of every sample (a string's or a vector's u64
+/// prefix) set to 2^64 - 1, or to 2^40: the decoder refuses the frame —
+/// quickly, without allocating what the length claims.
+#[test]
+fn a_huge_length_in_a_length_field_is_an_error() {
+    // Where "n1", "n2", "c1", "k" and the command's bytes are preceded by
+    // their lengths.
+    let fields: [&[u8]; 5] = [b"n1", b"n2", b"c1", b"k", &[1, 2, 3]];
+    let mut tried = 0;
+    for (which, sample) in samples().iter().enumerate() {
+        for field in fields {
+            let mut prefix = (field.len() as u64).to_le_bytes().to_vec();
+            prefix.extend_from_slice(field);
+            let Some(at) = sample.windows(prefix.len()).position(|w| w == prefix) else {
+                continue;
+            };
+            for huge in [u64::MAX, 1 << 40] {
+                let mut v = sample.clone();
+                v[at..at + 8].copy_from_slice(&huge.to_le_bytes());
+                let t0 = std::time::Instant::now();
+                let peer = decode::<PeerFrame>(&v);
+                let client = decode::<ClientEnvelope>(&v);
+                assert!(
+                    peer.is_err() && client.is_err(),
+                    "sample {which}, the length of {field:?} set to {huge}: decoded"
+                );
+                assert!(t0.elapsed() < std::time::Duration::from_secs(1));
+                tried += 1;
+            }
+        }
+    }
+    // Every sample has at least one length field found above.
+    assert!(tried >= 6, "only {tried} length fields found");
+}
+
 #[test]
 fn the_samples_decode() {
     for s in samples() {

@@ -258,13 +258,14 @@ impl CampaignSummary {
     /// The campaign's exit status: 0 when every run is as expected, 1 when
     /// any is not, 3 when none is unexpected but some are undecided.
     pub fn exit_code(&self) -> u8 {
-        if !self.unexpected.is_empty() {
-            1
+        let worst = if !self.unexpected.is_empty() {
+            Judgement::Unexpected
         } else if !self.undecided.is_empty() {
-            3
+            Judgement::Undecided
         } else {
-            0
-        }
+            Judgement::AsExpected
+        };
+        worst.exit_code()
     }
 }
 

@@ -112,6 +112,18 @@ pub enum Judgement {
     Undecided,
 }
 
+impl Judgement {
+    /// The exit status of a run (or campaign) judged so: 0 as expected,
+    /// 1 not, 3 undecided (the one place this is decided).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Judgement::AsExpected => 0,
+            Judgement::Unexpected => 1,
+            Judgement::Undecided => 3,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,15 +58,6 @@ pub struct Job {
     pub placement: Option<RunPlacement>,
 }
 
-/// The exit status of a run that showed `j`.
-pub fn exit_code(j: Judgement) -> u8 {
-    match j {
-        Judgement::AsExpected => 0,
-        Judgement::Unexpected => 1,
-        Judgement::Undecided => 3,
-    }
-}
-
 /// Whether a child's exit status is a verdict (0, 1, 3) rather than an
 /// error of its own (2, a signal, ssh's 255).
 pub fn is_verdict(code: Option<i32>) -> bool {
@@ -137,7 +128,7 @@ pub async fn run_job(job: &Job, dir: &Path, node_bin: &NodeCommand) -> anyhow::R
     say(&Report::Finished {
         line: crate::execute::run_line(&results),
     });
-    Ok(exit_code(judge(&results)))
+    Ok(judge(&results).exit_code())
 }
 
 /// What a run showed against its expectation.

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use faultline_checker::Verdict;
 use faultline_nemesis::process::NodeCommand;
-use faultline_results::expect::Judgement;
 use faultline_results::{CampaignIndex, CampaignRun, CampaignSetting, CampaignSummary, RunResults};
 use faultline_rundir::placement::{write_whole, Attempt, CampaignPlacement, Mode, Resume};
 use faultline_rundir::records::{read_record, unix_ms, CampaignState, ProgressRecord};
@@ -523,11 +522,7 @@ pub fn rebuild_report(dir: &Path) -> anyhow::Result<(PathBuf, u8, Option<String>
         ))
     } else if faultline_rundir::RunDir::new(dir).history().exists() {
         let r = faultline_results::write_run_report(dir, &opts)?;
-        let code = match r.expect.judge(r.valid, !r.findings.is_empty()) {
-            Judgement::AsExpected => 0,
-            Judgement::Unexpected => 1,
-            Judgement::Undecided => 3,
-        };
+        let code = r.expect.judge(r.valid, !r.findings.is_empty()).exit_code();
         let miss = (code == 1).then(|| r.expect.miss().to_string());
         Ok((page, code, miss))
     } else {

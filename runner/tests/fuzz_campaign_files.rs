@@ -46,6 +46,45 @@ proptest! {
         let text = format!(
             "faults = [\"partition-leader\"]\n[run]\ntime_limit = {time_limit:?}\nfault_interval = {interval:?}\n[[setting]]\nname = \"s\"\nheartbeat = {heartbeat}\n"
         );
-        parse_and_expand(&text);
+        // Whatever the numbers, a campaign that expands to runs has only
+        // numbers within the documented bounds (docs/bad-input.md): finite,
+        // above 0, at most a week, and a heartbeat of at least 1 ms below
+        // the default election timeout's 150 ms.
+        let expanded = CampaignConfig::parse(&text, "fuzz.toml").and_then(|c| c.runs());
+        let week = 7.0 * 24.0 * 3600.0;
+        let in_bounds = time_limit.is_finite()
+            && interval.is_finite()
+            && time_limit > 0.0
+            && interval > 0.0
+            && time_limit <= week
+            && interval <= week
+            && (1..150).contains(&heartbeat);
+        if let Ok(runs) = expanded {
+            prop_assert!(in_bounds, "accepted out of bounds: {text}");
+            prop_assert_eq!(runs.len(), 1);
+        }
+    }
+}
+
+/// The property above is not vacuous: numbers within the bounds expand to
+/// a run, and each bound refuses.
+#[test]
+fn numbers_within_the_bounds_are_accepted_and_past_them_refused() {
+    let text = |t: &str, i: &str, h: &str| {
+        format!(
+            "faults = [\"partition-leader\"]\n[run]\ntime_limit = {t}\nfault_interval = {i}\n[[setting]]\nname = \"s\"\nheartbeat = {h}\n"
+        )
+    };
+    let runs = |t: &str| CampaignConfig::parse(t, "t.toml").and_then(|c| c.runs());
+    assert_eq!(runs(&text("20.0", "2.0", "50")).unwrap().len(), 1);
+    for bad in [
+        text("0.0", "2.0", "50"),
+        text("20.0", "-1.0", "50"),
+        text("inf", "2.0", "50"),
+        text("1e9", "2.0", "50"),
+        text("20.0", "2.0", "0"),
+        text("20.0", "2.0", "400"),
+    ] {
+        assert!(runs(&bad).is_err(), "{bad}");
     }
 }

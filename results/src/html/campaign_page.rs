@@ -55,10 +55,14 @@ pub fn campaign_page(
             (election_section(elections))
         }
         h2 { "Which setting did best under each fault" }
-        p class="small" {
-            "Every fault window is one sample; a cell pools the windows of all its repeats. A setting is named only when its 95 % confidence interval of the median (a seeded bootstrap) is clearly better — not overlapping — than every other setting's for that fault; otherwise the page says there is no clear difference, and about how many windows per setting would likely be needed to tell (the interval narrows as 1/√n)."
+        @if settings.len() < 2 {
+            p { "This campaign has one setting: there is nothing to compare it with. A campaign of two or more settings (timeouts, pre-vote, …) under the same faults says which did best." }
+        } @else {
+            p class="small" {
+                "Every fault window is one sample; a cell pools the windows of all its repeats. A setting is named only when each setting has at least 5 windows and its 95 % confidence interval of the median (a seeded bootstrap) is clearly better — not overlapping — than every other setting's for that fault; otherwise the page says there is no clear difference, and about how many windows per setting would likely be needed to tell (the interval narrows as 1/√n)."
+            }
+            (best_per_fault(settings, faults, cells))
         }
-        (best_per_fault(settings, faults, cells))
         h2 { "Comparison" }
         p class="small" {
             "Per setting and fault, each figure as its median over the fault windows [95 % interval of that median] and n, the number of fault windows (every repeat's windows pooled). Time without a working leader counts every stretch in which no leader had a majority of its voters following it and hearing from it within two heartbeats (from the nodes' status). Then the p99 latency of ok operations (mean over runs) and the runs' verdicts. Click a header to sort."

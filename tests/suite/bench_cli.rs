@@ -1,7 +1,7 @@
 //! `faultline bench node` end to end on a small load: both modes run on a
 //! real cluster, print their figures and the ratio, and leave no data behind.
 
-mod common;
+use crate::common;
 use common::faultline_in;
 
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! side write benchmark. Skipped (one line) without etcd, root, `ip` or
 //! `nft`, except under `CI=true`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! SIGKILL of the controller. Needs root, `/dev/fuse` and `fusermount3`:
 //! without them each test says why and passes, except under `CI=true`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! runs it: every election timeout range gets its trials, and the page
 //! carries the distribution plot and the table with the paper's figures.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

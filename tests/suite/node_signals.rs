@@ -3,7 +3,7 @@
 //! One real single-voter node; killed when the test ends, whatever the
 //! outcome; every wait is bounded.
 
-mod common;
+use crate::common;
 use common::DEADLINE;
 
 use std::net::SocketAddr;

@@ -11,7 +11,7 @@
 //! (`.ci/run` installs it). Chromium is told to resolve no host name but
 //! loopback and to make none of its background connections.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

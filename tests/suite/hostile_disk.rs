@@ -3,7 +3,7 @@
 //! durable. Each test fails without the defence it checks; every process is
 //! killed when its cluster or guard is dropped.
 
-mod common;
+use crate::common;
 use common::DEADLINE;
 
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! process; the test plays its leader over the peer protocol. The node is
 //! killed when the test ends, whatever the outcome; every wait is bounded.
 
-mod common;
+use crate::common;
 use common::DEADLINE;
 
 use std::net::SocketAddr;

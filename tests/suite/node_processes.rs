@@ -4,7 +4,7 @@
 //! Every wait polls with a generous deadline; every process is killed and
 //! reaped when the cluster is dropped, whatever the outcome.
 
-mod common;
+use crate::common;
 use common::{call, DEADLINE};
 
 use std::path::PathBuf;

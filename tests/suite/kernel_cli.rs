@@ -3,7 +3,7 @@
 //! must find every run linearizable. Skipped (with a line saying why)
 //! without root, `ip` or `nft`, except under `CI=true`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! control namespace. Each test checks what the run left on the hosts:
 //! no member process, no nftables table, no run directory or marker.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! `faultline run` in the middle of a pause fault, no node process this
 //! run started is left, paused ones included.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! Faults on real node processes behind the link proxies. Every wait polls
 //! with a generous deadline; every process is gone when a test ends.
 
-mod common;
+use crate::common;
 use common::{until, DEADLINE};
 
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! campaign of short runs, its pages and plots; a stored history with a
 //! known anomaly; and `faultline report` reproducing the pages.
 
-mod common;
+use crate::common;
 use common::faultline;
 
 use std::path::{Path, PathBuf};
@@ -573,6 +573,13 @@ fn a_run_ends_at_its_time_limit_whatever_the_rate() {
     assert!(code == 0 || code == 3, "{out}{err}");
     // Start-up, heal and final reads take a few seconds; a far slot 1,000.
     assert!(started.elapsed().as_secs() < 100, "{:?}", started.elapsed());
+    // A run is a campaign of one setting: its page says there is nothing
+    // to compare, not "which setting did best: —".
+    let page = std::fs::read_to_string(store.join("latest").join("index.html")).unwrap();
+    assert!(
+        page.contains("one setting: there is nothing to compare"),
+        "{page}"
+    );
 }
 
 /// An `--etcd-bin` that hangs on --version, or is a directory: one line.

@@ -6,7 +6,7 @@
 //! link counters show exactly the links a fault touched; a campaign of two
 //! settings (the program's arguments) x two faults runs start to report.
 
-mod common;
+use crate::common;
 use common::faultline_in;
 
 use std::os::unix::process::CommandExt;

@@ -4,7 +4,7 @@
 //! (tests/common/sshd.rs); the faultline under test runs in that network's
 //! control namespace, so they are all it can reach.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

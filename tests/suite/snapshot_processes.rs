@@ -3,7 +3,7 @@
 //! every acknowledged write is readable through it, before and after it
 //! restarts from its own snapshot.
 
-mod common;
+use crate::common;
 use common::{call, DEADLINE, POLL};
 
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! and keep every acknowledged write. Every wait is bounded; every process
 //! is killed and reaped when the cluster is dropped.
 
-mod common;
+use crate::common;
 use common::DEADLINE;
 
 use std::process::Command;

@@ -8,7 +8,7 @@
 //! the old majority elects another leader: split brain). The correct node
 //! also runs the membership faults.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

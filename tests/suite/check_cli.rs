@@ -1,6 +1,6 @@
 //! `faultline check` as a user runs it: exit codes, messages, --json, EDN.
 
-mod common;
+use crate::common;
 use common::faultline;
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {

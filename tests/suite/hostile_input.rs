@@ -5,7 +5,7 @@
 //! the defence it checks; every process is killed when its cluster or guard
 //! is dropped.
 
-mod common;
+use crate::common;
 use common::DEADLINE;
 
 use std::net::SocketAddr;
