@@ -78,13 +78,21 @@ impl Progress {
                 self.state = ProgressState::Replicate;
             }
         }
-        if index > self.match_index {
+        let news = if index > self.match_index {
             self.match_index = index;
             self.next_index = self.next_index.max(index + 1);
             true
         } else {
             false
-        }
+        };
+        // Invariant: match_index < next_index (the match never goes back).
+        assert!(
+            self.match_index < self.next_index,
+            "invariant match < next broken: match {} next {}",
+            self.match_index,
+            self.next_index
+        );
+        news
     }
 
     /// A rejection of the outstanding probe says the follower's log ends at

@@ -193,6 +193,13 @@ impl Raft {
         if new_commit > self.commit {
             self.commit = new_commit;
         }
+        assert!(
+            self.commit <= self.log.last_index(),
+            "{}: invariant commit <= last index broken: commit {} past the log's last entry {}",
+            self.id,
+            self.commit,
+            self.log.last_index()
+        );
         if last_new >= self.recovering_to {
             // Its log matches the leader's up to past what it lost.
             self.recovering_to = 0;
@@ -225,6 +232,14 @@ impl Raft {
 
     /// Cut the log from `from`; a configuration entry cut off is undone.
     pub(super) fn truncate_log(&mut self, from: u64) {
+        // Leader Append-Only (§5.3): a leader never overwrites or deletes
+        // entries in its own log.
+        assert!(
+            self.role != Role::Leader,
+            "{}: invariant broken: the leader of term {} was asked to cut its own log from {from}",
+            self.id,
+            self.hard.term
+        );
         self.log.truncate(from);
         self.durable = self.durable.min(from.saturating_sub(1));
         if self.membership_index() >= from {
@@ -248,6 +263,12 @@ impl Raft {
         let current_term =
             self.log.term(n) == Some(self.hard.term) || self.config.unsafe_commit_old_term;
         if n > self.commit && current_term {
+            assert!(
+                n <= self.log.last_index(),
+                "{}: invariant commit <= last index broken: a majority matched {n}, past the leader's last entry {}",
+                self.id,
+                self.log.last_index()
+            );
             self.commit = n;
             // A leader that the committed configuration removed steps down;
             // the remaining servers elect a leader among themselves.
