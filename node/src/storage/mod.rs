@@ -408,8 +408,12 @@ impl Storage {
             self.compact(to)?;
         }
         // Entries a compaction covers need not be written; the rest must
-        // follow the stored log without a gap.
-        let covered = self.first.saturating_sub(1).max(self.snapshot_index);
+        // follow the stored log without a gap. Only the compaction counts:
+        // a snapshot taken with trailing entries covers entries the log
+        // keeps (for followers), and skipping those left a gap between the
+        // stored log and the next append whenever the writer was behind
+        // (the leader stopped with "a gap in the log" under load).
+        let covered = self.first.saturating_sub(1);
         let skip = write
             .entries
             .iter()

@@ -192,6 +192,40 @@ fn a_snapshot_compacts_the_log_and_a_restart_replays_only_the_tail() {
     assert!(err.contains("gap"), "{err}");
 }
 
+/// A snapshot taken with trailing entries (compacting below it) while
+/// the writer is behind: the entries it covers that are not stored yet are
+/// still written, so the next append follows the log without a gap.
+#[test]
+fn a_snapshot_ahead_of_the_stored_log_leaves_no_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    fill(dir.path(), 10);
+    let (mut s, _) = Storage::open(dir.path(), SyncMode::GroupCommit).unwrap();
+    s.persist(
+        None,
+        &LogWrite {
+            snapshot: Some(snapshot_at(14)),
+            compact_to: Some(5),
+            entries: (11..=16).map(|i| entry(i, 1)).collect(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    s.persist(
+        None,
+        &LogWrite {
+            entries: vec![entry(17, 1)],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!((s.first_index(), s.len()), (6, 12));
+    drop(s);
+    let (_, r) = Storage::open(dir.path(), SyncMode::GroupCommit).unwrap();
+    assert_eq!(r.snapshot.unwrap().meta.index, 14);
+    let got: Vec<u64> = r.entries.iter().map(|e| e.index).collect();
+    assert_eq!(got, vec![15, 16, 17]);
+}
+
 #[test]
 fn a_crash_between_the_snapshot_and_the_compaction_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
