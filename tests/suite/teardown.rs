@@ -304,28 +304,35 @@ fn wrapper_etcd(dir: &Path, mark: u32) -> std::path::PathBuf {
     path
 }
 
+/// `faultline run --target etcd` with the stand-in `bin` (stderr piped),
+/// once `n` processes mentioning `needle` (the members' children) run.
+fn start_members_of(dir: &Path, bin: &Path, needle: &str, n: usize) -> std::process::Child {
+    let child = Command::new(common::faultline_bin())
+        .args(["run", "--target", "etcd", "--nemesis", "pause-leader"])
+        .arg("--etcd-bin")
+        .arg(bin)
+        .arg("--store")
+        .arg(dir.join("store"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pids_mentioning(needle).len() < n {
+        assert!(Instant::now() < deadline, "the members did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
 #[test]
 fn sigint_or_sigterm_during_start_up_kills_the_members_children_too() {
     for (sig, mark) in [(2, 3517u32), (15, 3519u32)] {
         let dir = tempfile::tempdir().unwrap();
         let bin = wrapper_etcd(dir.path(), mark);
         let needle = format!("sleep {mark}");
-        let mut child = Command::new(common::faultline_bin())
-            .args(["run", "--target", "etcd", "--nemesis", "pause-leader"])
-            .arg("--etcd-bin")
-            .arg(&bin)
-            .arg("--store")
-            .arg(dir.path().join("store"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
         // The members never answer: wait until all three started their child.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while pids_mentioning(&needle).len() < 6 {
-            assert!(Instant::now() < deadline, "the members did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut child = start_members_of(dir.path(), &bin, &needle, 6);
         signal(child.id(), sig);
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(128 + sig), "{status:?}");
@@ -424,21 +431,7 @@ fn a_members_daemonized_descendant_does_not_outlive_the_run() {
         .unwrap();
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
         let needle = format!("sleep {mark}");
-        let mut child = Command::new(common::faultline_bin())
-            .args(["run", "--target", "etcd", "--nemesis", "pause-leader"])
-            .arg("--etcd-bin")
-            .arg(&bin)
-            .arg("--store")
-            .arg(dir.path().join("store"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while pids_mentioning(&needle).len() < 3 {
-            assert!(Instant::now() < deadline, "the members did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut child = start_members_of(dir.path(), &bin, &needle, 3);
         signal(child.id(), sig);
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(128 + sig), "{status:?}");
