@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod cgroup;
 pub mod cluster;
 pub mod disk;
 pub mod fault;

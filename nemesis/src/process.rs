@@ -77,11 +77,34 @@ pub struct NodeProcess {
 /// with its member's tag: what [`kill_every_group`] ends. A group outlives
 /// its leader when the member started children of its own (an `etcd`
 /// wrapper script, say).
-static GROUPS: std::sync::Mutex<std::collections::BTreeMap<u32, String>> =
+static GROUPS: std::sync::Mutex<std::collections::BTreeMap<u32, Tracked>> =
     std::sync::Mutex::new(std::collections::BTreeMap::new());
 
-fn groups() -> std::sync::MutexGuard<'static, std::collections::BTreeMap<u32, String>> {
+/// What finds a member's processes: its tag, and its cgroup where the
+/// machine gives it one.
+struct Tracked {
+    tag: String,
+    cgroup: Option<crate::cgroup::MemberCgroup>,
+}
+
+fn groups() -> std::sync::MutexGuard<'static, std::collections::BTreeMap<u32, Tracked>> {
     GROUPS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The parent of process `pid` (field 4 of `/proc/PID/stat`).
+pub(crate) fn parent_of(pid: u32) -> Option<u32> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = s.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Kill everything of `m`: its cgroup at once, then whatever still
+/// carries its tag.
+fn end_member(m: &Tracked, leaders: &[u32]) {
+    if let Some(cg) = &m.cgroup {
+        cg.kill_and_remove(leaders);
+    }
+    kill_tagged(&m.tag, leaders);
 }
 
 /// The environment variable every member starts with: a tag of its own
@@ -118,7 +141,7 @@ pub fn become_subreaper() -> io::Result<()> {
 /// reap the ones that were reparented to this process. Bounded: at most
 /// five passes over /proc (a descendant forking while it is killed is
 /// caught by the next).
-fn kill_tagged(tag: &str) {
+fn kill_tagged(tag: &str, leaders: &[u32]) {
     let needle = format!("{MEMBER_ENV}={tag}\0");
     let me = std::process::id();
     for _ in 0..5 {
@@ -144,14 +167,8 @@ fn kill_tagged(tag: &str) {
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
             // A reparented orphan is ours to reap (a member itself is
             // reaped by its Child handle, not here).
-            let ours = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let (_, rest) = s.rsplit_once(')')?;
-                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
-                })
-                == Some(me);
-            if ours && !groups().contains_key(&pid) {
+            let ours = parent_of(pid) == Some(me);
+            if ours && !leaders.contains(&pid) && !groups().contains_key(&pid) {
                 let deadline = Instant::now() + Duration::from_secs(2);
                 // SAFETY: waitpid on our own child; status is ours.
                 while unsafe {
@@ -173,12 +190,13 @@ fn kill_tagged(tag: &str) {
 /// yet, children of its members included. For a signal handler or a panic
 /// hook: a paused group is killed too (SIGKILL ends stopped processes).
 pub fn kill_every_group() {
-    let all: Vec<(u32, String)> = std::mem::take(&mut *groups()).into_iter().collect();
+    let all: Vec<(u32, Tracked)> = std::mem::take(&mut *groups()).into_iter().collect();
     for (pgid, _) in &all {
         let _ = signal_group(*pgid, libc::SIGKILL);
     }
-    for (_, tag) in &all {
-        kill_tagged(tag);
+    let leaders: Vec<u32> = all.iter().map(|(p, _)| *p).collect();
+    for (_, m) in &all {
+        end_member(m, &leaders);
     }
 }
 
@@ -186,11 +204,10 @@ pub fn kill_every_group() {
 /// every descendant that left it, and forget it.
 fn end_group(pgid: u32) {
     let _ = signal_group(pgid, libc::SIGKILL);
-    let tag = groups().get(&pgid).cloned();
-    if let Some(tag) = tag {
-        kill_tagged(&tag);
+    let member = groups().remove(&pgid);
+    if let Some(m) = member {
+        end_member(&m, &[pgid]);
     }
-    groups().remove(&pgid);
 }
 
 fn signal_group(pid: u32, sig: libc::c_int) -> io::Result<()> {
@@ -293,10 +310,23 @@ impl NodeProcess {
         if let Some(ns) = &s.netns {
             ns.enter_on_spawn(&mut cmd);
         }
-        let child = cmd
-            .spawn()
-            .map_err(|e| io::Error::new(e.kind(), format!("starting {program}: {e}")))?;
-        groups().insert(child.id(), tag);
+        let mut cgroup = crate::cgroup::MemberCgroup::make(&tag);
+        if let Some(cg) = &cgroup {
+            cg.join_on_spawn(&mut cmd);
+        }
+        let child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(cg) = &cgroup {
+                    cg.kill_and_remove(&[]);
+                }
+                return Err(io::Error::new(e.kind(), format!("starting {program}: {e}")));
+            }
+        };
+        if let Some(cg) = &mut cgroup {
+            cg.started();
+        }
+        groups().insert(child.id(), Tracked { tag, cgroup });
         self.child = Some(child);
         self.paused = false;
         Ok(())

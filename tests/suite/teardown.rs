@@ -304,6 +304,13 @@ fn wrapper_etcd(dir: &Path, mark: u32) -> std::path::PathBuf {
     path
 }
 
+/// Whether this machine mounts a cgroup v2 hierarchy (on these machines,
+/// `/sys/fs/cgroup/unified` beside the v1 controllers).
+fn cgroup2_here() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .is_ok_and(|m| m.lines().any(|l| l.contains(" - cgroup2 ")))
+}
+
 /// `faultline run --target etcd` with the stand-in `bin` (stderr piped),
 /// once `n` processes mentioning `needle` (the members' children) run.
 fn start_members_of(dir: &Path, bin: &Path, needle: &str, n: usize) -> std::process::Child {
@@ -425,7 +432,8 @@ fn a_members_daemonized_descendant_does_not_outlive_the_run() {
         std::fs::write(
             &bin,
             format!(
-                "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'etcd Version: 3.5.0'; exit 0; fi\nsetsid sh -c 'sleep {mark} & exit 0' &\nsleep 3600\n"
+                "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'etcd Version: 3.5.0'; exit 0; fi\nsetsid sh -c 'sleep {mark} & exit 0' &\nsetsid env -i sh -c 'sleep {} & exit 0' &\nsleep 3600\n",
+                mark + 100
             ),
         )
         .unwrap();
@@ -436,6 +444,17 @@ fn a_members_daemonized_descendant_does_not_outlive_the_run() {
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(128 + sig), "{status:?}");
         wait_gone(&needle);
+        // One that also cleared its environment: only the member's cgroup
+        // finds it, where the machine has a cgroup v2 hierarchy.
+        let cleared = format!("sleep {}", mark + 100);
+        if cgroup2_here() {
+            wait_gone(&cleared);
+        } else {
+            for p in pids_mentioning(&cleared) {
+                signal(p, 9);
+            }
+            eprintln!("no cgroup v2 hierarchy here: a descendant that clears its environment is not tracked");
+        }
     }
     // The normal end of a run: a Maelstrom node that daemonizes a sleeper.
     let python = Command::new("python3")
