@@ -172,30 +172,31 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             disk,
         } => {
             // faultline's node beside another target, when one is named.
-            let caps = target.capabilities();
+            use faultline_sut::TargetKindExt;
             anyhow::ensure!(
-                !caps.program,
+                !target.capabilities().program,
                 "bench node compares faultline's node with etcd; for a Maelstrom node's routing costs, run faultline bench maelstrom"
             );
-            let etcd: Option<std::sync::Arc<dyn faultline_sut::Target>> = if caps.meant_correct {
-                None
-            } else {
-                Some(
-                    target
-                        .build(&faultline_sut::Build {
-                            node: crate::node_binary()?,
-                            read_mode: Default::default(),
-                            bin: None,
-                            args: &[],
-                            cluster: None,
-                        })
-                        .map_err(anyhow::Error::msg)?,
-                )
-            };
+            let other: Option<std::sync::Arc<dyn faultline_sut::Target>> =
+                if target == faultline_sut::TargetKind::Faultline {
+                    None
+                } else {
+                    Some(
+                        target
+                            .build(&faultline_sut::Build {
+                                node: crate::node_binary()?,
+                                read_mode: Default::default(),
+                                bin: None,
+                                args: &[],
+                                cluster: None,
+                            })
+                            .map_err(anyhow::Error::msg)?,
+                    )
+                };
             let base = scratch_dir("bench-node")?;
             faultline_nemesis::bench::node(
                 &crate::node_binary()?,
-                etcd,
+                other,
                 &base,
                 duration,
                 clients,
@@ -244,7 +245,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
         BenchWhat::Maelstrom { pings, messages } => {
             let dir = scratch_dir("bench-maelstrom")?;
-            crate::bench_maelstrom::maelstrom(&dir, pings, messages).await?;
+            faultline_nemesis::bench::maelstrom::maelstrom(
+                &std::env::current_exe()?,
+                &dir,
+                pings,
+                messages,
+            )
+            .await?;
         }
         BenchWhat::Workload {
             duration,

@@ -7,23 +7,23 @@ use std::time::Duration;
 
 use clap::Args;
 use faultline_nemesis::cluster::{ClusterSpec, LocalCluster};
-use faultline_node::cli::MillisRange;
 use faultline_node::settings::NodeSettings;
+use faultline_rundir::spec::{defaults, MillisRange};
 
 /// `faultline cluster` flags.
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
     /// Number of nodes.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = defaults::NODES)]
     nodes: usize,
     /// Directory for data and logs (default: a new directory under store/cluster/).
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Randomized election timeout range, milliseconds.
-    #[arg(long, default_value = "150..300")]
+    #[arg(long, default_value_t = defaults::ELECTION_TIMEOUT)]
     election_timeout: MillisRange,
     /// Leader heartbeat interval, milliseconds.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = defaults::HEARTBEAT_MS)]
     heartbeat: u64,
     /// Enable pre-vote on every node.
     #[arg(long)]

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use faultline_results::compare::{default_out, parse_pair, write_comparison, Call};
+use faultline_results::compare::{default_out, parse_pair, Call};
+use faultline_results::compare_report::write_comparison;
 
 /// `faultline compare` flags.
 #[derive(Debug, Args)]
@@ -36,12 +37,25 @@ pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
         .filter(|f| matches!(f.call, Call::ABetter | Call::BBetter))
         .count();
     if a.json {
-        println!(
-            "{}",
-            serde_json::json!({"report": out.join("index.html"), "shared": c.shared.len(),
-                "clear_differences": clear, "only_a": c.only_a.len(), "only_b": c.only_b.len(),
-                "pairs": c.pairs})
-        );
+        /// What `faultline compare --json` prints (docs/compare.md).
+        #[derive(serde::Serialize)]
+        struct CompareLine<'a> {
+            report: std::path::PathBuf,
+            shared: usize,
+            clear_differences: usize,
+            only_a: usize,
+            only_b: usize,
+            pairs: &'a [(String, String)],
+        }
+        let line = CompareLine {
+            report: out.join("index.html"),
+            shared: c.shared.len(),
+            clear_differences: clear,
+            only_a: c.only_a.len(),
+            only_b: c.only_b.len(),
+            pairs: &c.pairs,
+        };
+        println!("{}", serde_json::to_string(&line)?);
     } else {
         eprintln!(
             "faultline: {} cells both ran ({clear} figures clearly different), {} only in A, {} only in B",

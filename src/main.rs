@@ -2,7 +2,6 @@
 //! together; the logic lives in the crates.
 
 mod bench;
-mod bench_maelstrom;
 mod campaign;
 mod check_cmd;
 mod cluster_cmd;
@@ -347,7 +346,7 @@ fn interrupt() -> anyhow::Result<impl std::future::Future<Output = (&'static str
 fn start_job(own_loopback: bool) -> anyhow::Result<faultline_runner::child::Job> {
     let job = faultline_runner::child::read_job()?;
     use faultline_nemesis::net::{kernel::netns, NetBackend};
-    match job.spec.net {
+    match job.plan.net {
         NetBackend::Kernel => netns::enter_private_network().map_err(anyhow::Error::msg)?,
         NetBackend::Proxy if own_loopback => {
             netns::enter_own_loopback().map_err(anyhow::Error::msg)?

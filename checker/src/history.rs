@@ -1,6 +1,6 @@
 //! Reading histories: the JSON Lines format of docs/history-format.md,
 //! streamed line by line, turned into completed operations grouped by key.
-//! (Over 500 lines, a third of them tests: every rule of the format is
+//! (Over 600 lines, a third of them tests: every rule of the format is
 //! checked here, with the line it failed on, and the rules read best in one
 //! place.)
 //!

@@ -21,6 +21,11 @@
 //! [`fs`] is the filesystem that puts the model between a member and its
 //! disk (a FUSE mount over its data directory); [`store`] keeps the files'
 //! contents in a backing directory on the real disk.
+//!
+//! Over 600 lines: the model of one member's disk — what is durable, what a
+//! power loss undoes, what a fault damages — is one set of rules that must
+//! agree with each other; the filesystem and the backing store are modules
+//! of their own.
 #![deny(missing_docs)]
 
 pub mod fs;

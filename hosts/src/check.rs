@@ -19,13 +19,16 @@ pub const MIN_FREE_MB: u64 = 1024;
 /// from member logs across hosts would be off by as much.
 pub const MAX_OFFSET_MS: f64 = 500.0;
 
-/// The system a check is for: its binary and how to ask its version.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// faultline's own node (copied by faultline at the first run).
-    Faultline,
-    /// etcd, which must be installed on the host.
-    Etcd,
+/// How to ask a host for the tested system's version (the `sut` crate
+/// says, per target): a shell command given the host's working directory,
+/// shell-quoted, that prints the version as its first line, and what to
+/// say when it prints nothing.
+#[derive(Clone, Copy)]
+pub struct Probe<'a> {
+    /// The command, from the quoted working directory.
+    pub command: &'a dyn Fn(&str) -> String,
+    /// What a host lacks when the command printed nothing (one line).
+    pub missing: &'a str,
 }
 
 /// What one host offers.
@@ -48,6 +51,28 @@ pub struct Found {
     pub clock_offset_ms: Option<(f64, f64)>,
     /// What is wrong, one line each.
     pub problems: Vec<String>,
+}
+
+impl Found {
+    /// The host's findings on one line.
+    pub fn line(&self) -> String {
+        let f = self;
+        let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".into());
+        let nft = match (&f.nft, f.nft_usable) {
+            (Some(p), true) => format!("{p} (usable)"),
+            (Some(p), false) => format!("{p} (not usable by this login)"),
+            (None, _) => "none".into(),
+        };
+        format!(
+            "{}: {}; nft {nft}; free {}; target {}; clock {}",
+            f.name,
+            or(&f.os),
+            f.free_mb.map_or("?".into(), |m| format!("{m} MB")),
+            or(&f.target),
+            f.clock_offset_ms
+                .map_or("?".into(), |(o, h)| format!("{o:+.0} ms (± {h:.0})")),
+        )
+    }
 }
 
 fn now_s() -> f64 {
@@ -96,7 +121,7 @@ pub async fn clock_offset(conn: &Connection) -> Option<(f64, f64)> {
 
 /// Check `host` for `target`; `nft_needed` when the runs will put network
 /// faults on it (a missing or unusable nft is then a problem).
-pub async fn check(host: &Host, target: Target, nft_needed: bool) -> Found {
+pub async fn check(host: &Host, target: Probe<'_>, nft_needed: bool) -> Found {
     let mut f = Found {
         name: host.name.clone(),
         ..Found::default()
@@ -184,19 +209,11 @@ pub async fn check(host: &Host, target: Target, nft_needed: bool) -> Found {
         }
         Err(e) => f.problems.push(format!("{e:#}")),
     }
-    let version = match target {
-        Target::Faultline => format!(
-            "{dir}/bin/faultline --version 2>/dev/null || echo 'not there yet (copied at the first run)'"
-        ),
-        Target::Etcd => "etcd --version 2>/dev/null | head -n 1".to_string(),
-    };
-    match conn.run(&version, PROBE).await {
+    match conn.run(&(target.command)(&dir), PROBE).await {
         Ok(o) => {
             let v = o.stdout.lines().next().unwrap_or("").trim().to_string();
             if v.is_empty() {
-                f.problems.push(format!(
-                    "{w}: no etcd on the login's PATH (install the package etcd-server)"
-                ));
+                f.problems.push(format!("{w}: {}", target.missing));
             } else {
                 f.target = Some(v);
             }

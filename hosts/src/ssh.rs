@@ -7,6 +7,10 @@
 //! A host that stops answering is noticed by ssh's keep-alive
 //! ([`ALIVE_INTERVAL`] × ssh's `ServerAliveCountMax`, 3 by default) and by
 //! the time limit of every command; nothing waits on it for ever.
+//!
+//! Over 600 lines: one connection's commands, copies, streams and time
+//! limits share its multiplexed session and its error wording; splitting
+//! them would spread one contract over files.
 
 use std::path::Path;
 use std::process::Stdio;

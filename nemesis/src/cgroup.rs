@@ -139,7 +139,7 @@ impl MemberCgroup {
         let me = std::process::id();
         let deadline = Instant::now() + Duration::from_secs(2);
         for pid in pids {
-            if not_ours_to_reap.contains(&pid) || crate::process::parent_of(pid) != Some(me) {
+            if not_ours_to_reap.contains(&pid) || parent_of(pid) != Some(me) {
                 continue;
             }
             // SAFETY: waitpid on our own child; no status is read.
@@ -154,4 +154,11 @@ impl MemberCgroup {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
+}
+
+/// The parent of process `pid` (field 4 of `/proc/PID/stat`).
+pub(crate) fn parent_of(pid: u32) -> Option<u32> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = s.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
 }

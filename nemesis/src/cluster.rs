@@ -10,7 +10,7 @@ use faultline_node::client::AddressBook;
 use faultline_node::leadership::{NodeSample, StatusRound};
 use faultline_node::protocol::NodeStatus;
 
-use crate::process::{free_port, NodeProcess, NodeSpec, ProcState};
+use crate::process::{NodeProcess, NodeSpec, ProcState};
 use faultline_sut::Target;
 use std::sync::Arc;
 
@@ -36,52 +36,7 @@ pub struct ClusterSpec {
     pub hosts: std::collections::BTreeMap<String, Arc<crate::hosts::RunHost>>,
 }
 
-/// The addresses of one node.
-#[derive(Clone, Debug)]
-pub struct NodeAddrs {
-    /// The node's id.
-    pub id: String,
-    /// Where it accepts peer traffic.
-    pub listen: SocketAddr,
-    /// Where it accepts clients.
-    pub client: SocketAddr,
-}
-
-/// Allocate ids and free loopback ports for `n` nodes.
-pub fn allocate(n: usize) -> anyhow::Result<Vec<NodeAddrs>> {
-    let mut seen = std::collections::HashSet::new();
-    let mut port = || -> anyhow::Result<u16> {
-        for _ in 0..100 {
-            let p = free_port().context("finding a free port on 127.0.0.1")?;
-            if seen.insert(p) {
-                return Ok(p);
-            }
-        }
-        bail!("could not find enough free ports on 127.0.0.1")
-    };
-    (1..=n)
-        .map(|i| {
-            Ok(NodeAddrs {
-                id: format!("n{i}"),
-                listen: SocketAddr::from(([127, 0, 0, 1], port()?)),
-                client: SocketAddr::from(([127, 0, 0, 1], port()?)),
-            })
-        })
-        .collect()
-}
-
-/// Every node reaching every other at its own peer address (no proxy).
-pub fn direct_links(addrs: &[NodeAddrs]) -> HashMap<(String, String), SocketAddr> {
-    addrs
-        .iter()
-        .flat_map(|a| {
-            addrs
-                .iter()
-                .filter(move |b| b.id != a.id)
-                .map(move |b| ((a.id.clone(), b.id.clone()), b.listen))
-        })
-        .collect()
-}
+pub use crate::addrs::{allocate, direct_links, NodeAddrs};
 
 /// A running cluster; dropping it kills every node.
 pub struct LocalCluster {
@@ -364,21 +319,4 @@ impl LocalCluster {
             n.kill();
         }
     }
-}
-
-/// The last `n` non-empty lines of a log file, joined with " | " (each cut
-/// to 300 characters), for an error message.
-pub fn log_tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<String> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .rev()
-        .take(n)
-        .map(|l| l.chars().take(300).collect())
-        .collect();
-    if lines.is_empty() {
-        return "(empty)".into();
-    }
-    lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
 }

@@ -10,6 +10,10 @@
 //! clean` after a killed controller, finds exactly the processes the run
 //! started and nothing else. The network faults' nftables table is
 //! `inet faultline_RUN` ([`crate::net::kernel`] builds its rules).
+//!
+//! Over 600 lines: preparing, watching and cleaning a run's hosts share the
+//! run's marker, tag and directory rules, which must agree; the tests are in
+//! `hosts/tests.rs`.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -23,7 +27,7 @@ use faultline_hosts::inventory::Host;
 use faultline_hosts::ssh::{quote, who, Connection};
 use faultline_rundir::records::{HostEntry, HostsRecord};
 
-use crate::cluster::NodeAddrs;
+use crate::addrs::NodeAddrs;
 
 /// The marker of a live run, in a host's working directory.
 pub const MARKER: &str = "faultline-run.marker";
@@ -636,74 +640,89 @@ fn watch(hosts: &[Arc<RunHost>], stop: &AtomicBool) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The clean-up script run here with `sh`, as a host runs it: a bind
-    /// mount whose path has a space (mountinfo writes it `a\040b`) is
-    /// unmounted, the directory removed, and nothing behind the mount.
-    #[test]
-    fn removing_a_run_never_deletes_through_a_mount() {
-        // SAFETY: getuid has no preconditions.
-        if unsafe { libc::getuid() } != 0 {
-            assert!(
-                std::env::var("CI").is_err(),
-                "CI runs as root: this test needs mount"
-            );
-            eprintln!("skipped: bind mounts need root");
-            return;
+/// `faultline hosts clean` on one host: every run named by its marker or
+/// by a directory in `DIR/runs`: kill the processes tagged with that run
+/// (and this host), unmount what is mounted in its directory, delete its
+/// nftables table, remove its directory and its marker. Returns what was
+/// done, in one line.
+pub async fn clean_host(h: &faultline_hosts::inventory::Host) -> anyhow::Result<String> {
+    use faultline_hosts::ssh::{quote, Connection};
+    let limit = std::time::Duration::from_secs(60);
+    let conn = Connection::open(h).await?;
+    let dir = quote(&h.dir);
+    let listing = conn
+        .sh(
+            "reading the run marker",
+            &format!(
+                "cd {dir} 2>/dev/null || exit 0; sed -n 's/^run=//p' {MARKER} 2>/dev/null; ls runs 2>/dev/null; true"
+            ),
+            limit,
+        )
+        .await;
+    let listing = match listing {
+        Ok(l) => l,
+        Err(e) => {
+            conn.close().await;
+            return Err(e);
         }
-        let d = tempfile::tempdir().unwrap();
-        let work = d.path().join("work");
-        let outside = d.path().join("outside");
-        std::fs::create_dir_all(&outside).unwrap();
-        std::fs::write(outside.join("precious"), "keep me").unwrap();
-        let mnt = work.join("runs/rtest/a b");
-        let nested = work.join("runs/rtest/x");
-        std::fs::create_dir_all(&mnt).unwrap();
-        std::fs::create_dir_all(&nested).unwrap();
-        std::fs::write(work.join(MARKER), "run=rtest\n").unwrap();
-        let bind = |target: &Path| {
-            let ok = std::process::Command::new("mount")
-                .arg("--bind")
-                .arg(&outside)
-                .arg(target)
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "mount --bind");
-        };
-        bind(&mnt);
-        bind(&nested);
-        // A mount inside a mount: deepest first.
-        std::fs::create_dir_all(mnt.join("inner")).unwrap();
-        bind(&mnt.join("inner"));
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(remove_script(work.to_str().unwrap(), "rtest"))
-            .output()
-            .unwrap();
-        let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let mounted = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        // Whatever happened, never leave the test's mounts behind.
-        for m in [mnt.join("inner"), mnt.clone(), nested.clone()] {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&m)
-                .status();
-        }
-        assert_eq!(
-            said,
-            "3 0 removed",
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(!mounted.contains(work.to_str().unwrap()), "{mounted}");
-        assert_eq!(
-            std::fs::read_to_string(outside.join("precious")).unwrap(),
-            "keep me"
-        );
-        assert!(!work.join("runs").exists() && !work.join(MARKER).exists());
+    };
+    let mut runs: Vec<String> = listing
+        .split_whitespace()
+        .filter(|r| {
+            r.starts_with('r') && r.len() > 1 && r.chars().all(|c| c.is_ascii_alphanumeric())
+        })
+        .map(str::to_string)
+        .collect();
+    runs.sort();
+    runs.dedup();
+    if runs.is_empty() {
+        conn.close().await;
+        return Ok(format!("nothing to clean in {}", h.dir));
     }
+    let mut said = Vec::new();
+    for run in &runs {
+        let tag = format!("{run}@{}", h.name);
+        let table = crate::net::kernel::nft::host_table(run);
+        let script = format!(
+            "killed=$({sweep}); \
+             t=kept; if command -v nft >/dev/null 2>&1 && nft list table inet {table} >/dev/null 2>&1; then nft delete table inet {table} && t=removed; else t=none; fi; \
+             r=$({remove}); \
+             echo \"$killed $t $r\"",
+            sweep = sweep_script(&tag),
+            remove = remove_script(&h.dir, run),
+        );
+        let out = conn.sh("cleaning", &script, limit).await;
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                conn.close().await;
+                return Err(e);
+            }
+        };
+        let f: Vec<&str> = out.split_whitespace().collect();
+        let field = |i: usize| f.get(i).copied().unwrap_or("?");
+        let (killed, table_state, mounts, left, dir_state) =
+            (field(0), field(1), field(2), field(3), field(4));
+        said.push(format!(
+            "run {run}: {killed} process(es) killed, {mounts} mount(s) removed, nft table {table} {}, directory {}",
+            match table_state {
+                "removed" => "removed",
+                "none" => "absent",
+                other => other,
+            },
+            match (dir_state, left) {
+                ("removed", _) => "removed".to_string(),
+                ("none", _) => "absent".to_string(),
+                (_, "0") => "kept: it could not be removed".to_string(),
+                (_, n) => format!(
+                    "kept: {n} mount(s) below it could not be unmounted, so nothing was removed through them"
+                ),
+            }
+        ));
+    }
+    conn.close().await;
+    Ok(said.join("; "))
 }
+
+#[cfg(test)]
+mod tests;

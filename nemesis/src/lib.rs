@@ -19,6 +19,7 @@
 //!   node`, `proxy`; [`bench::net`], [`bench::soak`]).
 #![deny(missing_docs)]
 
+pub mod addrs;
 pub mod bench;
 pub mod cgroup;
 pub mod cluster;

@@ -5,6 +5,10 @@
 //! so it dies with the controller even if the controller is killed before it
 //! can clean up. Dropping a [`NodeProcess`] kills and reaps it (a paused one
 //! too: SIGKILL ends a stopped process).
+//!
+//! Over 600 lines: a member's life — start (here or on a host), signal,
+//! pause, kill, reap and the sweep of what it left — is one state machine
+//! whose local and remote halves must agree, so they stay side by side.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -91,13 +95,6 @@ fn groups() -> std::sync::MutexGuard<'static, std::collections::BTreeMap<u32, Tr
     GROUPS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The parent of process `pid` (field 4 of `/proc/PID/stat`).
-pub(crate) fn parent_of(pid: u32) -> Option<u32> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = s.rsplit_once(')')?;
-    rest.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// Kill everything of `m`: its cgroup at once, then whatever still
 /// carries its tag.
 fn end_member(m: &Tracked, leaders: &[u32]) {
@@ -167,7 +164,7 @@ fn kill_tagged(tag: &str, leaders: &[u32]) {
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
             // A reparented orphan is ours to reap (a member itself is
             // reaped by its Child handle, not here).
-            let ours = parent_of(pid) == Some(me);
+            let ours = crate::cgroup::parent_of(pid) == Some(me);
             if ours && !leaders.contains(&pid) && !groups().contains_key(&pid) {
                 let deadline = Instant::now() + Duration::from_secs(2);
                 // SAFETY: waitpid on our own child; status is ours.
@@ -393,7 +390,7 @@ impl NodeProcess {
     pub fn log_tail(&self, n: usize) -> String {
         match &self.spec.host {
             Some(h) => h.tail(&format!("nodes/{}.log", self.spec.id), n),
-            None => crate::cluster::log_tail(&self.spec.log_file, n),
+            None => file_tail(&self.spec.log_file, n),
         }
     }
 
@@ -604,4 +601,21 @@ pub fn free_port() -> io::Result<u16> {
     }
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
+}
+
+/// The last `n` non-empty lines of a log file, joined with " | " (each cut
+/// to 300 characters), for an error message.
+fn file_tail(path: &std::path::Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .rev()
+        .take(n)
+        .map(|l| l.chars().take(300).collect())
+        .collect();
+    if lines.is_empty() {
+        return "(empty)".into();
+    }
+    lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
 }

@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Parser;
@@ -13,59 +12,15 @@ use crate::raft;
 use crate::server::{self, NodeConfig};
 use crate::storage::SyncMode;
 
-/// An inclusive range of milliseconds written `A..B` (or a single `A`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MillisRange {
-    /// Lower bound.
-    pub min: u64,
-    /// Upper bound.
-    pub max: u64,
-}
+use faultline_rundir::spec::defaults;
+pub use faultline_rundir::spec::{MillisRange, MAX_TIMEOUT_MS};
 
-/// The longest election timeout or heartbeat accepted, ms (five minutes).
-pub const MAX_TIMEOUT_MS: u64 = 300_000;
 /// The longest clock tick accepted, ms.
 pub const MAX_TICK_MS: u64 = 1_000;
 /// The most entries between snapshots, or kept behind one.
 pub const MAX_SNAPSHOT_ENTRIES: u64 = 1_000_000_000;
 /// The largest snapshot chunk, bytes.
 pub const MAX_SNAPSHOT_CHUNK_BYTES: u64 = 8 << 20;
-
-impl FromStr for MillisRange {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let num = |t: &str| {
-            t.trim()
-                .trim_end_matches("ms")
-                .parse::<u64>()
-                .map_err(|_| format!("'{t}' is not a whole number of milliseconds"))
-        };
-        let (min, max) = match s.split_once("..") {
-            Some((a, b)) => (num(a)?, num(b.trim_start_matches('='))?),
-            None => {
-                let v = num(s)?;
-                (v, v)
-            }
-        };
-        if min == 0 || min > max {
-            return Err(format!(
-                "'{s}' is an empty range: write MIN..MAX with 0 < MIN <= MAX"
-            ));
-        }
-        if max > MAX_TIMEOUT_MS {
-            return Err(format!(
-                "'{s}': a timeout of more than {MAX_TIMEOUT_MS} ms would leave a cluster without a leader for minutes"
-            ));
-        }
-        Ok(MillisRange { min, max })
-    }
-}
-
-impl std::fmt::Display for MillisRange {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}..{}", self.min, self.max)
-    }
-}
 
 fn parse_peer(s: &str) -> Result<(String, SocketAddr), String> {
     let (id, addr) = s
@@ -111,10 +66,10 @@ pub struct NodeArgs {
     #[arg(long)]
     pub data_dir: PathBuf,
     /// Randomized election timeout range, milliseconds.
-    #[arg(long, default_value = "150..300")]
+    #[arg(long, default_value_t = defaults::ELECTION_TIMEOUT)]
     pub election_timeout: MillisRange,
     /// Leader heartbeat interval, milliseconds.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = defaults::HEARTBEAT_MS)]
     pub heartbeat: u64,
     /// Campaign with a pre-vote round first.
     #[arg(long)]
@@ -124,7 +79,7 @@ pub struct NodeArgs {
     #[arg(long)]
     pub check_quorum: bool,
     /// Length of one Raft tick, milliseconds (timeouts are rounded to ticks).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = defaults::TICK_MS)]
     pub tick: u64,
     /// How long a client request may wait for its entry to commit, milliseconds.
     #[arg(long, default_value_t = 2000)]
@@ -205,9 +160,9 @@ pub fn raft_config(
     }
     let ticks = |ms: u64| ms.div_ceil(tick_ms).max(1);
     let raft = raft::Config {
-        election_timeout_min: ticks(election.min),
-        election_timeout_max: ticks(election.max),
-        heartbeat_interval: ticks(heartbeat_ms),
+        election_timeout_min_ticks: ticks(election.min),
+        election_timeout_max_ticks: ticks(election.max),
+        heartbeat_ticks: ticks(heartbeat_ms),
         pre_vote,
         check_quorum,
         ..raft::Config::default()
@@ -436,25 +391,6 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ranges_parse_and_reject_empty_ones() {
-        assert_eq!(
-            "150..300".parse::<MillisRange>(),
-            Ok(MillisRange { min: 150, max: 300 })
-        );
-        assert_eq!(
-            "150ms..300ms".parse::<MillisRange>(),
-            Ok(MillisRange { min: 150, max: 300 })
-        );
-        assert_eq!(
-            "200".parse::<MillisRange>(),
-            Ok(MillisRange { min: 200, max: 200 })
-        );
-        assert!("300..150".parse::<MillisRange>().is_err());
-        assert!("0..10".parse::<MillisRange>().is_err());
-        assert!("a..b".parse::<MillisRange>().is_err());
-    }
 
     #[test]
     fn flags_are_validated_before_anything_starts() {

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::NodeStatus;
-use crate::raft::quorum::majority;
+use crate::raft::majority;
 use crate::raft::Role;
 
 /// One node's answer to one status poll, as `status.jsonl` stores it.

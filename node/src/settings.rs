@@ -8,6 +8,7 @@
 use crate::bugs::UnsafeBug;
 use crate::cli::MillisRange;
 use crate::raft;
+use faultline_rundir::spec::defaults;
 
 /// Timeouts and options shared by every node of a run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,8 +57,6 @@ pub fn fresh_cluster_id() -> String {
 }
 
 impl NodeSettings {
-    /// The node's tick when no other is asked for, ms.
-    pub const DEFAULT_TICK_MS: u64 = 5;
     /// The node's default request timeout, ms.
     pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 2000;
     /// The most entries per AppendEntries allowed.
@@ -132,9 +131,9 @@ impl NodeSettings {
 impl Default for NodeSettings {
     fn default() -> Self {
         NodeSettings {
-            election_timeout: MillisRange { min: 150, max: 300 },
-            heartbeat_ms: 50,
-            tick_ms: Self::DEFAULT_TICK_MS,
+            election_timeout: defaults::ELECTION_TIMEOUT,
+            heartbeat_ms: defaults::HEARTBEAT_MS,
+            tick_ms: defaults::TICK_MS,
             request_timeout_ms: Self::DEFAULT_REQUEST_TIMEOUT_MS,
             max_append_entries: None,
             snapshot_entries: None,

@@ -4,6 +4,9 @@
 //!
 //! Replay one seed: `FAULTLINE_SEED=N cargo test -p faultline-node --test simulation randomized`.
 //! More seeds: `FAULTLINE_SIM_SEEDS=20000 cargo test ...`.
+//!
+//! Over 600 lines: the scenarios share one harness and read as a list of
+//! what the cluster must survive.
 
 use faultline_node::raft::{Config, EntryData, Role};
 use faultline_node::sim::seeds::{run_seeds, seeds, Seeds};

@@ -2,85 +2,49 @@
 //! runner writes), each run's `results.json`, the comparison of timeout
 //! settings per fault, and the campaign's own `results.json` and plots.
 
-use crate::RunResults;
 use std::path::Path;
 
 use anyhow::Context;
 use faultline_checker::Verdict;
 use faultline_rundir::records::ProgressRecord;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use crate::cells::Figure;
 use crate::expect::{Expect, Judgement};
 use crate::stats::Summary;
 use crate::{html, plots};
 
-/// A setting of a campaign, as stored in `campaign.json`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct CampaignSetting {
-    /// Its name.
-    pub name: String,
-    /// Its timeouts, in words.
-    pub description: String,
-    /// The UNSAFE known-bug variant its nodes run, if any (a bug hunt).
-    #[serde(default)]
-    pub unsafe_bug: Option<String>,
-    /// Its election timeout range, ms, as written (`150..300`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub election_timeout: Option<String>,
-}
+use crate::rows::run_row;
+pub use crate::rows::{verdict_word, RunRow};
+pub use faultline_rundir::campaign::{CampaignIndex, CampaignRun, CampaignSetting};
 
-fn plain_dir<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let dir = String::deserialize(d)?;
-    if faultline_rundir::plain_name(&dir) {
-        Ok(dir)
-    } else {
-        Err(serde::de::Error::custom(format!(
-            "run directory {} is not a plain name inside the campaign",
-            faultline_rundir::quote::quoted(&dir)
-        )))
-    }
-}
-
-/// One run of a campaign, as stored in `campaign.json`.
+/// The campaign's own `results.json`: its verdict against expectations,
+/// every run's figures and the comparison's cells (written by the report,
+/// read by the store's front page).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct CampaignRun {
-    /// Its directory, relative to the campaign's: a plain name, refused
-    /// otherwise when the file is read (a `dir` of `../x` or `/x` would
-    /// make a report write outside the store).
-    #[serde(deserialize_with = "plain_dir")]
-    pub dir: String,
-    /// Setting name.
-    pub setting: String,
-    /// Fault kind (as given).
-    pub fault: String,
-    /// Repeat number, from 1.
-    pub repeat: usize,
-    /// Its seed.
-    pub seed: u64,
-    /// What it is expected to show (a positive control expects to be caught).
-    #[serde(default)]
-    pub expect: Expect,
-}
-
-/// `campaign.json`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct CampaignIndex {
+pub struct CampaignResults {
     /// The campaign's name.
     pub name: String,
-    /// Settings, in order.
-    pub settings: Vec<CampaignSetting>,
-    /// Fault kinds, in order.
-    pub faults: Vec<String>,
-    /// Runs.
-    pub runs: Vec<CampaignRun>,
+    /// Overall verdict.
+    pub valid: Verdict,
+    /// Runs whose outcome was not what they expected (`DIR: what happened`).
+    pub unexpected: Vec<String>,
+    /// Runs whose verdict is unknown.
+    pub undecided: Vec<String>,
+    /// Positive controls that were caught.
+    pub controls_caught: usize,
+    /// Every run, in the campaign's order.
+    pub runs: Vec<CampaignRunResult>,
+    /// Settings × faults.
+    pub cells: Vec<Vec<crate::cells::Cell>>,
+    /// Election times after crashes of the leader, per setting.
+    pub elections: Vec<crate::elections::ElectionTimes>,
 }
 
-/// One row of the campaign's per-run list.
-#[derive(Clone, Debug)]
-pub struct RunRow {
-    /// Link (relative).
+/// One run in the campaign's `results.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CampaignRunResult {
+    /// Its directory.
     pub dir: String,
     /// Setting name.
     pub setting: String,
@@ -90,143 +54,20 @@ pub struct RunRow {
     pub repeat: usize,
     /// Verdict.
     pub valid: Verdict,
+    /// What it was expected to show (from its `spec.json`).
+    pub expect: Expect,
+    /// The verdict against that.
+    pub judgement: Judgement,
     /// Availability share.
     pub availability: f64,
-    /// Time without a working leader, ms: the median over the run's fault
-    /// windows (the whole run's total when it had no fault window).
+    /// Median time without a working leader per fault window, ms.
     pub leaderless_ms: f64,
-    /// Time without a working leader over the whole run, ms (every window
-    /// and every quiet period together).
+    /// Time without a working leader over the whole run, ms.
     pub leaderless_total_ms: f64,
-    /// Heal → first ok, ms: the median over the run's fault windows.
+    /// Median heal → first ok, ms.
     pub recovery_ms: Option<f64>,
     /// p99 latency of ok ops, ms.
     pub p99_ms: f64,
-    /// ok/fail/info.
-    pub counts: (u64, u64, u64),
-    /// When the first operation that could not be linearized completed, s.
-    pub first_anomaly_s: Option<f64>,
-    /// The first counterexample in a few words ("stale read on k0 at 243.7 ms").
-    pub anomaly: Option<String>,
-    /// Its fault windows, each one sample of every compared figure.
-    pub windows: Vec<crate::analysis::FaultStats>,
-    /// Why the run did not finish, if it did not (interrupted, or never
-    /// run): its verdict is at best unknown and its figures are left out
-    /// of the comparison.
-    pub cut_short: Option<String>,
-    /// What the run was expected to show.
-    pub expect: Expect,
-    /// Whether the nodes' logs show a safety violation.
-    pub unsafe_in_logs: bool,
-}
-
-impl RunRow {
-    /// The run against its expectation.
-    pub fn judgement(&self) -> Judgement {
-        self.expect.judge(self.valid, self.unsafe_in_logs)
-    }
-}
-
-/// A verdict in the words the pages use.
-pub fn verdict_word(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Linearizable => "linearizable",
-        Verdict::NotLinearizable => "NOT linearizable",
-        Verdict::Unknown => "unknown",
-    }
-}
-
-/// Read a run's `results.json` into a campaign row. The file is read as
-/// the typed [`RunResults`] it was written as: a missing or renamed field
-/// is an error naming the file and the field, never a zero in the table.
-fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<RunRow> {
-    let path = faultline_rundir::CampaignDir::new(dir)
-        .run(&run.dir)
-        .results();
-    let text = match faultline_rundir::read::read_text(&path).map_err(anyhow::Error::msg)? {
-        Some(t) => t,
-        // The campaign stopped before this run ended (Ctrl-C, a killed
-        // controller): it has no results, and says so.
-        None => return Ok(not_run(run, &dir.join(&run.dir))),
-    };
-    let r: RunResults =
-        serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
-    let leaderless = r
-        .leaderless_per_window()
-        .unwrap_or(r.elections.leaderless_ms);
-    let recovery = crate::stats::median(r.faults.iter().filter_map(|f| f.recovery_ms));
-    let counts = r
-        .counts
-        .values()
-        .fold((0, 0, 0), |a, c| (a.0 + c.ok, a.1 + c.fail, a.2 + c.info));
-    let anomaly = r.checker.failures.first().and_then(|f| {
-        let c = f.counterexample.as_ref()?;
-        let last = c
-            .witness
-            .iter()
-            .map(|o| o.complete_ns.unwrap_or(o.invoke_ns))
-            .max();
-        Some(faultline_checker::witness::headline(c.kind, &f.key, last))
-    });
-    let first_anomaly_s = r
-        .checker
-        .failures
-        .iter()
-        .filter_map(|f| {
-            let op = f.counterexample.as_ref()?.failing.first()?;
-            Some(op.ret_time.unwrap_or(op.call_time))
-        })
-        .map(|ns| ns as f64 / 1e9)
-        .chain(r.findings.iter().filter_map(|f| f.at_s))
-        .min_by(f64::total_cmp);
-    Ok(RunRow {
-        anomaly,
-        dir: run.dir.clone(),
-        setting: run.setting.clone(),
-        fault: run.fault.clone(),
-        repeat: run.repeat,
-        valid: r.valid,
-        availability: r.availability.share,
-        leaderless_ms: leaderless,
-        leaderless_total_ms: r.elections.leaderless_ms,
-        recovery_ms: recovery,
-        p99_ms: r.latency.get("all").map_or(0.0, |p| p.p99),
-        counts,
-        expect: run.expect,
-        unsafe_in_logs: !r.findings.is_empty(),
-        cut_short: r.interrupted.map(|s| format!("interrupted: {s}")),
-        first_anomaly_s,
-        windows: r.faults,
-    })
-}
-
-/// The row of a run without results: interrupted before its history could
-/// be checked, or never started.
-fn not_run(run: &CampaignRun, dir: &Path) -> RunRow {
-    let why = if faultline_rundir::RunDir::new(dir).history().exists() {
-        "interrupted before it ended (run `faultline report` on the campaign to check its history as far as it goes)"
-    } else {
-        "not run: the campaign stopped before this run"
-    };
-    RunRow {
-        windows: Vec::new(),
-        anomaly: None,
-        dir: run.dir.clone(),
-        setting: run.setting.clone(),
-        fault: run.fault.clone(),
-        repeat: run.repeat,
-        valid: Verdict::Unknown,
-        availability: 0.0,
-        leaderless_ms: 0.0,
-        leaderless_total_ms: 0.0,
-        recovery_ms: None,
-        p99_ms: 0.0,
-        counts: (0, 0, 0),
-        first_anomaly_s: None,
-        expect: run.expect,
-        unsafe_in_logs: false,
-        cut_short: Some(why.into()),
-    }
 }
 
 /// The campaign's overall verdict and where its page is.
@@ -413,20 +254,35 @@ pub fn write_campaign_report(dir: &Path) -> anyhow::Result<CampaignSummary> {
             .filter(|r| !r.expect.is_control())
             .count(),
     };
-    let runs_json: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({"dir": r.dir, "setting": r.setting, "fault": r.fault, "repeat": r.repeat, "valid": r.valid,
-                   "expect": r.expect, "judgement": r.judgement(),
-                   "availability": r.availability, "leaderless_ms": r.leaderless_ms, "leaderless_total_ms": r.leaderless_total_ms, "recovery_ms": r.recovery_ms, "p99_ms": r.p99_ms})
-        })
-        .collect();
+    let record = CampaignResults {
+        name: index.name.clone(),
+        valid: summary.valid,
+        unexpected: summary.unexpected.clone(),
+        undecided: summary.undecided.clone(),
+        controls_caught: summary.controls_caught,
+        runs: rows
+            .iter()
+            .map(|r| CampaignRunResult {
+                dir: r.dir.clone(),
+                setting: r.setting.clone(),
+                fault: r.fault.clone(),
+                repeat: r.repeat,
+                valid: r.valid,
+                expect: r.expect,
+                judgement: r.judgement(),
+                availability: r.availability,
+                leaderless_ms: r.leaderless_ms,
+                leaderless_total_ms: r.leaderless_total_ms,
+                recovery_ms: r.recovery_ms,
+                p99_ms: r.p99_ms,
+            })
+            .collect(),
+        cells,
+        elections: summary.elections.clone(),
+    };
     std::fs::write(
         faultline_rundir::CampaignDir::new(dir).results(),
-        serde_json::to_vec_pretty(
-            &json!({"name": index.name, "valid": summary.valid, "unexpected": summary.unexpected,
-                    "undecided": summary.undecided, "controls_caught": summary.controls_caught, "runs": runs_json, "cells": cells, "elections": summary.elections}),
-        )?,
+        serde_json::to_vec_pretty(&record)?,
     )?;
     Ok(summary)
 }

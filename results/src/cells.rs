@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::FaultStats;
-use crate::campaign::RunRow;
+use crate::rows::RunRow;
 use crate::stats::{summarize, Better, Summary};
 
 /// A figure compared across settings.

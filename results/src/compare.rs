@@ -11,11 +11,13 @@ use anyhow::Context;
 use faultline_checker::Verdict;
 use serde::{Deserialize, Serialize};
 
-use crate::campaign::{load_campaign, LoadedCampaign, RunRow};
+use crate::campaign::{load_campaign, LoadedCampaign};
 use crate::cells::{Cell, Figure};
 use crate::expect::Judgement;
-use crate::run_files::StoredSpec;
+use crate::rows::RunRow;
 use crate::stats::{clearly_better, Summary};
+use faultline_rundir::spec::{NetBackend, RunSpec, TargetKind};
+use faultline_rundir::RunDir;
 
 /// The file that marks a comparison's directory.
 pub const COMPARE_JSON: &str = "compare.json";
@@ -32,9 +34,9 @@ pub struct Side {
     /// The campaign's name.
     pub name: String,
     /// The system under test of its first run (`faultline`, `etcd`, …).
-    pub target: String,
+    pub target: TargetKind,
     /// Its network backend.
-    pub net: String,
+    pub net: NetBackend,
     /// Cluster size.
     pub nodes: Option<usize>,
     /// Runs planned.
@@ -256,9 +258,9 @@ fn side(label: &str, dir: &Path, c: &LoadedCampaign) -> anyhow::Result<Side> {
         .index
         .runs
         .iter()
-        .find_map(|r| StoredSpec::read(&dir.join(&r.dir)).transpose())
-        .transpose()?
-        .unwrap_or_default();
+        .find_map(|r| RunSpec::read(&RunDir::new(dir.join(&r.dir))).transpose())
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     Ok(Side {
         label: label.to_string(),
         dir: dir.display().to_string(),
@@ -266,9 +268,9 @@ fn side(label: &str, dir: &Path, c: &LoadedCampaign) -> anyhow::Result<Side> {
             .file_name()
             .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into()),
         name: c.index.name.clone(),
-        target: spec.target.unwrap_or_else(|| "faultline".into()),
-        net: spec.net.unwrap_or_else(|| "proxy".into()),
-        nodes: spec.nodes,
+        target: spec.as_ref().map(|s| s.target).unwrap_or_default(),
+        net: spec.as_ref().map(|s| s.net).unwrap_or_default(),
+        nodes: spec.as_ref().map(|s| s.nodes),
         runs: c.rows.len(),
         finished: c.rows.iter().filter(|r| r.cut_short.is_none()).count(),
         settings: c
@@ -445,75 +447,6 @@ pub fn relative_link(from: &Path, to: &Path) -> String {
     } else {
         out.join("/")
     }
-}
-
-/// Compare `a` with `b` and write the comparison into `out` (created):
-/// `compare.json`, `index.html` and its plots. Returns the comparison.
-pub fn write_comparison(
-    a: &Path,
-    b: &Path,
-    chosen: &[(String, String)],
-    out: &Path,
-) -> anyhow::Result<Comparison> {
-    let c = compare(a, b, chosen)?;
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let err =
-        |e: Box<dyn std::error::Error>| anyhow::anyhow!("drawing the comparison's plots: {e}");
-    let groups: Vec<String> = c
-        .shared
-        .iter()
-        .map(|s| {
-            if s.setting_a == s.setting_b {
-                format!("{} · {}", s.fault, s.setting_a)
-            } else {
-                format!("{} · {} vs {}", s.fault, s.setting_a, s.setting_b)
-            }
-        })
-        .collect();
-    let series = vec![
-        format!("A: {}", c.a.dir_name),
-        format!("B: {}", c.b.dir_name),
-    ];
-    for (file, figure) in PLOTS {
-        let pick = |side: usize| -> Vec<Option<Summary>> {
-            c.shared
-                .iter()
-                .map(|s| {
-                    s.figures.iter().find(|p| p.figure == figure).and_then(|p| {
-                        if side == 0 {
-                            p.a.clone()
-                        } else {
-                            p.b.clone()
-                        }
-                    })
-                })
-                .collect()
-        };
-        crate::plots::grouped_boxes(
-            &out.join(file),
-            &format!(
-                "{}: each fault window one sample; median, quartiles, 95 % interval",
-                figure.title()
-            ),
-            &groups,
-            &series,
-            &[pick(0), pick(1)],
-            figure == Figure::Availability,
-        )
-        .map_err(err)?;
-    }
-    let links = (
-        relative_link(out, &a.join("index.html")),
-        relative_link(out, &b.join("index.html")),
-    );
-    std::fs::write(
-        out.join("index.html"),
-        crate::html::compare_page(&c, &links),
-    )
-    .with_context(|| format!("writing {}", out.join("index.html").display()))?;
-    std::fs::write(out.join(COMPARE_JSON), serde_json::to_vec_pretty(&c)?)
-        .with_context(|| format!("writing {}", out.join(COMPARE_JSON).display()))?;
-    Ok(c)
 }
 
 /// The comparison's plots: file and figure.

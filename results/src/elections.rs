@@ -5,12 +5,12 @@
 //! distribution per setting and a table of mean, median, p99 and max, with
 //! the paper's own figures beside the ranges the paper reports.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::campaign::RunRow;
+use crate::rows::RunRow;
 
 /// The election times of one setting.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ElectionTimes {
     /// The setting.
     pub setting: String,
@@ -31,7 +31,7 @@ pub struct ElectionTimes {
     /// The longest, ms.
     pub max: Option<f64>,
     /// What the paper reports for this range, if it does.
-    pub paper: Option<&'static str>,
+    pub paper: Option<String>,
 }
 
 /// What the paper's text says of its Figure 16, by election timeout range.
@@ -85,7 +85,10 @@ pub fn election_times(
                 median: quantile(&samples, 0.5),
                 p99: quantile(&samples, 0.99),
                 max: samples.last().copied(),
-                paper: election_timeout.as_deref().and_then(paper_figure),
+                paper: election_timeout
+                    .as_deref()
+                    .and_then(paper_figure)
+                    .map(str::to_string),
                 samples,
             })
         })

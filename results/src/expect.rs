@@ -7,96 +7,20 @@
 use faultline_checker::Verdict;
 use serde::{Deserialize, Serialize};
 
-/// A run's expectation (`expect = "…"` in a campaign file).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Expect {
-    /// Every history linearizable and no safety violation in the logs.
-    #[default]
-    Linearizable,
-    /// Caught: a history that is not linearizable, or a safety violation
-    /// in the nodes' logs.
-    NotLinearizable,
-    /// Caught by the log audit: a safety violation in the nodes' logs.
-    Unsafe,
-}
+pub use faultline_rundir::spec::Expect;
 
-impl Expect {
-    /// Its name, as in a campaign file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Expect::Linearizable => "linearizable",
-            Expect::NotLinearizable => "not-linearizable",
-            Expect::Unsafe => "unsafe",
-        }
-    }
-
-    /// Whether this expects the run to be caught (a positive control).
-    pub fn is_control(self) -> bool {
-        match self {
-            Expect::Linearizable => false,
-            Expect::NotLinearizable | Expect::Unsafe => true,
-        }
-    }
-
-    /// How a run with this expectation ended: its verdict (the checker's
-    /// and the log audit's together) and whether the log audit found a
-    /// safety violation.
-    pub fn judge(self, valid: Verdict, unsafe_in_logs: bool) -> Judgement {
-        match (self, valid) {
-            (Expect::Linearizable, Verdict::Linearizable) => Judgement::AsExpected,
-            (Expect::Linearizable, Verdict::NotLinearizable) => Judgement::Unexpected,
-            (Expect::NotLinearizable, Verdict::NotLinearizable) => Judgement::AsExpected,
-            (Expect::NotLinearizable, Verdict::Linearizable) => Judgement::Unexpected,
-            (Expect::Unsafe, _) if unsafe_in_logs => Judgement::AsExpected,
-            (Expect::Unsafe, Verdict::Linearizable | Verdict::NotLinearizable) => {
-                Judgement::Unexpected
-            }
-            (_, Verdict::Unknown) => Judgement::Undecided,
-        }
-    }
-
-    /// What an unexpected outcome of this expectation is, in words.
-    pub fn miss(self) -> &'static str {
-        match self {
-            Expect::Linearizable => "a violation where none was expected",
-            Expect::NotLinearizable => "positive control not caught",
-            Expect::Unsafe => "positive control not caught: no safety violation in the logs",
-        }
-    }
-
-    /// The expectation in words, for a page.
-    pub fn words(self) -> &'static str {
-        match self {
-            Expect::Linearizable => "linearizable",
-            Expect::NotLinearizable => "caught (not linearizable)",
-            Expect::Unsafe => "caught (unsafe in the logs)",
-        }
-    }
-}
-
-impl std::str::FromStr for Expect {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Expect, String> {
-        [
-            Expect::Linearizable,
-            Expect::NotLinearizable,
-            Expect::Unsafe,
-        ]
-        .into_iter()
-        .find(|e| e.as_str() == s)
-        .ok_or_else(|| {
-            format!(
-                "{} is not linearizable, not-linearizable or unsafe",
-                faultline_rundir::quote::quoted(s)
-            )
-        })
-    }
-}
-
-impl std::fmt::Display for Expect {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+/// How a run expected to show `expect` ended: its verdict (the checker's
+/// and the log audit's together) and whether the log audit found a safety
+/// violation (the one place this is decided).
+pub fn judge(expect: Expect, valid: Verdict, unsafe_in_logs: bool) -> Judgement {
+    match (expect, valid) {
+        (Expect::Linearizable, Verdict::Linearizable) => Judgement::AsExpected,
+        (Expect::Linearizable, Verdict::NotLinearizable) => Judgement::Unexpected,
+        (Expect::NotLinearizable, Verdict::NotLinearizable) => Judgement::AsExpected,
+        (Expect::NotLinearizable, Verdict::Linearizable) => Judgement::Unexpected,
+        (Expect::Unsafe, _) if unsafe_in_logs => Judgement::AsExpected,
+        (Expect::Unsafe, Verdict::Linearizable | Verdict::NotLinearizable) => Judgement::Unexpected,
+        (_, Verdict::Unknown) => Judgement::Undecided,
     }
 }
 
@@ -135,20 +59,18 @@ mod tests {
         let l = Expect::Linearizable;
         let n = Expect::NotLinearizable;
         let u = Expect::Unsafe;
-        assert_eq!(l.judge(Linearizable, false), AsExpected);
-        assert_eq!(l.judge(NotLinearizable, false), Unexpected);
-        assert_eq!(l.judge(NotLinearizable, true), Unexpected);
-        assert_eq!(l.judge(Unknown, false), Undecided);
-        assert_eq!(n.judge(NotLinearizable, false), AsExpected);
-        assert_eq!(n.judge(NotLinearizable, true), AsExpected);
-        assert_eq!(n.judge(Linearizable, false), Unexpected);
-        assert_eq!(n.judge(Unknown, false), Undecided);
-        assert_eq!(u.judge(NotLinearizable, true), AsExpected);
-        assert_eq!(u.judge(NotLinearizable, false), Unexpected);
-        assert_eq!(u.judge(Linearizable, false), Unexpected);
-        assert_eq!(u.judge(Unknown, true), AsExpected);
-        assert_eq!(u.judge(Unknown, false), Undecided);
-        let parsed: Expect = serde_json::from_str("\"not-linearizable\"").unwrap();
-        assert_eq!(parsed, n);
+        assert_eq!(judge(l, Linearizable, false), AsExpected);
+        assert_eq!(judge(l, NotLinearizable, false), Unexpected);
+        assert_eq!(judge(l, NotLinearizable, true), Unexpected);
+        assert_eq!(judge(l, Unknown, false), Undecided);
+        assert_eq!(judge(n, NotLinearizable, false), AsExpected);
+        assert_eq!(judge(n, NotLinearizable, true), AsExpected);
+        assert_eq!(judge(n, Linearizable, false), Unexpected);
+        assert_eq!(judge(n, Unknown, false), Undecided);
+        assert_eq!(judge(u, NotLinearizable, true), AsExpected);
+        assert_eq!(judge(u, NotLinearizable, false), Unexpected);
+        assert_eq!(judge(u, Linearizable, false), Unexpected);
+        assert_eq!(judge(u, Unknown, true), AsExpected);
+        assert_eq!(judge(u, Unknown, false), Undecided);
     }
 }

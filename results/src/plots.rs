@@ -534,9 +534,9 @@ mod palette_tests {
     #[test]
     fn ten_settings_get_ten_distinct_colours() {
         // Figure 16 compares ten election-timeout ranges.
-        for i in 0..PALETTE.len() {
-            for j in i + 1..PALETTE.len() {
-                assert_ne!(PALETTE[i], PALETTE[j], "colours {i} and {j} repeat");
+        for (i, a) in PALETTE.iter().enumerate() {
+            for (j, b) in PALETTE.iter().enumerate().skip(i + 1) {
+                assert_ne!(a, b, "colours {i} and {j} repeat");
             }
         }
         assert!(PALETTE.len() >= 10);

@@ -1,5 +1,5 @@
-//! A run directory's stored files, read once: `spec.json` (typed, as
-//! [`StoredSpec`]), `history.jsonl`, `status.jsonl`, `links.json` and the
+//! A run directory's stored files, read once: `spec.json` (as the
+//! runner wrote it, [`RunSpec`]), `history.jsonl`, `status.jsonl`, `links.json` and the
 //! run's start time from `schedule.json`. The analysis, the plots and the
 //! page all work from one [`RunFiles`].
 
@@ -8,52 +8,14 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use faultline_checker::History;
 use faultline_node::leadership::StatusRound;
-use serde::Deserialize;
-use serde_json::Value;
-
-/// What the analysis needs of a run's `spec.json` (the runner writes it;
-/// every field is optional, so runs of other tools that write fewer fields
-/// still analyse). The whole file is kept too, for the page's settings table.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct StoredSpec {
-    /// Length of the main phase, seconds (the final reads come after).
-    #[serde(default)]
-    pub time_limit_s: Option<f64>,
-    /// The leader's heartbeat interval, ms (how stale a follower's contact
-    /// may be before its leader counts as unheard).
-    #[serde(default)]
-    pub heartbeat_ms: Option<u64>,
-    /// What the run is expected to show (linearizable when absent).
-    #[serde(default)]
-    pub expect: crate::expect::Expect,
-    /// The system under test (`faultline`, `etcd`, `maelstrom`).
-    #[serde(default)]
-    pub target: Option<String>,
-    /// The network backend (`proxy`, `kernel`).
-    #[serde(default)]
-    pub net: Option<String>,
-    /// Cluster size.
-    #[serde(default)]
-    pub nodes: Option<usize>,
-}
-
-impl StoredSpec {
-    /// A run directory's `spec.json`, typed; none when it has none (a run
-    /// that never started), an error naming the file when it is unreadable.
-    pub fn read(dir: &Path) -> anyhow::Result<Option<StoredSpec>> {
-        let path = faultline_rundir::RunDir::new(dir).spec();
-        faultline_rundir::records::read_record(&path).map_err(anyhow::Error::msg)
-    }
-}
+use faultline_rundir::spec::RunSpec;
 
 /// A run directory, loaded.
 pub struct RunFiles {
     /// The directory.
     pub dir: PathBuf,
-    /// `spec.json`, typed (default when missing).
-    pub spec: StoredSpec,
-    /// `spec.json` as written (null when missing).
-    pub spec_json: Value,
+    /// `spec.json` (none when missing: a history checked on its own).
+    pub spec: Option<RunSpec>,
     /// `links.json` (null when missing).
     pub links: Vec<faultline_rundir::records::LinkStats>,
     /// `history.jsonl`.
@@ -86,36 +48,23 @@ impl RunFiles {
     /// missing files are empty.
     pub fn load(dir: &Path) -> anyhow::Result<RunFiles> {
         let rd = faultline_rundir::RunDir::new(dir);
-        let spec_json = read_json(&rd.spec())?.unwrap_or(Value::Null);
-        let spec = if spec_json.is_null() {
-            StoredSpec::default()
-        } else {
-            serde_json::from_value(spec_json.clone())
-                .with_context(|| format!("reading {}", rd.spec().display()))?
-        };
-        let links = match read_json(&rd.links())? {
-            Some(v) => serde_json::from_value(v)
-                .with_context(|| format!("reading {}", rd.links().display()))?,
-            None => Vec::new(),
-        };
+        let spec = RunSpec::read(&rd).map_err(anyhow::Error::msg)?;
+        let links: Vec<faultline_rundir::records::LinkStats> =
+            faultline_rundir::records::read_record(&rd.links())
+                .map_err(anyhow::Error::msg)?
+                .unwrap_or_default();
         let hist_path = rd.history();
         let (f, _) = faultline_rundir::read::open_regular(&hist_path)
             .with_context(|| format!("opening {}", hist_path.display()))?;
         let history = faultline_checker::read_jsonl(std::io::BufReader::new(f))
             .map_err(|e| anyhow::anyhow!("{}: {e}", hist_path.display()))?;
         let status = read_status(&rd.status())?;
-        let schedule = read_json(&rd.schedule())?;
+        use serde::de::IgnoredAny;
+        let schedule: Option<
+            faultline_rundir::records::ScheduleRecord<IgnoredAny, IgnoredAny, IgnoredAny>,
+        > = faultline_rundir::records::read_record(&rd.schedule()).map_err(anyhow::Error::msg)?;
         let complete = schedule.is_some();
-        let started_unix_ns = schedule.and_then(|v| {
-            use serde::de::IgnoredAny;
-            serde_json::from_value::<
-                faultline_rundir::records::ScheduleRecord<IgnoredAny, IgnoredAny, IgnoredAny>,
-            >(v)
-            .ok()?
-            .started_unix_ns
-            .parse::<u128>()
-            .ok()
-        });
+        let started_unix_ns = schedule.and_then(|v| v.started_unix_ns.parse::<u128>().ok());
         let hosts: Option<faultline_rundir::records::HostsRecord> =
             faultline_rundir::records::read_record(&rd.hosts()).map_err(anyhow::Error::msg)?;
         // A member's log is stamped by its host's clock: moved onto this
@@ -131,7 +80,6 @@ impl RunFiles {
         Ok(RunFiles {
             dir: dir.to_path_buf(),
             spec,
-            spec_json,
             links,
             history,
             status,
@@ -214,13 +162,4 @@ fn leader_starts(
     }
     out.sort();
     out
-}
-
-fn read_json(path: &Path) -> anyhow::Result<Option<Value>> {
-    match faultline_rundir::read::read_text(path).map_err(anyhow::Error::msg)? {
-        Some(t) => Ok(Some(
-            serde_json::from_str(&t).with_context(|| format!("parsing {}", path.display()))?,
-        )),
-        None => Ok(None),
-    }
 }

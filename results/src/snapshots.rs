@@ -21,13 +21,13 @@ pub struct NodeSnapshots {
 impl NodeSnapshots {
     /// Count one line of a node's log.
     fn count_line(&mut self, line: &str) {
-        use faultline_rundir::records::{LogLine, SNAPSHOT};
+        use faultline_rundir::records::{LogLine, SNAPSHOT, SNAPSHOT_INSTALLED, SNAPSHOT_TAKEN};
         let Some(l) = LogLine::parse(line).filter(|l| l.is(SNAPSHOT)) else {
             return;
         };
-        match l.fields.message.as_deref() {
-            Some(m) if m.starts_with("took") => self.taken += 1,
-            Some(m) if m.starts_with("installed") => self.installed += 1,
+        match l.fields.event.as_deref() {
+            Some(SNAPSHOT_TAKEN) => self.taken += 1,
+            Some(SNAPSHOT_INSTALLED) => self.installed += 1,
             _ => return,
         }
         self.last_index = self.last_index.max(l.fields.index.unwrap_or(0));
@@ -75,11 +75,12 @@ mod tests {
     #[test]
     fn counts_taken_and_installed_lines_and_skips_the_rest() {
         let text = [
-            r#"{"target":"faultline::snapshot","fields":{"message":"took a snapshot","index":40}}"#,
-            r#"{"target":"faultline::snapshot","fields":{"message":"installed a snapshot from the leader","index":120}}"#,
+            r#"{"target":"faultline::snapshot","fields":{"event":"taken","message":"took a snapshot","index":40}}"#,
+            r#"{"target":"faultline::snapshot","fields":{"event":"installed","message":"installed a snapshot from the leader","index":120}}"#,
+            r#"{"target":"faultline::snapshot","fields":{"message":"took a snapshot","index":400}}"#,
             r#"{"target":"faultline::role","fields":{"message":"role changed"}}"#,
             "not json faultline::snapshot",
-            r#"{"target":"faultline::snapshot","fields":{"message":"took a snapshot","index":80}}"#,
+            r#"{"target":"faultline::snapshot","fields":{"event":"taken","message":"took a snapshot","index":80}}"#,
         ]
         .join("\n");
         assert_eq!(

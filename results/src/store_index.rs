@@ -10,7 +10,7 @@ use faultline_rundir::{CampaignDir, RunDir};
 use serde::{Deserialize, Serialize};
 
 use crate::campaign::CampaignIndex;
-use crate::run_files::StoredSpec;
+use faultline_rundir::spec::RunSpec;
 
 /// What an entry of the store is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,26 +115,6 @@ impl StoreEntry {
     }
 }
 
-/// What the front page reads of a campaign's own `results.json`.
-#[derive(Deserialize)]
-struct CampaignResultsView {
-    valid: Verdict,
-    #[serde(default)]
-    unexpected: Vec<String>,
-    #[serde(default)]
-    undecided: Vec<String>,
-}
-
-/// What the front page reads of a run's `results.json`.
-#[derive(Deserialize)]
-struct RunResultsView {
-    valid: Verdict,
-    #[serde(default)]
-    findings: Vec<serde_json::Value>,
-    #[serde(default)]
-    expect: crate::expect::Expect,
-}
-
 fn modified_ms(p: &Path) -> Option<u64> {
     let t = std::fs::metadata(p).ok()?.modified().ok()?;
     Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64)
@@ -181,10 +161,10 @@ fn campaign_entry(dir: &Path, name: &str) -> StoreEntry {
     if let Some(spec) = index
         .runs
         .iter()
-        .find_map(|r| StoredSpec::read(cd.run(&r.dir).path()).ok().flatten())
+        .find_map(|r| RunSpec::read(&cd.run(&r.dir)).ok().flatten())
     {
-        e.target = spec.target;
-        e.net = spec.net;
+        e.target = Some(spec.target.to_string());
+        e.net = Some(spec.net.to_string());
     }
     if index.runs.len() == 1 {
         e.kind = EntryKind::Run;
@@ -194,10 +174,11 @@ fn campaign_entry(dir: &Path, name: &str) -> StoreEntry {
         e.error = Some(err);
         None
     });
-    let results: Option<CampaignResultsView> = read_record(&cd.results()).unwrap_or_else(|err| {
-        e.error = Some(err);
-        None
-    });
+    let results: Option<crate::campaign::CampaignResults> = read_record(&cd.results())
+        .unwrap_or_else(|err| {
+            e.error = Some(err);
+            None
+        });
     match &progress {
         Some(p) => {
             e.started_unix_ms = p.started_unix_ms;
@@ -245,7 +226,7 @@ fn campaign_entry(dir: &Path, name: &str) -> StoreEntry {
 /// A bare run directory (a history without a campaign around it).
 fn run_entry(dir: &Path, name: &str) -> StoreEntry {
     let rd = RunDir::new(dir);
-    let spec = StoredSpec::read(dir).ok().flatten().unwrap_or_default();
+    let spec = RunSpec::read(&rd).ok().flatten();
     let mut e = StoreEntry::new(
         name,
         EntryKind::Run,
@@ -254,16 +235,16 @@ fn run_entry(dir: &Path, name: &str) -> StoreEntry {
             .or_else(|| modified_ms(&rd.history()))
             .unwrap_or(0),
     );
-    e.duration_s = spec.time_limit_s;
-    e.target = spec.target;
-    e.net = spec.net;
+    e.duration_s = spec.as_ref().map(|s| s.time_limit_s);
+    e.target = spec.as_ref().map(|s| s.target.to_string());
+    e.net = spec.as_ref().map(|s| s.net.to_string());
     (e.settings, e.faults, e.repeats, e.runs) = (1, 1, 1, 1);
-    match read_record::<RunResultsView>(&rd.results()) {
+    match read_record::<crate::RunResults>(&rd.results()) {
         Ok(Some(r)) => {
             e.done = 1;
             e.state = EntryState::Finished;
             e.verdict = Some(r.valid);
-            let j = r.expect.judge(r.valid, !r.findings.is_empty());
+            let j = r.judgement();
             let (u, d) = match j {
                 crate::expect::Judgement::Unexpected => (1, 0),
                 crate::expect::Judgement::Undecided => (0, 1),
@@ -294,12 +275,12 @@ fn comparison_entry(dir: &Path, name: &str) -> StoreEntry {
         Ok(Some(c)) => {
             e.name = format!("{} vs {}", c.a.dir_name, c.b.dir_name);
             e.target = Some(if c.a.target == c.b.target {
-                c.a.target.clone()
+                c.a.target.to_string()
             } else {
                 format!("{} vs {}", c.a.target, c.b.target)
             });
             e.net = Some(if c.a.net == c.b.net {
-                c.a.net.clone()
+                c.a.net.to_string()
             } else {
                 format!("{} vs {}", c.a.net, c.b.net)
             });

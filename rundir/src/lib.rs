@@ -6,10 +6,12 @@
 //! `docs/history-format.md` (the history).
 #![deny(missing_docs)]
 
+pub mod campaign;
 pub mod placement;
 pub mod quote;
 pub mod read;
 pub mod records;
+pub mod spec;
 
 use std::path::{Path, PathBuf};
 

@@ -140,6 +140,11 @@ pub struct LogFields {
     /// The line's message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// [`SNAPSHOT`]: what happened, [`SNAPSHOT_TAKEN`] or
+    /// [`SNAPSHOT_INSTALLED`] (readers count by this, never by the
+    /// message's words).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
     /// [`ROLE`]: the node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -170,6 +175,10 @@ pub struct LogFields {
 pub const ROLE: &str = "faultline::role";
 /// The target of a node's snapshots taken and installed.
 pub const SNAPSHOT: &str = "faultline::snapshot";
+/// [`SNAPSHOT`]'s `event` when the node took a snapshot of its own state.
+pub const SNAPSHOT_TAKEN: &str = "taken";
+/// [`SNAPSHOT`]'s `event` when the node installed a leader's snapshot.
+pub const SNAPSHOT_INSTALLED: &str = "installed";
 /// The target of a node's report that it lost acknowledged entries.
 pub const LOST_ENTRIES: &str = "faultline::lost_entries";
 /// The target of a node's panic.

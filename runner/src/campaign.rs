@@ -5,9 +5,11 @@
 
 use serde::Deserialize;
 
-use crate::spec::{defaults, RunSpec};
+use crate::spec::{defaults, RunPlan, RunSpec};
 use crate::store::run_dir_name;
 use faultline_results::expect::Expect;
+use faultline_rundir::spec::MillisRange;
+use faultline_sut::TargetKindExt;
 
 /// Settings shared by every run of a campaign (all optional).
 #[derive(Clone, Debug, Deserialize)]
@@ -89,7 +91,7 @@ pub struct Setting {
     /// Election timeout range, ms, e.g. "150..300" (default: the target's
     /// own, 150..300 for faultline's node, 1000..2000 for etcd).
     #[serde(default)]
-    pub election_timeout: Option<String>,
+    pub election_timeout: Option<MillisRange>,
     /// Heartbeat interval, ms (default: the target's own, 50 or 100).
     #[serde(default)]
     pub heartbeat: Option<u64>,
@@ -176,12 +178,10 @@ pub struct Setting {
 impl Setting {
     /// Its election timeout range and heartbeat, the target's defaults
     /// where it names none.
-    pub fn timeouts(&self, target: faultline_sut::TargetKind) -> (String, u64) {
+    pub fn timeouts(&self, target: faultline_sut::TargetKind) -> (MillisRange, u64) {
         let (e, h) = target.default_timeouts();
         (
-            self.election_timeout
-                .clone()
-                .unwrap_or_else(|| e.to_string()),
+            self.election_timeout.unwrap_or(e),
             self.heartbeat.unwrap_or(h),
         )
     }
@@ -195,13 +195,20 @@ impl Setting {
         self.unsafe_bug.is_none() && target.capabilities().meant_correct
     }
 
-    /// What its runs under `fault` are expected to show.
-    pub fn expectation(&self, fault: &str) -> Expect {
+    /// What its runs under `fault` are expected to show, reading as
+    /// `read_mode` says (the setting's own or the campaign's): what the
+    /// setting says for that fault, else for all its faults, else the one
+    /// default rule — a known-bug variant or etcd's serializable reads (a
+    /// positive control each) are expected to be caught, anything else to
+    /// be linearizable.
+    pub fn expectation(&self, fault: &str, read_mode: faultline_sut::etcd::ReadMode) -> Expect {
+        let control =
+            self.unsafe_bug.is_some() || read_mode == faultline_sut::etcd::ReadMode::Serializable;
         self.expect_by_fault
             .get(fault)
             .copied()
             .or(self.expect)
-            .unwrap_or(if self.unsafe_bug.is_some() {
+            .unwrap_or(if control {
                 Expect::NotLinearizable
             } else {
                 Expect::Linearizable
@@ -226,7 +233,7 @@ impl Setting {
         if self.is_correct(target) {
             if let Some(e) = faults
                 .iter()
-                .map(|f| self.expectation(f))
+                .map(|f| self.expectation(f, faultline_sut::etcd::ReadMode::Linearizable))
                 .find(|e| e.is_control())
             {
                 anyhow::bail!(
@@ -327,10 +334,8 @@ pub const MAX_RUNS: usize = 10_000;
 /// repeat (from 1) and its directory's name.
 #[derive(Clone, Debug)]
 pub struct PlannedRun {
-    /// The run's spec, as written.
-    pub spec: RunSpec,
-    /// What it validated into.
-    pub plan: crate::spec::RunPlan,
+    /// What its spec validated into (the spec itself in `plan.stored`).
+    pub plan: RunPlan,
     /// The campaign's fault entry.
     pub fault: String,
     /// Which repeat.
@@ -497,7 +502,7 @@ impl CampaignConfig {
                         hosts: s.hosts.clone().or_else(|| self.run.hosts.clone()),
                         target,
                         read_mode: s.read_mode.unwrap_or(self.run.read_mode),
-                        expect: s.expectation(f),
+                        expect: s.expectation(f, s.read_mode.unwrap_or(self.run.read_mode)),
                         bin: s.bin.clone().or_else(|| self.run.bin.clone()),
                         args: s.args.clone().unwrap_or_else(|| self.run.args.clone()),
                         allow_amnesia: self.run.allow_amnesia,
@@ -506,7 +511,7 @@ impl CampaignConfig {
                     };
                     // A setting's own error names the setting already and
                     // has nothing to do with the fault: said once, alone.
-                    let plan = spec.plan().map_err(|e| {
+                    let plan = RunPlan::new(&spec).map_err(|e| {
                         if format!("{e:#}").starts_with("setting ") {
                             e
                         } else {
@@ -520,7 +525,6 @@ impl CampaignConfig {
                     out.push(PlannedRun {
                         plan,
                         dir: run_dir_name(&s.name, f, r),
-                        spec,
                         fault: f.clone(),
                         repeat: r,
                     });
@@ -533,67 +537,4 @@ impl CampaignConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_setting_without_timeouts_gets_its_targets_defaults() {
-        let c = CampaignConfig::parse(
-            "faults = [\"crash-leader\"]\n[[setting]]\nname = \"e\"\ntarget = \"etcd\"\n[[setting]]\nname = \"f\"\n",
-            "test",
-        )
-        .unwrap();
-        let runs = c.runs().expect("etcd's own defaults validate");
-        assert_eq!(runs[0].spec.election_timeout, "1000..2000");
-        assert_eq!(runs[0].spec.heartbeat_ms, 100);
-        assert_eq!(runs[1].spec.election_timeout, "150..300");
-        assert_eq!(runs[1].spec.heartbeat_ms, 50);
-    }
-
-    #[test]
-    fn hosts_in_run_or_in_a_setting_put_its_runs_on_the_hosts_network() {
-        let c = CampaignConfig::parse(
-            "faults = [\"partition-leader\"]\n[run]\nhosts = \"h.toml\"\n[[setting]]\nname = \"a\"\n",
-            "test",
-        )
-        .unwrap();
-        let runs = c.runs().unwrap();
-        assert_eq!(runs[0].spec.net, faultline_nemesis::net::NetBackend::Hosts);
-        assert_eq!(runs[0].spec.hosts.as_deref(), Some("h.toml"));
-        let mut moved = c.clone();
-        moved.resolve_paths(std::path::Path::new("/etc/campaigns"));
-        assert_eq!(
-            moved.runs().unwrap()[0].spec.hosts.as_deref(),
-            Some("/etc/campaigns/h.toml")
-        );
-        let c = CampaignConfig::parse(
-            "faults = [\"loss:0.1\"]\n[[setting]]\nname = \"here\"\n[[setting]]\nname = \"there\"\nhosts = \"h.toml\"\n",
-            "test",
-        )
-        .unwrap();
-        let runs = c.runs().unwrap();
-        assert_eq!(runs[0].spec.net, faultline_nemesis::net::NetBackend::Proxy);
-        assert_eq!(runs[1].spec.net, faultline_nemesis::net::NetBackend::Hosts);
-        let refused = |text: &str| {
-            format!(
-                "{:#}",
-                CampaignConfig::parse(text, "test")
-                    .unwrap()
-                    .runs()
-                    .unwrap_err()
-            )
-        };
-        let e = refused(
-            "faults = [\"delay:50\"]\n[run]\nhosts = \"h.toml\"\n[[setting]]\nname = \"a\"\n",
-        );
-        assert!(e.contains("not offered on --hosts"), "{e}");
-        let e = refused("faults = [\"crash-leader\"]\n[run]\nhosts = \"h.toml\"\n[[setting]]\nname = \"a\"\nnet = \"kernel\"\n");
-        assert!(e.contains("does not go with --net kernel"), "{e}");
-        let e = refused(
-            "faults = [\"crash-leader\"]\n[run]\nnet = \"hosts\"\n[[setting]]\nname = \"a\"\n",
-        );
-        assert!(e.contains("needs an inventory"), "{e}");
-        let e = refused("faults = [\"partition-leader\"]\n[run]\nhosts = \"h.toml\"\ntarget = \"maelstrom\"\nbin = \"/bin/true\"\n[[setting]]\nname = \"a\"\n");
-        assert!(e.contains("--hosts is not supported on maelstrom"), "{e}");
-    }
-}
+mod tests;

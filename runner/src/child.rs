@@ -13,14 +13,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use faultline_nemesis::process::NodeCommand;
-use faultline_results::expect::Judgement;
-use faultline_results::RunResults;
 use faultline_rundir::placement::RunPlacement;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 
 use crate::run::{run_one, Progress};
-use crate::spec::RunSpec;
+use crate::spec::RunPlan;
 
 /// The longest spec line a child reads.
 pub const MAX_SPEC_BYTES: usize = 1 << 20;
@@ -47,12 +45,12 @@ pub enum Report {
     },
 }
 
-/// What a child is given on its stdin's first line: the run's spec as
-/// written and where the campaign placed it.
+/// What a child is given on its stdin's first line: the run's plan, as the
+/// controller validated it, and where the campaign placed it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Job {
-    /// The run's spec (its `spec.json`, before its effective settings).
-    pub spec: RunSpec,
+    /// The run's plan ([`RunPlan::new`], once, in the controller).
+    pub plan: RunPlan,
     /// Where it runs, stored as its `placement.json`.
     #[serde(default)]
     pub placement: Option<RunPlacement>,
@@ -74,13 +72,13 @@ pub fn read_job() -> anyhow::Result<Job> {
     let n = std::io::Read::take(&mut lock, MAX_SPEC_BYTES as u64 + 1)
         .read_until(b'\n', &mut line)
         .context("reading the run's spec from stdin")?;
-    anyhow::ensure!(n > 0, "no run on stdin (one JSON line: spec and placement)");
+    anyhow::ensure!(n > 0, "no run on stdin (one JSON line: plan and placement)");
     anyhow::ensure!(
         n <= MAX_SPEC_BYTES,
         "the run on stdin is longer than {MAX_SPEC_BYTES} bytes"
     );
     serde_json::from_slice(&line)
-        .context("stdin's first line is not a run (a JSON object with its spec and placement)")
+        .context("stdin's first line is not a run (a JSON object with its plan and placement)")
 }
 
 /// The child's side: when stdin ends, stop as on SIGTERM (the controller
@@ -103,7 +101,6 @@ pub fn stop_at_end_of_stdin() {
 /// The child's side: run `job` into `dir`, reporting on stdout; returns
 /// the exit status.
 pub async fn run_job(job: &Job, dir: &Path, node_bin: &NodeCommand) -> anyhow::Result<u8> {
-    let plan = job.spec.plan()?;
     let say = |r: &Report| {
         use std::io::Write;
         if let Ok(text) = serde_json::to_string(r) {
@@ -117,8 +114,7 @@ pub async fn run_job(job: &Job, dir: &Path, node_bin: &NodeCommand) -> anyhow::R
         tick: Box::new(move |t, ok, fail, info| say(&Report::Tick { t, ok, fail, info })),
     };
     let results = run_one(
-        &job.spec,
-        &plan,
+        &job.plan,
         dir,
         node_bin,
         Some(&ticks),
@@ -126,14 +122,9 @@ pub async fn run_job(job: &Job, dir: &Path, node_bin: &NodeCommand) -> anyhow::R
     )
     .await?;
     say(&Report::Finished {
-        line: crate::execute::run_line(&results),
+        line: results.line(),
     });
-    Ok(judge(&results).exit_code())
-}
-
-/// What a run showed against its expectation.
-pub fn judge(r: &RunResults) -> Judgement {
-    r.expect.judge(r.valid, !r.findings.is_empty())
+    Ok(results.judgement().exit_code())
 }
 
 /// How a run in a child process ended.

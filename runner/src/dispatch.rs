@@ -10,8 +10,8 @@ use faultline_rundir::placement::{write_whole, Attempt, CampaignPlacement, Reque
 use faultline_rundir::records::read_record;
 
 use crate::campaign::PlannedRun;
-use crate::execute::{Tally, MAX_ATTEMPTS};
 use crate::run::Progress;
+use crate::tally::{Tally, MAX_ATTEMPTS};
 
 /// What every run of a parallel campaign shares.
 pub(crate) struct Shared<'a> {
@@ -73,7 +73,7 @@ async fn execute(
             let ended = crate::child::run_local(
                 ctx.exe,
                 &crate::child::Job {
-                    spec: run.spec.clone(),
+                    plan: run.plan.clone(),
                     placement: Some(placement),
                 },
                 &dir,

@@ -6,38 +6,18 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use faultline_checker::Verdict;
 use faultline_nemesis::process::NodeCommand;
-use faultline_results::{CampaignIndex, CampaignRun, CampaignSetting, CampaignSummary, RunResults};
+use faultline_results::{CampaignIndex, CampaignRun, CampaignSetting, CampaignSummary};
 use faultline_rundir::placement::{write_whole, Attempt, CampaignPlacement, Mode, Resume};
 use faultline_rundir::records::{read_record, unix_ms, CampaignState, ProgressRecord};
 
 use crate::campaign::{CampaignConfig, PlannedRun};
 use crate::dispatch::{dispatch, Shared, Slot};
-use crate::run::{run_one, Progress};
+use crate::run::run_one;
 use crate::store::create_campaign_dir;
+use crate::tally::Tally;
 
-/// What the caller is told as a campaign goes.
-pub trait CampaignWatch {
-    /// The campaign starts: its directory, its runs, how many of them are
-    /// left to run (all but on a resumption) and about how long they take.
-    fn started(&self, name: &str, dir: &Path, runs: &[PlannedRun], todo: usize, approx_secs: f64);
-    /// Run `i` (from 0) starts; the returned progress, if any, is ticked
-    /// through the run.
-    fn run_started(&self, i: usize, run: &PlannedRun) -> Option<Progress>;
-    /// Run `i` ended with these results; `done` of `total` runs have.
-    fn run_finished(
-        &self,
-        i: usize,
-        done: usize,
-        total: usize,
-        run: &PlannedRun,
-        results: &RunResults,
-    );
-    /// Something the user should know meanwhile (a worker lost, a run
-    /// re-queued), in one line.
-    fn note(&self, line: &str);
-}
+pub use crate::tally::{CampaignWatch, MAX_ATTEMPTS};
 
 /// A campaign that ran to its end.
 pub struct CampaignOutcome {
@@ -68,10 +48,6 @@ pub enum Placement {
         exe: PathBuf,
     },
 }
-
-/// How often a run is tried in all on workers (a run that a worker failed
-/// for a reason of its own is re-queued at most twice).
-pub const MAX_ATTEMPTS: usize = 3;
 
 /// The campaign under way in this process, for [`after_interrupt`].
 static ACTIVE: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
@@ -141,7 +117,7 @@ pub async fn run_campaign(
     let mut record = placement_record(placement, &campaign_dir, set_aside, todo.len());
     write_whole(&campaign_dir.placement(), &record)
         .with_context(|| format!("writing {}", campaign_dir.placement().display()))?;
-    let planned = |r: &PlannedRun| r.spec.time_limit_s + RUN_OVERHEAD_S;
+    let planned = |r: &PlannedRun| r.plan.time_limit.as_secs_f64() + RUN_OVERHEAD_S;
     let remaining: f64 = todo.iter().map(|&i| planned(&runs[i])).sum();
     watch.started(
         name,
@@ -182,7 +158,6 @@ pub async fn run_campaign(
                 let run = &runs[i];
                 let ticks = watch.run_started(i, run);
                 let results = run_one(
-                    &run.spec,
                     &run.plan,
                     &dir.join(&run.dir),
                     node_bin,
@@ -304,18 +279,18 @@ fn stopped_short(
 fn check_here(runs: &[PlannedRun], node_bin: &NodeCommand) -> anyhow::Result<()> {
     // An inventory that cannot carry the run is refused before the store
     // directory is made.
-    let mut checked: Vec<(&str, usize)> = Vec::new();
+    let mut checked: Vec<(&Path, usize)> = Vec::new();
     for r in runs {
-        if let Some(inv) = r.spec.hosts.as_deref() {
-            if !checked.contains(&(inv, r.spec.nodes)) {
-                faultline_nemesis::hosts::members(Path::new(inv), r.spec.nodes)?;
-                checked.push((inv, r.spec.nodes));
+        if let Some(inv) = r.plan.hosts.as_deref() {
+            if !checked.contains(&(inv, r.plan.nodes)) {
+                faultline_nemesis::hosts::members(inv, r.plan.nodes)?;
+                checked.push((inv, r.plan.nodes));
             }
         }
     }
     if runs
         .iter()
-        .any(|r| r.spec.net == faultline_nemesis::net::NetBackend::Kernel)
+        .any(|r| r.plan.net == faultline_nemesis::net::NetBackend::Kernel)
     {
         let netem = faultline_nemesis::net::kernel::netns::netem_available()
             .map_err(|e| anyhow::anyhow!("probing the kernel for netem: {e}"))?;
@@ -323,7 +298,7 @@ fn check_here(runs: &[PlannedRun], node_bin: &NodeCommand) -> anyhow::Result<()>
             r.plan.check_kernel_faults(netem).with_context(|| {
                 format!(
                     "setting {}, fault {}",
-                    crate::store::shown(&r.spec.setting),
+                    crate::store::shown(&r.plan.stored.setting),
                     crate::store::shown(&r.fault)
                 )
             })?;
@@ -339,9 +314,9 @@ fn check_here(runs: &[PlannedRun], node_bin: &NodeCommand) -> anyhow::Result<()>
     }
     let mut seen = Vec::new();
     for r in runs {
-        if !seen.contains(&r.spec.target) {
-            seen.push(r.spec.target);
-            crate::run::system(&r.spec, r.plan.cluster_id.as_deref(), node_bin)?;
+        if !seen.contains(&r.plan.target) {
+            seen.push(r.plan.target);
+            crate::run::system(&r.plan, node_bin)?;
         }
     }
     Ok(())
@@ -360,7 +335,7 @@ fn index(config: &CampaignConfig, name: &str, runs: &[PlannedRun]) -> CampaignIn
                     name: s.name.clone(),
                     description: s.describe(target),
                     unsafe_bug: s.unsafe_bug.clone(),
-                    election_timeout: Some(s.timeouts(target).0),
+                    election_timeout: Some(s.timeouts(target).0.to_string()),
                 }
             })
             .collect(),
@@ -369,11 +344,11 @@ fn index(config: &CampaignConfig, name: &str, runs: &[PlannedRun]) -> CampaignIn
             .iter()
             .map(|r| CampaignRun {
                 dir: r.dir.clone(),
-                setting: r.spec.setting.clone(),
+                setting: r.plan.stored.setting.clone(),
                 fault: r.fault.clone(),
                 repeat: r.repeat,
-                seed: r.spec.seed,
-                expect: r.spec.expect,
+                seed: r.plan.seed,
+                expect: r.plan.stored.expect,
             })
             .collect(),
     }
@@ -422,68 +397,6 @@ fn placement_record(
     }
 }
 
-/// The bookkeeping after each finished run: the watcher, the progress
-/// record and the campaign page.
-pub(crate) struct Tally<'a> {
-    dir: &'a Path,
-    campaign: &'a faultline_rundir::CampaignDir,
-    pub(crate) watch: &'a dyn CampaignWatch,
-    total: usize,
-    pub(crate) progress: ProgressRecord,
-    planned: &'a dyn Fn(&PlannedRun) -> f64,
-}
-
-impl Tally<'_> {
-    pub(crate) fn finished(&mut self, i: usize, run: &PlannedRun, results: &RunResults) {
-        let p = &mut self.progress;
-        p.done += 1;
-        self.watch.run_finished(i, p.done, self.total, run, results);
-        p.updated_unix_ms = unix_ms();
-        p.done_planned_s += (self.planned)(run);
-        p.remaining_planned_s = (p.remaining_planned_s - (self.planned)(run)).max(0.0);
-        p.last_run = Some(run.dir.clone());
-        p.last_line = Some(run_line(results));
-        // Keep the campaign page current as runs finish: the page first,
-        // then the progress a watching browser polls for.
-        let _ = faultline_results::write_campaign_report_partial(self.dir, Some(p));
-        let _ = p.write(self.campaign);
-    }
-}
-
-/// One line that says how a run ended: its verdict, any safety finding in
-/// the nodes' logs, availability, time without a leader (in all, and the
-/// median per fault window, as the campaign's tables show it) and p99
-/// latency.
-pub fn run_line(results: &RunResults) -> String {
-    let mut verdict = match results.checker.valid {
-        Verdict::Linearizable => "linearizable",
-        Verdict::NotLinearizable => "NOT LINEARIZABLE",
-        Verdict::Unknown => "unknown",
-    }
-    .to_string();
-    if let Some(f) = results.checker.failures.first() {
-        if let Some(c) = &f.counterexample {
-            verdict.push_str(&format!(" ({})", c.headline(&f.key)));
-        }
-    }
-    if let Some(f) = results.findings.first() {
-        verdict.push_str(&format!(
-            "; UNSAFE in the nodes' logs: {}{}",
-            f.message,
-            match results.findings.len() {
-                1 => String::new(),
-                n => format!(" (and {} more)", n - 1),
-            }
-        ));
-    }
-    format!(
-        "{verdict}; availability {:.1} % of the run, without a leader {}, p99 latency {:.1} ms",
-        results.availability.share * 100.0,
-        results.leaderless_words(),
-        results.latency.get("all").map_or(0.0, |p| p.p99)
-    )
-}
-
 /// Rebuild the pages of a campaign directory (with `campaign.json`) or of
 /// one run directory (with `history.jsonl`) from their stored files; returns
 /// the page and the exit status: 0 when every run showed what it expected,
@@ -522,8 +435,8 @@ pub fn rebuild_report(dir: &Path) -> anyhow::Result<(PathBuf, u8, Option<String>
         ))
     } else if faultline_rundir::RunDir::new(dir).history().exists() {
         let r = faultline_results::write_run_report(dir, &opts)?;
-        let code = r.expect.judge(r.valid, !r.findings.is_empty()).exit_code();
-        let miss = (code == 1).then(|| r.expect.miss().to_string());
+        let code = r.judgement().exit_code();
+        let miss = (code == 1).then(|| r.expect().miss().to_string());
         Ok((page, code, miss))
     } else {
         anyhow::bail!(

@@ -1,9 +1,9 @@
 //! Runs and campaigns: what `faultline run`, `faultline campaign` and
 //! `faultline demo` do, without the command line's flags and progress bars.
 //!
-//! - [`spec`]: [`spec::RunSpec`], one run's settings (stored as `spec.json`),
-//!   with the one set of defaults every entry point uses, its validation and
-//!   its typed conversion into node and workload settings.
+//! - [`spec`]: a run's settings ([`spec::RunSpec`], `spec.json`'s record,
+//!   with its defaults, from `faultline_rundir::spec`) validated once into
+//!   what a run consumes ([`spec::RunPlan`]).
 //! - [`campaign`]: the campaign file's model and the runs it expands to.
 //! - [`presets`]: the built-in campaigns (TOML files compiled in).
 //! - [`run`]: [`run::run_one`], one run from start to report.
@@ -17,10 +17,10 @@
 //!
 //! ```no_run
 //! # async fn demo(node: faultline_nemesis::process::NodeCommand) -> anyhow::Result<()> {
-//! use faultline_runner::{run::run_one, spec::RunSpec};
+//! use faultline_runner::{run::run_one, spec::{RunPlan, RunSpec}};
 //! let spec = RunSpec { nemesis: "pause-leader".into(), time_limit_s: 10.0, ..RunSpec::default() };
-//! let plan = spec.plan()?;
-//! let results = run_one(&spec, &plan, std::path::Path::new("store/one"), &node, None, None).await?;
+//! let plan = RunPlan::new(&spec)?;
+//! let results = run_one(&plan, std::path::Path::new("store/one"), &node, None, None).await?;
 //! println!("{:?}", results.valid);
 //! # Ok(()) }
 //! ```
@@ -36,4 +36,5 @@ pub mod resume;
 pub mod run;
 pub mod spec;
 pub mod store;
+mod tally;
 pub mod workers;

@@ -106,9 +106,9 @@ mod tests {
         let mut per_cell: std::collections::BTreeMap<(String, String), usize> = Default::default();
         for r in demo.runs().unwrap() {
             let windows =
-                faultline_nemesis::schedule::plan(&r.plan.schedule, r.spec.time_limit()).len();
+                faultline_nemesis::schedule::plan(&r.plan.schedule, r.plan.time_limit).len();
             *per_cell
-                .entry((r.spec.setting.clone(), r.fault.clone()))
+                .entry((r.plan.stored.setting.clone(), r.fault.clone()))
                 .or_default() += windows;
         }
         assert_eq!(per_cell.len(), 9);

@@ -48,8 +48,8 @@ pub fn leftover(dir: &Path, runs: &[PlannedRun]) -> anyhow::Result<Leftover> {
     );
     for (stored, planned) in index.runs.iter().zip(runs) {
         let same = stored.dir == planned.dir
-            && stored.seed == planned.spec.seed
-            && stored.setting == planned.spec.setting
+            && stored.seed == planned.plan.seed
+            && stored.setting == planned.plan.stored.setting
             && stored.fault == planned.fault
             && stored.repeat == planned.repeat;
         anyhow::ensure!(

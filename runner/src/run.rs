@@ -15,12 +15,12 @@ use faultline_nemesis::schedule;
 use faultline_nemesis::testbed::{Testbed, TestbedSpec};
 use faultline_results::RunResults;
 use faultline_rundir::placement::{write_whole, RunPlacement};
-use faultline_sut::Target;
+use faultline_sut::{Target, TargetKindExt};
 use faultline_workloads::recorder::Recorder;
 use faultline_workloads::register::RegisterWorkload;
 
 use crate::observer::Observer;
-use crate::spec::RunSpec;
+use crate::spec::{RunPlan, RunSpec};
 
 /// Live numbers for a progress display.
 pub struct Progress {
@@ -28,48 +28,46 @@ pub struct Progress {
     pub tick: Box<dyn Fn(f64, u64, u64, u64) + Send + Sync>,
 }
 
-/// The system a run tests ([`faultline_sut::TargetKind::build`]).
-pub fn system(
-    spec: &RunSpec,
-    cluster: Option<&str>,
-    node_bin: &NodeCommand,
-) -> anyhow::Result<Arc<dyn Target>> {
-    spec.target
+/// The system a run tests ([`faultline_sut::TargetKindExt::build`]).
+pub fn system(plan: &RunPlan, node_bin: &NodeCommand) -> anyhow::Result<Arc<dyn Target>> {
+    let (bin, args) = match &plan.program {
+        Some((bin, args)) => (Some(bin.as_str()), args.as_slice()),
+        None => (None, &[][..]),
+    };
+    plan.target
         .build(&faultline_sut::Build {
             node: node_bin.clone(),
-            read_mode: spec.read_mode,
-            bin: spec.bin.as_deref(),
-            args: &spec.args,
-            cluster,
+            read_mode: plan.read_mode,
+            bin,
+            args,
+            cluster: plan.cluster_id.as_deref(),
         })
         .map_err(anyhow::Error::msg)
 }
 
-/// Run one test into `dir` and write its report: `spec` as written (it
-/// is stored), `plan` what it validated into ([`RunSpec::plan`]),
-/// `placement` where a campaign placed it (stored for its page).
+/// Run one test into `dir` and write its report: `plan` what its spec
+/// validated into ([`RunPlan::new`]), `placement` where a campaign placed
+/// it (stored for its page).
 pub async fn run_one(
-    spec: &RunSpec,
-    plan: &crate::spec::RunPlan,
+    plan: &RunPlan,
     dir: &Path,
     node_bin: &NodeCommand,
     progress: Option<&Progress>,
     placement: Option<&RunPlacement>,
 ) -> anyhow::Result<RunResults> {
-    let target = system(spec, plan.cluster_id.as_deref(), node_bin)?;
+    let target = system(plan, node_bin)?;
     crate::store::create_run_dir(dir)?;
     let rd = faultline_rundir::RunDir::new(dir);
     if let Some(p) = placement {
         write_whole(&rd.placement(), p).context("writing placement.json")?;
     }
     let stored = RunSpec {
-        effective: Some(plan.effective.clone()),
         target_version: Some(target.version()),
-        ..spec.clone()
+        ..plan.stored.clone()
     };
     std::fs::write(rd.spec(), serde_json::to_vec_pretty(&stored)?)?;
     let mut tb = Testbed::start(&TestbedSpec {
-        nodes: spec.nodes,
+        nodes: plan.nodes,
         spares: plan
             .faults
             .iter()
@@ -79,9 +77,9 @@ pub async fn run_one(
         dir: dir.to_path_buf(),
         target: target.clone(),
         node_args: plan.member_args.clone(),
-        seed: spec.seed,
-        net: spec.net,
-        hosts: spec.hosts.as_ref().map(std::path::PathBuf::from),
+        seed: plan.seed,
+        net: plan.net,
+        hosts: plan.hosts.clone(),
         disk: plan.faults.iter().any(Fault::needs_disk_layer),
     })
     .await?;
@@ -115,7 +113,7 @@ pub async fn run_one(
         rd.status(),
         start,
     );
-    let limit = spec.time_limit();
+    let limit = plan.time_limit;
     let workload = Arc::new(
         RegisterWorkload::new(plan.register.clone(), addrs, recorder.clone())
             .following(tb.cluster.address_book())

@@ -135,7 +135,7 @@ impl Worker {
         progress: Option<&Progress>,
     ) -> WorkerEnd {
         let job = Job {
-            spec: run.spec.clone(),
+            plan: run.plan.clone(),
             placement: Some(RunPlacement {
                 ran_on: self.name.clone(),
                 host: Some(self.host().to_string()),
@@ -198,7 +198,7 @@ impl Worker {
             .context("sending the run's spec")?;
         let out = child.stdout().take().context("the run's stdout")?;
         let err = child.stderr().take().context("the run's stderr")?;
-        let limit = Duration::from_secs_f64(run.spec.time_limit_s) + RUN_GRACE;
+        let limit = run.plan.time_limit + RUN_GRACE;
         let ended = tokio::time::timeout(limit, async {
             let (_, last) = tokio::join!(follow(out, progress), last_line(err));
             (child.wait().await, last)

@@ -33,29 +33,7 @@ use serde_json::{json, Value};
 
 use crate::{Answer, KvClient, KvOp, Member, Target, TargetKind};
 
-/// How reads are served.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ReadMode {
-    /// Through the Raft log's read index: linearizable (etcd's default).
-    #[default]
-    Linearizable,
-    /// From the member's local state: may be stale (a positive control).
-    Serializable,
-}
-
-impl std::str::FromStr for ReadMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "linearizable" => Ok(ReadMode::Linearizable),
-            "serializable" => Ok(ReadMode::Serializable),
-            other => Err(format!(
-                "'{other}' is not a read mode (linearizable or serializable)"
-            )),
-        }
-    }
-}
+pub use faultline_rundir::spec::ReadMode;
 
 /// The etcd binary and how to talk to its members.
 pub struct Etcd {
@@ -500,75 +478,14 @@ impl Etcd {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn operations_become_gateway_requests() {
-        let (path, body) = request(&KvOp::Cas("k1".into(), 3, 4), ReadMode::Linearizable);
-        assert_eq!(path, "/v3/kv/txn");
-        assert_eq!(body["compare"][0]["value"], b64("3"));
-        assert_eq!(body["success"][0]["requestPut"]["value"], b64("4"));
-        let (_, read) = request(&KvOp::Read("k1".into()), ReadMode::Serializable);
-        assert_eq!(read["serializable"], true);
-        assert_eq!(read["key"], "azE=");
-    }
-
-    #[test]
-    fn answers_become_honest_outcomes() {
-        let w = KvOp::Write("k".into(), 1);
-        let r = KvOp::Read("k".into());
-        let c = KvOp::Cas("k".into(), 1, 2);
-        assert_eq!(classify(&w, Ok((200, json!({})))), Answer::Ok(None));
-        assert_eq!(
-            classify(&r, Ok((200, json!({"kvs": [{"value": b64("7")}]})))),
-            Answer::Ok(Some(7))
-        );
-        assert_eq!(
-            classify(&r, Ok((200, json!({"count": "0"})))),
-            Answer::Ok(None)
-        );
-        assert!(matches!(
-            classify(&c, Ok((200, json!({"succeeded": false})))),
-            Answer::Fail(_)
-        ));
-        assert_eq!(
-            classify(&c, Ok((200, json!({"succeeded": true})))),
-            Answer::Ok(None)
-        );
-        let timeout = json!({"error": "etcdserver: request timed out", "code": 14});
-        assert!(matches!(
-            classify(&w, Ok((503, timeout.clone()))),
-            Answer::Info(_)
-        ));
-        assert!(matches!(classify(&r, Ok((503, timeout))), Answer::Fail(_)));
-        let invalid = json!({"error": "bad", "code": 3});
-        assert!(matches!(classify(&c, Ok((400, invalid))), Answer::Fail(_)));
-        assert!(matches!(
-            classify(&r, Ok((200, json!({"kvs": [{"value": b64("x")}]})))),
-            Answer::Fail(_)
-        ));
-    }
-
-    #[test]
-    fn a_missing_etcd_is_named_with_the_package() {
-        let e = locate(Some(Path::new("/nonexistent/etcd"))).unwrap_err();
-        assert!(
-            e.contains("--etcd-bin '/nonexistent/etcd': no such file"),
-            "{e}"
-        );
-    }
-}
-
 /// etcd's election timeout and heartbeat, ms, from a setting's range `A..B`
 /// and heartbeat: `A` becomes `--election-timeout` (etcd randomizes within
 /// [A, 2A)); etcd wants at least 5 heartbeats per election timeout.
-pub fn timeouts(election_timeout: &str, heartbeat_ms: u64) -> Result<(u64, u64), String> {
-    let range: faultline_node::cli::MillisRange = election_timeout
-        .parse()
-        .map_err(|e: String| format!("--election-timeout: {e}"))?;
-    let (t, h) = (range.min, heartbeat_ms);
+pub fn timeouts(
+    election_timeout: faultline_rundir::spec::MillisRange,
+    heartbeat_ms: u64,
+) -> Result<(u64, u64), String> {
+    let (t, h) = (election_timeout.min, heartbeat_ms);
     if h < 1 {
         return Err("--heartbeat must be at least 1 ms".into());
     }
@@ -582,7 +499,7 @@ pub fn timeouts(election_timeout: &str, heartbeat_ms: u64) -> Result<(u64, u64),
 
 /// The flags every etcd member gets for a setting.
 pub fn member_args(
-    election_timeout: &str,
+    election_timeout: faultline_rundir::spec::MillisRange,
     heartbeat_ms: u64,
     pre_vote: bool,
     snapshot_entries: Option<u64>,
@@ -602,3 +519,6 @@ pub fn member_args(
     }
     Ok(args)
 }
+
+#[cfg(test)]
+mod tests;

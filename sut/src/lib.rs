@@ -22,32 +22,65 @@ pub mod settings;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use faultline_node::protocol::NodeStatus;
+use faultline_rundir::spec::{defaults, MillisRange};
 use futures::future::BoxFuture;
-use serde::{Deserialize, Serialize};
 
 pub use answer::Answer;
 
-/// Which system a run tests.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetKind {
-    /// faultline's own Raft node.
-    #[default]
-    Faultline,
-    /// etcd.
-    Etcd,
-    /// Any program that speaks Maelstrom's protocol on stdin and stdout.
-    Maelstrom,
+pub use faultline_rundir::spec::TargetKind;
+
+/// What the `sut` crate knows of each target, by its name: what it can do,
+/// how to refuse what it cannot, its default timeouts, its words on a page,
+/// how a host is asked for its version, and how to build it. The one
+/// place outside `sut/` that names targets is their list of names
+/// ([`TargetKind`]); everything a target does is answered here.
+pub trait TargetKindExt: Copy {
+    /// What it can do.
+    fn capabilities(self) -> Capabilities;
+    /// The one-line refusal of `what` (a fault, a backend or a setting,
+    /// as the user wrote it) on this target, which lacks `c`.
+    fn refuse(self, what: &str, c: Capability) -> String;
+    /// The target's own default election timeout range and heartbeat
+    /// interval (ms): what a run or a campaign setting uses when it names
+    /// none, wherever the target is chosen.
+    fn default_timeouts(self) -> (MillisRange, u64);
+    /// The system in words, as a run's page names it ("etcd").
+    fn words(self) -> &'static str;
+    /// How a host of an inventory is asked for this target's version
+    /// (its working directory `dir`, shell-quoted); none for a target
+    /// that does not run on hosts.
+    fn version_probe(self, dir: &str) -> Option<VersionProbe>;
+    /// The target, ready to start members: faultline's node; etcd (on
+    /// PATH, or at `$FAULTLINE_ETCD_BIN`, which `--etcd-bin` sets); a
+    /// Maelstrom program hosted by this very binary.
+    fn build(self, b: &Build<'_>) -> Result<Arc<dyn Target>, String>;
+    /// Whether the target can run with `s` (its timeouts as it reads them).
+    fn check_settings(self, s: &settings::TargetSettings<'_>) -> Result<(), String> {
+        self.effective(s).map(|_| ())
+    }
+    /// The flags every member gets for `s`.
+    fn member_args(self, s: &settings::TargetSettings<'_>) -> Result<Vec<String>, String>;
+    /// What the members will really use with `s`.
+    fn effective(self, s: &settings::TargetSettings<'_>) -> Result<settings::Effective, String>;
 }
 
-impl TargetKind {
-    /// What it can do.
-    pub fn capabilities(self) -> Capabilities {
+/// A shell command that prints a target's version on a host, and what a
+/// host without it lacks (one line).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionProbe {
+    /// The command (its first line of output is the version; none printed:
+    /// the target is missing).
+    pub command: String,
+    /// What to say when it printed nothing.
+    pub missing: &'static str,
+}
+
+impl TargetKindExt for TargetKind {
+    fn capabilities(self) -> Capabilities {
         match self {
             TargetKind::Faultline => Capabilities {
                 behind_link_proxy: true,
@@ -116,9 +149,7 @@ impl TargetKind {
         }
     }
 
-    /// The one-line refusal of `what` (a fault, a backend or a setting,
-    /// as the user wrote it) on this target, which lacks `c`.
-    pub fn refuse(self, what: &str, c: Capability) -> String {
+    fn refuse(self, what: &str, c: Capability) -> String {
         let why = match (self, c) {
             (TargetKind::Etcd, Capability::BehindLinkProxy) => {
                 "etcd members reach each other at one advertised address each, so link proxies cannot sit between them: use --net kernel"
@@ -165,44 +196,75 @@ impl TargetKind {
         format!("{what} is not supported on {self}: {why}")
     }
 
-    /// The target's own default election timeout range (ms, as `MIN..MAX`)
-    /// and heartbeat interval (ms): what a run or a campaign setting uses
-    /// when it names none, wherever the target is chosen.
-    pub fn default_timeouts(self) -> (&'static str, u64) {
+    fn default_timeouts(self) -> (MillisRange, u64) {
         match self {
-            TargetKind::Faultline => ("150..300", 50),
+            TargetKind::Faultline => (defaults::ELECTION_TIMEOUT, defaults::HEARTBEAT_MS),
             // etcd's own defaults: --election-timeout 1000 (it draws from
             // [1000, 2000)) and --heartbeat-interval 100.
-            TargetKind::Etcd => ("1000..2000", 100),
+            TargetKind::Etcd => (
+                MillisRange {
+                    min: 1000,
+                    max: 2000,
+                },
+                100,
+            ),
             // Not passed to the program (its settings are its arguments);
             // recorded as what the run assumed.
-            TargetKind::Maelstrom => ("150..300", 50),
+            TargetKind::Maelstrom => (defaults::ELECTION_TIMEOUT, defaults::HEARTBEAT_MS),
         }
     }
-}
 
-impl fmt::Display for TargetKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TargetKind::Faultline => "faultline",
+    fn words(self) -> &'static str {
+        match self {
+            TargetKind::Faultline => "faultline's node",
             TargetKind::Etcd => "etcd",
-            TargetKind::Maelstrom => "maelstrom",
+            TargetKind::Maelstrom => "a Maelstrom node:",
+        }
+    }
+
+    fn version_probe(self, dir: &str) -> Option<VersionProbe> {
+        match self {
+            TargetKind::Faultline => Some(VersionProbe {
+                command: format!(
+                    "{dir}/bin/faultline --version 2>/dev/null || echo 'not there yet (copied at the first run)'"
+                ),
+                missing: "no faultline binary in the working directory",
+            }),
+            TargetKind::Etcd => Some(VersionProbe {
+                command: "etcd --version 2>/dev/null | head -n 1".into(),
+                missing: "no etcd on the login's PATH (install the package etcd-server)",
+            }),
+            TargetKind::Maelstrom => None,
+        }
+    }
+
+    fn build(self, b: &Build<'_>) -> Result<Arc<dyn Target>, String> {
+        Ok(match self {
+            TargetKind::Faultline => {
+                Arc::new(faultline::FaultlineNode::new(b.node.clone()).in_cluster(b.cluster))
+            }
+            TargetKind::Etcd => {
+                let bin = std::env::var_os("FAULTLINE_ETCD_BIN").map(PathBuf::from);
+                Arc::new(etcd::Etcd::find(bin.as_deref(), b.read_mode)?)
+            }
+            TargetKind::Maelstrom => {
+                let bin = b.bin.ok_or("the maelstrom target needs --bin PATH")?;
+                let host = Program {
+                    program: std::env::current_exe()
+                        .map_err(|e| format!("finding faultline's own binary: {e}"))?,
+                    args: vec!["maelstrom-host".into()],
+                };
+                Arc::new(maelstrom::Maelstrom::new(host, bin.into(), b.args.to_vec()))
+            }
         })
     }
-}
 
-impl FromStr for TargetKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "faultline" | "faultline-node" => Ok(TargetKind::Faultline),
-            "etcd" => Ok(TargetKind::Etcd),
-            "maelstrom" => Ok(TargetKind::Maelstrom),
-            other => Err(format!(
-                "'{}' is not a target (faultline, etcd or maelstrom)",
-                faultline_rundir::quote::quoted(other)
-            )),
-        }
+    fn member_args(self, s: &settings::TargetSettings<'_>) -> Result<Vec<String>, String> {
+        settings::member_args(self, s)
+    }
+
+    fn effective(self, s: &settings::TargetSettings<'_>) -> Result<settings::Effective, String> {
+        settings::effective(self, s)
     }
 }
 
@@ -284,9 +346,9 @@ pub trait KvClient: Send + Sync {
 
 /// What a target can do, for the faults, backends and settings that need
 /// it. A fault or a setting asks for a capability ([`Capability`]); the
-/// refusal is built in one place ([`TargetKind::refuse`]) from the one that
-/// is missing, so a new target is a module here, a name in
-/// [`TargetKind`]'s `FromStr`, and its line in [`TargetKind::capabilities`].
+/// refusal is built in one place ([`TargetKindExt::refuse`]) from the one
+/// that is missing, so a new target is a module here, a name in
+/// [`TargetKind`]'s list, and its arms in [`TargetKindExt`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Capabilities {
     /// Its members can be told where each peer is, so a link proxy can sit
@@ -445,32 +507,6 @@ pub struct Build<'a> {
     /// The run's cluster id, which faultline's node's clients name when
     /// they connect (a node of another cluster turns them away).
     pub cluster: Option<&'a str>,
-}
-
-impl TargetKind {
-    /// The target, ready to start members: faultline's node; etcd (on
-    /// PATH, or at `$FAULTLINE_ETCD_BIN`, which `--etcd-bin` sets); a
-    /// Maelstrom program hosted by this very binary.
-    pub fn build(self, b: &Build<'_>) -> Result<Arc<dyn Target>, String> {
-        Ok(match self {
-            TargetKind::Faultline => {
-                Arc::new(faultline::FaultlineNode::new(b.node.clone()).in_cluster(b.cluster))
-            }
-            TargetKind::Etcd => {
-                let bin = std::env::var_os("FAULTLINE_ETCD_BIN").map(PathBuf::from);
-                Arc::new(etcd::Etcd::find(bin.as_deref(), b.read_mode)?)
-            }
-            TargetKind::Maelstrom => {
-                let bin = b.bin.ok_or("the maelstrom target needs --bin PATH")?;
-                let host = Program {
-                    program: std::env::current_exe()
-                        .map_err(|e| format!("finding faultline's own binary: {e}"))?,
-                    args: vec!["maelstrom-host".into()],
-                };
-                Arc::new(maelstrom::Maelstrom::new(host, bin.into(), b.args.to_vec()))
-            }
-        })
-    }
 }
 
 /// A path from the user, safe to echo in a one-line message.

@@ -3,11 +3,9 @@
 //! can run with that at all. The runner hands a [`TargetSettings`] over and
 //! never asks which target it is.
 
-use serde::{Deserialize, Serialize};
-
 use faultline_node::bugs::UnsafeBug;
-use faultline_node::cli::MillisRange;
 use faultline_node::settings::NodeSettings;
+use faultline_rundir::spec::MillisRange;
 
 use crate::{etcd, TargetKind};
 
@@ -16,8 +14,8 @@ use crate::{etcd, TargetKind};
 pub struct TargetSettings<'a> {
     /// The setting's name, for messages.
     pub setting: &'a str,
-    /// Election timeout range, ms (`MIN..MAX`).
-    pub election_timeout: &'a str,
+    /// Election timeout range, ms.
+    pub election_timeout: MillisRange,
     /// Heartbeat interval, ms.
     pub heartbeat_ms: u64,
     /// Pre-vote on.
@@ -43,28 +41,11 @@ pub struct TargetSettings<'a> {
     pub cluster_id: Option<&'a str>,
 }
 
-/// The timeouts a node really runs with (after rounding to its tick), or
-/// what a target does with what it was given; stored in `spec.json`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Effective {
-    /// For etcd and Maelstrom nodes: the flags passed and what the target
-    /// does with them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub passed: Option<String>,
-    /// The node's clock tick, ms.
-    pub tick_ms: u64,
-    /// The election timeout range, ms.
-    pub election_timeout: String,
-    /// The heartbeat interval, ms.
-    pub heartbeat_ms: u64,
-}
+pub use faultline_rundir::spec::Effective;
 
 /// faultline's node's settings for `s`.
 pub fn node_settings(s: &TargetSettings<'_>) -> Result<NodeSettings, String> {
-    let election_timeout: MillisRange = s
-        .election_timeout
-        .parse()
-        .map_err(|e: String| format!("--election-timeout: {e}"))?;
+    let election_timeout = s.election_timeout;
     let unsafe_bugs = s
         .unsafe_bugs
         .iter()
@@ -85,7 +66,9 @@ pub fn node_settings(s: &TargetSettings<'_>) -> Result<NodeSettings, String> {
             s.cluster_id
                 .map_or_else(faultline_node::settings::fresh_cluster_id, str::to_string),
         ),
-        tick_ms: s.tick_ms.unwrap_or(NodeSettings::DEFAULT_TICK_MS),
+        tick_ms: s
+            .tick_ms
+            .unwrap_or(faultline_rundir::spec::defaults::TICK_MS),
         ..NodeSettings::default()
     })
 }
@@ -101,71 +84,64 @@ fn node_effective(s: &TargetSettings<'_>) -> Result<Effective, String> {
         tick_ms: t,
         election_timeout: format!(
             "{}..{}",
-            raft.election_timeout_min * t,
-            raft.election_timeout_max * t
+            raft.election_timeout_min_ticks * t,
+            raft.election_timeout_max_ticks * t
         ),
-        heartbeat_ms: raft.heartbeat_interval * t,
+        heartbeat_ms: raft.heartbeat_ticks * t,
     })
 }
 
-impl TargetKind {
-    /// Whether the target can run with `s` (its timeouts as it reads them).
-    pub fn check_settings(self, s: &TargetSettings<'_>) -> Result<(), String> {
-        self.effective(s).map(|_| ())
+/// The flags every member of `kind` gets for `s`.
+pub(crate) fn member_args(kind: TargetKind, s: &TargetSettings<'_>) -> Result<Vec<String>, String> {
+    match kind {
+        TargetKind::Faultline => Ok(node_settings(s)?.to_args()),
+        TargetKind::Etcd => etcd::member_args(
+            s.election_timeout,
+            s.heartbeat_ms,
+            s.pre_vote,
+            s.snapshot_entries,
+        ),
+        // Its settings are its arguments, which the target passes.
+        TargetKind::Maelstrom => Ok(Vec::new()),
     }
+}
 
-    /// The flags every member gets for `s`.
-    pub fn member_args(self, s: &TargetSettings<'_>) -> Result<Vec<String>, String> {
-        match self {
-            TargetKind::Faultline => Ok(node_settings(s)?.to_args()),
-            TargetKind::Etcd => etcd::member_args(
-                s.election_timeout,
-                s.heartbeat_ms,
-                s.pre_vote,
-                s.snapshot_entries,
-            ),
-            // Its settings are its arguments, which the target passes.
-            TargetKind::Maelstrom => Ok(Vec::new()),
-        }
-    }
-
-    /// What the members will really use with `s`.
-    pub fn effective(self, s: &TargetSettings<'_>) -> Result<Effective, String> {
-        match self {
-            TargetKind::Faultline => node_effective(s),
-            TargetKind::Etcd => {
-                let (t, h) = etcd::timeouts(s.election_timeout, s.heartbeat_ms)?;
-                Ok(Effective {
+/// What the members of `kind` will really use with `s`.
+pub(crate) fn effective(kind: TargetKind, s: &TargetSettings<'_>) -> Result<Effective, String> {
+    match kind {
+        TargetKind::Faultline => node_effective(s),
+        TargetKind::Etcd => {
+            let (t, h) = etcd::timeouts(s.election_timeout, s.heartbeat_ms)?;
+            Ok(Effective {
                     passed: Some(format!(
                         "{} (etcd draws each election timeout from [{t}, {}) ms; check-quorum is always on in etcd)",
-                        self.member_args(s)?.join(" "),
+                        member_args(kind, s)?.join(" "),
                         2 * t
                     )),
                     tick_ms: h,
                     election_timeout: format!("{t}..{}", 2 * t),
                     heartbeat_ms: h,
                 })
-            }
-            TargetKind::Maelstrom => {
-                let args: Vec<String> = s
-                    .args
-                    .iter()
-                    .map(|a| faultline_rundir::quote::quoted(a))
-                    .collect();
-                Ok(Effective {
-                    passed: Some(format!(
-                        "the program's own settings: {}",
-                        if args.is_empty() {
-                            "(no arguments)".to_string()
-                        } else {
-                            args.join(" ")
-                        }
-                    )),
-                    tick_ms: 0,
-                    election_timeout: "(the program's own)".into(),
-                    heartbeat_ms: 0,
-                })
-            }
+        }
+        TargetKind::Maelstrom => {
+            let args: Vec<String> = s
+                .args
+                .iter()
+                .map(|a| faultline_rundir::quote::quoted(a))
+                .collect();
+            Ok(Effective {
+                passed: Some(format!(
+                    "the program's own settings: {}",
+                    if args.is_empty() {
+                        "(no arguments)".to_string()
+                    } else {
+                        args.join(" ")
+                    }
+                )),
+                tick_ms: 0,
+                election_timeout: "(the program's own)".into(),
+                heartbeat_ms: 0,
+            })
         }
     }
 }

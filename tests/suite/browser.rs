@@ -10,6 +10,9 @@
 //! Without Chromium these tests say so and pass, except under `CI=true`
 //! (`.ci/run` installs it). Chromium is told to resolve no host name but
 //! loopback and to make none of its background connections.
+//!
+//! Over 600 lines: one real browser session drives every page, and its small
+//! DevTools client lives here with the tests that use it.
 
 use crate::common;
 

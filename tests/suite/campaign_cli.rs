@@ -1,6 +1,9 @@
 //! Campaigns and reports as a user runs them: a 2-setting x 2-fault
 //! campaign of short runs, its pages and plots; a stored history with a
 //! known anomaly; and `faultline report` reproducing the pages.
+//!
+//! Over 600 lines: each test is a whole campaign as a user runs it, with the
+//! pages and files it must leave.
 
 use crate::common;
 use common::faultline;

@@ -122,6 +122,7 @@ fn every_field_of_the_run_files_records_is_in_the_run_files_page() {
         target: Some(ROLE.into()),
         fields: LogFields {
             message: Some("m".into()),
+            event: Some("taken".into()),
             id: Some("n1".into()),
             role: Some("Leader".into()),
             term: Some(1),
@@ -141,7 +142,48 @@ fn every_field_of_the_run_files_records_is_in_the_run_files_page() {
         attempt: 1,
         failure: attempt.clone(),
     };
+    let spec = faultline_rundir::spec::RunSpec {
+        max_append_entries: Some(1),
+        tick_ms: Some(1),
+        snapshot_entries: Some(1),
+        bin: Some("b".into()),
+        args: vec!["a".into()],
+        hosts: Some("h".into()),
+        target_version: Some("v".into()),
+        effective: Some(faultline_rundir::spec::Effective {
+            passed: Some("p".into()),
+            tick_ms: 1,
+            election_timeout: "1..2".into(),
+            heartbeat_ms: 1,
+        }),
+        ..Default::default()
+    };
+    let campaign_results = faultline_results::campaign::CampaignResults {
+        name: "c".into(),
+        valid: faultline_checker::Verdict::Linearizable,
+        unexpected: vec![],
+        undecided: vec![],
+        controls_caught: 0,
+        runs: vec![faultline_results::campaign::CampaignRunResult {
+            dir: "d".into(),
+            setting: "s".into(),
+            fault: "f".into(),
+            repeat: 1,
+            valid: faultline_checker::Verdict::Linearizable,
+            expect: Default::default(),
+            judgement: faultline_results::expect::Judgement::AsExpected,
+            availability: 1.0,
+            leaderless_ms: 0.0,
+            leaderless_total_ms: 0.0,
+            recovery_ms: Some(1.0),
+            p99_ms: 1.0,
+        }],
+        cells: vec![],
+        elections: vec![],
+    };
     let records = [
+        serde_json::to_value(spec).unwrap(),
+        serde_json::to_value(campaign_results).unwrap(),
         serde_json::to_value(NemesisRecord {
             fault: "f".into(),
             nodes: vec![],
@@ -259,4 +301,52 @@ fn every_field_of_the_run_files_records_is_in_the_run_files_page() {
         missing.is_empty(),
         "docs/run-files.md does not name {missing:?}"
     );
+}
+
+/// Every Rust file of the repository, outside `target/`.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let name = e.file_name();
+        if name == "target" || name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The project's rule for file size: none over 800 lines, and a file over
+/// 600 says why at its top ("Over 600 lines: …" in its `//!` comment).
+#[test]
+fn no_file_is_over_800_lines_and_one_over_600_says_why() {
+    let mut files = Vec::new();
+    rust_files(&root(), &mut files);
+    assert!(files.len() > 100, "found only {} files", files.len());
+    let mut wrong = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let lines = text.lines().count();
+        let header: String = text
+            .lines()
+            .take_while(|l| l.starts_with("//!") || l.starts_with("#!"))
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
+        let shown = f.strip_prefix(root()).unwrap_or(&f).display().to_string();
+        if lines > 800 {
+            wrong.push(format!("{shown}: {lines} lines (at most 800)"));
+        } else if lines > 600 && !header.contains("over 600 lines") {
+            wrong.push(format!(
+                "{shown}: {lines} lines and no \"Over 600 lines: why\" at its top"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

@@ -129,10 +129,10 @@ heartbeat = 50
     )
     .unwrap();
     assert_eq!(
-        (c.a.target.as_str(), c.b.target.as_str()),
+        (c.a.target.name(), c.b.target.name()),
         ("etcd", "faultline")
     );
-    assert_eq!((c.a.net.as_str(), c.b.net.as_str()), ("kernel", "proxy"));
+    assert_eq!((c.a.net.name(), c.b.net.name()), ("kernel", "proxy"));
     assert_eq!(c.shared.len(), 1, "{:?}", c.shared);
     assert_eq!(
         (

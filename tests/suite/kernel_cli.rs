@@ -65,7 +65,7 @@ fn faults_the_kernel_backend_cannot_make_are_refused_in_one_line() {
     let (code, _, err) = common::faultline(&["run", "--net", "bridge", "--store", &store]);
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("not a network backend (proxy or kernel)"),
+        err.contains("not a network backend (proxy, kernel or hosts)"),
         "{err}"
     );
 }

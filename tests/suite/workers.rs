@@ -3,6 +3,9 @@
 //! `sshd` servers in network namespaces of the test's own sealed network
 //! (tests/common/sshd.rs); the faultline under test runs in that network's
 //! control namespace, so they are all it can reach.
+//!
+//! Over 600 lines: the workers' tests share one sealed network of sshd
+//! servers and its set-up, which is most of the file.
 
 use crate::common;
 

@@ -17,16 +17,7 @@ use serde_json::{json, Value};
 use crate::answer::Answer;
 use crate::recorder::{Event, Process, Recorder};
 
-/// How keys are chosen.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyDist {
-    /// Every key equally likely.
-    #[default]
-    Uniform,
-    /// Zipfian (s = 1): a few hot keys.
-    Zipf,
-}
+pub use faultline_rundir::spec::KeyDist;
 
 /// The workload's settings.
 #[derive(Clone, Debug, Serialize, Deserialize)]

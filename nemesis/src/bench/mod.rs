@@ -3,6 +3,7 @@
 //! `faultline bench proxy` (what a link proxy adds to a message); with
 //! [`net`] (`faultline bench net`) and [`soak`] (`faultline bench soak`).
 
+pub mod maelstrom;
 pub mod net;
 pub mod soak;
 

@@ -8,10 +8,6 @@ pub mod network;
 pub mod proxy;
 
 use std::collections::BTreeSet;
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
 
 use crate::fault::{Class, Fault, Rule};
 use crate::net::kernel::netem::Shape;
@@ -19,45 +15,7 @@ use crate::net::kernel::{netem_missing, KernelNet};
 use crate::net::network::Network;
 use crate::net::proxy::{LinkRules, LinkStats};
 
-/// Which network carries the nodes' traffic and takes the faults.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NetBackend {
-    /// faultline's proxy on every directed link (loopback), acting on
-    /// whole messages of the node's protocol.
-    #[default]
-    Proxy,
-    /// Each node in a network namespace of its own; faults by nftables
-    /// (and tc netem where the kernel has it), acting on packets.
-    Kernel,
-    /// Each node on a host of an inventory (`--hosts`); faults by an
-    /// nftables table of the run's own on each host.
-    Hosts,
-}
-
-impl fmt::Display for NetBackend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            NetBackend::Proxy => "proxy",
-            NetBackend::Kernel => "kernel",
-            NetBackend::Hosts => "hosts",
-        })
-    }
-}
-
-impl FromStr for NetBackend {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "proxy" => Ok(NetBackend::Proxy),
-            "kernel" => Ok(NetBackend::Kernel),
-            "hosts" => Ok(NetBackend::Hosts),
-            other => Err(format!(
-                "'{other}' is not a network backend (proxy or kernel); for hosts, give --hosts FILE"
-            )),
-        }
-    }
-}
+pub use faultline_rundir::spec::NetBackend;
 
 /// Why `fault` cannot run on the kernel backend (`None`: it can).
 /// `netem` says whether the kernel has `tc netem`.
@@ -284,7 +242,7 @@ mod tests {
         assert!("tc"
             .parse::<NetBackend>()
             .unwrap_err()
-            .contains("proxy or kernel"));
+            .contains("proxy, kernel or hosts"));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::cluster::NodeAddrs;
+use crate::addrs::NodeAddrs;
 use crate::net::proxy::{start_link, Link, LinkRules, LinkStats};
 
 /// All N·(N−1) links of a cluster.

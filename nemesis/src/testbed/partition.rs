@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use faultline_node::raft::quorum::majority;
+use faultline_node::raft::majority;
 use serde_json::{json, Value};
 
 use std::time::{Duration, Instant};

@@ -2,16 +2,21 @@
 
 use thiserror::Error;
 
-/// The settings of one Raft server. Times are in ticks; the node turns
-/// milliseconds into ticks.
+/// The settings of one Raft server. Times are in ticks (fields named
+/// `*_ticks`); the node turns its millisecond settings into ticks
+/// (`NodeSettings::raft_config`, from the one set of defaults in
+/// `faultline_rundir::spec::defaults`). The defaults below are the core's
+/// own, for the simulation, where a tick is the unit of time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Lower bound of the randomized election timeout (inclusive). Default 150.
-    pub election_timeout_min: u64,
-    /// Upper bound of the randomized election timeout (inclusive). Default 300.
-    pub election_timeout_max: u64,
-    /// Interval between a leader's heartbeats. Default 50.
-    pub heartbeat_interval: u64,
+    /// Lower bound of the randomized election timeout, ticks (inclusive).
+    /// Default 150 ticks.
+    pub election_timeout_min_ticks: u64,
+    /// Upper bound of the randomized election timeout, ticks (inclusive).
+    /// Default 300 ticks.
+    pub election_timeout_max_ticks: u64,
+    /// Interval between a leader's heartbeats, ticks. Default 50 ticks.
+    pub heartbeat_ticks: u64,
     /// Campaign with a pre-vote round first (thesis §9.6). Default off.
     pub pre_vote: bool,
     /// A leader steps down when it has not heard from a majority within an
@@ -45,9 +50,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            election_timeout_min: 150,
-            election_timeout_max: 300,
-            heartbeat_interval: 50,
+            election_timeout_min_ticks: 150,
+            election_timeout_max_ticks: 300,
+            heartbeat_ticks: 50,
             pre_vote: false,
             check_quorum: false,
             max_entries_per_message: 256,
@@ -90,13 +95,15 @@ pub enum ConfigError {
 impl Config {
     /// Check the cross-field constraints.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.election_timeout_min == 0 || self.election_timeout_min > self.election_timeout_max {
+        if self.election_timeout_min_ticks == 0
+            || self.election_timeout_min_ticks > self.election_timeout_max_ticks
+        {
             return Err(ConfigError::EmptyElectionRange {
-                min: self.election_timeout_min,
-                max: self.election_timeout_max,
+                min: self.election_timeout_min_ticks,
+                max: self.election_timeout_max_ticks,
             });
         }
-        if self.heartbeat_interval == 0 {
+        if self.heartbeat_ticks == 0 {
             return Err(ConfigError::Zero("heartbeat interval"));
         }
         if self.max_entries_per_message == 0 {
@@ -105,10 +112,10 @@ impl Config {
         if self.snapshot_chunk_bytes == 0 {
             return Err(ConfigError::Zero("snapshot chunk size"));
         }
-        if self.heartbeat_interval >= self.election_timeout_min {
+        if self.heartbeat_ticks >= self.election_timeout_min_ticks {
             return Err(ConfigError::HeartbeatTooSlow {
-                heartbeat: self.heartbeat_interval,
-                min: self.election_timeout_min,
+                heartbeat: self.heartbeat_ticks,
+                min: self.election_timeout_min_ticks,
             });
         }
         Ok(())
@@ -124,8 +131,8 @@ mod tests {
         let ok = Config::default();
         assert_eq!(ok.validate(), Ok(()));
         let c = Config {
-            election_timeout_min: 300,
-            election_timeout_max: 150,
+            election_timeout_min_ticks: 300,
+            election_timeout_max_ticks: 150,
             ..ok.clone()
         };
         assert!(matches!(
@@ -133,7 +140,7 @@ mod tests {
             Err(ConfigError::EmptyElectionRange { .. })
         ));
         let c = Config {
-            heartbeat_interval: 150,
+            heartbeat_ticks: 150,
             ..ok.clone()
         };
         assert!(matches!(
@@ -141,7 +148,7 @@ mod tests {
             Err(ConfigError::HeartbeatTooSlow { .. })
         ));
         let c = Config {
-            heartbeat_interval: 0,
+            heartbeat_ticks: 0,
             ..ok
         };
         assert!(matches!(c.validate(), Err(ConfigError::Zero(_))));

@@ -48,7 +48,7 @@ impl Raft {
         // Pre-vote: refuse while a leader was heard within a timeout (thesis §9.6).
         let recently_led = pre_vote
             && self.leader.is_some()
-            && self.election_elapsed < self.config.election_timeout_min;
+            && self.election_elapsed < self.config.election_timeout_min_ticks;
         // A server that lost durable entries has no vote until it caught up.
         let granted = can_vote && up_to_date && !recently_led && !self.recovering();
         if granted && !pre_vote {
@@ -172,7 +172,8 @@ impl Raft {
         match self.role {
             Role::Leader => true,
             Role::Follower => {
-                self.leader.is_some() && self.election_elapsed < self.config.election_timeout_min
+                self.leader.is_some()
+                    && self.election_elapsed < self.config.election_timeout_min_ticks
             }
             _ => false,
         }
@@ -181,12 +182,12 @@ impl Raft {
     pub(super) fn in_lease(&self) -> bool {
         self.config.check_quorum
             && self.leader.is_some()
-            && self.election_elapsed < self.config.election_timeout_min
+            && self.election_elapsed < self.config.election_timeout_min_ticks
     }
 
     pub(super) fn reset_randomized_timeout(&mut self) {
-        self.randomized_timeout = self
-            .rng
-            .gen_range(self.config.election_timeout_min..=self.config.election_timeout_max);
+        self.randomized_timeout = self.rng.gen_range(
+            self.config.election_timeout_min_ticks..=self.config.election_timeout_max_ticks,
+        );
     }
 }

@@ -24,7 +24,7 @@ pub(super) type Outgoing = (ClientReply, OwnedSemaphorePermit);
 pub(super) async fn accept_clients(
     listener: TcpListener,
     cluster: Arc<str>,
-    events: mpsc::UnboundedSender<Event>,
+    events: mpsc::Sender<Event>,
 ) {
     let budget = FrameBudget::new(PARTIAL_FRAME_BYTES);
     accept_loop(listener, "client", move |stream, addr| {
@@ -40,9 +40,12 @@ async fn serve(
     codec: BudgetedCodec,
     closed: Arc<Notify>,
     cluster: Arc<str>,
-    events: mpsc::UnboundedSender<Event>,
+    events: mpsc::Sender<Event>,
 ) {
     let (read, write) = stream.into_split();
+    // Unbounded, yet never more than MAX_IN_FLIGHT replies: each carries
+    // one of the connection's in-flight permits, and no request is read
+    // without one.
     let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
     let writer = tokio::spawn(async move {
         let mut out = FramedWrite::new(write, protocol::codec());
@@ -113,7 +116,7 @@ async fn serve(
             permit,
         };
         let request = env.request;
-        if events.send(Event::Client { request, reply }).is_err() {
+        if events.send(Event::Client { request, reply }).await.is_err() {
             break;
         }
     }

@@ -248,7 +248,10 @@ pub async fn serve(
         raft.recover_lost_entries(to);
     }
 
-    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+    // Unbounded: the loop must never block on it. The storage thread folds
+    // every write queued during one fsync into the next, so it holds what
+    // one fsync's time of events produced, and those are bounded above.
     let (writes_tx, writes_rx) = std::sync::mpsc::channel();
     let storage_events = events_tx.clone();
     std::thread::Builder::new()
@@ -296,6 +299,13 @@ pub async fn serve(
     tasks.abort_all();
     result
 }
+
+/// Events queued for the Raft loop (peers' messages, clients' requests,
+/// the storage thread's results) before their senders wait: a peer or a
+/// client connection then stops reading (back-pressure on its TCP
+/// stream), the storage thread blocks until the loop catches up. 1,024
+/// events is a few milliseconds of the loop's work under load.
+const EVENT_QUEUE: usize = 1024;
 
 /// Messages queued for one peer before new ones are dropped.
 const OUTBOUND_QUEUE: usize = 8192;

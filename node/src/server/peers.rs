@@ -69,7 +69,7 @@ impl NodeLoop {
 
 pub(super) async fn accept_peers(
     listener: TcpListener,
-    events: mpsc::UnboundedSender<Event>,
+    events: mpsc::Sender<Event>,
     cluster: String,
 ) {
     let budget = FrameBudget::new(PARTIAL_FRAME_BYTES);
@@ -86,7 +86,7 @@ async fn serve_peer(
     addr: SocketAddr,
     codec: BudgetedCodec,
     closed: Arc<Notify>,
-    events: mpsc::UnboundedSender<Event>,
+    events: mpsc::Sender<Event>,
     cluster: String,
 ) {
     let mut frames = FramedRead::new(stream, codec);
@@ -139,7 +139,7 @@ async fn serve_peer(
             }
             (true, PeerFrame::Hello { .. }) => {}
             (true, f) => {
-                if events.send(Event::Peer(f)).is_err() {
+                if events.send(Event::Peer(f)).await.is_err() {
                     return;
                 }
             }

@@ -20,7 +20,7 @@ use super::{Event, InFlight, NodeLoop, ReplyTo, Write, BATCH};
 impl NodeLoop {
     pub(super) async fn run(
         &mut self,
-        mut events: mpsc::UnboundedReceiver<Event>,
+        mut events: mpsc::Receiver<Event>,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
@@ -247,6 +247,7 @@ impl NodeLoop {
             }
             tracing::info!(
                 target: faultline_rundir::records::SNAPSHOT,
+                event = faultline_rundir::records::SNAPSHOT_INSTALLED,
                 id = %self.config.id,
                 index = s.meta.index,
                 term = s.meta.term,
@@ -308,6 +309,7 @@ impl NodeLoop {
             let index = self.raft.take_snapshot(self.store.to_snapshot());
             tracing::info!(
                 target: faultline_rundir::records::SNAPSHOT,
+                event = faultline_rundir::records::SNAPSHOT_TAKEN,
                 id = %self.config.id,
                 index,
                 first_index = self.raft.log().first_index(),

@@ -13,7 +13,7 @@ use super::{Event, Write};
 pub(super) fn storage_thread(
     mut storage: Storage,
     writes: std::sync::mpsc::Receiver<Write>,
-    events: mpsc::UnboundedSender<Event>,
+    events: mpsc::Sender<Event>,
 ) {
     while let Ok(first) = writes.recv() {
         let (mut seq, mut hard, mut log) = (first.seq, first.hard, first.log);
@@ -26,7 +26,13 @@ pub(super) fn storage_thread(
             .persist(hard.as_ref(), &log)
             .map_err(|e| e.to_string());
         let failed = result.is_err();
-        if events.send(Event::Persisted { seq, result }).is_err() || failed {
+        // Blocks while the loop's queue is full: the loop never waits on
+        // this thread, so it drains the queue meanwhile.
+        if events
+            .blocking_send(Event::Persisted { seq, result })
+            .is_err()
+            || failed
+        {
             return;
         }
     }

@@ -1,5 +1,5 @@
 //! A deterministic in-memory cluster of Raft cores, for tests and the core
-//! benchmark. (Over 500 lines: the cluster's controls — crash, restart,
+//! benchmark. (Over 600 lines: the cluster's controls — crash, restart,
 //! cut, partition, propose, run — are one harness API that tests read as a
 //! whole; its disks and its safety checks are `disk` and `invariants`.)
 //!
@@ -221,9 +221,9 @@ impl Cluster {
     /// Timeouts that make simulated elections quick: 10..20 ticks, heartbeat 3.
     pub fn fast_config() -> Config {
         Config {
-            election_timeout_min: 10,
-            election_timeout_max: 20,
-            heartbeat_interval: 3,
+            election_timeout_min_ticks: 10,
+            election_timeout_max_ticks: 20,
+            heartbeat_ticks: 3,
             ..Config::default()
         }
     }

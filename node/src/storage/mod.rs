@@ -27,6 +27,10 @@
 //! acknowledged entry. The log's first record may then be any index up to
 //! the snapshot's last + 1; entries at or below the snapshot's index are
 //! skipped when the log is read back.
+//!
+//! Over 600 lines: the order of writes, fsyncs and renames that makes a
+//! crash safe is one argument, and reads best in one file; the record format
+//! and the snapshot file are modules of their own.
 
 pub mod durable_mark;
 mod log_file;

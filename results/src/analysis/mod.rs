@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 
 use faultline_checker::history::{OpKind, Outcome};
 use faultline_checker::{check_history, History, Options, Report, Verdict};
+use faultline_rundir::spec::RunSpec;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::run_files::{RunFiles, StoredSpec};
+use crate::run_files::RunFiles;
 
 pub use faultline_node::leadership::StatusRound;
 
@@ -126,8 +126,10 @@ pub struct Elections {
 /// Everything a run's page shows; written as `results.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunResults {
-    /// The run's settings as stored.
-    pub spec: Value,
+    /// The run's settings as stored (none: a history checked without
+    /// them).
+    #[serde(default)]
+    pub spec: Option<RunSpec>,
     /// `true`, `false` or `"unknown"`: `false` when the history is not
     /// linearizable or the nodes' logs show a safety violation.
     pub valid: Verdict,
@@ -166,9 +168,6 @@ pub struct RunResults {
     /// writer leaves): its line number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub torn_history_line: Option<usize>,
-    /// What the run was expected to show (from its spec).
-    #[serde(default)]
-    pub expect: crate::expect::Expect,
     /// Where a campaign placed it (`placement.json`): a worker, a CPU
     /// set, shared cores; none for a run in the controller's own process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -186,6 +185,52 @@ pub struct RunResults {
 }
 
 impl RunResults {
+    /// One line that says how a run ended: its verdict, any safety finding in
+    /// the nodes' logs, availability, time without a leader (in all, and the
+    /// median per fault window, as the campaign's tables show it) and p99
+    /// latency.
+    pub fn line(&self) -> String {
+        let mut verdict = match self.checker.valid {
+            Verdict::Linearizable => "linearizable",
+            Verdict::NotLinearizable => "NOT LINEARIZABLE",
+            Verdict::Unknown => "unknown",
+        }
+        .to_string();
+        if let Some(f) = self.checker.failures.first() {
+            if let Some(c) = &f.counterexample {
+                verdict.push_str(&format!(" ({})", c.headline(&f.key)));
+            }
+        }
+        if let Some(f) = self.findings.first() {
+            verdict.push_str(&format!(
+                "; UNSAFE in the nodes' logs: {}{}",
+                f.message,
+                match self.findings.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more)", n - 1),
+                }
+            ));
+        }
+        format!(
+            "{verdict}; availability {:.1} % of the run, without a leader {}, p99 latency {:.1} ms",
+            self.availability.share * 100.0,
+            self.leaderless_words(),
+            self.latency.get("all").map_or(0.0, |p| p.p99)
+        )
+    }
+
+    /// What the run was expected to show: its spec's `expect` (the one
+    /// place it is stored), linearizable for a history without a spec.
+    pub fn expect(&self) -> crate::expect::Expect {
+        self.spec.as_ref().map(|s| s.expect).unwrap_or_default()
+    }
+
+    /// The run against its expectation: the verdict, with the log audit's
+    /// safety violations counting as caught.
+    pub fn judgement(&self) -> crate::expect::Judgement {
+        crate::expect::judge(self.expect(), self.valid, !self.findings.is_empty())
+    }
+
     /// Time without a working leader, ms: the median over the fault
     /// windows; none when the run had no fault window.
     pub fn leaderless_per_window(&self) -> Option<f64> {
@@ -267,11 +312,11 @@ pub fn analyze(files: &RunFiles, check: &Options) -> RunResults {
     let history = &files.history;
     let checker = check_history(history, check);
     // The main phase ends at the time limit; the final reads come after.
-    let limit_ns = files.spec.time_limit_s.map(|s| (s * 1e9) as u64);
+    let limit_ns = files.spec.as_ref().map(|s| (s.time_limit_s * 1e9) as u64);
     let last = history.last_op_time();
     let end = limit_ns.unwrap_or(last).max(1);
     let mut results = compute(
-        files.spec_json.clone(),
+        files.spec.clone(),
         files.links.clone(),
         history,
         &files.status,
@@ -318,7 +363,6 @@ pub fn analyze(files: &RunFiles, check: &Options) -> RunResults {
         results.valid = Verdict::NotLinearizable;
     }
     results.torn_history_line = history.torn_last_line.map(|(line, _)| line);
-    results.expect = files.spec.expect;
     results.placement = files.placement.clone();
     results.hosts = files.hosts.clone();
     results.disk = files.disk.clone();
@@ -328,8 +372,8 @@ pub fn analyze(files: &RunFiles, check: &Options) -> RunResults {
             "the run was cut short (interrupted, or its controller was killed) after {last:.1} s{}",
             files
                 .spec
-                .time_limit_s
-                .map_or(String::new(), |t| format!(" of {t} s"))
+                .as_ref()
+                .map_or(String::new(), |s| format!(" of {} s", s.time_limit_s))
         ));
         if results.valid == Verdict::Linearizable {
             results.valid = Verdict::Unknown;
@@ -340,7 +384,7 @@ pub fn analyze(files: &RunFiles, check: &Options) -> RunResults {
 
 /// The analysis proper, on parsed inputs; `end` is the main phase's end, ns.
 pub fn compute(
-    spec: Value,
+    spec: Option<RunSpec>,
     links: Vec<faultline_rundir::records::LinkStats>,
     h: &History,
     status: &[StatusRound],
@@ -408,9 +452,7 @@ pub fn compute(
     // Leaders from the polls. A follower counts towards its leader while it
     // heard from it within two heartbeat intervals (one lost or late
     // heartbeat is not a lost leader) and FRESH_SLACK_MS.
-    let heartbeat_ms = serde_json::from_value::<StoredSpec>(spec.clone())
-        .unwrap_or_default()
-        .heartbeat_ms;
+    let heartbeat_ms = spec.as_ref().map(|s| s.heartbeat_ms);
     let fresh_ms = heartbeat_ms.map(|hb| 2 * hb + FRESH_SLACK_MS);
     let agreed: Vec<(u64, Option<(String, u64)>)> = status
         .iter()
@@ -523,7 +565,6 @@ pub fn compute(
         snapshots: BTreeMap::new(),
         interrupted: None,
         torn_history_line: None,
-        expect: Default::default(),
         placement: None,
         hosts: None,
         disk_noted: Vec::new(),

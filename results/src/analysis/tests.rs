@@ -29,7 +29,7 @@ fn nemesis_events_pair_into_windows_including_membership_changes() {
 }
 
 /// A run's results from its status polls alone (an empty history).
-fn analyse_polls(spec: Value, status: &[StatusRound], end_ms: u64) -> RunResults {
+fn analyse_polls(spec: Option<RunSpec>, status: &[StatusRound], end_ms: u64) -> RunResults {
     let h = faultline_checker::history::read_jsonl(&b""[..]).unwrap();
     let checked = faultline_checker::check_history(&h, &faultline_checker::Options::default());
     compute(spec, Vec::new(), &h, status, checked, end_ms * 1_000_000)
@@ -96,7 +96,10 @@ fn a_leader_whose_followers_stopped_hearing_from_it_no_longer_leads() {
 
 #[test]
 fn time_without_a_leader_counts_from_the_followers_silence() {
-    let spec = serde_json::json!({"heartbeat_ms": 100});
+    let spec = Some(RunSpec {
+        heartbeat_ms: 100,
+        ..RunSpec::default()
+    });
     let led = |t| {
         round(
             t,
@@ -162,7 +165,7 @@ fn time_without_a_leader_counts_from_the_followers_silence() {
             r
         })
         .collect();
-    let r = analyse_polls(serde_json::json!({}), &plain, 900);
+    let r = analyse_polls(None, &plain, 900);
     assert_eq!(r.elections.leaderless_ms, 0.0);
 }
 
@@ -172,7 +175,10 @@ fn a_leader_whose_followers_moved_on_ended_when_they_last_heard_from_it() {
     // its followers still count it (silence 140 <= 150), at 1200 ms they
     // follow n2, leader for 45 ms: without a leader from a heartbeat
     // after 960 ms to 1155 ms.
-    let spec = serde_json::json!({"heartbeat_ms": 50});
+    let spec = Some(RunSpec {
+        heartbeat_ms: 50,
+        ..RunSpec::default()
+    });
     let old = |t, heard| {
         round(
             t,

@@ -6,11 +6,12 @@ use faultline_checker::Verdict;
 use maud::{html, Markup};
 
 use super::{cell_text, num, page, table};
-use crate::campaign::{verdict_word, CampaignIndex, CampaignSetting, RunRow};
 use crate::cells::{Cell, Figure};
 use crate::elections::ElectionTimes;
 use crate::expect::{Expect, Judgement};
+use crate::rows::{verdict_word, RunRow};
 use crate::stats::{winner, Summary, Winner};
+use faultline_rundir::campaign::{CampaignIndex, CampaignSetting};
 use faultline_rundir::placement::{CampaignPlacement, Mode, Requeue};
 use faultline_rundir::records::ProgressRecord;
 
@@ -191,7 +192,7 @@ fn election_section(elections: &[ElectionTimes]) -> Markup {
                         td { (ms(e.median)) }
                         td { (ms(e.p99)) }
                         td { (ms(e.max)) }
-                        td class="l" { (e.paper.unwrap_or("")) }
+                        td class="l" { (e.paper.as_deref().unwrap_or("")) }
                     }
                 }
             }

@@ -2,8 +2,9 @@
 //! the settings, the plots, the statistics, each fault window, the links'
 //! counters, the counterexamples and the run's files.
 
+use faultline_rundir::spec::{NetBackend, ReadMode, RunSpec};
+use faultline_sut::TargetKindExt;
 use maud::{html, Markup, PreEscaped};
-use serde_json::Value;
 
 use super::{counterexample_svg, f1, opt_ms, page, table, verdict_banner};
 use crate::analysis::RunResults;
@@ -25,8 +26,8 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
         });
     let body = html! {
         h1 { "faultline run: " (title) }
-        p { b { "System under test: " } (system_words(&r.spec)) }
-        p { b { "Network: " } (network_words(&r.spec)) }
+        p { b { "System under test: " } (system_words(r.spec.as_ref())) }
+        p { b { "Network: " } (network_words(r.spec.as_ref())) }
         @if let Some(d) = &r.disk {
             (disk_section(d))
             @for f in &r.disk_noted {
@@ -68,12 +69,12 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
             p class="small" { "history.jsonl ended in a torn line (line " (line) ", what a killed writer leaves); it was skipped." }
         }
         (verdict_banner(r.checker.valid, &why))
-        @let judged = r.expect.judge(r.valid, !r.findings.is_empty());
+        @let judged = r.judgement();
         p class=(match judged { crate::expect::Judgement::Unexpected => "poor", _ => "" }) {
-            b { "Expected: " } (r.expect.words()) " — "
+            b { "Expected: " } (r.expect().words()) " — "
             (match judged {
                 crate::expect::Judgement::AsExpected => "as expected",
-                crate::expect::Judgement::Unexpected => r.expect.miss(),
+                crate::expect::Judgement::Unexpected => r.expect().miss(),
                 crate::expect::Judgement::Undecided => "undecided (the verdict is unknown)",
             })
         }
@@ -92,7 +93,7 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
             }
         }
         h2 { "Settings" }
-        (table(&["setting", "value"], &settings_rows(&r.spec)))
+        (table(&["setting", "value"], &settings_rows(r.spec.as_ref())))
         p class="small" { "Replay: the run's seed and settings above reproduce its fault schedule." }
         h2 { "Plots" }
         @for (file, alt) in [
@@ -148,26 +149,6 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
     page(&format!("faultline run {title}"), body, false)
 }
 
-/// Every field of `spec.json`, as written.
-/// What the page says of `spec.json` in words: its typed fields (the
-/// settings table shows every field as written).
-#[derive(Default, serde::Deserialize)]
-#[serde(default)]
-struct SpecView {
-    target: Option<String>,
-    target_version: Option<String>,
-    effective: Option<EffectiveView>,
-    allow_amnesia: bool,
-    net: Option<String>,
-    read_mode: Option<String>,
-}
-
-#[derive(Default, serde::Deserialize)]
-#[serde(default)]
-struct EffectiveView {
-    passed: Option<String>,
-}
-
 /// Where a campaign ran the run, in words.
 fn placement_words(p: &faultline_rundir::placement::RunPlacement) -> String {
     let mut s = match &p.host {
@@ -184,67 +165,45 @@ fn placement_words(p: &faultline_rundir::placement::RunPlacement) -> String {
     s
 }
 
-fn spec_view(spec: &Value) -> SpecView {
-    serde_json::from_value(spec.clone()).unwrap_or_default()
-}
-
 /// Which system the run tested, its version and, for etcd, what was passed.
-fn system_words(spec: &Value) -> String {
-    let v = spec_view(spec);
-    let name = match v.target.as_deref() {
-        Some("etcd") => "etcd",
-        Some("maelstrom") => "a Maelstrom node:",
-        _ => "faultline's node",
+fn system_words(spec: Option<&RunSpec>) -> String {
+    let Some(v) = spec else {
+        return "unknown (the run directory has no spec.json)".into();
     };
-    let mut out = format!("{name} {}", v.target_version.as_deref().unwrap_or(""));
-    if let Some(p) = v.effective.and_then(|e| e.passed) {
+    let mut out = format!(
+        "{} {}",
+        v.target.words(),
+        v.target_version.as_deref().unwrap_or("")
+    );
+    if let Some(p) = v.effective.as_ref().and_then(|e| e.passed.as_ref()) {
         out.push_str(&format!(" — {p}"));
     }
     if v.allow_amnesia {
         out.push_str(" — crashes allowed on a node that keeps its state in memory: after a restart it has forgotten everything, so a lost write is expected of it, not a finding");
     }
-    if v.read_mode.as_deref() == Some("serializable") {
+    if v.read_mode == ReadMode::Serializable {
         out.push_str(" — serializable reads (from each member's local state)");
     }
     out
 }
 
 /// Which network backend the run used, in words.
-fn network_words(spec: &Value) -> &'static str {
-    match spec_view(spec).net.as_deref() {
-        Some("kernel") => "kernel — each node in a network namespace of its own on a bridge; faults are nftables rules acting on IP packets",
-        Some("hosts") => "hosts — each node on a host of the inventory, reached over ssh; faults are nftables rules of the run's own table on each host, acting on member-to-member packets (the control node's ssh and clients are never cut)",
-        _ => "proxy — faultline's proxy on every directed link (loopback); faults act on whole messages",
+fn network_words(spec: Option<&RunSpec>) -> &'static str {
+    match spec.map(|s| s.net).unwrap_or_default() {
+        NetBackend::Kernel => "kernel — each node in a network namespace of its own on a bridge; faults are nftables rules acting on IP packets",
+        NetBackend::Hosts => "hosts — each node on a host of the inventory, reached over ssh; faults are nftables rules of the run's own table on each host, acting on member-to-member packets (the control node's ssh and clients are never cut)",
+        NetBackend::Proxy => "proxy — faultline's proxy on every directed link (loopback); faults act on whole messages",
     }
 }
 
-fn settings_rows(spec: &Value) -> Vec<Vec<String>> {
-    spec.as_object()
-        .map(|m| m.iter().map(|(k, v)| vec![k.clone(), plain(v)]).collect())
-        .unwrap_or_default()
-}
-
-/// A value of `spec.json` in words, not JSON: a list as `a, b`, a record as
-/// `key: value; key: value` (the target's effective settings, say), nothing
-/// as `–`.
-fn plain(v: &Value) -> String {
-    match v {
-        Value::Null => "–".into(),
-        Value::String(s) => s.clone(),
-        Value::Bool(b) => if *b { "yes" } else { "no" }.into(),
-        Value::Number(n) => n.to_string(),
-        Value::Array(items) if items.is_empty() => "none".into(),
-        Value::Array(items) => items.iter().map(plain).collect::<Vec<_>>().join(", "),
-        Value::Object(m) if m.is_empty() => "none".into(),
-        Value::Object(m) => m
-            .iter()
-            .map(|(k, v)| match v {
-                Value::Array(_) | Value::Object(_) => format!("{k}: ({})", plain(v)),
-                _ => format!("{k}: {}", plain(v)),
-            })
-            .collect::<Vec<_>>()
-            .join("; "),
-    }
+fn settings_rows(spec: Option<&RunSpec>) -> Vec<Vec<String>> {
+    spec.map(|s| {
+        s.rows()
+            .into_iter()
+            .map(|(k, v)| vec![k.to_string(), v])
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 fn statistics(r: &RunResults) -> Markup {

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context};
 use faultline_node::netpolicy;
 
-use crate::cluster::NodeAddrs;
+use crate::addrs::NodeAddrs;
 use crate::net::proxy::{Counted, LinkStats};
 use netem::Shape;
 use netns::{run_here, Namespace};

@@ -23,8 +23,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
-use faultline_nemesis::net::NetBackend;
-use faultline_nemesis::testbed::{Testbed, TestbedSpec};
+use crate::net::NetBackend;
+use crate::testbed::{Testbed, TestbedSpec};
 use faultline_sut::maelstrom::{host::codec, Maelstrom};
 
 fn us(d: Duration) -> f64 {
@@ -121,9 +121,10 @@ async fn tcp_baseline(pings: u32) -> anyhow::Result<Vec<Duration>> {
     Ok(rtts)
 }
 
-/// Run the benchmark and print the table.
-pub async fn maelstrom(base: &Path, pings: u32, messages: u32) -> anyhow::Result<()> {
-    let exe = std::env::current_exe()?;
+/// Run the benchmark and print the table; `exe` is faultline's own binary
+/// (its `maelstrom-echo` is the node, its `maelstrom-host` the host).
+pub async fn maelstrom(exe: &Path, base: &Path, pings: u32, messages: u32) -> anyhow::Result<()> {
+    let exe = exe.to_path_buf();
     let (mut direct_rtts, direct_rate) = direct(&exe, pings, messages).await?;
     let tcp = tcp_baseline(pings).await?;
     let target = Arc::new(Maelstrom::new(

@@ -1,0 +1,72 @@
+use super::*;
+
+#[test]
+fn a_setting_without_timeouts_gets_its_targets_defaults() {
+    let c = CampaignConfig::parse(
+        "faults = [\"crash-leader\"]\n[[setting]]\nname = \"e\"\ntarget = \"etcd\"\n[[setting]]\nname = \"f\"\n",
+        "test",
+    )
+    .unwrap();
+    let runs = c.runs().expect("etcd's own defaults validate");
+    assert_eq!(
+        runs[0].plan.stored.election_timeout.to_string(),
+        "1000..2000"
+    );
+    assert_eq!(runs[0].plan.stored.heartbeat_ms, 100);
+    assert_eq!(runs[1].plan.stored.election_timeout.to_string(), "150..300");
+    assert_eq!(runs[1].plan.stored.heartbeat_ms, 50);
+}
+
+#[test]
+fn hosts_in_run_or_in_a_setting_put_its_runs_on_the_hosts_network() {
+    let c = CampaignConfig::parse(
+        "faults = [\"partition-leader\"]\n[run]\nhosts = \"h.toml\"\n[[setting]]\nname = \"a\"\n",
+        "test",
+    )
+    .unwrap();
+    let runs = c.runs().unwrap();
+    assert_eq!(
+        runs[0].plan.stored.net,
+        faultline_nemesis::net::NetBackend::Hosts
+    );
+    assert_eq!(runs[0].plan.stored.hosts.as_deref(), Some("h.toml"));
+    let mut moved = c.clone();
+    moved.resolve_paths(std::path::Path::new("/etc/campaigns"));
+    assert_eq!(
+        moved.runs().unwrap()[0].plan.stored.hosts.as_deref(),
+        Some("/etc/campaigns/h.toml")
+    );
+    let c = CampaignConfig::parse(
+        "faults = [\"loss:0.1\"]\n[[setting]]\nname = \"here\"\n[[setting]]\nname = \"there\"\nhosts = \"h.toml\"\n",
+        "test",
+    )
+    .unwrap();
+    let runs = c.runs().unwrap();
+    assert_eq!(
+        runs[0].plan.stored.net,
+        faultline_nemesis::net::NetBackend::Proxy
+    );
+    assert_eq!(
+        runs[1].plan.stored.net,
+        faultline_nemesis::net::NetBackend::Hosts
+    );
+    let refused = |text: &str| {
+        format!(
+            "{:#}",
+            CampaignConfig::parse(text, "test")
+                .unwrap()
+                .runs()
+                .unwrap_err()
+        )
+    };
+    let e =
+        refused("faults = [\"delay:50\"]\n[run]\nhosts = \"h.toml\"\n[[setting]]\nname = \"a\"\n");
+    assert!(e.contains("not offered on --hosts"), "{e}");
+    let e = refused("faults = [\"crash-leader\"]\n[run]\nhosts = \"h.toml\"\n[[setting]]\nname = \"a\"\nnet = \"kernel\"\n");
+    assert!(e.contains("does not go with --net kernel"), "{e}");
+    let e =
+        refused("faults = [\"crash-leader\"]\n[run]\nnet = \"hosts\"\n[[setting]]\nname = \"a\"\n");
+    assert!(e.contains("needs an inventory"), "{e}");
+    let e = refused("faults = [\"partition-leader\"]\n[run]\nhosts = \"h.toml\"\ntarget = \"maelstrom\"\nbin = \"/bin/true\"\n[[setting]]\nname = \"a\"\n");
+    assert!(e.contains("--hosts is not supported on maelstrom"), "{e}");
+}
