@@ -16,7 +16,7 @@ pub mod leadership;
 pub mod netpolicy;
 pub mod protocol;
 pub mod raft;
-pub mod server;
+mod server;
 pub mod settings;
 pub mod sim;
 pub mod storage;

@@ -22,18 +22,18 @@
 //! `propose`) and its outputs (`Ready`) are the core's one API; the rules
 //! themselves are in the files below.
 
-pub mod config;
+mod config;
 mod election;
-pub mod id;
+mod id;
 mod log;
-pub mod membership;
+mod membership;
 mod progress;
 mod quorum;
 mod reconfigure;
 mod replication;
 mod snapshot;
 mod snapshotting;
-pub mod types;
+mod types;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
