@@ -263,6 +263,9 @@ pub struct Raft {
     /// a majority; voting without them could elect a leader that lacks a
     /// committed entry.
     recovering_to: u64,
+    /// The term and commit index at the last Ready: neither may go back
+    /// ([`Raft::assert_invariants`]).
+    last_ready: (u64, u64),
 }
 
 impl Raft {
@@ -343,6 +346,7 @@ impl Raft {
             replicate_pending: false,
             anomalies: Vec::new(),
             recovering_to: 0,
+            last_ready: (0, 0),
         };
         raft.conf_entries = raft
             .log
@@ -686,6 +690,7 @@ impl Raft {
         let committed = self.log.range(self.applied + 1, self.commit);
         self.applied = self.commit;
         self.assert_invariants();
+        self.last_ready = (self.hard.term, self.commit);
         Ready {
             hard_state,
             log,
@@ -705,6 +710,18 @@ impl Raft {
     /// every Ready: a few comparisons.
     fn assert_invariants(&self) {
         let (applied, commit, last) = (self.applied, self.commit, self.log.last_index());
+        let (term_before, commit_before) = self.last_ready;
+        assert!(
+            self.hard.term >= term_before,
+            "{}: invariant the term never decreases broken (term {} after {term_before})",
+            self.id,
+            self.hard.term
+        );
+        assert!(
+            commit >= commit_before,
+            "{}: invariant the commit index never goes back broken (commit {commit} after {commit_before})",
+            self.id
+        );
         assert!(
             applied <= commit && commit <= last,
             "{}: invariant applied <= commit <= last log index broken (applied {applied}, commit {commit}, last index {last})",

@@ -487,3 +487,23 @@ fn a_commit_index_past_the_log_stops_the_server_naming_the_invariant() {
     r.commit = 5;
     let _ = r.take_ready();
 }
+
+#[test]
+#[should_panic(expected = "invariant the commit index never goes back broken")]
+fn a_commit_index_that_goes_back_stops_the_server_naming_the_invariant() {
+    let mut r = restarted("n1", 1, &[1, 1, 1]);
+    r.commit = 3;
+    let _ = r.take_ready();
+    r.commit = 2;
+    r.applied = 2;
+    let _ = r.take_ready();
+}
+
+#[test]
+#[should_panic(expected = "invariant the term never decreases broken")]
+fn a_term_that_goes_back_stops_the_server_naming_the_invariant() {
+    let mut r = restarted("n1", 3, &[1, 1, 1]);
+    let _ = r.take_ready();
+    r.hard.term = 2;
+    let _ = r.take_ready();
+}
