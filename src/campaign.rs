@@ -167,30 +167,31 @@ async fn run_and_print(
     let outcome = outcome?;
     let s = &outcome.summary;
     if json {
+        use faultline_rundir::summary::{CampaignLine, ElectionLine};
         let line = CampaignLine {
-            campaign: &outcome.dir,
-            report: &outcome.page,
+            campaign: outcome.dir.clone(),
+            report: outcome.page.clone(),
             valid: s.valid,
             runs: s.runs,
-            not_linearizable: &s.invalid_runs,
-            unknown: &s.unknown_runs,
-            unexpected: &s.unexpected,
-            undecided: &s.undecided,
+            not_linearizable: s.invalid_runs.clone(),
+            unknown: s.unknown_runs.clone(),
+            unexpected: s.unexpected.clone(),
+            undecided: s.undecided.clone(),
             controls_caught: s.controls_caught,
             exit: s.exit_code(),
             elections: s
                 .elections
                 .iter()
                 .map(|e| ElectionLine {
-                    setting: &e.setting,
-                    election_timeout: e.election_timeout.as_deref(),
+                    setting: e.setting.clone(),
+                    election_timeout: e.election_timeout.clone(),
                     trials: e.crashes,
                     no_leader: e.no_leader,
                     mean_ms: e.mean,
                     median_ms: e.median,
                     p99_ms: e.p99,
                     max_ms: e.max,
-                    paper: e.paper.as_deref(),
+                    paper: e.paper.clone(),
                 })
                 .collect(),
         };
@@ -211,37 +212,6 @@ async fn run_and_print(
         eprintln!("faultline: UNEXPECTED: {first}{more}");
     }
     Ok(ExitCode::from(s.exit_code()))
-}
-
-/// What `faultline run --json` and `faultline campaign --json` print: one
-/// line (docs/campaigns.md names every field).
-#[derive(serde::Serialize)]
-struct CampaignLine<'a> {
-    campaign: &'a Path,
-    report: &'a Path,
-    valid: Verdict,
-    runs: usize,
-    not_linearizable: &'a [String],
-    unknown: &'a [String],
-    unexpected: &'a [String],
-    undecided: &'a [String],
-    controls_caught: usize,
-    exit: u8,
-    elections: Vec<ElectionLine<'a>>,
-}
-
-/// One setting's election times in [`CampaignLine`].
-#[derive(serde::Serialize)]
-struct ElectionLine<'a> {
-    setting: &'a str,
-    election_timeout: Option<&'a str>,
-    trials: usize,
-    no_leader: usize,
-    mean_ms: Option<f64>,
-    median_ms: Option<f64>,
-    p99_ms: Option<f64>,
-    max_ms: Option<f64>,
-    paper: Option<&'a str>,
 }
 
 /// `faultline run` flags.

@@ -37,23 +37,13 @@ pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
         .filter(|f| matches!(f.call, Call::ABetter | Call::BBetter))
         .count();
     if a.json {
-        /// What `faultline compare --json` prints (docs/compare.md).
-        #[derive(serde::Serialize)]
-        struct CompareLine<'a> {
-            report: std::path::PathBuf,
-            shared: usize,
-            clear_differences: usize,
-            only_a: usize,
-            only_b: usize,
-            pairs: &'a [(String, String)],
-        }
-        let line = CompareLine {
+        let line = faultline_rundir::summary::CompareLine {
             report: out.join("index.html"),
             shared: c.shared.len(),
             clear_differences: clear,
             only_a: c.only_a.len(),
             only_b: c.only_b.len(),
-            pairs: &c.pairs,
+            pairs: c.pairs.clone(),
         };
         println!("{}", serde_json::to_string(&line)?);
     } else {

@@ -43,52 +43,7 @@ impl Default for Options {
 /// Bytes one cached configuration costs, with the hash table's overhead.
 const BYTES_PER_CONFIG: u64 = 80;
 
-/// The verdict for a key or a history.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Some order of the operations explains every result.
-    Linearizable,
-    /// No order does.
-    NotLinearizable,
-    /// The budget ran out first.
-    Unknown,
-}
-
-impl Verdict {
-    /// The exit status of a command whose verdict this is: 0
-    /// linearizable, 1 not, 3 undecided (the one place this is decided;
-    /// README's exit-code table).
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Verdict::Linearizable => 0,
-            Verdict::NotLinearizable => 1,
-            Verdict::Unknown => 3,
-        }
-    }
-}
-
-impl Serialize for Verdict {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Verdict::Linearizable => s.serialize_bool(true),
-            Verdict::NotLinearizable => s.serialize_bool(false),
-            Verdict::Unknown => s.serialize_str("unknown"),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Verdict {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match serde_json::Value::deserialize(d)? {
-            serde_json::Value::Bool(true) => Ok(Verdict::Linearizable),
-            serde_json::Value::Bool(false) => Ok(Verdict::NotLinearizable),
-            serde_json::Value::String(s) if s == "unknown" => Ok(Verdict::Unknown),
-            other => Err(serde::de::Error::custom(format!(
-                "a verdict is true, false or \"unknown\", not {other}"
-            ))),
-        }
-    }
-}
+pub use faultline_rundir::summary::Verdict;
 
 /// Why a key's history is not linearizable.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -12,6 +12,7 @@ pub mod quote;
 pub mod read;
 pub mod records;
 pub mod spec;
+pub mod summary;
 
 use std::path::{Path, PathBuf};
 

@@ -181,7 +181,40 @@ fn every_field_of_the_run_files_records_is_in_the_run_files_page() {
         cells: vec![],
         elections: vec![],
     };
+    let line = faultline_rundir::summary::CampaignLine {
+        campaign: "c".into(),
+        report: "r".into(),
+        valid: faultline_checker::Verdict::Linearizable,
+        runs: 1,
+        not_linearizable: vec![],
+        unknown: vec![],
+        unexpected: vec![],
+        undecided: vec![],
+        controls_caught: 0,
+        exit: 0,
+        elections: vec![faultline_rundir::summary::ElectionLine {
+            setting: "s".into(),
+            election_timeout: Some("1..2".into()),
+            trials: 1,
+            no_leader: 0,
+            mean_ms: Some(1.0),
+            median_ms: Some(1.0),
+            p99_ms: Some(1.0),
+            max_ms: Some(1.0),
+            paper: Some("p".into()),
+        }],
+    };
+    let compare_line = faultline_rundir::summary::CompareLine {
+        report: "r".into(),
+        shared: 1,
+        clear_differences: 0,
+        only_a: 0,
+        only_b: 0,
+        pairs: vec![],
+    };
     let records = [
+        serde_json::to_value(line).unwrap(),
+        serde_json::to_value(compare_line).unwrap(),
         serde_json::to_value(spec).unwrap(),
         serde_json::to_value(campaign_results).unwrap(),
         serde_json::to_value(NemesisRecord {
