@@ -562,46 +562,7 @@ pub fn process_exists(pid: u32) -> bool {
     unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
 }
 
-/// A port on 127.0.0.1 that was free a moment ago, chosen at random below
-/// the kernel's ephemeral range (32768 and up), so that sockets bound to
-/// port 0 meanwhile (the link proxies, clients) cannot take it before the
-/// node that it is meant for binds it.
-pub fn free_port() -> io::Result<u16> {
-    use std::collections::HashSet;
-    use std::sync::Mutex;
-    // The generator's state and every port handed out so far: concurrent
-    // callers (tests run in parallel threads) never get the same port.
-    static STATE: Mutex<Option<(u64, HashSet<u16>)>> = Mutex::new(None);
-    let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
-    let (x, handed) = guard.get_or_insert_with(|| {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64);
-        (
-            (t ^ ((std::process::id() as u64) << 32)) | 1,
-            HashSet::new(),
-        )
-    });
-    // A long campaign hands out many: forget the old ones (their runs are
-    // over) rather than run out of the range.
-    if handed.len() > 4_000 {
-        handed.clear();
-    }
-    for _ in 0..200 {
-        // xorshift64*
-        *x ^= *x >> 12;
-        *x ^= *x << 25;
-        *x ^= *x >> 27;
-        let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        let port = 20_000 + (r % 12_000) as u16;
-        if !handed.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            handed.insert(port);
-            return Ok(port);
-        }
-    }
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
+pub use crate::addrs::free_port;
 
 /// The last `n` non-empty lines of a log file, joined with " | " (each cut
 /// to 300 characters), for an error message.
