@@ -243,6 +243,13 @@ pub struct RunArgs {
     /// the node's memory (a lost write after it is then expected).
     #[arg(long)]
     allow_amnesia: bool,
+    /// What the disk layer takes to be durable after a power loss, for
+    /// disk faults: posix (a name is durable once its directory is
+    /// fsynced), journaled (any fsync also makes every earlier name change
+    /// durable, as ext4 and XFS do) or names-durable (names at once, only
+    /// data cached, as LazyFS); docs/faults.md.
+    #[arg(long, default_value = "posix")]
+    disk_model: faultline_rundir::spec::DiskModel,
     /// For --target maelstrom: the program's arguments.
     #[arg(last = true)]
     args: Vec<String>,
@@ -372,6 +379,7 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             bin: a.bin.clone(),
             args: a.args.clone(),
             allow_amnesia: a.allow_amnesia,
+            disk_model: a.disk_model,
         },
         settings: vec![Setting {
             name: "run".into(),
@@ -392,6 +400,7 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             bin: None,
             args: None,
             read_mode: None,
+            disk_model: None,
             nodes: None,
             keys: None,
             concurrency: None,

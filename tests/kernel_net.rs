@@ -37,7 +37,7 @@ fn spec(dir: &std::path::Path, seed: u64) -> TestbedSpec {
         seed,
         net: NetBackend::Kernel,
         hosts: None,
-        disk: false,
+        disk: None,
     }
 }
 

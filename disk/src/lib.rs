@@ -8,7 +8,8 @@
 //! fsync, the bytes it overwrote and the length the file had. Memory grows
 //! with the un-fsynced data only, not with the files.
 //!
-//! The rules (the strict POSIX reading, as LazyFS takes it):
+//! The rules of the default model ([`DiskModel::Posix`], the strict POSIX
+//! reading):
 //! - a file's data becomes durable at `fsync`/`fdatasync` of that file;
 //! - creating, renaming and removing a name becomes durable only when its
 //!   directory is fsynced; a file created and never made durable by its
@@ -17,6 +18,13 @@
 //!   made durable (as Linux does: the dirty pages are dropped and marked
 //!   clean), while the next fsync succeeds — the "fsyncgate" trap;
 //! - a power loss undoes every write and every name change not durable.
+//!
+//! Two other models differ only in when names become durable:
+//! [`DiskModel::Journaled`] (ext4 `data=ordered`, XFS) makes every name
+//! change durable at any successful fsync or fdatasync, of a file or a
+//! directory, as the journal commits them together; [`DiskModel::NamesDurable`]
+//! (LazyFS) makes each name change durable at once, and caches file data
+//! only.
 //!
 //! [`fs`] is the filesystem that puts the model between a member and its
 //! disk (a FUSE mount over its data directory); [`store`] keeps the files'
@@ -31,9 +39,13 @@
 pub mod fs;
 pub mod store;
 
+pub use store::{MemStore, Store};
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use rand::{Rng, SeedableRng};
+
+pub use faultline_rundir::spec::DiskModel;
 
 /// A file of the model (an inode: names point at it).
 pub type Ino = u64;
@@ -53,29 +65,6 @@ pub enum Errno {
     IsDir,
 }
 
-/// Where the files' current contents are.
-pub trait Store {
-    /// `len` bytes of `ino` from `offset` (fewer past its end).
-    fn read_at(&self, ino: Ino, offset: u64, len: usize) -> Vec<u8>;
-    /// Write `data` at `offset`, extending the file as needed.
-    fn write_at(&mut self, ino: Ino, offset: u64, data: &[u8]);
-    /// Cut or extend (with zeros) the file to `len`.
-    fn set_len(&mut self, ino: Ino, len: u64);
-    /// The file's length.
-    fn len(&self, ino: Ino) -> u64;
-    /// Forget the file (no name points at it any more).
-    fn remove(&mut self, ino: Ino);
-    /// The parts of `[from, to)` of `ino` that may hold data (not holes),
-    /// in order. A store that cannot tell says the whole range.
-    fn data_ranges(&self, _ino: Ino, from: u64, to: u64) -> Vec<(u64, u64)> {
-        if from < to {
-            vec![(from, to)]
-        } else {
-            Vec::new()
-        }
-    }
-}
-
 /// The most bytes of undo records (what writes and truncations not yet
 /// durable overwrote or cut off) one member's disk holds. A write or a
 /// truncation that would need more fails with ENOSPC: the member pays for
@@ -85,38 +74,6 @@ pub const UNDO_LIMIT: u64 = 256 << 20;
 /// How much of a cut-off range is read at a time: a chunk that reads as
 /// zeros is kept as a hole (the length alone), not as bytes.
 const UNDO_CHUNK: u64 = 1 << 20;
-
-/// Files in memory (for tests and benchmarks of the model).
-#[derive(Default)]
-pub struct MemStore {
-    files: BTreeMap<Ino, Vec<u8>>,
-}
-
-impl Store for MemStore {
-    fn read_at(&self, ino: Ino, offset: u64, len: usize) -> Vec<u8> {
-        let f = self.files.get(&ino).map_or(&[][..], Vec::as_slice);
-        let start = (offset as usize).min(f.len());
-        let end = start.saturating_add(len).min(f.len());
-        f[start..end].to_vec()
-    }
-    fn write_at(&mut self, ino: Ino, offset: u64, data: &[u8]) {
-        let f = self.files.entry(ino).or_default();
-        let end = offset as usize + data.len();
-        if f.len() < end {
-            f.resize(end, 0);
-        }
-        f[offset as usize..end].copy_from_slice(data);
-    }
-    fn set_len(&mut self, ino: Ino, len: u64) {
-        self.files.entry(ino).or_default().resize(len as usize, 0);
-    }
-    fn len(&self, ino: Ino) -> u64 {
-        self.files.get(&ino).map_or(0, |f| f.len() as u64)
-    }
-    fn remove(&mut self, ino: Ino) {
-        self.files.remove(&ino);
-    }
-}
 
 /// What undoes one write: the bytes it overwrote and the file's length
 /// before it.
@@ -203,6 +160,8 @@ pub struct Disk<S: Store> {
     pub counters: Counters,
     /// Bytes held in undo records, every file's (at most [`UNDO_LIMIT`]).
     undo_held: u64,
+    /// When names become durable.
+    model: DiskModel,
 }
 
 /// The bytes a file's undo records hold.
@@ -221,8 +180,13 @@ pub fn parent(name: &str) -> &str {
 }
 
 impl<S: Store> Disk<S> {
-    /// An empty disk on `store`.
+    /// An empty disk on `store`, under the strict POSIX model.
     pub fn new(store: S) -> Disk<S> {
+        Disk::with_model(store, DiskModel::Posix)
+    }
+
+    /// An empty disk on `store`, under `model`.
+    pub fn with_model(store: S, model: DiskModel) -> Disk<S> {
         Disk {
             store,
             next: 1,
@@ -235,6 +199,39 @@ impl<S: Store> Disk<S> {
             switches: Switches::default(),
             counters: Counters::default(),
             undo_held: 0,
+            model,
+        }
+    }
+
+    /// The model it follows.
+    pub fn model(&self) -> DiskModel {
+        self.model
+    }
+
+    /// Every name change so far becomes durable (the journaled model at
+    /// a successful fsync; the names-durable model at each change).
+    fn names_durable_now(&mut self) {
+        let before: BTreeSet<Ino> = self.durable.values().copied().collect();
+        self.durable = self.names.clone();
+        self.durable_dirs = self.dirs.clone();
+        self.dir_renames.clear();
+        for ino in before {
+            self.forget_if_unnamed(ino);
+        }
+    }
+
+    /// After a name change: durable at once under the names-durable model.
+    fn named(&mut self) {
+        if self.model == DiskModel::NamesDurable {
+            self.names_durable_now();
+        }
+    }
+
+    /// After a successful fsync: under the journaled model, the journal's
+    /// commit makes every earlier name change durable.
+    fn synced(&mut self) {
+        if self.model == DiskModel::Journaled {
+            self.names_durable_now();
         }
     }
 
@@ -280,6 +277,7 @@ impl<S: Store> Disk<S> {
             self.forget_if_unnamed(old);
         }
         self.files.insert(ino, FileState::default());
+        self.named();
         Ok(ino)
     }
 
@@ -289,6 +287,7 @@ impl<S: Store> Disk<S> {
             return Err(Errno::NotFound);
         }
         self.dirs.insert(name.to_string());
+        self.named();
         Ok(())
     }
 
@@ -394,6 +393,7 @@ impl<S: Store> Disk<S> {
             }
         }
         self.counters.fsyncs += 1;
+        self.synced();
         Ok(())
     }
 
@@ -435,6 +435,7 @@ impl<S: Store> Disk<S> {
             .retain(|d| d.is_empty() || !in_dir(d) || self.dirs.contains(d));
         self.durable_dirs.extend(sub);
         self.counters.fsyncs += 1;
+        self.synced();
         Ok(())
     }
 
@@ -453,6 +454,7 @@ impl<S: Store> Disk<S> {
             self.names = moved(std::mem::take(&mut self.names), from, to);
             self.dirs = moved_set(std::mem::take(&mut self.dirs), from, to);
             self.dir_renames.push((from.to_string(), to.to_string()));
+            self.named();
             return Ok(());
         }
         if self.dirs.contains(to) {
@@ -465,6 +467,7 @@ impl<S: Store> Disk<S> {
         if let Some(old) = self.names.insert(to.to_string(), ino) {
             self.forget_if_unnamed(old);
         }
+        self.named();
         Ok(())
     }
 
@@ -472,6 +475,7 @@ impl<S: Store> Disk<S> {
     pub fn unlink(&mut self, name: &str) -> Result<(), Errno> {
         let ino = self.names.remove(name).ok_or(Errno::NotFound)?;
         self.forget_if_unnamed(ino);
+        self.named();
         Ok(())
     }
 
@@ -485,6 +489,7 @@ impl<S: Store> Disk<S> {
             return Err(Errno::NotEmpty);
         }
         self.dirs.remove(name);
+        self.named();
         Ok(())
     }
 

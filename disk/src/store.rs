@@ -1,5 +1,7 @@
-//! The files' current contents on the real disk: one backing file per
-//! file of the model, named by its number, in a directory of the run's.
+//! Where the files' current contents are ([`Store`]): on the real disk,
+//! one backing file per file of the model, named by its number, in a
+//! directory of the run's ([`FileStore`]); or in memory, for tests and
+//! benchmarks of the model ([`MemStore`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -7,7 +9,64 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::{Ino, Store};
+use std::collections::BTreeMap;
+
+use crate::Ino;
+
+/// Where the files' current contents are.
+pub trait Store {
+    /// `len` bytes of `ino` from `offset` (fewer past its end).
+    fn read_at(&self, ino: Ino, offset: u64, len: usize) -> Vec<u8>;
+    /// Write `data` at `offset`, extending the file as needed.
+    fn write_at(&mut self, ino: Ino, offset: u64, data: &[u8]);
+    /// Cut or extend (with zeros) the file to `len`.
+    fn set_len(&mut self, ino: Ino, len: u64);
+    /// The file's length.
+    fn len(&self, ino: Ino) -> u64;
+    /// Forget the file (no name points at it any more).
+    fn remove(&mut self, ino: Ino);
+    /// The parts of `[from, to)` of `ino` that may hold data (not holes),
+    /// in order. A store that cannot tell says the whole range.
+    fn data_ranges(&self, _ino: Ino, from: u64, to: u64) -> Vec<(u64, u64)> {
+        if from < to {
+            vec![(from, to)]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// Files in memory (for tests and benchmarks of the model).
+#[derive(Default)]
+pub struct MemStore {
+    files: BTreeMap<Ino, Vec<u8>>,
+}
+
+impl Store for MemStore {
+    fn read_at(&self, ino: Ino, offset: u64, len: usize) -> Vec<u8> {
+        let f = self.files.get(&ino).map_or(&[][..], Vec::as_slice);
+        let start = (offset as usize).min(f.len());
+        let end = start.saturating_add(len).min(f.len());
+        f[start..end].to_vec()
+    }
+    fn write_at(&mut self, ino: Ino, offset: u64, data: &[u8]) {
+        let f = self.files.entry(ino).or_default();
+        let end = offset as usize + data.len();
+        if f.len() < end {
+            f.resize(end, 0);
+        }
+        f[offset as usize..end].copy_from_slice(data);
+    }
+    fn set_len(&mut self, ino: Ino, len: u64) {
+        self.files.entry(ino).or_default().resize(len as usize, 0);
+    }
+    fn len(&self, ino: Ino) -> u64 {
+        self.files.get(&ino).map_or(0, |f| f.len() as u64)
+    }
+    fn remove(&mut self, ino: Ino) {
+        self.files.remove(&ino);
+    }
+}
 
 /// A [`Store`] in a backing directory. An I/O error of the real disk is
 /// kept (the first one) for the layer to report as EIO: the model itself

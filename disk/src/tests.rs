@@ -363,3 +363,142 @@ fn undo_records_past_the_bound_fail_the_members_own_write() {
     d.fsync(f).unwrap();
     assert_eq!(d.undo_held(), 0);
 }
+
+fn disk_under(model: DiskModel) -> Disk<MemStore> {
+    Disk::with_model(MemStore::default(), model)
+}
+
+#[test]
+fn the_three_models_differ_exactly_where_they_should() {
+    use DiskModel::*;
+    for model in [Posix, Journaled, NamesDurable] {
+        // A rename without a directory fsync, then another file's fsync:
+        // lost under posix, kept where the journal or the model keeps names.
+        let mut d = disk_under(model);
+        let cur = d.create("current").unwrap();
+        let other = d.create("other").unwrap();
+        d.fsync_dir("").unwrap();
+        d.write(cur, 0, b"old").unwrap();
+        d.fsync(cur).unwrap();
+        let tmp = d.create("tmp").unwrap();
+        d.write(tmp, 0, b"new").unwrap();
+        d.fsync(tmp).unwrap();
+        d.rename("tmp", "current").unwrap();
+        d.write(other, 0, b"x").unwrap();
+        d.fsync(other).unwrap();
+        d.power_loss();
+        let want: &[u8] = if model == Posix { b"old" } else { b"new" };
+        assert_eq!(content(&d, "current").unwrap(), want, "{model}");
+
+        // Data never fsynced: lost under all three.
+        let mut d = disk_under(model);
+        let f = d.create("f").unwrap();
+        d.fsync_dir("").unwrap();
+        d.write(f, 0, b"unsynced").unwrap();
+        d.power_loss();
+        assert_eq!(content(&d, "f").unwrap(), b"", "{model}");
+
+        // A name nothing ever fsynced: only names-durable keeps it.
+        let mut d = disk_under(model);
+        d.create("lonely").unwrap();
+        d.power_loss();
+        assert_eq!(
+            d.lookup("lonely").is_some(),
+            model == NamesDurable,
+            "{model}"
+        );
+
+        // etcd's first WAL segment: created in wal.tmp, the file fsynced,
+        // wal.tmp never fsynced, renamed to wal, the parent fsynced. Under
+        // posix the segment's name is lost; the journal commits it with
+        // the segment's own fsync.
+        let mut d = disk_under(model);
+        d.mkdir("wal.tmp").unwrap();
+        let seg = d.create("wal.tmp/0.wal").unwrap();
+        d.write(seg, 0, b"seg").unwrap();
+        d.fsync(seg).unwrap();
+        d.rename("wal.tmp", "wal").unwrap();
+        d.fsync_dir("").unwrap();
+        d.power_loss();
+        assert!(d.is_dir("wal"), "{model}");
+        let kept = content(&d, "wal/0.wal");
+        if model == Posix {
+            assert_eq!(kept, None, "{model}");
+        } else {
+            assert_eq!(kept.as_deref(), Some(&b"seg"[..]), "{model}");
+        }
+    }
+}
+
+#[test]
+fn random_histories_under_every_model_lose_exactly_what_the_model_says() {
+    use rand::{Rng, SeedableRng};
+    use DiskModel::*;
+    for model in [Posix, Journaled, NamesDurable] {
+        for seed in 0..2000u64 {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let mut d = disk_under(model);
+            // Reference: per file, its content at its last fsync; the names
+            // now, and the names as the model makes them durable.
+            let mut synced: BTreeMap<Ino, Vec<u8>> = BTreeMap::new();
+            let mut now: BTreeMap<String, Ino> = BTreeMap::new();
+            let mut durable: BTreeMap<String, Ino> = BTreeMap::new();
+            let pool = ["a", "b", "c", "d"];
+            for _ in 0..rng.gen_range(1..40) {
+                let n = pool[rng.gen_range(0..pool.len())];
+                let mut names_changed = false;
+                let mut fsynced = false;
+                match (rng.gen_range(0..12), now.get(n).copied()) {
+                    (0 | 1, _) => {
+                        let ino = d.create(n).unwrap();
+                        now.insert(n.to_string(), ino);
+                        synced.insert(ino, Vec::new());
+                        names_changed = true;
+                    }
+                    (2, Some(_)) => {
+                        let to = pool[rng.gen_range(0..pool.len())];
+                        if to != n {
+                            d.rename(n, to).unwrap();
+                            let ino = now.remove(n).unwrap();
+                            now.insert(to.to_string(), ino);
+                            names_changed = true;
+                        }
+                    }
+                    (3, Some(_)) => {
+                        d.unlink(n).unwrap();
+                        now.remove(n);
+                        names_changed = true;
+                    }
+                    (4, _) => {
+                        d.fsync_dir("").unwrap();
+                        durable = now.clone();
+                    }
+                    (5..=8, Some(ino)) => {
+                        let off = rng.gen_range(0..64);
+                        let len = rng.gen_range(1..32);
+                        let byte: u8 = rng.gen();
+                        d.write(ino, off, &vec![byte; len]).unwrap();
+                    }
+                    (9, Some(ino)) => d.truncate(ino, rng.gen_range(0..80)).unwrap(),
+                    (_, Some(ino)) => {
+                        d.fsync(ino).unwrap();
+                        let c = d.store().read_at(ino, 0, d.store().len(ino) as usize);
+                        synced.insert(ino, c);
+                        fsynced = true;
+                    }
+                    (_, None) => {}
+                }
+                if (names_changed && model == NamesDurable) || (fsynced && model == Journaled) {
+                    durable = now.clone();
+                }
+            }
+            d.power_loss();
+            let names: Vec<String> = durable.keys().cloned().collect();
+            assert_eq!(d.names(), names, "{model}, seed {seed}: the names");
+            for (n, ino) in &durable {
+                let got = content(&d, n).unwrap();
+                assert_eq!(&got, &synced[ino], "{model}, seed {seed}: {n}'s data");
+            }
+        }
+    }
+}

@@ -27,12 +27,18 @@ pub struct Disks {
     /// fault started.
     pub(crate) open: BTreeMap<(u64, String), (usize, u64)>,
     record: PathBuf,
+    model: faultline_rundir::spec::DiskModel,
 }
 
 impl Disks {
     /// Check what the layer needs, then mount one over each member's data
-    /// directory in `dir` (on failure, whatever was mounted is unmounted).
-    pub fn mount(dir: &Path, ids: &[String]) -> anyhow::Result<Disks> {
+    /// directory in `dir`, following `model` (on failure, whatever was
+    /// mounted is unmounted).
+    pub fn mount(
+        dir: &Path,
+        ids: &[String],
+        model: faultline_rundir::spec::DiskModel,
+    ) -> anyhow::Result<Disks> {
         faultline_disk::fs::check_prerequisites().map_err(|e| anyhow::anyhow!(e))?;
         let rd = faultline_rundir::RunDir::new(dir);
         let mut disks = Disks {
@@ -40,9 +46,10 @@ impl Disks {
             events: Vec::new(),
             open: BTreeMap::new(),
             record: rd.disk(),
+            model,
         };
         for id in ids {
-            let m = Mounted::mount(&rd.node_data(id), &rd.node_backing(id))
+            let m = Mounted::mount_with(&rd.node_data(id), &rd.node_backing(id), model)
                 .with_context(|| format!("putting the disk layer under {id}"))?;
             disks.mounts.insert(id.clone(), m);
         }
@@ -68,6 +75,7 @@ impl Disks {
             return Ok(());
         }
         let mut record = DiskRecord {
+            model: self.model,
             events: self.events.clone(),
             ..DiskRecord::default()
         };

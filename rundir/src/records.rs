@@ -479,6 +479,9 @@ pub struct DiskCounters {
 /// `disk.json`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct DiskRecord {
+    /// What the layer took to be durable ([`crate::spec::DiskModel`]).
+    #[serde(default)]
+    pub model: crate::spec::DiskModel,
     /// Per member.
     pub nodes: std::collections::BTreeMap<String, DiskCounters>,
     /// What every disk fault did, in order.

@@ -51,6 +51,9 @@ pub struct SharedRun {
     pub args: Vec<String>,
     /// Run crash faults on a target whose restart forgets everything.
     pub allow_amnesia: bool,
+    /// What the disk layer takes to be durable: "posix" (default),
+    /// "journaled" or "names-durable" (docs/faults.md).
+    pub disk_model: faultline_rundir::spec::DiskModel,
     /// The inventory of hosts the members run on (docs/hosts.md).
     pub hosts: Option<String>,
 }
@@ -77,6 +80,7 @@ impl Default for SharedRun {
             bin: d.bin,
             args: d.args,
             allow_amnesia: d.allow_amnesia,
+            disk_model: d.disk_model,
             hosts: d.hosts,
         }
     }
@@ -138,6 +142,9 @@ pub struct Setting {
     /// etcd's reads for this setting only ("linearizable" or "serializable").
     #[serde(default)]
     pub read_mode: Option<faultline_sut::etcd::ReadMode>,
+    /// The disk model for this setting only (default: the campaign's).
+    #[serde(default)]
+    pub disk_model: Option<faultline_rundir::spec::DiskModel>,
     /// Workload and cluster shape for this setting only (default: the
     /// campaign's `[run]`): a bug may need its own exposure.
     #[serde(default)]
@@ -506,6 +513,7 @@ impl CampaignConfig {
                         bin: s.bin.clone().or_else(|| self.run.bin.clone()),
                         args: s.args.clone().unwrap_or_else(|| self.run.args.clone()),
                         allow_amnesia: self.run.allow_amnesia,
+                        disk_model: s.disk_model.unwrap_or(self.run.disk_model),
                         target_version: None,
                         effective: None,
                     };

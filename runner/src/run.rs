@@ -80,7 +80,11 @@ pub async fn run_one(
         seed: plan.seed,
         net: plan.net,
         hosts: plan.hosts.clone(),
-        disk: plan.faults.iter().any(Fault::needs_disk_layer),
+        disk: plan
+            .faults
+            .iter()
+            .any(Fault::needs_disk_layer)
+            .then_some(plan.disk_model),
     })
     .await?;
     if target.capabilities().reports_leader {

@@ -56,6 +56,8 @@ pub struct RunPlan {
     pub register: RegisterConfig,
     /// The network backend.
     pub net: NetBackend,
+    /// What the disk layer takes to be durable (runs with disk faults).
+    pub disk_model: faultline_rundir::spec::DiskModel,
 }
 
 impl RunPlan {
@@ -94,6 +96,7 @@ impl RunPlan {
             effective,
             register: register_config(spec),
             net: spec.net,
+            disk_model: spec.disk_model,
         })
     }
 
@@ -179,6 +182,14 @@ fn validate_with(
     let faults =
         parse_list(&spec.nemesis, spec.nodes).map_err(|e| anyhow::anyhow!("--nemesis: {e}"))?;
     let effective = validate_target(spec, settings, &faults)?;
+    if spec.disk_model != faultline_rundir::spec::DiskModel::Posix
+        && !faults.iter().any(Fault::needs_disk_layer)
+    {
+        anyhow::bail!(
+            "disk_model {} changes only what a disk fault's power loss undoes: give a disk fault (lose-unsynced, torn-write, …) or leave the model out",
+            spec.disk_model
+        );
+    }
     if faults.iter().any(Fault::needs_disk_layer) && faults.iter().any(|f| f.spares_needed() > 0) {
         anyhow::bail!(
             "membership faults start fresh members on wiped data directories, which the disk layer of disk faults is mounted over: run them in separate runs"

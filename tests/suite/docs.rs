@@ -283,6 +283,7 @@ fn every_field_of_the_run_files_records_is_in_the_run_files_page() {
         })
         .unwrap(),
         serde_json::to_value(faultline_rundir::records::DiskRecord {
+            model: faultline_rundir::spec::DiskModel::Journaled,
             nodes: [(
                 "n1".to_string(),
                 faultline_rundir::records::DiskCounters {

@@ -27,7 +27,7 @@ fn spec(dir: &std::path::Path, seed: u64) -> TestbedSpec {
         seed,
         net: faultline_nemesis::net::NetBackend::Proxy,
         hosts: None,
-        disk: false,
+        disk: None,
     }
 }
 

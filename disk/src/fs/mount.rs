@@ -199,8 +199,17 @@ impl Mounted {
     /// Mount the layer over `mountpoint` (created if missing, and empty),
     /// keeping the files in `backing` (created; must be on a real disk).
     /// The mount is removed when this is dropped, and by `fusermount3`
-    /// when this process dies, however it dies.
+    /// when this process dies, however it dies. The strict POSIX model.
     pub fn mount(mountpoint: &Path, backing: &Path) -> anyhow::Result<Mounted> {
+        Mounted::mount_with(mountpoint, backing, crate::DiskModel::Posix)
+    }
+
+    /// [`Mounted::mount`], the layer following `model`.
+    pub fn mount_with(
+        mountpoint: &Path,
+        backing: &Path,
+        model: crate::DiskModel,
+    ) -> anyhow::Result<Mounted> {
         use anyhow::Context;
         std::fs::create_dir_all(mountpoint)
             .with_context(|| format!("creating {}", mountpoint.display()))?;
@@ -209,7 +218,7 @@ impl Mounted {
         let store =
             FileStore::new(backing).with_context(|| format!("creating {}", backing.display()))?;
         let shared = Arc::new(Mutex::new(Shared {
-            disk: Disk::new(store),
+            disk: Disk::with_model(store, model),
             slow: Duration::ZERO,
             dirs: HashMap::new(),
             dir_ids: HashMap::new(),

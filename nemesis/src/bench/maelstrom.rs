@@ -144,7 +144,7 @@ pub async fn maelstrom(exe: &Path, base: &Path, pings: u32, messages: u32) -> an
         seed: 1,
         net: NetBackend::Proxy,
         hosts: None,
-        disk: false,
+        disk: None,
     })
     .await?;
     let addrs = tb.cluster.client_addrs();

@@ -264,7 +264,11 @@ async fn node_mode(
 ) -> anyhow::Result<NodeFigures> {
     let mut disks = if disk_layer {
         let ids: Vec<String> = (1..=nodes).map(|i| format!("n{i}")).collect();
-        Some(crate::disk::Disks::mount(dir, &ids)?)
+        Some(crate::disk::Disks::mount(
+            dir,
+            &ids,
+            faultline_rundir::spec::DiskModel::Posix,
+        )?)
     } else {
         None
     };

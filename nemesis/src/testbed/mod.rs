@@ -68,9 +68,10 @@ pub struct TestbedSpec {
     pub net: NetBackend,
     /// The inventory of a `--hosts` run.
     pub hosts: Option<PathBuf>,
-    /// Put the disk layer (FUSE) under every member's data directory (for
-    /// disk faults, or to measure what it costs).
-    pub disk: bool,
+    /// Put the disk layer (FUSE) under every member's data directory,
+    /// following this model (for disk faults, or to measure what it
+    /// costs); none: no layer.
+    pub disk: Option<faultline_rundir::spec::DiskModel>,
 }
 
 /// A running cluster with its network.
@@ -165,7 +166,7 @@ impl Testbed {
             hosts: Default::default(),
         };
         let mut hosts = None;
-        let disks = if spec.disk {
+        let disks = if let Some(model) = spec.disk {
             anyhow::ensure!(
                 spec.net != NetBackend::Hosts,
                 "disk faults are not offered on --hosts yet: run them on this machine"
@@ -173,7 +174,7 @@ impl Testbed {
             let ids: Vec<String> = (1..=spec.nodes + spec.spares)
                 .map(|i| format!("n{i}"))
                 .collect();
-            Some(crate::disk::Disks::mount(&spec.dir, &ids)?)
+            Some(crate::disk::Disks::mount(&spec.dir, &ids, model)?)
         } else {
             None
         };

@@ -342,7 +342,7 @@ fn links_table(links: &[faultline_rundir::records::LinkStats]) -> Markup {
 fn disk_section(d: &faultline_rundir::records::DiskRecord) -> Markup {
     html! {
         h2 id="disk" { "Disk" }
-        p { "Every member's data directory was behind faultline's disk layer (FUSE): a write is durable once its file is fsynced, a new, renamed or removed name once its directory is (docs/faults.md)." }
+        p { "Every member's data directory was behind faultline's disk layer (FUSE), under the disk model " b { (d.model.name()) } ": " (disk_model_words(d.model)) " (docs/faults.md)." }
         table {
             tr { th { "member" } th { "bytes written" } th { "fsyncs" } th { "errors injected" } th { "not durable at the end" } }
             @for (node, c) in &d.nodes {
@@ -372,6 +372,16 @@ fn disk_section(d: &faultline_rundir::records::DiskRecord) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// What a disk model takes to be durable, in words.
+fn disk_model_words(m: faultline_rundir::spec::DiskModel) -> &'static str {
+    use faultline_rundir::spec::DiskModel;
+    match m {
+        DiskModel::Posix => "a write is durable once its file is fsynced, a new, renamed or removed name once its directory is (the strict reading of POSIX)",
+        DiskModel::Journaled => "a write is durable once its file is fsynced; any successful fsync also makes every earlier name change durable, as ext4 (data=ordered) and XFS commit them in their journal",
+        DiskModel::NamesDurable => "names are durable at once (creates, renames, removals), only file data waits for its fsync, as LazyFS models a disk",
     }
 }
 

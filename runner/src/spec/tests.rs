@@ -247,3 +247,28 @@ fn a_bad_timeout_or_bug_is_refused_by_name() {
     };
     assert!(format!("{:#}", validate(&bad).unwrap_err()).contains("max_append_entries"));
 }
+
+#[test]
+fn a_disk_model_without_a_disk_fault_is_refused() {
+    use faultline_rundir::spec::DiskModel;
+    let e = format!(
+        "{:#}",
+        validate(&RunSpec {
+            disk_model: DiskModel::Journaled,
+            ..RunSpec::default()
+        })
+        .unwrap_err()
+    );
+    assert!(
+        e.contains("disk_model journaled") && e.contains("give a disk fault"),
+        "{e}"
+    );
+    let plan = RunPlan::new(&RunSpec {
+        disk_model: DiskModel::NamesDurable,
+        nemesis: "lose-unsynced@all".into(),
+        ..RunSpec::default()
+    })
+    .unwrap();
+    assert_eq!(plan.disk_model, DiskModel::NamesDurable);
+    assert_eq!(plan.stored.disk_model, DiskModel::NamesDurable);
+}
