@@ -355,3 +355,72 @@ fn ignore_fsync_error_and_no_dir_fsync_are_caught() {
     }
     assert!(mounts_under(tmp.path()).is_empty());
 }
+
+/// Whether a missing directory fsync loses data depends on the filesystem:
+/// `no-dir-fsync` is caught under the strict `posix` model (the test
+/// above) and cannot be under `journaled` or `names-durable`, where the
+/// names it never fsyncs are durable anyway; the correct node loses
+/// nothing under either.
+#[test]
+fn under_journaled_and_names_durable_no_dir_fsync_loses_nothing_and_the_correct_node_neither() {
+    if !disk_layer_available("disk models") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for model in ["journaled", "names-durable"] {
+        let tag = format!("correct-{model}");
+        let (code, out, err) = run(
+            tmp.path(),
+            &tag,
+            &[
+                "--disk-model",
+                model,
+                "--nemesis",
+                "lose-unsynced@all",
+                "--time-limit",
+                "12",
+                "--fault-interval",
+                "3",
+                "--seed",
+                "7",
+            ],
+            Duration::from_secs(120),
+        );
+        assert_eq!(code, 0, "{tag}: {out}\n{err}");
+        assert!(
+            err.contains("] run / lose-unsynced@all: linearizable"),
+            "{tag}: {err}"
+        );
+        let disk: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(run_dir(&tmp.path().join(&tag)).join("disk.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(disk["model"], model, "{tag}");
+
+        let tag = format!("no-dir-fsync-{model}");
+        let (code, out, err) = run(
+            tmp.path(),
+            &tag,
+            &[
+                "--unsafe-bug",
+                "no-dir-fsync",
+                "--disk-model",
+                model,
+                "--nemesis",
+                "lose-unsynced@follower",
+                "--snapshot-entries",
+                "50",
+                "--time-limit",
+                "14",
+                "--fault-interval",
+                "2",
+                "--seed",
+                "1",
+            ],
+            Duration::from_secs(120),
+        );
+        // The positive control is not caught: the model keeps the names.
+        assert_eq!(code, 1, "{tag}: {out}\n{err}");
+        assert!(err.contains("positive control not caught"), "{tag}: {err}");
+    }
+}
