@@ -26,38 +26,6 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
         });
     let body = html! {
         h1 { "faultline run: " (title) }
-        p { b { "System under test: " } (system_words(r.spec.as_ref())) }
-        p { b { "Network: " } (network_words(r.spec.as_ref())) }
-        @if let Some(d) = &r.disk {
-            (disk_section(d))
-            @for f in &r.disk_noted {
-                p class="note" { "After its files were damaged: " (f.message) " — its own check noticed, and it does not vote until it holds them again (not a violation)." }
-            }
-        }
-        @if let Some(h) = &r.hosts {
-            p id="hosts" { b { "Hosts: " } "each member on a host of " code { (h.inventory) } " over ssh (run " code { (h.run) } ", set up in " (format!("{:.1}", h.setup_s)) " s" @if let Some(t) = h.teardown_s { ", ended in " (format!("{t:.1}")) " s" } ")." }
-            table {
-                tr { th { "member" } th { "host" } th { "ssh" } th { "address" } th { "clock offset" } th { "setup" } th { "teardown" } }
-                @for e in &h.hosts {
-                    tr {
-                        td { (e.node) } td { (e.host) } td { (e.ssh) } td { (e.address) }
-                        td { (match (e.clock_offset_ms, e.clock_uncertainty_ms) {
-                            (Some(o), Some(u)) => format!("{o:+.1} ms (± {u:.1})"),
-                            _ => "not measured".into(),
-                        }) }
-                        td { (format!("{:.1} s", e.setup_s)) }
-                        td { (e.teardown_s.map_or("–".into(), |t| format!("{t:.1} s"))) }
-                    }
-                }
-            }
-            p class="small" { "The history is timed on this control node's clock. Elections and the leader timeline come from the members' logs, stamped by each host's clock and moved onto this one's by the offset above: they are as exact as that offset (± its uncertainty)." }
-        }
-        @if let Some(p) = &r.placement {
-            p id="placement" { b { "Ran on: " } (placement_words(p)) }
-            @for a in &p.attempts {
-                p class="small" { "An earlier attempt on " (a.on) " failed: " (a.error) }
-            }
-        }
         @if let Some(cut) = &r.interrupted {
             div class="banner unk" {
                 b { "INTERRUPTED: " (cut) "." }
@@ -90,6 +58,38 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
                         }
                     }
                 }
+            }
+        }
+        p { b { "System under test: " } (system_words(r.spec.as_ref())) }
+        p { b { "Network: " } (network_words(r.spec.as_ref())) }
+        @if let Some(d) = &r.disk {
+            (disk_section(d))
+            @for f in &r.disk_noted {
+                p class="note" { "After its files were damaged: " (f.message) " — its own check noticed, and it does not vote until it holds them again (not a violation)." }
+            }
+        }
+        @if let Some(h) = &r.hosts {
+            p id="hosts" { b { "Hosts: " } "each member on a host of " code { (h.inventory) } " over ssh (run " code { (h.run) } ", set up in " (format!("{:.1}", h.setup_s)) " s" @if let Some(t) = h.teardown_s { ", ended in " (format!("{t:.1}")) " s" } ")." }
+            table {
+                tr { th { "member" } th { "host" } th { "ssh" } th { "address" } th { "clock offset" } th { "setup" } th { "teardown" } }
+                @for e in &h.hosts {
+                    tr {
+                        td { (e.node) } td { (e.host) } td { (e.ssh) } td { (e.address) }
+                        td { (match (e.clock_offset_ms, e.clock_uncertainty_ms) {
+                            (Some(o), Some(u)) => format!("{o:+.1} ms (± {u:.1})"),
+                            _ => "not measured".into(),
+                        }) }
+                        td { (format!("{:.1} s", e.setup_s)) }
+                        td { (e.teardown_s.map_or("–".into(), |t| format!("{t:.1} s"))) }
+                    }
+                }
+            }
+            p class="small" { "The history is timed on this control node's clock. Elections and the leader timeline come from the members' logs, stamped by each host's clock and moved onto this one's by the offset above: they are as exact as that offset (± its uncertainty)." }
+        }
+        @if let Some(p) = &r.placement {
+            p id="placement" { b { "Ran on: " } (placement_words(p)) }
+            @for a in &p.attempts {
+                p class="small" { "An earlier attempt on " (a.on) " failed: " (a.error) }
             }
         }
         h2 { "Settings" }
