@@ -38,6 +38,10 @@
 
 pub mod fs;
 pub mod store;
+pub mod why;
+
+mod damage;
+pub use damage::{Corruption, Damage};
 
 pub use store::{MemStore, Store};
 
@@ -117,6 +121,10 @@ pub struct Loss {
     pub names: Vec<String>,
     /// For a torn write: the file, and the bytes of it that were kept.
     pub torn: Option<(String, u64)>,
+    /// Why: per name, the calls that would have made it durable and the
+    /// one missing; per file whose data was undone, its range, last write
+    /// and last fsync (at most [`why::EXPLANATIONS_LIMIT`], then a count).
+    pub why: Vec<String>,
 }
 
 /// Counters per member, as the run page shows them.
@@ -162,6 +170,8 @@ pub struct Disk<S: Store> {
     undo_held: u64,
     /// When names become durable.
     model: DiskModel,
+    /// The calls so far, to explain what a power loss takes.
+    log: why::CallLog,
 }
 
 /// The bytes a file's undo records hold.
@@ -200,6 +210,7 @@ impl<S: Store> Disk<S> {
             counters: Counters::default(),
             undo_held: 0,
             model,
+            log: why::CallLog::default(),
         }
     }
 
@@ -277,6 +288,7 @@ impl<S: Store> Disk<S> {
             self.forget_if_unnamed(old);
         }
         self.files.insert(ino, FileState::default());
+        self.log.push(why::Call::Create(name.to_string()));
         self.named();
         Ok(ino)
     }
@@ -287,6 +299,7 @@ impl<S: Store> Disk<S> {
             return Err(Errno::NotFound);
         }
         self.dirs.insert(name.to_string());
+        self.log.push(why::Call::Mkdir(name.to_string()));
         self.named();
         Ok(())
     }
@@ -310,6 +323,8 @@ impl<S: Store> Disk<S> {
             old_len,
         });
         self.counters.bytes_written += data.len() as u64;
+        self.log
+            .push(why::Call::Write(ino, offset, data.len() as u64));
         Ok(data.len())
     }
 
@@ -393,6 +408,7 @@ impl<S: Store> Disk<S> {
             }
         }
         self.counters.fsyncs += 1;
+        self.log.push(why::Call::Fsync(ino));
         self.synced();
         Ok(())
     }
@@ -435,6 +451,7 @@ impl<S: Store> Disk<S> {
             .retain(|d| d.is_empty() || !in_dir(d) || self.dirs.contains(d));
         self.durable_dirs.extend(sub);
         self.counters.fsyncs += 1;
+        self.log.push(why::Call::FsyncDir(dir.to_string()));
         self.synced();
         Ok(())
     }
@@ -454,6 +471,8 @@ impl<S: Store> Disk<S> {
             self.names = moved(std::mem::take(&mut self.names), from, to);
             self.dirs = moved_set(std::mem::take(&mut self.dirs), from, to);
             self.dir_renames.push((from.to_string(), to.to_string()));
+            self.log
+                .push(why::Call::Rename(from.to_string(), to.to_string()));
             self.named();
             return Ok(());
         }
@@ -467,6 +486,8 @@ impl<S: Store> Disk<S> {
         if let Some(old) = self.names.insert(to.to_string(), ino) {
             self.forget_if_unnamed(old);
         }
+        self.log
+            .push(why::Call::Rename(from.to_string(), to.to_string()));
         self.named();
         Ok(())
     }
@@ -475,6 +496,7 @@ impl<S: Store> Disk<S> {
     pub fn unlink(&mut self, name: &str) -> Result<(), Errno> {
         let ino = self.names.remove(name).ok_or(Errno::NotFound)?;
         self.forget_if_unnamed(ino);
+        self.log.push(why::Call::Unlink(name.to_string()));
         self.named();
         Ok(())
     }
@@ -489,6 +511,7 @@ impl<S: Store> Disk<S> {
             return Err(Errno::NotEmpty);
         }
         self.dirs.remove(name);
+        self.log.push(why::Call::Rmdir(name.to_string()));
         self.named();
         Ok(())
     }
@@ -525,54 +548,6 @@ impl<S: Store> Disk<S> {
     /// Whether the file exists (some name, now or durable, points at it).
     pub fn has_file(&self, ino: Ino) -> bool {
         self.files.contains_key(&ino)
-    }
-
-    /// Damage the disk itself (while the member is stopped): flip one
-    /// seeded bit of a seeded non-empty file, or cut its tail off at a
-    /// seeded length. Durable: a power loss does not bring it back. `None`
-    /// when there is no non-empty file.
-    pub fn corrupt(&mut self, seed: u64, how: Damage) -> Option<Corruption> {
-        let files: Vec<(String, Ino, u64)> = self
-            .names
-            .iter()
-            .map(|(n, i)| (n.clone(), *i, self.store.len(*i)))
-            .filter(|(_, _, len)| *len > 0)
-            .collect();
-        if files.is_empty() {
-            return None;
-        }
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let (name, ino, len) = files[rng.gen_range(0..files.len())].clone();
-        let offset = rng.gen_range(0..len);
-        match how {
-            Damage::BitFlip => {
-                let bit: u8 = rng.gen_range(0..8);
-                let mut b = self.store.read_at(ino, offset, 1);
-                b[0] ^= 1 << bit;
-                self.store.write_at(ino, offset, &b);
-                // What undoes a pending write over that byte must keep the
-                // flip: the damage is on the disk, under the cache.
-                for u in self.files.entry(ino).or_default().pending.iter_mut() {
-                    if (u.offset..u.offset + u.old.len() as u64).contains(&offset) {
-                        u.old[(offset - u.offset) as usize] ^= 1 << bit;
-                    }
-                }
-            }
-            Damage::Truncate => {
-                self.store.set_len(ino, offset);
-                let state = self.files.entry(ino).or_default();
-                self.undo_held -= held(state);
-                state.pending.clear();
-                state.dropped.clear();
-            }
-        }
-        self.counters.injected += 1;
-        Some(Corruption {
-            file: name,
-            offset,
-            len,
-            how,
-        })
     }
 
     /// Forget a file no name (now or durable) points at.
@@ -634,6 +609,7 @@ impl<S: Store> Disk<S> {
 
     fn lose(&mut self, torn: Option<(String, Tear, u64)>) -> Loss {
         let mut loss = Loss::default();
+        let mut data_why: Vec<String> = Vec::new();
         let torn_ino = torn
             .as_ref()
             .and_then(|(n, _, _)| self.names.get(n).copied());
@@ -651,6 +627,18 @@ impl<S: Store> Disk<S> {
                     .collect(),
                 _ => Vec::new(),
             };
+            let written: u64 = undo.iter().map(|u| u.written).sum();
+            if written > 0 {
+                let from = undo.iter().map(|u| u.offset).min().unwrap_or(0);
+                let to = undo.iter().map(|u| u.offset + u.written).max().unwrap_or(0);
+                let name = self
+                    .names
+                    .iter()
+                    .chain(&self.durable)
+                    .find(|(_, i)| **i == ino)
+                    .map_or_else(|| format!("file #{ino}"), |(n, _)| n.clone());
+                data_why.push(self.log.explain_data(&name, ino, written, (from, to)));
+            }
             for u in undo.iter().rev() {
                 loss.bytes += u.written;
                 if !u.old.is_empty() {
@@ -684,6 +672,12 @@ impl<S: Store> Disk<S> {
             }
         }
         loss.names = changed.into_iter().collect();
+        let names_why = loss
+            .names
+            .iter()
+            .map(|n| self.log.explain_name(n, self.model));
+        loss.why = why::capped(names_why.chain(data_why).collect());
+        self.log.clear();
         self.dir_renames.clear();
         self.names = self.durable.clone();
         self.dirs = self.durable_dirs.clone();
@@ -728,28 +722,6 @@ fn moved_set(set: BTreeSet<String>, from: &str, to: &str) -> BTreeSet<String> {
     set.into_iter()
         .map(|k| rebase(&k, from, to).unwrap_or(k))
         .collect()
-}
-
-/// How [`Disk::corrupt`] damages a file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Damage {
-    /// One bit flipped.
-    BitFlip,
-    /// The tail cut off.
-    Truncate,
-}
-
-/// What [`Disk::corrupt`] did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Corruption {
-    /// The file's name.
-    pub file: String,
-    /// The byte flipped, or the new length.
-    pub offset: u64,
-    /// The file's length before.
-    pub len: u64,
-    /// How.
-    pub how: Damage,
 }
 
 /// The page size a torn write keeps or loses pages of.

@@ -502,3 +502,83 @@ fn random_histories_under_every_model_lose_exactly_what_the_model_says() {
         }
     }
 }
+
+#[test]
+fn a_lost_name_is_explained_by_the_fsync_that_was_missing() {
+    // etcd's first WAL segment, as it makes it.
+    let mut d = disk();
+    d.mkdir("member").unwrap();
+    d.fsync_dir("").unwrap();
+    d.mkdir("member/wal.tmp").unwrap();
+    let seg = d.create("member/wal.tmp/0.wal").unwrap();
+    d.write(seg, 0, b"seg").unwrap();
+    d.fsync(seg).unwrap();
+    d.rename("member/wal.tmp", "member/wal").unwrap();
+    d.fsync_dir("member").unwrap();
+    let f = d.create("member/data").unwrap();
+    d.fsync_dir("member").unwrap();
+    d.write(f, 4, b"unsynced").unwrap();
+    let loss = d.power_loss();
+    assert_eq!(loss.names, ["member/wal/0.wal"]);
+    let why = &loss.why[0];
+    assert!(why.starts_with("`member/wal/0.wal`: created at "), "{why}");
+    assert!(
+        why.contains("in `member/wal.tmp/`; `member/wal.tmp/` never fsynced after it"),
+        "{why}"
+    );
+    assert!(
+        why.contains("`member/wal.tmp` renamed to `member/wal` at ")
+            && why.contains("`member/` fsynced at "),
+        "{why}"
+    );
+    assert!(
+        why.contains("— the entry made in `member/wal.tmp/` (created at "),
+        "{why}"
+    );
+    let data = &loss.why[1];
+    assert!(
+        data.starts_with("`member/data`: 8 bytes in [4, 12) were not durable; its last write at ")
+            && data.ends_with("its last fsync never"),
+        "{data}"
+    );
+    // Under the journaled model the segment's own fsync made its name
+    // durable: nothing to explain but the data.
+    let mut d = disk_under(DiskModel::Journaled);
+    d.mkdir("wal.tmp").unwrap();
+    let seg = d.create("wal.tmp/0.wal").unwrap();
+    d.fsync(seg).unwrap();
+    d.rename("wal.tmp", "wal").unwrap();
+    d.fsync_dir("").unwrap();
+    let loss = d.power_loss();
+    assert!(loss.names.is_empty() && loss.why.is_empty(), "{loss:?}");
+}
+
+#[test]
+fn a_removal_that_comes_back_is_explained_and_the_log_is_bounded() {
+    let mut d = disk();
+    let f = d.create("x").unwrap();
+    d.fsync(f).unwrap();
+    d.fsync_dir("").unwrap();
+    d.unlink("x").unwrap();
+    let loss = d.power_loss();
+    assert_eq!(loss.names, ["x"]);
+    assert!(
+        loss.why[0].contains("removed at ")
+            && loss.why[0].contains("the top directory was never fsynced after it"),
+        "{:?}",
+        loss.why
+    );
+    // More calls than the log keeps: the explanation says it was cut.
+    let f = d.create("y").unwrap();
+    for i in 0..(why::CALL_LOG_LIMIT as u64 + 10) {
+        d.write(f, i, b"z").unwrap();
+    }
+    let loss = d.power_loss();
+    assert_eq!(loss.names, ["y"]);
+    assert!(
+        loss.why[0].contains("no create or rename of it in the call log (the log keeps the last"),
+        "{:?}",
+        loss.why
+    );
+    assert!(why::capped(vec!["a".into(); 30]).len() == why::EXPLANATIONS_LIMIT + 1);
+}

@@ -430,6 +430,12 @@ pub struct DiskEvent {
     /// Names a power loss brought back or took away.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub names_undone: Vec<String>,
+    /// Why the power loss took what it took: per name undone, the calls
+    /// that would have made it durable and the one missing; per file whose
+    /// data was undone, the range, its last write and its last fsync
+    /// (bounded; times in seconds since the layer was mounted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub why: Vec<String>,
     /// A torn write: the file, and how many of its pending bytes were kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub torn: Option<(String, u64)>,

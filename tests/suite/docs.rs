@@ -300,6 +300,7 @@ fn every_field_of_the_run_files_records_is_in_the_run_files_page() {
                 node: "n1".into(),
                 dropped_bytes: Some(1),
                 names_undone: vec!["a".into()],
+                why: vec!["w".into()],
                 torn: Some(("a".into(), 1)),
                 corrupted: Some(faultline_rundir::records::Damaged {
                     file: "a".into(),

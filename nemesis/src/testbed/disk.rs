@@ -62,6 +62,7 @@ impl Testbed {
                     event.dropped_bytes = Some(loss.bytes);
                     event.names_undone = loss.names;
                     event.torn = loss.torn;
+                    event.why = loss.why;
                 }
                 DiskOp::Corrupt { truncate } => {
                     let how = if truncate {

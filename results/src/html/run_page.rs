@@ -363,7 +363,14 @@ fn disk_section(d: &faultline_rundir::records::DiskRecord) -> Markup {
                 @for e in &d.events {
                     tr {
                         td { code { (e.fault) } } td { (e.node) }
-                        td { (disk_event_words(e)) }
+                        td {
+                            (disk_event_words(e))
+                            @if !e.why.is_empty() {
+                                ul class="small" {
+                                    @for w in &e.why { li { (w) } }
+                                }
+                            }
+                        }
                         td { @match &e.stopped {
                             Some(why) => { b { "did not come back: " } code { (why) } }
                             None => "back",
