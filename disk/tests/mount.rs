@@ -317,3 +317,36 @@ fn long_names_are_refused_and_the_link_back_does_what_it_can() {
     // Its data is not lost: the backing directory stays.
     assert!(backing.exists(), "{left}");
 }
+
+/// The explanation of a lost name, through a real mount: a file created in
+/// a directory and fsynced, the directory renamed and its parent fsynced —
+/// the directory itself was never fsynced, so the file's name is lost, and
+/// the power loss says so.
+#[test]
+fn a_lost_name_through_the_mount_is_explained_by_the_missing_fsync() {
+    if !can_mount() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut m = Mounted::mount(&tmp.path().join("data"), &tmp.path().join("backing")).unwrap();
+    let data = m.mountpoint().to_path_buf();
+    fs::create_dir(data.join("member")).unwrap();
+    sync_dir(&data);
+    fs::create_dir(data.join("member/wal.tmp")).unwrap();
+    write_file(&data.join("member/wal.tmp/0.wal"), b"segment", true);
+    fs::rename(data.join("member/wal.tmp"), data.join("member/wal")).unwrap();
+    sync_dir(&data.join("member"));
+    let loss = m.power_loss();
+    assert_eq!(loss.names, ["member/wal/0.wal"], "{loss:?}");
+    let why = &loss.why[0];
+    assert!(
+        why.contains("created at ")
+            && why.contains("`member/wal.tmp/` never fsynced after it")
+            && why.contains("`member/wal.tmp` renamed to `member/wal` at ")
+            && why.contains("`member/` fsynced at ")
+            && why.contains("— the entry made in `member/wal.tmp/`"),
+        "{why}"
+    );
+    assert!(!data.join("member/wal/0.wal").exists());
+    m.unmount().unwrap();
+}
