@@ -379,7 +379,7 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             bin: a.bin.clone(),
             args: a.args.clone(),
             allow_amnesia: a.allow_amnesia,
-            disk_model: a.disk_model,
+            disk_model: faultline_runner::campaign::DiskModels::One(a.disk_model),
         },
         settings: vec![Setting {
             name: "run".into(),

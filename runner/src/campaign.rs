@@ -11,6 +11,9 @@ use faultline_results::expect::Expect;
 use faultline_rundir::spec::MillisRange;
 use faultline_sut::TargetKindExt;
 
+mod models;
+pub use models::DiskModels;
+
 /// Settings shared by every run of a campaign (all optional).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -52,8 +55,9 @@ pub struct SharedRun {
     /// Run crash faults on a target whose restart forgets everything.
     pub allow_amnesia: bool,
     /// What the disk layer takes to be durable: "posix" (default),
-    /// "journaled" or "names-durable" (docs/faults.md).
-    pub disk_model: faultline_rundir::spec::DiskModel,
+    /// "journaled" or "names-durable" (docs/faults.md), or a list of them:
+    /// each setting then runs once per model.
+    pub disk_model: DiskModels,
     /// The inventory of hosts the members run on (docs/hosts.md).
     pub hosts: Option<String>,
 }
@@ -80,7 +84,7 @@ impl Default for SharedRun {
             bin: d.bin,
             args: d.args,
             allow_amnesia: d.allow_amnesia,
-            disk_model: d.disk_model,
+            disk_model: DiskModels::One(d.disk_model),
             hosts: d.hosts,
         }
     }
@@ -142,9 +146,11 @@ pub struct Setting {
     /// etcd's reads for this setting only ("linearizable" or "serializable").
     #[serde(default)]
     pub read_mode: Option<faultline_sut::etcd::ReadMode>,
-    /// The disk model for this setting only (default: the campaign's).
+    /// The disk model for this setting only, or a list of them (default:
+    /// the campaign's). A setting with several becomes one setting per
+    /// model, named `NAME@MODEL`, so the page shows each finding per model.
     #[serde(default)]
-    pub disk_model: Option<faultline_rundir::spec::DiskModel>,
+    pub disk_model: Option<DiskModels>,
     /// Workload and cluster shape for this setting only (default: the
     /// campaign's `[run]`): a bug may need its own exposure.
     #[serde(default)]
@@ -354,7 +360,34 @@ pub struct PlannedRun {
 impl CampaignConfig {
     /// A campaign from TOML text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> anyhow::Result<CampaignConfig> {
-        toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {}", e.to_string().trim()))
+        let c: CampaignConfig = toml::from_str(text)
+            .map_err(|e| anyhow::anyhow!("{origin}: {}", e.to_string().trim()))?;
+        Ok(c.one_model_per_setting())
+    }
+
+    /// A setting that lists several disk models (its own, or the
+    /// campaign's) becomes one setting per model, named `NAME@MODEL`, in
+    /// the order listed.
+    fn one_model_per_setting(mut self) -> CampaignConfig {
+        let shared = self.run.disk_model.clone();
+        self.settings = std::mem::take(&mut self.settings)
+            .into_iter()
+            .flat_map(|s| {
+                let models = s.disk_model.clone().unwrap_or_else(|| shared.clone()).all();
+                if models.len() <= 1 {
+                    return vec![s];
+                }
+                models
+                    .into_iter()
+                    .map(|m| Setting {
+                        name: format!("{}@{m}", s.name),
+                        disk_model: Some(DiskModels::One(m)),
+                        ..s.clone()
+                    })
+                    .collect()
+            })
+            .collect();
+        self
     }
 
     /// Every fault kind of the campaign, in order of first appearance
@@ -513,7 +546,11 @@ impl CampaignConfig {
                         bin: s.bin.clone().or_else(|| self.run.bin.clone()),
                         args: s.args.clone().unwrap_or_else(|| self.run.args.clone()),
                         allow_amnesia: self.run.allow_amnesia,
-                        disk_model: s.disk_model.unwrap_or(self.run.disk_model),
+                        disk_model: s
+                            .disk_model
+                            .as_ref()
+                            .unwrap_or(&self.run.disk_model)
+                            .first(),
                         target_version: None,
                         effective: None,
                     };

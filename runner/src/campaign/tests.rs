@@ -70,3 +70,45 @@ fn hosts_in_run_or_in_a_setting_put_its_runs_on_the_hosts_network() {
     let e = refused("faults = [\"partition-leader\"]\n[run]\nhosts = \"h.toml\"\ntarget = \"maelstrom\"\nbin = \"/bin/true\"\n[[setting]]\nname = \"a\"\n");
     assert!(e.contains("--hosts is not supported on maelstrom"), "{e}");
 }
+
+#[test]
+fn a_setting_with_several_disk_models_runs_once_per_model() {
+    use faultline_rundir::spec::DiskModel;
+    let c = CampaignConfig::parse(
+        r#"
+faults = ["lose-unsynced@all"]
+[run]
+time_limit = 10
+fault_interval = 2
+disk_model = ["posix", "journaled"]
+[[setting]]
+name = "default"
+[[setting]]
+name = "lazy"
+disk_model = "names-durable"
+"#,
+        "test",
+    )
+    .unwrap();
+    let names: Vec<&str> = c.settings.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["default@posix", "default@journaled", "lazy"]);
+    let runs = c.runs().unwrap();
+    let models: Vec<DiskModel> = runs.iter().map(|r| r.plan.disk_model).collect();
+    assert_eq!(
+        models,
+        [
+            DiskModel::Posix,
+            DiskModel::Journaled,
+            DiskModel::NamesDurable
+        ]
+    );
+    let bad = CampaignConfig::parse("[run]\ndisk_model = \"ext4\"\n", "bad.toml").unwrap_err();
+    assert!(
+        format!("{bad:#}")
+            .contains("'ext4' is not a disk model (posix, journaled or names-durable)"),
+        "{bad:#}"
+    );
+    let twice = CampaignConfig::parse("[run]\ndisk_model = [\"posix\", \"posix\"]\n", "t.toml")
+        .unwrap_err();
+    assert!(format!("{twice:#}").contains("listed twice"), "{twice:#}");
+}
