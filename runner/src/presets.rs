@@ -58,7 +58,7 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "etcd-disk",
-        about: "etcd under power losses, torn writes and corruption of one member and of a majority (about 3 minutes; needs etcd, root and fuse3)",
+        about: "etcd under power losses (of one member, a majority, all), torn writes and corruption, each under the posix and journaled disk models (about 7 minutes; needs etcd, root and fuse3)",
         text: include_str!("../presets/etcd-disk.toml"),
     },
     Preset {
