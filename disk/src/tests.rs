@@ -513,6 +513,8 @@ fn a_lost_name_is_explained_by_the_fsync_that_was_missing() {
     let seg = d.create("member/wal.tmp/0.wal").unwrap();
     d.write(seg, 0, b"seg").unwrap();
     d.fsync(seg).unwrap();
+    // Another directory's fsync does not make the entry durable.
+    d.fsync_dir("").unwrap();
     d.rename("member/wal.tmp", "member/wal").unwrap();
     d.fsync_dir("member").unwrap();
     let f = d.create("member/data").unwrap();

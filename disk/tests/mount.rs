@@ -334,6 +334,8 @@ fn a_lost_name_through_the_mount_is_explained_by_the_missing_fsync() {
     sync_dir(&data);
     fs::create_dir(data.join("member/wal.tmp")).unwrap();
     write_file(&data.join("member/wal.tmp/0.wal"), b"segment", true);
+    // Another directory's fsync does not make the entry durable.
+    sync_dir(&data);
     fs::rename(data.join("member/wal.tmp"), data.join("member/wal")).unwrap();
     sync_dir(&data.join("member"));
     let loss = m.power_loss();
