@@ -412,6 +412,8 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             // None: the one default rule (`Setting::expectation`).
             expect: a.expect,
             expect_by_fault: Default::default(),
+            expect_by_model: Default::default(),
+            model_of: None,
         }],
     };
     run_and_print(&config, "run", &a.store, a.json, &Placement::Here, None).await

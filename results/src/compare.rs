@@ -325,7 +325,19 @@ pub fn compare(a: &Path, b: &Path, chosen: &[(String, String)]) -> anyhow::Resul
     let names = |c: &LoadedCampaign| -> Vec<String> {
         c.index.settings.iter().map(|s| s.name.clone()).collect()
     };
-    let (pairs, paired_by) = pair_settings(&names(&ca), &names(&cb), chosen)?;
+    let same = same_dir(a, b);
+    let by_model = crate::by_model::model_pairs((a, &ca), (b, &cb), same);
+    let (pairs, paired_by) = if chosen.is_empty() && same && !by_model.is_empty() {
+        (
+            by_model,
+            "by disk model (the campaign with itself)".to_string(),
+        )
+    } else {
+        match pair_settings(&names(&ca), &names(&cb), chosen)? {
+            (p, _) if p.is_empty() && !by_model.is_empty() => (by_model, "by disk model".into()),
+            found => found,
+        }
+    };
     let planned_a = planned_cells(&ca);
     let planned_b = planned_cells(&cb);
     let mut shared = Vec::new();
@@ -392,12 +404,20 @@ pub fn compare(a: &Path, b: &Path, chosen: &[(String, String)]) -> anyhow::Resul
             })
             .collect::<Vec<_>>()
     };
-    let only_a = lone(&ca, &planned_a, &matched_a, &cb, "B", &|s| {
+    let mut only_a = lone(&ca, &planned_a, &matched_a, &cb, "B", &|s| {
         pairs.iter().any(|(x, _)| x == s)
     });
-    let only_b = lone(&cb, &planned_b, &matched_b, &ca, "A", &|s| {
+    let mut only_b = lone(&cb, &planned_b, &matched_b, &ca, "A", &|s| {
         pairs.iter().any(|(_, y)| y == s)
     });
+    if same {
+        // One campaign on both sides: a cell of a paired setting is on one
+        // side or the other, and a setting paired with nothing is listed
+        // once, on A's side.
+        let paired = |s: &str| pairs.iter().any(|(x, y)| x == s || y == s);
+        only_a.retain(|c| !paired(&c.setting));
+        only_b.clear();
+    }
     Ok(Comparison {
         a: side("A", a, &ca)?,
         b: side("B", b, &cb)?,
@@ -409,8 +429,17 @@ pub fn compare(a: &Path, b: &Path, chosen: &[(String, String)]) -> anyhow::Resul
     })
 }
 
+/// Whether two paths name one directory.
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
 /// Where `faultline compare` writes by default: beside campaign A, in
-/// `compare-<A>-vs-<B>`.
+/// `compare-<A>-vs-<B>` (`compare-<A>-by-model` for a campaign compared
+/// with itself).
 pub fn default_out(a: &Path, b: &Path) -> PathBuf {
     let name = |p: &Path| {
         p.file_name()
@@ -420,6 +449,9 @@ pub fn default_out(a: &Path, b: &Path) -> PathBuf {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    if same_dir(a, b) {
+        return parent.join(format!("compare-{}-by-model", name(a)));
+    }
     parent.join(format!("compare-{}-vs-{}", name(a), name(b)))
 }
 

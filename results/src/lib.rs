@@ -14,6 +14,7 @@
 pub mod analysis;
 pub mod audit;
 pub mod bench;
+pub mod by_model;
 pub mod campaign;
 pub mod cells;
 pub mod compare;

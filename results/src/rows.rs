@@ -52,6 +52,9 @@ pub struct RunRow {
     pub expect: Expect,
     /// Whether the nodes' logs show a safety violation.
     pub unsafe_in_logs: bool,
+    /// The disk model its members' data directories were judged by (runs
+    /// with disk faults only).
+    pub disk_model: Option<faultline_rundir::spec::DiskModel>,
 }
 
 impl RunRow {
@@ -133,6 +136,7 @@ pub(crate) fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<RunRow> {
         unsafe_in_logs: !r.findings.is_empty(),
         cut_short: r.interrupted.map(|s| format!("interrupted: {s}")),
         first_anomaly_s,
+        disk_model: r.disk.as_ref().map(|d| d.model),
         windows: r.faults,
     })
 }
@@ -162,6 +166,7 @@ fn not_run(run: &CampaignRun, dir: &Path) -> RunRow {
         first_anomaly_s: None,
         expect: run.expect,
         unsafe_in_logs: false,
+        disk_model: None,
         cut_short: Some(why.into()),
     }
 }

@@ -186,6 +186,16 @@ pub struct Setting {
     /// (fault → expectation), where a fault makes the difference.
     #[serde(default)]
     pub expect_by_fault: std::collections::BTreeMap<String, Expect>,
+    /// The expectation of this setting's runs under particular disk models
+    /// (model → expectation), where the model makes the difference: a
+    /// missing directory fsync is caught under posix, and cannot be under
+    /// journaled or names-durable.
+    #[serde(default)]
+    pub expect_by_model: std::collections::BTreeMap<String, Expect>,
+    /// For a setting made from one that lists several disk models: that
+    /// setting's name (its runs share their seeds with its other models').
+    #[serde(skip)]
+    pub model_of: Option<String>,
 }
 
 impl Setting {
@@ -362,32 +372,7 @@ impl CampaignConfig {
     pub fn parse(text: &str, origin: &str) -> anyhow::Result<CampaignConfig> {
         let c: CampaignConfig = toml::from_str(text)
             .map_err(|e| anyhow::anyhow!("{origin}: {}", e.to_string().trim()))?;
-        Ok(c.one_model_per_setting())
-    }
-
-    /// A setting that lists several disk models (its own, or the
-    /// campaign's) becomes one setting per model, named `NAME@MODEL`, in
-    /// the order listed.
-    fn one_model_per_setting(mut self) -> CampaignConfig {
-        let shared = self.run.disk_model.clone();
-        self.settings = std::mem::take(&mut self.settings)
-            .into_iter()
-            .flat_map(|s| {
-                let models = s.disk_model.clone().unwrap_or_else(|| shared.clone()).all();
-                if models.len() <= 1 {
-                    return vec![s];
-                }
-                models
-                    .into_iter()
-                    .map(|m| Setting {
-                        name: format!("{}@{m}", s.name),
-                        disk_model: Some(DiskModels::One(m)),
-                        ..s.clone()
-                    })
-                    .collect()
-            })
-            .collect();
-        self
+        models::one_model_per_setting(c).map_err(|e| anyhow::anyhow!("{origin}: {e}"))
     }
 
     /// Every fault kind of the campaign, in order of first appearance
@@ -500,6 +485,10 @@ impl CampaignConfig {
         }
         let mut out = Vec::with_capacity(total);
         let mut i = 0u64;
+        // Runs that differ only by disk model share a seed: the same
+        // schedule of faults, so their verdicts can be set side by side.
+        let mut seeds: std::collections::HashMap<(String, String, usize), u64> =
+            std::collections::HashMap::new();
         for s in &self.settings {
             let target = s.target.unwrap_or(self.run.target);
             for f in s.faults.as_ref().unwrap_or(&self.faults) {
@@ -519,7 +508,13 @@ impl CampaignConfig {
                         heartbeat_ms: s.timeouts(target).1,
                         pre_vote: s.pre_vote,
                         check_quorum: s.check_quorum,
-                        seed: self.run.seed + i,
+                        seed: *seeds
+                            .entry((
+                                s.model_of.clone().unwrap_or_else(|| s.name.clone()),
+                                f.clone(),
+                                r,
+                            ))
+                            .or_insert(self.run.seed + i),
                         op_timeout_ms: s.op_timeout.unwrap_or(self.run.op_timeout),
                         unsafe_bug: s.unsafe_bug.iter().cloned().collect(),
                         mix: s.mix.unwrap_or(self.run.mix),

@@ -50,6 +50,9 @@ pub fn campaign_page(
         @if rows.iter().any(|r| r.expect.is_control()) {
             (detection_table(settings, rows))
         }
+        @if let Some(m) = super::models::by_model_section(rows) {
+            (m)
+        }
         h2 { "Settings" }
         (table(&["setting", "timeouts"], &described))
         @if !elections.is_empty() {

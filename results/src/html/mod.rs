@@ -11,6 +11,7 @@
 mod campaign_page;
 mod compare_page;
 mod counterexample;
+mod models;
 mod run_page;
 mod store_page;
 

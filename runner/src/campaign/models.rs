@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+use super::{CampaignConfig, Setting};
+
 /// One disk model, or a list of them (`disk_model = "posix"` or
 /// `disk_model = ["posix", "journaled"]`).
 #[derive(Clone, Debug, PartialEq)]
@@ -59,4 +61,47 @@ impl DiskModels {
     pub fn first(&self) -> faultline_rundir::spec::DiskModel {
         self.all()[0]
     }
+}
+
+/// A setting that lists several disk models (its own, or the
+/// campaign's) becomes one setting per model, named `NAME@MODEL`, in
+/// the order listed, each with its `expect_by_model` entry as its
+/// expectation.
+pub(super) fn one_model_per_setting(mut c: CampaignConfig) -> anyhow::Result<CampaignConfig> {
+    let shared = c.run.disk_model.clone();
+    let mut out = Vec::new();
+    for s in std::mem::take(&mut c.settings) {
+        let models = s.disk_model.clone().unwrap_or_else(|| shared.clone()).all();
+        for name in s.expect_by_model.keys() {
+            let m: faultline_rundir::spec::DiskModel = name
+                .parse()
+                .map_err(|e| anyhow::anyhow!("setting {}: expect_by_model: {e}", s.name))?;
+            anyhow::ensure!(
+                models.contains(&m),
+                "setting {}: expect_by_model names disk model {m}, which the setting does not run under",
+                s.name
+            );
+        }
+        let expect = |m: faultline_rundir::spec::DiskModel| {
+            s.expect_by_model.get(m.name()).copied().or(s.expect)
+        };
+        if models.len() <= 1 {
+            out.push(Setting {
+                expect: expect(models[0]),
+                ..s
+            });
+            continue;
+        }
+        for m in models {
+            out.push(Setting {
+                name: format!("{}@{m}", s.name),
+                disk_model: Some(DiskModels::One(m)),
+                expect: expect(m),
+                model_of: Some(s.name.clone()),
+                ..s.clone()
+            });
+        }
+    }
+    c.settings = out;
+    Ok(c)
 }

@@ -112,3 +112,77 @@ disk_model = "names-durable"
         .unwrap_err();
     assert!(format!("{twice:#}").contains("listed twice"), "{twice:#}");
 }
+
+/// The runs of one setting under several models share their seeds (the
+/// same fault schedule), and each model may carry its own expectation.
+#[test]
+fn runs_that_differ_only_by_model_share_seeds_and_expect_per_model() {
+    use faultline_rundir::spec::Expect;
+    let c = CampaignConfig::parse(
+        r#"
+faults = ["lose-unsynced@follower", "lose-unsynced@all"]
+repeats = 2
+[run]
+time_limit = 10
+fault_interval = 2
+[[setting]]
+name = "bug"
+unsafe_bug = "no-dir-fsync"
+disk_model = ["posix", "journaled", "names-durable"]
+expect_by_model = { journaled = "linearizable", names-durable = "linearizable" }
+[[setting]]
+name = "plain"
+"#,
+        "test",
+    )
+    .unwrap();
+    let runs = c.runs().unwrap();
+    let seed_of = |setting: &str, fault: &str, repeat: usize| {
+        runs.iter()
+            .find(|r| r.plan.stored.setting == setting && r.fault == fault && r.repeat == repeat)
+            .map(|r| r.plan.seed)
+            .unwrap()
+    };
+    for f in ["lose-unsynced@follower", "lose-unsynced@all"] {
+        for r in [1, 2] {
+            let s = seed_of("bug@posix", f, r);
+            assert_eq!(s, seed_of("bug@journaled", f, r));
+            assert_eq!(s, seed_of("bug@names-durable", f, r));
+        }
+    }
+    // Different faults and repeats still differ, and so do other settings.
+    let mut distinct: Vec<u64> = runs
+        .iter()
+        .filter(|r| r.plan.stored.setting == "bug@posix")
+        .map(|r| r.plan.seed)
+        .chain(
+            runs.iter()
+                .filter(|r| r.plan.stored.setting == "plain")
+                .map(|r| r.plan.seed),
+        )
+        .collect();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 8, "{distinct:?}");
+    let expect_of = |setting: &str| {
+        runs.iter()
+            .find(|r| r.plan.stored.setting == setting)
+            .map(|r| r.plan.stored.expect)
+            .unwrap()
+    };
+    assert_eq!(expect_of("bug@posix"), Expect::NotLinearizable);
+    assert_eq!(expect_of("bug@journaled"), Expect::Linearizable);
+    assert_eq!(expect_of("bug@names-durable"), Expect::Linearizable);
+    assert_eq!(expect_of("plain"), Expect::Linearizable);
+    let e = CampaignConfig::parse(
+        "faults = []\n[[setting]]\nname = \"a\"\nexpect_by_model = { journaled = \"linearizable\" }\n",
+        "e.toml",
+    )
+    .unwrap_err();
+    assert!(
+        format!("{e:#}").contains(
+            "e.toml: setting a: expect_by_model names disk model journaled, which the setting does not run under"
+        ),
+        "{e:#}"
+    );
+}
