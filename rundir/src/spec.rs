@@ -91,6 +91,8 @@ names! {
         Etcd = "etcd",
         /// Any program that speaks Maelstrom's protocol on stdin and stdout.
         Maelstrom = "maelstrom",
+        /// NATS JetStream (`nats-server`), its KV store.
+        Nats = "nats",
     }
 }
 
@@ -111,13 +113,18 @@ names! {
 }
 
 names! {
-    /// How etcd serves reads.
+    /// How a production target serves reads.
     pub enum ReadMode ("a read mode") {
-        /// Through the Raft log's read index: linearizable (etcd's default).
+        /// etcd: through the Raft log's read index; NATS: by the stream's
+        /// leader. The default.
         #[default]
         Linearizable = "linearizable",
-        /// From the member's local state: may be stale (a positive control).
+        /// etcd: from the member's local state: may be stale (a positive
+        /// control).
         Serializable = "serializable",
+        /// NATS: "direct get" from any replica of the stream: may be stale
+        /// (a positive control).
+        Direct = "direct",
     }
 }
 

@@ -87,6 +87,18 @@ pub async fn run_one(
             .then_some(plan.disk_model),
     })
     .await?;
+    // What the workload needs before it starts (NATS: its KV stream).
+    target
+        .prepare(
+            &tb.cluster
+                .client_addrs()
+                .into_iter()
+                .map(|(_, a)| a)
+                .collect::<Vec<_>>(),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
     if target.capabilities().reports_leader {
         tb.cluster
             .wait_leader(Duration::from_secs(30))

@@ -270,6 +270,7 @@ fn target_settings(spec: &RunSpec) -> faultline_sut::settings::TargetSettings<'_
         op_timeout_ms: spec.op_timeout_ms,
         args: &spec.args,
         cluster_id: None,
+        read_mode: spec.read_mode,
     }
 }
 
@@ -308,10 +309,13 @@ fn validate_target(
         need("snapshot_entries", C::SnapshotInterval)?;
     }
     if spec.read_mode != ReadMode::Linearizable {
-        need("read_mode = \"serializable\"", C::ReadModes)?;
+        need(&format!("read_mode = \"{}\"", spec.read_mode), C::ReadModes)?;
     }
-    if spec.bin.is_some() || !spec.args.is_empty() {
-        need("bin and args", C::Program)?;
+    if !spec.args.is_empty() {
+        need("args", C::Program)?;
+    }
+    if spec.bin.is_some() {
+        need("bin", C::NamedProgram)?;
     }
     if caps.program {
         check_program(spec)?;

@@ -53,83 +53,24 @@ pub const PROBE_KEY: &str = "faultline-status-probe";
 /// The oldest etcd faultline drives (the v3 JSON gateway at `/v3/`).
 pub const OLDEST: (u32, u32) = (3, 4);
 
-/// Where the etcd binary is: `explicit`, or `etcd` on PATH.
+/// Where the etcd binary is: `explicit` (`--etcd-bin`, or `--bin`), or
+/// `etcd` on PATH.
 pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, String> {
-    if let Some(p) = explicit {
-        let shown = crate::shown_path(p);
-        return match std::fs::metadata(p) {
-            Ok(m) if m.is_file() => Ok(p.to_path_buf()),
-            Ok(m) if m.is_dir() => Err(format!(
-                "--etcd-bin {shown}: is a directory; give the etcd program itself"
-            )),
-            Ok(_) => Err(format!("--etcd-bin {shown}: is not a regular file")),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(format!("--etcd-bin {shown}: no such file"))
-            }
-            Err(e) => Err(format!("--etcd-bin {shown}: {e}")),
-        };
-    }
-    std::env::var_os("PATH")
-        .and_then(|path| {
-            std::env::split_paths(&path)
-                .map(|d| d.join("etcd"))
-                .find(|p| p.is_file())
-        })
-        .ok_or_else(|| {
-            "etcd not found on PATH: install the etcd-server package (apt-get install etcd-server) or pass --etcd-bin".to_string()
-        })
+    crate::program::locate(
+        "etcd",
+        explicit,
+        "--etcd-bin",
+        "install the etcd-server package (apt-get install etcd-server) or pass --etcd-bin",
+    )
 }
 
-/// The version `etcd --version` prints, checked against [`OLDEST`].
-/// How long `etcd --version` may take.
-pub const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::program::VERSION_TIMEOUT;
 
-/// The version `etcd --version` prints, checked against [`OLDEST`]. The
-/// call runs in a process group of its own, bounded by [`VERSION_TIMEOUT`]
-/// (a program that hangs is killed, with its children) and by 64 KiB of
-/// output.
+/// The version `etcd --version` prints, checked against [`OLDEST`] (the
+/// call bounded as [`crate::program::version_text`] says).
 pub fn version_of(bin: &Path) -> Result<String, String> {
-    use std::io::Read;
-    use std::os::unix::process::CommandExt;
     let shown = crate::shown_path(bin);
-    let mut child = std::process::Command::new(bin)
-        .arg("--version")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("running {shown} --version: {e}"))?;
-    let mut stdout = child.stdout.take().expect("piped");
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = (&mut stdout).take(64 << 10).read_to_end(&mut buf);
-        buf
-    });
-    let deadline = std::time::Instant::now() + VERSION_TIMEOUT;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20))
-            }
-            _ => {
-                // SAFETY: kill(2) on the child's own process group.
-                unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "{shown} --version did not finish within {} s (is it etcd?)",
-                    VERSION_TIMEOUT.as_secs()
-                ));
-            }
-        }
-    }
-    // Children of the program that kept the pipe open end here.
-    // SAFETY: kill(2) on the child's own process group.
-    unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
-    let out = reader.join().unwrap_or_default();
-    let text = String::from_utf8_lossy(&out);
+    let text = crate::program::version_text(bin, "etcd")?;
     let version = text
         .lines()
         .find_map(|l| l.strip_prefix("etcd Version:"))

@@ -11,12 +11,15 @@
 //! - [`faultline`]: faultline's own Raft node.
 //! - [`etcd`]: etcd, through its v3 JSON gateway.
 //! - [`maelstrom`]: any program that speaks Maelstrom's protocol.
+//! - [`nats`]: NATS JetStream's KV store, over the NATS protocol.
 #![deny(missing_docs)]
 
 pub mod answer;
 pub mod etcd;
 pub mod faultline;
 pub mod maelstrom;
+pub mod nats;
+pub mod program;
 pub mod settings;
 
 use std::fmt;
@@ -28,6 +31,7 @@ use std::time::Duration;
 use faultline_node::protocol::NodeStatus;
 use faultline_rundir::spec::{defaults, MillisRange};
 use futures::future::BoxFuture;
+use futures::FutureExt;
 
 pub use answer::Answer;
 
@@ -54,9 +58,10 @@ pub trait TargetKindExt: Copy {
     /// (its working directory `dir`, shell-quoted); none for a target
     /// that does not run on hosts.
     fn version_probe(self, dir: &str) -> Option<VersionProbe>;
-    /// The target, ready to start members: faultline's node; etcd (on
-    /// PATH, or at `$FAULTLINE_ETCD_BIN`, which `--etcd-bin` sets); a
-    /// Maelstrom program hosted by this very binary.
+    /// The target, ready to start members: faultline's node; etcd (at
+    /// `--bin`, or at `$FAULTLINE_ETCD_BIN`, which `--etcd-bin` sets, or on
+    /// PATH); a Maelstrom program hosted by this very binary; nats-server
+    /// (at `--bin`, or on PATH).
     fn build(self, b: &Build<'_>) -> Result<Arc<dyn Target>, String>;
     /// Whether the target can run with `s` (its timeouts as it reads them).
     fn check_settings(self, s: &settings::TargetSettings<'_>) -> Result<(), String> {
@@ -97,6 +102,7 @@ impl TargetKindExt for TargetKind {
                 node_knobs: true,
                 read_modes: false,
                 program: false,
+                named_program: false,
                 meant_correct: true,
                 sealed_net_args: &["--sealed-net"],
                 on_hosts: true,
@@ -119,6 +125,7 @@ impl TargetKindExt for TargetKind {
                 node_knobs: false,
                 read_modes: true,
                 program: false,
+                named_program: true,
                 meant_correct: false,
                 sealed_net_args: &[],
                 on_hosts: true,
@@ -140,6 +147,29 @@ impl TargetKindExt for TargetKind {
                 node_knobs: false,
                 read_modes: false,
                 program: true,
+                named_program: true,
+                meant_correct: false,
+                sealed_net_args: &[],
+                on_hosts: false,
+                host_addr_flag: None,
+                copied_to_hosts: false,
+            },
+            TargetKind::Nats => Capabilities {
+                behind_link_proxy: false,
+                sealed_namespace: true,
+                reports_leader: true,
+                durable: true,
+                membership_changes: false,
+                scripted_scenarios: false,
+                reports_snapshots: false,
+                timeouts: false,
+                pre_vote: false,
+                check_quorum: false,
+                snapshot_interval: false,
+                node_knobs: false,
+                read_modes: true,
+                program: false,
+                named_program: true,
                 meant_correct: false,
                 sealed_net_args: &[],
                 on_hosts: false,
@@ -155,6 +185,15 @@ impl TargetKindExt for TargetKind {
                 "etcd members reach each other at one advertised address each, so link proxies cannot sit between them: use --net kernel"
             }
             (TargetKind::Etcd, Capability::CheckQuorum) => "etcd always checks quorum",
+            (TargetKind::Nats, Capability::BehindLinkProxy) => {
+                "NATS servers route to each other over connections that either end may open and both then share, so a proxy per directed link cannot cut one direction: use --net kernel"
+            }
+            (TargetKind::Nats, Capability::Timeouts | Capability::PreVote | Capability::CheckQuorum) => {
+                "nats-server's Raft timings are fixed in its code (elections after 4-9 s, heartbeats every second)"
+            }
+            (TargetKind::Nats, Capability::OnHosts) => {
+                "faultline does not start nats-server on the hosts of an inventory yet"
+            }
             (TargetKind::Maelstrom, Capability::Durable) => {
                 "a Maelstrom node keeps its state in memory, so a restart is total amnesia, which Raft does not survive by design (--allow-amnesia runs it anyway)"
             }
@@ -190,7 +229,10 @@ impl TargetKindExt for TargetKind {
             }
             (_, Capability::OnHosts) => "it cannot be started on the hosts of an inventory",
             (_, Capability::Program) => {
-                "bin and args are for the maelstrom target (--target maelstrom)"
+                "args are for the maelstrom target (--target maelstrom)"
+            }
+            (_, Capability::NamedProgram) => {
+                "its program is faultline itself (--bin names etcd's, nats-server's or a Maelstrom node's program)"
             }
         };
         format!("{what} is not supported on {self}: {why}")
@@ -211,6 +253,15 @@ impl TargetKindExt for TargetKind {
             // Not passed to the program (its settings are its arguments);
             // recorded as what the run assumed.
             TargetKind::Maelstrom => (defaults::ELECTION_TIMEOUT, defaults::HEARTBEAT_MS),
+            // nats-server's own, fixed in its Raft code (2.9): elections
+            // after 4-9 s, a heartbeat every second.
+            TargetKind::Nats => (
+                MillisRange {
+                    min: 4000,
+                    max: 9000,
+                },
+                1000,
+            ),
         }
     }
 
@@ -219,6 +270,7 @@ impl TargetKindExt for TargetKind {
             TargetKind::Faultline => "faultline's node",
             TargetKind::Etcd => "etcd",
             TargetKind::Maelstrom => "a Maelstrom node:",
+            TargetKind::Nats => "NATS JetStream",
         }
     }
 
@@ -234,7 +286,7 @@ impl TargetKindExt for TargetKind {
                 command: "etcd --version 2>/dev/null | head -n 1".into(),
                 missing: "no etcd on the login's PATH (install the package etcd-server)",
             }),
-            TargetKind::Maelstrom => None,
+            TargetKind::Maelstrom | TargetKind::Nats => None,
         }
     }
 
@@ -244,9 +296,16 @@ impl TargetKindExt for TargetKind {
                 Arc::new(faultline::FaultlineNode::new(b.node.clone()).in_cluster(b.cluster))
             }
             TargetKind::Etcd => {
-                let bin = std::env::var_os("FAULTLINE_ETCD_BIN").map(PathBuf::from);
+                let bin = b
+                    .bin
+                    .map(PathBuf::from)
+                    .or_else(|| std::env::var_os("FAULTLINE_ETCD_BIN").map(PathBuf::from));
                 Arc::new(etcd::Etcd::find(bin.as_deref(), b.read_mode)?)
             }
+            TargetKind::Nats => Arc::new(nats::Nats::find(
+                b.bin.map(std::path::Path::new),
+                b.read_mode,
+            )?),
             TargetKind::Maelstrom => {
                 let bin = b.bin.ok_or("the maelstrom target needs --bin PATH")?;
                 let host = Program {
@@ -383,6 +442,9 @@ pub struct Capabilities {
     pub read_modes: bool,
     /// It is a program given by the user, with arguments (`bin`, `args`).
     pub program: bool,
+    /// Its program can be named (`bin`): a production system's, when not
+    /// the one on PATH, or a Maelstrom node's.
+    pub named_program: bool,
     /// It is the project's own node: without a known-bug variant it is
     /// meant to be correct, so its settings may not expect to be caught.
     pub meant_correct: bool,
@@ -428,6 +490,8 @@ pub enum Capability {
     ReadModes,
     /// [`Capabilities::program`].
     Program,
+    /// [`Capabilities::named_program`].
+    NamedProgram,
     /// [`Capabilities::on_hosts`].
     OnHosts,
 }
@@ -449,6 +513,7 @@ impl Capabilities {
             Capability::NodeKnobs => self.node_knobs,
             Capability::ReadModes => self.read_modes,
             Capability::Program => self.program,
+            Capability::NamedProgram => self.named_program,
             Capability::OnHosts => self.on_hosts,
         }
     }
@@ -480,6 +545,17 @@ pub trait Target: Send + Sync {
         addr: SocketAddr,
         timeout: Duration,
     ) -> BoxFuture<'a, anyhow::Result<NodeStatus>>;
+    /// Make the running members ready for the workload, within `timeout`
+    /// (`clients`: their client addresses): NATS creates its KV bucket's
+    /// stream; the others have nothing to do.
+    fn prepare<'a>(
+        &'a self,
+        clients: &'a [SocketAddr],
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        let _ = (clients, timeout);
+        async { Ok(()) }.boxed()
+    }
 }
 
 impl fmt::Debug for dyn Target {
@@ -500,7 +576,8 @@ pub struct Build<'a> {
     pub node: Program,
     /// etcd's reads.
     pub read_mode: etcd::ReadMode,
-    /// A program to test (Maelstrom).
+    /// A program to test (Maelstrom), or the production system's program
+    /// (etcd, nats-server) when not the one on PATH.
     pub bin: Option<&'a str>,
     /// Its arguments.
     pub args: &'a [String],

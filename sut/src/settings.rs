@@ -39,6 +39,8 @@ pub struct TargetSettings<'a> {
     /// The run's cluster id (faultline's node: its peers and clients must
     /// name it); none: a fresh one.
     pub cluster_id: Option<&'a str>,
+    /// How reads are served.
+    pub read_mode: faultline_rundir::spec::ReadMode,
 }
 
 pub use faultline_rundir::spec::Effective;
@@ -103,11 +105,27 @@ pub(crate) fn member_args(kind: TargetKind, s: &TargetSettings<'_>) -> Result<Ve
         ),
         // Its settings are its arguments, which the target passes.
         TargetKind::Maelstrom => Ok(Vec::new()),
+        // Its Raft timings are fixed; everything else is in its command.
+        TargetKind::Nats => Ok(Vec::new()),
     }
 }
 
 /// What the members of `kind` will really use with `s`.
 pub(crate) fn effective(kind: TargetKind, s: &TargetSettings<'_>) -> Result<Effective, String> {
+    use faultline_rundir::spec::ReadMode;
+    let reads = match (kind, s.read_mode) {
+        (_, ReadMode::Linearizable)
+        | (TargetKind::Etcd, ReadMode::Serializable)
+        | (TargetKind::Nats, ReadMode::Direct) => Ok(()),
+        (TargetKind::Etcd, m) => Err(format!(
+            "read_mode = \"{m}\" is not supported on etcd: its reads are linearizable or serializable"
+        )),
+        (TargetKind::Nats, m) => Err(format!(
+            "read_mode = \"{m}\" is not supported on nats: its reads are linearizable (by the stream's leader) or direct (by any replica)"
+        )),
+        (_, m) => Err(format!("read_mode = \"{m}\" is not supported on {kind}")),
+    };
+    reads.map_err(|e| format!("setting '{}': {e}", s.setting))?;
     match kind {
         TargetKind::Faultline => node_effective(s),
         TargetKind::Etcd => {
@@ -141,6 +159,20 @@ pub(crate) fn effective(kind: TargetKind, s: &TargetSettings<'_>) -> Result<Effe
                 tick_ms: 0,
                 election_timeout: "(the program's own)".into(),
                 heartbeat_ms: 0,
+            })
+        }
+        TargetKind::Nats => {
+            let (e, h) = crate::TargetKindExt::default_timeouts(kind);
+            Ok(Effective {
+                passed: Some(format!(
+                    "nothing: nats-server's Raft timings are fixed in its code (elections after {}-{} s, a heartbeat every {} s)",
+                    e.min / 1000,
+                    e.max / 1000,
+                    h / 1000
+                )),
+                tick_ms: h,
+                election_timeout: e.to_string(),
+                heartbeat_ms: h,
             })
         }
     }

@@ -212,7 +212,47 @@ fn each_refusal_names_the_capability_the_target_lacks() {
         bin: Some("/bin/sh".into()),
         ..RunSpec::default()
     })
-    .contains("bin and args is not supported on faultline"));
+    .contains("bin is not supported on faultline: its program is faultline itself"));
+    assert!(err(RunSpec {
+        args: vec!["-x".into()],
+        target: TargetKind::Etcd,
+        ..RunSpec::default()
+    })
+    .contains("args is not supported on etcd"));
+    // Each production target takes its own read modes only.
+    assert!(err(RunSpec {
+        read_mode: ReadMode::Direct,
+        target: TargetKind::Etcd,
+        net: NetBackend::Kernel,
+        ..RunSpec::default()
+    })
+    .contains("read_mode = \"direct\" is not supported on etcd"));
+    assert!(err(RunSpec {
+        read_mode: ReadMode::Serializable,
+        target: TargetKind::Nats,
+        net: NetBackend::Kernel,
+        ..RunSpec::default()
+    })
+    .contains("read_mode = \"serializable\" is not supported on nats"));
+    assert!(err(RunSpec {
+        read_mode: ReadMode::Direct,
+        ..RunSpec::default()
+    })
+    .contains("read_mode = \"direct\" is not supported on faultline"));
+    // NATS: its timings are its own, and its routes cannot be proxied.
+    assert!(err(RunSpec {
+        target: TargetKind::Nats,
+        pre_vote: true,
+        net: NetBackend::Kernel,
+        ..RunSpec::default()
+    })
+    .contains("pre_vote is not supported on nats: nats-server's Raft timings are fixed"));
+    assert!(err(RunSpec {
+        target: TargetKind::Nats,
+        nemesis: "partition-leader".into(),
+        ..RunSpec::default()
+    })
+    .contains("use --net kernel"));
 }
 
 #[test]
