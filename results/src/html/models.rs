@@ -146,7 +146,11 @@ pub(crate) fn by_model_section(rows: &[RunRow]) -> Option<Markup> {
                                 td class="l" { "–" }
                             } @else {
                                 td class=(if c.caught > 0 { "l poor" } else { "l" }) {
-                                    (format!("NOT linearizable in {} of {}", c.caught, c.runs))
+                                    @if c.caught > 0 {
+                                        (format!("NOT linearizable in {} of {}", c.caught, c.runs))
+                                    } @else {
+                                        (format!("linearizable in {} of {}", c.runs - c.unknown, c.runs))
+                                    }
                                     @if c.unknown > 0 { (format!(", {} unknown", c.unknown)) }
                                     @if let Some(r) = c.first {
                                         br; a href={ (r.dir) "/index.html" } { (r.anomaly.as_deref().unwrap_or(&r.dir)) }
