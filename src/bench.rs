@@ -35,7 +35,8 @@ enum BenchWhat {
         #[arg(long, default_value_t = 3)]
         nodes: usize,
         /// `faultline`: group commit beside one fsync per entry; `etcd`:
-        /// faultline's node beside etcd under the same load.
+        /// faultline's node beside etcd under the same load; `nats`:
+        /// faultline's node, etcd (when installed) and NATS JetStream.
         #[arg(long, default_value = "faultline")]
         target: faultline_sut::TargetKind,
         /// `direct`: the data directories on the disk as they are; `fuse`:
@@ -171,32 +172,37 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             target,
             disk,
         } => {
-            // faultline's node beside another target, when one is named.
+            // faultline's node beside another target, when one is named;
+            // NATS beside etcd too, when etcd is there.
             use faultline_sut::TargetKindExt;
             anyhow::ensure!(
                 !target.capabilities().program,
-                "bench node compares faultline's node with etcd; for a Maelstrom node's routing costs, run faultline bench maelstrom"
+                "bench node compares faultline's node with etcd and NATS; for a Maelstrom node's routing costs, run faultline bench maelstrom"
             );
-            let other: Option<std::sync::Arc<dyn faultline_sut::Target>> =
-                if target == faultline_sut::TargetKind::Faultline {
-                    None
-                } else {
-                    Some(
-                        target
-                            .build(&faultline_sut::Build {
-                                node: crate::node_binary()?,
-                                read_mode: Default::default(),
-                                bin: None,
-                                args: &[],
-                                cluster: None,
-                            })
-                            .map_err(anyhow::Error::msg)?,
-                    )
-                };
+            let build = |t: faultline_sut::TargetKind| -> anyhow::Result<std::sync::Arc<dyn faultline_sut::Target>> {
+                t.build(&faultline_sut::Build {
+                    node: crate::node_binary()?,
+                    read_mode: Default::default(),
+                    bin: None,
+                    args: &[],
+                    cluster: None,
+                })
+                .map_err(anyhow::Error::msg)
+            };
+            let mut others = Vec::new();
+            if target == faultline_sut::TargetKind::Nats && disk != "fuse" {
+                match build(faultline_sut::TargetKind::Etcd) {
+                    Ok(etcd) => others.push(etcd),
+                    Err(e) => println!("faultline bench node: etcd left out: {e}"),
+                }
+            }
+            if target != faultline_sut::TargetKind::Faultline {
+                others.push(build(target)?);
+            }
             let base = scratch_dir("bench-node")?;
             faultline_nemesis::bench::node(
                 &crate::node_binary()?,
-                other,
+                others,
                 &base,
                 duration,
                 clients,

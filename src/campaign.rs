@@ -231,12 +231,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub hosts: Option<String>,
     /// The system under test: `faultline` (its own node), `etcd` (found on
-    /// PATH or given by --etcd-bin; network faults need --net kernel; see
-    /// docs/etcd.md) or `maelstrom` (any program that speaks Maelstrom's
+    /// PATH or given by --bin; network faults need --net kernel; see
+    /// docs/etcd.md), `nats` (nats-server with JetStream, found on PATH or
+    /// given by --bin; needs --net kernel for network faults; see
+    /// docs/nats.md) or `maelstrom` (any program that speaks Maelstrom's
     /// protocol, given by --bin; see docs/maelstrom.md).
     #[arg(long, default_value = "faultline")]
     pub target: faultline_sut::TargetKind,
-    /// For --target maelstrom: the node program (its arguments follow `--`).
+    /// The program to run: for --target maelstrom the node program (its
+    /// arguments follow `--`); for etcd and nats their server, when not
+    /// the one on PATH.
     #[arg(long)]
     bin: Option<String>,
     /// For --target maelstrom: run crash faults although a restart loses
@@ -253,8 +257,9 @@ pub struct RunArgs {
     /// For --target maelstrom: the program's arguments.
     #[arg(last = true)]
     args: Vec<String>,
-    /// etcd's reads: `linearizable` or `serializable` (from a member's local
-    /// state: the positive control, which the checker must catch).
+    /// Reads: `linearizable`; for etcd `serializable` (from a member's local
+    /// state), for nats `direct` (from any replica): the positive controls,
+    /// which the checker must catch.
     #[arg(long, default_value = "linearizable")]
     read_mode: faultline_sut::etcd::ReadMode,
     /// Fault kinds, comma-separated, e.g. partition-leader,pause-leader,loss:0.2
@@ -322,8 +327,8 @@ pub struct RunArgs {
     unsafe_bug: Option<String>,
     /// What the run is expected to show: `linearizable`, or for a positive
     /// control `not-linearizable` or `unsafe` (a safety violation in the
-    /// nodes' logs). Default: a failure with --unsafe-bug or
-    /// --read-mode serializable, linearizable otherwise. The exit status is
+    /// nodes' logs). Default: a failure with --unsafe-bug or a
+    /// --read-mode other than linearizable, linearizable otherwise. The exit status is
     /// 0 when the run showed what it expected.
     #[arg(long)]
     expect: Option<faultline_results::expect::Expect>,

@@ -19,13 +19,15 @@ pub struct NodeAddrs {
     pub client: SocketAddr,
 }
 
-/// Allocate ids and free loopback ports for `n` nodes.
+/// Allocate ids and free loopback ports for `n` nodes. The port after
+/// each client port is kept free too: a target may listen there (NATS
+/// serves its monitoring endpoint at the client port + 1).
 pub fn allocate(n: usize) -> anyhow::Result<Vec<NodeAddrs>> {
     let mut seen = std::collections::HashSet::new();
-    let mut port = || -> anyhow::Result<u16> {
+    let mut port = |count: u16| -> anyhow::Result<u16> {
         for _ in 0..100 {
-            let p = free_port().context("finding a free port on 127.0.0.1")?;
-            if seen.insert(p) {
+            let p = free_ports(count).context("finding a free port on 127.0.0.1")?;
+            if (0..count).all(|k| seen.insert(p + k)) {
                 return Ok(p);
             }
         }
@@ -35,8 +37,8 @@ pub fn allocate(n: usize) -> anyhow::Result<Vec<NodeAddrs>> {
         .map(|i| {
             Ok(NodeAddrs {
                 id: format!("n{i}"),
-                listen: SocketAddr::from(([127, 0, 0, 1], port()?)),
-                client: SocketAddr::from(([127, 0, 0, 1], port()?)),
+                listen: SocketAddr::from(([127, 0, 0, 1], port(1)?)),
+                client: SocketAddr::from(([127, 0, 0, 1], port(2)?)),
             })
         })
         .collect()
@@ -60,6 +62,12 @@ pub fn direct_links(addrs: &[NodeAddrs]) -> HashMap<(String, String), SocketAddr
 /// port 0 meanwhile (the link proxies, clients) cannot take it before the
 /// node that it is meant for binds it.
 pub fn free_port() -> io::Result<u16> {
+    free_ports(1)
+}
+
+/// `count` consecutive ports on 127.0.0.1 that were free a moment ago (the
+/// first is returned), chosen as [`free_port`] chooses one.
+pub fn free_ports(count: u16) -> io::Result<u16> {
     use std::collections::HashSet;
     use std::sync::Mutex;
     // The generator's state and every port handed out so far: concurrent
@@ -87,11 +95,21 @@ pub fn free_port() -> io::Result<u16> {
         *x ^= *x >> 27;
         let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
         let port = 20_000 + (r % 12_000) as u16;
-        if !handed.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            handed.insert(port);
+        let free =
+            |p: u16| !handed.contains(&p) && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if (0..count.max(1)).all(|k| free(port + k)) {
+            for k in 0..count.max(1) {
+                handed.insert(port + k);
+            }
             return Ok(port);
         }
     }
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
+    if count <= 1 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        return Ok(l.local_addr()?.port());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        format!("no {count} consecutive free ports between 20000 and 32000"),
+    ))
 }

@@ -174,6 +174,23 @@ names! {
     }
 }
 
+impl ReadMode {
+    /// Whether reads may be served from a member's own state, stale (a
+    /// positive control: the checker must catch it).
+    pub fn may_be_stale(self) -> bool {
+        self != ReadMode::Linearizable
+    }
+
+    /// What the reads are, in words, when not the default.
+    pub fn words(self) -> Option<&'static str> {
+        match self {
+            ReadMode::Linearizable => None,
+            ReadMode::Serializable => Some("serializable reads (from each member's local state)"),
+            ReadMode::Direct => Some("direct reads (from any replica of the stream)"),
+        }
+    }
+}
+
 impl Expect {
     /// Its name, as in a campaign file.
     pub fn as_str(self) -> &'static str {

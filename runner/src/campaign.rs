@@ -225,8 +225,7 @@ impl Setting {
     /// positive control each) are expected to be caught, anything else to
     /// be linearizable.
     pub fn expectation(&self, fault: &str, read_mode: faultline_sut::etcd::ReadMode) -> Expect {
-        let control =
-            self.unsafe_bug.is_some() || read_mode == faultline_sut::etcd::ReadMode::Serializable;
+        let control = self.unsafe_bug.is_some() || read_mode.may_be_stale();
         self.expect_by_fault
             .get(fault)
             .copied()
@@ -296,8 +295,8 @@ impl Setting {
         if let Some(t) = self.target {
             s.push_str(&format!(", target {t}"));
         }
-        if self.read_mode == Some(faultline_sut::etcd::ReadMode::Serializable) {
-            s.push_str(", serializable reads");
+        if let Some(w) = self.read_mode.and_then(|m| m.words()) {
+            s.push_str(&format!(", {w}"));
         }
         // Run overrides, so the page says what differs from [run].
         let mut extra = |name: &str, v: Option<String>| {

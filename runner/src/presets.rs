@@ -62,6 +62,16 @@ pub const PRESETS: &[Preset] = &[
         text: include_str!("../presets/etcd-disk.toml"),
     },
     Preset {
+        name: "nats",
+        about: "NATS JetStream (its KV store) under leader isolation, pause, crash and packet loss, with and without compare-and-set, and direct reads as the positive control (about 6 minutes; needs nats-server, root, ip and nft)",
+        text: include_str!("../presets/nats.toml"),
+    },
+    Preset {
+        name: "nats-disk",
+        about: "NATS JetStream under a power loss of every member, one member's power loss with a paused or isolated leader, and damage to a minority's files: the shapes of the published NATS findings (about 4 minutes; needs nats-server, root, fuse3, ip and nft)",
+        text: include_str!("../presets/nats-disk.toml"),
+    },
+    Preset {
         name: "figure-16",
         about: "the Raft paper's Figure 16 on real processes: time to elect a new leader after the leader crashed, 100 trials per election timeout range (about 40 minutes)",
         text: include_str!("../presets/figure-16.toml"),

@@ -54,6 +54,10 @@ pub trait TargetKindExt: Copy {
     fn default_timeouts(self) -> (MillisRange, u64);
     /// The system in words, as a run's page names it ("etcd").
     fn words(self) -> &'static str;
+    /// What a reader of its benchmark figures must know, if anything.
+    fn durability_note(self) -> Option<&'static str> {
+        None
+    }
     /// How a host of an inventory is asked for this target's version
     /// (its working directory `dir`, shell-quoted); none for a target
     /// that does not run on hosts.
@@ -271,6 +275,15 @@ impl TargetKindExt for TargetKind {
             TargetKind::Etcd => "etcd",
             TargetKind::Maelstrom => "a Maelstrom node:",
             TargetKind::Nats => "NATS JetStream",
+        }
+    }
+
+    fn durability_note(self) -> Option<&'static str> {
+        match self {
+            TargetKind::Nats => Some(
+                "nats-server 2.9 acknowledges a write before it is on disk (it flushes a stream's data every two minutes), so its figures are not fsync-for-fsync comparable with the others'",
+            ),
+            _ => None,
         }
     }
 

@@ -34,7 +34,7 @@ struct NodeFigures {
 #[allow(clippy::too_many_arguments)]
 pub async fn node(
     node_bin: &NodeCommand,
-    etcd: Option<Arc<dyn Target>>,
+    others: Vec<Arc<dyn Target>>,
     base: &Path,
     duration: u64,
     clients: usize,
@@ -44,107 +44,76 @@ pub async fn node(
 ) -> anyhow::Result<()> {
     let conns = conns.min(clients.max(1));
     println!("faultline bench node: {nodes} nodes, {clients} clients on {conns} connections, {duration} s per mode, fsync on (data in {})", base.display());
+    anyhow::ensure!(
+        !disk_layer || others.len() <= 1,
+        "--disk fuse compares one system with and without the disk layer: name one target"
+    );
     let faultline = faultline_sut::faultline(node_bin.clone());
     let load = (clients, conns);
-    let group = node_mode(
-        &faultline,
-        faultline_args(false),
-        &base.join("group-commit"),
-        nodes,
-        load,
-        duration,
-        false,
-    )
-    .await?;
-    print_node("faultline (group commit)", &group);
-    let (other, label) = match etcd {
-        Some(etcd) if disk_layer => {
-            let label = format!("etcd {} (disk layer)", etcd.version());
-            let direct = node_mode(
-                &etcd,
-                Vec::new(),
-                &base.join("etcd"),
-                nodes,
-                load,
-                duration,
-                false,
-            )
-            .await?;
-            print_node(&format!("etcd {}", etcd.version()), &direct);
-            (
-                node_mode(
-                    &etcd,
-                    Vec::new(),
-                    &base.join("etcd-layer"),
-                    nodes,
-                    load,
-                    duration,
-                    true,
-                )
-                .await?,
-                label,
-            )
-        }
-        Some(etcd) => {
-            let label = format!("etcd {}", etcd.version());
-            (
-                node_mode(
-                    &etcd,
-                    Vec::new(),
-                    &base.join("etcd"),
-                    nodes,
-                    load,
-                    duration,
-                    false,
-                )
-                .await?,
-                label,
-            )
-        }
-        None if disk_layer => (
-            node_mode(
-                &faultline,
-                faultline_args(false),
-                &base.join("disk-layer"),
-                nodes,
-                load,
-                duration,
-                true,
-            )
-            .await?,
-            "faultline (disk layer)".to_string(),
-        ),
-        None => (
-            node_mode(
-                &faultline,
-                faultline_args(true),
-                &base.join("fsync-per-entry"),
-                nodes,
-                load,
-                duration,
-                false,
-            )
-            .await?,
-            "faultline (fsync per entry)".to_string(),
-        ),
+    let mode = |t: &Arc<dyn Target>, args: Vec<String>, dir: &str, layer: bool| {
+        node_mode(
+            t.clone(),
+            args,
+            base.join(dir),
+            nodes,
+            load,
+            duration,
+            layer,
+        )
     };
-    print_node(&label, &other);
+    let group = mode(&faultline, faultline_args(false), "group-commit", false).await?;
+    print_node("faultline (group commit)", &group);
+    use faultline_sut::TargetKindExt;
+    let label = |t: &Arc<dyn Target>| format!("{} {}", t.kind().words(), t.version());
+    let mut compared: Vec<(String, NodeFigures)> = Vec::new();
+    match others.first() {
+        Some(t) if disk_layer => {
+            let direct = mode(t, Vec::new(), t.kind().name(), false).await?;
+            print_node(&label(t), &direct);
+            let dir = format!("{}-layer", t.kind().name());
+            let layered = mode(t, Vec::new(), &dir, true).await?;
+            compared.push((format!("{} (disk layer)", label(t)), layered));
+        }
+        Some(_) => {
+            for t in &others {
+                compared.push((label(t), mode(t, Vec::new(), t.kind().name(), false).await?));
+            }
+        }
+        None if disk_layer => {
+            let f = mode(&faultline, faultline_args(false), "disk-layer", true).await?;
+            compared.push(("faultline (disk layer)".to_string(), f));
+        }
+        None => {
+            let f = mode(&faultline, faultline_args(true), "fsync-per-entry", false).await?;
+            compared.push(("faultline (fsync per entry)".to_string(), f));
+        }
+    }
     let rate = |f: &NodeFigures| f.writes as f64 / f.secs;
     let p99 = |f: &NodeFigures| f.hist.value_at_quantile(0.99) as f64 / 1000.0;
-    if disk_layer {
-        println!(
-            "{label} / direct: {:.2}x writes/s, p99 {:.2} ms vs {:.2} ms",
-            rate(&other) / rate(&group).max(1e-9),
-            p99(&other),
-            p99(&group),
-        );
-    } else {
-        println!(
-            "faultline (group commit) / {label}: {:.2}x writes/s, p99 {:.2} ms vs {:.2} ms",
-            rate(&group) / rate(&other).max(1e-9),
-            p99(&group),
-            p99(&other),
-        );
+    for (label, other) in &compared {
+        print_node(label, other);
+    }
+    for t in &others {
+        if let Some(note) = t.kind().durability_note() {
+            println!("note: {note}");
+        }
+    }
+    for (label, other) in &compared {
+        if disk_layer {
+            println!(
+                "{label} / direct: {:.2}x writes/s, p99 {:.2} ms vs {:.2} ms",
+                rate(other) / rate(&group).max(1e-9),
+                p99(other),
+                p99(&group),
+            );
+        } else {
+            println!(
+                "faultline (group commit) / {label}: {:.2}x writes/s, p99 {:.2} ms vs {:.2} ms",
+                rate(&group) / rate(other).max(1e-9),
+                p99(&group),
+                p99(other),
+            );
+        }
     }
     let _ = std::fs::remove_dir_all(base);
     Ok(())
@@ -254,9 +223,9 @@ async fn write_load(
 /// with `disk_layer`, each member's data directory behind the disk layer
 /// (FUSE), whose counters are printed after.
 async fn node_mode(
-    target: &Arc<dyn Target>,
+    target: Arc<dyn Target>,
     node_args: Vec<String>,
-    dir: &Path,
+    dir: std::path::PathBuf,
     nodes: usize,
     (clients, conns): (usize, usize),
     secs: u64,
@@ -265,7 +234,7 @@ async fn node_mode(
     let mut disks = if disk_layer {
         let ids: Vec<String> = (1..=nodes).map(|i| format!("n{i}")).collect();
         Some(crate::disk::Disks::mount(
-            dir,
+            &dir,
             &ids,
             faultline_rundir::spec::DiskModel::Posix,
         )?)
@@ -274,7 +243,7 @@ async fn node_mode(
     };
     let spec = ClusterSpec {
         nodes,
-        dir: dir.to_path_buf(),
+        dir: dir.clone(),
         target: target.clone(),
         node_args,
         namespaces: Default::default(),
@@ -282,6 +251,12 @@ async fn node_mode(
     };
     let mut cluster = LocalCluster::start(&spec)?;
     cluster.wait_ready(Duration::from_secs(30)).await?;
+    let clients_at: Vec<std::net::SocketAddr> =
+        cluster.client_addrs().into_iter().map(|(_, a)| a).collect();
+    target
+        .prepare(&clients_at, Duration::from_secs(30))
+        .await
+        .map_err(anyhow::Error::msg)?;
     let leader = cluster.wait_leader(Duration::from_secs(30)).await?;
     let addr = cluster.client_addr(&leader).context("leader address")?;
     let load = spawn_load(

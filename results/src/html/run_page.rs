@@ -2,7 +2,7 @@
 //! the settings, the plots, the statistics, each fault window, the links'
 //! counters, the counterexamples and the run's files.
 
-use faultline_rundir::spec::{NetBackend, ReadMode, RunSpec};
+use faultline_rundir::spec::{NetBackend, RunSpec};
 use faultline_sut::TargetKindExt;
 use maud::{html, Markup, PreEscaped};
 
@@ -181,8 +181,8 @@ fn system_words(spec: Option<&RunSpec>) -> String {
     if v.allow_amnesia {
         out.push_str(" — crashes allowed on a node that keeps its state in memory: after a restart it has forgotten everything, so a lost write is expected of it, not a finding");
     }
-    if v.read_mode == ReadMode::Serializable {
-        out.push_str(" — serializable reads (from each member's local state)");
+    if let Some(w) = v.read_mode.words() {
+        out.push_str(&format!(" — {w}"));
     }
     out
 }
