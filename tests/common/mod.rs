@@ -113,6 +113,22 @@ pub fn etcd_available(test: &str) -> bool {
     }
 }
 
+/// Whether nats-server is installed (under `CI=true` it must be).
+pub fn nats_available(test: &str) -> bool {
+    let found = faultline_sut::nats::locate(None)
+        .and_then(|bin| faultline_sut::nats::version_of(&bin).map(|_| ()));
+    match found {
+        Ok(()) => true,
+        Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{test}: nats-server is needed under CI=true: {why}")
+        }
+        Err(why) => {
+            println!("{test}: skipped: {why}");
+            false
+        }
+    }
+}
+
 /// Send `req` to node `id` of `cluster`, retrying (bounded by [`DEADLINE`])
 /// while the cluster has no leader or the outcome is unknown; returns the
 /// first definite answer.

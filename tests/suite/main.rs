@@ -23,6 +23,7 @@ mod hosts;
 mod kernel_cli;
 mod maelstrom;
 mod membership_processes;
+mod nats;
 mod nemesis_processes;
 mod node_processes;
 mod node_signals;
