@@ -244,3 +244,44 @@ fn a_coordinated_power_loss_is_decided_and_ctrl_c_leaves_nothing() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Without nats-server: one line naming the package, exit 2, no store.
+#[test]
+fn a_missing_nats_server_is_one_line_naming_the_package() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(common::faultline_bin())
+        .args([
+            "run",
+            "--target",
+            "nats",
+            "--nemesis",
+            "crash-leader",
+            "--store",
+        ])
+        .arg(tmp.path().join("s"))
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let last = err.trim().lines().last().unwrap_or("");
+    assert!(
+        last.contains("nats-server not found on PATH")
+            && last.contains("apt-get install nats-server"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("s").exists(), "a store was made: {err}");
+    // And one that is not there, named by --bin.
+    let out = Command::new(common::faultline_bin())
+        .args(["run", "--target", "nats", "--nemesis", "crash-leader"])
+        .args(["--bin", "/nonexistent/nats-server", "--store"])
+        .arg(tmp.path().join("s"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("/nonexistent/nats-server") && err.trim().lines().count() <= 2,
+        "{err}"
+    );
+}
