@@ -68,7 +68,7 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "nats-disk",
-        about: "NATS JetStream under a power loss of every member, one member's power loss with a paused or isolated leader, and damage to a minority's files: the shapes of the published NATS findings (about 4 minutes; needs nats-server, root, fuse3, ip and nft)",
+        about: "NATS JetStream under a power loss of every member 65 s in (posix and names-durable), one member's power loss with a paused or isolated leader, and damage to a minority's files: the shapes of the published NATS findings (about 11 minutes; needs nats-server, root, fuse3, ip and nft)",
         text: include_str!("../presets/nats-disk.toml"),
     },
     Preset {

@@ -223,3 +223,23 @@ fn a_missing_nats_server_is_named_with_the_package() {
         "{e}"
     );
 }
+
+/// `/jsz?accounts=true&streams=true` as nats-server 2.9.10 answered it on
+/// 2026-12-06, on the stream's leader (n1) and on a follower (n2), a few
+/// seconds after the stream was created with two messages.
+#[test]
+fn recorded_jsz_answers_name_the_leader_and_the_silences() {
+    let leader: Value = serde_json::from_str(include_str!("recorded/jsz-n1.json")).unwrap();
+    let follower: Value = serde_json::from_str(include_str!("recorded/jsz-n2.json")).unwrap();
+    let s = status_from_jsz("n1", &leader);
+    assert_eq!((s.role, s.leader.as_deref()), (Role::Leader, Some("n1")));
+    assert_eq!(s.voters, ["n1", "n2", "n3"]);
+    assert_eq!(s.quorum_heard_ms, Some(1039));
+    assert_eq!(s.commit_index, 2);
+    let s = status_from_jsz("n2", &follower);
+    assert_eq!((s.role, s.leader.as_deref()), (Role::Follower, Some("n1")));
+    assert_eq!(s.leader_heard_ms, Some(1166));
+    assert_eq!(s.voters, ["n1", "n2", "n3"]);
+    // The same answer read as another member's: n3 is no leader of it.
+    assert_eq!(status_from_jsz("n3", &leader).role, Role::Follower);
+}
