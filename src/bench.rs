@@ -172,8 +172,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             target,
             disk,
         } => {
-            // faultline's node beside another target, when one is named;
-            // NATS beside etcd too, when etcd is there.
+            // faultline's node beside another target, when one is named,
+            // and the systems that target is benched beside (NATS: etcd).
             use faultline_sut::TargetKindExt;
             anyhow::ensure!(
                 !target.capabilities().program,
@@ -190,10 +190,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 .map_err(anyhow::Error::msg)
             };
             let mut others = Vec::new();
-            if target == faultline_sut::TargetKind::Nats && disk != "fuse" {
-                match build(faultline_sut::TargetKind::Etcd) {
-                    Ok(etcd) => others.push(etcd),
-                    Err(e) => println!("faultline bench node: etcd left out: {e}"),
+            if disk != "fuse" {
+                for &beside in target.benched_beside() {
+                    match build(beside) {
+                        Ok(t) => others.push(t),
+                        Err(e) => println!("faultline bench node: {beside} left out: {e}"),
+                    }
                 }
             }
             if target != faultline_sut::TargetKind::Faultline {

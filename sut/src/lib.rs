@@ -60,6 +60,11 @@ pub trait TargetKindExt: Copy {
     fn durability_note(self) -> Option<&'static str> {
         None
     }
+    /// The other systems `bench node --target` this one runs beside it
+    /// (when they are installed), besides faultline's node.
+    fn benched_beside(self) -> &'static [TargetKind] {
+        &[]
+    }
     /// How a host of an inventory is asked for this target's version
     /// (its working directory `dir`, shell-quoted); none for a target
     /// that does not run on hosts.
@@ -286,6 +291,13 @@ impl TargetKindExt for TargetKind {
                 "nats-server 2.9 acknowledges a write before it is on disk (it flushes a stream's data every two minutes), so its figures are not fsync-for-fsync comparable with the others'",
             ),
             _ => None,
+        }
+    }
+
+    fn benched_beside(self) -> &'static [TargetKind] {
+        match self {
+            TargetKind::Nats => &[TargetKind::Etcd],
+            _ => &[],
         }
     }
 
