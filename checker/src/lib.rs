@@ -25,11 +25,14 @@
 //! - [`jit`]: the register's just-in-time search when values repeat.
 //! - [`check`]: per-key decomposition in parallel, budgets, counterexamples.
 //! - [`gen`]: synthetic histories for tests and benchmarks.
+//! - [`elle`]: list-append transactions, checked Elle's way (dependency
+//!   cycles), for histories of any size.
 #![deny(missing_docs)]
 
 pub mod bench;
 pub mod check;
 pub mod edn;
+pub mod elle;
 pub mod gen;
 pub mod history;
 pub mod jit;

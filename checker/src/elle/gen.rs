@@ -1,0 +1,277 @@
+//! Synthetic list-append histories: a correct in-memory store that runs
+//! each transaction atomically at an instant between its invocation and
+//! its completion (so every history it gives is strictly serializable),
+//! and the anomalies of each class planted into such a history, for the
+//! tests and the benchmark.
+
+use std::collections::HashMap;
+
+use super::{Mop, Txn, TxnOutcome};
+
+/// The shape of a generated history.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    /// Transactions.
+    pub txns: usize,
+    /// Keys.
+    pub keys: usize,
+    /// Most micro-operations per transaction (at least 1).
+    pub max_mops: usize,
+    /// Concurrent processes.
+    pub processes: usize,
+    /// Share of micro-operations that are appends.
+    pub appends: f64,
+    /// Appends to one key before its slot moves on to a fresh key (as
+    /// Jepsen's `max-writes-per-key`): keeps every list short.
+    pub max_writes_per_key: usize,
+}
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+}
+
+/// A strictly serializable history of `shape` from `seed`: processes run
+/// transactions back to back; each takes effect at a seeded instant within
+/// its span; 2 % fail (not applied) and 2 % end unknown (applied or not,
+/// their reads unknown).
+pub fn correct(shape: Shape, seed: u64) -> Vec<Txn> {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let procs = shape.processes.max(1);
+    let keys = shape.keys.max(1);
+    let per_key = shape.max_writes_per_key.max(1) as i64;
+    // Each slot's current key (`k<slot>` then `k<slot>.<generation>`), and
+    // the values appended to it so far.
+    let mut slot_key: Vec<String> = (0..keys).map(|k| format!("k{k}")).collect();
+    let mut generation = vec![0u32; keys];
+    let mut clock = vec![0u64; procs];
+    let mut next_value = vec![0i64; keys];
+    let mut all_keys: Vec<String> = slot_key.clone();
+    let mut txns: Vec<Txn> = Vec::with_capacity(shape.txns + 1);
+    let mut points: Vec<(u64, u32)> = Vec::with_capacity(shape.txns);
+    for i in 0..shape.txns {
+        let p = i % procs;
+        let invoke = clock[p] + 1 + rng.below(5);
+        let dur = 1 + rng.below(40);
+        let complete = invoke + dur;
+        clock[p] = complete;
+        let m = 1 + rng.below(shape.max_mops.max(1) as u64) as usize;
+        let mops = (0..m)
+            .map(|_| {
+                let k = rng.below(keys as u64) as usize;
+                if rng.chance(shape.appends) {
+                    if next_value[k] == per_key {
+                        generation[k] += 1;
+                        next_value[k] = 0;
+                        slot_key[k] = format!("k{k}.{}", generation[k]);
+                        all_keys.push(slot_key[k].clone());
+                    }
+                    next_value[k] += 1;
+                    Mop::Append {
+                        key: slot_key[k].clone(),
+                        value: next_value[k],
+                    }
+                } else {
+                    Mop::Read {
+                        key: slot_key[k].clone(),
+                        value: None,
+                    }
+                }
+            })
+            .collect();
+        let outcome = match rng.below(100) {
+            0 | 1 => TxnOutcome::Fail,
+            2 | 3 => TxnOutcome::Info,
+            _ => TxnOutcome::Ok,
+        };
+        points.push((invoke + rng.below(dur + 1), i as u32));
+        txns.push(Txn {
+            process: p as u64,
+            invoke_ns: invoke,
+            complete_ns: (outcome != TxnOutcome::Info).then_some(complete),
+            outcome,
+            mops,
+            line: i,
+        });
+    }
+    points.sort_unstable();
+    let mut store: HashMap<String, Vec<i64>> = HashMap::with_capacity(all_keys.len());
+    for &(_, i) in &points {
+        let t = &mut txns[i as usize];
+        let applied = match t.outcome {
+            TxnOutcome::Ok => true,
+            TxnOutcome::Fail => false,
+            TxnOutcome::Info => rng.chance(0.5),
+        };
+        let ok = t.outcome == TxnOutcome::Ok;
+        for m in t.mops.iter_mut() {
+            match m {
+                Mop::Append { key, value } if applied => match store.get_mut(key.as_str()) {
+                    Some(l) => l.push(*value),
+                    None => {
+                        store.insert(key.clone(), vec![*value]);
+                    }
+                },
+                Mop::Append { .. } => {}
+                Mop::Read { key, value } => {
+                    if ok {
+                        *value = Some(store.get(key.as_str()).cloned().unwrap_or_default());
+                    }
+                }
+            }
+        }
+    }
+    // A final read of every key, after everything, so each order is known.
+    let end = clock.iter().max().copied().unwrap_or(0) + 10;
+    let line = txns.len();
+    txns.push(Txn {
+        process: procs as u64,
+        invoke_ns: end,
+        complete_ns: Some(end + 1),
+        outcome: TxnOutcome::Ok,
+        mops: all_keys
+            .iter()
+            .map(|k| Mop::Read {
+                key: k.clone(),
+                value: Some(store.get(k.as_str()).cloned().unwrap_or_default()),
+            })
+            .collect(),
+        line,
+    });
+    txns
+}
+
+/// The anomaly classes [`plant`] can plant, each the class the checker
+/// must name.
+pub const PLANTABLE: [&str; 12] = [
+    "G0",
+    "G1a",
+    "G1b",
+    "G1c",
+    "G-single",
+    "G-single-realtime",
+    "G2",
+    "incompatible-order",
+    "duplicate-elements",
+    "lost-append",
+    "internal",
+    "non-monotonic-read",
+];
+
+/// Plant an anomaly of `class` (one of [`PLANTABLE`]) after the end of
+/// `txns`, on keys of its own (`planted-…`), by transactions of processes
+/// of their own.
+pub fn plant(txns: &mut Vec<Txn>, class: &str) {
+    let start = txns
+        .iter()
+        .flat_map(|t| [Some(t.invoke_ns), t.complete_ns])
+        .flatten()
+        .max()
+        .unwrap_or(0)
+        + 100;
+    let base = txns.iter().map(|t| t.process).max().unwrap_or(0) + 1;
+    let (x, y) = ("planted-x".to_string(), "planted-y".to_string());
+    let ap = |k: &str, v: i64| Mop::Append {
+        key: k.to_string(),
+        value: v,
+    };
+    let rd = |k: &str, v: &[i64]| Mop::Read {
+        key: k.to_string(),
+        value: Some(v.to_vec()),
+    };
+    // (process offset, invoke, complete, outcome, mops)
+    let mut add = |p: u64, at: u64, end: Option<u64>, outcome: TxnOutcome, mops: Vec<Mop>| {
+        let line = txns.len();
+        txns.push(Txn {
+            process: base + p,
+            invoke_ns: start + at,
+            complete_ns: end.map(|e| start + e),
+            outcome,
+            mops,
+            line,
+        });
+    };
+    use TxnOutcome::{Fail, Ok};
+    match class {
+        // ww both ways: T1 before T2 on x, T2 before T1 on y.
+        "G0" => {
+            add(0, 0, Some(10), Ok, vec![ap(&x, 1), ap(&y, 2)]);
+            add(1, 0, Some(10), Ok, vec![ap(&x, 2), ap(&y, 1)]);
+            add(2, 20, Some(21), Ok, vec![rd(&x, &[1, 2]), rd(&y, &[1, 2])]);
+        }
+        // A failed transaction's append, read.
+        "G1a" => {
+            add(0, 0, Some(10), Fail, vec![ap(&x, 1)]);
+            add(1, 20, Some(21), Ok, vec![rd(&x, &[1])]);
+        }
+        // A read of the first of a transaction's two appends to a key.
+        "G1b" => {
+            add(0, 0, Some(10), Ok, vec![ap(&x, 1), ap(&x, 2)]);
+            add(1, 5, Some(15), Ok, vec![rd(&x, &[1])]);
+            add(2, 20, Some(21), Ok, vec![rd(&x, &[1, 2])]);
+        }
+        // Each reads the other's append: wr both ways.
+        "G1c" => {
+            add(0, 0, Some(10), Ok, vec![ap(&x, 1), rd(&y, &[1])]);
+            add(1, 0, Some(10), Ok, vec![ap(&y, 1), rd(&x, &[1])]);
+        }
+        // Read skew: T2 sees T1's append to x but not to y, concurrently.
+        "G-single" => {
+            add(0, 0, Some(10), Ok, vec![ap(&x, 1), ap(&y, 1)]);
+            add(1, 0, Some(10), Ok, vec![rd(&x, &[1]), rd(&y, &[])]);
+            add(2, 20, Some(21), Ok, vec![rd(&y, &[1])]);
+        }
+        // A stale read: begun after the append completed, without it.
+        "G-single-realtime" => {
+            add(0, 0, Some(10), Ok, vec![ap(&x, 1)]);
+            add(1, 20, Some(30), Ok, vec![rd(&x, &[])]);
+            add(2, 40, Some(41), Ok, vec![rd(&x, &[1])]);
+        }
+        // Write skew: each read what the other appends to, on one snapshot.
+        "G2" => {
+            add(0, 0, Some(10), Ok, vec![rd(&x, &[]), ap(&y, 1)]);
+            add(1, 0, Some(10), Ok, vec![rd(&y, &[]), ap(&x, 1)]);
+            add(2, 20, Some(21), Ok, vec![rd(&x, &[1]), rd(&y, &[1])]);
+        }
+        "incompatible-order" => {
+            add(0, 0, Some(10), Ok, vec![ap(&x, 1)]);
+            add(1, 0, Some(10), Ok, vec![ap(&x, 2)]);
+            add(2, 0, Some(10), Ok, vec![ap(&x, 3)]);
+            add(3, 20, Some(21), Ok, vec![rd(&x, &[1, 2])]);
+            add(4, 20, Some(21), Ok, vec![rd(&x, &[1, 3])]);
+        }
+        "duplicate-elements" => {
+            add(0, 0, Some(10), Ok, vec![ap(&x, 1)]);
+            add(1, 20, Some(21), Ok, vec![rd(&x, &[1, 1])]);
+        }
+        "lost-append" => {
+            add(0, 0, Some(10), Ok, vec![ap(&x, 1)]);
+            add(1, 0, Some(10), Ok, vec![ap(&x, 2)]);
+            add(2, 20, Some(21), Ok, vec![rd(&x, &[2])]);
+        }
+        "internal" => {
+            add(0, 0, Some(10), Ok, vec![ap(&x, 1), rd(&x, &[])]);
+            add(1, 20, Some(21), Ok, vec![rd(&x, &[1])]);
+        }
+        // One process reads two elements, then one.
+        "non-monotonic-read" => {
+            add(0, 0, Some(10), Ok, vec![ap(&x, 1), ap(&x, 2)]);
+            add(1, 20, Some(21), Ok, vec![rd(&x, &[1, 2])]);
+            add(1, 30, Some(31), Ok, vec![rd(&x, &[1])]);
+        }
+        other => panic!("no way to plant {other}"),
+    }
+}

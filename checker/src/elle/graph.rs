@@ -1,0 +1,421 @@
+//! The dependency graph of a list-append history, its strongly connected
+//! components (Tarjan's, without recursion), and a shortest cycle of each
+//! class in each component (breadth-first, on the edge kinds the class
+//! allows).
+
+use std::collections::{HashMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use super::{show, Anomaly, Consistency, Found, Mop, OrdersView, Txn, TxnOutcome};
+
+/// What one edge says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EdgeKind {
+    /// Write-write: the later append follows the earlier in a key's order.
+    Ww,
+    /// Write-read: the reader saw the writer's append last.
+    Wr,
+    /// Read-write (anti-dependency): the writer's append follows what the
+    /// reader saw.
+    Rw,
+    /// Real time: the first completed before the second began.
+    Rt,
+}
+
+impl EdgeKind {
+    const fn bit(self) -> u8 {
+        match self {
+            EdgeKind::Ww => 1,
+            EdgeKind::Wr => 2,
+            EdgeKind::Rw => 4,
+            EdgeKind::Rt => 8,
+        }
+    }
+}
+
+/// One edge of a cycle: its kind and, for a data edge, the key and value
+/// that make it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Edge {
+    /// The kind.
+    pub kind: EdgeKind,
+    /// The key (none for real time).
+    pub key: Option<String>,
+    /// The element: the one appended (ww, rw) or read last (wr).
+    pub value: Option<i64>,
+}
+
+/// A compact graph: for each transaction its out-edges, each with the
+/// kinds it carries (bits) and the key and value that explain it.
+pub(crate) struct Graph {
+    /// Out-edges: (target, kind bits, one explanation per kind).
+    out: Vec<Vec<(u32, u8)>>,
+    /// (from, to, kind) → (key, value).
+    why: HashMap<(u32, u32, u8), (String, i64)>,
+    edges: usize,
+}
+
+impl Graph {
+    fn add(&mut self, from: usize, to: usize, kind: EdgeKind, why: Option<(&str, i64)>) {
+        if from == to {
+            return;
+        }
+        let (f, t) = (from as u32, to as u32);
+        let list = &mut self.out[from];
+        match list.iter_mut().find(|(x, _)| *x == t) {
+            Some((_, bits)) if *bits & kind.bit() != 0 => return,
+            Some((_, bits)) => *bits |= kind.bit(),
+            None => list.push((t, kind.bit())),
+        }
+        self.edges += 1;
+        if let Some((k, v)) = why {
+            self.why.insert((f, t, kind.bit()), (k.to_string(), v));
+        }
+    }
+
+    /// Edges in the graph (one per kind between two transactions).
+    pub(crate) fn edge_count(&self) -> usize {
+        self.edges
+    }
+}
+
+/// Whether a transaction takes part: it committed, or may have and its
+/// appends were seen.
+fn member(t: &Txn) -> bool {
+    matches!(t.outcome, TxnOutcome::Ok | TxnOutcome::Info)
+}
+
+/// Build the graph of `txns` from each key's order.
+pub(crate) fn build(
+    txns: &[Txn],
+    orders: &OrdersView<'_>,
+    writer: &HashMap<(&str, i64), usize>,
+    model: Consistency,
+) -> Graph {
+    let mut g = Graph {
+        out: vec![Vec::new(); txns.len()],
+        why: HashMap::new(),
+        edges: 0,
+    };
+    let writer_of = |k: &str, v: i64| writer.get(&(k, v)).copied().filter(|w| member(&txns[*w]));
+    // ww: consecutive elements of each key's order.
+    for (&k, order) in orders {
+        for pair in order.windows(2) {
+            if let (Some(a), Some(b)) = (writer_of(k, pair[0]), writer_of(k, pair[1])) {
+                g.add(a, b, EdgeKind::Ww, Some((k, pair[1])));
+            }
+        }
+    }
+    // wr and rw, read by read.
+    for (t, txn) in txns.iter().enumerate() {
+        if txn.outcome != TxnOutcome::Ok {
+            continue;
+        }
+        for m in &txn.mops {
+            let Mop::Read {
+                key,
+                value: Some(list),
+            } = m
+            else {
+                continue;
+            };
+            if let Some(&last) = list.last() {
+                if let Some(w) = writer_of(key, last) {
+                    g.add(w, t, EdgeKind::Wr, Some((key, last)));
+                }
+            }
+            let next = orders
+                .get(key.as_str())
+                .and_then(|o| o.get(list.len()).copied());
+            if let Some(v) = next {
+                if let Some(w) = writer_of(key, v) {
+                    g.add(t, w, EdgeKind::Rw, Some((key, v)));
+                }
+            }
+        }
+    }
+    if model == Consistency::StrictSerializable {
+        realtime(txns, &mut g);
+    }
+    g
+}
+
+/// Real-time edges, transitively reduced: each transaction gets an edge
+/// from every transaction on the frontier when it begins — those that had
+/// completed and were not yet followed by a transaction that began after
+/// they completed.
+fn realtime(txns: &[Txn], g: &mut Graph) {
+    // (time, 0 for an invocation, 1 for a completion, index): at one
+    // instant invocations come first, so a completion and an invocation at
+    // the same nanosecond are taken as concurrent (no edge).
+    let mut events: Vec<(u64, u8, usize)> = Vec::new();
+    for (i, t) in txns.iter().enumerate().filter(|(_, t)| member(t)) {
+        events.push((t.invoke_ns, 0, i));
+        if let (TxnOutcome::Ok, Some(c)) = (t.outcome, t.complete_ns) {
+            events.push((c, 1, i));
+        }
+    }
+    events.sort_unstable();
+    // The frontier: completed transactions that no completed transaction
+    // is known to follow. A transaction that begins gets an edge from each;
+    // when it completes, those it saw leave the frontier (every later
+    // transaction reaches them through it) and it joins.
+    let mut frontier: Vec<usize> = Vec::new();
+    let mut seen_at_invoke: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (_, kind, i) in events {
+        if kind == 0 {
+            for &f in &frontier {
+                g.add(f, i, EdgeKind::Rt, None);
+            }
+            seen_at_invoke.insert(i, frontier.clone());
+        } else {
+            if let Some(before) = seen_at_invoke.remove(&i) {
+                if !before.is_empty() {
+                    frontier.retain(|f| !before.contains(f));
+                }
+            }
+            frontier.push(i);
+        }
+    }
+}
+
+impl Graph {
+    /// Find the cycles: every strongly connected component with more than
+    /// one transaction yields its most specific anomaly (G0, then G1c,
+    /// then G-single, then G2; real time last). Returns how many such
+    /// components there were.
+    pub(crate) fn cycles(&self, txns: &[Txn], found: &mut Found) -> usize {
+        let comps = self.components();
+        let mut cyclic = 0;
+        for comp in comps.iter().filter(|c| c.len() > 1) {
+            cyclic += 1;
+            let inside: std::collections::HashSet<u32> = comp.iter().copied().collect();
+            let classes: [(&str, u8, bool); 8] = [
+                ("G0", EdgeKind::Ww.bit(), false),
+                ("G1c", EdgeKind::Ww.bit() | EdgeKind::Wr.bit(), false),
+                ("G-single", EdgeKind::Ww.bit() | EdgeKind::Wr.bit(), true),
+                ("G2", 15 & !EdgeKind::Rt.bit(), false),
+                (
+                    "G0-realtime",
+                    EdgeKind::Ww.bit() | EdgeKind::Rt.bit(),
+                    false,
+                ),
+                (
+                    "G1c-realtime",
+                    EdgeKind::Ww.bit() | EdgeKind::Wr.bit() | EdgeKind::Rt.bit(),
+                    false,
+                ),
+                (
+                    "G-single-realtime",
+                    EdgeKind::Ww.bit() | EdgeKind::Wr.bit() | EdgeKind::Rt.bit(),
+                    true,
+                ),
+                ("G2-realtime", 15, false),
+            ];
+            for (class, allowed, one_rw) in classes {
+                let cycle = if one_rw {
+                    self.cycle_with_one_rw(&inside, allowed)
+                } else {
+                    self.shortest_cycle(&inside, allowed)
+                };
+                if let Some(c) = cycle {
+                    found.add(self.anomaly(class, &c, txns));
+                    break;
+                }
+            }
+        }
+        cyclic
+    }
+
+    /// Tarjan's strongly connected components, iteratively.
+    fn components(&self) -> Vec<Vec<u32>> {
+        let n = self.out.len();
+        let mut index = vec![u32::MAX; n];
+        let mut low = vec![0u32; n];
+        let mut on_stack = vec![false; n];
+        let mut stack: Vec<u32> = Vec::new();
+        let mut comps = Vec::new();
+        let mut next = 0u32;
+        for root in 0..n {
+            if index[root] != u32::MAX {
+                continue;
+            }
+            // (node, next out-edge to look at)
+            let mut call: Vec<(u32, usize)> = vec![(root as u32, 0)];
+            index[root] = next;
+            low[root] = next;
+            next += 1;
+            stack.push(root as u32);
+            on_stack[root] = true;
+            while let Some(&mut (v, ref mut e)) = call.last_mut() {
+                let vi = v as usize;
+                if let Some(&(w, _)) = self.out[vi].get(*e) {
+                    *e += 1;
+                    let wi = w as usize;
+                    if index[wi] == u32::MAX {
+                        index[wi] = next;
+                        low[wi] = next;
+                        next += 1;
+                        stack.push(w);
+                        on_stack[wi] = true;
+                        call.push((w, 0));
+                    } else if on_stack[wi] {
+                        low[vi] = low[vi].min(index[wi]);
+                    }
+                    continue;
+                }
+                call.pop();
+                if let Some(&(parent, _)) = call.last() {
+                    let p = parent as usize;
+                    low[p] = low[p].min(low[vi]);
+                }
+                if low[vi] == index[vi] {
+                    let mut comp = Vec::new();
+                    while let Some(w) = stack.pop() {
+                        on_stack[w as usize] = false;
+                        comp.push(w);
+                        if w == v {
+                            break;
+                        }
+                    }
+                    comps.push(comp);
+                }
+            }
+        }
+        comps
+    }
+
+    /// The shortest cycle inside `inside` using only `allowed` kinds:
+    /// breadth-first from each member (bounded), the shortest found.
+    fn shortest_cycle(
+        &self,
+        inside: &std::collections::HashSet<u32>,
+        allowed: u8,
+    ) -> Option<Vec<(u32, u8)>> {
+        let mut best: Option<Vec<(u32, u8)>> = None;
+        for &start in inside.iter().take(MAX_STARTS) {
+            if let Some(c) = self.path(start, start, inside, allowed) {
+                if best.as_ref().is_none_or(|b| c.len() < b.len()) {
+                    best = Some(c);
+                }
+                if best.as_ref().is_some_and(|b| b.len() <= 2) {
+                    break;
+                }
+            }
+        }
+        best
+    }
+
+    /// A cycle with exactly one rw edge and otherwise `allowed` kinds.
+    fn cycle_with_one_rw(
+        &self,
+        inside: &std::collections::HashSet<u32>,
+        allowed: u8,
+    ) -> Option<Vec<(u32, u8)>> {
+        let mut tried = 0;
+        for &a in inside {
+            for &(b, bits) in &self.out[a as usize] {
+                if bits & EdgeKind::Rw.bit() == 0 || !inside.contains(&b) {
+                    continue;
+                }
+                tried += 1;
+                if tried > MAX_STARTS {
+                    return None;
+                }
+                // rw a → b, then back from b to a without rw.
+                if let Some(mut back) = self.path(b, a, inside, allowed) {
+                    let mut c = vec![(a, EdgeKind::Rw.bit())];
+                    c.append(&mut back);
+                    return Some(c);
+                }
+            }
+        }
+        None
+    }
+
+    /// A shortest path from `from` to `to` (a cycle when they are equal),
+    /// as (node, kind of the edge leaving it) pairs starting at `from`.
+    fn path(
+        &self,
+        from: u32,
+        to: u32,
+        inside: &std::collections::HashSet<u32>,
+        allowed: u8,
+    ) -> Option<Vec<(u32, u8)>> {
+        let mut prev: HashMap<u32, (u32, u8)> = HashMap::new();
+        let mut queue = VecDeque::from([from]);
+        while let Some(v) = queue.pop_front() {
+            for &(w, bits) in &self.out[v as usize] {
+                let usable = bits & allowed;
+                if usable == 0 || !inside.contains(&w) {
+                    continue;
+                }
+                // Prefer the data edge's kind when several apply.
+                let kind = [EdgeKind::Ww, EdgeKind::Wr, EdgeKind::Rw, EdgeKind::Rt]
+                    .into_iter()
+                    .map(EdgeKind::bit)
+                    .find(|b| usable & b != 0)
+                    .unwrap_or(usable);
+                if w == to {
+                    let mut rev = vec![(v, kind)];
+                    let mut at = v;
+                    while at != from {
+                        let (p, k) = prev[&at];
+                        rev.push((p, k));
+                        at = p;
+                    }
+                    rev.reverse();
+                    return Some(rev);
+                }
+                if w != from && !prev.contains_key(&w) {
+                    prev.insert(w, (v, kind));
+                    queue.push_back(w);
+                }
+            }
+        }
+        None
+    }
+
+    fn anomaly(&self, class: &str, cycle: &[(u32, u8)], txns: &[Txn]) -> Anomaly {
+        let mut edges = Vec::new();
+        let mut words = Vec::new();
+        for (i, &(v, bit)) in cycle.iter().enumerate() {
+            let w = cycle[(i + 1) % cycle.len()].0;
+            let kind = [EdgeKind::Ww, EdgeKind::Wr, EdgeKind::Rw, EdgeKind::Rt]
+                .into_iter()
+                .find(|k| k.bit() == bit)
+                .unwrap_or(EdgeKind::Rt);
+            let why = self.why.get(&(v, w, bit));
+            edges.push(Edge {
+                kind,
+                key: why.map(|(k, _)| k.clone()),
+                value: why.map(|(_, x)| *x),
+            });
+            words.push(match (kind, why) {
+                (EdgeKind::Ww, Some((k, x))) => {
+                    format!("T{v} appended to {k} just before T{w} appended {x}")
+                }
+                (EdgeKind::Wr, Some((k, x))) => {
+                    format!("T{w} read {k} ending at {x}, which T{v} appended")
+                }
+                (EdgeKind::Rw, Some((k, x))) => {
+                    format!("T{v} read {k} without {x}, which T{w} appended next")
+                }
+                _ => format!("T{v} completed before T{w} began"),
+            });
+        }
+        let _ = show;
+        let _ = txns;
+        Anomaly {
+            class: class.to_string(),
+            txns: cycle.iter().map(|(v, _)| *v as usize).collect(),
+            edges,
+            explanation: format!("{class}: {}; a cycle", words.join("; ")),
+        }
+    }
+}
+
+/// The most starting points (or rw edges) tried per component.
+const MAX_STARTS: usize = 256;
