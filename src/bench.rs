@@ -145,6 +145,15 @@ enum BenchWhat {
         #[arg(long)]
         values: Option<i64>,
     },
+    /// One row of the list-append checker's benchmark (run by `bench
+    /// check` in a process of its own).
+    #[command(hide = true)]
+    CheckAppend {
+        txns: usize,
+        keys: usize,
+        max_mops: usize,
+        appends: f64,
+    },
     /// Proposals committed per second through a 3-node in-memory cluster of
     /// the pure Raft core (no I/O).
     Core {
@@ -273,6 +282,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             let dir = scratch_dir("bench-report")?;
             println!("{}", faultline_results::bench::report(&dir, ops)?);
         }
+        BenchWhat::CheckAppend {
+            txns,
+            keys,
+            max_mops,
+            appends,
+        } => println!(
+            "{}",
+            faultline_checker::elle::gen::bench_row(faultline_checker::elle::gen::Shape {
+                txns,
+                keys,
+                max_mops,
+                processes: 50,
+                appends,
+                max_writes_per_key: 32,
+            })
+        ),
         BenchWhat::CheckOne {
             ops,
             keys,
@@ -325,6 +350,32 @@ fn bench_check(quick: bool) -> anyhow::Result<()> {
         if !out.status.success() {
             anyhow::bail!(
                 "bench case failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+    }
+    // The list-append checker: transactions of 1-4 micro-ops over 1,000
+    // keys, and single-key ones, 80 % appends (each row its own process).
+    let rows: &[(usize, usize, usize, f64)] = if quick {
+        &[(100_000, 1_000, 4, 0.5), (100_000, 1_000, 1, 0.8)]
+    } else {
+        &[
+            (100_000, 1_000, 4, 0.5),
+            (1_000_000, 1_000, 4, 0.5),
+            (1_250_000, 1_000, 1, 0.8),
+            (2_500_000, 1_000, 1, 0.8),
+        ]
+    };
+    for (txns, keys, mops, appends) in rows {
+        let out = std::process::Command::new(&exe)
+            .args(["bench", "check-append"])
+            .args([txns, keys, mops].map(|n| n.to_string()))
+            .arg(appends.to_string())
+            .output()?;
+        if !out.status.success() {
+            anyhow::bail!(
+                "bench append case failed: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
         }

@@ -275,3 +275,33 @@ pub fn plant(txns: &mut Vec<Txn>, class: &str) {
         other => panic!("no way to plant {other}"),
     }
 }
+
+/// One benchmark row: a correct history of `shape` generated, then
+/// checked (strict serializability); the row says how long each took and
+/// the process's peak memory (run each row in a process of its own).
+pub fn bench_row(shape: Shape) -> String {
+    let t0 = std::time::Instant::now();
+    let h = correct(shape, 1);
+    let gen_s = t0.elapsed().as_secs_f64();
+    let appends: usize = h
+        .iter()
+        .flat_map(|t| &t.mops)
+        .filter(|m| matches!(m, Mop::Append { .. }))
+        .count();
+    let t1 = std::time::Instant::now();
+    let r = super::check(&h, super::Consistency::StrictSerializable);
+    let secs = t1.elapsed().as_secs_f64();
+    format!(
+        "append: {} txns of 1-{} micro-ops ({} appends) over {} keys: {} in {:.2} s ({:.0} txns/s; generated in {:.2} s), {} edges, peak RSS {:.0} MiB",
+        h.len(),
+        shape.max_mops,
+        appends,
+        shape.keys,
+        if r.valid { "valid" } else { "ANOMALIES" },
+        secs,
+        h.len() as f64 / secs.max(1e-9),
+        gen_s,
+        r.edges,
+        crate::bench::peak_rss_mib()
+    )
+}

@@ -3,11 +3,11 @@
 //! class in each component (breadth-first, on the edge kinds the class
 //! allows).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::{show, Anomaly, Consistency, Found, Mop, OrdersView, Txn, TxnOutcome};
+use super::{Anomaly, Consistency, Found, Map, Mop, OrdersView, Txn, TxnOutcome};
 
 /// What one edge says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -48,21 +48,20 @@ pub struct Edge {
 }
 
 /// A compact graph: for each transaction its out-edges, each with the
-/// kinds it carries (bits) and the key and value that explain it.
+/// kinds it carries (bits). What explains an edge (its key and value) is
+/// worked out again only for the edges of a cycle reported.
 pub(crate) struct Graph {
-    /// Out-edges: (target, kind bits, one explanation per kind).
+    /// Out-edges: (target, kind bits).
     out: Vec<Vec<(u32, u8)>>,
-    /// (from, to, kind) → (key, value).
-    why: HashMap<(u32, u32, u8), (String, i64)>,
     edges: usize,
 }
 
 impl Graph {
-    fn add(&mut self, from: usize, to: usize, kind: EdgeKind, why: Option<(&str, i64)>) {
+    fn add(&mut self, from: usize, to: usize, kind: EdgeKind) {
         if from == to {
             return;
         }
-        let (f, t) = (from as u32, to as u32);
+        let t = to as u32;
         let list = &mut self.out[from];
         match list.iter_mut().find(|(x, _)| *x == t) {
             Some((_, bits)) if *bits & kind.bit() != 0 => return,
@@ -70,9 +69,6 @@ impl Graph {
             None => list.push((t, kind.bit())),
         }
         self.edges += 1;
-        if let Some((k, v)) = why {
-            self.why.insert((f, t, kind.bit()), (k.to_string(), v));
-        }
     }
 
     /// Edges in the graph (one per kind between two transactions).
@@ -91,12 +87,11 @@ fn member(t: &Txn) -> bool {
 pub(crate) fn build(
     txns: &[Txn],
     orders: &OrdersView<'_>,
-    writer: &HashMap<(&str, i64), usize>,
+    writer: &Map<(&str, i64), usize>,
     model: Consistency,
 ) -> Graph {
     let mut g = Graph {
         out: vec![Vec::new(); txns.len()],
-        why: HashMap::new(),
         edges: 0,
     };
     let writer_of = |k: &str, v: i64| writer.get(&(k, v)).copied().filter(|w| member(&txns[*w]));
@@ -104,7 +99,7 @@ pub(crate) fn build(
     for (&k, order) in orders {
         for pair in order.windows(2) {
             if let (Some(a), Some(b)) = (writer_of(k, pair[0]), writer_of(k, pair[1])) {
-                g.add(a, b, EdgeKind::Ww, Some((k, pair[1])));
+                g.add(a, b, EdgeKind::Ww);
             }
         }
     }
@@ -123,7 +118,7 @@ pub(crate) fn build(
             };
             if let Some(&last) = list.last() {
                 if let Some(w) = writer_of(key, last) {
-                    g.add(w, t, EdgeKind::Wr, Some((key, last)));
+                    g.add(w, t, EdgeKind::Wr);
                 }
             }
             let next = orders
@@ -131,7 +126,7 @@ pub(crate) fn build(
                 .and_then(|o| o.get(list.len()).copied());
             if let Some(v) = next {
                 if let Some(w) = writer_of(key, v) {
-                    g.add(t, w, EdgeKind::Rw, Some((key, v)));
+                    g.add(t, w, EdgeKind::Rw);
                 }
             }
         }
@@ -163,11 +158,11 @@ fn realtime(txns: &[Txn], g: &mut Graph) {
     // when it completes, those it saw leave the frontier (every later
     // transaction reaches them through it) and it joins.
     let mut frontier: Vec<usize> = Vec::new();
-    let mut seen_at_invoke: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut seen_at_invoke: Map<usize, Vec<usize>> = Map::default();
     for (_, kind, i) in events {
         if kind == 0 {
             for &f in &frontier {
-                g.add(f, i, EdgeKind::Rt, None);
+                g.add(f, i, EdgeKind::Rt);
             }
             seen_at_invoke.insert(i, frontier.clone());
         } else {
@@ -186,7 +181,7 @@ impl Graph {
     /// one transaction yields its most specific anomaly (G0, then G1c,
     /// then G-single, then G2; real time last). Returns how many such
     /// components there were.
-    pub(crate) fn cycles(&self, txns: &[Txn], found: &mut Found) -> usize {
+    pub(crate) fn cycles(&self, ctx: &Context<'_>, found: &mut Found) -> usize {
         let comps = self.components();
         let mut cyclic = 0;
         for comp in comps.iter().filter(|c| c.len() > 1) {
@@ -221,7 +216,7 @@ impl Graph {
                     self.shortest_cycle(&inside, allowed)
                 };
                 if let Some(c) = cycle {
-                    found.add(self.anomaly(class, &c, txns));
+                    found.add(self.anomaly(class, &c, ctx));
                     break;
                 }
             }
@@ -344,7 +339,7 @@ impl Graph {
         inside: &std::collections::HashSet<u32>,
         allowed: u8,
     ) -> Option<Vec<(u32, u8)>> {
-        let mut prev: HashMap<u32, (u32, u8)> = HashMap::new();
+        let mut prev: Map<u32, (u32, u8)> = Map::default();
         let mut queue = VecDeque::from([from]);
         while let Some(v) = queue.pop_front() {
             for &(w, bits) in &self.out[v as usize] {
@@ -378,7 +373,7 @@ impl Graph {
         None
     }
 
-    fn anomaly(&self, class: &str, cycle: &[(u32, u8)], txns: &[Txn]) -> Anomaly {
+    fn anomaly(&self, class: &str, cycle: &[(u32, u8)], ctx: &Context<'_>) -> Anomaly {
         let mut edges = Vec::new();
         let mut words = Vec::new();
         for (i, &(v, bit)) in cycle.iter().enumerate() {
@@ -387,13 +382,8 @@ impl Graph {
                 .into_iter()
                 .find(|k| k.bit() == bit)
                 .unwrap_or(EdgeKind::Rt);
-            let why = self.why.get(&(v, w, bit));
-            edges.push(Edge {
-                kind,
-                key: why.map(|(k, _)| k.clone()),
-                value: why.map(|(_, x)| *x),
-            });
-            words.push(match (kind, why) {
+            let why = ctx.why(v as usize, w as usize, kind);
+            words.push(match (kind, &why) {
                 (EdgeKind::Ww, Some((k, x))) => {
                     format!("T{v} appended to {k} just before T{w} appended {x}")
                 }
@@ -405,14 +395,60 @@ impl Graph {
                 }
                 _ => format!("T{v} completed before T{w} began"),
             });
+            edges.push(Edge {
+                kind,
+                key: why.as_ref().map(|(k, _)| k.clone()),
+                value: why.map(|(_, x)| x),
+            });
         }
-        let _ = show;
-        let _ = txns;
         Anomaly {
             class: class.to_string(),
             txns: cycle.iter().map(|(v, _)| *v as usize).collect(),
             edges,
             explanation: format!("{class}: {}; a cycle", words.join("; ")),
+        }
+    }
+}
+
+/// What a cycle's edges are explained from: the history, each key's
+/// order, and who appended what.
+pub(crate) struct Context<'a> {
+    pub txns: &'a [Txn],
+    pub orders: &'a OrdersView<'a>,
+    pub writer: &'a Map<(&'a str, i64), usize>,
+}
+
+impl Context<'_> {
+    /// The key and value behind edge `v → w` of `kind`.
+    fn why(&self, v: usize, w: usize, kind: EdgeKind) -> Option<(String, i64)> {
+        let wrote = |t: usize, k: &str, x: i64| self.writer.get(&(k, x)) == Some(&t);
+        let reads = |t: usize| {
+            self.txns[t].mops.iter().filter_map(|m| match m {
+                Mop::Read {
+                    key,
+                    value: Some(l),
+                } => Some((key.as_str(), l.as_slice())),
+                _ => None,
+            })
+        };
+        match kind {
+            EdgeKind::Ww => self.txns[w].mops.iter().find_map(|m| {
+                let Mop::Append { key, value } = m else {
+                    return None;
+                };
+                let order = self.orders.get(key.as_str())?;
+                let p = order.iter().position(|x| x == value)?;
+                (p > 0 && wrote(v, key, order[p - 1])).then(|| (key.clone(), *value))
+            }),
+            EdgeKind::Wr => reads(w).find_map(|(k, l)| {
+                let x = *l.last()?;
+                wrote(v, k, x).then(|| (k.to_string(), x))
+            }),
+            EdgeKind::Rw => reads(v).find_map(|(k, l)| {
+                let x = *self.orders.get(k)?.get(l.len())?;
+                wrote(w, k, x).then(|| (k.to_string(), x))
+            }),
+            EdgeKind::Rt => None,
         }
     }
 }

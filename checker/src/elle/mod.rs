@@ -33,6 +33,41 @@ mod graph;
 mod tests;
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A fast, non-cryptographic hasher for the checker's maps (the
+/// multiply-rotate of rustc's FxHasher): histories are not adversarial
+/// inputs to a hash table, and the default SipHash dominated the profile.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Fx(u64);
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(n as u64);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(n as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A hash map with [`Fx`].
+pub(crate) type Map<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 
 use serde::{Deserialize, Serialize};
 
@@ -163,16 +198,16 @@ struct KeyOrder {
     /// The longest list read.
     order: Vec<i64>,
     /// Value → its position in `order`.
-    position: HashMap<i64, usize>,
+    position: Map<i64, usize>,
 }
 
 /// Check `txns` against `model`.
 pub fn check(txns: &[Txn], model: Consistency) -> ElleReport {
     let mut found = Found::default();
     // Who appended each (key, value): the first transaction that did.
-    let mut writer: HashMap<(&str, i64), usize> = HashMap::new();
+    let mut writer: Map<(&str, i64), usize> = Map::default();
     // Each transaction's last append to each key (for G1b).
-    let mut last_append: HashMap<(usize, &str), i64> = HashMap::new();
+    let mut last_append: Map<(usize, &str), i64> = Map::default();
     for (t, txn) in txns.iter().enumerate() {
         for m in &txn.mops {
             if let Mop::Append { key, value } = m {
@@ -185,8 +220,14 @@ pub fn check(txns: &[Txn], model: Consistency) -> ElleReport {
     internal_and_reads(txns, &orders, &writer, &last_append, &mut found);
     lost_appends(txns, &orders, &writer, &mut found);
     non_monotonic(txns, &orders, &mut found);
-    let g = graph::build(txns, &orders_view(&orders), &writer, model);
-    let (edges, cyclic) = (g.edge_count(), g.cycles(txns, &mut found));
+    let view = orders_view(&orders);
+    let g = graph::build(txns, &view, &writer, model);
+    let ctx = graph::Context {
+        txns,
+        orders: &view,
+        writer: &writer,
+    };
+    let (edges, cyclic) = (g.edge_count(), g.cycles(&ctx, &mut found));
     let counts = found.counts.clone();
     ElleReport {
         valid: found.anomalies.is_empty(),
@@ -216,9 +257,9 @@ impl Found {
 }
 
 /// A key's order as the graph needs it.
-pub(crate) type OrdersView<'a> = HashMap<&'a str, &'a [i64]>;
+pub(crate) type OrdersView<'a> = Map<&'a str, &'a [i64]>;
 
-fn orders_view(orders: &HashMap<String, KeyOrder>) -> OrdersView<'_> {
+fn orders_view(orders: &Map<String, KeyOrder>) -> OrdersView<'_> {
     orders
         .iter()
         .map(|(k, o)| (k.as_str(), o.order.as_slice()))
@@ -243,8 +284,8 @@ fn ok_reads(txns: &[Txn]) -> impl Iterator<Item = (usize, &str, &[i64])> {
 /// Each key's order: its longest read; a read that is not a prefix of it
 /// is an incompatible order; a read listing a value twice, duplicated
 /// elements.
-fn key_orders(txns: &[Txn], found: &mut Found) -> HashMap<String, KeyOrder> {
-    let mut longest: HashMap<&str, (usize, &[i64])> = HashMap::new();
+fn key_orders(txns: &[Txn], found: &mut Found) -> Map<String, KeyOrder> {
+    let mut longest: Map<&str, (usize, &[i64])> = Map::default();
     for (t, key, list) in ok_reads(txns) {
         let e = longest.entry(key).or_insert((t, list));
         if list.len() > e.1.len() {
@@ -293,17 +334,27 @@ fn key_orders(txns: &[Txn], found: &mut Found) -> HashMap<String, KeyOrder> {
 /// G1a, G1b and internal consistency, read by read.
 fn internal_and_reads(
     txns: &[Txn],
-    orders: &HashMap<String, KeyOrder>,
-    writer: &HashMap<(&str, i64), usize>,
-    last_append: &HashMap<(usize, &str), i64>,
+    orders: &Map<String, KeyOrder>,
+    writer: &Map<(&str, i64), usize>,
+    last_append: &Map<(usize, &str), i64>,
     found: &mut Found,
 ) {
+    // The appends of failed transactions: what a read must not show (G1a).
+    let failed: std::collections::HashSet<(&str, i64), BuildHasherDefault<Fx>> = txns
+        .iter()
+        .filter(|t| t.outcome == TxnOutcome::Fail)
+        .flat_map(|t| &t.mops)
+        .filter_map(|m| match m {
+            Mop::Append { key, value } => Some((key.as_str(), *value)),
+            Mop::Read { .. } => None,
+        })
+        .collect();
     for (t, txn) in txns.iter().enumerate() {
         if txn.outcome != TxnOutcome::Ok {
             continue;
         }
         // This transaction's own appends so far, per key.
-        let mut own: HashMap<&str, Vec<i64>> = HashMap::new();
+        let mut own: Map<&str, Vec<i64>> = Map::default();
         for m in &txn.mops {
             match m {
                 Mop::Append { key, value } => own.entry(key).or_default().push(*value),
@@ -325,7 +376,10 @@ fn internal_and_reads(
                             });
                         }
                     }
-                    for v in list {
+                    for v in list
+                        .iter()
+                        .filter(|v| failed.contains(&(key.as_str(), **v)))
+                    {
                         let Some(&w) = writer.get(&(key.as_str(), *v)) else {
                             continue;
                         };
@@ -372,12 +426,12 @@ fn internal_and_reads(
 /// the append's transaction completed.
 fn lost_appends(
     txns: &[Txn],
-    orders: &HashMap<String, KeyOrder>,
-    writer: &HashMap<(&str, i64), usize>,
+    orders: &Map<String, KeyOrder>,
+    writer: &Map<(&str, i64), usize>,
     found: &mut Found,
 ) {
     // Per key, the ok reads' (invoke time, length read, reader), latest first.
-    let mut reads: HashMap<&str, Vec<(u64, usize, usize)>> = HashMap::new();
+    let mut reads: Map<&str, Vec<(u64, usize, usize)>> = Map::default();
     for (t, key, list) in ok_reads(txns) {
         reads
             .entry(key)
@@ -416,8 +470,8 @@ fn lost_appends(
 }
 
 /// A process that read a key's list and later a shorter prefix of it.
-fn non_monotonic(txns: &[Txn], orders: &HashMap<String, KeyOrder>, found: &mut Found) {
-    let mut last: HashMap<(u64, &str), (usize, usize)> = HashMap::new();
+fn non_monotonic(txns: &[Txn], orders: &Map<String, KeyOrder>, found: &mut Found) {
+    let mut last: Map<(u64, &str), (usize, usize)> = Map::default();
     let mut by_time: Vec<(usize, &str, &[i64])> = ok_reads(txns).collect();
     by_time.sort_by_key(|(t, _, _)| (txns[*t].invoke_ns, *t));
     for (t, key, list) in by_time {
