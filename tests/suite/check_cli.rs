@@ -349,3 +349,62 @@ fn a_history_where_nothing_succeeded_is_undecided() {
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("UNKNOWN"), "{out}");
 }
+
+/// A history of list-append transactions goes to the Elle-style checker:
+/// a correct store's history is valid; a stale read planted into it is
+/// named (G-single-realtime) and exits 1 under strict serializability,
+/// 0 under serializability; a malformed micro-operation is one line, exit 2.
+#[test]
+fn list_append_histories_are_checked_against_the_model_asked() {
+    use faultline_checker::elle::{gen, history};
+    let dir = tempfile::tempdir().unwrap();
+    let shape = gen::Shape {
+        txns: 2_000,
+        keys: 10,
+        max_mops: 4,
+        processes: 8,
+        appends: 0.5,
+        max_writes_per_key: 32,
+    };
+    let mut h = gen::correct(shape, 3);
+    let mut text = Vec::new();
+    history::write_jsonl(&h, &mut text).unwrap();
+    let f = write(&dir, "append.jsonl", &String::from_utf8(text).unwrap());
+    let (code, out, err) = faultline(&["check", &f]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("2001 transactions: strict-serializable"),
+        "{out}"
+    );
+
+    gen::plant(&mut h, "G-single-realtime");
+    let mut text = Vec::new();
+    history::write_jsonl(&h, &mut text).unwrap();
+    let f = write(&dir, "stale.jsonl", &String::from_utf8(text).unwrap());
+    let (code, out, err) = faultline(&["check", &f]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("NOT strict-serializable: G-single-realtime ×1")
+            && out.contains("without 1, which T"),
+        "{out}"
+    );
+    let (code, out, _) = faultline(&["check", &f, "--consistency", "serializable"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = faultline(&["check", &f, "--json"]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["anomalies"][0]["class"], "G-single-realtime", "{v}");
+
+    let bad = write(
+        &dir,
+        "bad.jsonl",
+        "{\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"put\",\"x\",1]]}\n",
+    );
+    let (code, _, err) = faultline(&["check", &bad]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("line 1: a micro-operation is \"append\" or \"r\"")
+            && err.trim().lines().count() == 1,
+        "{err}"
+    );
+}

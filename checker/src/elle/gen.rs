@@ -58,6 +58,10 @@ pub fn correct(shape: Shape, seed: u64) -> Vec<Txn> {
     let mut slot_key: Vec<String> = (0..keys).map(|k| format!("k{k}")).collect();
     let mut generation = vec![0u32; keys];
     let mut clock = vec![0u64; procs];
+    // Each slot's process number: after a transaction that ended unknown
+    // the slot goes on under a fresh one (as the history format asks).
+    let mut pid: Vec<u64> = (0..procs as u64).collect();
+    let mut fresh = procs as u64;
     let mut next_value = vec![0i64; keys];
     let mut all_keys: Vec<String> = slot_key.clone();
     let mut txns: Vec<Txn> = Vec::with_capacity(shape.txns + 1);
@@ -98,8 +102,13 @@ pub fn correct(shape: Shape, seed: u64) -> Vec<Txn> {
             _ => TxnOutcome::Ok,
         };
         points.push((invoke + rng.below(dur + 1), i as u32));
+        let process = pid[p];
+        if outcome == TxnOutcome::Info {
+            pid[p] = fresh;
+            fresh += 1;
+        }
         txns.push(Txn {
-            process: p as u64,
+            process,
             invoke_ns: invoke,
             complete_ns: (outcome != TxnOutcome::Info).then_some(complete),
             outcome,
@@ -138,7 +147,7 @@ pub fn correct(shape: Shape, seed: u64) -> Vec<Txn> {
     let end = clock.iter().max().copied().unwrap_or(0) + 10;
     let line = txns.len();
     txns.push(Txn {
-        process: procs as u64,
+        process: fresh,
         invoke_ns: end,
         complete_ns: Some(end + 1),
         outcome: TxnOutcome::Ok,

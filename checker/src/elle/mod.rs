@@ -29,6 +29,7 @@
 
 pub mod gen;
 mod graph;
+pub mod history;
 #[cfg(test)]
 mod tests;
 

@@ -167,3 +167,22 @@ fn one_instant_is_not_real_time_order() {
     ];
     assert!(!check(&h, Consistency::StrictSerializable).valid);
 }
+
+#[test]
+fn histories_written_and_read_back_check_the_same() {
+    for seed in 0..20 {
+        let mut h = correct(SMALL, seed);
+        if seed % 2 == 1 {
+            plant(&mut h, PLANTABLE[(seed as usize / 2) % PLANTABLE.len()]);
+        }
+        let mut text = Vec::new();
+        super::history::write_jsonl(&h, &mut text).unwrap();
+        let back = super::history::read_jsonl(text.as_slice()).unwrap();
+        assert_eq!(back.len(), h.len());
+        let (a, b) = (
+            check(&h, Consistency::StrictSerializable),
+            check(&back, Consistency::StrictSerializable),
+        );
+        assert_eq!(a.counts, b.counts, "seed {seed}");
+    }
+}

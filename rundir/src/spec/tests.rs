@@ -12,7 +12,10 @@ fn names_parse_print_and_serialise_alike() {
     assert_eq!("faultline-node".parse(), Ok(TargetKind::Faultline));
     assert_eq!("zipfian".parse(), Ok(KeyDist::Zipf));
     let e = "raft".parse::<TargetKind>().unwrap_err();
-    assert_eq!(e, "'raft' is not a target (faultline, etcd, maelstrom or nats)");
+    assert_eq!(
+        e,
+        "'raft' is not a target (faultline, etcd, maelstrom or nats)"
+    );
     let parsed: Expect = serde_json::from_str("\"not-linearizable\"").unwrap();
     assert_eq!(parsed, Expect::NotLinearizable);
 }

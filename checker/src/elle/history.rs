@@ -1,0 +1,215 @@
+//! List-append transactions in the history format (docs/history-format.md,
+//! "Transactions"): lines with `"f": "txn"` whose `value` is the list of
+//! micro-operations, `["append", KEY, V]` or `["r", KEY, LIST-or-null]`;
+//! invocations and completions paired per process as for registers.
+
+use std::io::{BufRead, Read};
+
+use serde_json::Value;
+
+use super::{Mop, Txn, TxnOutcome};
+
+/// The longest line read (a read of a long list is long).
+pub const MAX_LINE: usize = 16 << 20;
+
+/// Whether a history's first client line is a transaction (so the file is
+/// for this checker, not the register one).
+pub fn is_txn_history(first_lines: &str) -> bool {
+    first_lines
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["process"] != "nemesis")
+        .is_some_and(|v| v["f"] == "txn")
+}
+
+fn mops(v: &Value, line: usize) -> Result<Vec<Mop>, String> {
+    let list = v
+        .as_array()
+        .ok_or_else(|| format!("line {line}: a txn's value must be a list of micro-operations"))?;
+    list.iter()
+        .map(|m| {
+            let parts = m.as_array().filter(|p| p.len() == 3).ok_or_else(|| {
+                format!(
+                    "line {line}: a micro-operation is [\"append\", KEY, V] or [\"r\", KEY, LIST]"
+                )
+            })?;
+            let key = match &parts[1] {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => return Err(format!("line {line}: a key is a string or a number")),
+            };
+            let int = |x: &Value| {
+                x.as_i64()
+                    .ok_or_else(|| format!("line {line}: {x} is not a 64-bit integer"))
+            };
+            match parts[0].as_str() {
+                Some("append") => Ok(Mop::Append {
+                    key,
+                    value: int(&parts[2])?,
+                }),
+                Some("r") => Ok(Mop::Read {
+                    key,
+                    value: match &parts[2] {
+                        Value::Null => None,
+                        Value::Array(xs) => Some(xs.iter().map(int).collect::<Result<_, _>>()?),
+                        other => {
+                            return Err(format!(
+                                "line {line}: a read's value is a list or null, not {other}"
+                            ))
+                        }
+                    },
+                }),
+                _ => Err(format!(
+                    "line {line}: a micro-operation is \"append\" or \"r\", not {}",
+                    parts[0]
+                )),
+            }
+        })
+        .collect()
+}
+
+/// Read a list-append history; errors name the line.
+pub fn read_jsonl(mut reader: impl BufRead) -> Result<Vec<Txn>, String> {
+    let mut txns: Vec<Txn> = Vec::new();
+    // Each process's outstanding invocation: its index in `txns`.
+    let mut open: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    let mut buf = Vec::new();
+    let mut line = 0usize;
+    let mut last_time = 0u64;
+    loop {
+        buf.clear();
+        let n = std::io::Read::by_ref(&mut reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| format!("line {}: {e}", line + 1))?;
+        if n == 0 {
+            break;
+        }
+        line += 1;
+        if buf.len() > MAX_LINE {
+            return Err(format!("line {line}: longer than {MAX_LINE} bytes"));
+        }
+        let text = std::str::from_utf8(&buf).map_err(|_| format!("line {line}: not UTF-8"))?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let v: Value = serde_json::from_str(text).map_err(|e| format!("line {line}: {e}"))?;
+        let time = v["time"]
+            .as_u64()
+            .ok_or_else(|| format!("line {line}: no time (an integer of nanoseconds)"))?;
+        if time < last_time {
+            return Err(format!(
+                "line {line}: time goes backwards ({time} after {last_time})"
+            ));
+        }
+        last_time = time;
+        if v["process"] == "nemesis" {
+            continue;
+        }
+        let process = v["process"]
+            .as_u64()
+            .ok_or_else(|| format!("line {line}: process is a number or \"nemesis\""))?;
+        if v["f"] != "txn" {
+            return Err(format!(
+                "line {line}: f is {}, but a list-append history has only \"txn\" operations",
+                v["f"]
+            ));
+        }
+        let ops = mops(&v["value"], line)?;
+        match v["type"].as_str() {
+            Some("invoke") => {
+                if open.contains_key(&process) {
+                    return Err(format!(
+                        "line {line}: process {process} invoked again before its transaction completed"
+                    ));
+                }
+                open.insert(process, txns.len());
+                txns.push(Txn {
+                    process,
+                    invoke_ns: time,
+                    complete_ns: None,
+                    outcome: TxnOutcome::Info,
+                    mops: ops,
+                    line,
+                });
+            }
+            Some(kind @ ("ok" | "fail" | "info")) => {
+                let i = open.remove(&process).ok_or_else(|| {
+                    format!(
+                        "line {line}: process {process} completed a transaction it never invoked"
+                    )
+                })?;
+                let t = &mut txns[i];
+                t.line = line;
+                match kind {
+                    "ok" => {
+                        t.outcome = TxnOutcome::Ok;
+                        t.complete_ns = Some(time);
+                        t.mops = ops;
+                    }
+                    "fail" => {
+                        t.outcome = TxnOutcome::Fail;
+                        t.complete_ns = Some(time);
+                    }
+                    _ => {}
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "line {line}: type is \"invoke\", \"ok\", \"fail\" or \"info\""
+                ))
+            }
+        }
+    }
+    Ok(txns)
+}
+
+fn mops_json(mops: &[Mop], with_reads: bool) -> Value {
+    Value::Array(
+        mops.iter()
+            .map(|m| match m {
+                Mop::Append { key, value } => serde_json::json!(["append", key, value]),
+                Mop::Read { key, value } => {
+                    let v = if with_reads {
+                        serde_json::json!(value)
+                    } else {
+                        Value::Null
+                    };
+                    serde_json::json!(["r", key, v])
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Write `txns` as a history file: each transaction's invocation (reads
+/// null) and completion, in time order.
+pub fn write_jsonl(txns: &[Txn], out: &mut impl std::io::Write) -> std::io::Result<()> {
+    // (time, 0 = invocation, 1 = completion, index)
+    let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(txns.len() * 2);
+    for (i, t) in txns.iter().enumerate() {
+        events.push((t.invoke_ns, 0, i));
+        if let Some(c) = t.complete_ns {
+            events.push((c, 1, i));
+        }
+    }
+    events.sort_unstable();
+    for (time, kind, i) in events {
+        let t = &txns[i];
+        let (ty, with_reads) = match (kind, t.outcome) {
+            (0, _) => ("invoke", false),
+            (_, TxnOutcome::Ok) => ("ok", true),
+            (_, TxnOutcome::Fail) => ("fail", false),
+            (_, TxnOutcome::Info) => ("info", false),
+        };
+        let line = serde_json::json!({
+            "time": time,
+            "process": t.process,
+            "type": ty,
+            "f": "txn",
+            "value": mops_json(&t.mops, with_reads),
+        });
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
