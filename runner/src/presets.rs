@@ -48,7 +48,7 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "disk",
-        about: "faultline's node under every disk fault, and the disk-only bug variants as controls: ack-before-fsync, ignore-fsync-error, no-dir-fsync (about 5 minutes; needs root and fuse3)",
+        about: "faultline's node under every disk fault, and the disk-only bug variants as controls: ack-before-fsync, ignore-fsync-error, no-dir-fsync (the last under all three disk models) (about 6 minutes; needs root and fuse3)",
         text: include_str!("../presets/disk.toml"),
     },
     Preset {
@@ -68,7 +68,7 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "nats-disk",
-        about: "NATS JetStream under a power loss of every member 65 s in (posix and names-durable), one member's power loss with a paused or isolated leader, and damage to a minority's files: the shapes of the published NATS findings (about 11 minutes; needs nats-server, root, fuse3, ip and nft)",
+        about: "NATS JetStream under a power loss of every member 65 s in (posix and names-durable), one member's power loss with a paused or isolated leader, and damage to a minority's files: the shapes of the published NATS findings (about 9 minutes; needs nats-server, root, fuse3, ip and nft)",
         text: include_str!("../presets/nats-disk.toml"),
     },
     Preset {
