@@ -48,7 +48,7 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "disk",
-        about: "faultline's node under every disk fault, and the disk-only bug variants as controls: ack-before-fsync, ignore-fsync-error, no-dir-fsync (the last under all three disk models) (about 6 minutes; needs root and fuse3)",
+        about: "faultline's node under every disk fault, and the disk-only bug variants as controls: ack-before-fsync, ignore-fsync-error, no-dir-fsync (the last under all three disk models) (about 7 minutes; needs root and fuse3)",
         text: include_str!("../presets/disk.toml"),
     },
     Preset {

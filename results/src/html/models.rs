@@ -56,13 +56,14 @@ pub(crate) fn model_lines<'a>(rows: &'a [RunRow], models: &[DiskModel]) -> Vec<M
         };
         let c = &mut lines[li].cells[mi];
         c.runs += 1;
-        match r.valid {
-            Verdict::NotLinearizable => {
+        // Caught: not linearizable, or a safety violation in the logs.
+        match (r.valid, r.unsafe_in_logs) {
+            (Verdict::NotLinearizable, _) | (_, true) => {
                 c.caught += 1;
                 c.first.get_or_insert(r);
             }
-            Verdict::Unknown => c.unknown += 1,
-            Verdict::Linearizable => {}
+            (Verdict::Unknown, false) => c.unknown += 1,
+            (Verdict::Linearizable, false) => {}
         }
     }
     lines
@@ -86,12 +87,13 @@ pub(crate) fn disagreement(line: &ModelLine, models: &[DiskModel]) -> Option<Str
     if caught.is_empty() || clean.is_empty() {
         return None;
     }
-    let kind = |c: &ModelCell| {
-        c.first
-            .and_then(|r| r.anomaly.as_deref())
-            .and_then(|a| a.split(" on ").next())
-            .unwrap_or("not linearizable")
-            .to_string()
+    let kind = |c: &ModelCell| match c.first {
+        Some(r) => match r.anomaly.as_deref().and_then(|a| a.split(" on ").next()) {
+            Some(k) => k.to_string(),
+            None if r.unsafe_in_logs => "a safety violation in the nodes' logs".to_string(),
+            None => "not linearizable".to_string(),
+        },
+        None => "not linearizable".to_string(),
     };
     let under = |v: &[&(DiskModel, &ModelCell)]| {
         v.iter()
@@ -116,7 +118,11 @@ pub(crate) fn by_model_section(rows: &[RunRow]) -> Option<Markup> {
     if models.len() < 2 {
         return None;
     }
-    let lines = model_lines(rows, &models);
+    // Only what ran under more than one model is compared.
+    let lines: Vec<ModelLine> = model_lines(rows, &models)
+        .into_iter()
+        .filter(|l| l.cells.iter().filter(|c| c.runs > 0).count() > 1)
+        .collect();
     let sentences: Vec<String> = lines
         .iter()
         .filter_map(|l| disagreement(l, &models))
@@ -147,7 +153,7 @@ pub(crate) fn by_model_section(rows: &[RunRow]) -> Option<Markup> {
                             } @else {
                                 td class=(if c.caught > 0 { "l poor" } else { "l" }) {
                                     @if c.caught > 0 {
-                                        (format!("NOT linearizable in {} of {}", c.caught, c.runs))
+                                        (format!("caught in {} of {}", c.caught, c.runs))
                                     } @else {
                                         (format!("linearizable in {} of {}", c.runs - c.unknown, c.runs))
                                     }
