@@ -69,24 +69,7 @@ pub use crate::program::VERSION_TIMEOUT;
 /// The version `etcd --version` prints, checked against [`OLDEST`] (the
 /// call bounded as [`crate::program::version_text`] says).
 pub fn version_of(bin: &Path) -> Result<String, String> {
-    let shown = crate::shown_path(bin);
-    let text = crate::program::version_text(bin, "etcd")?;
-    let version = text
-        .lines()
-        .find_map(|l| l.strip_prefix("etcd Version:"))
-        .map(|v| v.trim().to_string())
-        .ok_or_else(|| format!("{shown} --version did not print an etcd version"))?;
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    if (major, minor) < OLDEST {
-        return Err(format!(
-            "etcd {version} at {} is not supported: faultline needs etcd {}.{} or newer",
-            bin.display(),
-            OLDEST.0,
-            OLDEST.1
-        ));
-    }
-    Ok(version)
+    crate::program::checked_version(bin, "etcd", "etcd Version:", OLDEST)
 }
 
 impl Etcd {

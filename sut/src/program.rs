@@ -39,6 +39,37 @@ pub fn locate(
         .ok_or_else(|| format!("{name} not found on PATH: {missing}"))
 }
 
+/// The version `bin --version` prints on its line starting with `prefix`
+/// (`etcd Version:`, `nats-server: v`), checked to be at least `oldest`
+/// (major, minor); `what` names the program in messages.
+pub fn checked_version(
+    bin: &Path,
+    what: &str,
+    prefix: &str,
+    oldest: (u32, u32),
+) -> Result<String, String> {
+    let shown = crate::shown_path(bin);
+    let text = version_text(bin, what)?;
+    let version = text
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .map(|v| v.trim().to_string())
+        .ok_or_else(|| {
+            format!("{shown} --version did not print its version ({prefix} …); is it {what}?")
+        })?;
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if (major, minor) < oldest {
+        return Err(format!(
+            "{what} {version} at {} is not supported: faultline needs {what} {}.{} or newer",
+            bin.display(),
+            oldest.0,
+            oldest.1
+        ));
+    }
+    Ok(version)
+}
+
 /// What `bin --version` prints on standard output (at most 64 KiB). The
 /// call runs in a process group of its own, bounded by
 /// [`VERSION_TIMEOUT`]: a program that hangs is killed, with its children.

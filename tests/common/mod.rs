@@ -99,28 +99,31 @@ pub fn kernel_backend_available(test: &str) -> bool {
 /// supports). Without it a test says so on one line and is skipped, except
 /// under `CI=true`, where a missing etcd fails the test.
 pub fn etcd_available(test: &str) -> bool {
-    let found = faultline_sut::etcd::locate(None)
-        .and_then(|bin| faultline_sut::etcd::version_of(&bin).map(|_| ()));
-    match found {
-        Ok(()) => true,
-        Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{test}: etcd is needed under CI=true: {why}")
-        }
-        Err(why) => {
-            println!("{test}: skipped: {why}");
-            false
-        }
-    }
+    program_available(
+        test,
+        "etcd",
+        faultline_sut::etcd::locate(None)
+            .and_then(|bin| faultline_sut::etcd::version_of(&bin).map(|_| ())),
+    )
 }
 
 /// Whether nats-server is installed (under `CI=true` it must be).
 pub fn nats_available(test: &str) -> bool {
-    let found = faultline_sut::nats::locate(None)
-        .and_then(|bin| faultline_sut::nats::version_of(&bin).map(|_| ()));
+    program_available(
+        test,
+        "nats-server",
+        faultline_sut::nats::locate(None)
+            .and_then(|bin| faultline_sut::nats::version_of(&bin).map(|_| ())),
+    )
+}
+
+/// A production system's program found (`found`), or the test skipped in
+/// one line — except under `CI=true`, which must have it.
+fn program_available(test: &str, what: &str, found: Result<(), String>) -> bool {
     match found {
         Ok(()) => true,
         Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{test}: nats-server is needed under CI=true: {why}")
+            panic!("{test}: {what} is needed under CI=true: {why}")
         }
         Err(why) => {
             println!("{test}: skipped: {why}");
@@ -212,4 +215,16 @@ pub fn run_dir(store: &Path) -> PathBuf {
     }
     assert_eq!(found.len(), 1, "{found:?}");
     found.pop().unwrap()
+}
+
+/// The mounts (faultline's disk layer's, or any) under `dir` now.
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let dir = std::fs::canonicalize(dir).unwrap_or(dir.to_path_buf());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(dir.to_string_lossy().as_ref()))
+        .map(str::to_string)
+        .collect()
 }

@@ -6,6 +6,7 @@
 //! without them each test says why and passes, except under `CI=true`.
 
 use crate::common;
+use common::mounts_under;
 
 use std::path::Path;
 use std::process::Command;
@@ -31,18 +32,6 @@ fn disk_layer_available(test: &str) -> bool {
             false
         }
     }
-}
-
-/// The mounts of faultline's disk layer under `dir` now.
-fn mounts_under(dir: &Path) -> Vec<String> {
-    let dir = std::fs::canonicalize(dir).unwrap_or(dir.to_path_buf());
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| m.starts_with(dir.to_string_lossy().as_ref()))
-        .map(str::to_string)
-        .collect()
 }
 
 fn run(tmp: &Path, tag: &str, args: &[&str], limit: Duration) -> (i32, String, String) {

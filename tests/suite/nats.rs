@@ -12,9 +12,9 @@
 //! line) without nats-server, root, `ip` or `nft`, except under `CI=true`.
 
 use crate::common;
+use common::mounts_under;
 
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -31,18 +31,6 @@ fn pids_mentioning(needle: &str) -> Vec<String> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.contains("pgrep"))
-        .map(str::to_string)
-        .collect()
-}
-
-/// The FUSE mounts under `dir`.
-fn mounts_under(dir: &Path) -> Vec<String> {
-    let dir = std::fs::canonicalize(dir).unwrap_or(dir.to_path_buf());
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| m.starts_with(dir.to_string_lossy().as_ref()))
         .map(str::to_string)
         .collect()
 }

@@ -98,24 +98,7 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, String> {
 /// The version `nats-server --version` prints (`nats-server: v2.9.10`),
 /// checked against [`OLDEST`].
 pub fn version_of(bin: &Path) -> Result<String, String> {
-    let shown = crate::shown_path(bin);
-    let text = crate::program::version_text(bin, "nats-server")?;
-    let version = text
-        .lines()
-        .find_map(|l| l.strip_prefix("nats-server: v"))
-        .map(|v| v.trim().to_string())
-        .ok_or_else(|| format!("{shown} --version did not print a nats-server version"))?;
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    if (major, minor) < OLDEST {
-        return Err(format!(
-            "nats-server {version} at {} is not supported: faultline needs {}.{} or newer",
-            bin.display(),
-            OLDEST.0,
-            OLDEST.1
-        ));
-    }
-    Ok(version)
+    crate::program::checked_version(bin, "nats-server", "nats-server: v", OLDEST)
 }
 
 impl Nats {
