@@ -51,21 +51,42 @@ pub struct CheckArgs {
     consistency: faultline_checker::elle::Consistency,
 }
 
-/// Whether the file holds list-append transactions (its first client line
-/// says `"f": "txn"`).
-fn holds_transactions(path: &std::path::Path) -> bool {
+/// The file's list-append transactions, when it holds them (its first
+/// client operation is a `txn`); none for a register history.
+fn transactions(
+    path: &std::path::Path,
+    format: Format,
+) -> anyhow::Result<Option<Vec<faultline_checker::elle::Txn>>> {
+    use faultline_checker::elle::history;
     use std::io::Read;
-    let mut head = String::new();
-    let _ = File::open(path).map(|f| f.take(1 << 20).read_to_string(&mut head));
-    faultline_checker::elle::history::is_txn_history(&head)
+    let shown = faultline_rundir::quote::quoted_os(path.as_os_str());
+    let found = match format {
+        Format::Jsonl => {
+            let mut head = String::new();
+            let _ = File::open(path).map(|f| f.take(1 << 20).read_to_string(&mut head));
+            if !history::is_txn_history(&head) {
+                return Ok(None);
+            }
+            let f = File::open(path).map_err(|e| anyhow::anyhow!("cannot open {shown}: {e}"))?;
+            history::read_jsonl(BufReader::with_capacity(1 << 20, f))
+        }
+        Format::Edn => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {shown}: {e}"))?;
+            if !history::is_txn_edn(&text) {
+                return Ok(None);
+            }
+            history::read_edn(&text)
+        }
+    };
+    found.map(Some).map_err(|e| anyhow::anyhow!("{shown}: {e}"))
 }
 
 /// Check a history of list-append transactions.
-fn run_transactions(args: &CheckArgs) -> anyhow::Result<ExitCode> {
-    let shown = faultline_rundir::quote::quoted_os(args.file.as_os_str());
-    let f = File::open(&args.file).map_err(|e| anyhow::anyhow!("cannot open {shown}: {e}"))?;
-    let txns = faultline_checker::elle::history::read_jsonl(BufReader::with_capacity(1 << 20, f))
-        .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+fn run_transactions(
+    args: &CheckArgs,
+    txns: Vec<faultline_checker::elle::Txn>,
+) -> anyhow::Result<ExitCode> {
     let t0 = std::time::Instant::now();
     let r = faultline_checker::elle::check(&txns, args.consistency);
     if args.json {
@@ -125,8 +146,8 @@ pub fn load(path: &std::path::Path, format: Format) -> anyhow::Result<History> {
 
 /// Run `faultline check`.
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    if matches!(args.format, Format::Jsonl) && holds_transactions(&args.file) {
-        return run_transactions(&args);
+    if let Some(txns) = transactions(&args.file, args.format)? {
+        return run_transactions(&args, txns);
     }
     let history = load(&args.file, args.format)?;
     let mut opts = Options {

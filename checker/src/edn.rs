@@ -364,8 +364,9 @@ fn independent(ops: &[(usize, BTreeMap<String, Edn>)]) -> bool {
     })
 }
 
-/// Read a Jepsen EDN history.
-pub fn read_edn(text: &str) -> Result<History, HistoryError> {
+/// The operation maps of an EDN history (top-level maps, or one vector of
+/// them), each with its line.
+pub(crate) fn op_maps(text: &str) -> Result<Vec<(usize, BTreeMap<String, Edn>)>, HistoryError> {
     let mut r = Reader::new(text);
     let mut maps: Vec<(usize, BTreeMap<String, Edn>)> = Vec::new();
     loop {
@@ -400,6 +401,12 @@ pub fn read_edn(text: &str) -> Result<History, HistoryError> {
             }
         }
     }
+    Ok(maps)
+}
+
+/// Read a Jepsen EDN history.
+pub fn read_edn(text: &str) -> Result<History, HistoryError> {
+    let maps = op_maps(text)?;
     let indep = independent(&maps);
     let mut b = Builder::default();
     for (line, m) in maps {

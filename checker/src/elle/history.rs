@@ -8,6 +8,7 @@ use std::io::{BufRead, Read};
 use serde_json::Value;
 
 use super::{Mop, Txn, TxnOutcome};
+use crate::edn::Edn;
 
 /// The longest line read (a read of a long list is long).
 pub const MAX_LINE: usize = 16 << 20;
@@ -212,4 +213,145 @@ pub fn write_jsonl(txns: &[Txn], out: &mut impl std::io::Write) -> std::io::Resu
         writeln!(out, "{line}")?;
     }
     Ok(())
+}
+
+/// Whether an EDN history's first client operation is a `:txn`.
+pub fn is_txn_edn(text: &str) -> bool {
+    crate::edn::op_maps(text).is_ok_and(|maps| {
+        maps.iter()
+            .find(|(_, m)| !matches!(m.get(":process"), Some(Edn::Keyword(k)) if k == "nemesis"))
+            .is_some_and(|(_, m)| matches!(m.get(":f"), Some(Edn::Keyword(f)) if f == "txn"))
+    })
+}
+
+fn edn_key(k: &Edn) -> Result<String, String> {
+    match k {
+        Edn::Int(i) => Ok(i.to_string()),
+        Edn::Str(s) | Edn::Keyword(s) => Ok(s.clone()),
+        other => Err(format!(
+            "a key is an integer, string or keyword, not {}",
+            other.brief()
+        )),
+    }
+}
+
+fn edn_mops(v: Option<&Edn>, line: usize) -> Result<Vec<Mop>, String> {
+    let Some(Edn::Vector(items)) = v else {
+        return Err(format!(
+            "line {line}: a :txn's :value is a vector of micro-operations"
+        ));
+    };
+    items
+        .iter()
+        .map(|m| {
+            let Edn::Vector(p) = m else {
+                return Err(format!(
+                    "line {line}: a micro-operation is [:append k v] or [:r k list]"
+                ));
+            };
+            let [f, k, x] = p.as_slice() else {
+                return Err(format!("line {line}: a micro-operation has three parts"));
+            };
+            let key = edn_key(k).map_err(|e| format!("line {line}: {e}"))?;
+            let int = |x: &Edn| match x {
+                Edn::Int(i) => Ok(*i),
+                other => Err(format!("line {line}: {} is not an integer", other.brief())),
+            };
+            match f {
+                Edn::Keyword(f) if f == "append" => Ok(Mop::Append {
+                    key,
+                    value: int(x)?,
+                }),
+                Edn::Keyword(f) if f == "r" => Ok(Mop::Read {
+                    key,
+                    value: match x {
+                        Edn::Nil => None,
+                        Edn::Vector(xs) => Some(xs.iter().map(int).collect::<Result<_, _>>()?),
+                        other => {
+                            return Err(format!(
+                                "line {line}: a read's value is a vector or nil, not {}",
+                                other.brief()
+                            ))
+                        }
+                    },
+                }),
+                other => Err(format!(
+                    "line {line}: a micro-operation is :append or :r, not {}",
+                    other.brief()
+                )),
+            }
+        })
+        .collect()
+}
+
+/// Read a Jepsen list-append history in EDN (`{:type :invoke, :f :txn,
+/// :value [[:append 1 2] [:r 3 nil]], :process 0, :time 123}` …). Without
+/// `:time`, an operation's position stands in for it (real-time order is
+/// the order of the file).
+pub fn read_edn(text: &str) -> Result<Vec<Txn>, String> {
+    let maps = crate::edn::op_maps(text).map_err(|e| e.to_string())?;
+    let mut txns: Vec<Txn> = Vec::new();
+    let mut open: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    for (pos, (line, m)) in maps.iter().enumerate() {
+        let line = *line;
+        let process = match m.get(":process") {
+            Some(Edn::Int(p)) if *p >= 0 => *p as u64,
+            Some(Edn::Keyword(k)) if k == "nemesis" => continue,
+            _ => {
+                return Err(format!(
+                    "line {line}: missing :process (an integer or :nemesis)"
+                ))
+            }
+        };
+        if !matches!(m.get(":f"), Some(Edn::Keyword(f)) if f == "txn") {
+            return Err(format!(
+                "line {line}: :f is not :txn, but a list-append history has only :txn operations"
+            ));
+        }
+        let time = match m.get(":time") {
+            Some(Edn::Int(t)) if *t >= 0 => *t as u64,
+            _ => pos as u64,
+        };
+        let ops = edn_mops(m.get(":value"), line)?;
+        match m.get(":type") {
+            Some(Edn::Keyword(t)) if t == "invoke" => {
+                if open.insert(process, txns.len()).is_some() {
+                    return Err(format!(
+                        "line {line}: process {process} invoked again before its transaction completed"
+                    ));
+                }
+                txns.push(Txn {
+                    process,
+                    invoke_ns: time,
+                    complete_ns: None,
+                    outcome: TxnOutcome::Info,
+                    mops: ops,
+                    line,
+                });
+            }
+            Some(Edn::Keyword(t)) if t == "ok" || t == "fail" || t == "info" => {
+                let i = open.remove(&process).ok_or_else(|| {
+                    format!(
+                        "line {line}: process {process} completed a transaction it never invoked"
+                    )
+                })?;
+                let txn = &mut txns[i];
+                txn.line = line;
+                if t == "ok" {
+                    txn.outcome = TxnOutcome::Ok;
+                    txn.complete_ns = Some(time);
+                    txn.mops = ops;
+                } else if t == "fail" {
+                    txn.outcome = TxnOutcome::Fail;
+                    txn.complete_ns = Some(time);
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "line {line}: :type is :invoke, :ok, :fail or :info"
+                ))
+            }
+        }
+    }
+    Ok(txns)
 }

@@ -186,3 +186,31 @@ fn histories_written_and_read_back_check_the_same() {
         assert_eq!(a.counts, b.counts, "seed {seed}");
     }
 }
+
+/// Jepsen's EDN form: integer keys, `:append` and `:r`; a write skew.
+#[test]
+fn jepsen_edn_append_histories_are_read() {
+    let text = r#"
+{:type :invoke, :f :txn, :value [[:r 1 nil] [:append 2 1]], :process 0, :time 10}
+{:type :invoke, :f :txn, :value [[:r 2 nil] [:append 1 1]], :process 1, :time 11}
+{:type :ok, :f :txn, :value [[:r 1 []] [:append 2 1]], :process 0, :time 20}
+{:type :ok, :f :txn, :value [[:r 2 []] [:append 1 1]], :process 1, :time 21}
+{:type :info, :f :start-partition, :value nil, :process :nemesis, :time 25}
+{:type :invoke, :f :txn, :value [[:r 1 nil] [:r 2 nil]], :process 2, :time 30}
+{:type :ok, :f :txn, :value [[:r 1 [1]] [:r 2 [1]]], :process 2, :time 31}
+"#;
+    assert!(super::history::is_txn_edn(text));
+    let h = super::history::read_edn(text).unwrap();
+    assert_eq!(h.len(), 3);
+    let r = check(&h, Consistency::Serializable);
+    assert_eq!(classes(&r), ["G2"], "{r:?}");
+    let bad = "{:type :invoke, :f :txn, :value [[:put 1 1]], :process 0}";
+    let e = super::history::read_edn(bad).unwrap_err();
+    assert!(
+        e.contains("line 1: a micro-operation is :append or :r"),
+        "{e}"
+    );
+    assert!(!super::history::is_txn_edn(
+        "{:type :invoke, :f :read, :value nil, :process 0}"
+    ));
+}
