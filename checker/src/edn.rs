@@ -364,11 +364,14 @@ fn independent(ops: &[(usize, BTreeMap<String, Edn>)]) -> bool {
     })
 }
 
+/// One operation map of an EDN history and its line.
+pub(crate) type OpMap = (usize, BTreeMap<String, Edn>);
+
 /// The operation maps of an EDN history (top-level maps, or one vector of
 /// them), each with its line.
-pub(crate) fn op_maps(text: &str) -> Result<Vec<(usize, BTreeMap<String, Edn>)>, HistoryError> {
+pub(crate) fn op_maps(text: &str) -> Result<Vec<OpMap>, HistoryError> {
     let mut r = Reader::new(text);
-    let mut maps: Vec<(usize, BTreeMap<String, Edn>)> = Vec::new();
+    let mut maps: Vec<OpMap> = Vec::new();
     loop {
         let line = {
             r.skip_ws();
