@@ -230,20 +230,38 @@ pub fn classify_direct(answer: Result<Reply, ReqError>) -> Result<Option<i64>, S
 }
 
 struct NatsClient {
-    conn: Conn,
+    addr: SocketAddr,
+    /// The connection, replaced by a fresh one when it is found closed
+    /// before a request is sent (nothing was sent on it, so that is safe).
+    conn: tokio::sync::Mutex<std::sync::Arc<Conn>>,
     reads: ReadMode,
     timeout: Duration,
 }
 
 impl NatsClient {
+    /// The connection to send on: the open one, or a new one.
+    async fn conn(&self) -> Result<std::sync::Arc<Conn>, String> {
+        let mut c = self.conn.lock().await;
+        if c.is_closed() {
+            *c = std::sync::Arc::new(Conn::connect(self.addr, self.timeout).await?);
+        }
+        Ok(c.clone())
+    }
+
+    async fn request(
+        &self,
+        subject: &str,
+        headers: &[(&str, String)],
+        payload: &[u8],
+    ) -> Result<Reply, ReqError> {
+        let conn = self.conn().await.map_err(ReqError::NotSent)?;
+        conn.request(subject, headers, payload, self.timeout).await
+    }
+
     async fn leader_get(&self, key: &str) -> Result<Option<(i64, u64)>, String> {
         let body = json!({ "last_by_subj": subject(key) }).to_string();
         let subj = format!("$JS.API.STREAM.MSG.GET.{STREAM}");
-        classify_get(
-            self.conn
-                .request(&subj, &[], body.as_bytes(), self.timeout)
-                .await,
-        )
+        classify_get(self.request(&subj, &[], body.as_bytes()).await)
     }
 
     async fn run(&self, op: &KvOp) -> Answer {
@@ -252,7 +270,7 @@ impl NatsClient {
                 let got = match self.reads {
                     ReadMode::Direct => {
                         let subj = format!("$JS.API.DIRECT.GET.{STREAM}.{}", subject(k));
-                        classify_direct(self.conn.request(&subj, &[], b"", self.timeout).await)
+                        classify_direct(self.request(&subj, &[], b"").await)
                     }
                     _ => self.leader_get(k).await.map(|o| o.map(|(v, _)| v)),
                 };
@@ -262,8 +280,7 @@ impl NatsClient {
                 }
             }
             KvOp::Write(k, v) => classify_ack(
-                self.conn
-                    .request(&subject(k), &[], v.to_string().as_bytes(), self.timeout)
+                self.request(&subject(k), &[], v.to_string().as_bytes())
                     .await,
             ),
             KvOp::Cas(k, old, new) => {
@@ -276,14 +293,12 @@ impl NatsClient {
                     return Answer::Fail(format!("cas mismatch: the register held {value}"));
                 }
                 classify_ack(
-                    self.conn
-                        .request(
-                            &subject(k),
-                            &[(EXPECTED_SEQ, seq.to_string())],
-                            new.to_string().as_bytes(),
-                            self.timeout,
-                        )
-                        .await,
+                    self.request(
+                        &subject(k),
+                        &[(EXPECTED_SEQ, seq.to_string())],
+                        new.to_string().as_bytes(),
+                    )
+                    .await,
                 )
             }
         }
@@ -292,7 +307,7 @@ impl NatsClient {
 
 impl KvClient for NatsClient {
     fn addr(&self) -> SocketAddr {
-        self.conn.addr()
+        self.addr
     }
 
     fn call<'a>(&'a self, op: &'a KvOp) -> BoxFuture<'a, Answer> {
@@ -498,7 +513,8 @@ impl Target for Nats {
         async move {
             let conn = Conn::connect(addr, timeout).await?;
             Ok(Box::new(NatsClient {
-                conn,
+                addr,
+                conn: tokio::sync::Mutex::new(std::sync::Arc::new(conn)),
                 reads: self.reads,
                 timeout,
             }) as Box<dyn KvClient>)

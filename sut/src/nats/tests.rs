@@ -243,3 +243,74 @@ fn recorded_jsz_answers_name_the_leader_and_the_silences() {
     // The same answer read as another member's: n3 is no leader of it.
     assert_eq!(status_from_jsz("n3", &leader).role, Role::Follower);
 }
+
+/// A stand-in server that takes the handshake, then (on its first
+/// connection) hangs up, and on the next acknowledges every publish.
+async fn fake_server(listener: tokio::net::TcpListener) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    for conn in 0..2 {
+        let Ok((s, _)) = listener.accept().await else {
+            return;
+        };
+        let (r, mut w) = s.into_split();
+        let mut r = BufReader::new(r);
+        w.write_all(b"INFO {\"server_id\":\"fake\"}\r\n")
+            .await
+            .unwrap();
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                break;
+            }
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            match parts.as_slice() {
+                ["PING"] => {
+                    w.write_all(b"PONG\r\n").await.unwrap();
+                    if conn == 0 {
+                        break; // hang up after the handshake
+                    }
+                }
+                ["PUB", _, reply, n] => {
+                    let mut body = vec![0u8; n.parse::<usize>().unwrap() + 2];
+                    r.read_exact(&mut body).await.unwrap();
+                    let ack = br#"{"stream":"KV_faultline","seq":1}"#;
+                    w.write_all(format!("MSG {reply} 1 {}\r\n", ack.len()).as_bytes())
+                        .await
+                        .unwrap();
+                    w.write_all(ack).await.unwrap();
+                    w.write_all(b"\r\n").await.unwrap();
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A connection the server closed while the client was idle is replaced
+/// before the next request (nothing was sent on it), instead of failing
+/// every request after it.
+#[tokio::test]
+async fn a_connection_closed_between_requests_is_replaced() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(fake_server(listener));
+    let nats = Nats {
+        bin: "/usr/bin/nats-server".into(),
+        version: "2.9.10".into(),
+        reads: ReadMode::Linearizable,
+        names: Mutex::default(),
+        http: reqwest::Client::new(),
+    };
+    let client = nats.connect(addr, Duration::from_secs(5)).await.unwrap();
+    // Wait (bounded) until the client has seen the hang-up.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        let a = client.call(&KvOp::Write("k0".into(), 1)).await;
+        if a == Answer::Ok(None) || Instant::now() > deadline {
+            break a;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(answer, Answer::Ok(None));
+    server.abort();
+}

@@ -247,6 +247,12 @@ impl Conn {
         self.addr
     }
 
+    /// Whether the connection is gone (the server closed it, or a request
+    /// timed out while writing, which leaves the stream unusable).
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
     /// Publish `payload` (with `headers`) to `subject` and wait up to
     /// `timeout` for the answer.
     pub async fn request(
@@ -298,10 +304,14 @@ impl Conn {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 forget();
+                self.closed.store(true, Ordering::SeqCst);
                 return Err(ReqError::Lost(e.to_string()));
             }
             Err(_) => {
+                // Part of the frame may be out: nothing more may follow it
+                // on this stream, or the server would read it as payload.
                 forget();
+                self.closed.store(true, Ordering::SeqCst);
                 return Err(ReqError::Timeout);
             }
         }
