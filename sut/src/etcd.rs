@@ -82,18 +82,8 @@ impl Etcd {
             version,
             reads,
             names: Mutex::default(),
-            status_http: Self::http(Duration::from_secs(30))?,
+            status_http: crate::program::http_client(Duration::from_secs(30))?,
         })
-    }
-
-    fn http(timeout: Duration) -> Result<reqwest::Client, String> {
-        reqwest::Client::builder()
-            .no_proxy()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| format!("building an HTTP client: {e}"))
     }
 
     async fn member_names(&self, http: &reqwest::Client, addr: SocketAddr) -> anyhow::Result<()> {
@@ -301,7 +291,7 @@ impl Target for Etcd {
             faultline_node::netpolicy::allowed(addr)?;
             Ok(Box::new(EtcdClient {
                 addr,
-                http: Self::http(timeout)?,
+                http: crate::program::http_client(timeout)?,
                 reads: self.reads,
             }) as Box<dyn KvClient>)
         }

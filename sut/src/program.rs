@@ -5,6 +5,18 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// An HTTP client for a member's API or monitoring port: no proxy from
+/// the environment, every call bounded by `timeout`.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| format!("building an HTTP client: {e}"))
+}
+
 /// How long `<program> --version` may take.
 pub const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
 

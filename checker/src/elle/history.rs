@@ -69,11 +69,72 @@ fn mops(v: &Value, line: usize) -> Result<Vec<Mop>, String> {
         .collect()
 }
 
+/// How a line ends its transaction, or starts one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Invoke,
+    Ok,
+    Fail,
+    Info,
+}
+
+/// Invocations and completions paired per process, as both readers need.
+#[derive(Default)]
+struct Pairing {
+    txns: Vec<Txn>,
+    /// Each process's outstanding invocation: its index in `txns`.
+    open: std::collections::HashMap<u64, usize>,
+}
+
+impl Pairing {
+    fn event(
+        &mut self,
+        line: usize,
+        process: u64,
+        time: u64,
+        kind: Kind,
+        ops: Vec<Mop>,
+    ) -> Result<(), String> {
+        if kind == Kind::Invoke {
+            if self.open.insert(process, self.txns.len()).is_some() {
+                return Err(format!(
+                    "line {line}: process {process} invoked again before its transaction completed"
+                ));
+            }
+            self.txns.push(Txn {
+                process,
+                invoke_ns: time,
+                complete_ns: None,
+                outcome: TxnOutcome::Info,
+                mops: ops,
+                line,
+            });
+            return Ok(());
+        }
+        let i = self.open.remove(&process).ok_or_else(|| {
+            format!("line {line}: process {process} completed a transaction it never invoked")
+        })?;
+        let t = &mut self.txns[i];
+        t.line = line;
+        match kind {
+            Kind::Ok => {
+                t.outcome = TxnOutcome::Ok;
+                t.complete_ns = Some(time);
+                t.mops = ops;
+            }
+            Kind::Fail => {
+                t.outcome = TxnOutcome::Fail;
+                t.complete_ns = Some(time);
+            }
+            Kind::Info | Kind::Invoke => {}
+        }
+        Ok(())
+    }
+}
+
 /// Read a list-append history; errors name the line.
 pub fn read_jsonl(mut reader: impl BufRead) -> Result<Vec<Txn>, String> {
-    let mut txns: Vec<Txn> = Vec::new();
-    // Each process's outstanding invocation: its index in `txns`.
-    let mut open: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    let mut pairing = Pairing::default();
     let mut buf = Vec::new();
     let mut line = 0usize;
     let mut last_time = 0u64;
@@ -117,52 +178,20 @@ pub fn read_jsonl(mut reader: impl BufRead) -> Result<Vec<Txn>, String> {
             ));
         }
         let ops = mops(&v["value"], line)?;
-        match v["type"].as_str() {
-            Some("invoke") => {
-                if open.contains_key(&process) {
-                    return Err(format!(
-                        "line {line}: process {process} invoked again before its transaction completed"
-                    ));
-                }
-                open.insert(process, txns.len());
-                txns.push(Txn {
-                    process,
-                    invoke_ns: time,
-                    complete_ns: None,
-                    outcome: TxnOutcome::Info,
-                    mops: ops,
-                    line,
-                });
-            }
-            Some(kind @ ("ok" | "fail" | "info")) => {
-                let i = open.remove(&process).ok_or_else(|| {
-                    format!(
-                        "line {line}: process {process} completed a transaction it never invoked"
-                    )
-                })?;
-                let t = &mut txns[i];
-                t.line = line;
-                match kind {
-                    "ok" => {
-                        t.outcome = TxnOutcome::Ok;
-                        t.complete_ns = Some(time);
-                        t.mops = ops;
-                    }
-                    "fail" => {
-                        t.outcome = TxnOutcome::Fail;
-                        t.complete_ns = Some(time);
-                    }
-                    _ => {}
-                }
-            }
+        let kind = match v["type"].as_str() {
+            Some("invoke") => Kind::Invoke,
+            Some("ok") => Kind::Ok,
+            Some("fail") => Kind::Fail,
+            Some("info") => Kind::Info,
             _ => {
                 return Err(format!(
                     "line {line}: type is \"invoke\", \"ok\", \"fail\" or \"info\""
                 ))
             }
-        }
+        };
+        pairing.event(line, process, time, kind, ops)?;
     }
-    Ok(txns)
+    Ok(pairing.txns)
 }
 
 fn mops_json(mops: &[Mop], with_reads: bool) -> Value {
@@ -290,8 +319,7 @@ fn edn_mops(v: Option<&Edn>, line: usize) -> Result<Vec<Mop>, String> {
 /// the order of the file).
 pub fn read_edn(text: &str) -> Result<Vec<Txn>, String> {
     let maps = crate::edn::op_maps(text).map_err(|e| e.to_string())?;
-    let mut txns: Vec<Txn> = Vec::new();
-    let mut open: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    let mut pairing = Pairing::default();
     for (pos, (line, m)) in maps.iter().enumerate() {
         let line = *line;
         let process = match m.get(":process") {
@@ -313,45 +341,18 @@ pub fn read_edn(text: &str) -> Result<Vec<Txn>, String> {
             _ => pos as u64,
         };
         let ops = edn_mops(m.get(":value"), line)?;
-        match m.get(":type") {
-            Some(Edn::Keyword(t)) if t == "invoke" => {
-                if open.insert(process, txns.len()).is_some() {
-                    return Err(format!(
-                        "line {line}: process {process} invoked again before its transaction completed"
-                    ));
-                }
-                txns.push(Txn {
-                    process,
-                    invoke_ns: time,
-                    complete_ns: None,
-                    outcome: TxnOutcome::Info,
-                    mops: ops,
-                    line,
-                });
-            }
-            Some(Edn::Keyword(t)) if t == "ok" || t == "fail" || t == "info" => {
-                let i = open.remove(&process).ok_or_else(|| {
-                    format!(
-                        "line {line}: process {process} completed a transaction it never invoked"
-                    )
-                })?;
-                let txn = &mut txns[i];
-                txn.line = line;
-                if t == "ok" {
-                    txn.outcome = TxnOutcome::Ok;
-                    txn.complete_ns = Some(time);
-                    txn.mops = ops;
-                } else if t == "fail" {
-                    txn.outcome = TxnOutcome::Fail;
-                    txn.complete_ns = Some(time);
-                }
-            }
+        let kind = match m.get(":type") {
+            Some(Edn::Keyword(t)) if t == "invoke" => Kind::Invoke,
+            Some(Edn::Keyword(t)) if t == "ok" => Kind::Ok,
+            Some(Edn::Keyword(t)) if t == "fail" => Kind::Fail,
+            Some(Edn::Keyword(t)) if t == "info" => Kind::Info,
             _ => {
                 return Err(format!(
                     "line {line}: :type is :invoke, :ok, :fail or :info"
                 ))
             }
-        }
+        };
+        pairing.event(line, process, time, kind, ops)?;
     }
-    Ok(txns)
+    Ok(pairing.txns)
 }

@@ -111,12 +111,7 @@ impl Nats {
             version,
             reads,
             names: Mutex::default(),
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(30))
-                .connect_timeout(Duration::from_secs(30))
-                .build()
-                .map_err(|e| format!("building an HTTP client: {e}"))?,
+            http: crate::program::http_client(Duration::from_secs(30))?,
         })
     }
 }
