@@ -272,9 +272,22 @@ pub struct RunArgs {
     /// Random fault durations and kinds (from the seed) instead of alternating.
     #[arg(long)]
     random_schedule: bool,
-    /// The workload.
+    /// The workload: register (read/write/cas, checked for
+    /// linearizability) or append (list-append transactions, checked by
+    /// their dependency graph against --consistency).
     #[arg(long, default_value = defaults::WORKLOAD)]
-    workload: String,
+    workload: faultline_rundir::spec::Workload,
+    /// Append workload: most micro-operations per transaction [default: 4].
+    #[arg(long)]
+    txn_len: Option<usize>,
+    /// Append workload: most keys per transaction; above 1 needs a target
+    /// with multi-key transactions [default: 1].
+    #[arg(long)]
+    txn_keys: Option<usize>,
+    /// Append workload: the model the history is judged against:
+    /// strict-serializable, serializable or strong-session-serializable.
+    #[arg(long, default_value = "strict-serializable")]
+    consistency: faultline_rundir::spec::Consistency,
     /// Keys (independent registers).
     #[arg(long, default_value_t = defaults::KEYS)]
     keys: usize,
@@ -350,11 +363,6 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
     if a.seed.is_none() {
         eprintln!("faultline: seed {seed} (pass --seed {seed} to repeat this run)");
     }
-    anyhow::ensure!(
-        a.workload == defaults::WORKLOAD,
-        "unknown workload {} (known: register)",
-        faultline_runner::store::shown(&a.workload)
-    );
     let config = CampaignConfig {
         name: Some("run".into()),
         repeats: 1,
@@ -385,6 +393,10 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             args: a.args.clone(),
             allow_amnesia: a.allow_amnesia,
             disk_model: faultline_runner::campaign::DiskModels::One(a.disk_model),
+            workload: a.workload,
+            txn_len: a.txn_len,
+            txn_keys: a.txn_keys,
+            consistency: a.consistency,
         },
         settings: vec![Setting {
             name: "run".into(),
@@ -405,6 +417,7 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             bin: None,
             args: None,
             read_mode: None,
+            workload: None,
             disk_model: None,
             nodes: None,
             keys: None,

@@ -46,7 +46,9 @@ pub struct CheckArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// For a history of list-append transactions: the model to judge it
-    /// against, `strict-serializable` or `serializable`.
+    /// against, `strict-serializable`, `serializable` or
+    /// `strong-session-serializable` (serializable, each process's
+    /// transactions in their order).
     #[arg(long, default_value = "strict-serializable")]
     consistency: faultline_checker::elle::Consistency,
 }
@@ -92,10 +94,7 @@ fn run_transactions(
     if args.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
-        let model = match args.consistency {
-            faultline_checker::elle::Consistency::StrictSerializable => "strict-serializable",
-            faultline_checker::elle::Consistency::Serializable => "serializable",
-        };
+        let model = args.consistency.to_string();
         let verdict = if r.valid {
             model.to_string()
         } else {
@@ -212,11 +211,7 @@ pub fn render_text(name: &str, r: &Report) -> String {
                 "      line {}: process {} {} {} [{} – {end}]\n",
                 o.line,
                 o.process,
-                match o.kind {
-                    faultline_checker::history::OpKind::Read => "read",
-                    faultline_checker::history::OpKind::Write => "write",
-                    faultline_checker::history::OpKind::Cas => "cas",
-                },
+                o.kind.name(),
                 o.value,
                 faultline_checker::witness::readable_time(o.invoke_ns),
             ));

@@ -20,6 +20,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use faultline_node::change::{self, ChangeFailed, ChangeOptions};
 use faultline_node::client::Client;
+use faultline_node::kv::MicroOp;
 use faultline_node::protocol::{ClientRequest, ClientResponse, MembersInfo};
 
 /// `faultline kv` flags.
@@ -69,6 +70,19 @@ enum KvOp {
         /// The value to store.
         #[arg(allow_negative_numbers = true)]
         new: i64,
+    },
+    /// Append VALUE to the list at KEY (a one-append transaction).
+    Append {
+        /// The list.
+        key: String,
+        /// The element.
+        #[arg(allow_negative_numbers = true)]
+        value: i64,
+    },
+    /// Read the whole list at KEY (a one-read transaction through the log).
+    List {
+        /// The list.
+        key: String,
     },
     /// The cluster configuration as the node knows it.
     Members,
@@ -169,6 +183,15 @@ pub async fn run(args: KvArgs) -> anyhow::Result<ExitCode> {
             key: key.clone(),
             expected: *expected,
             new: *new,
+        }),
+        KvOp::Append { key, value } => Some(ClientRequest::Txn {
+            ops: vec![MicroOp::Append {
+                key: key.clone(),
+                value: *value,
+            }],
+        }),
+        KvOp::List { key } => Some(ClientRequest::Txn {
+            ops: vec![MicroOp::Read { key: key.clone() }],
         }),
         KvOp::AddMember { .. } | KvOp::RemoveMember { .. } => None,
     };
@@ -281,6 +304,17 @@ async fn single(
             serde_json::json!({"ok": true, "index": index}),
             format!("committed at {index}"),
         ),
+        Ok(ClientResponse::Txn(results)) => {
+            let list = results.into_iter().flatten().next();
+            let text = match &list {
+                Some(l) => format!(
+                    "[{}]",
+                    l.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+                ),
+                None => "ok".to_string(),
+            };
+            (0, serde_json::json!({"ok": true, "list": list}), text)
+        }
         Ok(ClientResponse::Error(e)) => failed(e.is_definite(), &e),
     };
     Ok((code, json, text))

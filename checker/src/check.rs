@@ -132,6 +132,19 @@ type KeyOps = (String, Vec<Op>);
 /// Check every key of `history` against the register model.
 pub fn check_history(history: &History, opts: &Options) -> Report {
     let start = Instant::now();
+    if history.ops.iter().any(|o| o.kind == OpKind::Txn) {
+        // Transactions are judged by their dependency graph (`elle`), never
+        // as registers.
+        return Report {
+            valid: Verdict::Unknown,
+            ops: history.ops.len(),
+            keys: 0,
+            failures: Vec::new(),
+            unknown: Vec::new(),
+            elapsed_ms: 0.0,
+            reason: Some("a history of list-append transactions is judged by the list-append checker, not as registers".into()),
+        };
+    }
     let deadline = start + opts.budget;
     let keys = history.by_key();
     let n_keys = keys.len();
@@ -447,6 +460,7 @@ fn from_failure(key: &str, prepared: &[Op], all: &[Op], f: search::Failure) -> C
     let stuck_orig = original(all, stuck.id).unwrap_or_else(|| stuck.clone());
     let held = Register.describe(&state);
     let explanation = match stuck.kind {
+        OpKind::Txn => format!("a transaction on {key} cannot be judged as a register operation"),
         OpKind::Read => {
             let got = stuck.result.map_or("null".to_string(), |v| v.to_string());
             // The last write of the prefix holds a value other than the one

@@ -76,6 +76,9 @@ pub enum OpKind {
     Write,
     /// Compare-and-set.
     Cas,
+    /// A list-append transaction (in a transaction history's statistics;
+    /// never checked against the register model).
+    Txn,
 }
 
 /// How an operation ended.
@@ -130,7 +133,7 @@ impl Op {
         match self.kind {
             OpKind::Write => self.arg,
             OpKind::Cas => self.arg2,
-            OpKind::Read => None,
+            OpKind::Read | OpKind::Txn => None,
         }
     }
 
@@ -142,6 +145,7 @@ impl Op {
             OpKind::Read => "read".to_string(),
             OpKind::Write => format!("write {}", v(self.arg)),
             OpKind::Cas => format!("cas {}->{}", v(self.arg), v(self.arg2)),
+            OpKind::Txn => format!("txn on {}", self.key),
         };
         match self.outcome {
             Outcome::Info => format!("{base} (info)"),
@@ -413,11 +417,19 @@ impl Builder {
     }
 }
 
+impl OpKind {
+    /// Its name in the history file (`read`, `write`, `cas`, `txn`).
+    pub fn name(self) -> &'static str {
+        fname(self)
+    }
+}
+
 fn fname(f: OpKind) -> &'static str {
     match f {
         OpKind::Read => "read",
         OpKind::Write => "write",
         OpKind::Cas => "cas",
+        OpKind::Txn => "txn",
     }
 }
 
@@ -426,6 +438,7 @@ fn expected_shape(f: OpKind) -> &'static str {
         OpKind::Read => "expected null",
         OpKind::Write => "expected an integer",
         OpKind::Cas => "expected [expected, new], two integers",
+        OpKind::Txn => "expected a list of micro-operations",
     }
 }
 

@@ -64,6 +64,8 @@ impl Effect {
             // A crashed cas to the value it expects changes nothing.
             (OpKind::Cas, _) if op.arg == op.arg2 => None,
             (OpKind::Cas, _) => Some(Effect::Cas(op.arg, op.arg2)),
+            // Never here: `check_history` refuses transaction histories.
+            (OpKind::Txn, _) => None,
         }
     }
 

@@ -53,6 +53,8 @@ impl Model for Register {
             },
             OpKind::Write => Some(op.arg),
             OpKind::Cas => (*state == op.arg).then_some(op.arg2),
+            // No register explains a transaction.
+            OpKind::Txn => None,
         }
     }
 

@@ -113,6 +113,7 @@ impl From<&Op> for WitnessOp {
                 OpKind::Read => json!(o.result),
                 OpKind::Write => json!(o.arg),
                 OpKind::Cas => json!([o.arg, o.arg2]),
+                OpKind::Txn => serde_json::Value::Null,
             },
             invoke_ns: o.call_time,
             complete_ns: o.ret_time,
@@ -148,6 +149,7 @@ fn whose(o: &Op) -> String {
         OpKind::Read => "read".to_string(),
         OpKind::Write => format!("write {}", v(o.arg)),
         OpKind::Cas => format!("cas {}→{}", v(o.arg), v(o.arg2)),
+        OpKind::Txn => format!("transaction on {}", o.key),
     };
     format!("process {}'s {what}{}", o.process, via(o))
 }

@@ -1,4 +1,6 @@
-//! The key-value state machine: registers keyed by strings holding `i64`.
+//! The key-value state machine: registers keyed by strings holding `i64`,
+//! and lists of `i64` that list-append transactions append to and read
+//! whole (a transaction is one log entry, applied at once).
 //!
 //! Every command carries a [`RequestId`]; a command whose id was applied
 //! before is not applied again. That matters because a forwarded request
@@ -42,6 +44,41 @@ pub enum Command {
         /// The value to store.
         new: i64,
     },
+    /// A list-append transaction: its micro-operations applied in order,
+    /// all at once (one entry of the log).
+    Txn {
+        /// The micro-operations (at most [`MAX_TXN_OPS`]).
+        ops: Vec<MicroOp>,
+    },
+}
+
+/// The most micro-operations of one transaction.
+pub const MAX_TXN_OPS: usize = 64;
+
+/// One micro-operation of a list-append transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MicroOp {
+    /// Append `value` to the list at `key`.
+    Append {
+        /// The list.
+        key: String,
+        /// The element.
+        value: i64,
+    },
+    /// Read the whole list at `key`.
+    Read {
+        /// The list.
+        key: String,
+    },
+}
+
+impl MicroOp {
+    /// Its key.
+    pub fn key(&self) -> &str {
+        match self {
+            MicroOp::Append { key, .. } | MicroOp::Read { key } => key,
+        }
+    }
 }
 
 /// A command as it sits in the log.
@@ -70,6 +107,9 @@ pub enum Applied {
         /// The entry's log index.
         index: u64,
     },
+    /// A transaction applied: per micro-operation, the list read (an empty
+    /// list for a key never appended to), or none for an append.
+    Txn(Vec<Option<Vec<i64>>>),
 }
 
 /// Request ids remembered per session for spotting duplicates. A copy of
@@ -95,6 +135,7 @@ struct Session {
 #[derive(Debug, Default)]
 pub struct Store {
     registers: HashMap<String, i64>,
+    lists: HashMap<String, Vec<i64>>,
     sessions: HashMap<u64, Session>,
     applied_count: u64,
 }
@@ -120,6 +161,17 @@ impl Store {
                     Applied::CasMismatch { actual }
                 }
             }
+            Command::Txn { ops } => Applied::Txn(
+                ops.iter()
+                    .map(|op| match op {
+                        MicroOp::Append { key, value } => {
+                            self.lists.entry(key.clone()).or_default().push(*value);
+                            None
+                        }
+                        MicroOp::Read { key } => Some(self.local_list(key)),
+                    })
+                    .collect(),
+            ),
         }
     }
 
@@ -155,26 +207,52 @@ impl Store {
         self.registers.get(key).copied()
     }
 
-    /// The whole state machine as bytes, for a snapshot: the registers and
-    /// the duplicate-detection sessions (without them a request applied
-    /// before the snapshot could be applied again after it), in key order,
-    /// so every server's snapshot of the same index is the same bytes.
+    /// The list at `key`, without going through the log (empty when
+    /// nothing was appended to it).
+    pub fn local_list(&self, key: &str) -> Vec<i64> {
+        self.lists.get(key).cloned().unwrap_or_default()
+    }
+
+    /// The whole state machine as bytes, for a snapshot: the registers, the
+    /// duplicate-detection sessions (without them a request applied before
+    /// the snapshot could be applied again after it) and the lists, in key
+    /// order, so every server's snapshot of the same index is the same
+    /// bytes.
     pub fn to_snapshot(&self) -> Vec<u8> {
         let mut registers: Vec<(&String, &i64)> = self.registers.iter().collect();
         registers.sort_unstable();
         let mut sessions: Vec<(&u64, &Session)> = self.sessions.iter().collect();
         sessions.sort_unstable_by_key(|(s, _)| **s);
-        bincode::serialize(&(registers, sessions, self.applied_count))
+        let mut lists: Vec<(&String, &Vec<i64>)> = self.lists.iter().collect();
+        lists.sort_unstable_by_key(|(k, _)| *k);
+        bincode::serialize(&(registers, sessions, self.applied_count, lists))
             .expect("the state machine serializes")
     }
 
-    /// A state machine from [`Store::to_snapshot`]'s bytes.
+    /// A state machine from [`Store::to_snapshot`]'s bytes (or from a
+    /// snapshot of a node from before lists, which had none).
     pub fn from_snapshot(bytes: &[u8]) -> Result<Store, String> {
-        type Image = (Vec<(String, i64)>, Vec<(u64, Session)>, u64);
-        let (registers, sessions, applied_count): Image =
-            bincode::deserialize(bytes).map_err(|e| format!("undecodable snapshot state: {e}"))?;
+        type Before = (Vec<(String, i64)>, Vec<(u64, Session)>, u64);
+        type Image = (
+            Vec<(String, i64)>,
+            Vec<(u64, Session)>,
+            u64,
+            Vec<(String, Vec<i64>)>,
+        );
+        let (registers, sessions, applied_count, lists): Image = match bincode::deserialize(bytes) {
+            Ok(image) => image,
+            Err(e) => match bincode::deserialize::<Before>(bytes) {
+                Ok((r, s, a))
+                    if bincode::serialized_size(&(&r, &s, a)).ok() == Some(bytes.len() as u64) =>
+                {
+                    (r, s, a, Vec::new())
+                }
+                _ => return Err(format!("undecodable snapshot state: {e}")),
+            },
+        };
         Ok(Store {
             registers: registers.into_iter().collect(),
+            lists: lists.into_iter().collect(),
             sessions: sessions.into_iter().collect(),
             applied_count,
         })
@@ -268,6 +346,45 @@ mod tests {
         );
         assert_eq!(r.apply(&again), Applied::Duplicate);
         assert!(Store::from_snapshot(&bytes[..bytes.len() / 2]).is_err());
+    }
+
+    #[test]
+    fn a_transaction_appends_and_reads_at_once_and_survives_a_snapshot() {
+        let mut s = Store::default();
+        let txn = |ops| Command::Txn { ops };
+        let append = |k: &str, v| MicroOp::Append {
+            key: k.into(),
+            value: v,
+        };
+        let read = |k: &str| MicroOp::Read { key: k.into() };
+        assert_eq!(
+            s.apply(&p(1, txn(vec![read("a"), append("a", 1), read("a")]))),
+            Applied::Txn(vec![Some(vec![]), None, Some(vec![1])])
+        );
+        assert_eq!(
+            s.apply(&p(2, txn(vec![append("a", 2), append("b", 7), read("a")]))),
+            Applied::Txn(vec![None, None, Some(vec![1, 2])])
+        );
+        // A duplicate of an applied transaction appends nothing.
+        assert_eq!(
+            s.apply(&p(2, txn(vec![append("a", 2)]))),
+            Applied::Duplicate
+        );
+        let bytes = s.to_snapshot();
+        let r = Store::from_snapshot(&bytes).unwrap();
+        assert_eq!(r.local_list("a"), vec![1, 2]);
+        assert_eq!(r.local_list("b"), vec![7]);
+        assert_eq!(r.to_snapshot(), bytes);
+        // A snapshot from before lists still loads, with none.
+        let before = bincode::serialize(&(
+            vec![("k".to_string(), 3i64)],
+            Vec::<(u64, Session)>::new(),
+            9u64,
+        ))
+        .unwrap();
+        let old = Store::from_snapshot(&before).unwrap();
+        assert_eq!(old.local_read("k"), Some(3));
+        assert!(old.local_list("a").is_empty());
     }
 
     #[test]

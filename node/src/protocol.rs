@@ -179,6 +179,12 @@ pub enum ClientRequest {
         /// The cluster the client belongs to.
         cluster: String,
     },
+    /// A list-append transaction, through the log (answered
+    /// [`ClientResponse::Txn`]).
+    Txn {
+        /// Its micro-operations, in order (1 to [`crate::kv::MAX_TXN_OPS`]).
+        ops: Vec<crate::kv::MicroOp>,
+    },
 }
 
 /// A client request with its id (answers may come back in any order).
@@ -220,6 +226,9 @@ pub enum ClientResponse {
     },
     /// The request did not complete; see [`ClientError::is_definite`].
     Error(ClientError),
+    /// A transaction committed: per micro-operation, the list read, or none
+    /// for an append.
+    Txn(Vec<Option<Vec<i64>>>),
 }
 
 impl ClientResponse {
@@ -236,6 +245,7 @@ impl ClientResponse {
                 format!("a membership change committed at {index}")
             }
             ClientResponse::Error(e) => format!("an error ({e})"),
+            ClientResponse::Txn(r) => format!("a transaction's results ({} micro-ops)", r.len()),
         }
     }
 }

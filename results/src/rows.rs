@@ -96,14 +96,20 @@ pub(crate) fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<RunRow> {
         .counts
         .values()
         .fold((0, 0, 0), |a, c| (a.0 + c.ok, a.1 + c.fail, a.2 + c.info));
-    let anomaly = r.checker.failures.first().and_then(|f| {
-        let c = f.counterexample.as_ref()?;
-        let last = c
-            .witness
-            .iter()
-            .map(|o| o.complete_ns.unwrap_or(o.invoke_ns))
-            .max();
-        Some(faultline_checker::witness::headline(c.kind, &f.key, last))
+    let txn_anomaly = r
+        .txns
+        .as_ref()
+        .and_then(|t| t.headline().map(|h| format!("{h} (not {})", t.consistency)));
+    let anomaly = txn_anomaly.or_else(|| {
+        r.checker.failures.first().and_then(|f| {
+            let c = f.counterexample.as_ref()?;
+            let last = c
+                .witness
+                .iter()
+                .map(|o| o.complete_ns.unwrap_or(o.invoke_ns))
+                .max();
+            Some(faultline_checker::witness::headline(c.kind, &f.key, last))
+        })
     });
     let first_anomaly_s = r
         .checker
@@ -114,6 +120,7 @@ pub(crate) fn run_row(dir: &Path, run: &CampaignRun) -> anyhow::Result<RunRow> {
             Some(op.ret_time.unwrap_or(op.call_time))
         })
         .map(|ns| ns as f64 / 1e9)
+        .chain(r.txns.as_ref().and_then(|t| t.first_at_s()))
         .chain(r.findings.iter().filter_map(|f| f.at_s))
         .min_by(f64::total_cmp);
     Ok(RunRow {

@@ -18,8 +18,12 @@ pub struct RunFiles {
     pub spec: Option<RunSpec>,
     /// `links.json` (null when missing).
     pub links: Vec<faultline_rundir::records::LinkStats>,
-    /// `history.jsonl`.
+    /// `history.jsonl` (for a run of list-append transactions, one
+    /// operation of kind `txn` per transaction).
     pub history: History,
+    /// The run's list-append transactions (`--workload append`, or a
+    /// history whose first client line is a `txn`); none for registers.
+    pub txns: Option<Vec<faultline_checker::elle::Txn>>,
     /// `status.jsonl` (empty when missing).
     pub status: Vec<StatusRound>,
     /// The run's wall-clock start, ns since the epoch (from `schedule.json`).
@@ -56,8 +60,25 @@ impl RunFiles {
         let hist_path = rd.history();
         let (f, _) = faultline_rundir::read::open_regular(&hist_path)
             .with_context(|| format!("opening {}", hist_path.display()))?;
-        let history = faultline_checker::read_jsonl(std::io::BufReader::new(f))
-            .map_err(|e| anyhow::anyhow!("{}: {e}", hist_path.display()))?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, f);
+        let appends = spec
+            .as_ref()
+            .is_some_and(|s| s.workload == faultline_rundir::spec::Workload::Append)
+            || {
+                use std::io::BufRead;
+                let head = reader.fill_buf().map(|b| b.to_vec()).unwrap_or_default();
+                faultline_checker::elle::history::is_txn_history(&String::from_utf8_lossy(&head))
+            };
+        let (history, txns) = if appends {
+            let h = faultline_checker::elle::history::read_jsonl_full(reader)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", hist_path.display()))?;
+            let history = crate::analysis::txns::as_history(&h);
+            (history, Some(h.txns))
+        } else {
+            let history = faultline_checker::read_jsonl(reader)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", hist_path.display()))?;
+            (history, None)
+        };
         let status = read_status(&rd.status())?;
         use serde::de::IgnoredAny;
         let schedule: Option<
@@ -82,6 +103,7 @@ impl RunFiles {
             spec,
             links,
             history,
+            txns,
             status,
             started_unix_ns,
             leader_starts,

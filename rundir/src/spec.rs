@@ -148,6 +148,33 @@ names! {
 }
 
 names! {
+    /// What the clients do.
+    pub enum Workload ("a workload") {
+        /// read / write / cas on registers, checked for linearizability.
+        #[default]
+        Register = "register",
+        /// List-append transactions, checked by their dependency graph
+        /// against a consistency model.
+        Append = "append" | "list-append",
+    }
+}
+
+names! {
+    /// What a list-append history is judged against.
+    pub enum Consistency ("a consistency model") {
+        /// Serializable, and in real-time order (what etcd and faultline's
+        /// node claim). The default.
+        #[default]
+        StrictSerializable = "strict-serializable",
+        /// Some serial order, real time aside.
+        Serializable = "serializable",
+        /// Serializable, and each process's transactions in their order
+        /// (session guarantees without real time).
+        StrongSessionSerializable = "strong-session-serializable",
+    }
+}
+
+names! {
     /// How the register workload's clients choose keys.
     pub enum KeyDist ("a key distribution") {
         /// Every key equally likely.
@@ -306,6 +333,10 @@ pub mod defaults {
     pub const TIME_LIMIT_S: f64 = 30.0;
     /// The workload.
     pub const WORKLOAD: &str = "register";
+    /// Most micro-operations per list-append transaction.
+    pub const TXN_LEN: usize = 4;
+    /// Most keys per list-append transaction.
+    pub const TXN_KEYS: usize = 1;
     /// Keys.
     pub const KEYS: usize = 5;
     /// Client processes.
@@ -363,8 +394,18 @@ pub struct RunSpec {
     pub fault_interval_s: f64,
     /// Random fault durations and kinds from the seed, instead of alternating.
     pub random_schedule: bool,
-    /// The workload (`register`).
-    pub workload: String,
+    /// The workload.
+    #[serde(default)]
+    pub workload: Workload,
+    /// Append workload: most micro-operations per transaction (4 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txn_len: Option<usize>,
+    /// Append workload: most keys per transaction (1, single-key, when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txn_keys: Option<usize>,
+    /// Append workload: the model the history is judged against.
+    #[serde(default)]
+    pub consistency: Consistency,
     /// Keys.
     pub keys: usize,
     /// Concurrent client processes.
@@ -461,7 +502,10 @@ impl Default for RunSpec {
             nemesis: defaults::NEMESIS.into(),
             fault_interval_s: defaults::FAULT_INTERVAL_S,
             random_schedule: false,
-            workload: defaults::WORKLOAD.into(),
+            workload: Workload::Register,
+            txn_len: None,
+            txn_keys: None,
+            consistency: Consistency::StrictSerializable,
             keys: defaults::KEYS,
             concurrency: defaults::CONCURRENCY,
             rate: defaults::RATE,
@@ -520,7 +564,10 @@ impl RunSpec {
             ("nemesis", self.nemesis.clone()),
             ("fault_interval_s", self.fault_interval_s.to_string()),
             ("random_schedule", yes(self.random_schedule)),
-            ("workload", self.workload.clone()),
+            ("workload", self.workload.to_string()),
+            ("txn_len", opt(self.txn_len.map(|n| n as u64))),
+            ("txn_keys", opt(self.txn_keys.map(|n| n as u64))),
+            ("consistency", self.consistency.to_string()),
             ("keys", self.keys.to_string()),
             ("concurrency", self.concurrency.to_string()),
             ("rate", self.rate.to_string()),

@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use crate::spec::{defaults, RunPlan, RunSpec};
+use crate::spec::{RunPlan, RunSpec};
 use crate::store::run_dir_name;
 use faultline_results::expect::Expect;
 use faultline_rundir::spec::MillisRange;
@@ -60,6 +60,17 @@ pub struct SharedRun {
     pub disk_model: DiskModels,
     /// The inventory of hosts the members run on (docs/hosts.md).
     pub hosts: Option<String>,
+    /// The workload: "register" (default) or "append" (list-append
+    /// transactions).
+    pub workload: faultline_rundir::spec::Workload,
+    /// Append workload: most micro-operations per transaction (default 4).
+    pub txn_len: Option<usize>,
+    /// Append workload: most keys per transaction (default 1).
+    pub txn_keys: Option<usize>,
+    /// Append workload: the consistency model its histories are judged
+    /// against ("strict-serializable", the default, "serializable" or
+    /// "strong-session-serializable").
+    pub consistency: faultline_rundir::spec::Consistency,
 }
 
 impl Default for SharedRun {
@@ -86,6 +97,10 @@ impl Default for SharedRun {
             allow_amnesia: d.allow_amnesia,
             disk_model: DiskModels::One(d.disk_model),
             hosts: d.hosts,
+            workload: d.workload,
+            txn_len: d.txn_len,
+            txn_keys: d.txn_keys,
+            consistency: d.consistency,
         }
     }
 }
@@ -146,6 +161,9 @@ pub struct Setting {
     /// etcd's reads for this setting only ("linearizable" or "serializable").
     #[serde(default)]
     pub read_mode: Option<faultline_sut::etcd::ReadMode>,
+    /// The workload for this setting only ("register" or "append").
+    #[serde(default)]
+    pub workload: Option<faultline_rundir::spec::Workload>,
     /// The disk model for this setting only, or a list of them (default:
     /// the campaign's). A setting with several becomes one setting per
     /// model, named `NAME@MODEL`, so the page shows each finding per model.
@@ -498,7 +516,10 @@ impl CampaignConfig {
                         nemesis: f.clone(),
                         fault_interval_s: s.fault_interval.unwrap_or(self.run.fault_interval),
                         random_schedule: self.run.random_schedule,
-                        workload: defaults::WORKLOAD.into(),
+                        workload: s.workload.unwrap_or(self.run.workload),
+                        txn_len: self.run.txn_len,
+                        txn_keys: self.run.txn_keys,
+                        consistency: self.run.consistency,
                         keys: s.keys.unwrap_or(self.run.keys),
                         concurrency: s.concurrency.unwrap_or(self.run.concurrency),
                         rate: s.rate.unwrap_or(self.run.rate),

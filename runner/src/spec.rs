@@ -10,8 +10,10 @@ use faultline_nemesis::net::{hosts_refusal, kernel_refusal, NetBackend};
 use faultline_nemesis::schedule::{plan, ScheduleConfig};
 #[cfg(test)]
 use faultline_rundir::spec::MillisRange;
+use faultline_rundir::spec::Workload;
 use faultline_sut::etcd::ReadMode;
 use faultline_sut::{TargetKind, TargetKindExt};
+use faultline_workloads::append::TxnShape;
 use faultline_workloads::register::{KeyDist, RegisterConfig};
 use serde::{Deserialize, Serialize};
 
@@ -150,11 +152,12 @@ fn validate_with(
         "--nodes must be between 1 and 9 (got {})",
         spec.nodes
     );
-    anyhow::ensure!(
-        spec.workload == defaults::WORKLOAD,
-        "unknown workload {} (known: register)",
-        crate::store::shown(&spec.workload)
-    );
+    if spec.workload != Workload::Append {
+        anyhow::ensure!(
+            spec.txn_len.is_none() && spec.txn_keys.is_none(),
+            "txn_len and txn_keys are for the append workload (--workload append)"
+        );
+    }
     if let Some(n) = spec.snapshot_entries {
         anyhow::ensure!(
             n <= faultline_node::cli::MAX_SNAPSHOT_ENTRIES,
@@ -323,6 +326,12 @@ fn validate_target(
     if spec.net == NetBackend::Kernel {
         need("--net kernel", C::SealedNamespace)?;
     }
+    if spec.workload == Workload::Append {
+        need("--workload append", C::ListAppend)?;
+        if let Some(n) = spec.txn_keys.filter(|n| *n > 1) {
+            need(&format!("--txn-keys {n}"), C::Transactions)?;
+        }
+    }
     if spec.net == NetBackend::Hosts {
         need("--hosts", C::OnHosts)?;
     }
@@ -391,6 +400,10 @@ fn register_config(spec: &RunSpec) -> RegisterConfig {
         random_node: spec.random_node,
         timeout: Duration::from_millis(spec.op_timeout_ms),
         seed: spec.seed,
+        txn: (spec.workload == Workload::Append).then(|| TxnShape {
+            max_len: spec.txn_len.unwrap_or(defaults::TXN_LEN),
+            max_keys: spec.txn_keys.unwrap_or(defaults::TXN_KEYS),
+        }),
     }
 }
 

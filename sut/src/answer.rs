@@ -22,15 +22,38 @@
 use faultline_node::client::CallError;
 use faultline_node::protocol::ClientResponse;
 
-/// The outcome of one operation, as recorded.
+/// The outcome of one operation, as recorded: `T` is what an ok answer
+/// carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Answer {
-    /// Took effect; for a read, the value read.
-    Ok(Option<i64>),
+pub enum Outcome<T> {
+    /// Took effect; for a read, what was read.
+    Ok(T),
     /// Certainly did not take effect.
     Fail(String),
     /// Unknown.
     Info(String),
+}
+
+/// A register operation's outcome: for a read, the value read.
+pub type Answer = Outcome<Option<i64>>;
+
+/// A list-append transaction's outcome: per micro-operation, the list read,
+/// or none for an append.
+pub type TxnAnswer = Outcome<Vec<Option<Vec<i64>>>>;
+
+/// Map a transaction call's result to an outcome (faultline's node).
+pub fn classify_txn(result: Result<ClientResponse, CallError>) -> TxnAnswer {
+    match result {
+        Ok(ClientResponse::Txn(r)) => Outcome::Ok(r),
+        Ok(ClientResponse::Error(e)) if e.is_definite() => Outcome::Fail(e.to_string()),
+        Ok(ClientResponse::Error(e)) => Outcome::Info(e.to_string()),
+        Ok(other) => Outcome::Info(format!(
+            "unexpected answer to a transaction: {}",
+            other.describe()
+        )),
+        Err(e) if e.is_definite() => Outcome::Fail(e.to_string()),
+        Err(e) => Outcome::Info(e.to_string()),
+    }
 }
 
 /// Map a client call's result to an outcome.
@@ -44,7 +67,10 @@ pub fn classify(result: Result<ClientResponse, CallError>) -> Answer {
         Ok(ClientResponse::Error(e)) if e.is_definite() => Answer::Fail(e.to_string()),
         Ok(ClientResponse::Error(e)) => Answer::Info(e.to_string()),
         Ok(
-            ClientResponse::Status(_) | ClientResponse::Members(_) | ClientResponse::Changed { .. },
+            ClientResponse::Status(_)
+            | ClientResponse::Members(_)
+            | ClientResponse::Changed { .. }
+            | ClientResponse::Txn(_),
         ) => Answer::Info("unexpected answer to a register operation".into()),
         Err(e) if e.is_definite() => Answer::Fail(e.to_string()),
         Err(e) => Answer::Info(e.to_string()),

@@ -57,6 +57,10 @@ pub struct Capabilities {
     /// faultline copies its program to each host (its own node); else
     /// each host must have it on the login's PATH (etcd).
     pub copied_to_hosts: bool,
+    /// It runs list-append transactions on one key (`--workload append`).
+    pub list_append: bool,
+    /// Its list-append transactions may name several keys at once.
+    pub transactions: bool,
 }
 
 /// One thing a fault, backend or setting needs of a target.
@@ -92,6 +96,10 @@ pub enum Capability {
     NamedProgram,
     /// [`Capabilities::on_hosts`].
     OnHosts,
+    /// [`Capabilities::list_append`].
+    ListAppend,
+    /// [`Capabilities::transactions`].
+    Transactions,
 }
 
 impl Capabilities {
@@ -113,6 +121,8 @@ impl Capabilities {
             Capability::Program => self.program,
             Capability::NamedProgram => self.named_program,
             Capability::OnHosts => self.on_hosts,
+            Capability::ListAppend => self.list_append,
+            Capability::Transactions => self.transactions,
         }
     }
 }

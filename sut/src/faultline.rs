@@ -10,8 +10,8 @@ use faultline_node::protocol::{ClientRequest, ClientResponse, NodeStatus};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-use crate::answer::classify;
-use crate::{Answer, KvClient, KvOp, Member, Program, Target, TargetKind};
+use crate::answer::{classify, classify_txn};
+use crate::{Answer, KvClient, KvOp, Member, MicroOp, Program, Target, TargetKind, TxnAnswer};
 
 /// faultline's node, run by a program.
 #[derive(Clone, Debug)]
@@ -59,6 +59,11 @@ impl KvClient for NodeClient {
             },
         };
         async move { classify(self.0.call(request).await) }.boxed()
+    }
+
+    fn txn<'a>(&'a self, ops: &'a [MicroOp]) -> BoxFuture<'a, TxnAnswer> {
+        let request = ClientRequest::Txn { ops: ops.to_vec() };
+        async move { classify_txn(self.0.call(request).await) }.boxed()
     }
 }
 

@@ -34,8 +34,9 @@ use faultline_rundir::spec::{defaults, MillisRange};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-pub use answer::Answer;
+pub use answer::{Answer, Outcome, TxnAnswer};
 pub use capabilities::{Capabilities, Capability};
+pub use faultline_node::kv::MicroOp;
 
 pub use faultline_rundir::spec::TargetKind;
 
@@ -119,6 +120,8 @@ impl TargetKindExt for TargetKind {
                 on_hosts: true,
                 host_addr_flag: Some("--allow-addr"),
                 copied_to_hosts: true,
+                list_append: true,
+                transactions: true,
             },
             TargetKind::Etcd => Capabilities {
                 behind_link_proxy: false,
@@ -142,6 +145,8 @@ impl TargetKindExt for TargetKind {
                 on_hosts: true,
                 host_addr_flag: None,
                 copied_to_hosts: false,
+                list_append: true,
+                transactions: true,
             },
             TargetKind::Maelstrom => Capabilities {
                 behind_link_proxy: true,
@@ -164,6 +169,8 @@ impl TargetKindExt for TargetKind {
                 on_hosts: false,
                 host_addr_flag: None,
                 copied_to_hosts: false,
+                list_append: true,
+                transactions: true,
             },
             TargetKind::Nats => Capabilities {
                 behind_link_proxy: false,
@@ -186,6 +193,8 @@ impl TargetKindExt for TargetKind {
                 on_hosts: false,
                 host_addr_flag: None,
                 copied_to_hosts: false,
+                list_append: false,
+                transactions: false,
             },
         }
     }
@@ -239,6 +248,13 @@ impl TargetKindExt for TargetKind {
                 "read_mode is etcd's (faultline's node has --unsafe-bug stale-read for the same)"
             }
             (_, Capability::OnHosts) => "it cannot be started on the hosts of an inventory",
+            (TargetKind::Nats, Capability::ListAppend | Capability::Transactions) => {
+                "faultline's NATS client speaks its KV bucket's registers only (a list would be a read-modify-write by expected sequence, not yet written)"
+            }
+            (_, Capability::ListAppend) => "it has no list-append transactions",
+            (_, Capability::Transactions) => {
+                "its list-append transactions take one key at a time (--txn-keys 1)"
+            }
             (_, Capability::Program) => {
                 "args are for the maelstrom target (--target maelstrom)"
             }
@@ -428,6 +444,13 @@ pub trait KvClient: Send + Sync {
     fn addr(&self) -> SocketAddr;
     /// Run one operation; the answer mapped to what the history records.
     fn call<'a>(&'a self, op: &'a KvOp) -> BoxFuture<'a, Answer>;
+    /// Run one list-append transaction (its micro-operations at once);
+    /// only called on a target whose capabilities have `list_append` (and
+    /// `transactions` when it names several keys).
+    fn txn<'a>(&'a self, ops: &'a [MicroOp]) -> BoxFuture<'a, TxnAnswer> {
+        let _ = ops;
+        async { Outcome::Fail("this system has no list-append transactions".into()) }.boxed()
+    }
 }
 
 /// A system faultline can test.

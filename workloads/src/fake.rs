@@ -51,6 +51,7 @@ pub async fn serve(behavior: Behavior) -> std::io::Result<SocketAddr> {
                         ClientRequest::Cas { key, expected, new } => {
                             Command::Cas { key, expected, new }
                         }
+                        ClientRequest::Txn { ops } => Command::Txn { ops },
                         ClientRequest::Status
                         | ClientRequest::Members
                         | ClientRequest::ChangeMembers { .. }
@@ -63,6 +64,7 @@ pub async fn serve(behavior: Behavior) -> std::io::Result<SocketAddr> {
                     let response = match outcome {
                         KvOutcome::Value(v) => ClientResponse::Ok(v),
                         KvOutcome::CasMismatch { actual } => ClientResponse::CasMismatch { actual },
+                        KvOutcome::Txn(r) => ClientResponse::Txn(r),
                         KvOutcome::Duplicate | KvOutcome::Membership { .. } => continue,
                     };
                     match behavior {

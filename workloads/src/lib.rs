@@ -6,9 +6,12 @@
 //! - [`answer`]: how a client's answer maps to `ok`, `fail` or `info`
 //!   (from the system-under-test crate, where each target's client lives).
 //! - [`register`]: the read/write/cas register workload and its final reads.
+//! - [`append`]: the list-append transactions the same processes run
+//!   with `--workload append`.
 //! - [`fake`]: an in-process stand-in node, healthy or broken, for tests and benchmarks.
 #![deny(missing_docs)]
 
+pub mod append;
 pub mod bench;
 pub mod fake;
 pub use faultline_sut::answer;

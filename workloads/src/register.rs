@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use faultline_node::client::AddressBook;
-use faultline_sut::{KvClient, KvOp, Target};
+use faultline_sut::{KvClient, KvOp, MicroOp, Target};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::answer::Answer;
+use crate::append::{execute_txn, pick_txn, TxnShape};
 use crate::recorder::{Event, Process, Recorder};
 
 pub use faultline_rundir::spec::KeyDist;
@@ -39,6 +40,11 @@ pub struct RegisterConfig {
     pub timeout: Duration,
     /// Seed of the operation stream.
     pub seed: u64,
+    /// List-append transactions of this shape instead of register
+    /// operations (`--workload append`); the mix's read share is then each
+    /// micro-operation's chance of being a read, the rest appends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txn: Option<TxnShape>,
 }
 
 impl Default for RegisterConfig {
@@ -52,6 +58,7 @@ impl Default for RegisterConfig {
             random_node: false,
             timeout: Duration::from_secs(1),
             seed: 1,
+            txn: None,
         }
     }
 }
@@ -95,6 +102,9 @@ impl RegisterConfig {
         if !(r + w + c).is_finite() || r < 0.0 || w < 0.0 || c < 0.0 || r + w + c <= 0.0 {
             return Err("the read/write/cas mix must be non-negative and not all zero".into());
         }
+        if let Some(shape) = &self.txn {
+            shape.validate(self.keys)?;
+        }
         Ok(())
     }
 }
@@ -126,11 +136,13 @@ pub struct RegisterWorkload {
     target: Arc<dyn Target>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum OpKind {
     Read,
     Write(i64),
     Cas(i64, i64),
+    /// A list-append transaction.
+    Txn(Vec<MicroOp>),
 }
 
 impl RegisterWorkload {
@@ -219,6 +231,10 @@ impl RegisterWorkload {
                 let n = (k + attempt) % self.nodes.len();
                 attempt += 1;
                 let (node, addr) = self.node(n);
+                let op = match self.config.txn {
+                    Some(_) => OpKind::Txn(vec![MicroOp::Read { key: key.clone() }]),
+                    None => OpKind::Read,
+                };
                 let outcome = execute(
                     &*self.target,
                     &self.recorder,
@@ -227,7 +243,7 @@ impl RegisterWorkload {
                     &node,
                     process,
                     &key,
-                    OpKind::Read,
+                    op,
                     self.config.timeout,
                 )
                 .await;
@@ -257,6 +273,25 @@ fn locate(entry: &(String, SocketAddr), book: Option<&AddressBook>) -> (String, 
     (node.clone(), now)
 }
 
+/// A key of `k` by `dist`, from uniform draws in [0, 1).
+fn draw_key(k: usize, dist: KeyDist, draw: &mut dyn FnMut() -> f64) -> usize {
+    match dist {
+        KeyDist::Uniform => ((draw() * k as f64) as usize).min(k - 1),
+        KeyDist::Zipf => {
+            // Inverse-CDF sampling of a Zipf(1) distribution over k keys.
+            let h: f64 = (1..=k).map(|i| 1.0 / i as f64).sum();
+            let mut x = draw() * h;
+            for i in 1..=k {
+                x -= 1.0 / i as f64;
+                if x <= 0.0 {
+                    return i - 1;
+                }
+            }
+            k - 1
+        }
+    }
+}
+
 struct ProcessCtx {
     config: RegisterConfig,
     nodes: Vec<(String, SocketAddr)>,
@@ -271,26 +306,25 @@ struct ProcessCtx {
 
 impl ProcessCtx {
     fn pick_key(&mut self) -> usize {
-        let k = self.config.keys;
-        match self.config.key_dist {
-            KeyDist::Uniform => self.rng.gen_range(0..k),
-            KeyDist::Zipf => {
-                // Inverse-CDF sampling of a Zipf(1) distribution over k keys.
-                let h: f64 = (1..=k).map(|i| 1.0 / i as f64).sum();
-                let mut x = self.rng.gen::<f64>() * h;
-                for i in 1..=k {
-                    x -= 1.0 / i as f64;
-                    if x <= 0.0 {
-                        return i - 1;
-                    }
-                }
-                k - 1
-            }
-        }
+        let rng = &mut self.rng;
+        draw_key(self.config.keys, self.config.key_dist, &mut || {
+            rng.gen::<f64>()
+        })
     }
 
     fn pick_op(&mut self, key: usize) -> OpKind {
         let (r, w, c) = self.config.mix;
+        if let Some(shape) = self.config.txn {
+            let (keys, dist) = (self.config.keys, self.config.key_dist);
+            let mut first = Some(key);
+            return OpKind::Txn(pick_txn(
+                &mut self.rng,
+                shape,
+                r / (r + w + c),
+                &self.values,
+                |draw| first.take().unwrap_or_else(|| draw_key(keys, dist, draw)),
+            ));
+        }
         let x = self.rng.gen::<f64>() * (r + w + c);
         if x < r {
             OpKind::Read
@@ -390,6 +424,9 @@ async fn execute(
         OpKind::Read => ("read", Value::Null, KvOp::Read(key.to_string())),
         OpKind::Write(v) => ("write", json!(v), KvOp::Write(key.to_string(), v)),
         OpKind::Cas(e, n) => ("cas", json!([e, n]), KvOp::Cas(key.to_string(), e, n)),
+        OpKind::Txn(ops) => {
+            return execute_txn(target, recorder, client, addr, node, process, &ops, timeout).await
+        }
     };
     let event = |kind: &'static str, value: Value, error: Option<String>| Event {
         process: Process::Client(process),

@@ -22,6 +22,8 @@ pub enum EdgeKind {
     Rw,
     /// Real time: the first completed before the second began.
     Rt,
+    /// Process order: the same process ran the first, then the second.
+    Process,
 }
 
 impl EdgeKind {
@@ -31,9 +33,21 @@ impl EdgeKind {
             EdgeKind::Wr => 2,
             EdgeKind::Rw => 4,
             EdgeKind::Rt => 8,
+            EdgeKind::Process => 16,
         }
     }
+
+    const ALL: [EdgeKind; 5] = [
+        EdgeKind::Ww,
+        EdgeKind::Wr,
+        EdgeKind::Rw,
+        EdgeKind::Rt,
+        EdgeKind::Process,
+    ];
 }
+
+/// The data edges' bits (ww, wr, rw).
+const DATA: u8 = 7;
 
 /// One edge of a cycle: its kind and, for a data edge, the key and value
 /// that make it.
@@ -54,6 +68,9 @@ pub(crate) struct Graph {
     /// Out-edges: (target, kind bits).
     out: Vec<Vec<(u32, u8)>>,
     edges: usize,
+    /// The order edges the model adds (real time, or process order; none
+    /// for serializability) and the suffix of the classes that need them.
+    order: (u8, &'static str),
 }
 
 impl Graph {
@@ -93,6 +110,11 @@ pub(crate) fn build(
     let mut g = Graph {
         out: vec![Vec::new(); txns.len()],
         edges: 0,
+        order: match model {
+            Consistency::StrictSerializable => (EdgeKind::Rt.bit(), "-realtime"),
+            Consistency::StrongSessionSerializable => (EdgeKind::Process.bit(), "-process"),
+            Consistency::Serializable => (0, ""),
+        },
     };
     let writer_of = |k: &str, v: i64| writer.get(&(k, v)).copied().filter(|w| member(&txns[*w]));
     // ww: consecutive elements of each key's order.
@@ -131,10 +153,23 @@ pub(crate) fn build(
             }
         }
     }
-    if model == Consistency::StrictSerializable {
-        realtime(txns, &mut g);
+    match model {
+        Consistency::StrictSerializable => realtime(txns, &mut g),
+        Consistency::StrongSessionSerializable => process_order(txns, &mut g),
+        Consistency::Serializable => {}
     }
     g
+}
+
+/// Process edges: each process's transactions that took part, one to the
+/// next in invocation order.
+fn process_order(txns: &[Txn], g: &mut Graph) {
+    let mut last: Map<u64, usize> = Map::default();
+    for (i, t) in txns.iter().enumerate().filter(|(_, t)| member(t)) {
+        if let Some(prev) = last.insert(t.process, i) {
+            g.add(prev, i, EdgeKind::Process);
+        }
+    }
 }
 
 /// Real-time edges, transitively reduced: each transaction gets an edge
@@ -187,36 +222,31 @@ impl Graph {
         for comp in comps.iter().filter(|c| c.len() > 1) {
             cyclic += 1;
             let inside: std::collections::HashSet<u32> = comp.iter().copied().collect();
+            let (ord, suffix) = self.order;
+            let (ww, wr) = (EdgeKind::Ww.bit(), EdgeKind::Wr.bit());
             let classes: [(&str, u8, bool); 8] = [
-                ("G0", EdgeKind::Ww.bit(), false),
-                ("G1c", EdgeKind::Ww.bit() | EdgeKind::Wr.bit(), false),
-                ("G-single", EdgeKind::Ww.bit() | EdgeKind::Wr.bit(), true),
-                ("G2", 15 & !EdgeKind::Rt.bit(), false),
-                (
-                    "G0-realtime",
-                    EdgeKind::Ww.bit() | EdgeKind::Rt.bit(),
-                    false,
-                ),
-                (
-                    "G1c-realtime",
-                    EdgeKind::Ww.bit() | EdgeKind::Wr.bit() | EdgeKind::Rt.bit(),
-                    false,
-                ),
-                (
-                    "G-single-realtime",
-                    EdgeKind::Ww.bit() | EdgeKind::Wr.bit() | EdgeKind::Rt.bit(),
-                    true,
-                ),
-                ("G2-realtime", 15, false),
+                ("G0", ww, false),
+                ("G1c", ww | wr, false),
+                ("G-single", ww | wr, true),
+                ("G2", DATA, false),
+                ("G0", ww | ord, false),
+                ("G1c", ww | wr | ord, false),
+                ("G-single", ww | wr | ord, true),
+                ("G2", DATA | ord, false),
             ];
-            for (class, allowed, one_rw) in classes {
+            for (n, (class, allowed, one_rw)) in classes.into_iter().enumerate() {
                 let cycle = if one_rw {
                     self.cycle_with_one_rw(&inside, allowed)
                 } else {
                     self.shortest_cycle(&inside, allowed)
                 };
                 if let Some(c) = cycle {
-                    found.add(self.anomaly(class, &c, ctx));
+                    let class = if n < 4 {
+                        class.to_string()
+                    } else {
+                        format!("{class}{suffix}")
+                    };
+                    found.add(self.anomaly(&class, &c, ctx));
                     break;
                 }
             }
@@ -348,7 +378,7 @@ impl Graph {
                     continue;
                 }
                 // Prefer the data edge's kind when several apply.
-                let kind = [EdgeKind::Ww, EdgeKind::Wr, EdgeKind::Rw, EdgeKind::Rt]
+                let kind = EdgeKind::ALL
                     .into_iter()
                     .map(EdgeKind::bit)
                     .find(|b| usable & b != 0)
@@ -378,7 +408,7 @@ impl Graph {
         let mut words = Vec::new();
         for (i, &(v, bit)) in cycle.iter().enumerate() {
             let w = cycle[(i + 1) % cycle.len()].0;
-            let kind = [EdgeKind::Ww, EdgeKind::Wr, EdgeKind::Rw, EdgeKind::Rt]
+            let kind = EdgeKind::ALL
                 .into_iter()
                 .find(|k| k.bit() == bit)
                 .unwrap_or(EdgeKind::Rt);
@@ -392,6 +422,12 @@ impl Graph {
                 }
                 (EdgeKind::Rw, Some((k, x))) => {
                     format!("T{v} read {k} without {x}, which T{w} appended next")
+                }
+                (EdgeKind::Process, _) => {
+                    format!(
+                        "T{w} followed T{v} in process {}",
+                        ctx.txns[v as usize].process
+                    )
                 }
                 _ => format!("T{v} completed before T{w} began"),
             });
@@ -448,7 +484,7 @@ impl Context<'_> {
                 let x = *self.orders.get(k)?.get(l.len())?;
                 wrote(w, k, x).then(|| (k.to_string(), x))
             }),
-            EdgeKind::Rt => None,
+            EdgeKind::Rt | EdgeKind::Process => None,
         }
     }
 }

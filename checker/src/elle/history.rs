@@ -133,7 +133,28 @@ impl Pairing {
 }
 
 /// Read a list-append history; errors name the line.
-pub fn read_jsonl(mut reader: impl BufRead) -> Result<Vec<Txn>, String> {
+pub fn read_jsonl(reader: impl BufRead) -> Result<Vec<Txn>, String> {
+    read_jsonl_full(reader).map(|h| h.txns)
+}
+
+/// A list-append history as a run's report needs it.
+#[derive(Debug, Default)]
+pub struct TxnHistory {
+    /// The transactions, in invocation order.
+    pub txns: Vec<Txn>,
+    /// The nemesis events.
+    pub nemesis: Vec<crate::history::NemesisEvent>,
+    /// A torn last line that was skipped: its line number and length in
+    /// bytes (what a writer killed in the middle of a line leaves).
+    pub torn_last_line: Option<(usize, usize)>,
+    /// Lines read.
+    pub events: u64,
+}
+
+/// Read a list-append history with its nemesis events; a last line cut
+/// short (no newline, not JSON) is skipped and said, as for registers.
+pub fn read_jsonl_full(mut reader: impl BufRead) -> Result<TxnHistory, String> {
+    let mut out = TxnHistory::default();
     let mut pairing = Pairing::default();
     let mut buf = Vec::new();
     let mut line = 0usize;
@@ -151,11 +172,27 @@ pub fn read_jsonl(mut reader: impl BufRead) -> Result<Vec<Txn>, String> {
         if buf.len() > MAX_LINE {
             return Err(format!("line {line}: longer than {MAX_LINE} bytes"));
         }
-        let text = std::str::from_utf8(&buf).map_err(|_| format!("line {line}: not UTF-8"))?;
+        let torn = !buf.ends_with(b"\n");
+        let text = match std::str::from_utf8(&buf) {
+            Ok(t) => t,
+            Err(_) if torn => {
+                out.torn_last_line = Some((line, buf.len()));
+                break;
+            }
+            Err(_) => return Err(format!("line {line}: not UTF-8")),
+        };
         if text.trim().is_empty() {
             continue;
         }
-        let v: Value = serde_json::from_str(text).map_err(|e| format!("line {line}: {e}"))?;
+        let v: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(_) if torn => {
+                out.torn_last_line = Some((line, buf.len()));
+                break;
+            }
+            Err(e) => return Err(format!("line {line}: {e}")),
+        };
+        out.events += 1;
         let time = v["time"]
             .as_u64()
             .ok_or_else(|| format!("line {line}: no time (an integer of nanoseconds)"))?;
@@ -166,6 +203,11 @@ pub fn read_jsonl(mut reader: impl BufRead) -> Result<Vec<Txn>, String> {
         }
         last_time = time;
         if v["process"] == "nemesis" {
+            out.nemesis.push(crate::history::NemesisEvent {
+                time,
+                f: v["f"].as_str().unwrap_or_default().to_string(),
+                value: v["value"].clone(),
+            });
             continue;
         }
         let process = v["process"]
@@ -191,7 +233,8 @@ pub fn read_jsonl(mut reader: impl BufRead) -> Result<Vec<Txn>, String> {
         };
         pairing.event(line, process, time, kind, ops)?;
     }
-    Ok(pairing.txns)
+    out.txns = pairing.txns;
+    Ok(out)
 }
 
 fn mops_json(mops: &[Mop], with_reads: bool) -> Value {

@@ -132,30 +132,9 @@ pub struct Txn {
     pub line: usize,
 }
 
-/// The consistency model a history is judged against.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Consistency {
-    /// Serializable, and in real-time order (etcd's claim for its
-    /// transactions). The default.
-    #[default]
-    StrictSerializable,
-    /// Some serial order, real time aside.
-    Serializable,
-}
-
-impl std::str::FromStr for Consistency {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "strict-serializable" => Ok(Consistency::StrictSerializable),
-            "serializable" => Ok(Consistency::Serializable),
-            other => Err(format!(
-                "'{other}' is not a consistency model (strict-serializable or serializable)"
-            )),
-        }
-    }
-}
+/// The consistency model a history is judged against (strict
+/// serializable by default).
+pub use faultline_rundir::spec::Consistency;
 
 /// One anomaly found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -92,6 +92,26 @@ fn a_stale_read_is_serializable_but_not_strictly() {
 }
 
 #[test]
+fn a_process_that_misses_its_own_append_breaks_session_order_only() {
+    // Process 1 appends x 1, then reads x without it; another process's
+    // read (concurrent with both) is what makes the order of x known.
+    let h = vec![
+        t(1, 0, Some(10), TxnOutcome::Ok, vec![ap("x", 1)]),
+        t(1, 20, Some(30), TxnOutcome::Ok, vec![rd("x", &[])]),
+        t(2, 0, Some(40), TxnOutcome::Ok, vec![rd("x", &[1])]),
+    ];
+    let r = check(&h, Consistency::Serializable);
+    assert!(r.valid, "{r:?}");
+    let r = check(&h, Consistency::StrongSessionSerializable);
+    assert_eq!(classes(&r), ["G-single-process"], "{r:?}");
+    let a = &r.anomalies[0];
+    assert!(a.edges.iter().any(|e| e.kind == EdgeKind::Process), "{a:?}");
+    assert!(a.explanation.contains("in process 1"), "{}", a.explanation);
+    let r = check(&h, Consistency::StrictSerializable);
+    assert_eq!(classes(&r), ["G-single-realtime"], "{r:?}");
+}
+
+#[test]
 fn a_cycle_names_its_transactions_and_edges() {
     let mut h = Vec::new();
     plant(&mut h, "G2");
@@ -111,7 +131,11 @@ fn a_cycle_names_its_transactions_and_edges() {
 fn a_correct_stores_histories_pass() {
     for seed in 0..300 {
         let h = correct(SMALL, seed);
-        for model in [Consistency::StrictSerializable, Consistency::Serializable] {
+        for model in [
+            Consistency::StrictSerializable,
+            Consistency::Serializable,
+            Consistency::StrongSessionSerializable,
+        ] {
             let r = check(&h, model);
             assert!(r.valid, "seed {seed}, {model:?}: {:?}", r.anomalies);
         }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::bugs::UnsafeBug;
-use crate::kv::{Applied, Command, Proposal, RequestId};
+use crate::kv::{Applied, Command, MicroOp, Proposal, RequestId, MAX_TXN_OPS};
 use crate::protocol::{
     ClientError, ClientReply, ClientRequest, ClientResponse, MembersInfo, NodeStatus, PeerFrame,
 };
@@ -65,6 +65,28 @@ impl NodeLoop {
                 self.send_reply(reply, ClientResponse::Ok(None));
                 return;
             }
+            ClientRequest::Txn { ops } if ops.is_empty() || ops.len() > MAX_TXN_OPS => {
+                let e = format!(
+                    "a transaction of {} micro-operations (1 to {MAX_TXN_OPS})",
+                    ops.len()
+                );
+                self.answer(reply, Err(ClientError::BadRequest(e)));
+                return;
+            }
+            // UNSAFE stale-read: a read-only transaction answered from local
+            // state, like a read.
+            ClientRequest::Txn { ops }
+                if self.config.bugs.contains(&UnsafeBug::StaleRead)
+                    && ops.iter().all(|o| matches!(o, MicroOp::Read { .. })) =>
+            {
+                let lists = ops
+                    .iter()
+                    .map(|o| Some(self.store.local_list(o.key())))
+                    .collect();
+                self.send_reply(reply, ClientResponse::Txn(lists));
+                return;
+            }
+            ClientRequest::Txn { ops } => Command::Txn { ops },
             ClientRequest::Get { key } => Command::Get { key },
             ClientRequest::Put { key, value } => Command::Put { key, value },
             ClientRequest::Cas { key, expected, new } => Command::Cas { key, expected, new },
@@ -179,6 +201,7 @@ impl NodeLoop {
                     Ok(Applied::Value(v)) => ClientResponse::Ok(v),
                     Ok(Applied::CasMismatch { actual }) => ClientResponse::CasMismatch { actual },
                     Ok(Applied::Membership { index }) => ClientResponse::Changed { index },
+                    Ok(Applied::Txn(r)) => ClientResponse::Txn(r),
                     // The first copy of this request was applied and answered
                     // already; this one changed nothing and is not news.
                     Ok(Applied::Duplicate) => ClientResponse::Error(ClientError::Timeout),

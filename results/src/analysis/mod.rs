@@ -21,6 +21,7 @@ mod windows;
 use faultline_node::raft::Role;
 use leaderless::{leaderless_gaps, FRESH_SLACK_MS};
 pub use windows::{fault_windows, FaultWindow};
+pub mod txns;
 
 /// Width of an availability bucket.
 pub const BUCKET_MS: u64 = 100;
@@ -182,6 +183,10 @@ pub struct RunResults {
     /// The disk layer's counts and what the disk faults did (`disk.json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<faultline_rundir::records::DiskRecord>,
+    /// For a run of list-append transactions: the list-append checker's
+    /// verdict (then `checker` carries its verdict and counts only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txns: Option<txns::TxnResults>,
 }
 
 impl RunResults {
@@ -190,12 +195,18 @@ impl RunResults {
     /// median per fault window, as the campaign's tables show it) and p99
     /// latency.
     pub fn line(&self) -> String {
-        let mut verdict = match self.checker.valid {
-            Verdict::Linearizable => "linearizable",
-            Verdict::NotLinearizable => "NOT LINEARIZABLE",
-            Verdict::Unknown => "unknown",
+        let mut verdict = match (&self.txns, self.checker.valid) {
+            (Some(t), Verdict::Linearizable) => t.consistency.to_string(),
+            (Some(t), Verdict::NotLinearizable) => {
+                format!("NOT {}", t.consistency.to_string().to_uppercase())
+            }
+            (_, Verdict::Linearizable) => "linearizable".into(),
+            (_, Verdict::NotLinearizable) => "NOT LINEARIZABLE".into(),
+            (_, Verdict::Unknown) => "unknown".into(),
+        };
+        if let Some(h) = self.txns.as_ref().and_then(|t| t.headline()) {
+            verdict.push_str(&format!(" ({h})"));
         }
-        .to_string();
         if let Some(f) = self.checker.failures.first() {
             if let Some(c) = &f.counterexample {
                 verdict.push_str(&format!(" ({})", c.headline(&f.key)));
@@ -271,11 +282,7 @@ fn percentiles(h: &Histogram<u64>) -> Percentiles {
 }
 
 fn kind_name(k: OpKind) -> &'static str {
-    match k {
-        OpKind::Read => "read",
-        OpKind::Write => "write",
-        OpKind::Cas => "cas",
-    }
+    k.name()
 }
 
 /// The share of `[from, to)`'s 100 ms buckets in which an operation
@@ -310,7 +317,18 @@ fn ended_within(h: &History, outcome: Outcome, from: u64, to: u64) -> u64 {
 /// audit the nodes' logs.
 pub fn analyze(files: &RunFiles, check: &Options) -> RunResults {
     let history = &files.history;
-    let checker = check_history(history, check);
+    let (checker, txn_results) = match &files.txns {
+        Some(t) => {
+            let model = files
+                .spec
+                .as_ref()
+                .map(|s| s.consistency)
+                .unwrap_or_default();
+            let (checker, r) = txns::judge(t, model);
+            (checker, Some(r))
+        }
+        None => (check_history(history, check), None),
+    };
     // The main phase ends at the time limit; the final reads come after.
     let limit_ns = files.spec.as_ref().map(|s| (s.time_limit_s * 1e9) as u64);
     let last = history.last_op_time();
@@ -359,6 +377,7 @@ pub fn analyze(files: &RunFiles, check: &Options) -> RunResults {
         results.disk_noted = noted;
     }
     results.snapshots = crate::snapshots::count(&nodes);
+    results.txns = txn_results;
     if !results.findings.is_empty() {
         results.valid = Verdict::NotLinearizable;
     }
@@ -569,6 +588,7 @@ pub fn compute(
         hosts: None,
         disk_noted: Vec::new(),
         disk: None,
+        txns: None,
     }
 }
 

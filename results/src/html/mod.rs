@@ -8,6 +8,7 @@
 //! phone's width the page itself never scrolls sideways: wide tables and
 //! drawings scroll inside their own box.
 
+mod anomalies;
 mod campaign_page;
 mod compare_page;
 mod counterexample;
@@ -125,6 +126,31 @@ fn verdict_banner(v: Verdict, why: &str) -> Markup {
             "unk",
             "UNKNOWN: the checker ran out of its budget before deciding.",
         ),
+    };
+    html! {
+        div class={ "banner " (class) } {
+            b { (text) }
+            @if !why.is_empty() {
+                br;
+                (why)
+            }
+        }
+    }
+}
+
+/// The banner of a list-append run: `consistency` held or not.
+fn txn_banner(v: Verdict, consistency: faultline_rundir::spec::Consistency, why: &str) -> Markup {
+    let model = consistency.to_string().to_uppercase();
+    let (class, text) = match v {
+        Verdict::Linearizable => (
+            "ok",
+            format!("{model}: no anomaly — every dependency the reads show fits one order of the transactions the model allows."),
+        ),
+        Verdict::NotLinearizable => (
+            "bad",
+            format!("NOT {model}: the transactions' dependencies form a cycle or an anomaly the model forbids."),
+        ),
+        Verdict::Unknown => ("unk", "UNKNOWN: nothing committed to judge.".to_string()),
     };
     html! {
         div class={ "banner " (class) } {

@@ -16,6 +16,12 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
         .failures
         .iter()
         .filter_map(|f| f.counterexample.as_ref().map(|c| c.explanation.clone()))
+        .chain(
+            r.txns
+                .iter()
+                .flat_map(|t| t.report.anomalies.first())
+                .map(|a| a.explanation.clone()),
+        )
         .next()
         .unwrap_or_else(|| {
             r.checker
@@ -36,7 +42,10 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
         @if let Some(line) = r.torn_history_line {
             p class="small" { "history.jsonl ended in a torn line (line " (line) ", what a killed writer leaves); it was skipped." }
         }
-        (verdict_banner(r.checker.valid, &why))
+        @match &r.txns {
+            Some(t) => (super::txn_banner(r.checker.valid, t.consistency, &why)),
+            None => (verdict_banner(r.checker.valid, &why)),
+        }
         @let judged = r.judgement();
         p class=(match judged { crate::expect::Judgement::Unexpected => "poor", _ => "" }) {
             b { "Expected: " } (r.expect().words()) " — "
@@ -132,6 +141,9 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
                 }
                 div class="scroll" { (PreEscaped(counterexample_svg(c))) }
             }
+        }
+        @if let Some(t) = &r.txns {
+            (super::anomalies::anomalies(t))
         }
         @for u in &r.checker.unknown {
             p { "Key " (u.key) ": unknown: " (u.reason.as_deref().unwrap_or("")) }
