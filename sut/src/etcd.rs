@@ -7,6 +7,7 @@
 //! | read | `POST /v3/kv/range` (linearizable; `serializable: true` with `read_mode = "serializable"`) |
 //! | write | `POST /v3/kv/put` |
 //! | cas | `POST /v3/kv/txn`: compare the value, then put |
+//! | txn (list-append) | two `POST /v3/kv/txn`: read every key at one revision, then compare each key's mod revision and put the new lists, retried from the start when a compare fails ([`append`]) |
 //! | status | `POST /v3/maintenance/status` (leader, raft term, raft index, applied index) and `/v3/cluster/member/list` (member names); on the leader, a linearizable read of an unused key tells whether it still hears a majority |
 //!
 //! How answers become outcomes ([`classify`]): a Txn whose compare failed
@@ -31,7 +32,9 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde_json::{json, Value};
 
-use crate::{Answer, KvClient, KvOp, Member, Target, TargetKind};
+use crate::{Answer, KvClient, KvOp, Member, MicroOp, Target, TargetKind, TxnAnswer};
+
+pub mod append;
 
 pub use faultline_rundir::spec::ReadMode;
 
@@ -239,6 +242,10 @@ impl KvClient for EtcdClient {
             classify(op, post(&self.http, self.addr, path, body).await)
         }
         .boxed()
+    }
+
+    fn txn<'a>(&'a self, ops: &'a [MicroOp]) -> BoxFuture<'a, TxnAnswer> {
+        append::run(&self.http, self.addr, self.reads, ops).boxed()
     }
 }
 

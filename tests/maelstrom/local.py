@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""A Maelstrom lin-kv node for faultline's tests that is wrong on purpose:
-each node answers from its own map and never tells the others, so clients
-of different nodes see different registers (not linearizable)."""
+"""A Maelstrom lin-kv and txn-list-append node for faultline's tests that
+is wrong on purpose: each node answers from its own map and never tells the
+others, so clients of different nodes see different registers (not
+linearizable) and different lists (not serializable)."""
 import json
 import sys
 
 store = {}
+lists = {}
 me = None
 for line in sys.stdin:
     msg = json.loads(line)
@@ -30,6 +32,15 @@ for line in sys.stdin:
         else:
             store[k] = body["to"]
             reply = {"type": "cas_ok"}
+    elif t == "txn":
+        out = []
+        for f, key, v in body["txn"]:
+            if f == "append":
+                lists.setdefault(str(key), []).append(v)
+                out.append([f, key, v])
+            else:
+                out.append([f, key, list(lists.get(str(key), []))])
+        reply = {"type": "txn_ok", "txn": out}
     if reply is not None:
         reply["in_reply_to"] = body["msg_id"]
         sys.stdout.write(json.dumps({"src": me, "dest": src, "body": reply}) + "\n")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A Maelstrom lin-kv node for faultline's tests: n1 (the first node) holds
+"""A Maelstrom lin-kv and txn-list-append node for faultline's tests: n1 (the first node) holds
 the only copy of the map and sends a heartbeat to every other node every
 100 ms; every other node forwards each client request to n1 and relays the
 answer. n1 answers each forwarded request once (duplicates are recognised
@@ -26,6 +26,7 @@ def send(msg):
 me = None
 nodes = []
 store = {}
+lists = {}  # txn-list-append: key -> list
 done = {}  # (client, msg_id) -> answer body, on n1
 waiting = {}  # forward id -> (client, msg_id), on the others
 next_id = [1]
@@ -47,6 +48,15 @@ def apply(body):
             return {"type": "error", "code": 22, "text": "mismatch"}
         store[k] = body["to"]
         return {"type": "cas_ok"}
+    if t == "txn":
+        out = []
+        for f, key, v in body["txn"]:
+            if f == "append":
+                lists.setdefault(str(key), []).append(v)
+                out.append([f, key, v])
+            else:
+                out.append([f, key, list(lists.get(str(key), []))])
+        return {"type": "txn_ok", "txn": out}
     return {"type": "error", "code": 10, "text": "unsupported"}
 
 

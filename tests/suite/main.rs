@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod append;
 mod bench_cli;
 mod browser;
 mod bug_hunt;

@@ -1,4 +1,5 @@
-//! A `lin-kv` client of a Maelstrom node, through the node's host.
+//! A `lin-kv` (and `txn-list-append`) client of a Maelstrom node,
+//! through the node's host.
 //!
 //! The client says hello with its id at every host (a node may forward a
 //! request and another node answer it: Maelstrom routes by `dest` alone)
@@ -20,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::Framed;
 
 use super::host::codec;
-use crate::{Answer, KvClient, KvOp};
+use crate::{Answer, KvClient, KvOp, MicroOp, Outcome, TxnAnswer};
 
 type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>;
 
@@ -210,33 +211,193 @@ impl KvClient for MaelstromClient {
 
     fn call<'a>(&'a self, op: &'a KvOp) -> BoxFuture<'a, Answer> {
         async move {
-            let msg_id = self.next.fetch_add(1, Ordering::Relaxed);
-            let (tx, rx) = oneshot::channel();
-            self.waiting
-                .lock()
-                .expect("not poisoned")
-                .insert(msg_id, tx);
-            let frame = json!({ "body": body_of(op, msg_id) }).to_string();
-            if self.send.send(Bytes::from(frame)).is_err() {
-                self.waiting.lock().expect("not poisoned").remove(&msg_id);
-                return Answer::Fail(format!("the connection to {} is closed", self.addr));
+            match self.exchange(|id| body_of(op, id)).await {
+                Ok(body) => outcome_of(op, &body),
+                Err(Unanswered::Unsent(e)) => Answer::Fail(e),
+                Err(Unanswered::Unknown(e)) => Answer::Info(e),
             }
-            match tokio::time::timeout(self.timeout, rx).await {
-                Ok(Ok(body)) => outcome_of(op, &body),
-                Ok(Err(_)) => Answer::Info("the client was dropped".into()),
-                Err(_) => {
-                    self.waiting.lock().expect("not poisoned").remove(&msg_id);
-                    Answer::Info(format!("no answer within {:?}", self.timeout))
-                }
+        }
+        .boxed()
+    }
+
+    fn txn<'a>(&'a self, ops: &'a [MicroOp]) -> BoxFuture<'a, TxnAnswer> {
+        async move {
+            match self.exchange(|id| txn_body(ops, id)).await {
+                Ok(body) => txn_outcome(ops, &body),
+                Err(Unanswered::Unsent(e)) => Outcome::Fail(e),
+                Err(Unanswered::Unknown(e)) => Outcome::Info(e),
             }
         }
         .boxed()
     }
 }
 
+/// Why a request has no answer.
+enum Unanswered {
+    /// It was never sent.
+    Unsent(String),
+    /// It was sent; no answer came in time.
+    Unknown(String),
+}
+
+impl MaelstromClient {
+    /// Send the body `make` builds for a fresh message id; its answer.
+    async fn exchange(&self, make: impl FnOnce(u64) -> Value) -> Result<Value, Unanswered> {
+        let msg_id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.waiting
+            .lock()
+            .expect("not poisoned")
+            .insert(msg_id, tx);
+        let frame = json!({ "body": make(msg_id) }).to_string();
+        if self.send.send(Bytes::from(frame)).is_err() {
+            self.waiting.lock().expect("not poisoned").remove(&msg_id);
+            return Err(Unanswered::Unsent(format!(
+                "the connection to {} is closed",
+                self.addr
+            )));
+        }
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(body)) => Ok(body),
+            Ok(Err(_)) => Err(Unanswered::Unknown("the client was dropped".into())),
+            Err(_) => {
+                self.waiting.lock().expect("not poisoned").remove(&msg_id);
+                Err(Unanswered::Unknown(format!(
+                    "no answer within {:?}",
+                    self.timeout
+                )))
+            }
+        }
+    }
+}
+
+/// A key as Maelstrom's `txn-list-append` workload names it: `k7` is the
+/// integer 7 (its nodes are written for integer keys); any other name
+/// stays a string.
+pub fn txn_key(key: &str) -> Value {
+    match key.strip_prefix('k').and_then(|n| n.parse::<u64>().ok()) {
+        Some(n) if format!("k{n}") == key => json!(n),
+        _ => json!(key),
+    }
+}
+
+/// The `txn` request of `txn-list-append`: `[["append", K, V], ["r", K, null]]`.
+pub fn txn_body(ops: &[MicroOp], msg_id: u64) -> Value {
+    let txn: Vec<Value> = ops
+        .iter()
+        .map(|op| match op {
+            MicroOp::Append { key, value } => json!(["append", txn_key(key), value]),
+            MicroOp::Read { key } => json!(["r", txn_key(key), null]),
+        })
+        .collect();
+    json!({"type": "txn", "msg_id": msg_id, "txn": txn})
+}
+
+/// What a `txn` answer means for the history: `txn_ok` with one
+/// micro-operation per request's, in order, same keys, reads filled in
+/// (null for a key never appended to is the empty list).
+pub fn txn_outcome(ops: &[MicroOp], body: &Value) -> TxnAnswer {
+    match body["type"].as_str().unwrap_or("") {
+        "txn_ok" => {
+            let Some(got) = body["txn"].as_array().filter(|g| g.len() == ops.len()) else {
+                return Outcome::Info(format!(
+                    "txn_ok without a micro-operation per one asked: {}",
+                    short(body)
+                ));
+            };
+            let mut out = Vec::with_capacity(ops.len());
+            for (op, m) in ops.iter().zip(got) {
+                let same_key = m[1] == txn_key(op.key());
+                match op {
+                    MicroOp::Append { .. } if same_key && m[0] == "append" => out.push(None),
+                    MicroOp::Read { .. } if same_key && m[0] == "r" => match &m[2] {
+                        Value::Null => out.push(Some(Vec::new())),
+                        Value::Array(xs) => match xs.iter().map(Value::as_i64).collect() {
+                            Some(l) => out.push(Some(l)),
+                            None => {
+                                return Outcome::Info(format!(
+                                    "txn_ok with a read that is not a list of integers: {}",
+                                    short(m)
+                                ))
+                            }
+                        },
+                        other => {
+                            return Outcome::Info(format!(
+                                "txn_ok with a read that is not a list: {}",
+                                short(other)
+                            ))
+                        }
+                    },
+                    _ => {
+                        return Outcome::Info(format!(
+                            "txn_ok whose micro-operation {} does not match the one asked",
+                            short(m)
+                        ))
+                    }
+                }
+            }
+            Outcome::Ok(out)
+        }
+        "error" => {
+            let code = body["code"].as_u64();
+            let text = body["text"].as_str().unwrap_or("");
+            let said = match code {
+                Some(c) => format!("error {c} ({}){}", name(c), detail(text)),
+                None => format!("error without a code{}", detail(text)),
+            };
+            match code {
+                Some(c) if DEFINITE.contains(&c) => Outcome::Fail(said),
+                _ => Outcome::Info(said),
+            }
+        }
+        _ => Outcome::Info(format!("unexpected answer: {}", short(body))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_txn_goes_out_with_integer_keys_and_its_answer_is_matched_op_by_op() {
+        let ops = [
+            MicroOp::Append {
+                key: "k3".into(),
+                value: 9,
+            },
+            MicroOp::Read { key: "k3".into() },
+            MicroOp::Read { key: "x".into() },
+        ];
+        assert_eq!(
+            txn_body(&ops, 4),
+            json!({"type": "txn", "msg_id": 4, "txn": [["append", 3, 9], ["r", 3, null], ["r", "x", null]]})
+        );
+        assert_eq!(
+            txn_outcome(
+                &ops,
+                &json!({"type": "txn_ok", "txn": [["append", 3, 9], ["r", 3, [1, 9]], ["r", "x", null]]})
+            ),
+            Outcome::Ok(vec![None, Some(vec![1, 9]), Some(vec![])])
+        );
+        // Answers that do not fit what was asked are unknown, never ok.
+        for bad in [
+            json!({"type": "txn_ok", "txn": [["append", 3, 9]]}),
+            json!({"type": "txn_ok", "txn": [["append", 3, 9], ["r", 4, [1]], ["r", "x", null]]}),
+            json!({"type": "txn_ok", "txn": [["append", 3, 9], ["r", 3, ["a"]], ["r", "x", null]]}),
+            json!({"type": "read_ok", "value": 1}),
+        ] {
+            assert!(matches!(txn_outcome(&ops, &bad), Outcome::Info(_)), "{bad}");
+        }
+        assert!(matches!(
+            txn_outcome(&ops, &json!({"type": "error", "code": 30})),
+            Outcome::Fail(_)
+        ));
+        assert!(matches!(
+            txn_outcome(&ops, &json!({"type": "error", "code": 0})),
+            Outcome::Info(_)
+        ));
+        assert_eq!(txn_key("k07"), json!("k07"));
+    }
 
     fn read() -> KvOp {
         KvOp::Read("k".into())
