@@ -179,10 +179,7 @@ pub fn latency(path: &Path, h: &History, windows: &[FaultWindow], end_s: f64) ->
                             TriangleMarker::new((x, y), 3, color.mix(0.6).filled()).into_dyn()
                         }
                         OpKind::Cas => Cross::new((x, y), 3, color.mix(0.7)).into_dyn(),
-                        OpKind::Txn => {
-                            Rectangle::new([(x, y), (x, y)], color.mix(0.6).stroke_width(3))
-                                .into_dyn()
-                        }
+                        OpKind::Txn => Circle::new((x, y), 2, color.mix(0.6).filled()).into_dyn(),
                     }
                 },
             ))?

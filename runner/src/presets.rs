@@ -42,6 +42,11 @@ pub const PRESETS: &[Preset] = &[
         text: include_str!("../presets/net-compare.toml"),
     },
     Preset {
+        name: "append",
+        about: "list-append transactions (two keys each) on faultline's node and etcd under the demo's faults, strict serializable, with the node's stale-read variant and etcd's serializable reads as positive controls (about 4 minutes; etcd's settings need etcd, root, ip and nft)",
+        text: include_str!("../presets/append.toml"),
+    },
+    Preset {
         name: "etcd",
         about: "etcd: its default timeouts, faster and slower, under partition-leader, pause-leader, crash-leader and 20 % loss, and serializable reads as the positive control (about 7 minutes; needs etcd, root, ip and nft)",
         text: include_str!("../presets/etcd.toml"),

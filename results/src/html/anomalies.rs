@@ -24,7 +24,7 @@ pub fn anomalies(t: &TxnResults) -> Markup {
                 "."
             }
         }
-        p class="small" { "Edge kinds: ww, the next append to a key; wr, a read whose last element the other appended; rw, an append that followed what a read saw; rt, one completed before the other began; process, the same process ran one after the other. docs/anomalies.md draws each class." }
+        p class="small" { "Edge kinds: ww, the next append to a key; wr, a read whose last element the other appended; rw, an append that followed what a read saw; rt, one completed before the other began; process, the same process ran one after the other. docs/workloads.md draws each class." }
         @for a in &r.anomalies {
             h3 { (a.class) }
             p { (a.explanation) }
@@ -56,18 +56,24 @@ fn outcome_word(o: TxnOutcome) -> &'static str {
     }
 }
 
-/// `append k1 3; r k1 [1 2 3]`.
+/// `append k1 3; r k1 [1 2 3]`; a long list as its last elements and its
+/// length (`r k1 [… 251 252 253] (253)`).
 pub fn mops_words(mops: &[Mop]) -> String {
+    const TAIL: usize = 6;
+    let ints = |l: &[i64]| l.iter().map(i64::to_string).collect::<Vec<_>>().join(" ");
     mops.iter()
         .map(|m| match m {
             Mop::Append { key, value } => format!("append {key} {value}"),
             Mop::Read {
                 key,
                 value: Some(l),
-            } => format!(
-                "r {key} [{}]",
-                l.iter().map(i64::to_string).collect::<Vec<_>>().join(" ")
-            ),
+            } if l.len() > TAIL => {
+                format!("r {key} [… {}] ({})", ints(&l[l.len() - TAIL..]), l.len())
+            }
+            Mop::Read {
+                key,
+                value: Some(l),
+            } => format!("r {key} [{}]", ints(l)),
             Mop::Read { key, value: None } => format!("r {key} ?"),
         })
         .collect::<Vec<_>>()
@@ -114,12 +120,12 @@ fn cycle_svg(a: &Anomaly, txns: &[(usize, &Txn)]) -> String {
         svg xmlns="http://www.w3.org/2000/svg" width=(w) height=(h) viewBox={ "0 0 " (w) " " (h) } font-family="sans-serif" font-size="11" {
             defs {
                 marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse" {
-                    path d="M 0 0 L 10 5 L 0 10 z" fill="#c81e1e";
+                    path d="M 0 0 L 10 5 L 0 10 z" fill="#c81e1e" {}
                 }
             }
             @for p in &procs {
                 text x="4" y=(y(*p) + 14.0) { "process " (p) }
-                line x1=(left) x2=(w - 10.0) y1=(y(*p) + 10.0) y2=(y(*p) + 10.0) stroke="#eee";
+                line x1=(left) x2=(w - 10.0) y1=(y(*p) + 10.0) y2=(y(*p) + 10.0) stroke="#eee" {}
             }
             @for (i, t) in txns {
                 @let (x0, x1) = (x(t.invoke_ns), x(end(t)).max(x(t.invoke_ns) + 6.0));
@@ -133,9 +139,9 @@ fn cycle_svg(a: &Anomaly, txns: &[(usize, &Txn)]) -> String {
                 @let from = txns[n].1;
                 @let to = txns[(n + 1) % txns.len()].1;
                 @let ((ax, ay), (bx, by)) = (mid(from), mid(to));
-                @let bend = if ay == by { -22.0 } else { 0.0 };
+                @let bend = if n % 2 == 0 { -16.0 } else { 16.0 };
                 path d=(format!("M {ax} {ay} Q {} {} {bx} {by}", (ax + bx) / 2.0, (ay + by) / 2.0 + bend * 2.0))
-                    fill="none" stroke="#c81e1e" stroke-width="1.5" marker-end="url(#arrow)";
+                    fill="none" stroke="#c81e1e" stroke-width="1.5" marker-end="url(#arrow)" {}
                 text x=((ax + bx) / 2.0 + 3.0) y=((ay + by) / 2.0 + bend - 2.0) fill="#c81e1e" {
                     (edge_word(e.kind))
                     @if let (Some(k), Some(v)) = (&e.key, e.value) { " " (k) " " (v) }
