@@ -65,8 +65,11 @@ pub struct Edge {
 /// kinds it carries (bits). What explains an edge (its key and value) is
 /// worked out again only for the edges of a cycle reported.
 pub(crate) struct Graph {
-    /// Out-edges: (target, kind bits).
+    /// Out-edges: (target, kind bits). Nodes below `real` are the
+    /// transactions; those above are points of the real-time line.
     out: Vec<Vec<(u32, u8)>>,
+    /// How many nodes are transactions.
+    real: usize,
     edges: usize,
     /// The order edges the model adds (real time, or process order; none
     /// for serializability) and the suffix of the classes that need them.
@@ -109,6 +112,7 @@ pub(crate) fn build(
 ) -> Graph {
     let mut g = Graph {
         out: vec![Vec::new(); txns.len()],
+        real: txns.len(),
         edges: 0,
         order: match model {
             Consistency::StrictSerializable => (EdgeKind::Rt.bit(), "-realtime"),
@@ -172,41 +176,40 @@ fn process_order(txns: &[Txn], g: &mut Graph) {
     }
 }
 
-/// Real-time edges, transitively reduced: each transaction gets an edge
-/// from every transaction on the frontier when it begins — those that had
-/// completed and were not yet followed by a transaction that began after
-/// they completed.
+/// Real time as a line of points: each completion adds a point after the
+/// previous one, with an edge from the transaction to it; each invocation
+/// gets an edge from the latest point. A path from T to U through the
+/// line exists exactly when T completed before U began, so every
+/// real-time order is in the graph with three edges per transaction,
+/// however many ran at once (an edge from each concurrent transaction
+/// would be quadratic in the concurrency). At one instant invocations come
+/// first: a completion and an invocation at the same nanosecond are
+/// concurrent (no path).
 fn realtime(txns: &[Txn], g: &mut Graph) {
-    // (time, 0 for an invocation, 1 for a completion, index): at one
-    // instant invocations come first, so a completion and an invocation at
-    // the same nanosecond are taken as concurrent (no edge).
-    let mut events: Vec<(u64, u8, usize)> = Vec::new();
+    // (time, 0 for an invocation, 1 for a completion, index)
+    let mut events: Vec<(u64, u8, u32)> = Vec::new();
     for (i, t) in txns.iter().enumerate().filter(|(_, t)| member(t)) {
-        events.push((t.invoke_ns, 0, i));
+        events.push((t.invoke_ns, 0, i as u32));
         if let (TxnOutcome::Ok, Some(c)) = (t.outcome, t.complete_ns) {
-            events.push((c, 1, i));
+            events.push((c, 1, i as u32));
         }
     }
     events.sort_unstable();
-    // The frontier: completed transactions that no completed transaction
-    // is known to follow. A transaction that begins gets an edge from each;
-    // when it completes, those it saw leave the frontier (every later
-    // transaction reaches them through it) and it joins.
-    let mut frontier: Vec<usize> = Vec::new();
-    let mut seen_at_invoke: Map<usize, Vec<usize>> = Map::default();
+    let mut latest: Option<usize> = None;
     for (_, kind, i) in events {
+        let i = i as usize;
         if kind == 0 {
-            for &f in &frontier {
-                g.add(f, i, EdgeKind::Rt);
+            if let Some(p) = latest {
+                g.add(p, i, EdgeKind::Rt);
             }
-            seen_at_invoke.insert(i, frontier.clone());
         } else {
-            if let Some(before) = seen_at_invoke.remove(&i) {
-                if !before.is_empty() {
-                    frontier.retain(|f| !before.contains(f));
-                }
+            let point = g.out.len();
+            g.out.push(Vec::new());
+            g.add(i, point, EdgeKind::Rt);
+            if let Some(p) = latest {
+                g.add(p, point, EdgeKind::Rt);
             }
-            frontier.push(i);
+            latest = Some(point);
         }
     }
 }
@@ -219,7 +222,11 @@ impl Graph {
     pub(crate) fn cycles(&self, ctx: &Context<'_>, found: &mut Found) -> usize {
         let comps = self.components();
         let mut cyclic = 0;
-        for comp in comps.iter().filter(|c| c.len() > 1) {
+        let real = self.real as u32;
+        for comp in comps
+            .iter()
+            .filter(|c| c.iter().filter(|v| **v < real).count() > 1)
+        {
             cyclic += 1;
             let inside: std::collections::HashSet<u32> = comp.iter().copied().collect();
             let (ord, suffix) = self.order;
@@ -320,7 +327,8 @@ impl Graph {
         allowed: u8,
     ) -> Option<Vec<(u32, u8)>> {
         let mut best: Option<Vec<(u32, u8)>> = None;
-        for &start in inside.iter().take(MAX_STARTS) {
+        let real = self.real as u32;
+        for &start in inside.iter().filter(|v| **v < real).take(MAX_STARTS) {
             if let Some(c) = self.path(start, start, inside, allowed) {
                 if best.as_ref().is_none_or(|b| c.len() < b.len()) {
                     best = Some(c);
@@ -404,6 +412,20 @@ impl Graph {
     }
 
     fn anomaly(&self, class: &str, cycle: &[(u32, u8)], ctx: &Context<'_>) -> Anomaly {
+        // Points of the real-time line are not transactions: a stretch of
+        // them between two transactions is one rt edge.
+        let real = self.real as u32;
+        let first = cycle.iter().position(|(v, _)| *v < real).unwrap_or(0);
+        let mut compact: Vec<(u32, u8)> = Vec::new();
+        for k in 0..cycle.len() {
+            let (v, bit) = cycle[(first + k) % cycle.len()];
+            if v < real {
+                compact.push((v, bit));
+            } else if let Some(last) = compact.last_mut() {
+                last.1 = EdgeKind::Rt.bit();
+            }
+        }
+        let cycle = compact.as_slice();
         let mut edges = Vec::new();
         let mut words = Vec::new();
         for (i, &(v, bit)) in cycle.iter().enumerate() {

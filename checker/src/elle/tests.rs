@@ -238,3 +238,56 @@ fn jepsen_edn_append_histories_are_read() {
         "{:type :invoke, :f :read, :value nil, :process 0}"
     ));
 }
+
+#[test]
+fn real_time_costs_a_few_edges_per_transaction_however_many_overlap() {
+    // n transactions that all complete before n others begin: every one of
+    // the first precedes every one of the second (n² real-time orders).
+    let n = 2000u64;
+    let mut h = Vec::new();
+    for i in 0..n {
+        h.push(t(
+            i,
+            i,
+            Some(10_000 + i),
+            TxnOutcome::Ok,
+            vec![ap("x", i as i64 + 1)],
+        ));
+    }
+    let all: Vec<i64> = (1..=n as i64).collect();
+    for i in 0..n {
+        h.push(t(
+            n + i,
+            20_000 + i,
+            Some(30_000 + i),
+            TxnOutcome::Ok,
+            vec![rd("x", &all)],
+        ));
+    }
+    let r = check(&h, Consistency::StrictSerializable);
+    assert!(r.valid, "{:?}", r.anomalies);
+    assert!(
+        r.edges < 10 * 2 * n as usize,
+        "{} edges for {} transactions",
+        r.edges,
+        2 * n
+    );
+    // A read in the second group that misses an append of the first is a
+    // real-time cycle, found through the line of points.
+    h.push(t(
+        3 * n,
+        40_000,
+        Some(40_001),
+        TxnOutcome::Ok,
+        vec![rd("x", &all[..5])],
+    ));
+    let r = check(&h, Consistency::StrictSerializable);
+    assert_eq!(
+        r.counts.keys().collect::<Vec<_>>(),
+        ["G-single-realtime"],
+        "{r:?}"
+    );
+    let a = &r.anomalies[0];
+    assert_eq!(a.txns.len(), a.edges.len());
+    assert!(a.txns.iter().all(|t| *t < h.len()), "{a:?}");
+}
