@@ -243,7 +243,26 @@ fn ms(t: Instant) -> f64 {
 
 /// Check one key's operations (fails already removed).
 pub fn check_key(key: &str, ops: Vec<Op>, budget: Budget, fast_path: bool) -> KeyResult {
+    if crate::mutex::is_lock(&ops) {
+        return crate::mutex::check_lock(key, ops, budget);
+    }
     let start = Instant::now();
+    if ops
+        .iter()
+        .any(|o| matches!(o.kind, OpKind::Acquire | OpKind::Release | OpKind::Txn))
+    {
+        return KeyResult {
+            key: key.to_string(),
+            ops: ops.len(),
+            valid: Verdict::Unknown,
+            method: "none".into(),
+            reason: Some(format!(
+                "key {key} mixes a lock's (or a transaction's) operations with a register's: no one model judges them"
+            )),
+            counterexample: None,
+            elapsed_ms: 0.0,
+        };
+    }
     let n = ops.len();
     let mut unique = false;
     let (prepared, method) = if fast_path {
@@ -460,7 +479,10 @@ fn from_failure(key: &str, prepared: &[Op], all: &[Op], f: search::Failure) -> C
     let stuck_orig = original(all, stuck.id).unwrap_or_else(|| stuck.clone());
     let held = Register.describe(&state);
     let explanation = match stuck.kind {
-        OpKind::Txn => format!("a transaction on {key} cannot be judged as a register operation"),
+        OpKind::Txn | OpKind::Acquire | OpKind::Release => format!(
+            "a {} on {key} cannot be judged as a register operation",
+            stuck.kind.name()
+        ),
         OpKind::Read => {
             let got = stuck.result.map_or("null".to_string(), |v| v.to_string());
             // The last write of the prefix holds a value other than the one

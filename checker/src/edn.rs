@@ -452,7 +452,13 @@ pub fn read_edn(text: &str) -> Result<History, HistoryError> {
             "read" => OpKind::Read,
             "write" => OpKind::Write,
             "cas" => OpKind::Cas,
-            other => return Err(bad(format!(":f :{other} is not :read, :write or :cas"))),
+            "acquire" => OpKind::Acquire,
+            "release" => OpKind::Release,
+            other => {
+                return Err(bad(format!(
+                    ":f :{other} is not :read, :write, :cas, :acquire or :release"
+                )))
+            }
         };
         let raw = m.get(":value").cloned().unwrap_or(Edn::Nil);
         let (key, value) = if indep {
@@ -466,11 +472,20 @@ pub fn read_edn(text: &str) -> Result<History, HistoryError> {
                 }
             }
         } else {
-            ("register".to_string(), raw)
+            let name = match kind {
+                OpKind::Acquire | OpKind::Release => "lock",
+                _ => "register",
+            };
+            (name.to_string(), raw)
         };
         let value = match (kind, ty, &value) {
             // Jepsen leaves the value of a failed or crashed op as the invoke's.
-            (OpKind::Read, EventType::Invoke, _) => EventValue::Null,
+            (OpKind::Read | OpKind::Acquire, EventType::Invoke, _) => EventValue::Null,
+            // A Knossos mutex history's values are nil; anything else is not
+            // a token faultline can use.
+            (OpKind::Acquire | OpKind::Release, _, v) => int_or_nil(v)
+                .filter(|x| !matches!(x, EventValue::Pair(..)))
+                .unwrap_or(EventValue::Null),
             (_, EventType::Info | EventType::Fail, v) => int_or_nil(v).unwrap_or(EventValue::Null),
             (_, _, v) => int_or_nil(v).ok_or_else(|| {
                 bad(format!(

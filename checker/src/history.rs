@@ -79,6 +79,11 @@ pub enum OpKind {
     /// A list-append transaction (in a transaction history's statistics;
     /// never checked against the register model).
     Txn,
+    /// Take a lock (the key is the lock's name; an ok one's value is its
+    /// fencing token, when the system gives one).
+    Acquire,
+    /// Give a lock back (its value: the token it was taken with, if any).
+    Release,
 }
 
 /// How an operation ended.
@@ -133,7 +138,7 @@ impl Op {
         match self.kind {
             OpKind::Write => self.arg,
             OpKind::Cas => self.arg2,
-            OpKind::Read | OpKind::Txn => None,
+            OpKind::Read | OpKind::Txn | OpKind::Acquire | OpKind::Release => None,
         }
     }
 
@@ -146,6 +151,12 @@ impl Op {
             OpKind::Write => format!("write {}", v(self.arg)),
             OpKind::Cas => format!("cas {}->{}", v(self.arg), v(self.arg2)),
             OpKind::Txn => format!("txn on {}", self.key),
+            OpKind::Acquire if self.outcome == Outcome::Ok => match self.result {
+                Some(t) => format!("acquire (token {t})"),
+                None => "acquire".to_string(),
+            },
+            OpKind::Acquire => "acquire".to_string(),
+            OpKind::Release => "release".to_string(),
         };
         match self.outcome {
             Outcome::Info => format!("{base} (info)"),
@@ -303,7 +314,9 @@ impl Builder {
                     )));
                 }
                 let (arg, arg2) = match (ev.f, ev.value) {
-                    (OpKind::Read, _) => (None, None),
+                    (OpKind::Read, _) | (OpKind::Acquire, _) => (None, None),
+                    (OpKind::Release, EventValue::Null) => (None, None),
+                    (OpKind::Release, EventValue::Int(t)) => (Some(t), None),
                     (OpKind::Write, EventValue::Int(v)) => (Some(v), None),
                     (OpKind::Cas, EventValue::Pair(a, b)) => (Some(a), Some(b)),
                     (f, v) => {
@@ -369,6 +382,10 @@ impl Builder {
                         match (op.kind, ev.value) {
                             (OpKind::Read, EventValue::Null) => op.result = None,
                             (OpKind::Read, EventValue::Int(v)) => op.result = Some(v),
+                            (OpKind::Acquire, EventValue::Null) => op.result = None,
+                            (OpKind::Acquire, EventValue::Int(t)) => op.result = Some(t),
+                            (OpKind::Release, EventValue::Null) if op.arg.is_none() => {}
+                            (OpKind::Release, EventValue::Int(t)) if Some(t) == op.arg => {}
                             (OpKind::Write, EventValue::Int(v)) if Some(v) == op.arg => {}
                             (OpKind::Cas, EventValue::Pair(a, b))
                                 if (Some(a), Some(b)) == (op.arg, op.arg2) => {}
@@ -379,7 +396,7 @@ impl Builder {
                                         "ok {} with value {v}: {}",
                                         fname(f),
                                         match f {
-                                            OpKind::Read =>
+                                            OpKind::Read | OpKind::Acquire =>
                                                 "expected an integer or null".to_string(),
                                             _ => format!(
                                                 "expected the invoke's value from line {}",
@@ -430,6 +447,8 @@ fn fname(f: OpKind) -> &'static str {
         OpKind::Write => "write",
         OpKind::Cas => "cas",
         OpKind::Txn => "txn",
+        OpKind::Acquire => "acquire",
+        OpKind::Release => "release",
     }
 }
 
@@ -439,6 +458,7 @@ fn expected_shape(f: OpKind) -> &'static str {
         OpKind::Write => "expected an integer",
         OpKind::Cas => "expected [expected, new], two integers",
         OpKind::Txn => "expected a list of micro-operations",
+        OpKind::Acquire | OpKind::Release => "expected null or an integer (the fencing token)",
     }
 }
 
@@ -609,10 +629,15 @@ pub fn read_jsonl(reader: impl BufRead) -> Result<History, HistoryError> {
             "read" => OpKind::Read,
             "write" => OpKind::Write,
             "cas" => OpKind::Cas,
+            "acquire" => OpKind::Acquire,
+            "release" => OpKind::Release,
             other => {
                 return Err(bad(
                     n,
-                    format!("\"f\" \"{}\" is not read, write or cas", brief(other)),
+                    format!(
+                        "\"f\" \"{}\" is not read, write, cas, acquire or release",
+                        brief(other)
+                    ),
                 ))
             }
         };

@@ -65,7 +65,7 @@ impl Effect {
             (OpKind::Cas, _) if op.arg == op.arg2 => None,
             (OpKind::Cas, _) => Some(Effect::Cas(op.arg, op.arg2)),
             // Never here: `check_history` refuses transaction histories.
-            (OpKind::Txn, _) => None,
+            (OpKind::Txn | OpKind::Acquire | OpKind::Release, _) => None,
         }
     }
 

@@ -37,6 +37,7 @@ pub mod gen;
 pub mod history;
 pub mod jit;
 pub mod model;
+pub mod mutex;
 pub mod register;
 pub mod search;
 pub mod witness;

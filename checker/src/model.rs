@@ -53,8 +53,8 @@ impl Model for Register {
             },
             OpKind::Write => Some(op.arg),
             OpKind::Cas => (*state == op.arg).then_some(op.arg2),
-            // No register explains a transaction.
-            OpKind::Txn => None,
+            // No register explains a transaction or a lock's operation.
+            OpKind::Txn | OpKind::Acquire | OpKind::Release => None,
         }
     }
 

@@ -255,7 +255,7 @@ fn zones(ops: &[Op], key: &str) -> Option<Refutation> {
         let v = match o.kind {
             OpKind::Write => o.arg,
             OpKind::Read => o.result,
-            OpKind::Cas | OpKind::Txn => return None,
+            OpKind::Cas | OpKind::Txn | OpKind::Acquire | OpKind::Release => return None,
         };
         let c = clusters.entry(v).or_insert_with(|| new(v));
         if o.kind == OpKind::Write {

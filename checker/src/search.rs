@@ -9,7 +9,7 @@
 //! costs a few dozen bytes whatever the history's length.
 //!
 //! Symmetry: operations equal in kind, arguments, result and outcome (ok or
-//! info) have the same effect on every model here, so among those that
+//! info) — and, for a lock's, process — have the same effect on every model here, so among those that
 //! could be linearized now, only the one whose return comes first is tried
 //! (for infos, which never return: the one invoked first). Any order that
 //! linearizes another one now stays valid with the two swapped, since the
@@ -26,7 +26,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use crate::history::{Op, Outcome, NEVER};
+use crate::history::{Op, OpKind, Outcome, NEVER};
 use crate::model::Model;
 
 /// Limits on one search.
@@ -129,6 +129,8 @@ fn ret_of(op: &Op) -> u64 {
 /// Group interchangeable operations (see the module's notes): one sort by
 /// (effect, return, call), then a class per run of equal effects.
 fn symmetry_classes(ops: &[Op]) -> (Vec<(usize, usize)>, Vec<Vec<usize>>) {
+    // A lock's operations act for their process (the holder is a process):
+    // two acquires of different processes are not interchangeable.
     let effect = |o: &Op| {
         (
             o.kind as u8,
@@ -136,6 +138,7 @@ fn symmetry_classes(ops: &[Op]) -> (Vec<(usize, usize)>, Vec<Vec<usize>>) {
             o.arg2,
             o.result,
             o.outcome == Outcome::Info,
+            matches!(o.kind, OpKind::Acquire | OpKind::Release).then_some(o.process),
         )
     };
     let mut order: Vec<usize> = (0..ops.len()).collect();

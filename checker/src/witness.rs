@@ -48,6 +48,10 @@ pub enum WitnessKind {
     ImpossibleCas,
     /// No short structural answer: the search's evidence, reduced.
     NotLinearizable,
+    /// A lock held by two clients at once.
+    TwoHolders,
+    /// A lock released by a client that did not hold it.
+    ReleaseByNonHolder,
 }
 
 impl WitnessKind {
@@ -60,6 +64,8 @@ impl WitnessKind {
             WitnessKind::LostWrite => "lost write",
             WitnessKind::ImpossibleCas => "impossible cas",
             WitnessKind::NotLinearizable => "not linearizable",
+            WitnessKind::TwoHolders => "two holders",
+            WitnessKind::ReleaseByNonHolder => "release by a non-holder",
         }
     }
 }
@@ -114,6 +120,8 @@ impl From<&Op> for WitnessOp {
                 OpKind::Write => json!(o.arg),
                 OpKind::Cas => json!([o.arg, o.arg2]),
                 OpKind::Txn => serde_json::Value::Null,
+                OpKind::Acquire => json!(o.result),
+                OpKind::Release => json!(o.arg),
             },
             invoke_ns: o.call_time,
             complete_ns: o.ret_time,
@@ -150,6 +158,8 @@ fn whose(o: &Op) -> String {
         OpKind::Write => format!("write {}", v(o.arg)),
         OpKind::Cas => format!("cas {}→{}", v(o.arg), v(o.arg2)),
         OpKind::Txn => format!("transaction on {}", o.key),
+        OpKind::Acquire => "acquire".to_string(),
+        OpKind::Release => "release".to_string(),
     };
     format!("process {}'s {what}{}", o.process, via(o))
 }

@@ -179,7 +179,9 @@ pub fn latency(path: &Path, h: &History, windows: &[FaultWindow], end_s: f64) ->
                             TriangleMarker::new((x, y), 3, color.mix(0.6).filled()).into_dyn()
                         }
                         OpKind::Cas => Cross::new((x, y), 3, color.mix(0.7)).into_dyn(),
-                        OpKind::Txn => Circle::new((x, y), 2, color.mix(0.6).filled()).into_dyn(),
+                        OpKind::Txn | OpKind::Acquire | OpKind::Release => {
+                            Circle::new((x, y), 2, color.mix(0.6).filled()).into_dyn()
+                        }
                     }
                 },
             ))?
