@@ -273,8 +273,9 @@ pub struct RunArgs {
     #[arg(long)]
     random_schedule: bool,
     /// The workload: register (read/write/cas, checked for
-    /// linearizability) or append (list-append transactions, checked by
-    /// their dependency graph against --consistency).
+    /// linearizability), append (list-append transactions, checked by
+    /// their dependency graph against --consistency) or lock (locks with
+    /// leases, checked against a mutex; --fenced, --lock-ttl, --lock-pauses).
     #[arg(long, default_value = defaults::WORKLOAD)]
     workload: faultline_rundir::spec::Workload,
     /// Append workload: most micro-operations per transaction [default: 4].
@@ -288,6 +289,17 @@ pub struct RunArgs {
     /// strict-serializable, serializable or strong-session-serializable.
     #[arg(long, default_value = "strict-serializable")]
     consistency: faultline_rundir::spec::Consistency,
+    /// Lock workload: the lease's time to live, ms [default: 3000].
+    #[arg(long)]
+    lock_ttl: Option<u64>,
+    /// Lock workload: each holder's writes carry the lock's token and the
+    /// store refuses a lower token than it has seen.
+    #[arg(long)]
+    fenced: bool,
+    /// Lock workload: the share of holds (0 to 1) in which the holder's
+    /// client freezes for 1.5 × the TTL (no renewals), then carries on.
+    #[arg(long, default_value_t = 0.0)]
+    lock_pauses: f64,
     /// Keys (independent registers).
     #[arg(long, default_value_t = defaults::KEYS)]
     keys: usize,
@@ -397,6 +409,9 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             txn_len: a.txn_len,
             txn_keys: a.txn_keys,
             consistency: a.consistency,
+            lock_ttl: a.lock_ttl,
+            fenced: a.fenced,
+            lock_pauses: a.lock_pauses,
         },
         settings: vec![Setting {
             name: "run".into(),
@@ -418,6 +433,9 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             args: None,
             read_mode: None,
             workload: None,
+            lock_ttl: None,
+            fenced: None,
+            lock_pauses: None,
             disk_model: None,
             nodes: None,
             keys: None,

@@ -144,10 +144,10 @@ fn counterexample(key: &str, ops: &[Op], f: &search::Failure) -> Counterexample 
     {
         let until = match r {
             Some(r) => format!(
-                "did not begin to release it until {}",
+                "had not released it (its next release that took effect began at {})",
                 readable_time(r.call_time)
             ),
-            None => "never released it".to_string(),
+            None => "never released it (no release of it took effect)".to_string(),
         };
         let mut w = vec![a, b];
         w.extend(r);

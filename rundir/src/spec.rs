@@ -165,6 +165,8 @@ pub mod defaults {
     pub const TXN_LEN: usize = 4;
     /// Most keys per list-append transaction.
     pub const TXN_KEYS: usize = 1;
+    /// A lock's lease, ms.
+    pub const LOCK_TTL_MS: u64 = 3000;
     /// Keys.
     pub const KEYS: usize = 5;
     /// Client processes.
@@ -234,6 +236,16 @@ pub struct RunSpec {
     /// Append workload: the model the history is judged against.
     #[serde(default)]
     pub consistency: Consistency,
+    /// Lock workload: the lease's time to live, ms (3000 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_ttl_ms: Option<u64>,
+    /// Lock workload: the holders' writes are fenced by the lock's token.
+    #[serde(default)]
+    pub lock_fenced: bool,
+    /// Lock workload: the share of holds in which the holder's client
+    /// pauses (no renewals, no requests) for 1.5 × the TTL.
+    #[serde(default)]
+    pub lock_pauses: f64,
     /// Keys.
     pub keys: usize,
     /// Concurrent client processes.
@@ -334,6 +346,9 @@ impl Default for RunSpec {
             txn_len: None,
             txn_keys: None,
             consistency: Consistency::StrictSerializable,
+            lock_ttl_ms: None,
+            lock_fenced: false,
+            lock_pauses: 0.0,
             keys: defaults::KEYS,
             concurrency: defaults::CONCURRENCY,
             rate: defaults::RATE,
@@ -396,6 +411,9 @@ impl RunSpec {
             ("txn_len", opt(self.txn_len.map(|n| n as u64))),
             ("txn_keys", opt(self.txn_keys.map(|n| n as u64))),
             ("consistency", self.consistency.to_string()),
+            ("lock_ttl_ms", opt(self.lock_ttl_ms)),
+            ("lock_fenced", yes(self.lock_fenced)),
+            ("lock_pauses", self.lock_pauses.to_string()),
             ("keys", self.keys.to_string()),
             ("concurrency", self.concurrency.to_string()),
             ("rate", self.rate.to_string()),

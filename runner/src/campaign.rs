@@ -71,6 +71,12 @@ pub struct SharedRun {
     /// against ("strict-serializable", the default, "serializable" or
     /// "strong-session-serializable").
     pub consistency: faultline_rundir::spec::Consistency,
+    /// Lock workload: the lease's time to live, ms (default 3000).
+    pub lock_ttl: Option<u64>,
+    /// Lock workload: the holders' writes fenced by the lock's token.
+    pub fenced: bool,
+    /// Lock workload: the share of holds with a client pause of 1.5 × the TTL.
+    pub lock_pauses: f64,
 }
 
 impl Default for SharedRun {
@@ -101,6 +107,9 @@ impl Default for SharedRun {
             txn_len: d.txn_len,
             txn_keys: d.txn_keys,
             consistency: d.consistency,
+            lock_ttl: d.lock_ttl_ms,
+            fenced: d.lock_fenced,
+            lock_pauses: d.lock_pauses,
         }
     }
 }
@@ -161,9 +170,19 @@ pub struct Setting {
     /// etcd's reads for this setting only ("linearizable" or "serializable").
     #[serde(default)]
     pub read_mode: Option<faultline_sut::etcd::ReadMode>,
-    /// The workload for this setting only ("register" or "append").
+    /// The workload for this setting only ("register", "append" or "lock").
     #[serde(default)]
     pub workload: Option<faultline_rundir::spec::Workload>,
+    /// Lock workload: the lease's TTL for this setting only, ms.
+    #[serde(default)]
+    pub lock_ttl: Option<u64>,
+    /// Lock workload: fenced writes for this setting only.
+    #[serde(default)]
+    pub fenced: Option<bool>,
+    /// Lock workload: the share of holds with a client pause, for this
+    /// setting only.
+    #[serde(default)]
+    pub lock_pauses: Option<f64>,
     /// The disk model for this setting only, or a list of them (default:
     /// the campaign's). A setting with several becomes one setting per
     /// model, named `NAME@MODEL`, so the page shows each finding per model.
@@ -261,6 +280,7 @@ impl Setting {
         &self,
         faults: &[String],
         target: faultline_sut::TargetKind,
+        unfenced_lock: bool,
     ) -> anyhow::Result<()> {
         let name = crate::store::shown(&self.name);
         for f in self.expect_by_fault.keys() {
@@ -270,7 +290,7 @@ impl Setting {
                 crate::store::shown(f)
             );
         }
-        if self.is_correct(target) {
+        if self.is_correct(target) && !unfenced_lock {
             if let Some(e) = faults
                 .iter()
                 .map(|f| self.expectation(f, faultline_sut::etcd::ReadMode::Linearizable))
@@ -472,9 +492,15 @@ impl CampaignConfig {
         );
         // Two runs in one directory would overwrite each other's files.
         for s in &self.settings {
+            // An unfenced lock is a client's design, not the node's: it may
+            // be expected to be caught on the correct node too.
+            let unfenced_lock = s.workload.unwrap_or(self.run.workload)
+                == faultline_rundir::spec::Workload::Lock
+                && !s.fenced.unwrap_or(self.run.fenced);
             s.check_expectations(
                 s.faults.as_ref().unwrap_or(&self.faults),
                 s.target.unwrap_or(self.run.target),
+                unfenced_lock,
             )?;
         }
         let mut dirs: std::collections::HashMap<String, (String, String)> = Default::default();
@@ -520,6 +546,9 @@ impl CampaignConfig {
                         txn_len: self.run.txn_len,
                         txn_keys: self.run.txn_keys,
                         consistency: self.run.consistency,
+                        lock_ttl_ms: s.lock_ttl.or(self.run.lock_ttl),
+                        lock_fenced: s.fenced.unwrap_or(self.run.fenced),
+                        lock_pauses: s.lock_pauses.unwrap_or(self.run.lock_pauses),
                         keys: s.keys.unwrap_or(self.run.keys),
                         concurrency: s.concurrency.unwrap_or(self.run.concurrency),
                         rate: s.rate.unwrap_or(self.run.rate),

@@ -14,6 +14,7 @@ use faultline_rundir::spec::Workload;
 use faultline_sut::etcd::ReadMode;
 use faultline_sut::{TargetKind, TargetKindExt};
 use faultline_workloads::append::TxnShape;
+use faultline_workloads::lock::LockShape;
 use faultline_workloads::register::{KeyDist, RegisterConfig};
 use serde::{Deserialize, Serialize};
 
@@ -156,6 +157,12 @@ fn validate_with(
         anyhow::ensure!(
             spec.txn_len.is_none() && spec.txn_keys.is_none(),
             "txn_len and txn_keys are for the append workload (--workload append)"
+        );
+    }
+    if spec.workload != Workload::Lock {
+        anyhow::ensure!(
+            spec.lock_ttl_ms.is_none() && !spec.lock_fenced && spec.lock_pauses == 0.0,
+            "lock_ttl, fenced and lock_pauses are for the lock workload (--workload lock)"
         );
     }
     if let Some(n) = spec.snapshot_entries {
@@ -326,6 +333,9 @@ fn validate_target(
     if spec.net == NetBackend::Kernel {
         need("--net kernel", C::SealedNamespace)?;
     }
+    if spec.workload == Workload::Lock {
+        need("--workload lock", C::Locks)?;
+    }
     if spec.workload == Workload::Append {
         need("--workload append", C::ListAppend)?;
         if let Some(n) = spec.txn_keys.filter(|n| *n > 1) {
@@ -403,6 +413,11 @@ fn register_config(spec: &RunSpec) -> RegisterConfig {
         txn: (spec.workload == Workload::Append).then(|| TxnShape {
             max_len: spec.txn_len.unwrap_or(defaults::TXN_LEN),
             max_keys: spec.txn_keys.unwrap_or(defaults::TXN_KEYS),
+        }),
+        lock: (spec.workload == Workload::Lock).then(|| LockShape {
+            ttl: Duration::from_millis(spec.lock_ttl_ms.unwrap_or(defaults::LOCK_TTL_MS)),
+            fenced: spec.lock_fenced,
+            pauses: spec.lock_pauses,
         }),
     }
 }

@@ -61,6 +61,8 @@ pub struct Capabilities {
     pub list_append: bool,
     /// Its list-append transactions may name several keys at once.
     pub transactions: bool,
+    /// Its clients can take locks with leases (`--workload lock`).
+    pub locks: bool,
 }
 
 /// One thing a fault, backend or setting needs of a target.
@@ -100,6 +102,8 @@ pub enum Capability {
     ListAppend,
     /// [`Capabilities::transactions`].
     Transactions,
+    /// [`Capabilities::locks`].
+    Locks,
 }
 
 impl Capabilities {
@@ -123,6 +127,7 @@ impl Capabilities {
             Capability::OnHosts => self.on_hosts,
             Capability::ListAppend => self.list_append,
             Capability::Transactions => self.transactions,
+            Capability::Locks => self.locks,
         }
     }
 }

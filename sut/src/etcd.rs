@@ -8,6 +8,7 @@
 //! | write | `POST /v3/kv/put` |
 //! | cas | `POST /v3/kv/txn`: compare the value, then put |
 //! | txn (list-append) | two `POST /v3/kv/txn`: read every key at one revision, then compare each key's mod revision and put the new lists, retried from the start when a compare fails ([`append`]) |
+//! | lock workload | its lock API with a lease ([`lock`]) |
 //! | status | `POST /v3/maintenance/status` (leader, raft term, raft index, applied index) and `/v3/cluster/member/list` (member names); on the leader, a linearizable read of an unused key tells whether it still hears a majority |
 //!
 //! How answers become outcomes ([`classify`]): a Txn whose compare failed
@@ -32,9 +33,10 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde_json::{json, Value};
 
-use crate::{Answer, KvClient, KvOp, Member, MicroOp, Target, TargetKind, TxnAnswer};
+use crate::{Answer, KvClient, KvOp, Member, MicroOp, Outcome, Target, TargetKind, TxnAnswer};
 
 pub mod append;
+pub mod lock;
 
 pub use faultline_rundir::spec::ReadMode;
 
@@ -229,6 +231,8 @@ struct EtcdClient {
     addr: SocketAddr,
     http: reqwest::Client,
     reads: ReadMode,
+    /// The per-operation time limit (a lock call waits longer).
+    timeout: Duration,
 }
 
 impl KvClient for EtcdClient {
@@ -246,6 +250,43 @@ impl KvClient for EtcdClient {
 
     fn txn<'a>(&'a self, ops: &'a [MicroOp]) -> BoxFuture<'a, TxnAnswer> {
         append::run(&self.http, self.addr, self.reads, ops).boxed()
+    }
+
+    fn lock_prepare<'a>(&'a self, _lock: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        async { Ok(()) }.boxed()
+    }
+
+    fn lock_acquire<'a>(
+        &'a self,
+        lock: &'a str,
+        ttl: Duration,
+        now: &'a (dyn Fn() -> u64 + Send + Sync),
+        deadline_ms: u64,
+    ) -> BoxFuture<'a, Outcome<crate::lock::Held>> {
+        let wait = Duration::from_millis(deadline_ms.saturating_sub(now()).max(1));
+        lock::acquire(&self.http, self.addr, lock, ttl, wait, self.timeout).boxed()
+    }
+
+    fn lock_renew<'a>(
+        &'a self,
+        held: &'a mut crate::lock::Held,
+        _ttl: Duration,
+        _now_ms: u64,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        lock::renew(&self.http, self.addr, held, self.timeout).boxed()
+    }
+
+    fn lock_release<'a>(&'a self, held: &'a crate::lock::Held) -> BoxFuture<'a, Answer> {
+        lock::release(&self.http, self.addr, held, self.timeout).boxed()
+    }
+
+    fn fenced_write<'a>(
+        &'a self,
+        key: &'a str,
+        held: &'a crate::lock::Held,
+        value: i64,
+    ) -> BoxFuture<'a, Answer> {
+        lock::write(&self.http, self.addr, key, Some(held), value, self.timeout).boxed()
     }
 }
 
@@ -300,6 +341,7 @@ impl Target for Etcd {
                 addr,
                 http: crate::program::http_client(timeout)?,
                 reads: self.reads,
+                timeout,
             }) as Box<dyn KvClient>)
         }
         .boxed()

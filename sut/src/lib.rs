@@ -18,6 +18,7 @@ pub mod answer;
 mod capabilities;
 pub mod etcd;
 pub mod faultline;
+pub mod lock;
 pub mod maelstrom;
 pub mod nats;
 pub mod program;
@@ -122,6 +123,7 @@ impl TargetKindExt for TargetKind {
                 copied_to_hosts: true,
                 list_append: true,
                 transactions: true,
+                locks: true,
             },
             TargetKind::Etcd => Capabilities {
                 behind_link_proxy: false,
@@ -147,6 +149,7 @@ impl TargetKindExt for TargetKind {
                 copied_to_hosts: false,
                 list_append: true,
                 transactions: true,
+                locks: true,
             },
             TargetKind::Maelstrom => Capabilities {
                 behind_link_proxy: true,
@@ -171,6 +174,7 @@ impl TargetKindExt for TargetKind {
                 copied_to_hosts: false,
                 list_append: true,
                 transactions: true,
+                locks: false,
             },
             TargetKind::Nats => Capabilities {
                 behind_link_proxy: false,
@@ -195,6 +199,7 @@ impl TargetKindExt for TargetKind {
                 copied_to_hosts: false,
                 list_append: false,
                 transactions: false,
+                locks: false,
             },
         }
     }
@@ -252,6 +257,10 @@ impl TargetKindExt for TargetKind {
                 "faultline's NATS client speaks its KV bucket's registers only (a list would be a read-modify-write by expected sequence, not yet written)"
             }
             (_, Capability::ListAppend) => "it has no list-append transactions",
+            (TargetKind::Maelstrom, Capability::Locks) => {
+                "Maelstrom's lin-kv workload has no lock"
+            }
+            (_, Capability::Locks) => "faultline has no lock client for it",
             (_, Capability::Transactions) => {
                 "its list-append transactions take one key at a time (--txn-keys 1)"
             }
@@ -450,6 +459,48 @@ pub trait KvClient: Send + Sync {
     fn txn<'a>(&'a self, ops: &'a [MicroOp]) -> BoxFuture<'a, TxnAnswer> {
         let _ = ops;
         async { Outcome::Fail("this system has no list-append transactions".into()) }.boxed()
+    }
+    /// Make `lock` ready to be taken (the cas lock: its register); only
+    /// called on a target whose capabilities have `locks`, as are the other
+    /// lock methods. By default each is the cas lock of [`lock`].
+    fn lock_prepare<'a>(&'a self, lock: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        lock::prepare_cas(self, lock)
+    }
+    /// Take `lock` with a lease of `ttl`, waiting until `deadline_ms` on
+    /// the clients' shared clock `now` (ms): `ok` with the lock held,
+    /// `fail` when certainly not taken, `info` when it may have been.
+    fn lock_acquire<'a>(
+        &'a self,
+        lock: &'a str,
+        ttl: Duration,
+        now: &'a (dyn Fn() -> u64 + Send + Sync),
+        deadline_ms: u64,
+    ) -> BoxFuture<'a, Outcome<lock::Held>> {
+        lock::acquire_cas(self, lock, ttl, now, deadline_ms)
+    }
+    /// Extend the lease of a held lock; `Err` when it is no longer held
+    /// (or the renewal's fate is unknown).
+    fn lock_renew<'a>(
+        &'a self,
+        held: &'a mut lock::Held,
+        ttl: Duration,
+        now_ms: u64,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        lock::renew_cas(self, held, ttl, now_ms)
+    }
+    /// Give a held lock back.
+    fn lock_release<'a>(&'a self, held: &'a lock::Held) -> BoxFuture<'a, Answer> {
+        lock::release_cas(self, held)
+    }
+    /// Write `value` to the protected register `key` only if `held` is
+    /// still the newest holder as the store sees it (`fail` otherwise).
+    fn fenced_write<'a>(
+        &'a self,
+        key: &'a str,
+        held: &'a lock::Held,
+        value: i64,
+    ) -> BoxFuture<'a, Answer> {
+        lock::fenced_write_cas(self, key, held, value)
     }
 }
 

@@ -8,12 +8,15 @@
 //! - [`register`]: the read/write/cas register workload and its final reads.
 //! - [`append`]: the list-append transactions the same processes run
 //!   with `--workload append`.
+//! - [`lock`]: locks with leases, plain or fenced, run by the same
+//!   processes with `--workload lock`.
 //! - [`fake`]: an in-process stand-in node, healthy or broken, for tests and benchmarks.
 #![deny(missing_docs)]
 
 pub mod append;
 pub mod bench;
 pub mod fake;
+pub mod lock;
 pub use faultline_sut::answer;
 pub mod recorder;
 pub mod register;

@@ -45,6 +45,9 @@ pub struct RegisterConfig {
     /// micro-operation's chance of being a read, the rest appends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub txn: Option<TxnShape>,
+    /// Locks with leases of this shape instead (`--workload lock`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<crate::lock::LockShape>,
 }
 
 impl Default for RegisterConfig {
@@ -59,6 +62,7 @@ impl Default for RegisterConfig {
             timeout: Duration::from_secs(1),
             seed: 1,
             txn: None,
+            lock: None,
         }
     }
 }
@@ -105,6 +109,9 @@ impl RegisterConfig {
         if let Some(shape) = &self.txn {
             shape.validate(self.keys)?;
         }
+        if let Some(shape) = &self.lock {
+            shape.validate()?;
+        }
         Ok(())
     }
 }
@@ -122,18 +129,20 @@ pub struct Counts {
 
 /// The register workload against a set of nodes.
 pub struct RegisterWorkload {
-    config: RegisterConfig,
+    pub(crate) config: RegisterConfig,
     nodes: Vec<(String, SocketAddr)>,
     /// Where the nodes are now, when they may move.
     book: Option<AddressBook>,
-    recorder: Recorder,
-    next_process: Arc<AtomicU64>,
+    pub(crate) recorder: Recorder,
+    pub(crate) next_process: Arc<AtomicU64>,
     /// Per key: the last value handed out, so every write is unique.
     values: Arc<Vec<AtomicI64>>,
     /// Answer counts.
     pub counts: Arc<Counts>,
     /// The system the nodes run.
-    target: Arc<dyn Target>,
+    pub(crate) target: Arc<dyn Target>,
+    /// The clients' shared clock (the lock workload's leases).
+    epoch: Instant,
 }
 
 #[derive(Clone)]
@@ -162,6 +171,7 @@ impl RegisterWorkload {
             values,
             counts: Arc::default(),
             target: faultline_sut::faultline(std::path::PathBuf::from("faultline-node")),
+            epoch: Instant::now(),
         }
     }
 
@@ -180,13 +190,19 @@ impl RegisterWorkload {
     }
 
     /// Where node `n` of the list takes client connections now.
-    fn node(&self, n: usize) -> (String, SocketAddr) {
+    pub(crate) fn node(&self, n: usize) -> (String, SocketAddr) {
         locate(&self.nodes[n], self.book.as_ref())
     }
 
     /// Run the processes until `until`; returns when every process has
     /// finished its last operation.
     pub async fn run(&self, until: Instant) {
+        if self.config.lock.is_some() {
+            if let Err(e) = crate::lock::prepare(self, until).await {
+                eprintln!("faultline: {e}");
+                return;
+            }
+        }
         let mut tasks = Vec::new();
         for slot in 0..self.config.concurrency {
             let ctx = ProcessCtx {
@@ -198,6 +214,7 @@ impl RegisterWorkload {
                 values: self.values.clone(),
                 counts: self.counts.clone(),
                 target: self.target.clone(),
+                epoch: self.epoch,
                 rng: ChaCha8Rng::seed_from_u64(
                     self.config
                         .seed
@@ -220,7 +237,10 @@ impl RegisterWorkload {
         let mut clients: Vec<Option<Box<dyn KvClient>>> =
             (0..self.nodes.len()).map(|_| None).collect();
         for k in 0..self.config.keys {
-            let key = format!("k{k}");
+            let key = match self.config.lock {
+                Some(_) => crate::lock::names(k).1,
+                None => format!("k{k}"),
+            };
             let mut attempt = 0usize;
             loop {
                 if Instant::now() >= deadline {
@@ -258,7 +278,7 @@ impl RegisterWorkload {
     }
 }
 
-fn count(c: &Counts, o: &Answer) {
+pub(crate) fn count(c: &Counts, o: &Answer) {
     match o {
         Answer::Ok(_) => c.ok.fetch_add(1, Ordering::Relaxed),
         Answer::Fail(_) => c.fail.fetch_add(1, Ordering::Relaxed),
@@ -267,7 +287,10 @@ fn count(c: &Counts, o: &Answer) {
 }
 
 /// `entry`'s node and where it is now: in `book` if given and listed there.
-fn locate(entry: &(String, SocketAddr), book: Option<&AddressBook>) -> (String, SocketAddr) {
+pub(crate) fn locate(
+    entry: &(String, SocketAddr),
+    book: Option<&AddressBook>,
+) -> (String, SocketAddr) {
     let (node, addr) = entry;
     let now = book.and_then(|b| b.get(node)).unwrap_or(*addr);
     (node.clone(), now)
@@ -292,20 +315,22 @@ fn draw_key(k: usize, dist: KeyDist, draw: &mut dyn FnMut() -> f64) -> usize {
     }
 }
 
-struct ProcessCtx {
-    config: RegisterConfig,
-    nodes: Vec<(String, SocketAddr)>,
-    book: Option<AddressBook>,
-    recorder: Recorder,
-    next_process: Arc<AtomicU64>,
+pub(crate) struct ProcessCtx {
+    pub(crate) config: RegisterConfig,
+    pub(crate) nodes: Vec<(String, SocketAddr)>,
+    pub(crate) book: Option<AddressBook>,
+    pub(crate) recorder: Recorder,
+    pub(crate) next_process: Arc<AtomicU64>,
     values: Arc<Vec<AtomicI64>>,
-    counts: Arc<Counts>,
-    target: Arc<dyn Target>,
-    rng: ChaCha8Rng,
+    pub(crate) counts: Arc<Counts>,
+    pub(crate) target: Arc<dyn Target>,
+    /// The clients' shared clock.
+    pub(crate) epoch: Instant,
+    pub(crate) rng: ChaCha8Rng,
 }
 
 impl ProcessCtx {
-    fn pick_key(&mut self) -> usize {
+    pub(crate) fn pick_key(&mut self) -> usize {
         let rng = &mut self.rng;
         draw_key(self.config.keys, self.config.key_dist, &mut || {
             rng.gen::<f64>()
@@ -341,6 +366,9 @@ impl ProcessCtx {
     }
 
     async fn run(mut self, slot: usize, until: Instant) {
+        if let Some(shape) = self.config.lock {
+            return self.run_locks(slot, shape, until).await;
+        }
         let mut process = slot as u64;
         // A very low rate gives an interval longer than the run: the time
         // limit, not the next slot, ends the client.

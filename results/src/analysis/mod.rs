@@ -21,6 +21,7 @@ mod windows;
 use faultline_node::raft::Role;
 use leaderless::{leaderless_gaps, FRESH_SLACK_MS};
 pub use windows::{fault_windows, FaultWindow};
+pub mod locks;
 pub mod txns;
 
 /// Width of an availability bucket.
@@ -187,6 +188,10 @@ pub struct RunResults {
     /// verdict (then `checker` carries its verdict and counts only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub txns: Option<txns::TxnResults>,
+    /// For a run of the lock workload: the locks' verdicts, fenced or not,
+    /// and any write a protected register took from a stale holder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locks: Option<locks::LockResults>,
 }
 
 impl RunResults {
@@ -210,6 +215,25 @@ impl RunResults {
         if let Some(f) = self.checker.failures.first() {
             if let Some(c) = &f.counterexample {
                 verdict.push_str(&format!(" ({})", c.headline(&f.key)));
+            }
+        }
+        if let Some(l) = &self.locks {
+            if let Some(s) = l.stale_writes.first() {
+                verdict.push_str(&format!(
+                    "; a stale holder (token {}) wrote {} at {:.1} s after token {}'s write",
+                    s.token,
+                    s.key,
+                    s.invoke_ns as f64 / 1e9,
+                    s.newer_token
+                ));
+            }
+            if l.fenced {
+                if let Some(c) = l.mutex.first().and_then(|m| m.counterexample.as_ref().map(|c| (m, c))) {
+                    verdict.push_str(&format!(
+                        "; fenced, so set aside: {}",
+                        c.1.headline(&c.0.key)
+                    ));
+                }
             }
         }
         if let Some(f) = self.findings.first() {
@@ -329,6 +353,13 @@ pub fn analyze(files: &RunFiles, check: &Options) -> RunResults {
         }
         None => (check_history(history, check), None),
     };
+    let (checker, lock_results) = if locks::is_lock_history(history) {
+        let fenced = files.spec.as_ref().is_some_and(|s| s.lock_fenced);
+        let (c, l) = locks::judge(history, checker, fenced);
+        (c, Some(l))
+    } else {
+        (checker, None)
+    };
     // The main phase ends at the time limit; the final reads come after.
     let limit_ns = files.spec.as_ref().map(|s| (s.time_limit_s * 1e9) as u64);
     let last = history.last_op_time();
@@ -378,6 +409,7 @@ pub fn analyze(files: &RunFiles, check: &Options) -> RunResults {
     }
     results.snapshots = crate::snapshots::count(&nodes);
     results.txns = txn_results;
+    results.locks = lock_results;
     if !results.findings.is_empty() {
         results.valid = Verdict::NotLinearizable;
     }
@@ -589,6 +621,7 @@ pub fn compute(
         disk_noted: Vec::new(),
         disk: None,
         txns: None,
+        locks: None,
     }
 }
 

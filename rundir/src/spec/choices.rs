@@ -87,6 +87,10 @@ names! {
         /// List-append transactions, checked by their dependency graph
         /// against a consistency model.
         Append = "append" | "list-append",
+        /// Locks with leases: acquire, hold (writing the register the lock
+        /// protects), release; checked against a mutex, and the protected
+        /// register for writes by a stale holder.
+        Lock = "lock",
     }
 }
 
@@ -129,6 +133,10 @@ names! {
         NotLinearizable = "not-linearizable",
         /// Caught by the log audit: a safety violation in the nodes' logs.
         Unsafe = "unsafe",
+        /// Either verdict: the design promises neither (an unfenced lease
+        /// lock under faults may be caught, or the run may not expose it).
+        /// Reported, never unexpected.
+        Either = "either",
     }
 }
 
@@ -158,7 +166,7 @@ impl Expect {
     /// Whether this expects the run to be caught (a positive control).
     pub fn is_control(self) -> bool {
         match self {
-            Expect::Linearizable => false,
+            Expect::Linearizable | Expect::Either => false,
             Expect::NotLinearizable | Expect::Unsafe => true,
         }
     }
@@ -169,6 +177,7 @@ impl Expect {
             Expect::Linearizable => "a violation where none was expected",
             Expect::NotLinearizable => "positive control not caught",
             Expect::Unsafe => "positive control not caught: no safety violation in the logs",
+            Expect::Either => "never (either verdict is as expected)",
         }
     }
 
@@ -178,6 +187,7 @@ impl Expect {
             Expect::Linearizable => "linearizable",
             Expect::NotLinearizable => "caught (not linearizable)",
             Expect::Unsafe => "caught (unsafe in the logs)",
+            Expect::Either => "either (may be caught: the design promises neither)",
         }
     }
 }

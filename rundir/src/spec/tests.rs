@@ -65,5 +65,5 @@ fn a_spec_reads_back_as_written_and_a_missing_field_is_its_default() {
     assert_eq!(partial.time_limit_s, defaults::TIME_LIMIT_S);
     let e = serde_json::from_str::<RunSpec>(r#"{"target": "raft"}"#).unwrap_err();
     assert!(e.to_string().contains("raft"), "{e}");
-    assert_eq!(spec.rows().len(), 37);
+    assert_eq!(spec.rows().len(), 40);
 }
