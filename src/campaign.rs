@@ -272,34 +272,8 @@ pub struct RunArgs {
     /// Random fault durations and kinds (from the seed) instead of alternating.
     #[arg(long)]
     random_schedule: bool,
-    /// The workload: register (read/write/cas, checked for
-    /// linearizability), append (list-append transactions, checked by
-    /// their dependency graph against --consistency) or lock (locks with
-    /// leases, checked against a mutex; --fenced, --lock-ttl, --lock-pauses).
-    #[arg(long, default_value = defaults::WORKLOAD)]
-    workload: faultline_rundir::spec::Workload,
-    /// Append workload: most micro-operations per transaction [default: 4].
-    #[arg(long)]
-    txn_len: Option<usize>,
-    /// Append workload: most keys per transaction; above 1 needs a target
-    /// with multi-key transactions [default: 1].
-    #[arg(long)]
-    txn_keys: Option<usize>,
-    /// Append workload: the model the history is judged against:
-    /// strict-serializable, serializable or strong-session-serializable.
-    #[arg(long, default_value = "strict-serializable")]
-    consistency: faultline_rundir::spec::Consistency,
-    /// Lock workload: the lease's time to live, ms [default: 3000].
-    #[arg(long)]
-    lock_ttl: Option<u64>,
-    /// Lock workload: each holder's writes carry the lock's token and the
-    /// store refuses a lower token than it has seen.
-    #[arg(long)]
-    fenced: bool,
-    /// Lock workload: the share of holds (0 to 1) in which the holder's
-    /// client freezes for 1.5 × the TTL (no renewals), then carries on.
-    #[arg(long, default_value_t = 0.0)]
-    lock_pauses: f64,
+    #[command(flatten)]
+    workload: crate::workload_args::WorkloadArgs,
     /// Keys (independent registers).
     #[arg(long, default_value_t = defaults::KEYS)]
     keys: usize,
@@ -405,13 +379,13 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             args: a.args.clone(),
             allow_amnesia: a.allow_amnesia,
             disk_model: faultline_runner::campaign::DiskModels::One(a.disk_model),
-            workload: a.workload,
-            txn_len: a.txn_len,
-            txn_keys: a.txn_keys,
-            consistency: a.consistency,
-            lock_ttl: a.lock_ttl,
-            fenced: a.fenced,
-            lock_pauses: a.lock_pauses,
+            workload: a.workload.workload,
+            txn_len: a.workload.txn_len,
+            txn_keys: a.workload.txn_keys,
+            consistency: a.workload.consistency,
+            lock_ttl: a.workload.lock_ttl,
+            fenced: a.workload.fenced,
+            lock_pauses: a.workload.lock_pauses,
         },
         settings: vec![Setting {
             name: "run".into(),

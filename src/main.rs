@@ -9,6 +9,7 @@ mod compare_cmd;
 mod hosts_cmd;
 mod kv;
 mod serve;
+mod workload_args;
 
 use std::process::ExitCode;
 

@@ -119,6 +119,31 @@ fn two_holders(ops: &[Op]) -> Option<(&Op, &Op, Option<&Op>)> {
     best
 }
 
+/// An ok acquire by a process that already held the lock (an earlier ok
+/// acquire of its own with no release taking effect in between): a lock
+/// is not re-entrant, so the first hold must have ended without a release
+/// (a lease that ran out, say). Returns (the earlier acquire, the later).
+fn reacquired(ops: &[Op]) -> Option<(&Op, &Op)> {
+    let ok = |o: &&Op| o.outcome == Outcome::Ok;
+    ops.iter()
+        .filter(|b| b.kind == OpKind::Acquire)
+        .filter(ok)
+        .find_map(|b| {
+            let a = ops
+                .iter()
+                .filter(|a| a.kind == OpKind::Acquire && a.process == b.process && a.ret < b.call)
+                .filter(ok)
+                .max_by_key(|a| a.ret)?;
+            let released = ops.iter().any(|r| {
+                r.kind == OpKind::Release
+                    && r.process == b.process
+                    && r.call > a.ret
+                    && r.call < b.ret
+            });
+            (!released).then_some((a, b))
+        })
+}
+
 /// A release that succeeded though its process held no lock it took and
 /// had not given back.
 fn release_by_non_holder(ops: &[Op]) -> Option<&Op> {
@@ -162,6 +187,17 @@ fn counterexample(key: &str, ops: &[Op], f: &search::Failure) -> Counterexample 
                     at(b.ret_time)
                 ),
             )
+    } else if let Some((a, b)) = reacquired(ops) {
+        (
+            WitnessKind::TwoHolders,
+            vec![a, b],
+            format!(
+                "process {} acquired {key} (completed at {}) and, with no release of it taking effect, acquired it again (completed at {}): its first hold ended without a release (a lease that ran out), unknown to it",
+                a.process,
+                at(a.ret_time),
+                at(b.ret_time)
+            ),
+        )
     } else if let Some(r) = release_by_non_holder(ops) {
         (
                 WitnessKind::ReleaseByNonHolder,

@@ -18,9 +18,7 @@ pub fn judge(expect: Expect, valid: Verdict, unsafe_in_logs: bool) -> Judgement 
         (Expect::Linearizable, Verdict::NotLinearizable) => Judgement::Unexpected,
         (Expect::NotLinearizable, Verdict::NotLinearizable) => Judgement::AsExpected,
         (Expect::NotLinearizable, Verdict::Linearizable) => Judgement::Unexpected,
-        (Expect::Either, Verdict::Linearizable | Verdict::NotLinearizable) => {
-            Judgement::AsExpected
-        }
+        (Expect::Either, Verdict::Linearizable | Verdict::NotLinearizable) => Judgement::AsExpected,
         (Expect::Unsafe, _) if unsafe_in_logs => Judgement::AsExpected,
         (Expect::Unsafe, Verdict::Linearizable | Verdict::NotLinearizable) => Judgement::Unexpected,
         (_, Verdict::Unknown) => Judgement::Undecided,

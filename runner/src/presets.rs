@@ -47,6 +47,11 @@ pub const PRESETS: &[Preset] = &[
         text: include_str!("../presets/append.toml"),
     },
     Preset {
+        name: "locks",
+        about: "locks with leases on faultline's node and etcd, unfenced and fenced, under pause-leader, the holders' client pauses, partition-leader and delay: unfenced caught under client pauses (the positive control), fenced safe under all (about 6 minutes; etcd's settings need etcd, root, ip and nft)",
+        text: include_str!("../presets/locks.toml"),
+    },
+    Preset {
         name: "etcd",
         about: "etcd: its default timeouts, faster and slower, under partition-leader, pause-leader, crash-leader and 20 % loss, and serializable reads as the positive control (about 7 minutes; needs etcd, root, ip and nft)",
         text: include_str!("../presets/etcd.toml"),

@@ -71,7 +71,10 @@ fn lock_value(token: i64, expiry_ms: u64) -> i64 {
 
 /// Make the cas lock's register exist (0: free, token 0); nothing when it
 /// does already.
-pub fn prepare_cas<'a, C: KvClient + ?Sized>(c: &'a C, lock: &'a str) -> BoxFuture<'a, Result<(), String>> {
+pub fn prepare_cas<'a, C: KvClient + ?Sized>(
+    c: &'a C,
+    lock: &'a str,
+) -> BoxFuture<'a, Result<(), String>> {
     async move {
         let reg = lock_register(lock);
         match c.call(&KvOp::Read(reg.clone())).await {
@@ -100,7 +103,9 @@ pub fn acquire_cas<'a, C: KvClient + ?Sized>(
         loop {
             let v = match c.call(&KvOp::Read(reg.clone())).await {
                 Outcome::Ok(Some(v)) => v,
-                Outcome::Ok(None) => return Outcome::Fail(format!("the lock register {reg} does not exist")),
+                Outcome::Ok(None) => {
+                    return Outcome::Fail(format!("the lock register {reg} does not exist"))
+                }
                 Outcome::Fail(e) | Outcome::Info(e) => return Outcome::Fail(e),
             };
             let t = now();
@@ -147,7 +152,10 @@ pub fn renew_cas<'a, C: KvClient + ?Sized>(
             return Err("not a cas lock".into());
         };
         let next = lock_value(held.token, now_ms + ttl.as_millis() as u64);
-        match c.call(&KvOp::Cas(lock_register(&held.lock), current, next)).await {
+        match c
+            .call(&KvOp::Cas(lock_register(&held.lock), current, next))
+            .await
+        {
             Outcome::Ok(_) => {
                 held.handle = Handle::Cas(next);
                 Ok(())
@@ -166,11 +174,18 @@ pub fn release_cas<'a, C: KvClient + ?Sized>(c: &'a C, held: &'a Held) -> BoxFut
             return Answer::Fail("not a cas lock".into());
         };
         match c
-            .call(&KvOp::Cas(lock_register(&held.lock), current, lock_value(held.token, 0)))
+            .call(&KvOp::Cas(
+                lock_register(&held.lock),
+                current,
+                lock_value(held.token, 0),
+            ))
             .await
         {
             Outcome::Ok(_) => Answer::Ok(None),
-            Outcome::Fail(e) => Answer::Fail(format!("not the holder any more: {e}")),
+            Outcome::Fail(e) if e.starts_with("cas mismatch") => {
+                Answer::Fail(format!("not the holder any more: {e}"))
+            }
+            Outcome::Fail(e) => Answer::Fail(e),
             Outcome::Info(e) => Answer::Info(e),
         }
     }
@@ -189,7 +204,9 @@ pub fn fenced_write_cas<'a, C: KvClient + ?Sized>(
         for _ in 0..10 {
             let current = match c.call(&KvOp::Read(key.to_string())).await {
                 Outcome::Ok(Some(v)) => v,
-                Outcome::Ok(None) => return Answer::Fail(format!("the protected register {key} does not exist")),
+                Outcome::Ok(None) => {
+                    return Answer::Fail(format!("the protected register {key} does not exist"))
+                }
                 Outcome::Fail(e) | Outcome::Info(e) => return Answer::Fail(e),
             };
             if current >> 32 > held.token {
@@ -205,7 +222,9 @@ pub fn fenced_write_cas<'a, C: KvClient + ?Sized>(
                 Outcome::Info(e) => return Answer::Info(e),
             }
         }
-        Answer::Fail(format!("the protected register {key} kept changing under the fenced write"))
+        Answer::Fail(format!(
+            "the protected register {key} kept changing under the fenced write"
+        ))
     }
     .boxed()
 }

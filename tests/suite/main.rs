@@ -22,6 +22,7 @@ mod hostile_disk;
 mod hostile_input;
 mod hosts;
 mod kernel_cli;
+mod locks;
 mod maelstrom;
 mod membership_processes;
 mod nats;

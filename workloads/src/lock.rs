@@ -68,39 +68,48 @@ pub fn names(k: usize) -> (String, String) {
     (format!("k{k}"), format!("k{k}.data"))
 }
 
-impl ProcessCtx {
-    fn event(&self, process: u64, kind: &'static str, f: &str, key: &str, value: Value, node: &str, error: Option<String>) -> Event {
+/// Who does what to which key, through which node.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    process: u64,
+    f: &'a str,
+    key: &'a str,
+    node: &'a str,
+}
+
+impl Call<'_> {
+    fn event(&self, kind: &'static str, value: Value, error: Option<String>) -> Event {
         Event {
-            process: Process::Client(process),
+            process: Process::Client(self.process),
             kind,
-            f: f.to_string(),
-            key: Some(key.to_string()),
+            f: self.f.to_string(),
+            key: Some(self.key.to_string()),
             value,
-            node: Some(node.to_string()),
+            node: Some(self.node.to_string()),
             error,
         }
     }
+}
 
-    /// Record `f` on `key` as invoked, await `answer`, record how it
-    /// ended; the outcome.
+impl ProcessCtx {
+    /// Record `call` as invoked with `value`, await `answer`, record how
+    /// it ended (an ok one with `ok_value`); the outcome.
     async fn recorded<T>(
         &self,
-        process: u64,
-        f: &str,
-        key: &str,
+        call: Call<'_>,
         value: Value,
-        node: &str,
         answer: impl std::future::Future<Output = Outcome<T>>,
         ok_value: impl FnOnce(&T) -> Value,
     ) -> Outcome<T> {
-        self.recorder.record(&self.event(process, "invoke", f, key, value.clone(), node, None));
+        self.recorder
+            .record(&call.event("invoke", value.clone(), None));
         let o = answer.await;
         let (kind, v, e) = match &o {
             Outcome::Ok(t) => ("ok", ok_value(t), None),
             Outcome::Fail(e) => ("fail", value, Some(e.clone())),
             Outcome::Info(e) => ("info", value, Some(e.clone())),
         };
-        self.recorder.record(&self.event(process, kind, f, key, v, node, e));
+        self.recorder.record(&call.event(kind, v, e));
         let counted: Answer = match &o {
             Outcome::Ok(_) => Answer::Ok(None),
             Outcome::Fail(e) => Answer::Fail(e.clone()),
@@ -147,7 +156,17 @@ impl ProcessCtx {
             let (lock, data_key) = names(k);
             let deadline = now() + (2 * ttl).max(op).as_millis() as u64;
             let got = self
-                .recorded(holder, "acquire", &lock, Value::Null, &node, c.lock_acquire(&lock, ttl, &now, deadline), |h: &Held| json!(h.token))
+                .recorded(
+                    Call {
+                        process: holder,
+                        f: "acquire",
+                        key: &lock,
+                        node: &node,
+                    },
+                    Value::Null,
+                    c.lock_acquire(&lock, ttl, &now, deadline),
+                    |h: &Held| json!(h.token),
+                )
                 .await;
             let mut held = match got {
                 Outcome::Ok(h) => h,
@@ -167,7 +186,17 @@ impl ProcessCtx {
             let pause_after = (self.rng.gen::<f64>() < shape.pauses).then_some(1u32);
             let read_op = KvOp::Read(data_key.clone());
             let read = self
-                .recorded(data, "read", &data_key, Value::Null, &node, c.call(&read_op), |v: &Option<i64>| json!(v))
+                .recorded(
+                    Call {
+                        process: data,
+                        f: "read",
+                        key: &data_key,
+                        node: &node,
+                    },
+                    Value::Null,
+                    c.call(&read_op),
+                    |v: &Option<i64>| json!(v),
+                )
                 .await;
             if let Outcome::Info(_) = read {
                 data = self.fresh();
@@ -181,7 +210,17 @@ impl ProcessCtx {
                     c.call(&plain)
                 };
                 let o = self
-                    .recorded(data, "write", &data_key, json!(value), &node, answer, |_| json!(value))
+                    .recorded(
+                        Call {
+                            process: data,
+                            f: "write",
+                            key: &data_key,
+                            node: &node,
+                        },
+                        json!(value),
+                        answer,
+                        |_| json!(value),
+                    )
                     .await;
                 if let Outcome::Info(_) = o {
                     data = self.fresh();
@@ -199,12 +238,37 @@ impl ProcessCtx {
                     }
                 }
             }
-            let released = self
-                .recorded(holder, "release", &lock, json!(held.token), &node, c.lock_release(&held), |_| json!(held.token))
-                .await;
-            if let Outcome::Info(_) = released {
-                holder = self.fresh();
-                client = None;
+            // A release refused for a passing reason (no leader) is tried
+            // again, as a careful client would, until it takes effect, the
+            // lock is found taken by another, or the lease is long over.
+            let give_up = Instant::now() + 2 * ttl;
+            loop {
+                let released = self
+                    .recorded(
+                        Call {
+                            process: holder,
+                            f: "release",
+                            key: &lock,
+                            node: &node,
+                        },
+                        json!(held.token),
+                        c.lock_release(&held),
+                        |_| json!(held.token),
+                    )
+                    .await;
+                match released {
+                    Outcome::Info(_) => {
+                        holder = self.fresh();
+                        client = None;
+                        break;
+                    }
+                    Outcome::Fail(e)
+                        if !e.starts_with("not the holder") && Instant::now() < give_up =>
+                    {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    _ => break,
+                }
             }
         }
     }
@@ -213,7 +277,10 @@ impl ProcessCtx {
 /// Make every lock ready and write each protected register's first value
 /// (0, recorded, so reads of it are explained), through the first node,
 /// retrying until `deadline`.
-pub(crate) async fn prepare(w: &crate::register::RegisterWorkload, deadline: Instant) -> Result<(), String> {
+pub(crate) async fn prepare(
+    w: &crate::register::RegisterWorkload,
+    deadline: Instant,
+) -> Result<(), String> {
     let (node, addr) = w.node(0);
     let mut last = String::new();
     for k in 0..w.config.keys {

@@ -252,3 +252,24 @@ fn knossos_mutex_histories_in_edn_are_read_and_judged() {
     );
     assert_eq!(r.valid, Verdict::Unknown);
 }
+
+#[test]
+fn a_process_that_takes_the_lock_again_without_a_release_is_named() {
+    let ops = hist(&[
+        (1, "invoke", "acquire", None),
+        (1, "ok", "acquire", Some(1)),
+        (1, "invoke", "release", Some(1)),
+        (1, "fail", "release", Some(1)),
+        (1, "invoke", "acquire", None),
+        (1, "ok", "acquire", Some(2)),
+    ]);
+    let r = check_lock("L", ops, budget());
+    assert_eq!(r.valid, Verdict::NotLinearizable);
+    let c = r.counterexample.unwrap();
+    assert_eq!(c.kind, WitnessKind::TwoHolders);
+    assert!(
+        c.explanation.contains("acquired it again"),
+        "{}",
+        c.explanation
+    );
+}

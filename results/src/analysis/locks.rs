@@ -75,7 +75,9 @@ pub fn stale_writes(h: &History) -> Vec<StaleWrite> {
         let mut best: Vec<(u64, i64, usize)> = Vec::with_capacity(done.len());
         for &(t, tok, line) in &done {
             match best.last() {
-                Some(&(_, b, _)) if b >= tok => best.push((t, b, best.last().map_or(line, |x| x.2))),
+                Some(&(_, b, _)) if b >= tok => {
+                    best.push((t, b, best.last().map_or(line, |x| x.2)))
+                }
                 _ => best.push((t, tok, line)),
             }
         }

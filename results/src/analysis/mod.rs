@@ -228,7 +228,11 @@ impl RunResults {
                 ));
             }
             if l.fenced {
-                if let Some(c) = l.mutex.first().and_then(|m| m.counterexample.as_ref().map(|c| (m, c))) {
+                if let Some(c) = l
+                    .mutex
+                    .first()
+                    .and_then(|m| m.counterexample.as_ref().map(|c| (m, c)))
+                {
                     verdict.push_str(&format!(
                         "; fenced, so set aside: {}",
                         c.1.headline(&c.0.key)

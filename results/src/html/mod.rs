@@ -12,6 +12,7 @@ mod anomalies;
 mod campaign_page;
 mod compare_page;
 mod counterexample;
+mod locks;
 mod models;
 mod run_page;
 mod store_page;

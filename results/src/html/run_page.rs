@@ -134,6 +134,9 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
                 @if c.kind == faultline_checker::witness::WitnessKind::LostWrite {
                     p { (lost_in(c, &r.faults)) }
                 }
+                @if c.kind == faultline_checker::witness::WitnessKind::TwoHolders {
+                    p { (super::locks::faults_between(c, &r.faults)) }
+                }
                 p class="small" {
                     "Heavy red: the witness, " (c.witness.len()) " operations that cannot all be explained together"
                     @if !c.minimal { " (a reduced set, not a minimal one)" }
@@ -144,6 +147,9 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
         }
         @if let Some(t) = &r.txns {
             (super::anomalies::anomalies(t))
+        }
+        @if let Some(l) = &r.locks {
+            (super::locks::locks(l, &r.faults))
         }
         @for u in &r.checker.unknown {
             p { "Key " (u.key) ": unknown: " (u.reason.as_deref().unwrap_or("")) }

@@ -54,7 +54,14 @@ fn said(code: u16, v: &Value) -> String {
 
 /// Best effort: give the lease back (its keys, a lock among them, go with it).
 async fn revoke(http: &reqwest::Client, addr: SocketAddr, lease: i64, limit: Duration) {
-    let _ = post(http, addr, "/v3/lease/revoke", json!({"ID": lease.to_string()}), limit).await;
+    let _ = post(
+        http,
+        addr,
+        "/v3/lease/revoke",
+        json!({"ID": lease.to_string()}),
+        limit,
+    )
+    .await;
 }
 
 /// Acquire `lock` with a lease of `ttl` (rounded up to whole seconds),
@@ -68,7 +75,15 @@ pub async fn acquire(
     op_timeout: Duration,
 ) -> Outcome<Held> {
     let secs = ttl.as_millis().div_ceil(1000).max(1) as u64;
-    let lease = match post(http, addr, "/v3/lease/grant", json!({"TTL": secs.to_string()}), op_timeout).await {
+    let lease = match post(
+        http,
+        addr,
+        "/v3/lease/grant",
+        json!({"TTL": secs.to_string()}),
+        op_timeout,
+    )
+    .await
+    {
         Ok((200, v)) => match v["ID"].as_str().and_then(|s| s.parse::<i64>().ok()) {
             Some(id) => id,
             None => return Outcome::Fail(format!("etcd: a lease grant without an ID: {v}")),
@@ -140,7 +155,14 @@ pub async fn acquire(
     if token == 0 {
         // Held, but with no token to fence by: given back, its fate unknown
         // to the history.
-        let _ = post(http, addr, "/v3/lock/unlock", json!({"key": key}), op_timeout).await;
+        let _ = post(
+            http,
+            addr,
+            "/v3/lock/unlock",
+            json!({"key": key}),
+            op_timeout,
+        )
+        .await;
         revoke(http, addr, lease, op_timeout).await;
         return Outcome::Info("etcd: the lock's key could not be read back for its token".into());
     }
@@ -164,7 +186,15 @@ pub async fn renew(
     let Handle::Etcd { lease, .. } = &held.handle else {
         return Err("not an etcd lock".into());
     };
-    match post(http, addr, "/v3/lease/keepalive", json!({"ID": lease.to_string()}), op_timeout).await {
+    match post(
+        http,
+        addr,
+        "/v3/lease/keepalive",
+        json!({"ID": lease.to_string()}),
+        op_timeout,
+    )
+    .await
+    {
         Ok((200, v)) if int_of(&v["result"]["TTL"]) > 0 => Ok(()),
         Ok((200, _)) => Err("etcd: the lease has expired".into()),
         Ok((code, v)) => Err(said(code, &v)),
@@ -182,7 +212,15 @@ pub async fn release(
     let Handle::Etcd { lease, key } = &held.handle else {
         return Answer::Fail("not an etcd lock".into());
     };
-    let answer = match post(http, addr, "/v3/lock/unlock", json!({"key": b64(key)}), op_timeout).await {
+    let answer = match post(
+        http,
+        addr,
+        "/v3/lock/unlock",
+        json!({"key": b64(key)}),
+        op_timeout,
+    )
+    .await
+    {
         Ok((200, _)) => Answer::Ok(None),
         Ok((code, v)) if v["code"].as_u64() == Some(3) => Answer::Fail(said(code, &v)),
         Ok((code, v)) => Answer::Info(said(code, &v)),
