@@ -40,6 +40,27 @@ pub fn faults_between(c: &Counterexample, faults: &[FaultStats]) -> String {
     }
 }
 
+/// The banner of a lock run.
+pub fn banner(v: faultline_checker::Verdict, l: &LockResults, why: &str) -> Markup {
+    use faultline_checker::Verdict;
+    let (class, text) = match (v, l.fenced) {
+        (Verdict::Linearizable, false) => ("ok", "SAFE: one holder at a time, and the protected registers linearizable with no write from a stale holder."),
+        (Verdict::Linearizable, true) => ("ok", "SAFE (fenced): the protected registers linearizable, and no write from a stale holder taken."),
+        (Verdict::NotLinearizable, false) => ("bad", "NOT SAFE: the lock had two holders at once, or a protected register took a write it should not have."),
+        (Verdict::NotLinearizable, true) => ("bad", "NOT SAFE despite fencing: a protected register took a stale holder's write, or is not linearizable."),
+        (Verdict::Unknown, _) => ("unk", "UNKNOWN: the checker ran out of its budget before deciding."),
+    };
+    html! {
+        div class={ "banner " (class) } {
+            b { (text) }
+            @if !why.is_empty() {
+                br;
+                (why)
+            }
+        }
+    }
+}
+
 /// The section.
 pub fn locks(l: &LockResults, faults: &[FaultStats]) -> Markup {
     html! {

@@ -42,9 +42,10 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
         @if let Some(line) = r.torn_history_line {
             p class="small" { "history.jsonl ended in a torn line (line " (line) ", what a killed writer leaves); it was skipped." }
         }
-        @match &r.txns {
-            Some(t) => (super::txn_banner(r.checker.valid, t.consistency, &why)),
-            None => (verdict_banner(r.checker.valid, &why)),
+        @match (&r.txns, &r.locks) {
+            (Some(t), _) => (super::txn_banner(r.checker.valid, t.consistency, &why)),
+            (None, Some(l)) => (super::locks::banner(r.checker.valid, l, &why)),
+            (None, None) => (verdict_banner(r.checker.valid, &why)),
         }
         @let judged = r.judgement();
         p class=(match judged { crate::expect::Judgement::Unexpected => "poor", _ => "" }) {
