@@ -34,6 +34,26 @@ pub enum Outcome<T> {
     Info(String),
 }
 
+impl<T> Outcome<T> {
+    /// The same outcome with `f` applied to what an ok one carries.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Outcome<U> {
+        match self {
+            Outcome::Ok(t) => Outcome::Ok(f(t)),
+            Outcome::Fail(e) => Outcome::Fail(e),
+            Outcome::Info(e) => Outcome::Info(e),
+        }
+    }
+
+    /// A borrowed view of it.
+    pub fn as_ref(&self) -> Outcome<&T> {
+        match self {
+            Outcome::Ok(t) => Outcome::Ok(t),
+            Outcome::Fail(e) => Outcome::Fail(e.clone()),
+            Outcome::Info(e) => Outcome::Info(e.clone()),
+        }
+    }
+}
+
 /// A register operation's outcome: for a read, the value read.
 pub type Answer = Outcome<Option<i64>>;
 

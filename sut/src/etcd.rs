@@ -154,13 +154,8 @@ pub fn classify(op: &KvOp, answer: Result<(u16, Value), reqwest::Error>) -> Answ
         Err(e) => return Answer::Info(format!("etcd: {}", error_chain(&e))),
     };
     if code != 200 {
-        let msg = v["error"]
-            .as_str()
-            .or_else(|| v["message"].as_str())
-            .unwrap_or("no error message")
-            .to_string();
         let definite = read || v["code"].as_u64() == Some(3);
-        let what = format!("etcd: HTTP {code}: {msg}");
+        let what = said(code, &v);
         return if definite {
             Answer::Fail(what)
         } else {
@@ -193,6 +188,33 @@ pub fn classify(op: &KvOp, answer: Result<(u16, Value), reqwest::Error>) -> Answ
                 Answer::Fail("cas mismatch: the compare failed".into())
             }
         }
+    }
+}
+
+/// An etcd error answer in words: `etcd: HTTP 503: etcdserver: …`.
+pub(crate) fn said(code: u16, v: &Value) -> String {
+    let msg = v["error"]
+        .as_str()
+        .or_else(|| v["message"].as_str())
+        .unwrap_or("no error message");
+    format!("etcd: HTTP {code}: {msg}")
+}
+
+/// A write's answer (a put, a Txn that writes, an unlock) that is not a
+/// success, as the module's table maps it: refused as invalid (gRPC code
+/// 3) or never connected is `fail`; anything else may have taken effect,
+/// `info`. `Ok` carries the body of an HTTP 200.
+pub(crate) fn unless_written<T>(
+    answer: Result<(u16, Value), reqwest::Error>,
+) -> Result<Value, crate::Outcome<T>> {
+    use crate::Outcome;
+    match answer {
+        Ok((200, v)) => Ok(v),
+        Ok((code, v)) if v["code"].as_u64() == Some(3) => Err(Outcome::Fail(said(code, &v))),
+        Ok((code, v)) => Err(Outcome::Info(said(code, &v))),
+        Err(e) if e.is_connect() => Err(Outcome::Fail(format!("etcd: {}", error_chain(&e)))),
+        Err(e) if e.is_timeout() => Err(Outcome::Info("etcd: no answer in time".into())),
+        Err(e) => Err(Outcome::Info(format!("etcd: {}", error_chain(&e)))),
     }
 }
 

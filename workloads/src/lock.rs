@@ -110,11 +110,7 @@ impl ProcessCtx {
             Outcome::Info(e) => ("info", value, Some(e.clone())),
         };
         self.recorder.record(&call.event(kind, v, e));
-        let counted: Answer = match &o {
-            Outcome::Ok(_) => Answer::Ok(None),
-            Outcome::Fail(e) => Answer::Fail(e.clone()),
-            Outcome::Info(e) => Answer::Info(e.clone()),
-        };
+        let counted: Answer = o.as_ref().map(|_| None);
         crate::register::count(&self.counts, &counted);
         o
     }
@@ -301,15 +297,13 @@ pub(crate) async fn prepare(
                 continue;
             }
             let process = w.next_process.fetch_add(1, Ordering::Relaxed);
-            let ev = |kind, error| Event {
-                process: Process::Client(process),
-                kind,
-                f: "write".into(),
-                key: Some(data_key.clone()),
-                value: json!(0),
-                node: Some(node.clone()),
-                error,
+            let call = Call {
+                process,
+                f: "write",
+                key: &data_key,
+                node: &node,
             };
+            let ev = |kind, error| call.event(kind, json!(0), error);
             w.recorder.record(&ev("invoke", None));
             match c.call(&KvOp::Write(data_key.clone(), 0)).await {
                 Outcome::Ok(_) => {

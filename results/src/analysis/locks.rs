@@ -71,15 +71,15 @@ pub fn stale_writes(h: &History) -> Vec<StaleWrite> {
             .filter_map(|o| Some((o.ret_time?, o.arg? >> 32, o.line)))
             .collect();
         done.sort_unstable();
-        // The highest token among writes completed before each instant.
+        // At each completion, the highest token (and its write's line)
+        // among the writes completed so far: a running maximum.
         let mut best: Vec<(u64, i64, usize)> = Vec::with_capacity(done.len());
+        let mut top = (i64::MIN, 0usize);
         for &(t, tok, line) in &done {
-            match best.last() {
-                Some(&(_, b, _)) if b >= tok => {
-                    best.push((t, b, best.last().map_or(line, |x| x.2)))
-                }
-                _ => best.push((t, tok, line)),
+            if tok > top.0 {
+                top = (tok, line);
             }
+            best.push((t, top.0, top.1));
         }
         for o in h
             .ops

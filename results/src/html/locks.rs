@@ -17,19 +17,7 @@ pub fn faults_between(c: &Counterexample, faults: &[FaultStats]) -> String {
     }
     let from = c.witness[0].complete_ns.unwrap_or(c.witness[0].invoke_ns) as f64 / 1e9;
     let to = c.witness[1].complete_ns.unwrap_or(c.witness[1].invoke_ns) as f64 / 1e9;
-    let hit: Vec<String> = faults
-        .iter()
-        .filter(|w| w.start_s < to && w.end_s > from)
-        .map(|w| {
-            format!(
-                "{} ({:.1}–{:.1} s, {})",
-                w.name,
-                w.start_s,
-                w.end_s,
-                w.nodes.join(", ")
-            )
-        })
-        .collect();
+    let hit = super::faults_within(faults, from, to);
     if hit.is_empty() {
         format!("No fault of the cluster was on between the two acquires ({from:.1}–{to:.1} s): the clients' own pauses, or the lease's timing alone, gave the lock away.")
     } else {
@@ -50,15 +38,7 @@ pub fn banner(v: faultline_checker::Verdict, l: &LockResults, why: &str) -> Mark
         (Verdict::NotLinearizable, true) => ("bad", "NOT SAFE despite fencing: a protected register took a stale holder's write, or is not linearizable."),
         (Verdict::Unknown, _) => ("unk", "UNKNOWN: the checker ran out of its budget before deciding."),
     };
-    html! {
-        div class={ "banner " (class) } {
-            b { (text) }
-            @if !why.is_empty() {
-                br;
-                (why)
-            }
-        }
-    }
+    super::banner(class, text, why)
 }
 
 /// The section.

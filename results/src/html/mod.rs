@@ -112,7 +112,21 @@ fn page(title: &str, body: Markup, sortable: bool) -> String {
     .into_string()
 }
 
-/// The coloured banner that says a verdict, with `why` under it.
+/// A coloured banner (`class`: ok, bad or unk) saying `text`, with `why`
+/// under it.
+fn banner(class: &str, text: &str, why: &str) -> Markup {
+    html! {
+        div class={ "banner " (class) } {
+            b { (text) }
+            @if !why.is_empty() {
+                br;
+                (why)
+            }
+        }
+    }
+}
+
+/// The banner that says a register run's verdict.
 fn verdict_banner(v: Verdict, why: &str) -> Markup {
     let (class, text) = match v {
         Verdict::Linearizable => (
@@ -128,15 +142,7 @@ fn verdict_banner(v: Verdict, why: &str) -> Markup {
             "UNKNOWN: the checker ran out of its budget before deciding.",
         ),
     };
-    html! {
-        div class={ "banner " (class) } {
-            b { (text) }
-            @if !why.is_empty() {
-                br;
-                (why)
-            }
-        }
-    }
+    banner(class, text, why)
 }
 
 /// The banner of a list-append run: `consistency` held or not.
@@ -153,15 +159,25 @@ fn txn_banner(v: Verdict, consistency: faultline_rundir::spec::Consistency, why:
         ),
         Verdict::Unknown => ("unk", "UNKNOWN: nothing committed to judge.".to_string()),
     };
-    html! {
-        div class={ "banner " (class) } {
-            b { (text) }
-            @if !why.is_empty() {
-                br;
-                (why)
-            }
-        }
-    }
+    banner(class, &text, why)
+}
+
+/// The fault windows open at some point in `[from_s, to_s]`, each as
+/// `name (start–end s, nodes)`.
+fn faults_within(faults: &[crate::analysis::FaultStats], from_s: f64, to_s: f64) -> Vec<String> {
+    faults
+        .iter()
+        .filter(|w| w.start_s < to_s && w.end_s > from_s)
+        .map(|w| {
+            format!(
+                "{} ({:.1}–{:.1} s, {})",
+                w.name,
+                w.start_s,
+                w.end_s,
+                w.nodes.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// A plain table: the first column left-aligned, the rest right-aligned.

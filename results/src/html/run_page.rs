@@ -466,19 +466,7 @@ fn lost_in(
         return String::new();
     };
     let (from_s, to_s) = (from as f64 / 1e9, to as f64 / 1e9);
-    let hit: Vec<String> = faults
-        .iter()
-        .filter(|w| w.start_s < to_s && w.end_s > from_s)
-        .map(|w| {
-            format!(
-                "{} ({:.1}–{:.1} s, {})",
-                w.name,
-                w.start_s,
-                w.end_s,
-                w.nodes.join(", ")
-            )
-        })
-        .collect();
+    let hit = super::faults_within(faults, from_s, to_s);
     if hit.is_empty() {
         format!("No fault window falls between the write's acknowledgement ({from_s:.3} s) and the read that missed it ({to_s:.3} s).")
     } else {

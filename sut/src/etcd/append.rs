@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::{b64, error_chain, int_of, post, ReadMode, B64};
+use super::{b64, error_chain, int_of, post, said, unless_written, ReadMode, B64};
 use crate::{MicroOp, Outcome, TxnAnswer};
 
 /// How many times a transaction whose compare failed is tried in all.
@@ -132,15 +132,6 @@ pub fn write_request(snap: &Snapshot, written: &BTreeMap<String, Vec<i64>>) -> V
     json!({"compare": compare, "success": puts})
 }
 
-/// The message of an etcd error answer.
-fn message(code: u16, v: &Value) -> String {
-    let msg = v["error"]
-        .as_str()
-        .or_else(|| v["message"].as_str())
-        .unwrap_or("no error message");
-    format!("etcd: HTTP {code}: {msg}")
-}
-
 /// Run `ops` on the member at `addr`.
 pub async fn run(
     http: &reqwest::Client,
@@ -159,7 +150,7 @@ pub async fn run(
                 Ok(s) => s,
                 Err(e) => return Outcome::Fail(e),
             },
-            Ok((code, v)) => return Outcome::Fail(message(code, &v)),
+            Ok((code, v)) => return Outcome::Fail(said(code, &v)),
             Err(e) => return Outcome::Fail(format!("etcd: {}", error_chain(&e))),
         };
         let (results, written) = apply(ops, &snap);
@@ -167,17 +158,11 @@ pub async fn run(
             return Outcome::Ok(results);
         }
         // Step 2: as a cas.
-        match post(http, addr, "/v3/kv/txn", write_request(&snap, &written)).await {
-            Ok((200, v)) if v["succeeded"].as_bool() == Some(true) => return Outcome::Ok(results),
+        match unless_written(post(http, addr, "/v3/kv/txn", write_request(&snap, &written)).await) {
+            Ok(v) if v["succeeded"].as_bool() == Some(true) => return Outcome::Ok(results),
             // Another transaction wrote a key in between: nothing changed.
-            Ok((200, _)) => continue,
-            Ok((code, v)) if v["code"].as_u64() == Some(3) => {
-                return Outcome::Fail(message(code, &v))
-            }
-            Ok((code, v)) => return Outcome::Info(message(code, &v)),
-            Err(e) if e.is_connect() => return Outcome::Fail(format!("etcd: {}", error_chain(&e))),
-            Err(e) if e.is_timeout() => return Outcome::Info("etcd: no answer in time".into()),
-            Err(e) => return Outcome::Info(format!("etcd: {}", error_chain(&e))),
+            Ok(_) => continue,
+            Err(failed) => return failed,
         }
     }
     Outcome::Fail(format!(

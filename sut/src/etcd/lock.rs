@@ -19,7 +19,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::{b64, error_chain, int_of, B64};
+use super::{b64, error_chain, int_of, said, unless_written, B64};
 use crate::lock::{Handle, Held};
 use crate::{Answer, Outcome};
 
@@ -42,14 +42,6 @@ async fn post(
     let text = resp.text().await.unwrap_or_default();
     let first = text.lines().next().unwrap_or("");
     Ok((code, serde_json::from_str(first).unwrap_or(Value::Null)))
-}
-
-fn said(code: u16, v: &Value) -> String {
-    let msg = v["error"]
-        .as_str()
-        .or_else(|| v["message"].as_str())
-        .unwrap_or("no error message");
-    format!("etcd: HTTP {code}: {msg}")
 }
 
 /// Best effort: give the lease back (its keys, a lock among them, go with it).
@@ -251,16 +243,11 @@ pub async fn write(
         ),
         _ => ("/v3/kv/put", put),
     };
-    match post(http, addr, path, body, op_timeout).await {
-        Ok((200, v)) if path == "/v3/kv/put" || v["succeeded"].as_bool() == Some(true) => {
-            Answer::Ok(None)
-        }
-        Ok((200, _)) => Answer::Fail(
+    match unless_written(post(http, addr, path, body, op_timeout).await) {
+        Ok(v) if path == "/v3/kv/put" || v["succeeded"].as_bool() == Some(true) => Answer::Ok(None),
+        Ok(_) => Answer::Fail(
             "fenced: the lock's key is gone (its lease expired), so the write was refused".into(),
         ),
-        Ok((code, v)) if v["code"].as_u64() == Some(3) => Answer::Fail(said(code, &v)),
-        Ok((code, v)) => Answer::Info(said(code, &v)),
-        Err(e) if e.is_connect() => Answer::Fail(format!("etcd: {}", error_chain(&e))),
-        Err(e) => Answer::Info(format!("etcd: {}", error_chain(&e))),
+        Err(failed) => failed,
     }
 }
