@@ -3,11 +3,14 @@
 //! class in each component (breadth-first, on the edge kinds the class
 //! allows).
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Anomaly, Consistency, Found, Map, Mop, OrdersView, Txn, TxnOutcome};
+use super::columns::View;
+use super::index::Index;
+use super::{Anomaly, Consistency, Found, Map, TxnOutcome};
 
 /// What one edge says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -61,14 +64,16 @@ pub struct Edge {
     pub value: Option<i64>,
 }
 
-/// A compact graph: for each transaction its out-edges, each with the
-/// kinds it carries (bits). What explains an edge (its key and value) is
-/// worked out again only for the edges of a cycle reported.
+/// The graph in compressed rows: node `v`'s out-edges are
+/// `to[starts[v]..starts[v + 1]]`, each with the kinds it carries (bits).
+/// What explains an edge (its key and value) is worked out again only for
+/// the edges of a cycle reported.
 pub(crate) struct Graph {
-    /// Out-edges: (target, kind bits). Nodes below `real` are the
-    /// transactions; those above are points of the real-time line.
-    out: Vec<Vec<(u32, u8)>>,
-    /// How many nodes are transactions.
+    starts: Vec<u32>,
+    to: Vec<u32>,
+    bits: Vec<u8>,
+    /// How many nodes are transactions: those above are points of the
+    /// real-time line.
     real: usize,
     edges: usize,
     /// The order edges the model adds (real time, or process order; none
@@ -77,139 +82,229 @@ pub(crate) struct Graph {
 }
 
 impl Graph {
-    fn add(&mut self, from: usize, to: usize, kind: EdgeKind) {
-        if from == to {
-            return;
-        }
-        let t = to as u32;
-        let list = &mut self.out[from];
-        match list.iter_mut().find(|(x, _)| *x == t) {
-            Some((_, bits)) if *bits & kind.bit() != 0 => return,
-            Some((_, bits)) => *bits |= kind.bit(),
-            None => list.push((t, kind.bit())),
-        }
-        self.edges += 1;
-    }
-
-    /// Edges in the graph (one per kind between two transactions).
+    /// Edges in the graph (one per kind between two nodes).
     pub(crate) fn edge_count(&self) -> usize {
         self.edges
+    }
+
+    /// `v`'s out-edges: (target, kind bits).
+    fn out(&self, v: u32) -> impl Iterator<Item = (u32, u8)> + '_ {
+        let (a, b) = (
+            self.starts[v as usize] as usize,
+            self.starts[v as usize + 1] as usize,
+        );
+        self.to[a..b].iter().copied().zip(self.bits[a..b].iter().copied())
+    }
+
+    fn nodes(&self) -> usize {
+        self.starts.len() - 1
     }
 }
 
 /// Whether a transaction takes part: it committed, or may have and its
 /// appends were seen.
-fn member(t: &Txn) -> bool {
-    matches!(t.outcome, TxnOutcome::Ok | TxnOutcome::Info)
+fn member(o: TxnOutcome) -> bool {
+    matches!(o, TxnOutcome::Ok | TxnOutcome::Info)
 }
 
-/// Build the graph of `txns` from each key's order.
-pub(crate) fn build(
-    txns: &[Txn],
-    orders: &OrdersView<'_>,
-    writer: &Map<(&str, i64), usize>,
-    model: Consistency,
-) -> Graph {
-    let mut g = Graph {
-        out: vec![Vec::new(); txns.len()],
-        real: txns.len(),
-        edges: 0,
+/// Build the graph from each key's order: every edge is produced twice,
+/// once to count each node's out-edges and once to place them, so no list
+/// of all edges is ever held; then each node's edges are sorted and the
+/// kinds between two nodes merged.
+pub(crate) fn build(ix: &Index<'_>, model: Consistency) -> Graph {
+    let n = ix.c.len();
+    let mut degree: Vec<u32> = vec![0; n + 1];
+    let points = each_edge(ix, model, &mut |from, _, _| {
+        let from = from as usize;
+        if from >= degree.len() {
+            degree.resize(from + 1, 0);
+        }
+        degree[from] += 1;
+    });
+    degree.resize(n + points + 1, 0);
+    // Prefix sums: `starts[v]` is where v's edges begin.
+    let mut starts = degree;
+    let mut sum = 0u32;
+    for d in starts.iter_mut() {
+        let here = *d;
+        *d = sum;
+        sum += here;
+    }
+    let mut next = starts.clone();
+    let mut to = vec![0u32; sum as usize];
+    let mut bits = vec![0u8; sum as usize];
+    each_edge(ix, model, &mut |from, t, kind| {
+        let at = &mut next[from as usize];
+        to[*at as usize] = t;
+        bits[*at as usize] = kind.bit();
+        *at += 1;
+    });
+    drop(next);
+    // Merge each node's edges to one target, compacting in place.
+    let mut w = 0usize;
+    let mut edges = 0usize;
+    let mut row: Vec<(u32, u8)> = Vec::new();
+    for v in 0..starts.len() - 1 {
+        let (a, b) = (starts[v] as usize, starts[v + 1] as usize);
+        starts[v] = w as u32;
+        row.clear();
+        row.extend(to[a..b].iter().copied().zip(bits[a..b].iter().copied()));
+        row.sort_unstable_by_key(|e| e.0);
+        for (i, &(t, k)) in row.iter().enumerate() {
+            if i > 0 && row[i - 1].0 == t {
+                bits[w - 1] |= k;
+                continue;
+            }
+            to[w] = t;
+            bits[w] = k;
+            w += 1;
+        }
+    }
+    *starts.last_mut().expect("one more than the nodes") = w as u32;
+    to.truncate(w);
+    bits.truncate(w);
+    for b in &bits {
+        edges += b.count_ones() as usize;
+    }
+    Graph {
+        starts,
+        to,
+        bits,
+        real: n,
+        edges,
         order: match model {
             Consistency::StrictSerializable => (EdgeKind::Rt.bit(), "-realtime"),
             Consistency::StrongSessionSerializable => (EdgeKind::Process.bit(), "-process"),
             Consistency::Serializable => (0, ""),
         },
+    }
+}
+
+/// Produce every edge (from, to, kind), the same ones in the same order
+/// each time; returns how many points the real-time line has.
+fn each_edge(ix: &Index<'_>, model: Consistency, emit: &mut impl FnMut(u32, u32, EdgeKind)) -> usize {
+    let c = ix.c;
+    let mut edge = |from: usize, to: usize, kind: EdgeKind| {
+        if from != to {
+            emit(from as u32, to as u32, kind);
+        }
     };
-    let writer_of = |k: &str, v: i64| writer.get(&(k, v)).copied().filter(|w| member(&txns[*w]));
+    let writer_of = |k: u32, v: i64| ix.writer(k, v).filter(|w| member(c.outcome(*w)));
     // ww: consecutive elements of each key's order.
-    for (&k, order) in orders {
-        for pair in order.windows(2) {
-            if let (Some(a), Some(b)) = (writer_of(k, pair[0]), writer_of(k, pair[1])) {
-                g.add(a, b, EdgeKind::Ww);
+    for k in 0..c.keys() as u32 {
+        let mut prev: Option<usize> = None;
+        for (i, &v) in ix.order(k).iter().enumerate() {
+            let w = writer_of(k, v);
+            if let (Some(a), Some(b), true) = (prev, w, i > 0) {
+                edge(a, b, EdgeKind::Ww);
             }
+            prev = w;
         }
     }
     // wr and rw, read by read.
-    for (t, txn) in txns.iter().enumerate() {
-        if txn.outcome != TxnOutcome::Ok {
-            continue;
-        }
-        for m in &txn.mops {
-            let Mop::Read {
-                key,
-                value: Some(list),
-            } = m
-            else {
-                continue;
-            };
-            if let Some(&last) = list.last() {
-                if let Some(w) = writer_of(key, last) {
-                    g.add(w, t, EdgeKind::Wr);
-                }
+    for t in (0..c.len()).filter(|t| c.outcome(*t) == TxnOutcome::Ok) {
+        for (k, list, _) in c.reads(t) {
+            if let Some(w) = list.last().and_then(|&last| writer_of(k, last)) {
+                edge(w, t, EdgeKind::Wr);
             }
-            let next = orders
-                .get(key.as_str())
-                .and_then(|o| o.get(list.len()).copied());
-            if let Some(v) = next {
-                if let Some(w) = writer_of(key, v) {
-                    g.add(t, w, EdgeKind::Rw);
-                }
+            if let Some(w) = ix.order(k).get(list.len()).and_then(|&v| writer_of(k, v)) {
+                edge(t, w, EdgeKind::Rw);
             }
         }
     }
     match model {
-        Consistency::StrictSerializable => realtime(txns, &mut g),
-        Consistency::StrongSessionSerializable => process_order(txns, &mut g),
-        Consistency::Serializable => {}
+        Consistency::StrictSerializable => realtime(ix, &mut edge),
+        Consistency::StrongSessionSerializable => {
+            // Each process's transactions that took part, one to the next
+            // in the history's order.
+            let mut last: Map<u64, usize> = Map::default();
+            for t in (0..c.len()).filter(|t| member(c.outcome(*t))) {
+                if let Some(prev) = last.insert(c.process(t), t) {
+                    edge(prev, t, EdgeKind::Process);
+                }
+            }
+            0
+        }
+        Consistency::Serializable => 0,
     }
-    g
 }
 
-/// Process edges: each process's transactions that took part, one to the
-/// next in invocation order.
-fn process_order(txns: &[Txn], g: &mut Graph) {
-    let mut last: Map<u64, usize> = Map::default();
-    for (i, t) in txns.iter().enumerate().filter(|(_, t)| member(t)) {
-        if let Some(prev) = last.insert(t.process, i) {
-            g.add(prev, i, EdgeKind::Process);
+/// Real time as a line of points: a completion adds a point after the
+/// latest one (or joins the latest, when no invocation came between),
+/// with an edge from the transaction to it; each invocation gets an edge
+/// from the latest point. A path from T to U through the line exists
+/// exactly when T completed before U began, so every real-time order is in
+/// the graph with at most three edges per transaction, however many ran at
+/// once (an edge from each concurrent transaction would be quadratic in
+/// the concurrency). At one instant invocations come first: a completion
+/// and an invocation at the same nanosecond are concurrent (no path).
+/// Invocations are taken in the history's order (sorted first if it is
+/// not), completions from a heap of those still running. Returns the
+/// number of points.
+fn realtime(ix: &Index<'_>, edge: &mut impl FnMut(usize, usize, EdgeKind)) -> usize {
+    let c = ix.c;
+    let n = c.len();
+    let mut invoked: Vec<u32> = (0..n as u32)
+        .filter(|t| member(c.outcome(*t as usize)))
+        .collect();
+    if invoked
+        .windows(2)
+        .any(|w| c.invoke(w[0] as usize) > c.invoke(w[1] as usize))
+    {
+        invoked.sort_by_key(|t| (c.invoke(*t as usize), *t));
+    }
+    let mut running: BinaryHeap<Reverse<(u64, u32)>> = BinaryHeap::new();
+    let mut line = Line {
+        first: n,
+        points: 0,
+        latest: None,
+        since: false,
+    };
+    for t in invoked {
+        let at = c.invoke(t as usize);
+        while let Some(&Reverse((done, u))) = running.peek() {
+            if done >= at {
+                break;
+            }
+            running.pop();
+            line.completed(u as usize, edge);
+        }
+        if let Some(p) = line.latest {
+            edge(p, t as usize, EdgeKind::Rt);
+            line.since = true;
+        }
+        if let (TxnOutcome::Ok, Some(done)) = (c.outcome(t as usize), c.complete(t as usize)) {
+            running.push(Reverse((done, t)));
         }
     }
+    line.points
 }
 
-/// Real time as a line of points: each completion adds a point after the
-/// previous one, with an edge from the transaction to it; each invocation
-/// gets an edge from the latest point. A path from T to U through the
-/// line exists exactly when T completed before U began, so every
-/// real-time order is in the graph with three edges per transaction,
-/// however many ran at once (an edge from each concurrent transaction
-/// would be quadratic in the concurrency). At one instant invocations come
-/// first: a completion and an invocation at the same nanosecond are
-/// concurrent (no path).
-fn realtime(txns: &[Txn], g: &mut Graph) {
-    // (time, 0 for an invocation, 1 for a completion, index)
-    let mut events: Vec<(u64, u8, u32)> = Vec::new();
-    for (i, t) in txns.iter().enumerate().filter(|(_, t)| member(t)) {
-        events.push((t.invoke_ns, 0, i as u32));
-        if let (TxnOutcome::Ok, Some(c)) = (t.outcome, t.complete_ns) {
-            events.push((c, 1, i as u32));
-        }
-    }
-    events.sort_unstable();
-    let mut latest: Option<usize> = None;
-    for (_, kind, i) in events {
-        let i = i as usize;
-        if kind == 0 {
-            if let Some(p) = latest {
-                g.add(p, i, EdgeKind::Rt);
+/// The real-time line as it is drawn.
+struct Line {
+    /// The first point's node.
+    first: usize,
+    points: usize,
+    /// The latest point, and whether an invocation came after it.
+    latest: Option<usize>,
+    since: bool,
+}
+
+impl Line {
+    /// Transaction `t` completed.
+    fn completed(&mut self, t: usize, edge: &mut impl FnMut(usize, usize, EdgeKind)) {
+        match self.latest {
+            Some(p) if !self.since => edge(t, p, EdgeKind::Rt),
+            before => {
+                let p = self.first + self.points;
+                self.points += 1;
+                edge(t, p, EdgeKind::Rt);
+                if let Some(b) = before {
+                    edge(b, p, EdgeKind::Rt);
+                }
+                self.latest = Some(p);
+                self.since = false;
             }
-        } else {
-            let point = g.out.len();
-            g.out.push(Vec::new());
-            g.add(i, point, EdgeKind::Rt);
-            if let Some(p) = latest {
-                g.add(p, point, EdgeKind::Rt);
-            }
-            latest = Some(point);
         }
     }
 }
@@ -219,14 +314,10 @@ impl Graph {
     /// one transaction yields its most specific anomaly (G0, then G1c,
     /// then G-single, then G2; real time last). Returns how many such
     /// components there were.
-    pub(crate) fn cycles(&self, ctx: &Context<'_>, found: &mut Found) -> usize {
+    pub(crate) fn cycles(&self, ix: &Index<'_>, found: &mut Found) -> usize {
         let comps = self.components();
         let mut cyclic = 0;
-        let real = self.real as u32;
-        for comp in comps
-            .iter()
-            .filter(|c| c.iter().filter(|v| **v < real).count() > 1)
-        {
+        for comp in &comps {
             cyclic += 1;
             let inside: std::collections::HashSet<u32> = comp.iter().copied().collect();
             let (ord, suffix) = self.order;
@@ -253,7 +344,7 @@ impl Graph {
                     } else {
                         format!("{class}{suffix}")
                     };
-                    found.add(self.anomaly(&class, &c, ctx));
+                    found.add(self.anomaly(&class, &c, ix));
                     break;
                 }
             }
@@ -261,21 +352,25 @@ impl Graph {
         cyclic
     }
 
-    /// Tarjan's strongly connected components, iteratively.
+    /// Tarjan's strongly connected components, iteratively; only those
+    /// with more than one transaction are kept.
     fn components(&self) -> Vec<Vec<u32>> {
-        let n = self.out.len();
+        let n = self.nodes();
+        let real = self.real as u32;
         let mut index = vec![u32::MAX; n];
         let mut low = vec![0u32; n];
         let mut on_stack = vec![false; n];
         let mut stack: Vec<u32> = Vec::new();
         let mut comps = Vec::new();
+        let mut comp = Vec::new();
         let mut next = 0u32;
+        // (node, where its next out-edge to look at is)
+        let mut call: Vec<(u32, u32)> = Vec::new();
         for root in 0..n {
             if index[root] != u32::MAX {
                 continue;
             }
-            // (node, next out-edge to look at)
-            let mut call: Vec<(u32, usize)> = vec![(root as u32, 0)];
+            call.push((root as u32, self.starts[root]));
             index[root] = next;
             low[root] = next;
             next += 1;
@@ -283,7 +378,8 @@ impl Graph {
             on_stack[root] = true;
             while let Some(&mut (v, ref mut e)) = call.last_mut() {
                 let vi = v as usize;
-                if let Some(&(w, _)) = self.out[vi].get(*e) {
+                if *e < self.starts[vi + 1] {
+                    let w = self.to[*e as usize];
                     *e += 1;
                     let wi = w as usize;
                     if index[wi] == u32::MAX {
@@ -292,7 +388,7 @@ impl Graph {
                         next += 1;
                         stack.push(w);
                         on_stack[wi] = true;
-                        call.push((w, 0));
+                        call.push((w, self.starts[wi]));
                     } else if on_stack[wi] {
                         low[vi] = low[vi].min(index[wi]);
                     }
@@ -304,7 +400,7 @@ impl Graph {
                     low[p] = low[p].min(low[vi]);
                 }
                 if low[vi] == index[vi] {
-                    let mut comp = Vec::new();
+                    comp.clear();
                     while let Some(w) = stack.pop() {
                         on_stack[w as usize] = false;
                         comp.push(w);
@@ -312,7 +408,9 @@ impl Graph {
                             break;
                         }
                     }
-                    comps.push(comp);
+                    if comp.iter().filter(|w| **w < real).count() > 1 {
+                        comps.push(comp.clone());
+                    }
                 }
             }
         }
@@ -349,7 +447,7 @@ impl Graph {
     ) -> Option<Vec<(u32, u8)>> {
         let mut tried = 0;
         for &a in inside {
-            for &(b, bits) in &self.out[a as usize] {
+            for (b, bits) in self.out(a) {
                 if bits & EdgeKind::Rw.bit() == 0 || !inside.contains(&b) {
                     continue;
                 }
@@ -380,7 +478,7 @@ impl Graph {
         let mut prev: Map<u32, (u32, u8)> = Map::default();
         let mut queue = VecDeque::from([from]);
         while let Some(v) = queue.pop_front() {
-            for &(w, bits) in &self.out[v as usize] {
+            for (w, bits) in self.out(v) {
                 let usable = bits & allowed;
                 if usable == 0 || !inside.contains(&w) {
                     continue;
@@ -411,7 +509,7 @@ impl Graph {
         None
     }
 
-    fn anomaly(&self, class: &str, cycle: &[(u32, u8)], ctx: &Context<'_>) -> Anomaly {
+    fn anomaly(&self, class: &str, cycle: &[(u32, u8)], ix: &Index<'_>) -> Anomaly {
         // Points of the real-time line are not transactions: a stretch of
         // them between two transactions is one rt edge.
         let real = self.real as u32;
@@ -434,7 +532,7 @@ impl Graph {
                 .into_iter()
                 .find(|k| k.bit() == bit)
                 .unwrap_or(EdgeKind::Rt);
-            let why = ctx.why(v as usize, w as usize, kind);
+            let why = why(ix, v as usize, w as usize, kind);
             words.push(match (kind, &why) {
                 (EdgeKind::Ww, Some((k, x))) => {
                     format!("T{v} appended to {k} just before T{w} appended {x}")
@@ -448,7 +546,7 @@ impl Graph {
                 (EdgeKind::Process, _) => {
                     format!(
                         "T{w} followed T{v} in process {}",
-                        ctx.txns[v as usize].process
+                        ix.c.process(v as usize)
                     )
                 }
                 _ => format!("T{v} completed before T{w} began"),
@@ -468,47 +566,29 @@ impl Graph {
     }
 }
 
-/// What a cycle's edges are explained from: the history, each key's
-/// order, and who appended what.
-pub(crate) struct Context<'a> {
-    pub txns: &'a [Txn],
-    pub orders: &'a OrdersView<'a>,
-    pub writer: &'a Map<(&'a str, i64), usize>,
-}
-
-impl Context<'_> {
-    /// The key and value behind edge `v → w` of `kind`.
-    fn why(&self, v: usize, w: usize, kind: EdgeKind) -> Option<(String, i64)> {
-        let wrote = |t: usize, k: &str, x: i64| self.writer.get(&(k, x)) == Some(&t);
-        let reads = |t: usize| {
-            self.txns[t].mops.iter().filter_map(|m| match m {
-                Mop::Read {
-                    key,
-                    value: Some(l),
-                } => Some((key.as_str(), l.as_slice())),
-                _ => None,
-            })
-        };
-        match kind {
-            EdgeKind::Ww => self.txns[w].mops.iter().find_map(|m| {
-                let Mop::Append { key, value } = m else {
-                    return None;
-                };
-                let order = self.orders.get(key.as_str())?;
-                let p = order.iter().position(|x| x == value)?;
-                (p > 0 && wrote(v, key, order[p - 1])).then(|| (key.clone(), *value))
-            }),
-            EdgeKind::Wr => reads(w).find_map(|(k, l)| {
-                let x = *l.last()?;
-                wrote(v, k, x).then(|| (k.to_string(), x))
-            }),
-            EdgeKind::Rw => reads(v).find_map(|(k, l)| {
-                let x = *self.orders.get(k)?.get(l.len())?;
-                wrote(w, k, x).then(|| (k.to_string(), x))
-            }),
-            EdgeKind::Rt | EdgeKind::Process => None,
-        }
-    }
+/// The key and value behind edge `v → w` of `kind`.
+fn why(ix: &Index<'_>, v: usize, w: usize, kind: EdgeKind) -> Option<(String, i64)> {
+    let c = ix.c;
+    let wrote = |t: usize, k: u32, x: i64| ix.writer(k, x) == Some(t);
+    let found = match kind {
+        EdgeKind::Ww => c.mops(w).find_map(|m| {
+            let View::Append(k, x) = m else {
+                return None;
+            };
+            let p = ix.pos(k, x)?;
+            (p > 0 && wrote(v, k, ix.order(k)[p - 1])).then_some((k, x))
+        }),
+        EdgeKind::Wr => c.reads(w).find_map(|(k, l, _)| {
+            let x = *l.last()?;
+            wrote(v, k, x).then_some((k, x))
+        }),
+        EdgeKind::Rw => c.reads(v).find_map(|(k, l, _)| {
+            let x = *ix.order(k).get(l.len())?;
+            wrote(w, k, x).then_some((k, x))
+        }),
+        EdgeKind::Rt | EdgeKind::Process => None,
+    };
+    found.map(|(k, x)| (c.name(k).to_string(), x))
 }
 
 /// The most starting points (or rw edges) tried per component.

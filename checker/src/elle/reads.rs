@@ -1,0 +1,205 @@
+//! The anomalies that are not cycles, read by read: incompatible orders,
+//! duplicated elements, aborted (G1a) and intermediate (G1b) reads,
+//! internal inconsistency, lost appends and non-monotonic reads.
+
+use super::columns::View;
+use super::index::Index;
+use super::{show, Anomaly, Found, Map, TxnOutcome};
+
+/// Every such anomaly of the history.
+pub(crate) fn check(ix: &Index<'_>, found: &mut Found) {
+    let c = ix.c;
+    for t in 0..c.len() {
+        if c.outcome(t) != TxnOutcome::Ok {
+            continue;
+        }
+        let has_appends = c.mops(t).any(|m| matches!(m, View::Append(..)));
+        for (j, (m, shared)) in c.mops_flagged(t).enumerate() {
+            let View::Read(k, Some(list)) = m else {
+                continue;
+            };
+            let prefix = ix.agrees(k, list, shared);
+            read(ix, t, k, list, prefix, found);
+            if has_appends {
+                internal(ix, t, j, k, list, found);
+            }
+        }
+    }
+    lost_appends(ix, found);
+    non_monotonic(ix, found);
+}
+
+/// One ok read's own anomalies (`prefix`: it is a prefix of its key's
+/// order).
+fn read(ix: &Index<'_>, t: usize, k: u32, list: &[i64], prefix: bool, found: &mut Found) {
+    let c = ix.c;
+    let key = c.name(k);
+    if !prefix {
+        let lt = ix.longest[k as usize] as usize;
+        found.add(Anomaly {
+            class: "incompatible-order".into(),
+            txns: vec![t, lt],
+            edges: Vec::new(),
+            explanation: format!(
+                "T{t} read {key} = {} and T{lt} read {key} = {}: neither is a prefix of the other, so no order of appends explains both",
+                show(list),
+                show(ix.order(k))
+            ),
+        });
+    }
+    if let Some(v) = ix.repeated(k, list, prefix) {
+        found.add(Anomaly {
+            class: "duplicate-elements".into(),
+            txns: vec![t],
+            edges: Vec::new(),
+            explanation: format!("T{t} read {key} = {}: {v} appears twice", show(list)),
+        });
+    }
+    for (v, w) in ix.failed_in(k, list, prefix) {
+        found.add(Anomaly {
+            class: "G1a".into(),
+            txns: vec![t, w],
+            edges: Vec::new(),
+            explanation: format!(
+                "T{t} read {key} = {}, which holds {v}, appended by T{w}, which failed (an aborted read)",
+                show(list)
+            ),
+        });
+    }
+    // The last element read: its writer's final append to this key,
+    // unless the reader is the writer itself.
+    let Some(&v) = list.last() else { return };
+    let Some(w) = ix.writer(k, v) else { return };
+    let last = c
+        .mops(w)
+        .filter_map(|m| match m {
+            View::Append(key, x) if key == k => Some(x),
+            _ => None,
+        })
+        .last();
+    if w != t && last.is_some_and(|l| l != v) {
+        found.add(Anomaly {
+            class: "G1b".into(),
+            txns: vec![t, w],
+            edges: Vec::new(),
+            explanation: format!(
+                "T{t} read {key} = {}, ending at {v}, an intermediate state of T{w}, which went on to append {} to {key} (an intermediate read)",
+                show(list),
+                last.unwrap_or_default()
+            ),
+        });
+    }
+}
+
+/// A read (the `j`th micro-operation of `t`) that does not end with the
+/// appends `t` made to its key before it.
+fn internal(ix: &Index<'_>, t: usize, j: usize, k: u32, list: &[i64], found: &mut Found) {
+    let mine: Vec<i64> = ix
+        .c
+        .mops(t)
+        .take(j)
+        .filter_map(|m| match m {
+            View::Append(key, v) if key == k => Some(v),
+            _ => None,
+        })
+        .collect();
+    if !mine.is_empty() && !list.ends_with(&mine) {
+        let key = ix.c.name(k);
+        found.add(Anomaly {
+            class: "internal".into(),
+            txns: vec![t],
+            edges: Vec::new(),
+            explanation: format!(
+                "T{t} appended {} to {key} and then read {key} = {}, which does not end with them",
+                show(&mine),
+                show(list)
+            ),
+        });
+    }
+}
+
+/// An acknowledged append absent from every read, though a read of its
+/// key began after the append's transaction completed.
+fn lost_appends(ix: &Index<'_>, found: &mut Found) {
+    let c = ix.c;
+    // Per key, the ok read that began last: (invoke time, reader).
+    let mut latest: Vec<Option<(u64, usize)>> = vec![None; c.keys()];
+    for t in (0..c.len()).filter(|t| c.outcome(*t) == TxnOutcome::Ok) {
+        for (k, _, _) in c.reads(t) {
+            let e = &mut latest[k as usize];
+            if e.is_none_or(|(at, _)| c.invoke(t) > at) {
+                *e = Some((c.invoke(t), t));
+            }
+        }
+    }
+    for k in 0..c.keys() as u32 {
+        let Some((began, reader)) = latest[k as usize] else {
+            continue;
+        };
+        let appends = ix.appends(k);
+        for (i, a) in appends.iter().enumerate() {
+            if i > 0 && appends[i - 1].value == a.value {
+                continue; // not the value's first append
+            }
+            let w = a.txn as usize;
+            let done = match (c.outcome(w), c.complete(w)) {
+                (TxnOutcome::Ok, Some(done)) => done,
+                _ => continue,
+            };
+            if ix.pos(k, a.value).is_none() && began > done {
+                found.add(Anomaly {
+                    class: "lost-append".into(),
+                    txns: vec![w, reader],
+                    edges: Vec::new(),
+                    explanation: format!(
+                        "T{w} appended {} to {} and completed, and no read ever showed it, though T{reader} read {} after that",
+                        a.value,
+                        c.name(k),
+                        c.name(k)
+                    ),
+                });
+            }
+        }
+    }
+}
+
+/// A process that read a key's list and later a shorter prefix of it.
+fn non_monotonic(ix: &Index<'_>, found: &mut Found) {
+    let c = ix.c;
+    // The ok transactions in invocation order (the history's order, unless
+    // it is not sorted).
+    let mut by_time: Vec<u32> = (0..c.len() as u32)
+        .filter(|t| c.outcome(*t as usize) == TxnOutcome::Ok)
+        .collect();
+    if by_time
+        .windows(2)
+        .any(|w| c.invoke(w[0] as usize) > c.invoke(w[1] as usize))
+    {
+        by_time.sort_by_key(|t| (c.invoke(*t as usize), *t));
+    }
+    // (process, key) → the longest read so far: (reader, length).
+    let mut last: Map<(u64, u32), (usize, usize)> = Map::default();
+    for t in by_time {
+        let t = t as usize;
+        let p = c.process(t);
+        for (k, list, _) in c.reads(t) {
+            let e = last.entry((p, k)).or_insert((t, list.len()));
+            if list.len() < e.1 {
+                found.add(Anomaly {
+                    class: "non-monotonic-read".into(),
+                    txns: vec![e.0, t],
+                    edges: Vec::new(),
+                    explanation: format!(
+                        "process {p} read {} elements of {} in T{}, then only {} in T{t}",
+                        e.1,
+                        c.name(k),
+                        e.0,
+                        list.len()
+                    ),
+                });
+            } else {
+                *e = (t, list.len());
+            }
+        }
+    }
+}
