@@ -365,6 +365,9 @@ fn bench_check(quick: bool) -> anyhow::Result<()> {
             (1_000_000, 1_000, 4, 0.5),
             (1_250_000, 1_000, 1, 0.8),
             (2_500_000, 1_000, 1, 0.8),
+            (5_000_000, 1_000, 1, 0.8),
+            // 10 M appends (and 2.5 M reads).
+            (12_520_000, 1_000, 1, 0.8),
         ]
     };
     for (txns, keys, mops, appends) in rows {

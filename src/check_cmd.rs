@@ -58,7 +58,7 @@ pub struct CheckArgs {
 fn transactions(
     path: &std::path::Path,
     format: Format,
-) -> anyhow::Result<Option<Vec<faultline_checker::elle::Txn>>> {
+) -> anyhow::Result<Option<faultline_checker::elle::Columns>> {
     use faultline_checker::elle::history;
     use std::io::Read;
     let shown = faultline_rundir::quote::quoted_os(path.as_os_str());
@@ -70,7 +70,7 @@ fn transactions(
                 return Ok(None);
             }
             let f = File::open(path).map_err(|e| anyhow::anyhow!("cannot open {shown}: {e}"))?;
-            history::read_jsonl(BufReader::with_capacity(1 << 20, f))
+            history::read_jsonl_columns(BufReader::with_capacity(1 << 20, f))
         }
         Format::Edn => {
             let text = std::fs::read_to_string(path)
@@ -78,7 +78,7 @@ fn transactions(
             if !history::is_txn_edn(&text) {
                 return Ok(None);
             }
-            history::read_edn(&text)
+            history::read_edn(&text).map(|t| faultline_checker::elle::Columns::from_txns(&t))
         }
     };
     found.map(Some).map_err(|e| anyhow::anyhow!("{shown}: {e}"))
@@ -87,10 +87,10 @@ fn transactions(
 /// Check a history of list-append transactions.
 fn run_transactions(
     args: &CheckArgs,
-    txns: Vec<faultline_checker::elle::Txn>,
+    txns: faultline_checker::elle::Columns,
 ) -> anyhow::Result<ExitCode> {
     let t0 = std::time::Instant::now();
-    let r = faultline_checker::elle::check(&txns, args.consistency);
+    let r = faultline_checker::elle::check_columns(&txns, args.consistency);
     if args.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
@@ -108,7 +108,7 @@ fn run_transactions(
             t0.elapsed().as_secs_f64() * 1e3
         );
         for a in &r.anomalies {
-            let lines: Vec<String> = a.txns.iter().map(|&t| txns[t].line.to_string()).collect();
+            let lines: Vec<String> = a.txns.iter().map(|&t| txns.line(t).to_string()).collect();
             println!(
                 "  {}: {} (lines {})",
                 a.class,

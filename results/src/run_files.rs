@@ -72,8 +72,9 @@ impl RunFiles {
         let (history, txns) = if appends {
             let h = faultline_checker::elle::history::read_jsonl_full(reader)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", hist_path.display()))?;
-            let history = crate::analysis::txns::as_history(&h);
-            (history, Some(h.txns))
+            let txns = h.columns.to_txns();
+            let history = crate::analysis::txns::as_history(&h, &txns);
+            (history, Some(txns))
         } else {
             let history = faultline_checker::read_jsonl(reader)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", hist_path.display()))?;

@@ -57,8 +57,10 @@ pub struct Columns {
     /// `u64::MAX` when it never completed.
     complete: Vec<u64>,
     outcome: Vec<TxnOutcome>,
-    /// Where each transaction's micro-operations end in `cells`.
-    ends: Vec<u32>,
+    /// Where each transaction's micro-operations are in `cells` (a
+    /// transaction begun but not finished has none yet: a reader places
+    /// them when it completes).
+    spans: Vec<(u32, u32)>,
     cells: Vec<Cell>,
     /// The lists of reads that disagree with their key's shared list.
     lists: Vec<i64>,
@@ -69,6 +71,17 @@ pub struct Columns {
     /// The transaction being built.
     staged: Vec<Staged>,
     staged_lists: Vec<i64>,
+}
+
+impl std::fmt::Debug for Columns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Columns({} transactions, {} keys)",
+            self.len(),
+            self.keys()
+        )
+    }
 }
 
 impl Columns {
@@ -105,8 +118,8 @@ impl Columns {
         self.staged.push(Staged::Read(key, at));
     }
 
-    /// End the transaction whose micro-operations were staged. `line`:
-    /// its line in a file, when it has one.
+    /// Add a transaction whose micro-operations were staged. `line`: its
+    /// line in a file, when it has one.
     pub fn finish(
         &mut self,
         process: u64,
@@ -115,8 +128,35 @@ impl Columns {
         outcome: TxnOutcome,
         line: Option<u64>,
     ) {
+        let t = self.begin(process, invoke_ns, line);
+        self.complete(t, complete_ns, outcome, line);
+    }
+
+    /// Add a transaction as it is invoked, to be completed later with
+    /// [`Columns::complete`]: a history keeps invocation order though the
+    /// micro-operations (and the lists read) come with the completion.
+    pub fn begin(&mut self, process: u64, invoke_ns: u64, line: Option<u64>) -> usize {
+        let t = self.invoke.len();
+        self.process.push(process);
+        self.invoke.push(invoke_ns);
+        self.complete.push(u64::MAX);
+        self.outcome.push(TxnOutcome::Info);
+        self.spans.push((0, 0));
+        self.set_line(t, line);
+        t
+    }
+
+    /// Complete transaction `t` with the staged micro-operations.
+    pub fn complete(
+        &mut self,
+        t: usize,
+        complete_ns: Option<u64>,
+        outcome: TxnOutcome,
+        line: Option<u64>,
+    ) {
         let staged = std::mem::take(&mut self.staged);
         let lists = std::mem::take(&mut self.staged_lists);
+        let start = self.cells.len() as u32;
         for s in &staged {
             let cell = match *s {
                 Staged::Append(key, value) => Cell {
@@ -139,18 +179,18 @@ impl Columns {
         self.staged.clear();
         self.staged_lists = lists;
         self.staged_lists.clear();
-        self.process.push(process);
-        self.invoke.push(invoke_ns);
-        self.complete.push(complete_ns.unwrap_or(u64::MAX));
-        self.outcome.push(outcome);
-        self.ends.push(self.cells.len() as u32);
-        if let Some(l) = line {
-            let n = self.invoke.len() - 1;
-            while self.lines.len() < n {
-                self.lines.push(self.lines.len() as u64);
-            }
-            self.lines.push(l);
+        self.spans[t] = (start, self.cells.len() as u32);
+        self.complete[t] = complete_ns.unwrap_or(u64::MAX);
+        self.outcome[t] = outcome;
+        self.set_line(t, line);
+    }
+
+    fn set_line(&mut self, t: usize, line: Option<u64>) {
+        let Some(l) = line else { return };
+        while self.lines.len() <= t {
+            self.lines.push(self.lines.len() as u64);
         }
+        self.lines[t] = l;
     }
 
     /// Where a read's list goes: as a length of its key's shared list
@@ -215,7 +255,7 @@ impl Columns {
     }
 
     /// When `t` completed, if it did.
-    pub(crate) fn complete(&self, t: usize) -> Option<u64> {
+    pub(crate) fn completed(&self, t: usize) -> Option<u64> {
         Some(self.complete[t]).filter(|c| *c != u64::MAX)
     }
 
@@ -230,8 +270,8 @@ impl Columns {
 
     /// `t`'s micro-operations.
     pub(crate) fn mops(&self, t: usize) -> impl Iterator<Item = View<'_>> + Clone {
-        let start = if t == 0 { 0 } else { self.ends[t - 1] as usize };
-        self.cells[start..self.ends[t] as usize]
+        let (start, end) = self.spans[t];
+        self.cells[start as usize..end as usize]
             .iter()
             .map(|c| self.view(c))
     }
@@ -251,17 +291,20 @@ impl Columns {
     /// `t`'s micro-operations, each with whether it is a read stored as
     /// a prefix of its key's shared list.
     pub(crate) fn mops_flagged(&self, t: usize) -> impl Iterator<Item = (View<'_>, bool)> {
-        let start = if t == 0 { 0 } else { self.ends[t - 1] as usize };
-        self.cells[start..self.ends[t] as usize]
-            .iter()
-            .map(|c| (self.view(c), c.len != APPEND && c.len != UNKNOWN && c.value == SHARED))
+        let (start, end) = self.spans[t];
+        self.cells[start as usize..end as usize].iter().map(|c| {
+            (
+                self.view(c),
+                c.len != APPEND && c.len != UNKNOWN && c.value == SHARED,
+            )
+        })
     }
 
     /// `t`'s reads whose lists are known, with whether each agrees with
     /// its key's shared list (a prefix of it).
     pub(crate) fn reads(&self, t: usize) -> impl Iterator<Item = (u32, &[i64], bool)> + '_ {
-        let start = if t == 0 { 0 } else { self.ends[t - 1] as usize };
-        self.cells[start..self.ends[t] as usize]
+        let (start, end) = self.spans[t];
+        self.cells[start as usize..end as usize]
             .iter()
             .filter(|c| c.len != APPEND && c.len != UNKNOWN)
             .map(|c| {
@@ -279,13 +322,7 @@ impl Columns {
 
     /// Every micro-operation of every transaction, with its transaction.
     pub(crate) fn all_cells(&self) -> impl Iterator<Item = (usize, View<'_>)> + '_ {
-        let mut t = 0;
-        self.cells.iter().enumerate().map(move |(i, c)| {
-            while self.ends[t] as usize <= i {
-                t += 1;
-            }
-            (t, self.view(c))
-        })
+        (0..self.len()).flat_map(move |t| self.mops(t).map(move |m| (t, m)))
     }
 
     /// The history of `txns`.
@@ -321,7 +358,7 @@ impl Columns {
             .map(|t| Txn {
                 process: self.process(t),
                 invoke_ns: self.invoke(t),
-                complete_ns: self.complete(t),
+                complete_ns: self.completed(t),
                 outcome: self.outcome(t),
                 mops: self
                     .mops(t)

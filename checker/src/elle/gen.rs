@@ -4,9 +4,7 @@
 //! and the anomalies of each class planted into such a history, for the
 //! tests and the benchmark.
 
-use std::collections::HashMap;
-
-use super::{Mop, Txn, TxnOutcome};
+use super::{Columns, Mop, Txn, TxnOutcome};
 
 /// The shape of a generated history.
 #[derive(Clone, Copy, Debug)]
@@ -49,13 +47,40 @@ impl Rng {
 /// its span; 2 % fail (not applied) and 2 % end unknown (applied or not,
 /// their reads unknown).
 pub fn correct(shape: Shape, seed: u64) -> Vec<Txn> {
+    correct_columns(shape, seed).to_txns()
+}
+
+/// A planned transaction of [`correct_columns`].
+struct Planned {
+    process: u64,
+    invoke: u64,
+    complete: u64,
+    outcome: TxnOutcome,
+    /// Where its micro-operations end in the plan's list.
+    end: u32,
+}
+
+/// A planned micro-operation: a key, and the value appended or (for a
+/// read, `< 0` until the store has run) the length read.
+#[derive(Clone, Copy)]
+struct Step {
+    key: u32,
+    read: bool,
+    value: i64,
+}
+
+/// [`correct`]'s history, built in columns (as the benchmark's millions
+/// of transactions need), in the order of invocation as a history file
+/// has them.
+pub fn correct_columns(shape: Shape, seed: u64) -> Columns {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let procs = shape.processes.max(1);
     let keys = shape.keys.max(1);
     let per_key = shape.max_writes_per_key.max(1) as i64;
+    let mut out = Columns::new();
     // Each slot's current key (`k<slot>` then `k<slot>.<generation>`), and
     // the values appended to it so far.
-    let mut slot_key: Vec<String> = (0..keys).map(|k| format!("k{k}")).collect();
+    let mut slot_key: Vec<u32> = (0..keys).map(|k| out.key(&format!("k{k}"))).collect();
     let mut generation = vec![0u32; keys];
     let mut clock = vec![0u64; procs];
     // Each slot's process number: after a transaction that ended unknown
@@ -63,8 +88,8 @@ pub fn correct(shape: Shape, seed: u64) -> Vec<Txn> {
     let mut pid: Vec<u64> = (0..procs as u64).collect();
     let mut fresh = procs as u64;
     let mut next_value = vec![0i64; keys];
-    let mut all_keys: Vec<String> = slot_key.clone();
-    let mut txns: Vec<Txn> = Vec::with_capacity(shape.txns + 1);
+    let mut plan: Vec<Planned> = Vec::with_capacity(shape.txns);
+    let mut steps: Vec<Step> = Vec::with_capacity(shape.txns * (shape.max_mops + 1) / 2);
     let mut points: Vec<(u64, u32)> = Vec::with_capacity(shape.txns);
     for i in 0..shape.txns {
         let p = i % procs;
@@ -73,29 +98,28 @@ pub fn correct(shape: Shape, seed: u64) -> Vec<Txn> {
         let complete = invoke + dur;
         clock[p] = complete;
         let m = 1 + rng.below(shape.max_mops.max(1) as u64) as usize;
-        let mops = (0..m)
-            .map(|_| {
-                let k = rng.below(keys as u64) as usize;
-                if rng.chance(shape.appends) {
-                    if next_value[k] == per_key {
-                        generation[k] += 1;
-                        next_value[k] = 0;
-                        slot_key[k] = format!("k{k}.{}", generation[k]);
-                        all_keys.push(slot_key[k].clone());
-                    }
-                    next_value[k] += 1;
-                    Mop::Append {
-                        key: slot_key[k].clone(),
-                        value: next_value[k],
-                    }
-                } else {
-                    Mop::Read {
-                        key: slot_key[k].clone(),
-                        value: None,
-                    }
+        for _ in 0..m {
+            let k = rng.below(keys as u64) as usize;
+            if rng.chance(shape.appends) {
+                if next_value[k] == per_key {
+                    generation[k] += 1;
+                    next_value[k] = 0;
+                    slot_key[k] = out.key(&format!("k{k}.{}", generation[k]));
                 }
-            })
-            .collect();
+                next_value[k] += 1;
+                steps.push(Step {
+                    key: slot_key[k],
+                    read: false,
+                    value: next_value[k],
+                });
+            } else {
+                steps.push(Step {
+                    key: slot_key[k],
+                    read: true,
+                    value: -1,
+                });
+            }
+        }
         let outcome = match rng.below(100) {
             0 | 1 => TxnOutcome::Fail,
             2 | 3 => TxnOutcome::Info,
@@ -107,60 +131,62 @@ pub fn correct(shape: Shape, seed: u64) -> Vec<Txn> {
             pid[p] = fresh;
             fresh += 1;
         }
-        txns.push(Txn {
+        plan.push(Planned {
             process,
-            invoke_ns: invoke,
-            complete_ns: (outcome != TxnOutcome::Info).then_some(complete),
+            invoke,
+            complete,
             outcome,
-            mops,
-            line: i,
+            end: steps.len() as u32,
         });
     }
+    // Run the store: each transaction at its instant. Lists only grow, so
+    // a read is the length of its key's list then.
     points.sort_unstable();
-    let mut store: HashMap<String, Vec<i64>> = HashMap::with_capacity(all_keys.len());
+    let mut store: Vec<Vec<i64>> = vec![Vec::new(); out.keys()];
+    let span = |i: usize| (if i == 0 { 0 } else { plan[i - 1].end as usize })..plan[i].end as usize;
     for &(_, i) in &points {
-        let t = &mut txns[i as usize];
+        let t = &plan[i as usize];
         let applied = match t.outcome {
             TxnOutcome::Ok => true,
             TxnOutcome::Fail => false,
             TxnOutcome::Info => rng.chance(0.5),
         };
         let ok = t.outcome == TxnOutcome::Ok;
-        for m in t.mops.iter_mut() {
-            match m {
-                Mop::Append { key, value } if applied => match store.get_mut(key.as_str()) {
-                    Some(l) => l.push(*value),
-                    None => {
-                        store.insert(key.clone(), vec![*value]);
-                    }
-                },
-                Mop::Append { .. } => {}
-                Mop::Read { key, value } => {
-                    if ok {
-                        *value = Some(store.get(key.as_str()).cloned().unwrap_or_default());
-                    }
-                }
+        for s in &mut steps[span(i as usize)] {
+            let list = &mut store[s.key as usize];
+            match s.read {
+                false if applied => list.push(s.value),
+                false => {}
+                true if ok => s.value = list.len() as i64,
+                true => {}
             }
         }
     }
+    drop(points);
+    // Into columns in the order of invocation.
+    let mut order: Vec<u32> = (0..plan.len() as u32).collect();
+    order.sort_unstable_by_key(|&i| (plan[i as usize].invoke, i));
+    for i in order {
+        let t = &plan[i as usize];
+        for s in &steps[span(i as usize)] {
+            match (s.read, s.value) {
+                (false, v) => out.append(s.key, v),
+                (true, len) if len >= 0 => {
+                    out.read(s.key, Some(&store[s.key as usize][..len as usize]))
+                }
+                (true, _) => out.read(s.key, None),
+            }
+        }
+        let complete = (t.outcome != TxnOutcome::Info).then_some(t.complete);
+        out.finish(t.process, t.invoke, complete, t.outcome, None);
+    }
     // A final read of every key, after everything, so each order is known.
     let end = clock.iter().max().copied().unwrap_or(0) + 10;
-    let line = txns.len();
-    txns.push(Txn {
-        process: fresh,
-        invoke_ns: end,
-        complete_ns: Some(end + 1),
-        outcome: TxnOutcome::Ok,
-        mops: all_keys
-            .iter()
-            .map(|k| Mop::Read {
-                key: k.clone(),
-                value: Some(store.get(k.as_str()).cloned().unwrap_or_default()),
-            })
-            .collect(),
-        line,
-    });
-    txns
+    for k in 0..out.keys() as u32 {
+        out.read(k, Some(&store[k as usize]));
+    }
+    out.finish(fresh, end, Some(end + 1), TxnOutcome::Ok, None);
+    out
 }
 
 /// The anomaly classes [`plant`] can plant, each the class the checker
@@ -290,15 +316,14 @@ pub fn plant(txns: &mut Vec<Txn>, class: &str) {
 /// the process's peak memory (run each row in a process of its own).
 pub fn bench_row(shape: Shape) -> String {
     let t0 = std::time::Instant::now();
-    let h = correct(shape, 1);
+    let h = correct_columns(shape, 1);
     let gen_s = t0.elapsed().as_secs_f64();
-    let appends: usize = h
-        .iter()
-        .flat_map(|t| &t.mops)
-        .filter(|m| matches!(m, Mop::Append { .. }))
+    let appends: usize = (0..h.len())
+        .flat_map(|t| h.mops(t))
+        .filter(|m| matches!(m, super::columns::View::Append(..)))
         .count();
     let t1 = std::time::Instant::now();
-    let r = super::check(&h, super::Consistency::StrictSerializable);
+    let r = super::check_columns(&h, super::Consistency::StrictSerializable);
     let secs = t1.elapsed().as_secs_f64();
     format!(
         "append: {} txns of 1-{} micro-ops ({} appends) over {} keys: {} in {:.2} s ({:.0} txns/s; generated in {:.2} s), {} edges, peak RSS {:.0} MiB",

@@ -93,7 +93,10 @@ impl Graph {
             self.starts[v as usize] as usize,
             self.starts[v as usize + 1] as usize,
         );
-        self.to[a..b].iter().copied().zip(self.bits[a..b].iter().copied())
+        self.to[a..b]
+            .iter()
+            .copied()
+            .zip(self.bits[a..b].iter().copied())
     }
 
     fn nodes(&self) -> usize {
@@ -182,7 +185,11 @@ pub(crate) fn build(ix: &Index<'_>, model: Consistency) -> Graph {
 
 /// Produce every edge (from, to, kind), the same ones in the same order
 /// each time; returns how many points the real-time line has.
-fn each_edge(ix: &Index<'_>, model: Consistency, emit: &mut impl FnMut(u32, u32, EdgeKind)) -> usize {
+fn each_edge(
+    ix: &Index<'_>,
+    model: Consistency,
+    emit: &mut impl FnMut(u32, u32, EdgeKind),
+) -> usize {
     let c = ix.c;
     let mut edge = |from: usize, to: usize, kind: EdgeKind| {
         if from != to {
@@ -273,7 +280,7 @@ fn realtime(ix: &Index<'_>, edge: &mut impl FnMut(usize, usize, EdgeKind)) -> us
             edge(p, t as usize, EdgeKind::Rt);
             line.since = true;
         }
-        if let (TxnOutcome::Ok, Some(done)) = (c.outcome(t as usize), c.complete(t as usize)) {
+        if let (TxnOutcome::Ok, Some(done)) = (c.outcome(t as usize), c.completed(t as usize)) {
             running.push(Reverse((done, t)));
         }
     }
@@ -544,10 +551,7 @@ impl Graph {
                     format!("T{v} read {k} without {x}, which T{w} appended next")
                 }
                 (EdgeKind::Process, _) => {
-                    format!(
-                        "T{w} followed T{v} in process {}",
-                        ix.c.process(v as usize)
-                    )
+                    format!("T{w} followed T{v} in process {}", ix.c.process(v as usize))
                 }
                 _ => format!("T{v} completed before T{w} began"),
             });

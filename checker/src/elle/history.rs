@@ -7,7 +7,7 @@ use std::io::{BufRead, Read};
 
 use serde_json::Value;
 
-use super::{Mop, Txn, TxnOutcome};
+use super::{Columns, Mop, Txn, TxnOutcome};
 use crate::edn::Edn;
 
 /// The longest line read (a read of a long list is long).
@@ -78,12 +78,16 @@ enum Kind {
     Info,
 }
 
-/// Invocations and completions paired per process, as both readers need.
+/// Invocations and completions paired per process, as both readers
+/// need, into columns: a transaction takes its place at its invocation
+/// and its micro-operations at its completion (the completion's when ok,
+/// else the invocation's).
 #[derive(Default)]
 struct Pairing {
-    txns: Vec<Txn>,
-    /// Each process's outstanding invocation: its index in `txns`.
-    open: std::collections::HashMap<u64, usize>,
+    c: Columns,
+    /// Each process's outstanding invocation: its transaction, line and
+    /// micro-operations.
+    open: std::collections::HashMap<u64, (usize, usize, Vec<Mop>)>,
 }
 
 impl Pairing {
@@ -96,52 +100,71 @@ impl Pairing {
         ops: Vec<Mop>,
     ) -> Result<(), String> {
         if kind == Kind::Invoke {
-            if self.open.insert(process, self.txns.len()).is_some() {
+            if self.open.contains_key(&process) {
                 return Err(format!(
                     "line {line}: process {process} invoked again before its transaction completed"
                 ));
             }
-            self.txns.push(Txn {
-                process,
-                invoke_ns: time,
-                complete_ns: None,
-                outcome: TxnOutcome::Info,
-                mops: ops,
-                line,
-            });
+            let t = self.c.begin(process, time, Some(line as u64));
+            self.open.insert(process, (t, line, ops));
             return Ok(());
         }
-        let i = self.open.remove(&process).ok_or_else(|| {
+        let (t, _, invoked) = self.open.remove(&process).ok_or_else(|| {
             format!("line {line}: process {process} completed a transaction it never invoked")
         })?;
-        let t = &mut self.txns[i];
-        t.line = line;
-        match kind {
-            Kind::Ok => {
-                t.outcome = TxnOutcome::Ok;
-                t.complete_ns = Some(time);
-                t.mops = ops;
-            }
-            Kind::Fail => {
-                t.outcome = TxnOutcome::Fail;
-                t.complete_ns = Some(time);
-            }
-            Kind::Info | Kind::Invoke => {}
-        }
+        let (mops, complete, outcome) = match kind {
+            Kind::Ok => (ops, Some(time), TxnOutcome::Ok),
+            Kind::Fail => (invoked, Some(time), TxnOutcome::Fail),
+            Kind::Info | Kind::Invoke => (invoked, None, TxnOutcome::Info),
+        };
+        self.stage(&mops);
+        self.c.complete(t, complete, outcome, Some(line as u64));
         Ok(())
     }
+
+    fn stage(&mut self, mops: &[Mop]) {
+        for m in mops {
+            match m {
+                Mop::Append { key, value } => {
+                    let k = self.c.key(key);
+                    self.c.append(k, *value);
+                }
+                Mop::Read { key, value } => {
+                    let k = self.c.key(key);
+                    self.c.read(k, value.as_deref());
+                }
+            }
+        }
+    }
+
+    /// The history, the transactions never completed ending unknown.
+    fn done(mut self) -> Columns {
+        let mut open: Vec<(usize, usize, Vec<Mop>)> = self.open.drain().map(|(_, o)| o).collect();
+        open.sort_unstable_by_key(|o| o.0);
+        for (t, line, mops) in open {
+            self.stage(&mops);
+            self.c
+                .complete(t, None, TxnOutcome::Info, Some(line as u64));
+        }
+        self.c
+    }
+}
+
+/// Read a list-append history in columns; errors name the line.
+pub fn read_jsonl_columns(reader: impl BufRead) -> Result<Columns, String> {
+    read_jsonl_full(reader).map(|h| h.columns)
 }
 
 /// Read a list-append history; errors name the line.
 pub fn read_jsonl(reader: impl BufRead) -> Result<Vec<Txn>, String> {
-    read_jsonl_full(reader).map(|h| h.txns)
+    read_jsonl_full(reader).map(|h| h.columns.to_txns())
 }
 
 /// A list-append history as a run's report needs it.
 #[derive(Debug, Default)]
 pub struct TxnHistory {
     /// The transactions, in invocation order.
-    pub txns: Vec<Txn>,
+    pub columns: Columns,
     /// The nemesis events.
     pub nemesis: Vec<crate::history::NemesisEvent>,
     /// A torn last line that was skipped: its line number and length in
@@ -233,7 +256,7 @@ pub fn read_jsonl_full(mut reader: impl BufRead) -> Result<TxnHistory, String> {
         };
         pairing.event(line, process, time, kind, ops)?;
     }
-    out.txns = pairing.txns;
+    out.columns = pairing.done();
     Ok(out)
 }
 
@@ -397,5 +420,5 @@ pub fn read_edn(text: &str) -> Result<Vec<Txn>, String> {
         };
         pairing.event(line, process, time, kind, ops)?;
     }
-    Ok(pairing.txns)
+    Ok(pairing.done().to_txns())
 }

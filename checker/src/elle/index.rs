@@ -56,15 +56,17 @@ impl<'a> Index<'a> {
             for (i, &v) in orders[k].iter().enumerate() {
                 let i = i as u32;
                 let at = slice.partition_point(|a| a.value < v);
-                match slice.get_mut(at).filter(|a| a.value == v) {
-                    Some(a) if a.pos == NONE => {
-                        a.pos = i;
-                        if c.outcome(a.txn as usize) == TxnOutcome::Fail {
-                            failed_at.push((k as u32, i));
-                        }
-                    }
-                    Some(_) => dup_at[k] = dup_at[k].min(i),
-                    None => unwritten.push((v, i)),
+                let Some(a) = slice.get_mut(at).filter(|a| a.value == v) else {
+                    unwritten.push((v, i));
+                    continue;
+                };
+                if a.pos == NONE {
+                    a.pos = i;
+                } else {
+                    dup_at[k] = dup_at[k].min(i);
+                }
+                if c.outcome(a.txn as usize) == TxnOutcome::Fail {
+                    failed_at.push((k as u32, i));
                 }
             }
             unwritten.sort_unstable();

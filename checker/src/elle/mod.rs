@@ -32,8 +32,6 @@ pub mod gen;
 mod graph;
 pub mod history;
 mod index;
-#[cfg(test)]
-mod old;
 mod reads;
 #[cfg(test)]
 mod tests;

@@ -94,15 +94,14 @@ fn read(ix: &Index<'_>, t: usize, k: u32, list: &[i64], prefix: bool, found: &mu
 /// A read (the `j`th micro-operation of `t`) that does not end with the
 /// appends `t` made to its key before it.
 fn internal(ix: &Index<'_>, t: usize, j: usize, k: u32, list: &[i64], found: &mut Found) {
-    let mine: Vec<i64> = ix
-        .c
-        .mops(t)
-        .take(j)
-        .filter_map(|m| match m {
-            View::Append(key, v) if key == k => Some(v),
-            _ => None,
-        })
-        .collect();
+    let mine: Vec<i64> =
+        ix.c.mops(t)
+            .take(j)
+            .filter_map(|m| match m {
+                View::Append(key, v) if key == k => Some(v),
+                _ => None,
+            })
+            .collect();
     if !mine.is_empty() && !list.ends_with(&mine) {
         let key = ix.c.name(k);
         found.add(Anomaly {
@@ -142,7 +141,7 @@ fn lost_appends(ix: &Index<'_>, found: &mut Found) {
                 continue; // not the value's first append
             }
             let w = a.txn as usize;
-            let done = match (c.outcome(w), c.complete(w)) {
+            let done = match (c.outcome(w), c.completed(w)) {
                 (TxnOutcome::Ok, Some(done)) => done,
                 _ => continue,
             };

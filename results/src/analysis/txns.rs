@@ -77,9 +77,8 @@ impl TxnResults {
 
 /// The transactions as register-history operations of kind `txn`, for the
 /// statistics, availability and plots (never for the register checker).
-pub fn as_history(h: &TxnHistory) -> History {
-    let ops = h
-        .txns
+pub fn as_history(h: &TxnHistory, txns: &[Txn]) -> History {
+    let ops = txns
         .iter()
         .enumerate()
         .map(|(i, t)| {
