@@ -211,6 +211,52 @@ fn histories_written_and_read_back_check_the_same() {
     }
 }
 
+/// The usual lines are read without a JSON value; the rest (escapes,
+/// numbers as keys written differently, nemesis lines, extra fields) by
+/// the general reader: both give the same transactions.
+#[test]
+fn every_kind_of_line_reads_the_same_by_either_path() {
+    let lines = [
+        r#"{"time":1,"process":0,"type":"invoke","f":"txn","value":[["append","x",1],["r","y",null]]}"#,
+        r#"{"time":2,"process":"nemesis","type":"info","f":"start","value":{"any":"thing"}}"#,
+        r#"{"time":3,"process":1,"type":"invoke","f":"txn","value":[["r","q\"uo",null],["append",7,2]],"node":"n1"}"#,
+        r#"{"time":4,"process":0,"type":"ok","f":"txn","value":[["append","x",1],["r","y",[]]]}"#,
+        r#"{"process":1,"time":5,"f":"txn","type":"ok","value":[["r","q\"uo",[1]],["append",7,2]]}"#,
+    ];
+    assert!(super::history::fast_line_reads(lines[0]));
+    assert!(!super::history::fast_line_reads(lines[1]), "nemesis");
+    assert!(!super::history::fast_line_reads(lines[2]), "escaped key");
+    let text = lines.join("\n") + "\n";
+    let h = super::history::read_jsonl(text.as_bytes()).unwrap();
+    let expect = vec![
+        Txn {
+            line: 4,
+            ..t(
+                0,
+                1,
+                Some(4),
+                TxnOutcome::Ok,
+                vec![ap("x", 1), rd("y", &[])],
+            )
+        },
+        Txn {
+            line: 5,
+            ..t(
+                1,
+                3,
+                Some(5),
+                TxnOutcome::Ok,
+                vec![rd("q\"uo", &[1]), ap("7", 2)],
+            )
+        },
+    ];
+    assert_eq!(h, expect);
+    // A bad line the fast path declines is named by the general reader.
+    let bad = r#"{"time":1,"process":0,"type":"invoke","f":"txn","value":[["append","x",1.5]]}"#;
+    let err = super::history::read_jsonl(bad.as_bytes()).unwrap_err();
+    assert!(err.contains("line 1") && err.contains("1.5"), "{err}");
+}
+
 /// Jepsen's EDN form: integer keys, `:append` and `:r`; a write skew.
 #[test]
 fn jepsen_edn_append_histories_are_read() {
