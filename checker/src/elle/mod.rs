@@ -22,10 +22,15 @@
 //! it ended), internal inconsistency (a transaction that does not see its
 //! own earlier appends) and non-monotonic reads of one process.
 //!
-//! The work is linear in the history's size plus the reads' lengths: one
-//! pass for the orders, one for the edges, Tarjan's strongly connected
+//! The work is linear in the history's size plus the reads' lengths: the
+//! history in columns ([`columns`]: keys as numbers, each key's agreeing
+//! reads stored once), an index of each key's appends and order
+//! (`index.rs`), one pass for the anomalies that are not cycles
+//! (`reads.rs`), the graph in compressed rows, Tarjan's strongly connected
 //! components, then a breadth-first search for a shortest cycle of each
-//! class inside each component (bounded per component).
+//! class inside each component (bounded per component). About 2 M
+//! single-key transactions a second and 120 bytes each
+//! (docs/benchmarks.md).
 
 pub mod columns;
 pub mod gen;
