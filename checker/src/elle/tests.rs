@@ -211,6 +211,22 @@ fn histories_written_and_read_back_check_the_same() {
     }
 }
 
+/// A read that disagrees with a longer one is an incompatible order
+/// whichever came first (the first read seen is stored as the key's
+/// shared list, the other as a list of its own).
+#[test]
+fn a_shorter_read_that_disagrees_is_caught_in_either_order() {
+    use TxnOutcome::*;
+    let appends = [1, 2, 3, 4].map(|v| t(v as u64, 0, Some(10), Ok, vec![ap("x", v)]));
+    let short = t(10, 20, Some(21), Ok, vec![rd("x", &[1, 2])]);
+    let long = t(11, 20, Some(21), Ok, vec![rd("x", &[1, 3, 4])]);
+    for reads in [[short.clone(), long.clone()], [long, short]] {
+        let h: Vec<Txn> = appends.iter().cloned().chain(reads).collect();
+        let r = check(&h, Consistency::Serializable);
+        assert!(classes(&r).contains(&"incompatible-order"), "{r:?}");
+    }
+}
+
 /// The usual lines are read without a JSON value; the rest (escapes,
 /// numbers as keys written differently, nemesis lines, extra fields) by
 /// the general reader: both give the same transactions.
