@@ -211,6 +211,20 @@ fn histories_written_and_read_back_check_the_same() {
     }
 }
 
+/// A line over the limit is refused by number, not read into memory.
+#[test]
+fn an_oversized_line_is_refused_naming_it() {
+    let first = r#"{"time":1,"process":0,"type":"invoke","f":"txn","value":[["r","x",null]]}"#;
+    let mut text = format!("{first}\n");
+    text.push_str(r#"{"time":2,"process":0,"type":"ok","f":"txn","value":[["r","x",["#);
+    while text.len() < super::history::MAX_LINE + 200 {
+        text.push_str("1,");
+    }
+    text.push_str("1]]]}\n");
+    let err = super::history::read_jsonl(text.as_bytes()).unwrap_err();
+    assert!(err.starts_with("line 2: longer than"), "{err}");
+}
+
 /// A read that disagrees with a longer one is an incompatible order
 /// whichever came first (the first read seen is stored as the key's
 /// shared list, the other as a list of its own).
