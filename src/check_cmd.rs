@@ -60,13 +60,11 @@ fn transactions(
     format: Format,
 ) -> anyhow::Result<Option<faultline_checker::elle::Columns>> {
     use faultline_checker::elle::history;
-    use std::io::Read;
     let shown = faultline_rundir::quote::quoted_os(path.as_os_str());
     let found = match format {
         Format::Jsonl => {
-            let mut head = String::new();
-            let _ = File::open(path).map(|f| f.take(1 << 20).read_to_string(&mut head));
-            if !history::is_txn_history(&head) {
+            let head = File::open(path).map(|f| BufReader::with_capacity(1 << 20, f));
+            if !head.is_ok_and(history::starts_with_txn) {
                 return Ok(None);
             }
             let f = File::open(path).map_err(|e| anyhow::anyhow!("cannot open {shown}: {e}"))?;

@@ -60,15 +60,13 @@ impl RunFiles {
         let hist_path = rd.history();
         let (f, _) = faultline_rundir::read::open_regular(&hist_path)
             .with_context(|| format!("opening {}", hist_path.display()))?;
-        let mut reader = std::io::BufReader::with_capacity(1 << 20, f);
+        let reader = std::io::BufReader::with_capacity(1 << 20, f);
         let appends = spec
             .as_ref()
             .is_some_and(|s| s.workload == faultline_rundir::spec::Workload::Append)
-            || {
-                use std::io::BufRead;
-                let head = reader.fill_buf().map(|b| b.to_vec()).unwrap_or_default();
-                faultline_checker::elle::history::is_txn_history(&String::from_utf8_lossy(&head))
-            };
+            || faultline_rundir::read::open_regular(&hist_path).is_ok_and(|(f, _)| {
+                faultline_checker::elle::history::starts_with_txn(std::io::BufReader::new(f))
+            });
         let (history, txns) = if appends {
             let h = faultline_checker::elle::history::read_jsonl_full(reader)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", hist_path.display()))?;

@@ -15,13 +15,31 @@ use crate::edn::Edn;
 pub const MAX_LINE: usize = 16 << 20;
 
 /// Whether a history's first client line is a transaction (so the file is
-/// for this checker, not the register one).
-pub fn is_txn_history(first_lines: &str) -> bool {
-    first_lines
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["process"] != "nemesis")
-        .is_some_and(|v| v["f"] == "txn")
+/// for this checker, not the register one). Lines are read whole (up to
+/// [`MAX_LINE`]: a transaction of many micro-operations can be a long
+/// first line); nemesis lines before it are skipped, at most 10,000 of
+/// them. A line that is not JSON ends the search: no.
+pub fn starts_with_txn(mut reader: impl BufRead) -> bool {
+    let mut buf = Vec::new();
+    for _ in 0..10_000 {
+        buf.clear();
+        let read = std::io::Read::by_ref(&mut reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf);
+        if !matches!(read, Ok(n) if n > 0) {
+            return false;
+        }
+        if buf.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let Ok(v) = serde_json::from_slice::<Value>(&buf) else {
+            return false;
+        };
+        if v["process"] != "nemesis" {
+            return v["f"] == "txn";
+        }
+    }
+    false
 }
 
 fn mops(v: &Value, line: usize) -> Result<Vec<Mop>, String> {

@@ -6,7 +6,7 @@
 //! transaction wrote.
 
 use super::columns::{Columns, View};
-use super::TxnOutcome;
+use super::{Map, TxnOutcome};
 
 /// One append: its value, the transaction, and the value's position in
 /// its key's order (`u32::MAX`: not in it, or not the key's first append
@@ -40,6 +40,10 @@ pub(crate) struct Index<'a> {
     dup_at: Vec<u32>,
     /// (key, position) of the order elements whose writer failed.
     failed_at: Vec<(u32, u32)>,
+    /// (key, value, transaction, its last append to the key) for each
+    /// append its transaction followed with another to the same key:
+    /// what a read must not end at (G1b). Sorted.
+    intermediate: Vec<(u32, i64, u32, i64)>,
 }
 
 impl<'a> Index<'a> {
@@ -85,7 +89,20 @@ impl<'a> Index<'a> {
             agree,
             dup_at,
             failed_at,
+            intermediate: intermediate(c),
         }
+    }
+
+    /// What transaction `t` appended to `k` last, when that is not `v`
+    /// (`v` being one of its appends to `k`).
+    pub fn appended_after(&self, k: u32, v: i64, t: usize) -> Option<i64> {
+        let at = self
+            .intermediate
+            .partition_point(|e| (e.0, e.1, e.2) < (k, v, t as u32));
+        self.intermediate
+            .get(at)
+            .filter(|e| (e.0, e.1, e.2) == (k, v, t as u32))
+            .map(|e| e.3)
     }
 
     /// Key `k`'s appends.
@@ -165,6 +182,34 @@ impl<'a> Index<'a> {
             })
             .collect()
     }
+}
+
+/// The appends that their transactions followed with another to the same
+/// key, each with the last (see [`Index::appended_after`]).
+fn intermediate(c: &Columns) -> Vec<(u32, i64, u32, i64)> {
+    let mut out = Vec::new();
+    let mut last: Map<u32, i64> = Map::default();
+    for t in 0..c.len() {
+        let appends = c.mops(t).filter(|m| matches!(m, View::Append(..)));
+        if appends.clone().nth(1).is_none() {
+            continue;
+        }
+        last.clear();
+        for m in appends.clone() {
+            if let View::Append(k, v) = m {
+                last.insert(k, v);
+            }
+        }
+        for m in appends {
+            if let View::Append(k, v) = m {
+                if last[&k] != v {
+                    out.push((k, v, t as u32, last[&k]));
+                }
+            }
+        }
+    }
+    out.sort_unstable();
+    out
 }
 
 /// Appends grouped by key (counted, then placed), each key's sorted by

@@ -9,19 +9,27 @@ use super::{show, Anomaly, Found, Map, TxnOutcome};
 /// Every such anomaly of the history.
 pub(crate) fn check(ix: &Index<'_>, found: &mut Found) {
     let c = ix.c;
+    let mut own: Map<u32, Vec<i64>> = Map::default();
     for t in 0..c.len() {
         if c.outcome(t) != TxnOutcome::Ok {
             continue;
         }
-        let has_appends = c.mops(t).any(|m| matches!(m, View::Append(..)));
-        for (j, (m, shared)) in c.mops_flagged(t).enumerate() {
-            let View::Read(k, Some(list)) = m else {
-                continue;
-            };
-            let prefix = ix.agrees(k, list, shared);
-            read(ix, t, k, list, prefix, found);
-            if has_appends {
-                internal(ix, t, j, k, list, found);
+        // This transaction's appends so far, per key, when it also reads
+        // (internal consistency).
+        let both = c.mops(t).any(|m| matches!(m, View::Append(..)))
+            && c.mops(t).any(|m| matches!(m, View::Read(..)));
+        own.clear();
+        for (m, shared) in c.mops_flagged(t) {
+            match m {
+                View::Append(k, v) if both => own.entry(k).or_default().push(v),
+                View::Append(..) | View::Read(_, None) => {}
+                View::Read(k, Some(list)) => {
+                    let prefix = ix.agrees(k, list, shared);
+                    read(ix, t, k, list, prefix, found);
+                    if let Some(mine) = own.get(&k) {
+                        internal(ix, t, k, list, mine, found);
+                    }
+                }
             }
         }
     }
@@ -70,39 +78,23 @@ fn read(ix: &Index<'_>, t: usize, k: u32, list: &[i64], prefix: bool, found: &mu
     // unless the reader is the writer itself.
     let Some(&v) = list.last() else { return };
     let Some(w) = ix.writer(k, v) else { return };
-    let last = c
-        .mops(w)
-        .filter_map(|m| match m {
-            View::Append(key, x) if key == k => Some(x),
-            _ => None,
-        })
-        .last();
-    if w != t && last.is_some_and(|l| l != v) {
+    if let (true, Some(last)) = (w != t, ix.appended_after(k, v, w)) {
         found.add(Anomaly {
             class: "G1b".into(),
             txns: vec![t, w],
             edges: Vec::new(),
             explanation: format!(
-                "T{t} read {key} = {}, ending at {v}, an intermediate state of T{w}, which went on to append {} to {key} (an intermediate read)",
+                "T{t} read {key} = {}, ending at {v}, an intermediate state of T{w}, which went on to append {last} to {key} (an intermediate read)",
                 show(list),
-                last.unwrap_or_default()
             ),
         });
     }
 }
 
-/// A read (the `j`th micro-operation of `t`) that does not end with the
-/// appends `t` made to its key before it.
-fn internal(ix: &Index<'_>, t: usize, j: usize, k: u32, list: &[i64], found: &mut Found) {
-    let mine: Vec<i64> =
-        ix.c.mops(t)
-            .take(j)
-            .filter_map(|m| match m {
-                View::Append(key, v) if key == k => Some(v),
-                _ => None,
-            })
-            .collect();
-    if !mine.is_empty() && !list.ends_with(&mine) {
+/// A read of `t` that does not end with the appends `t` made to its key
+/// before it (`mine`).
+fn internal(ix: &Index<'_>, t: usize, k: u32, list: &[i64], mine: &[i64], found: &mut Found) {
+    if !list.ends_with(mine) {
         let key = ix.c.name(k);
         found.add(Anomaly {
             class: "internal".into(),
@@ -110,7 +102,7 @@ fn internal(ix: &Index<'_>, t: usize, j: usize, k: u32, list: &[i64], found: &mu
             edges: Vec::new(),
             explanation: format!(
                 "T{t} appended {} to {key} and then read {key} = {}, which does not end with them",
-                show(&mine),
+                show(mine),
                 show(list)
             ),
         });

@@ -211,6 +211,65 @@ fn histories_written_and_read_back_check_the_same() {
     }
 }
 
+/// A history is for this checker when its first client line is a
+/// transaction, however long that line is.
+#[test]
+fn a_transaction_history_is_known_by_its_first_client_line() {
+    use super::history::starts_with_txn;
+    let nemesis = r#"{"time":0,"process":"nemesis","type":"info","f":"start","value":null}"#;
+    let mops: Vec<String> = (0..100_000)
+        .map(|i| format!(r#"["append","k{i}",1]"#))
+        .collect();
+    let wide = format!(
+        r#"{{"time":1,"process":0,"type":"invoke","f":"txn","value":[{}]}}"#,
+        mops.join(",")
+    );
+    assert!(wide.len() > 2 << 20);
+    assert!(starts_with_txn(format!("{nemesis}\n\n{wide}\n").as_bytes()));
+    let register = r#"{"time":1,"process":0,"type":"invoke","f":"write","key":"x","value":1}"#;
+    assert!(!starts_with_txn(
+        format!("{nemesis}\n{register}\n").as_bytes()
+    ));
+    assert!(!starts_with_txn("not json\n".as_bytes()));
+    assert!(!starts_with_txn("".as_bytes()));
+}
+
+/// Wide transactions: a read inside one is judged against that
+/// transaction's own appends before it, and a read that ends at an
+/// append another wide transaction went on to follow is intermediate —
+/// found whatever the width (the work is linear in it).
+#[test]
+fn wide_transactions_are_judged_micro_operation_by_micro_operation() {
+    use TxnOutcome::*;
+    let n = 20_000;
+    let mut writer = Vec::new();
+    for i in 0..n {
+        writer.push(ap(&format!("a{i}"), 1));
+        writer.push(ap(&format!("a{i}"), 2));
+    }
+    let mut own: Vec<Mop> = (0..n).map(|i| ap(&format!("b{i}"), 1)).collect();
+    own.extend((0..n).map(|i| rd(&format!("b{i}"), if i == 7 { &[] } else { &[1] })));
+    let reader: Vec<Mop> = (0..n)
+        .map(|i| rd(&format!("a{i}"), if i == 3 { &[1] } else { &[1, 2] }))
+        .collect();
+    let h = vec![
+        t(0, 0, Some(10), Ok, writer),
+        t(1, 0, Some(10), Ok, own),
+        t(2, 20, Some(30), Ok, reader),
+    ];
+    let r = check(&h, Consistency::Serializable);
+    assert_eq!(r.counts.get("internal"), Some(&1), "{:?}", r.counts);
+    assert_eq!(r.counts.get("G1b"), Some(&1), "{:?}", r.counts);
+    assert!(r
+        .anomalies
+        .iter()
+        .any(|a| a.class == "internal" && a.explanation.contains("b7")));
+    assert!(r
+        .anomalies
+        .iter()
+        .any(|a| a.class == "G1b" && a.explanation.contains("a3")));
+}
+
 /// A line over the limit is refused by number, not read into memory.
 #[test]
 fn an_oversized_line_is_refused_naming_it() {
