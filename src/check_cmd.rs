@@ -63,12 +63,14 @@ fn transactions(
     let shown = faultline_rundir::quote::quoted_os(path.as_os_str());
     let found = match format {
         Format::Jsonl => {
-            let head = File::open(path).map(|f| BufReader::with_capacity(1 << 20, f));
-            if !head.is_ok_and(history::starts_with_txn) {
+            let f = File::open(path).map_err(|e| anyhow::anyhow!("cannot open {shown}: {e}"))?;
+            let mut reader = BufReader::with_capacity(1 << 20, f);
+            if !history::starts_with_txn(&mut reader) {
                 return Ok(None);
             }
-            let f = File::open(path).map_err(|e| anyhow::anyhow!("cannot open {shown}: {e}"))?;
-            history::read_jsonl_columns(BufReader::with_capacity(1 << 20, f))
+            std::io::Seek::rewind(&mut reader)
+                .map_err(|e| anyhow::anyhow!("cannot read {shown}: {e}"))?;
+            history::read_jsonl_columns(reader)
         }
         Format::Edn => {
             let text = std::fs::read_to_string(path)
@@ -76,7 +78,7 @@ fn transactions(
             if !history::is_txn_edn(&text) {
                 return Ok(None);
             }
-            history::read_edn(&text).map(|t| faultline_checker::elle::Columns::from_txns(&t))
+            history::read_edn_columns(&text)
         }
     };
     found.map(Some).map_err(|e| anyhow::anyhow!("{shown}: {e}"))

@@ -60,13 +60,13 @@ impl RunFiles {
         let hist_path = rd.history();
         let (f, _) = faultline_rundir::read::open_regular(&hist_path)
             .with_context(|| format!("opening {}", hist_path.display()))?;
-        let reader = std::io::BufReader::with_capacity(1 << 20, f);
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, f);
         let appends = spec
             .as_ref()
             .is_some_and(|s| s.workload == faultline_rundir::spec::Workload::Append)
-            || faultline_rundir::read::open_regular(&hist_path).is_ok_and(|(f, _)| {
-                faultline_checker::elle::history::starts_with_txn(std::io::BufReader::new(f))
-            });
+            || faultline_checker::elle::history::starts_with_txn(&mut reader);
+        std::io::Seek::rewind(&mut reader)
+            .with_context(|| format!("reading {}", hist_path.display()))?;
         let (history, txns) = if appends {
             let h = faultline_checker::elle::history::read_jsonl_full(reader)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", hist_path.display()))?;

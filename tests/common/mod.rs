@@ -66,6 +66,22 @@ pub fn faultline_in(dir: &Path, args: &[&str], limit: Duration) -> (i32, String,
     )
 }
 
+/// `faultline run FIXED… --store STORE ARGS…` from the project's folder,
+/// within `limit` (see [`faultline_in`]).
+pub fn run_in_store(
+    store: &Path,
+    fixed: &[&str],
+    args: &[&str],
+    limit: Duration,
+) -> (i32, String, String) {
+    let store_s = store.display().to_string();
+    let mut all = vec!["run"];
+    all.extend_from_slice(fixed);
+    all.extend_from_slice(&["--store", &store_s]);
+    all.extend_from_slice(args);
+    faultline_in(Path::new(env!("CARGO_MANIFEST_DIR")), &all, limit)
+}
+
 /// Poll `f` until it holds, failing the test with `what` after [`DEADLINE`].
 pub async fn until<F, Fut>(what: &str, mut f: F)
 where

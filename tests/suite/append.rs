@@ -15,20 +15,8 @@ use std::time::Duration;
 const LIMIT: Duration = Duration::from_secs(240);
 
 fn run(store: &Path, args: &[&str]) -> (i32, String, String) {
-    let store_s = store.display().to_string();
-    let mut all = vec![
-        "run",
-        "--workload",
-        "append",
-        "--seed",
-        "7",
-        "--rate",
-        "80",
-        "--store",
-        &store_s,
-    ];
-    all.extend_from_slice(args);
-    faultline_in(Path::new(env!("CARGO_MANIFEST_DIR")), &all, LIMIT)
+    let fixed = ["--workload", "append", "--seed", "7", "--rate", "80"];
+    common::run_in_store(store, &fixed, args, LIMIT)
 }
 
 /// The run's results: its list-append report, after checking the history

@@ -14,9 +14,7 @@ use std::time::Duration;
 const LIMIT: Duration = Duration::from_secs(240);
 
 fn run(store: &Path, args: &[&str]) -> (i32, String, String) {
-    let store_s = store.display().to_string();
-    let mut all = vec![
-        "run",
+    let fixed = [
         "--workload",
         "lock",
         "--seed",
@@ -27,11 +25,8 @@ fn run(store: &Path, args: &[&str]) -> (i32, String, String) {
         "4",
         "--fault-interval",
         "3",
-        "--store",
-        &store_s,
     ];
-    all.extend_from_slice(args);
-    faultline_in(Path::new(env!("CARGO_MANIFEST_DIR")), &all, LIMIT)
+    common::run_in_store(store, &fixed, args, LIMIT)
 }
 
 fn history(store: &Path) -> String {

@@ -89,9 +89,7 @@ fn run_for(
     seconds: &str,
     extra: &[&str],
 ) -> (i32, String, String) {
-    let store_s = store.display().to_string();
-    let mut args = vec![
-        "run",
+    let fixed = [
         "--target",
         "maelstrom",
         "--bin",
@@ -106,11 +104,8 @@ fn run_for(
         "3",
         "--rate",
         "60",
-        "--store",
-        &store_s,
     ];
-    args.extend_from_slice(extra);
-    faultline_in(Path::new(env!("CARGO_MANIFEST_DIR")), &args, LIMIT)
+    common::run_in_store(store, &fixed, extra, LIMIT)
 }
 
 #[test]

@@ -118,6 +118,22 @@ impl Columns {
         self.staged.push(Staged::Read(key, at));
     }
 
+    /// Stage `mops` for the next transaction, their keys by name.
+    pub fn stage(&mut self, mops: &[Mop]) {
+        for m in mops {
+            match m {
+                Mop::Append { key, value } => {
+                    let k = self.key(key);
+                    self.append(k, *value);
+                }
+                Mop::Read { key, value } => {
+                    let k = self.key(key);
+                    self.read(k, value.as_deref());
+                }
+            }
+        }
+    }
+
     /// Add a transaction whose micro-operations were staged. `line`: its
     /// line in a file, when it has one.
     pub fn finish(
@@ -329,18 +345,7 @@ impl Columns {
     pub fn from_txns(txns: &[Txn]) -> Columns {
         let mut c = Columns::new();
         for t in txns {
-            for m in &t.mops {
-                match m {
-                    Mop::Append { key, value } => {
-                        let k = c.key(key);
-                        c.append(k, *value);
-                    }
-                    Mop::Read { key, value } => {
-                        let k = c.key(key);
-                        c.read(k, value.as_deref());
-                    }
-                }
-            }
+            c.stage(&t.mops);
             c.finish(
                 t.process,
                 t.invoke_ns,

@@ -136,24 +136,9 @@ impl Pairing {
             Kind::Fail => (invoked, Some(time), TxnOutcome::Fail),
             Kind::Info | Kind::Invoke => (invoked, None, TxnOutcome::Info),
         };
-        self.stage(&mops);
+        self.c.stage(&mops);
         self.c.complete(t, complete, outcome, Some(line as u64));
         Ok(())
-    }
-
-    fn stage(&mut self, mops: &[Mop]) {
-        for m in mops {
-            match m {
-                Mop::Append { key, value } => {
-                    let k = self.c.key(key);
-                    self.c.append(k, *value);
-                }
-                Mop::Read { key, value } => {
-                    let k = self.c.key(key);
-                    self.c.read(k, value.as_deref());
-                }
-            }
-        }
     }
 
     /// The history, the transactions never completed ending unknown.
@@ -161,7 +146,7 @@ impl Pairing {
         let mut open: Vec<(usize, usize, Vec<Mop>)> = self.open.drain().map(|(_, o)| o).collect();
         open.sort_unstable_by_key(|o| o.0);
         for (t, line, mops) in open {
-            self.stage(&mops);
+            self.c.stage(&mops);
             self.c
                 .complete(t, None, TxnOutcome::Info, Some(line as u64));
         }
@@ -489,6 +474,11 @@ fn edn_mops(v: Option<&Edn>, line: usize) -> Result<Vec<Mop>, String> {
 /// `:time`, an operation's position stands in for it (real-time order is
 /// the order of the file).
 pub fn read_edn(text: &str) -> Result<Vec<Txn>, String> {
+    read_edn_columns(text).map(|c| c.to_txns())
+}
+
+/// [`read_edn`]'s history in columns.
+pub fn read_edn_columns(text: &str) -> Result<Columns, String> {
     let maps = crate::edn::op_maps(text).map_err(|e| e.to_string())?;
     let mut pairing = Pairing::default();
     for (pos, (line, m)) in maps.iter().enumerate() {
@@ -525,5 +515,5 @@ pub fn read_edn(text: &str) -> Result<Vec<Txn>, String> {
         };
         pairing.event(line, process, time, kind, ops)?;
     }
-    Ok(pairing.done().to_txns())
+    Ok(pairing.done())
 }
