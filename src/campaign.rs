@@ -187,6 +187,7 @@ async fn run_and_print(
                     election_timeout: e.election_timeout.clone(),
                     trials: e.crashes,
                     no_leader: e.no_leader,
+                    missed: e.missed,
                     mean_ms: e.mean,
                     median_ms: e.median,
                     p99_ms: e.p99,

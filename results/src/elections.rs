@@ -16,8 +16,12 @@ pub struct ElectionTimes {
     pub setting: String,
     /// Its election timeout range, ms, as written.
     pub election_timeout: Option<String>,
-    /// Crashes of the leader in all.
+    /// Crashes of the leader in all (trials).
     pub crashes: usize,
+    /// Crashes of a node that was no longer the leader when it was crashed
+    /// (the nemesis's answer to "who leads" was out of date): not trials.
+    #[serde(default)]
+    pub missed: usize,
     /// Crashes after which no other node became leader before the next fault.
     pub no_leader: usize,
     /// Election times, ms, sorted.
@@ -63,7 +67,7 @@ pub fn election_times(
     settings
         .iter()
         .filter_map(|(name, election_timeout)| {
-            let windows: Vec<&crate::analysis::FaultStats> = rows
+            let mut windows: Vec<&crate::analysis::FaultStats> = rows
                 .iter()
                 .filter(|r| r.setting == *name)
                 .flat_map(|r| r.windows.iter())
@@ -72,6 +76,8 @@ pub fn election_times(
             if windows.is_empty() {
                 return None;
             }
+            let missed = windows.iter().filter(|w| w.not_leader).count();
+            windows.retain(|w| !w.not_leader);
             let mut samples: Vec<f64> = windows.iter().filter_map(|w| w.election_ms).collect();
             samples.sort_by(f64::total_cmp);
             let mean =
@@ -80,6 +86,7 @@ pub fn election_times(
                 setting: name.clone(),
                 election_timeout: election_timeout.clone(),
                 crashes: windows.len(),
+                missed,
                 no_leader: windows.len() - samples.len(),
                 mean,
                 median: quantile(&samples, 0.5),

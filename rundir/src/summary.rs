@@ -91,6 +91,9 @@ pub struct ElectionLine {
     pub trials: usize,
     /// Crashes after which no other node became leader before the next fault.
     pub no_leader: usize,
+    /// Crashes of a node that was no longer the leader: not trials.
+    #[serde(default)]
+    pub missed: usize,
     /// Mean, median, p99 and longest election time, ms.
     pub mean_ms: Option<f64>,
     /// Median, ms.

@@ -197,6 +197,7 @@ fn every_field_of_the_run_files_records_is_in_the_run_files_page() {
             election_timeout: Some("1..2".into()),
             trials: 1,
             no_leader: 0,
+            missed: 0,
             mean_ms: Some(1.0),
             median_ms: Some(1.0),
             p99_ms: Some(1.0),

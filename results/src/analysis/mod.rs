@@ -98,6 +98,12 @@ pub struct FaultStats {
     /// none when no other node became leader before the next fault.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub election_ms: Option<f64>,
+    /// For a crash of the leader: the node crashed was no longer the
+    /// leader (by the nodes' own lines, another node had become leader in a
+    /// later term — the nemesis's answer to "who leads" was out of date).
+    /// Not a trial of the election time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_leader: bool,
 }
 
 /// One node's stretch as leader.
@@ -284,16 +290,7 @@ pub fn analyze(files: &RunFiles, check: &Options) -> RunResults {
     // Elections after a crashed leader, from the nodes' own "became
     // leader" lines, up to the next fault.
     let windows = fault_windows(history, end);
-    for (i, (w, f)) in windows.iter().zip(results.faults.iter_mut()).enumerate() {
-        if w.name.starts_with("crash-leader") {
-            let next = windows.get(i + 1).map_or(u64::MAX, |n| n.start);
-            f.election_ms = files
-                .leader_starts
-                .iter()
-                .find(|(t, id, _)| *t >= w.start && *t < next && !w.nodes.contains(id))
-                .map(|(t, _, _)| ms(t - w.start));
-        }
-    }
+    windows::election_trials(&windows, &files.leader_starts, &mut results.faults);
     // The run's wall-clock start places log findings in the run.
     let nodes = faultline_rundir::RunDir::new(&files.dir).nodes();
     results.findings = crate::audit::audit(&nodes, files.started_unix_ns);
@@ -504,6 +501,7 @@ pub fn compute(
                 leaderless_ms: leaderless_between(w.start, next),
                 availability: window_availability(h, w.start, w.end),
                 election_ms: None,
+                not_leader: false,
                 failed: ended_within(h, Outcome::Fail, w.start, w.end),
                 unknown: ended_within(h, Outcome::Info, w.start, w.end),
             }

@@ -204,3 +204,54 @@ fn a_leader_whose_followers_moved_on_ended_when_they_last_heard_from_it() {
     let r = analyse_polls(spec, &status, 1300);
     assert_eq!(r.elections.leaderless_ms, 145.0);
 }
+
+#[test]
+fn a_crash_of_a_node_that_no_longer_led_is_not_an_election_trial() {
+    let s = 1_000_000_000u64;
+    let jsonl = format!(
+        r#"{{"time":{},"process":"nemesis","type":"info","f":"kill","value":{{"fault":"crash-leader","nodes":["n1"]}}}}
+{{"time":{},"process":"nemesis","type":"info","f":"restart","value":{{"fault":"crash-leader","nodes":["n1"]}}}}
+{{"time":{},"process":"nemesis","type":"info","f":"kill","value":{{"fault":"crash-leader","nodes":["n2"]}}}}
+{{"time":{},"process":"nemesis","type":"info","f":"restart","value":{{"fault":"crash-leader","nodes":["n2"]}}}}
+{{"time":{},"process":"nemesis","type":"info","f":"kill","value":{{"fault":"crash-leader","nodes":["n4"]}}}}
+{{"time":{},"process":"nemesis","type":"info","f":"restart","value":{{"fault":"crash-leader","nodes":["n4"]}}}}
+"#,
+        s,
+        2 * s,
+        3 * s,
+        4 * s,
+        5 * s,
+        6 * s
+    );
+    let h = faultline_checker::history::read_jsonl(jsonl.as_bytes()).unwrap();
+    let checked = faultline_checker::check_history(&h, &faultline_checker::Options::default());
+    let end = 7 * s;
+    let mut r = compute(None, Vec::new(), &h, &[], checked, end);
+    let windows = fault_windows(&h, end);
+    let line = |t_ms: u64, id: &str, term: u64| (t_ms * 1_000_000, id.to_string(), term);
+    let starts = [
+        line(500, "n1", 1),
+        // The leader n1 crashed at 1 s: n2 leads 20 ms later.
+        line(1_020, "n2", 2),
+        // n2 was deposed before its crash at 3 s (n3 leads in term 3), so
+        // n4's election at 3.1 s has nothing to do with that crash.
+        line(2_500, "n3", 3),
+        line(3_100, "n4", 4),
+        // n4 crashed at 5 s while it led, and nobody took over.
+    ];
+    windows::election_trials(&windows, &starts, &mut r.faults);
+    let got: Vec<(Option<f64>, bool)> = r
+        .faults
+        .iter()
+        .map(|f| (f.election_ms, f.not_leader))
+        .collect();
+    assert_eq!(got, vec![(Some(20.0), false), (None, true), (None, false)]);
+    // Without any "became leader" line before a crash, it is the leader's.
+    let checked = faultline_checker::check_history(&h, &faultline_checker::Options::default());
+    let mut r2 = compute(None, Vec::new(), &h, &[], checked, end);
+    windows::election_trials(&windows, &[line(1_030, "n3", 2)], &mut r2.faults);
+    assert_eq!(
+        (r2.faults[0].election_ms, r2.faults[0].not_leader),
+        (Some(30.0), false)
+    );
+}

@@ -51,3 +51,37 @@ pub fn fault_windows(h: &History, end: u64) -> Vec<FaultWindow> {
     done.sort_by_key(|w| w.start);
     done
 }
+
+/// For every crash of the leader, the time until another node became
+/// leader (`election_ms`), from the nodes' own "became leader" lines —
+/// (ns since the start, node, term), in time order — up to the next fault.
+/// A crash of a node that was no longer the leader (the highest term whose
+/// leader had said so before the crash was another node's: the nemesis's
+/// answer to "who leads" was out of date) is marked `not_leader` instead:
+/// the new leader it would be timed to had nothing to do with the crash.
+/// When no node had said it leads, the crash counts as the leader's.
+pub fn election_trials(
+    windows: &[FaultWindow],
+    leader_starts: &[(u64, String, u64)],
+    faults: &mut [super::FaultStats],
+) {
+    for (i, (w, f)) in windows.iter().zip(faults.iter_mut()).enumerate() {
+        if !w.name.starts_with("crash-leader") {
+            continue;
+        }
+        let leading = leader_starts
+            .iter()
+            .filter(|(t, _, _)| *t < w.start)
+            .max_by_key(|(_, _, term)| *term)
+            .map(|(_, id, _)| id);
+        if leading.is_some_and(|id| !w.nodes.contains(id)) {
+            f.not_leader = true;
+            continue;
+        }
+        let next = windows.get(i + 1).map_or(u64::MAX, |n| n.start);
+        f.election_ms = leader_starts
+            .iter()
+            .find(|(t, id, _)| *t >= w.start && *t < next && !w.nodes.contains(id))
+            .map(|(t, _, _)| super::ms(t - w.start));
+    }
+}

@@ -175,13 +175,13 @@ fn election_section(elections: &[ElectionTimes]) -> Markup {
     html! {
         h2 { "Time to elect a new leader after the leader crashed" }
         p class="small" {
-            "Each crash of the leader is one trial, measured from the crash to the moment another node logged that it became leader (both on this machine's clock), as in the Raft paper's Figure 16. A crash with no new leader before the next fault counts in \"no leader\"."
+            "Each crash of the leader is one trial, measured from the crash to the moment another node logged that it became leader (both on this machine's clock), as in the Raft paper's Figure 16. A crash with no new leader before the next fault counts in \"no leader\"; a crash of a node that was no longer the leader (another node had become leader in a later term, by the nodes' own lines) is not a trial and counts in \"missed\"."
         }
         img src="campaign-elections.svg" alt="cumulative distribution of election times";
         table class="sortable" {
             thead { tr {
                 th class="l" { "setting" } th class="l" { "election timeout (ms)" } th { "trials" }
-                th { "no leader" } th { "mean ms" } th { "median ms" } th { "p99 ms" } th { "max ms" }
+                th { "no leader" } th { "missed" } th { "mean ms" } th { "median ms" } th { "p99 ms" } th { "max ms" }
                 th class="l" { "the paper (LogCabin)" }
             } }
             tbody {
@@ -191,6 +191,7 @@ fn election_section(elections: &[ElectionTimes]) -> Markup {
                         td class="l" { (e.election_timeout.as_deref().unwrap_or("–")) }
                         td { (e.crashes) }
                         td { (e.no_leader) }
+                        td { (e.missed) }
                         td { (ms(e.mean)) }
                         td { (ms(e.median)) }
                         td { (ms(e.p99)) }
