@@ -153,6 +153,14 @@ enum BenchWhat {
         keys: usize,
         max_mops: usize,
         appends: f64,
+        /// Write the history as JSON Lines and time `faultline check` of
+        /// the file (a process of its own) instead of the check alone.
+        #[arg(long)]
+        file: bool,
+        /// Only write the history to this file (`--file` runs this in a
+        /// process of its own, so that the check's process starts small).
+        #[arg(long)]
+        write: Option<PathBuf>,
     },
     /// Proposals committed per second through a 3-node in-memory cluster of
     /// the pure Raft core (no I/O).
@@ -287,17 +295,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             keys,
             max_mops,
             appends,
-        } => println!(
-            "{}",
-            faultline_checker::elle::gen::bench_row(faultline_checker::elle::gen::Shape {
+            file,
+            write,
+        } => {
+            let shape = faultline_checker::elle::gen::Shape {
                 txns,
                 keys,
                 max_mops,
                 processes: 50,
                 appends,
                 max_writes_per_key: 32,
-            })
-        ),
+            };
+            if let Some(path) = write {
+                println!("{}", write_append_history(shape, &path)?);
+            } else if file {
+                println!("{}", check_append_file(shape)?);
+            } else {
+                println!("{}", faultline_checker::elle::gen::bench_row(shape));
+            }
+        }
         BenchWhat::CheckOne {
             ops,
             keys,
@@ -332,6 +348,101 @@ fn scratch_dir(name: &str) -> anyhow::Result<PathBuf> {
     let dir = PathBuf::from("store").join(name).join(stamp.to_string());
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
+}
+
+/// `bench check-append --file`: the generated history written as JSON
+/// Lines (by a process of its own), then `faultline check` of that file in
+/// a process of its own — reading, pairing and checking, as a user's check
+/// of a file costs. The file is removed after.
+fn check_append_file(shape: faultline_checker::elle::gen::Shape) -> anyhow::Result<String> {
+    let dir = scratch_dir("bench-check-append")?;
+    let path = dir.join("history.jsonl");
+    let exe = std::env::current_exe()?;
+    let t0 = std::time::Instant::now();
+    let written = std::process::Command::new(&exe)
+        .args(["bench", "check-append"])
+        .args([shape.txns, shape.keys, shape.max_mops].map(|n| n.to_string()))
+        .arg(shape.appends.to_string())
+        .arg("--write")
+        .arg(&path)
+        .output()?;
+    if !written.status.success() {
+        anyhow::bail!(
+            "writing the benchmark's history failed: {}",
+            String::from_utf8_lossy(&written.stderr).trim()
+        );
+    }
+    let written_s = t0.elapsed().as_secs_f64();
+    let txns = String::from_utf8_lossy(&written.stdout).trim().to_string();
+    let bytes = std::fs::metadata(&path)?.len();
+    let t1 = std::time::Instant::now();
+    let child = std::process::Command::new(&exe)
+        .arg("check")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let (code, peak, err) = wait_with_peak_rss(child)?;
+    let secs = t1.elapsed().as_secs_f64();
+    std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    let verdict = match code {
+        Some(0) => "valid",
+        Some(1) => "ANOMALIES",
+        other => anyhow::bail!(
+            "faultline check of the benchmark's file ended {other:?}: {}",
+            err.trim()
+        ),
+    };
+    let n: f64 = txns.parse().unwrap_or(f64::NAN);
+    Ok(format!(
+        "append file: {txns} txns of 1-{} micro-ops over {} keys, {:.0} MB of JSON Lines (generated and written in {written_s:.1} s): faultline check {verdict} in {secs:.2} s ({:.0} txns/s), its peak RSS {peak:.0} MiB",
+        shape.max_mops,
+        shape.keys,
+        bytes as f64 / 1e6,
+        n / secs.max(1e-9),
+    ))
+}
+
+/// Generate the benchmark's history and write it to `path` as JSON Lines;
+/// the number of transactions.
+fn write_append_history(
+    shape: faultline_checker::elle::gen::Shape,
+    path: &std::path::Path,
+) -> anyhow::Result<usize> {
+    use std::io::Write;
+    let h = faultline_checker::elle::gen::correct_columns(shape, 1);
+    let mut w = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+    );
+    faultline_checker::elle::history::write_jsonl_columns(&h, &mut w)
+        .and_then(|()| w.flush())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(h.len())
+}
+
+/// Wait for `child` (its stderr piped): its exit code, its own peak
+/// resident memory, MiB (from `wait4`, so other children do not count),
+/// and what it wrote to stderr.
+fn wait_with_peak_rss(
+    mut child: std::process::Child,
+) -> anyhow::Result<(Option<i32>, f64, String)> {
+    use std::io::Read;
+    let mut err = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        pipe.read_to_string(&mut err)?;
+    }
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: wait4 writes only into the status and the struct given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } != pid {
+        anyhow::bail!(
+            "waiting for faultline check: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    Ok((code, usage.ru_maxrss as f64 / 1024.0, err))
 }
 
 /// Every case of `bench check`, each in a process of its own (this binary's
@@ -370,11 +481,22 @@ fn bench_check(quick: bool) -> anyhow::Result<()> {
             (12_520_000, 1_000, 1, 0.8),
         ]
     };
-    for (txns, keys, mops, appends) in rows {
+    // The same from a file, as `faultline check` of it costs.
+    let files: &[(usize, usize, usize, f64)] = if quick {
+        &[]
+    } else {
+        &[(1_250_000, 1_000, 1, 0.8)]
+    };
+    let runs = rows
+        .iter()
+        .map(|r| (r, false))
+        .chain(files.iter().map(|r| (r, true)));
+    for ((txns, keys, mops, appends), file) in runs {
         let out = std::process::Command::new(&exe)
             .args(["bench", "check-append"])
             .args([txns, keys, mops].map(|n| n.to_string()))
             .arg(appends.to_string())
+            .args(file.then_some("--file"))
             .output()?;
         if !out.status.success() {
             anyhow::bail!(

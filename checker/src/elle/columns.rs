@@ -359,27 +359,30 @@ impl Columns {
 
     /// The history as [`Txn`]s (each `line` its file's, or its index).
     pub fn to_txns(&self) -> Vec<Txn> {
-        (0..self.len())
-            .map(|t| Txn {
-                process: self.process(t),
-                invoke_ns: self.invoke(t),
-                complete_ns: self.completed(t),
-                outcome: self.outcome(t),
-                mops: self
-                    .mops(t)
-                    .map(|m| match m {
-                        View::Append(k, value) => Mop::Append {
-                            key: self.name(k).to_string(),
-                            value,
-                        },
-                        View::Read(k, l) => Mop::Read {
-                            key: self.name(k).to_string(),
-                            value: l.map(<[i64]>::to_vec),
-                        },
-                    })
-                    .collect(),
-                line: self.line(t) as usize,
-            })
-            .collect()
+        (0..self.len()).map(|t| self.txn(t)).collect()
+    }
+
+    /// Transaction `t` as a [`Txn`] (its `line` its file's, or its index).
+    pub fn txn(&self, t: usize) -> Txn {
+        Txn {
+            process: self.process(t),
+            invoke_ns: self.invoke(t),
+            complete_ns: self.completed(t),
+            outcome: self.outcome(t),
+            mops: self
+                .mops(t)
+                .map(|m| match m {
+                    View::Append(k, value) => Mop::Append {
+                        key: self.name(k).to_string(),
+                        value,
+                    },
+                    View::Read(k, l) => Mop::Read {
+                        key: self.name(k).to_string(),
+                        value: l.map(<[i64]>::to_vec),
+                    },
+                })
+                .collect(),
+            line: self.line(t) as usize,
+        }
     }
 }

@@ -371,17 +371,44 @@ fn mops_json(mops: &[Mop], with_reads: bool) -> Value {
 /// Write `txns` as a history file: each transaction's invocation (reads
 /// null) and completion, in time order.
 pub fn write_jsonl(txns: &[Txn], out: &mut impl std::io::Write) -> std::io::Result<()> {
+    write_jsonl_by(
+        txns.len(),
+        |i| (txns[i].invoke_ns, txns[i].complete_ns),
+        |i| std::borrow::Cow::Borrowed(&txns[i]),
+        out,
+    )
+}
+
+/// [`write_jsonl`] of a history in columns, one transaction at a time.
+pub fn write_jsonl_columns(c: &Columns, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    write_jsonl_by(
+        c.len(),
+        |i| (c.invoke(i), c.completed(i)),
+        |i| std::borrow::Cow::Owned(c.txn(i)),
+        out,
+    )
+}
+
+/// Transaction `i`'s (invocation, completion) times by `times`, the
+/// transaction by `txn`.
+fn write_jsonl_by<'a>(
+    n: usize,
+    times: impl Fn(usize) -> (u64, Option<u64>),
+    txn: impl Fn(usize) -> std::borrow::Cow<'a, Txn>,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
     // (time, 0 = invocation, 1 = completion, index)
-    let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(txns.len() * 2);
-    for (i, t) in txns.iter().enumerate() {
-        events.push((t.invoke_ns, 0, i));
-        if let Some(c) = t.complete_ns {
+    let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(n * 2);
+    for i in 0..n {
+        let (invoke, complete) = times(i);
+        events.push((invoke, 0, i));
+        if let Some(c) = complete {
             events.push((c, 1, i));
         }
     }
     events.sort_unstable();
     for (time, kind, i) in events {
-        let t = &txns[i];
+        let t = txn(i);
         let (ty, with_reads) = match (kind, t.outcome) {
             (0, _) => ("invoke", false),
             (_, TxnOutcome::Ok) => ("ok", true),
