@@ -211,50 +211,6 @@ fn histories_written_and_read_back_check_the_same() {
     }
 }
 
-/// The benchmark's history in columns, written one transaction at a time
-/// and read back, is the same history; its final reads cover every key's
-/// whole list, 1,000 keys at most a line.
-#[test]
-fn a_generated_history_in_columns_is_written_whole_in_lines_of_bounded_keys() {
-    let shape = Shape {
-        txns: 30_000,
-        keys: 50,
-        max_mops: 2,
-        processes: 8,
-        appends: 0.9,
-        max_writes_per_key: 4,
-    };
-    let c = super::gen::correct_columns(shape, 7);
-    let mut text = Vec::new();
-    super::history::write_jsonl_columns(&c, &mut text).unwrap();
-    let back = super::history::read_jsonl(text.as_slice()).unwrap();
-    let strip = |v: Vec<Txn>| -> Vec<Txn> { v.into_iter().map(|t| Txn { line: 0, ..t }).collect() };
-    let (want, got) = (strip(c.to_txns()), strip(back));
-    assert_eq!(want, got);
-    // Many more keys than one final read takes.
-    let keys: std::collections::BTreeSet<&str> = want
-        .iter()
-        .flat_map(|t| t.mops.iter().map(|m| m.key()))
-        .collect();
-    assert!(keys.len() > 2_500, "{} keys", keys.len());
-    // The final reads: wider than any other transaction.
-    let finals: Vec<&Txn> = want
-        .iter()
-        .filter(|t| t.mops.len() > shape.max_mops)
-        .collect();
-    assert!(finals
-        .iter()
-        .all(|t| t.mops.iter().all(|m| matches!(m, Mop::Read { .. }))));
-    assert_eq!(finals.len(), keys.len().div_ceil(1_000));
-    assert!(finals.iter().all(|t| t.mops.len() <= 1_000));
-    let read: std::collections::BTreeSet<&str> = finals
-        .iter()
-        .flat_map(|t| t.mops.iter().map(|m| m.key()))
-        .collect();
-    assert_eq!(read, keys);
-    assert!(check(&want, Consistency::StrictSerializable).valid);
-}
-
 /// A history is for this checker when its first client line is a
 /// transaction, however long that line is.
 #[test]
