@@ -367,6 +367,7 @@ fn check_append_file(shape: faultline_checker::elle::gen::Shape) -> anyhow::Resu
         .arg(&path)
         .output()?;
     if !written.status.success() {
+        let _ = std::fs::remove_dir_all(&dir);
         anyhow::bail!(
             "writing the benchmark's history failed: {}",
             String::from_utf8_lossy(&written.stderr).trim()

@@ -110,6 +110,26 @@ fn bench_node_refuses_zero_connections() {
     assert!(err.contains("--conns"), "{err}");
 }
 
+/// The list-append benchmark's file row: the history written, checked by
+/// `faultline check` in a process of its own, and the file removed.
+#[test]
+fn bench_check_append_from_a_file_checks_it_and_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = faultline_in(
+        dir.path(),
+        &["bench", "check-append", "3000", "40", "3", "0.6", "--file"],
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.starts_with("append file: 3001 txns") && out.contains("faultline check valid"),
+        "{out}"
+    );
+    assert!(out.contains("its peak RSS"), "{out}");
+    let scratch = dir.path().join("store").join("bench-check-append");
+    assert_eq!(walk(&scratch), Vec::<std::path::PathBuf>::new());
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
