@@ -202,7 +202,7 @@ pub fn correct_columns(shape: Shape, seed: u64) -> Columns {
 
 /// The anomaly classes [`plant`] can plant, each the class the checker
 /// must name.
-pub const PLANTABLE: [&str; 12] = [
+pub const PLANTABLE: [&str; 13] = [
     "G0",
     "G1a",
     "G1b",
@@ -212,6 +212,7 @@ pub const PLANTABLE: [&str; 12] = [
     "G2",
     "incompatible-order",
     "duplicate-elements",
+    "garbage-read",
     "lost-append",
     "internal",
     "non-monotonic-read",
@@ -302,6 +303,11 @@ pub fn plant(txns: &mut Vec<Txn>, class: &str) {
         "duplicate-elements" => {
             add(0, 0, Some(10), Ok, vec![ap(&x, 1)]);
             add(1, 20, Some(21), Ok, vec![rd(&x, &[1, 1])]);
+        }
+        // A read of an element nobody appended.
+        "garbage-read" => {
+            add(0, 0, Some(10), Ok, vec![ap(&x, 1)]);
+            add(1, 20, Some(21), Ok, vec![rd(&x, &[1, 7])]);
         }
         "lost-append" => {
             add(0, 0, Some(10), Ok, vec![ap(&x, 1)]);

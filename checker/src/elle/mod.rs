@@ -18,7 +18,8 @@
 //! cycles: G1a (a read of a failed transaction's append), G1b (a read of an
 //! append that its own transaction followed with another to the same key),
 //! incompatible orders (two reads neither a prefix of the other), duplicated
-//! elements, lost appends (acknowledged, absent from a read that began after
+//! elements, garbage reads (an element no transaction appended to its
+//! key), lost appends (acknowledged, absent from a read that began after
 //! it ended), internal inconsistency (a transaction that does not see its
 //! own earlier appends) and non-monotonic reads of one process.
 //!
@@ -150,7 +151,8 @@ pub use faultline_rundir::spec::Consistency;
 pub struct Anomaly {
     /// Its class: `G0`, `G1a`, `G1b`, `G1c`, `G-single`, `G2` (a cycle
     /// needing real time adds `-realtime`), `incompatible-order`,
-    /// `duplicate-elements`, `lost-append`, `internal`, `non-monotonic-read`.
+    /// `duplicate-elements`, `garbage-read`, `lost-append`, `internal`,
+    /// `non-monotonic-read`.
     pub class: String,
     /// The transactions involved (indexes into the history's list), in
     /// the cycle's order for a cycle.
@@ -214,6 +216,12 @@ pub(crate) struct Found {
 }
 
 impl Found {
+    /// Whether the next anomaly of `class` would be kept (its words are
+    /// worth making).
+    pub(crate) fn keeps(&self, class: &str) -> bool {
+        self.counts.get(class).is_none_or(|n| *n < MAX_PER_CLASS)
+    }
+
     pub(crate) fn add(&mut self, a: Anomaly) {
         let n = self.counts.entry(a.class.clone()).or_insert(0);
         *n += 1;

@@ -1,6 +1,7 @@
 //! The anomalies that are not cycles, read by read: incompatible orders,
-//! duplicated elements, aborted (G1a) and intermediate (G1b) reads,
-//! internal inconsistency, lost appends and non-monotonic reads.
+//! duplicated elements, aborted (G1a) and intermediate (G1b) reads, reads
+//! of elements nobody appended (garbage), internal inconsistency, lost
+//! appends and non-monotonic reads.
 
 use super::columns::View;
 use super::index::Index;
@@ -10,6 +11,8 @@ use super::{show, Anomaly, Found, Map, TxnOutcome};
 pub(crate) fn check(ix: &Index<'_>, found: &mut Found) {
     let c = ix.c;
     let mut own: Map<u32, Vec<i64>> = Map::default();
+    // (key, element) read though never appended → a transaction that read it.
+    let mut garbage: Map<(u32, i64), usize> = Map::default();
     for t in 0..c.len() {
         if c.outcome(t) != TxnOutcome::Ok {
             continue;
@@ -26,6 +29,12 @@ pub(crate) fn check(ix: &Index<'_>, found: &mut Found) {
                 View::Read(k, Some(list)) => {
                     let prefix = ix.agrees(k, list, shared);
                     read(ix, t, k, list, prefix, found);
+                    if !prefix {
+                        // A prefix of the order is looked at once, below.
+                        for &v in list.iter().filter(|v| ix.writer(k, **v).is_none()) {
+                            garbage.entry((k, v)).or_insert(t);
+                        }
+                    }
                     if let Some(mine) = own.get(&k) {
                         internal(ix, t, k, list, mine, found);
                     }
@@ -33,8 +42,51 @@ pub(crate) fn check(ix: &Index<'_>, found: &mut Found) {
             }
         }
     }
+    garbage_reads(ix, garbage, found);
     lost_appends(ix, found);
     non_monotonic(ix, found);
+}
+
+/// Elements read that no transaction of the history appended to their
+/// key, each (key, element) once: in each key's order (read by the
+/// transaction that read the order) and in `elsewhere`, the reads that
+/// disagree with it.
+fn garbage_reads(ix: &Index<'_>, mut elsewhere: Map<(u32, i64), usize>, found: &mut Found) {
+    let c = ix.c;
+    for k in 0..c.keys() as u32 {
+        for &v in ix.order(k) {
+            if ix.writer(k, v).is_none() {
+                elsewhere.insert((k, v), ix.longest[k as usize] as usize);
+            }
+        }
+    }
+    let mut all: Vec<((u32, i64), usize)> = elsewhere.into_iter().collect();
+    all.sort_unstable();
+    for ((k, v), t) in all {
+        const CLASS: &str = "garbage-read";
+        if !found.keeps(CLASS) {
+            found.add(Anomaly {
+                class: CLASS.into(),
+                txns: vec![t],
+                edges: Vec::new(),
+                explanation: String::new(),
+            });
+            continue;
+        }
+        let key = c.name(k);
+        let list = c
+            .reads(t)
+            .find(|(rk, l, _)| *rk == k && l.contains(&v))
+            .map_or_else(String::new, |(_, l, _)| format!(" = {}", show(l)));
+        found.add(Anomaly {
+            class: CLASS.into(),
+            txns: vec![t],
+            edges: Vec::new(),
+            explanation: format!(
+                "T{t} read {key}{list}, which holds {v}, but no transaction appended {v} to {key} (a read of a value nobody wrote)"
+            ),
+        });
+    }
 }
 
 /// One ok read's own anomalies (`prefix`: it is a prefix of its key's
