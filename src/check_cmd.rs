@@ -90,7 +90,10 @@ fn run_transactions(
     txns: faultline_checker::elle::Columns,
 ) -> anyhow::Result<ExitCode> {
     let t0 = std::time::Instant::now();
-    let r = faultline_checker::elle::check_columns(&txns, args.consistency);
+    let r = faultline_checker::elle::check_columns(&txns, args.consistency).map_err(|e| {
+        let shown = faultline_rundir::quote::quoted_os(args.file.as_os_str());
+        anyhow::anyhow!("{shown}: {e}")
+    })?;
     if args.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {

@@ -407,4 +407,27 @@ fn list_append_histories_are_checked_against_the_model_asked() {
             && err.trim().lines().count() == 1,
         "{err}"
     );
+
+    // A value appended to a key by two transactions: the order cannot be
+    // read off the lists, so there is no verdict (as Elle refuses it).
+    let line = |p: u32, t: u32, kind: &str, mop: &str| {
+        format!("{{\"time\":{t},\"process\":{p},\"type\":\"{kind}\",\"f\":\"txn\",\"value\":[{mop}]}}\n")
+    };
+    let text = [
+        line(0, 1, "invoke", "[\"append\",\"x\",1]"),
+        line(1, 1, "invoke", "[\"append\",\"x\",1]"),
+        line(0, 2, "ok", "[\"append\",\"x\",1]"),
+        line(1, 2, "ok", "[\"append\",\"x\",1]"),
+        line(2, 3, "invoke", "[\"r\",\"x\",null]"),
+        line(2, 4, "ok", "[\"r\",\"x\",[1]]"),
+    ]
+    .concat();
+    let twice = write(&dir, "twice.jsonl", &text);
+    let (code, out, err) = faultline(&["check", &twice]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("1 appended to key x by two transactions (lines 3 and 4)")
+            && err.trim().lines().count() == 1,
+        "{err}"
+    );
 }

@@ -47,9 +47,12 @@ pub(crate) struct Index<'a> {
 }
 
 impl<'a> Index<'a> {
-    pub fn new(c: &'a Columns) -> Index<'a> {
+    /// The index of `c`; an error naming both when two appends of one
+    /// value to one key make the history unusable (see
+    /// [`appends_by_key`]).
+    pub fn new(c: &'a Columns) -> Result<Index<'a>, String> {
         let keys = c.keys();
-        let (starts, mut appends) = appends_by_key(c);
+        let (starts, mut appends) = appends_by_key(c)?;
         let (orders, longest, agree) = orders(c);
         let mut dup_at = vec![NONE; keys];
         let mut failed_at = Vec::new();
@@ -80,7 +83,7 @@ impl<'a> Index<'a> {
                 }
             }
         }
-        Index {
+        Ok(Index {
             c,
             starts,
             appends,
@@ -90,7 +93,7 @@ impl<'a> Index<'a> {
             dup_at,
             failed_at,
             intermediate: intermediate(c),
-        }
+        })
     }
 
     /// What transaction `t` appended to `k` last, when that is not `v`
@@ -213,8 +216,11 @@ fn intermediate(c: &Columns) -> Vec<(u32, i64, u32, i64)> {
 }
 
 /// Appends grouped by key (counted, then placed), each key's sorted by
-/// value and transaction.
-fn appends_by_key(c: &Columns) -> (Vec<u32>, Vec<Appended>) {
+/// value and transaction. A value appended to a key twice (by two
+/// transactions, or twice by one) is an error: the order of appends is
+/// read off the lists only when each element names one append — as Elle
+/// refuses such a history (`:duplicate-appends`), so does this checker.
+fn appends_by_key(c: &Columns) -> Result<(Vec<u32>, Vec<Appended>), String> {
     let keys = c.keys();
     let mut starts = vec![0u32; keys + 1];
     for (_, m) in c.all_cells() {
@@ -244,10 +250,27 @@ fn appends_by_key(c: &Columns) -> (Vec<u32>, Vec<Appended>) {
         }
     }
     for k in 0..keys {
-        appends[starts[k] as usize..starts[k + 1] as usize]
-            .sort_unstable_by_key(|a| (a.value, a.txn));
+        let slice = &mut appends[starts[k] as usize..starts[k + 1] as usize];
+        slice.sort_unstable_by_key(|a| (a.value, a.txn));
+        if let Some(w) = slice.windows(2).find(|w| w[0].value == w[1].value) {
+            let (a, b) = (w[0].txn as usize, w[1].txn as usize);
+            let by = if a == b {
+                format!("twice by one transaction (line {})", c.line(a))
+            } else {
+                format!(
+                    "by two transactions (lines {} and {})",
+                    c.line(a),
+                    c.line(b)
+                )
+            };
+            return Err(format!(
+                "{} appended to key {} {by}: a list-append history needs each value appended to a key at most once (the order of appends is read off the lists)",
+                w[0].value,
+                c.name(k as u32)
+            ));
+        }
     }
-    (starts, appends)
+    Ok((starts, appends))
 }
 
 /// Each key's order (the longest ok read, the first of that length), who
@@ -291,4 +314,42 @@ fn orders(c: &Columns) -> (Vec<&[i64]>, Vec<u32>, Vec<u32>) {
             .count() as u32;
     }
     (orders, longest, agree)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Columns, TxnOutcome};
+    use super::Index;
+
+    /// `mops` per transaction: (key, value) appends, all ok.
+    fn history(txns: &[&[(&str, i64)]]) -> Columns {
+        let mut c = Columns::new();
+        for (t, appends) in txns.iter().enumerate() {
+            for (k, v) in appends.iter() {
+                let k = c.key(k);
+                c.append(k, *v);
+            }
+            c.finish(t as u64, 1, Some(2), TxnOutcome::Ok, Some(t as u64 + 1));
+        }
+        c
+    }
+
+    #[test]
+    fn a_value_appended_to_a_key_twice_makes_the_history_unusable() {
+        let err = |c: &Columns| Index::new(c).err().unwrap_or_default();
+        let two = history(&[&[("x", 1)], &[("y", 1)], &[("x", 1)]]);
+        assert!(
+            err(&two).starts_with("1 appended to key x by two transactions (lines 1 and 3)"),
+            "{}",
+            err(&two)
+        );
+        let one = history(&[&[("x", 1), ("x", 2), ("x", 1)]]);
+        assert!(
+            err(&one).starts_with("1 appended to key x twice by one transaction (line 1)"),
+            "{}",
+            err(&one)
+        );
+        // The same value on two keys is fine.
+        assert!(Index::new(&history(&[&[("x", 1)], &[("y", 1)]])).is_ok());
+    }
 }

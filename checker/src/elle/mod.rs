@@ -184,28 +184,29 @@ pub struct ElleReport {
 /// The most anomalies of one class kept in a report.
 pub const MAX_PER_CLASS: usize = 8;
 
-/// Check `txns` against `model`.
-pub fn check(txns: &[Txn], model: Consistency) -> ElleReport {
+/// Check `txns` against `model`; an error when the history cannot be
+/// judged (a value appended to a key twice).
+pub fn check(txns: &[Txn], model: Consistency) -> Result<ElleReport, String> {
     check_columns(&Columns::from_txns(txns), model)
 }
 
 /// Check a history in columns against `model` (what [`check`] does after
 /// putting its transactions in columns).
-pub fn check_columns(c: &Columns, model: Consistency) -> ElleReport {
+pub fn check_columns(c: &Columns, model: Consistency) -> Result<ElleReport, String> {
     let mut found = Found::default();
-    let ix = index::Index::new(c);
+    let ix = index::Index::new(c)?;
     reads::check(&ix, &mut found);
     let g = graph::build(&ix, model);
     let (edges, cyclic) = (g.edge_count(), g.cycles(&ix, &mut found));
     let counts = found.counts.clone();
-    ElleReport {
+    Ok(ElleReport {
         valid: found.anomalies.is_empty(),
         anomalies: found.anomalies,
         counts,
         txns: c.len(),
         edges,
         cyclic_components: cyclic,
-    }
+    })
 }
 
 /// Anomalies as they are found, capped per class.

@@ -246,3 +246,43 @@ fn non_monotonic(ix: &Index<'_>, found: &mut Found) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{ap, check, rd, t};
+    use super::super::{Consistency, Txn, TxnOutcome};
+
+    #[test]
+    fn an_element_nobody_appended_to_its_key_is_a_garbage_read_once() {
+        use TxnOutcome::*;
+        // 5 was appended, but to y; 7 never; both read twice, once in a read
+        // that disagrees with x's order ([1 5 7]).
+        let h = vec![
+            t(0, 0, Some(10), Ok, vec![ap("x", 1), ap("y", 5)]),
+            t(1, 20, Some(21), Ok, vec![rd("x", &[1, 5, 7])]),
+            t(2, 20, Some(21), Ok, vec![rd("x", &[1, 5])]),
+            t(3, 20, Some(21), Ok, vec![rd("x", &[7, 5])]),
+        ];
+        let garbage = |h: &[Txn], n: usize| {
+            let r = check(h, Consistency::Serializable);
+            assert_eq!(r.counts.get("garbage-read"), Some(&n), "{r:?}");
+            r.anomalies
+                .into_iter()
+                .find(|a| a.class == "garbage-read")
+                .unwrap()
+        };
+        let a = garbage(&h, 2);
+        assert_eq!(a.txns, [1]);
+        assert!(
+            a.explanation.contains("no transaction appended 5 to x"),
+            "{a:?}"
+        );
+        // Only in the read that disagrees: found there.
+        let h = vec![
+            t(0, 0, Some(10), Ok, vec![ap("x", 1)]),
+            t(1, 20, Some(21), Ok, vec![rd("x", &[1])]),
+            t(2, 20, Some(21), Ok, vec![rd("x", &[9])]),
+        ];
+        assert_eq!(garbage(&h, 1).txns, [2]);
+    }
+}

@@ -255,3 +255,28 @@ fn a_crash_of_a_node_that_no_longer_led_is_not_an_election_trial() {
         (Some(30.0), false)
     );
 }
+
+#[test]
+fn a_list_append_history_with_a_value_appended_twice_is_undecided_and_says_why() {
+    use faultline_checker::elle::{Mop, Txn, TxnOutcome};
+    let txn = |process, mops| Txn {
+        process,
+        invoke_ns: 1,
+        complete_ns: Some(2),
+        outcome: TxnOutcome::Ok,
+        mops,
+        line: process as usize + 1,
+    };
+    let ap = || Mop::Append {
+        key: "x".into(),
+        value: 1,
+    };
+    let h = [txn(0, vec![ap()]), txn(1, vec![ap()])];
+    let (report, _) = txns::judge(&h, faultline_rundir::spec::Consistency::StrictSerializable);
+    assert_eq!(report.valid, Verdict::Unknown);
+    let why = report.reason.unwrap_or_default();
+    assert!(
+        why.starts_with("the history cannot be judged: 1 appended to key x by two transactions"),
+        "{why}"
+    );
+}

@@ -122,7 +122,18 @@ pub fn as_history(h: &TxnHistory, txns: &[Txn]) -> History {
 /// tables) and the list-append checker's own.
 pub fn judge(txns: &[Txn], consistency: Consistency) -> (Report, TxnResults) {
     let t0 = std::time::Instant::now();
-    let report = elle::check(txns, consistency);
+    // A history that cannot be judged (a value appended to a key twice)
+    // is undecided, and says why.
+    let (report, unusable) = match elle::check(txns, consistency) {
+        Ok(r) => (r, None),
+        Err(e) => (
+            elle::ElleReport {
+                txns: txns.len(),
+                ..Default::default()
+            },
+            Some(format!("the history cannot be judged: {e}")),
+        ),
+    };
     let mut named = BTreeMap::new();
     for a in &report.anomalies {
         for &t in &a.txns {
@@ -138,7 +149,7 @@ pub fn judge(txns: &[Txn], consistency: Consistency) -> (Report, TxnResults) {
     keys.sort_unstable();
     keys.dedup();
     let committed = txns.iter().any(|t| t.outcome == TxnOutcome::Ok);
-    let valid = if !committed {
+    let valid = if !committed || unusable.is_some() {
         Verdict::Unknown
     } else if report.valid {
         Verdict::Linearizable
@@ -152,7 +163,8 @@ pub fn judge(txns: &[Txn], consistency: Consistency) -> (Report, TxnResults) {
         failures: Vec::new(),
         unknown: Vec::new(),
         elapsed_ms: t0.elapsed().as_secs_f64() * 1e3,
-        reason: (!committed).then(|| "no transaction committed: nothing to judge".to_string()),
+        reason: unusable
+            .or_else(|| (!committed).then(|| "no transaction committed: nothing to judge".into())),
     };
     (
         checker,
