@@ -426,7 +426,7 @@ fn list_append_histories_are_checked_against_the_model_asked() {
     let (code, out, err) = faultline(&["check", &twice]);
     assert_eq!(code, 2, "{out}{err}");
     assert!(
-        err.contains("1 appended to key x by two transactions (lines 3 and 4)")
+        err.contains("value 1 appended to key x by two transactions (lines 3 and 4)")
             && err.trim().lines().count() == 1,
         "{err}"
     );

@@ -264,7 +264,7 @@ fn appends_by_key(c: &Columns) -> Result<(Vec<u32>, Vec<Appended>), String> {
                 )
             };
             return Err(format!(
-                "{} appended to key {} {by}: a list-append history needs each value appended to a key at most once (the order of appends is read off the lists)",
+                "value {} appended to key {} {by}: a list-append history needs each value appended to a key at most once (the order of appends is read off the lists)",
                 w[0].value,
                 c.name(k as u32)
             ));
@@ -339,13 +339,13 @@ mod tests {
         let err = |c: &Columns| Index::new(c).err().unwrap_or_default();
         let two = history(&[&[("x", 1)], &[("y", 1)], &[("x", 1)]]);
         assert!(
-            err(&two).starts_with("1 appended to key x by two transactions (lines 1 and 3)"),
+            err(&two).starts_with("value 1 appended to key x by two transactions (lines 1 and 3)"),
             "{}",
             err(&two)
         );
         let one = history(&[&[("x", 1), ("x", 2), ("x", 1)]]);
         assert!(
-            err(&one).starts_with("1 appended to key x twice by one transaction (line 1)"),
+            err(&one).starts_with("value 1 appended to key x twice by one transaction (line 1)"),
             "{}",
             err(&one)
         );

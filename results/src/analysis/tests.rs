@@ -276,7 +276,9 @@ fn a_list_append_history_with_a_value_appended_twice_is_undecided_and_says_why()
     assert_eq!(report.valid, Verdict::Unknown);
     let why = report.reason.unwrap_or_default();
     assert!(
-        why.starts_with("the history cannot be judged: 1 appended to key x by two transactions"),
+        why.starts_with(
+            "the history cannot be judged: value 1 appended to key x by two transactions"
+        ),
         "{why}"
     );
 }
