@@ -21,9 +21,10 @@ pub struct WorkloadArgs {
     #[arg(long)]
     pub txn_keys: Option<usize>,
     /// Append workload: the model the history is judged against:
-    /// strict-serializable, serializable or strong-session-serializable.
-    #[arg(long, default_value = "strict-serializable")]
-    pub consistency: faultline_rundir::spec::Consistency,
+    /// strict-serializable, serializable or strong-session-serializable
+    /// [default: strict-serializable].
+    #[arg(long)]
+    pub consistency: Option<faultline_rundir::spec::Consistency>,
     /// Lock workload: the lease's time to live, ms [default: 3000].
     #[arg(long)]
     pub lock_ttl: Option<u64>,

@@ -248,4 +248,15 @@ fn nats_and_bad_shapes_are_refused_in_one_line() {
         err.contains("txn_len and txn_keys are for the append workload"),
         "{err}"
     );
+    let (code, _, err) = faultline_in(
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        &["run", "--workload", "lock", "--consistency", "serializable"],
+        LIMIT,
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--consistency serializable is for the append workload")
+            && err.trim().lines().count() == 1,
+        "{err}"
+    );
 }

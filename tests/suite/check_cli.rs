@@ -37,6 +37,14 @@ fn a_linearizable_history_exits_0() {
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["valid"], serde_json::json!(true));
+    // A model for transactions, asked of registers: refused, not ignored.
+    let (code, _, err) = faultline(&["check", &f, "--consistency", "serializable"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--consistency serializable is for list-append histories")
+            && err.trim().lines().count() == 1,
+        "{err}"
+    );
 }
 
 #[test]
