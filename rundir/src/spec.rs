@@ -401,6 +401,8 @@ impl RunSpec {
             }
         };
         let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
+        let append = self.workload == Workload::Append;
+        let lock = self.workload == Workload::Lock;
         let mut rows = vec![
             ("setting", self.setting.clone()),
             ("nodes", self.nodes.to_string()),
@@ -408,10 +410,34 @@ impl RunSpec {
             ("fault_interval_s", self.fault_interval_s.to_string()),
             ("random_schedule", yes(self.random_schedule)),
             ("workload", self.workload.to_string()),
-            ("txn_len", opt(self.txn_len.map(|n| n as u64))),
-            ("txn_keys", opt(self.txn_keys.map(|n| n as u64))),
-            ("consistency", self.consistency.to_string()),
-            ("lock_ttl_ms", opt(self.lock_ttl_ms)),
+            // A workload's own settings: its default when not given, "–"
+            // for another workload.
+            (
+                "txn_len",
+                opt(self
+                    .txn_len
+                    .or(append.then_some(defaults::TXN_LEN))
+                    .map(|n| n as u64)),
+            ),
+            (
+                "txn_keys",
+                opt(self
+                    .txn_keys
+                    .or(append.then_some(defaults::TXN_KEYS))
+                    .map(|n| n as u64)),
+            ),
+            (
+                "consistency",
+                if append {
+                    self.consistency.to_string()
+                } else {
+                    "–".to_string()
+                },
+            ),
+            (
+                "lock_ttl_ms",
+                opt(self.lock_ttl_ms.or(lock.then_some(defaults::LOCK_TTL_MS))),
+            ),
             ("lock_fenced", yes(self.lock_fenced)),
             ("lock_pauses", self.lock_pauses.to_string()),
             ("keys", self.keys.to_string()),

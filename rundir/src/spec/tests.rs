@@ -67,3 +67,32 @@ fn a_spec_reads_back_as_written_and_a_missing_field_is_its_default() {
     assert!(e.to_string().contains("raft"), "{e}");
     assert_eq!(spec.rows().len(), 40);
 }
+
+#[test]
+fn the_settings_table_shows_a_workloads_defaults_and_a_dash_for_the_others() {
+    let row = |spec: &RunSpec, name: &str| {
+        spec.rows()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+            .unwrap()
+    };
+    let append = RunSpec {
+        workload: Workload::Append,
+        txn_keys: Some(2),
+        ..RunSpec::default()
+    };
+    assert_eq!(row(&append, "txn_len"), defaults::TXN_LEN.to_string());
+    assert_eq!(row(&append, "txn_keys"), "2");
+    assert_eq!(row(&append, "consistency"), "strict-serializable");
+    assert_eq!(row(&append, "lock_ttl_ms"), "–");
+    let lock = RunSpec {
+        workload: Workload::Lock,
+        ..RunSpec::default()
+    };
+    assert_eq!(row(&lock, "lock_ttl_ms"), defaults::LOCK_TTL_MS.to_string());
+    for name in ["txn_len", "txn_keys", "consistency"] {
+        assert_eq!(row(&lock, name), "–", "{name}");
+        assert_eq!(row(&RunSpec::default(), name), "–", "{name}");
+    }
+}
