@@ -97,7 +97,16 @@ fn run_transactions(
         anyhow::anyhow!("{shown}: {e}")
     })?;
     if args.json {
-        println!("{}", serde_json::to_string(&r)?);
+        // The report, with the model it was judged against and each
+        // anomaly's transactions as lines of the file.
+        let mut v = serde_json::to_value(&r)?;
+        v["consistency"] = consistency.to_string().into();
+        if let Some(list) = v["anomalies"].as_array_mut() {
+            for (json, a) in list.iter_mut().zip(&r.anomalies) {
+                json["lines"] = a.txns.iter().map(|&t| txns.line(t)).collect();
+            }
+        }
+        println!("{v}");
     } else {
         let model = consistency.to_string();
         let verdict = if r.valid {

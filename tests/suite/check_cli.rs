@@ -402,6 +402,16 @@ fn list_append_histories_are_checked_against_the_model_asked() {
     assert_eq!(code, 1);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["anomalies"][0]["class"], "G-single-realtime", "{v}");
+    assert_eq!(v["consistency"], "strict-serializable", "{v}");
+    // The lines named are the planted transactions' own.
+    let text = std::fs::read_to_string(&f).unwrap();
+    let lines = v["anomalies"][0]["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 2, "{v}");
+    for l in lines {
+        let at = l.as_u64().unwrap() as usize;
+        let line = text.lines().nth(at - 1).unwrap();
+        assert!(line.contains("planted-x"), "line {at}: {line}");
+    }
 
     let bad = write(
         &dir,
