@@ -347,12 +347,7 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64 % 1_000_000_007)
     });
-    if let (Some(c), w) = (a.workload.consistency, a.workload.workload) {
-        anyhow::ensure!(
-            w == faultline_rundir::spec::Workload::Append,
-            "--consistency {c} is for the append workload (--workload append); a {w} run is judged by its own model"
-        );
-    }
+    a.workload.refuse_other_workloads_flags()?;
     if a.seed.is_none() {
         eprintln!("faultline: seed {seed} (pass --seed {seed} to repeat this run)");
     }
@@ -389,7 +384,7 @@ pub async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
             workload: a.workload.workload,
             txn_len: a.workload.txn_len,
             txn_keys: a.workload.txn_keys,
-            consistency: a.workload.consistency.unwrap_or_default(),
+            consistency: a.workload.consistency,
             lock_ttl: a.workload.lock_ttl,
             fenced: a.workload.fenced,
             lock_pauses: a.workload.lock_pauses,

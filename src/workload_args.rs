@@ -2,7 +2,7 @@
 //! lock workloads' own settings.
 
 use clap::Args;
-use faultline_rundir::spec::defaults;
+use faultline_rundir::spec::{defaults, Workload};
 
 /// The workload flags.
 #[derive(Debug, Args)]
@@ -12,7 +12,7 @@ pub struct WorkloadArgs {
     /// their dependency graph against --consistency) or lock (locks with
     /// leases, checked against a mutex; --fenced, --lock-ttl, --lock-pauses).
     #[arg(long, default_value = defaults::WORKLOAD)]
-    pub workload: faultline_rundir::spec::Workload,
+    pub workload: Workload,
     /// Append workload: most micro-operations per transaction [default: 4].
     #[arg(long)]
     pub txn_len: Option<usize>,
@@ -36,4 +36,26 @@ pub struct WorkloadArgs {
     /// client freezes for 1.5 × the TTL (no renewals), then carries on.
     #[arg(long, default_value_t = 0.0)]
     pub lock_pauses: f64,
+}
+
+impl WorkloadArgs {
+    /// A workload's own flags, given for another workload, are refused
+    /// rather than ignored.
+    pub fn refuse_other_workloads_flags(&self) -> anyhow::Result<()> {
+        if self.workload != Workload::Append {
+            anyhow::ensure!(
+                self.txn_len.is_none() && self.txn_keys.is_none() && self.consistency.is_none(),
+                "--txn-len, --txn-keys and --consistency are for the append workload (--workload append); this run's workload is {}",
+                self.workload
+            );
+        }
+        if self.workload != Workload::Lock {
+            anyhow::ensure!(
+                self.lock_ttl.is_none() && !self.fenced && self.lock_pauses == 0.0,
+                "--lock-ttl, --fenced and --lock-pauses are for the lock workload (--workload lock); this run's workload is {}",
+                self.workload
+            );
+        }
+        Ok(())
+    }
 }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::spec::{RunPlan, RunSpec};
 use crate::store::run_dir_name;
 use faultline_results::expect::Expect;
-use faultline_rundir::spec::MillisRange;
+use faultline_rundir::spec::{MillisRange, Workload};
 use faultline_sut::TargetKindExt;
 
 mod models;
@@ -366,6 +366,35 @@ impl CampaignConfig {
                 .any(|s| s.net == Some(faultline_nemesis::net::NetBackend::Kernel))
     }
 
+    /// A workload's settings in the `[run]` table need a setting that runs
+    /// that workload: otherwise they would be ignored.
+    fn shared_settings_have_a_workload(&self) -> anyhow::Result<()> {
+        let runs = |w: Workload| {
+            self.settings
+                .iter()
+                .any(|s| s.workload.unwrap_or(self.run.workload) == w)
+        };
+        let r = &self.run;
+        for (set, workload, names) in [
+            (
+                r.txn_len.is_some() || r.txn_keys.is_some() || r.consistency.is_some(),
+                Workload::Append,
+                "txn_len, txn_keys and consistency",
+            ),
+            (
+                r.lock_ttl.is_some() || r.fenced || r.lock_pauses != 0.0,
+                Workload::Lock,
+                "lock_ttl, fenced and lock_pauses",
+            ),
+        ] {
+            anyhow::ensure!(
+                !set || runs(workload),
+                "[run] sets {names}, which are for the {workload} workload, and no setting runs it (workload = \"{workload}\")"
+            );
+        }
+        Ok(())
+    }
+
     /// Every run's spec, validated, with its setting, fault and repeat.
     pub fn runs(&self) -> anyhow::Result<Vec<PlannedRun>> {
         anyhow::ensure!(!self.settings.is_empty(), "the campaign has no [[setting]]");
@@ -390,6 +419,7 @@ impl CampaignConfig {
                 crate::store::shown(&s.name)
             );
         }
+        self.shared_settings_have_a_workload()?;
         let total: usize = self
             .settings
             .iter()
@@ -448,7 +478,13 @@ impl CampaignConfig {
                 // The lock workload's client pause is a fault column of its
                 // own: no fault in the cluster, the holders' clients freeze.
                 let client_pause = f == CLIENT_PAUSE;
-                let pauses = s.lock_pauses.unwrap_or(self.run.lock_pauses);
+                // The [run] table's workload settings go to the settings
+                // of that workload only (a campaign may mix workloads).
+                let workload = s.workload.unwrap_or(self.run.workload);
+                let (append, lock) = (workload == Workload::Append, workload == Workload::Lock);
+                let pauses = s
+                    .lock_pauses
+                    .unwrap_or(if lock { self.run.lock_pauses } else { 0.0 });
                 for r in 1..=self.repeats {
                     let spec = RunSpec {
                         setting: s.name.clone(),
@@ -460,12 +496,12 @@ impl CampaignConfig {
                         },
                         fault_interval_s: s.fault_interval.unwrap_or(self.run.fault_interval),
                         random_schedule: self.run.random_schedule,
-                        workload: s.workload.unwrap_or(self.run.workload),
-                        txn_len: self.run.txn_len,
-                        txn_keys: self.run.txn_keys,
-                        consistency: self.run.consistency,
-                        lock_ttl_ms: s.lock_ttl.or(self.run.lock_ttl),
-                        lock_fenced: s.fenced.unwrap_or(self.run.fenced),
+                        workload,
+                        txn_len: self.run.txn_len.filter(|_| append),
+                        txn_keys: self.run.txn_keys.filter(|_| append),
+                        consistency: self.run.consistency.unwrap_or_default(),
+                        lock_ttl_ms: s.lock_ttl.or(self.run.lock_ttl.filter(|_| lock)),
+                        lock_fenced: s.fenced.unwrap_or(lock && self.run.fenced),
                         lock_pauses: if client_pause && pauses == 0.0 {
                             DEFAULT_CLIENT_PAUSES
                         } else {

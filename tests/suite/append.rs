@@ -245,7 +245,7 @@ fn nats_and_bad_shapes_are_refused_in_one_line() {
     );
     assert_eq!(code, 2);
     assert!(
-        err.contains("txn_len and txn_keys are for the append workload"),
+        err.contains("--txn-len, --txn-keys and --consistency are for the append workload"),
         "{err}"
     );
     let (code, _, err) = faultline_in(
@@ -255,8 +255,9 @@ fn nats_and_bad_shapes_are_refused_in_one_line() {
     );
     assert_eq!(code, 2);
     assert!(
-        err.contains("--consistency serializable is for the append workload")
-            && err.trim().lines().count() == 1,
+        err.contains(
+            "--consistency are for the append workload (--workload append); this is a lock run"
+        ) && err.trim().lines().count() == 1,
         "{err}"
     );
 }

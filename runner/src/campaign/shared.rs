@@ -61,7 +61,7 @@ pub struct SharedRun {
     /// Append workload: the consistency model its histories are judged
     /// against ("strict-serializable", the default, "serializable" or
     /// "strong-session-serializable").
-    pub consistency: faultline_rundir::spec::Consistency,
+    pub consistency: Option<faultline_rundir::spec::Consistency>,
     /// Lock workload: the lease's time to live, ms (default 3000).
     pub lock_ttl: Option<u64>,
     /// Lock workload: the holders' writes fenced by the lock's token.
@@ -97,7 +97,7 @@ impl Default for SharedRun {
             workload: d.workload,
             txn_len: d.txn_len,
             txn_keys: d.txn_keys,
-            consistency: d.consistency,
+            consistency: None,
             lock_ttl: d.lock_ttl_ms,
             fenced: d.lock_fenced,
             lock_pauses: d.lock_pauses,

@@ -186,3 +186,40 @@ name = "plain"
         "{e:#}"
     );
 }
+
+#[test]
+fn the_run_tables_workload_settings_go_to_that_workloads_settings_only() {
+    let c = CampaignConfig::parse(
+        "faults = [\"partition-leader\"]\n[run]\ntxn_keys = 2\nconsistency = \"serializable\"\nlock_ttl = 2000\nfenced = true\n\
+         [[setting]]\nname = \"reg\"\n[[setting]]\nname = \"app\"\nworkload = \"append\"\n\
+         [[setting]]\nname = \"lock\"\nworkload = \"lock\"\n",
+        "test",
+    )
+    .unwrap();
+    let runs = c.runs().expect("a campaign may mix workloads");
+    let spec = |i: usize| &runs[i].plan.stored;
+    assert_eq!((spec(0).txn_keys, spec(0).lock_ttl_ms), (None, None));
+    assert!(!spec(0).lock_fenced);
+    assert_eq!((spec(1).txn_keys, spec(1).lock_ttl_ms), (Some(2), None));
+    assert_eq!(
+        spec(1).consistency,
+        faultline_rundir::spec::Consistency::Serializable
+    );
+    assert_eq!((spec(2).txn_keys, spec(2).lock_ttl_ms), (None, Some(2000)));
+    assert!(spec(2).lock_fenced);
+    // Set for a workload no setting runs: refused, not ignored.
+    for (shared, says) in [
+        ("consistency = \"serializable\"", "for the append workload"),
+        ("lock_pauses = 0.5", "for the lock workload"),
+    ] {
+        let text = format!(
+            "faults = [\"partition-leader\"]\n[run]\n{shared}\n[[setting]]\nname = \"reg\"\n"
+        );
+        let e = CampaignConfig::parse(&text, "test")
+            .unwrap()
+            .runs()
+            .unwrap_err();
+        assert!(e.to_string().contains(says), "{e}");
+        assert!(e.to_string().contains("no setting runs it"), "{e}");
+    }
+}
