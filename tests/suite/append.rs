@@ -256,7 +256,7 @@ fn nats_and_bad_shapes_are_refused_in_one_line() {
     assert_eq!(code, 2);
     assert!(
         err.contains(
-            "--consistency are for the append workload (--workload append); this is a lock run"
+            "--consistency are for the append workload (--workload append); this run's workload is lock"
         ) && err.trim().lines().count() == 1,
         "{err}"
     );
