@@ -48,7 +48,7 @@ enum Cmd {
     Hosts(hosts_cmd::HostsCmd),
     /// Check a history for linearizability (exit 0 yes, 1 no, 3 unknown, 2 bad input).
     Check(check_cmd::CheckArgs),
-    /// Talk to one node: status, get, put, cas.
+    /// Talk to one node: status, get, put, cas, append, list and membership.
     Kv(kv::KvArgs),
     /// Start a local cluster in the foreground; Ctrl-C tears it down.
     Cluster(cluster_cmd::ClusterArgs),
