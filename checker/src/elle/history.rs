@@ -97,6 +97,22 @@ enum Kind {
     Info,
 }
 
+/// A committed read of `null` (Jepsen's `nil`) saw the key's initial
+/// state, the empty list, as Elle reads it (Jepsen's clients answer `nil`
+/// for a key never appended); only an invocation's, or an unknown
+/// transaction's, `null` means "not known".
+fn read_nothing_as_empty(mut ops: Vec<Mop>) -> Vec<Mop> {
+    for m in &mut ops {
+        if let Mop::Read {
+            value: v @ None, ..
+        } = m
+        {
+            *v = Some(Vec::new());
+        }
+    }
+    ops
+}
+
 /// Invocations and completions paired per process, as both readers
 /// need, into columns: a transaction takes its place at its invocation
 /// and its micro-operations at its completion (the completion's when ok,
@@ -132,7 +148,7 @@ impl Pairing {
             format!("line {line}: process {process} completed a transaction it never invoked")
         })?;
         let (mops, complete, outcome) = match kind {
-            Kind::Ok => (ops, Some(time), TxnOutcome::Ok),
+            Kind::Ok => (read_nothing_as_empty(ops), Some(time), TxnOutcome::Ok),
             Kind::Fail => (invoked, Some(time), TxnOutcome::Fail),
             Kind::Info | Kind::Invoke => (invoked, None, TxnOutcome::Info),
         };

@@ -357,6 +357,31 @@ fn every_kind_of_line_reads_the_same_by_either_path() {
     assert!(err.contains("line 1") && err.contains("1.5"), "{err}");
 }
 
+/// A committed read of `nil` (EDN) or `null` (JSON) is of the empty list,
+/// as Elle reads Jepsen's histories: a read of an empty key begun after an
+/// append completed is caught (as a lost append: no read ever showed it).
+#[test]
+fn a_committed_read_of_nil_is_the_empty_list() {
+    let edn = r#"{:type :invoke, :f :txn, :value [[:append 1 1]], :process 0, :time 1}
+{:type :ok, :f :txn, :value [[:append 1 1]], :process 0, :time 2}
+{:type :invoke, :f :txn, :value [[:r 1 nil]], :process 1, :time 3}
+{:type :ok, :f :txn, :value [[:r 1 nil]], :process 1, :time 4}
+"#;
+    let json = r#"{"time":1,"process":0,"type":"invoke","f":"txn","value":[["append","1",1]]}
+{"time":2,"process":0,"type":"ok","f":"txn","value":[["append","1",1]]}
+{"time":3,"process":1,"type":"invoke","f":"txn","value":[["r","1",null]]}
+{"time":4,"process":1,"type":"ok","f":"txn","value":[["r","1",null]]}
+"#;
+    for h in [
+        super::history::read_edn(edn).unwrap(),
+        super::history::read_jsonl(json.as_bytes()).unwrap(),
+    ] {
+        assert_eq!(h[1].mops, [rd("1", &[])]);
+        let r = check(&h, Consistency::StrictSerializable);
+        assert_eq!(classes(&r), ["lost-append"], "{r:?}");
+    }
+}
+
 /// Jepsen's EDN form: integer keys, `:append` and `:r`; a write skew.
 #[test]
 fn jepsen_edn_append_histories_are_read() {
