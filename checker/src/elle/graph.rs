@@ -565,7 +565,7 @@ impl Graph {
             class: class.to_string(),
             txns: cycle.iter().map(|(v, _)| *v as usize).collect(),
             edges,
-            explanation: format!("{class}: {}; a cycle", words.join("; ")),
+            explanation: format!("{}; a cycle", words.join("; ")),
         }
     }
 }

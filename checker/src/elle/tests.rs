@@ -130,6 +130,8 @@ fn a_cycle_names_its_transactions_and_edges() {
     let a = r.anomalies.iter().find(|a| a.class == "G2").unwrap();
     assert_eq!(a.txns.len(), 2, "{a:?}");
     assert!(a.edges.iter().all(|e| e.kind == EdgeKind::Rw), "{a:?}");
+    // The words, without the class (which every reader shows beside them).
+    assert!(a.explanation.starts_with('T'), "{}", a.explanation);
     assert!(a.explanation.contains("without"), "{}", a.explanation);
     let mut h = Vec::new();
     plant(&mut h, "G1c");

@@ -20,7 +20,7 @@ pub fn run_page(r: &RunResults, title: &str, node_logs: &[String]) -> String {
             r.txns
                 .iter()
                 .flat_map(|t| t.report.anomalies.first())
-                .map(|a| a.explanation.clone()),
+                .map(|a| format!("{}: {}", a.class, a.explanation)),
         )
         .next()
         .unwrap_or_else(|| {
