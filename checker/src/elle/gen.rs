@@ -202,7 +202,7 @@ pub fn correct_columns(shape: Shape, seed: u64) -> Columns {
 
 /// The anomaly classes [`plant`] can plant, each the class the checker
 /// must name.
-pub const PLANTABLE: [&str; 13] = [
+pub const PLANTABLE: [&str; 14] = [
     "G0",
     "G1a",
     "G1b",
@@ -215,6 +215,7 @@ pub const PLANTABLE: [&str; 13] = [
     "garbage-read",
     "lost-append",
     "internal",
+    "future-read",
     "non-monotonic-read",
 ];
 
@@ -316,6 +317,11 @@ pub fn plant(txns: &mut Vec<Txn>, class: &str) {
         }
         "internal" => {
             add(0, 0, Some(10), Ok, vec![ap(&x, 1), rd(&x, &[])]);
+            add(1, 20, Some(21), Ok, vec![rd(&x, &[1])]);
+        }
+        // A read of the transaction's own later append.
+        "future-read" => {
+            add(0, 0, Some(10), Ok, vec![rd(&x, &[1]), ap(&x, 1)]);
             add(1, 20, Some(21), Ok, vec![rd(&x, &[1])]);
         }
         // One process reads two elements, then one.

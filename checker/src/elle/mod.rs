@@ -21,7 +21,8 @@
 //! elements, garbage reads (an element no transaction appended to its
 //! key), lost appends (acknowledged, absent from a read that began after
 //! it ended), internal inconsistency (a transaction that does not see its
-//! own earlier appends) and non-monotonic reads of one process.
+//! own earlier appends), future reads (one that sees its own later append)
+//! and non-monotonic reads of one process.
 //!
 //! The work is linear in the history's size plus the reads' lengths: the
 //! history in columns ([`columns`]: keys as numbers, each key's agreeing
@@ -152,7 +153,7 @@ pub struct Anomaly {
     /// Its class: `G0`, `G1a`, `G1b`, `G1c`, `G-single`, `G2` (a cycle
     /// needing real time adds `-realtime`), `incompatible-order`,
     /// `duplicate-elements`, `garbage-read`, `lost-append`, `internal`,
-    /// `non-monotonic-read`.
+    /// `future-read`, `non-monotonic-read`.
     pub class: String,
     /// The transactions involved (indexes into the history's list), in
     /// the cycle's order for a cycle.

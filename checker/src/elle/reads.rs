@@ -1,7 +1,8 @@
 //! The anomalies that are not cycles, read by read: incompatible orders,
 //! duplicated elements, aborted (G1a) and intermediate (G1b) reads, reads
-//! of elements nobody appended (garbage), internal inconsistency, lost
-//! appends and non-monotonic reads.
+//! of elements nobody appended (garbage), internal inconsistency, reads of
+//! a transaction's own later appends (future reads), lost appends and
+//! non-monotonic reads.
 
 use super::columns::View;
 use super::index::Index;
@@ -13,6 +14,9 @@ pub(crate) fn check(ix: &Index<'_>, found: &mut Found) {
     let mut own: Map<u32, Vec<i64>> = Map::default();
     // (key, element) read though never appended → a transaction that read it.
     let mut garbage: Map<(u32, i64), usize> = Map::default();
+    // This transaction's latest read of each key, and whether it is a
+    // prefix of the key's order (a future read).
+    let mut last_read: Map<u32, (&[i64], bool)> = Map::default();
     for t in 0..c.len() {
         if c.outcome(t) != TxnOutcome::Ok {
             continue;
@@ -22,12 +26,21 @@ pub(crate) fn check(ix: &Index<'_>, found: &mut Found) {
         let both = c.mops(t).any(|m| matches!(m, View::Append(..)))
             && c.mops(t).any(|m| matches!(m, View::Read(..)));
         own.clear();
+        last_read.clear();
         for (m, shared) in c.mops_flagged(t) {
             match m {
-                View::Append(k, v) if both => own.entry(k).or_default().push(v),
+                View::Append(k, v) if both => {
+                    if let Some(&(list, prefix)) = last_read.get(&k) {
+                        future_read(ix, t, k, v, list, prefix, found);
+                    }
+                    own.entry(k).or_default().push(v);
+                }
                 View::Append(..) | View::Read(_, None) => {}
                 View::Read(k, Some(list)) => {
                     let prefix = ix.agrees(k, list, shared);
+                    if both {
+                        last_read.insert(k, (list, prefix));
+                    }
                     read(ix, t, k, list, prefix, found);
                     if !prefix {
                         // A prefix of the order is looked at once, below.
@@ -143,6 +156,38 @@ fn read(ix: &Index<'_>, t: usize, k: u32, list: &[i64], prefix: bool, found: &mu
     }
 }
 
+/// `t` appends `v` to `k` after reading `list` of `k`: a read that already
+/// held `v` saw the transaction's own future write.
+fn future_read(
+    ix: &Index<'_>,
+    t: usize,
+    k: u32,
+    v: i64,
+    list: &[i64],
+    prefix: bool,
+    found: &mut Found,
+) {
+    // In a prefix of the order, `v` is held exactly when its place in the
+    // order is inside the list: no scan of a long list per append.
+    let held = if prefix {
+        ix.pos(k, v).is_some_and(|p| p < list.len())
+    } else {
+        list.contains(&v)
+    };
+    if held {
+        let key = ix.c.name(k);
+        found.add(Anomaly {
+            class: "future-read".into(),
+            txns: vec![t],
+            edges: Vec::new(),
+            explanation: format!(
+                "T{t} read {key} = {}, which holds {v}, and then appended {v} to {key} itself (a read of its own future write)",
+                show(list)
+            ),
+        });
+    }
+}
+
 /// A read of `t` that does not end with the appends `t` made to its key
 /// before it (`mine`).
 fn internal(ix: &Index<'_>, t: usize, k: u32, list: &[i64], mine: &[i64], found: &mut Found) {
@@ -251,6 +296,30 @@ fn non_monotonic(ix: &Index<'_>, found: &mut Found) {
 mod tests {
     use super::super::tests::{ap, check, rd, t};
     use super::super::{Consistency, Txn, TxnOutcome};
+
+    #[test]
+    fn a_read_of_the_transactions_own_later_append_is_a_future_read() {
+        use TxnOutcome::*;
+        for list in [&[1][..], &[1, 5], &[5, 1]] {
+            // [5 1] disagrees with x's order: looked up by a scan.
+            let h = vec![
+                t(0, 0, Some(10), Ok, vec![rd("x", list), ap("x", 1)]),
+                t(1, 0, Some(10), Ok, vec![ap("x", 5)]),
+                t(2, 20, Some(21), Ok, vec![rd("x", &[1, 5])]),
+            ];
+            let r = check(&h, Consistency::Serializable);
+            assert_eq!(r.counts.get("future-read"), Some(&1), "{list:?}: {r:?}");
+        }
+        // Read before its append without it, or after it with it: fine.
+        let h = vec![t(
+            0,
+            0,
+            Some(10),
+            Ok,
+            vec![rd("x", &[]), ap("x", 1), rd("x", &[1])],
+        )];
+        assert!(check(&h, Consistency::StrictSerializable).valid);
+    }
 
     #[test]
     fn an_element_nobody_appended_to_its_key_is_a_garbage_read_once() {
