@@ -8,6 +8,16 @@ use super::columns::View;
 use super::index::Index;
 use super::{show, Anomaly, Found, Map, TxnOutcome};
 
+/// An anomaly outside cycles: its class, transactions and words.
+fn outside(class: &str, txns: Vec<usize>, explanation: String) -> Anomaly {
+    Anomaly {
+        class: class.into(),
+        txns,
+        edges: Vec::new(),
+        explanation,
+    }
+}
+
 /// Every such anomaly of the history.
 pub(crate) fn check(ix: &Index<'_>, found: &mut Found) {
     let c = ix.c;
@@ -78,12 +88,7 @@ fn garbage_reads(ix: &Index<'_>, mut elsewhere: Map<(u32, i64), usize>, found: &
     for ((k, v), t) in all {
         const CLASS: &str = "garbage-read";
         if !found.keeps(CLASS) {
-            found.add(Anomaly {
-                class: CLASS.into(),
-                txns: vec![t],
-                edges: Vec::new(),
-                explanation: String::new(),
-            });
+            found.add(outside(CLASS, vec![t], String::new()));
             continue;
         }
         let key = c.name(k);
@@ -91,14 +96,13 @@ fn garbage_reads(ix: &Index<'_>, mut elsewhere: Map<(u32, i64), usize>, found: &
             .reads(t)
             .find(|(rk, l, _)| *rk == k && l.contains(&v))
             .map_or_else(String::new, |(_, l, _)| format!(" = {}", show(l)));
-        found.add(Anomaly {
-            class: CLASS.into(),
-            txns: vec![t],
-            edges: Vec::new(),
-            explanation: format!(
+        found.add(outside(
+            CLASS,
+            vec![t],
+            format!(
                 "T{t} read {key}{list}, which holds {v}, but no transaction appended {v} to {key} (a read of a value nobody wrote)"
             ),
-        });
+        ));
     }
 }
 
@@ -109,50 +113,46 @@ fn read(ix: &Index<'_>, t: usize, k: u32, list: &[i64], prefix: bool, found: &mu
     let key = c.name(k);
     if !prefix {
         let lt = ix.longest[k as usize] as usize;
-        found.add(Anomaly {
-            class: "incompatible-order".into(),
-            txns: vec![t, lt],
-            edges: Vec::new(),
-            explanation: format!(
+        found.add(outside(
+            "incompatible-order",
+            vec![t, lt],
+            format!(
                 "T{t} read {key} = {} and T{lt} read {key} = {}: neither is a prefix of the other, so no order of appends explains both",
                 show(list),
                 show(ix.order(k))
             ),
-        });
+        ));
     }
     if let Some(v) = ix.repeated(k, list, prefix) {
-        found.add(Anomaly {
-            class: "duplicate-elements".into(),
-            txns: vec![t],
-            edges: Vec::new(),
-            explanation: format!("T{t} read {key} = {}: {v} appears twice", show(list)),
-        });
+        found.add(outside(
+            "duplicate-elements",
+            vec![t],
+            format!("T{t} read {key} = {}: {v} appears twice", show(list)),
+        ));
     }
     for (v, w) in ix.failed_in(k, list, prefix) {
-        found.add(Anomaly {
-            class: "G1a".into(),
-            txns: vec![t, w],
-            edges: Vec::new(),
-            explanation: format!(
+        found.add(outside(
+            "G1a",
+            vec![t, w],
+            format!(
                 "T{t} read {key} = {}, which holds {v}, appended by T{w}, which failed (an aborted read)",
                 show(list)
             ),
-        });
+        ));
     }
     // The last element read: its writer's final append to this key,
     // unless the reader is the writer itself.
     let Some(&v) = list.last() else { return };
     let Some(w) = ix.writer(k, v) else { return };
     if let (true, Some(last)) = (w != t, ix.appended_after(k, v, w)) {
-        found.add(Anomaly {
-            class: "G1b".into(),
-            txns: vec![t, w],
-            edges: Vec::new(),
-            explanation: format!(
+        found.add(outside(
+            "G1b",
+            vec![t, w],
+            format!(
                 "T{t} read {key} = {}, ending at {v}, an intermediate state of T{w}, which went on to append {last} to {key} (an intermediate read)",
                 show(list),
             ),
-        });
+        ));
     }
 }
 
@@ -176,15 +176,14 @@ fn future_read(
     };
     if held {
         let key = ix.c.name(k);
-        found.add(Anomaly {
-            class: "future-read".into(),
-            txns: vec![t],
-            edges: Vec::new(),
-            explanation: format!(
+        found.add(outside(
+            "future-read",
+            vec![t],
+            format!(
                 "T{t} read {key} = {}, which holds {v}, and then appended {v} to {key} itself (a read of its own future write)",
                 show(list)
             ),
-        });
+        ));
     }
 }
 
@@ -193,16 +192,15 @@ fn future_read(
 fn internal(ix: &Index<'_>, t: usize, k: u32, list: &[i64], mine: &[i64], found: &mut Found) {
     if !list.ends_with(mine) {
         let key = ix.c.name(k);
-        found.add(Anomaly {
-            class: "internal".into(),
-            txns: vec![t],
-            edges: Vec::new(),
-            explanation: format!(
+        found.add(outside(
+            "internal",
+            vec![t],
+            format!(
                 "T{t} appended {} to {key} and then read {key} = {}, which does not end with them",
                 show(mine),
                 show(list)
             ),
-        });
+        ));
     }
 }
 
@@ -235,17 +233,16 @@ fn lost_appends(ix: &Index<'_>, found: &mut Found) {
                 _ => continue,
             };
             if ix.pos(k, a.value).is_none() && began > done {
-                found.add(Anomaly {
-                    class: "lost-append".into(),
-                    txns: vec![w, reader],
-                    edges: Vec::new(),
-                    explanation: format!(
+                found.add(outside(
+                    "lost-append",
+                    vec![w, reader],
+                    format!(
                         "T{w} appended {} to {} and completed, and no read ever showed it, though T{reader} read {} after that",
                         a.value,
                         c.name(k),
                         c.name(k)
                     ),
-                });
+                ));
             }
         }
     }
@@ -273,18 +270,17 @@ fn non_monotonic(ix: &Index<'_>, found: &mut Found) {
         for (k, list, _) in c.reads(t) {
             let e = last.entry((p, k)).or_insert((t, list.len()));
             if list.len() < e.1 {
-                found.add(Anomaly {
-                    class: "non-monotonic-read".into(),
-                    txns: vec![e.0, t],
-                    edges: Vec::new(),
-                    explanation: format!(
+                found.add(outside(
+                    "non-monotonic-read",
+                    vec![e.0, t],
+                    format!(
                         "process {p} read {} elements of {} in T{}, then only {} in T{t}",
                         e.1,
                         c.name(k),
                         e.0,
                         list.len()
                     ),
-                });
+                ));
             } else {
                 *e = (t, list.len());
             }
