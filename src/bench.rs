@@ -356,6 +356,20 @@ fn scratch_dir(name: &str) -> anyhow::Result<PathBuf> {
 /// of a file costs. The file is removed after.
 fn check_append_file(shape: faultline_checker::elle::gen::Shape) -> anyhow::Result<String> {
     let dir = scratch_dir("bench-check-append")?;
+    // Removed whatever happened in it.
+    let row = check_append_file_in(&dir, shape);
+    let removed =
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()));
+    let row = row?;
+    removed?;
+    Ok(row)
+}
+
+/// [`check_append_file`] in the scratch directory `dir`.
+fn check_append_file_in(
+    dir: &std::path::Path,
+    shape: faultline_checker::elle::gen::Shape,
+) -> anyhow::Result<String> {
     let path = dir.join("history.jsonl");
     let exe = std::env::current_exe()?;
     let t0 = std::time::Instant::now();
@@ -367,7 +381,6 @@ fn check_append_file(shape: faultline_checker::elle::gen::Shape) -> anyhow::Resu
         .arg(&path)
         .output()?;
     if !written.status.success() {
-        let _ = std::fs::remove_dir_all(&dir);
         anyhow::bail!(
             "writing the benchmark's history failed: {}",
             String::from_utf8_lossy(&written.stderr).trim()
@@ -385,7 +398,6 @@ fn check_append_file(shape: faultline_checker::elle::gen::Shape) -> anyhow::Resu
         .spawn()?;
     let (code, peak, err) = wait_with_peak_rss(child)?;
     let secs = t1.elapsed().as_secs_f64();
-    std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     let verdict = match code {
         Some(0) => "valid",
         Some(1) => "ANOMALIES",
